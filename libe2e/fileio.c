@@ -1,0 +1,174 @@
+/* Atomic writes and checked reads; see fileio.h. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fileio.h"
+
+static enum e2e_status write_all(int fd, const uint8_t *p, size_t len)
+{
+	while (len) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return E2E_ERR_IO;
+		p += n;
+		len -= (size_t)n;
+	}
+	return E2E_OK;
+}
+
+/* fsync the directory holding @p path so the rename itself is durable. */
+static enum e2e_status sync_dir(const char *path)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	enum e2e_status ret = E2E_ERR_IO;
+	int fd;
+
+	if (!slash) {
+		strcpy(dir, ".");
+	} else if (slash == path) {
+		strcpy(dir, "/");
+	} else {
+		if ((size_t)(slash - path) >= sizeof dir)
+			return E2E_ERR_ARG;
+		memcpy(dir, path, (size_t)(slash - path));
+		dir[slash - path] = '\0';
+	}
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return E2E_ERR_IO;
+	if (fsync(fd) == 0)
+		ret = E2E_OK;
+	close(fd);
+	return ret;
+}
+
+enum e2e_status e2e_file_write_atomic(const char *path, const uint8_t *data, size_t len,
+	int no_replace)
+{
+	char tmp[PATH_MAX];
+	enum e2e_status ret = E2E_ERR_ARG;
+	int fd = -1, n;
+
+	if (!path || !*path || (!data && len))
+		goto out;
+	n = snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+	if (n < 0 || (size_t)n >= sizeof tmp)
+		goto out;
+	ret = E2E_ERR_EXISTS;
+	if (no_replace && access(path, F_OK) == 0)
+		goto out;
+	ret = E2E_ERR_IO;
+	/* A stale temp file from a crash of this same pid is safe to replace. */
+	(void)unlink(tmp);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		goto out;
+	ret = write_all(fd, data, len);
+	if (ret != E2E_OK)
+		goto out;
+	ret = E2E_ERR_IO;
+	if (fsync(fd) != 0)
+		goto out;
+	if (close(fd) != 0) {
+		fd = -1;
+		goto out;
+	}
+	fd = -1;
+	if (no_replace) {
+		/* link() fails if path appeared meanwhile: never clobber. */
+		if (link(tmp, path) != 0) {
+			ret = errno == EEXIST ? E2E_ERR_EXISTS : E2E_ERR_IO;
+			goto out;
+		}
+		(void)unlink(tmp);
+	} else if (rename(tmp, path) != 0) {
+		goto out;
+	}
+	ret = sync_dir(path);
+out:
+	if (fd >= 0)
+		close(fd);
+	if (ret != E2E_OK && ret != E2E_ERR_ARG)
+		(void)unlink(tmp);
+	return ret;
+}
+
+enum e2e_status e2e_file_read(const char *path, int secret, uint8_t **out, size_t *out_len)
+{
+	struct stat sb;
+	uint8_t *buf = NULL;
+	size_t got = 0;
+	enum e2e_status ret = E2E_ERR_ARG;
+	int fd = -1;
+
+	if (!path || !out || !out_len)
+		goto out;
+	*out = NULL;
+	*out_len = 0;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		ret = errno == ENOENT ? E2E_ERR_NOT_FOUND :
+		      errno == ELOOP ? E2E_ERR_PERM : E2E_ERR_IO;
+		goto out;
+	}
+	ret = E2E_ERR_IO;
+	if (fstat(fd, &sb) != 0)
+		goto out;
+	ret = E2E_ERR_PERM;
+	if (!S_ISREG(sb.st_mode))
+		goto out;
+	if (secret && ((sb.st_mode & 077) || sb.st_uid != geteuid()))
+		goto out;
+	ret = E2E_ERR_CORRUPT;
+	if (sb.st_size < 0 || (uint64_t)sb.st_size > E2E_FILE_MAX)
+		goto out;
+	ret = E2E_ERR_NOMEM;
+	buf = malloc((size_t)sb.st_size + 1);
+	if (!buf)
+		goto out;
+	ret = E2E_ERR_IO;
+	while (got < (size_t)sb.st_size + 1) {
+		/* Read one byte past the stat size to notice a growing file. */
+		ssize_t n = read(fd, buf + got, (size_t)sb.st_size + 1 - got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			goto out;
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	ret = E2E_ERR_CORRUPT;
+	if (got != (size_t)sb.st_size)
+		goto out;
+	*out = buf;
+	*out_len = got;
+	buf = NULL;
+	ret = E2E_OK;
+out:
+	if (buf)
+		e2e_file_free(buf, (size_t)sb.st_size + 1);
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+void e2e_file_free(uint8_t *buf, size_t len)
+{
+	if (!buf)
+		return;
+	sodium_memzero(buf, len);
+	free(buf);
+}

@@ -1,0 +1,34 @@
+/*
+ * The only place libe2e touches the file system: atomic replacement and
+ * checked reading of small state and key files.
+ */
+#ifndef E2E_FILEIO_H
+#define E2E_FILEIO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "e2e/common.h"
+
+#define E2E_FILE_MAX (64U << 20)   /* refuse to read larger state files */
+
+/*
+ * Replace @p path with @p data: a temporary file in the same directory
+ * (O_EXCL, mode 0600), write, fsync, rename over @p path, fsync the
+ * directory. On any failure the old file is untouched and the temporary
+ * removed. With @p no_replace, an existing @p path is E2E_ERR_EXISTS.
+ */
+enum e2e_status e2e_file_write_atomic(const char *path, const uint8_t *data, size_t len,
+	int no_replace);
+
+/*
+ * Read all of @p path into a fresh malloc'd buffer (*out, *out_len; free
+ * with e2e_file_free which zeroes it). Refuses symlinks and non-regular
+ * files. With @p secret, also refuses files with any group/other
+ * permission bits or another owner (E2E_ERR_PERM).
+ */
+enum e2e_status e2e_file_read(const char *path, int secret, uint8_t **out, size_t *out_len);
+
+void e2e_file_free(uint8_t *buf, size_t len);
+
+#endif

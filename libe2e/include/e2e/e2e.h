@@ -1,0 +1,16 @@
+/* Umbrella header of libe2e. */
+#ifndef E2E_E2E_H
+#define E2E_E2E_H
+
+#include "common.h"
+#include "envelope.h"
+#include "window.h"
+#include "keyring.h"
+#include "tx.h"
+#include "rx.h"
+#include "identity.h"
+#include "txstate.h"
+
+#define E2E_VERSION_STRING "0.1.0"
+
+#endif

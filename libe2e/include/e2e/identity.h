@@ -1,0 +1,59 @@
+/*
+ * Long-term identities: an Ed25519 signing key pair and an X25519 key pair.
+ * Secret files are written atomically with mode 0600 and refused on load if
+ * group/world accessible or not owned by the caller (protocol/SPEC.md sec. 7).
+ */
+#ifndef E2E_IDENTITY_H
+#define E2E_IDENTITY_H
+
+#include "common.h"
+
+#define E2E_SIGN_PK_BYTES 32U
+#define E2E_SIGN_SK_BYTES 64U
+#define E2E_DH_BYTES      32U
+#define E2E_PUB_BYTES     (E2E_SIGN_PK_BYTES + E2E_DH_BYTES)
+/* "e2e1 " + base64(64 bytes, 88 chars) + NUL; a name may follow on the line */
+#define E2E_PUBLINE_MIN   94U
+#define E2E_NAME_MAX      64U
+/* "e2e:" + 32 hex digits in 8 groups of 4 separated by ':' + NUL */
+#define E2E_FINGERPRINT_LEN 44U
+
+struct e2e_public {
+	uint8_t sign_pk[E2E_SIGN_PK_BYTES];
+	uint8_t dh_pk[E2E_DH_BYTES];
+};
+
+struct e2e_identity {
+	struct e2e_public pub;
+	uint8_t sign_sk[E2E_SIGN_SK_BYTES];
+	uint8_t dh_sk[E2E_DH_BYTES];
+};
+
+/** Fresh random identity. */
+E2E_API enum e2e_status e2e_identity_generate(struct e2e_identity *id) E2E_WARN_UNUSED;
+
+/** Zero the secret parts (and everything else) of @p id. */
+E2E_API void e2e_identity_wipe(struct e2e_identity *id);
+
+/** Write @p id to @p path atomically, mode 0600. Refuses to overwrite unless @p force. */
+E2E_API enum e2e_status e2e_identity_save(const struct e2e_identity *id, const char *path,
+	int force) E2E_WARN_UNUSED;
+
+/** Load and validate; E2E_ERR_PERM if the file is readable by others. */
+E2E_API enum e2e_status e2e_identity_load(struct e2e_identity *id, const char *path) E2E_WARN_UNUSED;
+
+/** One-line public key: "e2e1 <base64> [name]" (no newline). */
+E2E_API enum e2e_status e2e_public_format(char *out, size_t out_cap,
+	const struct e2e_public *pub, const char *name) E2E_WARN_UNUSED;
+
+/** Parse a public key line; the optional name is copied to @p name. */
+E2E_API enum e2e_status e2e_public_parse(struct e2e_public *pub, char *name, size_t name_cap,
+	const char *line) E2E_WARN_UNUSED;
+
+/** "e2e:xxxx:xxxx:..." — 128 bits of BLAKE2b over the public keys. */
+E2E_API void e2e_public_fingerprint(char out[E2E_FINGERPRINT_LEN], const struct e2e_public *pub);
+
+/** The 32-bit sender id carried in envelopes (SPEC section 3.3). */
+E2E_API uint32_t e2e_sender_id(const struct e2e_public *pub);
+
+#endif

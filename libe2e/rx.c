@@ -1,0 +1,237 @@
+/*
+ * Receiver context (protocol/SPEC.md sec. 5.2): per message
+ * parse -> key -> stream -> window check -> AEAD -> window update.
+ * Nothing is allocated after e2e_rx_create, and only authenticated
+ * messages may create, evict or move a stream.
+ */
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rx_impl.h"
+#include "window_impl.h"
+
+enum e2e_status e2e_rx_create(struct e2e_rx **out, const struct e2e_rx_config *cfg)
+{
+	struct e2e_rx *rx = NULL;
+	enum e2e_status ret = E2E_ERR_ARG;
+	uint32_t window, streams;
+
+	if (!out)
+		goto out;
+	*out = NULL;
+	window = cfg && cfg->window ? cfg->window : E2E_WINDOW_DEFAULT;
+	streams = cfg && cfg->max_streams ? cfg->max_streams : E2E_RX_STREAMS_DEFAULT;
+	if (window < E2E_WINDOW_MIN || window > E2E_WINDOW_MAX || window % 64U ||
+	    streams > (1U << 24))
+		goto out;
+	ret = E2E_ERR_CRYPTO;
+	if (sodium_init() < 0)
+		goto out;
+	ret = E2E_ERR_NOMEM;
+	rx = calloc(1, sizeof *rx);
+	if (!rx)
+		goto out;
+	rx->window = window;
+	rx->max_streams = streams;
+	rx->st = calloc(streams, sizeof *rx->st);
+	rx->bits = calloc((size_t)streams * E2E_WINDOW_WORDS(window), sizeof *rx->bits);
+	rx->gone = calloc(streams, sizeof *rx->gone);
+	if (!rx->st || !rx->bits || !rx->gone)
+		goto out;
+	ret = e2e_lru_alloc(&rx->streams, streams);
+	if (ret != E2E_OK)
+		goto out;
+	ret = e2e_lru_alloc(&rx->gone_idx, streams);
+	if (ret != E2E_OK)
+		goto out;
+	if (cfg && cfg->hash_key)
+		memcpy(rx->hash_key, cfg->hash_key, sizeof rx->hash_key);
+	else
+		randombytes_buf(rx->hash_key, sizeof rx->hash_key);
+	*out = rx;
+	rx = NULL;
+	ret = E2E_OK;
+out:
+	e2e_rx_destroy(rx);
+	return ret;
+}
+
+void e2e_rx_destroy(struct e2e_rx *rx)
+{
+	if (!rx)
+		return;
+	e2e_lru_free(&rx->streams);
+	e2e_lru_free(&rx->gone_idx);
+	free(rx->st);
+	free(rx->bits);
+	free(rx->gone);
+	free(rx);
+}
+
+void e2e_rx_reset(struct e2e_rx *rx)
+{
+	e2e_lru_clear(&rx->streams);
+	e2e_lru_clear(&rx->gone_idx);
+	memset(rx->verdicts, 0, sizeof rx->verdicts);
+	rx->gap_total = rx->evicted = rx->lost_evicted = 0;
+}
+
+void e2e_rx_remember(struct e2e_rx *rx, uint32_t sender, uint32_t run, uint64_t th,
+	uint64_t top)
+{
+	uint64_t k2 = rx_k2(sender, run);
+	uint32_t g = e2e_lru_find(&rx->gone_idx, th, k2);
+
+	if (g == E2E_LRU_NONE) {
+		g = e2e_lru_insert(&rx->gone_idx, th, k2);
+		if (g == E2E_LRU_NONE) {
+			/* Bounded: the oldest memory goes first. */
+			e2e_lru_evict(&rx->gone_idx);
+			g = e2e_lru_insert(&rx->gone_idx, th, k2);
+		}
+	}
+	rx->gone[g] = (struct rx_gone){ sender, run, th, top };
+}
+
+uint32_t e2e_rx_track(struct e2e_rx *rx, uint32_t sender, uint32_t run, uint64_t th)
+{
+	uint32_t i = e2e_lru_insert(&rx->streams, th, rx_k2(sender, run));
+
+	if (i == E2E_LRU_NONE) {
+		struct rx_stream *old;
+		uint64_t pending, lost;
+
+		i = e2e_lru_evict(&rx->streams);
+		old = &rx->st[i];
+		/* Its unresolved holes can no longer arrive: count them lost. */
+		e2e_window_losses(&old->w, &pending, &lost);
+		rx->lost_evicted += pending + lost;
+		rx->evicted++;
+		e2e_rx_remember(rx, old->sender, old->run, old->topic_hash, old->w.top);
+		i = e2e_lru_insert(&rx->streams, th, rx_k2(sender, run));
+	}
+	rx->st[i].sender = sender;
+	rx->st[i].run = run;
+	rx->st[i].topic_hash = th;
+	e2e_window_reset(&rx->st[i].w, rx_bits(rx, i), rx->window);
+	return i;
+}
+
+/* A forgotten stream resumes above its remembered top; everything at or
+ * below it reads as seen, so an old message is never accepted again. */
+static void resume_window(struct e2e_window *w, uint64_t top)
+{
+	uint32_t nwords = E2E_WINDOW_WORDS(w->size);
+	uint32_t shift = (uint32_t)(top & 63U);
+
+	memset(w->bits, 0xff, (size_t)nwords * sizeof *w->bits);
+	w->bits[(top >> 6) % nwords] = shift == 63U ? ~(uint64_t)0 :
+		((uint64_t)1 << (shift + 1U)) - 1U;
+	w->top = top;
+	w->base = top + 1;
+	w->received = 0;
+}
+
+static enum e2e_verdict classify(struct e2e_rx *rx, const struct e2e_header *h,
+	uint64_t th, uint32_t *idx, struct e2e_rx_result *res)
+{
+	uint64_t k2 = rx_k2(h->sender, h->run);
+	uint32_t i = e2e_lru_find(&rx->streams, th, k2), g;
+
+	*idx = i;
+	if (i != E2E_LRU_NONE)
+		return e2e_window_check(&rx->st[i].w, h->seq, &res->gap);
+	g = e2e_lru_find(&rx->gone_idx, th, k2);
+	if (g == E2E_LRU_NONE) {
+		res->flags |= E2E_RX_NEW_STREAM;
+		return E2E_V_OK;
+	}
+	if (h->seq <= rx->gone[g].top)
+		return E2E_V_FORGOTTEN;
+	res->gap = h->seq - rx->gone[g].top - 1;
+	return res->gap ? E2E_V_GAP : E2E_V_OK;
+}
+
+enum e2e_status e2e_rx_open(struct e2e_rx *rx, const struct e2e_keyring *kr,
+	uint8_t *pt, size_t pt_cap, struct e2e_rx_result *res,
+	const uint8_t *topic, size_t topic_len,
+	const uint8_t *env, size_t env_len, uint64_t now_ms)
+{
+	struct e2e_keyid id;
+	const uint8_t *key;
+	uint64_t th;
+	uint32_t i;
+	enum e2e_verdict v;
+
+	if (!rx || !res || (!pt && pt_cap) || !topic || topic_len == 0 ||
+	    topic_len > E2E_TOPIC_MAX || (!env && env_len))
+		return E2E_ERR_ARG;
+	memset(res, 0, sizeof *res);
+
+	if (e2e_header_parse(&res->hdr, env, env_len) != E2E_OK) {
+		v = E2E_V_MALFORMED;
+		goto done;
+	}
+	id.sender = res->hdr.sender;
+	id.scope = res->hdr.scope;
+	id.epoch = res->hdr.epoch;
+	key = e2e_keyring_find(kr, &id, now_ms);
+	if (!key) {
+		v = E2E_V_UNKNOWN_KEY;
+		goto done;
+	}
+	if (pt_cap < env_len - E2E_ENVELOPE_OVERHEAD)
+		return E2E_ERR_BUFFER;
+
+	crypto_shorthash((uint8_t *)&th, topic, topic_len, rx->hash_key);
+	v = classify(rx, &res->hdr, th, &i, res);
+	if (!e2e_verdict_delivers(v) && v != E2E_V_FORGOTTEN)
+		goto done;  /* DUPLICATE, TOO_OLD: decided before any crypto */
+
+	if (e2e_envelope_open(pt, pt_cap, &res->pt_len, key, topic, topic_len,
+			env, env_len) != E2E_OK) {
+		v = E2E_V_FORGED;
+		res->gap = 0;
+		res->flags = 0;
+		goto done;
+	}
+	if (v == E2E_V_FORGOTTEN) {
+		sodium_memzero(pt, res->pt_len);
+		res->pt_len = 0;
+		goto done;
+	}
+	if (i == E2E_LRU_NONE) {
+		uint32_t g = e2e_lru_find(&rx->gone_idx, th, rx_k2(res->hdr.sender, res->hdr.run));
+
+		i = e2e_rx_track(rx, res->hdr.sender, res->hdr.run, th);
+		if (g != E2E_LRU_NONE)
+			resume_window(&rx->st[i].w, rx->gone[g].top);
+	}
+	e2e_window_update(&rx->st[i].w, res->hdr.seq);
+	if (v == E2E_V_GAP)
+		rx->gap_total += res->gap;
+done:
+	res->verdict = v;
+	rx->verdicts[v]++;
+	return E2E_OK;
+}
+
+void e2e_rx_stats(const struct e2e_rx *rx, struct e2e_rx_stats *st)
+{
+	if (!rx || !st)
+		return;
+	memset(st, 0, sizeof *st);
+	memcpy(st->verdicts, rx->verdicts, sizeof st->verdicts);
+	st->gap_total = rx->gap_total;
+	st->evicted = rx->evicted;
+	st->streams = rx->streams.count;
+	st->lost = rx->lost_evicted;
+	for (uint32_t i = rx->streams.head; i != E2E_LRU_NONE; i = rx->streams.nodes[i].next) {
+		uint64_t pending, lost;
+
+		e2e_window_losses(&rx->st[i].w, &pending, &lost);
+		st->pending += pending;
+		st->lost += lost;
+	}
+}

@@ -1,0 +1,163 @@
+/*
+ * Receiver windows on disk (protocol/SPEC.md sec. 6.2):
+ * "E2ERX1\0\0" | window u32 | nstreams u32 | nforgotten u32 | hash key 16 |
+ * streams {sender u32, run u32, topic_hash u64, top u64, base u64,
+ *          received u64, bitmap words u64...} |
+ * forgotten {sender u32, run u32, topic_hash u64, top u64} |
+ * BLAKE2b-256 of everything before.
+ */
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fileio.h"
+#include "rx_impl.h"
+#include "wire.h"
+
+#define MAGIC "E2ERX1\0\0"
+#define MAGIC_LEN 8U
+#define HEAD_LEN (MAGIC_LEN + 12U + E2E_HASH_KEY_BYTES)
+#define STREAM_FIXED 40U
+#define GONE_LEN 24U
+#define SUM_LEN 32U
+
+static size_t stream_len(uint32_t window)
+{
+	return STREAM_FIXED + (size_t)E2E_WINDOW_WORDS(window) * 8U;
+}
+
+enum e2e_status e2e_rx_save(const struct e2e_rx *rx, const char *path)
+{
+	size_t len;
+	uint8_t *buf = NULL;
+	struct e2e_wr w;
+	uint32_t words, i;
+	enum e2e_status ret = E2E_ERR_ARG;
+
+	if (!rx || !path)
+		goto out;
+	words = E2E_WINDOW_WORDS(rx->window);
+	len = HEAD_LEN + rx->streams.count * stream_len(rx->window) +
+	      (size_t)rx->gone_idx.count * GONE_LEN + SUM_LEN;
+	ret = E2E_ERR_NOMEM;
+	buf = malloc(len);
+	if (!buf)
+		goto out;
+	e2e_wr_init(&w, buf, len);
+	e2e_wr_bytes(&w, (const uint8_t *)MAGIC, MAGIC_LEN);
+	e2e_wr_u32(&w, rx->window);
+	e2e_wr_u32(&w, rx->streams.count);
+	e2e_wr_u32(&w, rx->gone_idx.count);
+	e2e_wr_bytes(&w, rx->hash_key, sizeof rx->hash_key);
+	/* Least recently used first, so a load rebuilds the same LRU order. */
+	for (i = rx->streams.tail; i != E2E_LRU_NONE; i = rx->streams.nodes[i].prev) {
+		const struct rx_stream *s = &rx->st[i];
+
+		e2e_wr_u32(&w, s->sender);
+		e2e_wr_u32(&w, s->run);
+		e2e_wr_u64(&w, s->topic_hash);
+		e2e_wr_u64(&w, s->w.top);
+		e2e_wr_u64(&w, s->w.base);
+		e2e_wr_u64(&w, s->w.received);
+		for (uint32_t j = 0; j < words; j++)
+			e2e_wr_u64(&w, s->w.bits[j]);
+	}
+	for (i = rx->gone_idx.tail; i != E2E_LRU_NONE; i = rx->gone_idx.nodes[i].prev) {
+		const struct rx_gone *g = &rx->gone[i];
+
+		e2e_wr_u32(&w, g->sender);
+		e2e_wr_u32(&w, g->run);
+		e2e_wr_u64(&w, g->topic_hash);
+		e2e_wr_u64(&w, g->top);
+	}
+	ret = E2E_ERR_BUFFER;
+	if (w.bad || w.off != len - SUM_LEN)
+		goto out;
+	crypto_generichash(buf + w.off, SUM_LEN, buf, w.off, NULL, 0);
+	ret = e2e_file_write_atomic(path, buf, len, 0);
+out:
+	free(buf);
+	return ret;
+}
+
+/* Read one stream record into slot @p i; E2E_ERR_CORRUPT if inconsistent. */
+static enum e2e_status load_stream(struct e2e_rx *rx, struct e2e_rd *r)
+{
+	uint32_t sender = e2e_rd_u32(r), run = e2e_rd_u32(r), i, words;
+	uint64_t th = e2e_rd_u64(r);
+	uint64_t top = e2e_rd_u64(r), base = e2e_rd_u64(r), received = e2e_rd_u64(r);
+	struct e2e_window *w;
+
+	if (r->bad || run == 0 || base == 0 || top < base || received == 0 ||
+	    received > top - base + 1)
+		return E2E_ERR_CORRUPT;
+	if (e2e_lru_find(&rx->streams, th, rx_k2(sender, run)) != E2E_LRU_NONE)
+		return E2E_ERR_CORRUPT;  /* a stream listed twice */
+	i = e2e_rx_track(rx, sender, run, th);
+	w = &rx->st[i].w;
+	w->top = top;
+	w->base = base;
+	w->received = received;
+	words = E2E_WINDOW_WORDS(rx->window);
+	for (uint32_t j = 0; j < words; j++)
+		w->bits[j] = e2e_rd_u64(r);
+	/* The newest message must be marked as seen. */
+	if (r->bad || e2e_window_check(w, top, NULL) != E2E_V_DUPLICATE)
+		return E2E_ERR_CORRUPT;
+	return E2E_OK;
+}
+
+enum e2e_status e2e_rx_load(struct e2e_rx *rx, const char *path)
+{
+	uint8_t *buf = NULL, sum[SUM_LEN];
+	size_t len = 0;
+	struct e2e_rd r;
+	uint32_t window, nstreams, ngone, i;
+	enum e2e_status ret = E2E_ERR_ARG;
+
+	if (!rx || !path || rx->streams.count || rx->gone_idx.count)
+		goto out;
+	ret = e2e_file_read(path, 1, &buf, &len);
+	if (ret != E2E_OK)
+		goto out;
+	ret = E2E_ERR_CORRUPT;
+	if (len < HEAD_LEN + SUM_LEN || memcmp(buf, MAGIC, MAGIC_LEN) != 0)
+		goto out;
+	crypto_generichash(sum, sizeof sum, buf, len - SUM_LEN, NULL, 0);
+	if (sodium_memcmp(sum, buf + len - SUM_LEN, SUM_LEN) != 0)
+		goto out;
+	e2e_rd_init(&r, buf + MAGIC_LEN, len - MAGIC_LEN - SUM_LEN);
+	window = e2e_rd_u32(&r);
+	nstreams = e2e_rd_u32(&r);
+	ngone = e2e_rd_u32(&r);
+	ret = E2E_ERR_VERSION;
+	if (window != rx->window)
+		goto out;
+	ret = E2E_ERR_CORRUPT;
+	/* Check the sizes before trusting the counts. */
+	if (nstreams > rx->max_streams || ngone > rx->max_streams ||
+	    e2e_rd_left(&r) != E2E_HASH_KEY_BYTES + (size_t)nstreams * stream_len(window) +
+			      (size_t)ngone * GONE_LEN)
+		goto out;
+	e2e_rd_bytes(&r, rx->hash_key, sizeof rx->hash_key);
+	for (i = 0; i < nstreams; i++) {
+		ret = load_stream(rx, &r);
+		if (ret != E2E_OK)
+			goto out;
+	}
+	ret = E2E_ERR_CORRUPT;
+	for (i = 0; i < ngone; i++) {
+		uint32_t sender = e2e_rd_u32(&r), run = e2e_rd_u32(&r);
+		uint64_t th = e2e_rd_u64(&r), top = e2e_rd_u64(&r);
+
+		if (r.bad || run == 0 || top == 0)
+			goto out;
+		e2e_rx_remember(rx, sender, run, th, top);
+	}
+	ret = E2E_OK;
+out:
+	if (ret != E2E_OK && ret != E2E_ERR_ARG && rx)
+		e2e_rx_reset(rx);
+	e2e_file_free(buf, len);
+	return ret;
+}

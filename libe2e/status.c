@@ -1,0 +1,56 @@
+/* Status and verdict names, and library initialisation. */
+#include <sodium.h>
+
+#include "e2e/common.h"
+#include "e2e/window.h"
+
+const char *e2e_strerror(enum e2e_status st)
+{
+	switch (st) {
+	case E2E_OK: return "success";
+	case E2E_ERR_ARG: return "invalid argument";
+	case E2E_ERR_BUFFER: return "buffer too small";
+	case E2E_ERR_MALFORMED: return "malformed input";
+	case E2E_ERR_AUTH: return "authentication failed";
+	case E2E_ERR_UNKNOWN_KEY: return "no key held for this sender, scope and epoch";
+	case E2E_ERR_EXHAUSTED: return "key usage limit reached: rotate the key";
+	case E2E_ERR_RESERVE: return "counter reservation could not be persisted";
+	case E2E_ERR_FULL: return "table full";
+	case E2E_ERR_EXISTS: return "entry already exists with different content";
+	case E2E_ERR_NOT_FOUND: return "not found";
+	case E2E_ERR_IO: return "input/output error";
+	case E2E_ERR_PERM: return "insecure permissions: file must be mode 0600 and owned by the user";
+	case E2E_ERR_CORRUPT: return "file is corrupt or truncated";
+	case E2E_ERR_VERSION: return "unsupported version or incompatible parameters";
+	case E2E_ERR_NOMEM: return "out of memory";
+	case E2E_ERR_CRYPTO: return "cryptographic library failure";
+	}
+	return "unknown status";
+}
+
+const char *e2e_verdict_name(enum e2e_verdict v)
+{
+	switch (v) {
+	case E2E_V_OK: return "OK";
+	case E2E_V_DUPLICATE: return "DUPLICATE";
+	case E2E_V_LATE: return "LATE";
+	case E2E_V_GAP: return "GAP";
+	case E2E_V_TOO_OLD: return "TOO_OLD";
+	case E2E_V_FORGED: return "FORGED";
+	case E2E_V_UNKNOWN_KEY: return "UNKNOWN_KEY";
+	case E2E_V_MALFORMED: return "MALFORMED";
+	case E2E_V_FORGOTTEN: return "FORGOTTEN";
+	}
+	return "INVALID";
+}
+
+int e2e_verdict_delivers(enum e2e_verdict v)
+{
+	return v == E2E_V_OK || v == E2E_V_GAP || v == E2E_V_LATE;
+}
+
+enum e2e_status e2e_init(void)
+{
+	/* sodium_init returns 1 when already initialised: both are fine. */
+	return sodium_init() < 0 ? E2E_ERR_CRYPTO : E2E_OK;
+}
