@@ -22,8 +22,6 @@ void e2e_header_write(uint8_t out[E2E_HEADER_BYTES], const struct e2e_header *h)
 
 enum e2e_status e2e_header_parse(struct e2e_header *h, const uint8_t *env, size_t env_len)
 {
-	struct e2e_rd r;
-
 	if (!h)
 		return E2E_ERR_ARG;
 	memset(h, 0, sizeof *h);
@@ -32,16 +30,16 @@ enum e2e_status e2e_header_parse(struct e2e_header *h, const uint8_t *env, size_
 	if (env[0] != E2E_SUITE_V1_XCHACHA)
 		return E2E_ERR_VERSION;
 
-	e2e_rd_init(&r, env, E2E_HEADER_BYTES);
-	h->suite = e2e_rd_u8(&r);
-	h->scope = e2e_rd_u8(&r);
-	h->epoch = e2e_rd_u32(&r);
-	h->sender = e2e_rd_u32(&r);
-	h->run = e2e_rd_u32(&r);
-	h->counter = e2e_rd_u48(&r);
-	h->seq = e2e_rd_u32(&r);
+	/* Fixed offsets (SPEC 3.1): this runs once per message. */
+	h->suite = env[0];
+	h->scope = env[1];
+	h->epoch = e2e_get_u32(env + 2);
+	h->sender = e2e_get_u32(env + 6);
+	h->run = e2e_get_u32(env + 10);
+	h->counter = (uint64_t)env[14] << 40 | (uint64_t)env[15] << 32 | e2e_get_u32(env + 16);
+	h->seq = e2e_get_u32(env + 20);
 	/* Zero values are never produced by a sender (SPEC 3.2). */
-	if (r.bad || h->run == 0 || h->counter == 0 || h->seq == 0)
+	if (h->run == 0 || h->counter == 0 || h->seq == 0)
 		return E2E_ERR_MALFORMED;
 	return E2E_OK;
 }

@@ -77,26 +77,36 @@ static void list_push_head(struct e2e_lru *t, uint32_t i)
 		t->tail = i;
 }
 
-uint32_t e2e_lru_find(struct e2e_lru *t, uint64_t k1, uint64_t k2)
+uint32_t e2e_lru_peek(const struct e2e_lru *t, uint64_t k1, uint64_t k2)
 {
 	uint32_t s = slot_of(t, k1, k2);
 
 	for (;;) {
 		uint32_t v = t->slots[s];
-		struct e2e_lru_node *n;
 
 		if (v == 0)
 			return E2E_LRU_NONE;
-		n = &t->nodes[v - 1];
-		if (n->k1 == k1 && n->k2 == k2) {
-			if (t->head != v - 1) {
-				list_unlink(t, v - 1);
-				list_push_head(t, v - 1);
-			}
+		if (t->nodes[v - 1].k1 == k1 && t->nodes[v - 1].k2 == k2)
 			return v - 1;
-		}
 		s = (s + 1) & t->mask;
 	}
+}
+
+void e2e_lru_touch(struct e2e_lru *t, uint32_t i)
+{
+	if (t->head != i) {
+		list_unlink(t, i);
+		list_push_head(t, i);
+	}
+}
+
+uint32_t e2e_lru_find(struct e2e_lru *t, uint64_t k1, uint64_t k2)
+{
+	uint32_t i = e2e_lru_peek(t, k1, k2);
+
+	if (i != E2E_LRU_NONE)
+		e2e_lru_touch(t, i);
+	return i;
 }
 
 uint32_t e2e_lru_insert(struct e2e_lru *t, uint64_t k1, uint64_t k2)
@@ -142,16 +152,20 @@ static void slot_delete(struct e2e_lru *t, uint32_t hole)
 	t->slots[hole] = 0;
 }
 
-uint32_t e2e_lru_evict(struct e2e_lru *t)
+void e2e_lru_remove(struct e2e_lru *t, uint32_t i)
 {
-	uint32_t i = t->tail;
-
-	if (i == E2E_LRU_NONE)
-		return E2E_LRU_NONE;
 	list_unlink(t, i);
 	slot_delete(t, t->nodes[i].slot);
 	t->nodes[i].next = t->free_head;
 	t->free_head = i;
 	t->count--;
+}
+
+uint32_t e2e_lru_evict(struct e2e_lru *t)
+{
+	uint32_t i = t->tail;
+
+	if (i != E2E_LRU_NONE)
+		e2e_lru_remove(t, i);
 	return i;
 }

@@ -35,11 +35,20 @@ void e2e_lru_clear(struct e2e_lru *t);
 /* Index of the key, made most recent; E2E_LRU_NONE if absent. */
 uint32_t e2e_lru_find(struct e2e_lru *t, uint64_t k1, uint64_t k2);
 
+/* Index of the key without changing the order; E2E_LRU_NONE if absent. */
+uint32_t e2e_lru_peek(const struct e2e_lru *t, uint64_t k1, uint64_t k2);
+
+/* Make entry @p i the most recently used. */
+void e2e_lru_touch(struct e2e_lru *t, uint32_t i);
+
 /* Insert an absent key; E2E_LRU_NONE when full (evict first). */
 uint32_t e2e_lru_insert(struct e2e_lru *t, uint64_t k1, uint64_t k2);
 
 /* Remove the least recently used entry; returns its index (keys stay
  * readable in nodes[] until reused) or E2E_LRU_NONE when empty. */
 uint32_t e2e_lru_evict(struct e2e_lru *t);
+
+/* Remove entry @p i (an index returned by find or insert). */
+void e2e_lru_remove(struct e2e_lru *t, uint32_t i);
 
 #endif

@@ -1,5 +1,5 @@
 /*
- * Receiver context (protocol/SPEC.md sec. 5.2): per message
+ * Receiver context (protocol/SPEC.md sec. 5.4): per message
  * parse -> key -> stream -> window check -> AEAD -> window update.
  * Nothing is allocated after e2e_rx_create, and only authenticated
  * messages may create, evict or move a stream.
@@ -10,6 +10,7 @@
 
 #include "rx_impl.h"
 #include "window_impl.h"
+#include "wire.h"
 
 enum e2e_status e2e_rx_create(struct e2e_rx **out, const struct e2e_rx_config *cfg)
 {
@@ -137,12 +138,13 @@ static enum e2e_verdict classify(struct e2e_rx *rx, const struct e2e_header *h,
 	uint64_t th, uint32_t *idx, struct e2e_rx_result *res)
 {
 	uint64_t k2 = rx_k2(h->sender, h->run);
-	uint32_t i = e2e_lru_find(&rx->streams, th, k2), g;
+	/* Peek only: an unauthenticated message must not refresh a stream. */
+	uint32_t i = e2e_lru_peek(&rx->streams, th, k2), g;
 
 	*idx = i;
 	if (i != E2E_LRU_NONE)
 		return e2e_window_check(&rx->st[i].w, h->seq, &res->gap);
-	g = e2e_lru_find(&rx->gone_idx, th, k2);
+	g = e2e_lru_peek(&rx->gone_idx, th, k2);
 	if (g == E2E_LRU_NONE) {
 		res->flags |= E2E_RX_NEW_STREAM;
 		return E2E_V_OK;
@@ -160,6 +162,7 @@ enum e2e_status e2e_rx_open(struct e2e_rx *rx, const struct e2e_keyring *kr,
 {
 	struct e2e_keyid id;
 	const uint8_t *key;
+	uint8_t hb[crypto_shorthash_BYTES];
 	uint64_t th;
 	uint32_t i;
 	enum e2e_verdict v;
@@ -184,7 +187,8 @@ enum e2e_status e2e_rx_open(struct e2e_rx *rx, const struct e2e_keyring *kr,
 	if (pt_cap < env_len - E2E_ENVELOPE_OVERHEAD)
 		return E2E_ERR_BUFFER;
 
-	crypto_shorthash((uint8_t *)&th, topic, topic_len, rx->hash_key);
+	crypto_shorthash(hb, topic, topic_len, rx->hash_key);
+	th = e2e_get_u64_le(hb);
 	v = classify(rx, &res->hdr, th, &i, res);
 	if (!e2e_verdict_delivers(v) && v != E2E_V_FORGOTTEN)
 		goto done;  /* DUPLICATE, TOO_OLD: decided before any crypto */
@@ -202,11 +206,15 @@ enum e2e_status e2e_rx_open(struct e2e_rx *rx, const struct e2e_keyring *kr,
 		goto done;
 	}
 	if (i == E2E_LRU_NONE) {
-		uint32_t g = e2e_lru_find(&rx->gone_idx, th, rx_k2(res->hdr.sender, res->hdr.run));
+		uint32_t g = e2e_lru_peek(&rx->gone_idx, th, rx_k2(res->hdr.sender, res->hdr.run));
+		/* Read it now: tracking may evict and overwrite the gone list. */
+		uint64_t gone_top = g != E2E_LRU_NONE ? rx->gone[g].top : 0;
 
 		i = e2e_rx_track(rx, res->hdr.sender, res->hdr.run, th);
-		if (g != E2E_LRU_NONE)
-			resume_window(&rx->st[i].w, rx->gone[g].top);
+		if (gone_top)
+			resume_window(&rx->st[i].w, gone_top);
+	} else {
+		e2e_lru_touch(&rx->streams, i);   /* authentic: now it counts as used */
 	}
 	e2e_window_update(&rx->st[i].w, res->hdr.seq);
 	if (v == E2E_V_GAP)

@@ -1,5 +1,5 @@
 /*
- * Receiver windows on disk (protocol/SPEC.md sec. 6.2):
+ * Receiver windows on disk (protocol/SPEC.md sec. 6.3):
  * "E2ERX1\0\0" | window u32 | nstreams u32 | nforgotten u32 | hash key 16 |
  * streams {sender u32, run u32, topic_hash u64, top u64, base u64,
  *          received u64, bitmap words u64...} |

@@ -9,6 +9,7 @@
 
 #include "e2e/tx.h"
 #include "lru.h"
+#include "wire.h"
 
 struct e2e_tx {
 	struct e2e_keyid id;
@@ -145,6 +146,7 @@ enum e2e_status e2e_tx_seal(struct e2e_tx *tx, uint8_t *out, size_t out_cap,
 {
 	struct e2e_header h;
 	enum e2e_status st;
+	uint8_t hb[crypto_shorthash_BYTES];
 	uint64_t th;
 	uint32_t i;
 
@@ -162,7 +164,8 @@ enum e2e_status e2e_tx_seal(struct e2e_tx *tx, uint8_t *out, size_t out_cap,
 			return st;
 	}
 
-	crypto_shorthash((uint8_t *)&th, topic, topic_len, tx->hash_key);
+	crypto_shorthash(hb, topic, topic_len, tx->hash_key);
+	th = e2e_get_u64_le(hb);
 	i = topic_slot(tx, th);
 	if (tx->seqs[i] == (uint32_t)E2E_SEQ_MAX) {
 		new_run(tx, 0);
@@ -190,7 +193,7 @@ void e2e_tx_stats(const struct e2e_tx *tx, struct e2e_tx_stats *st)
 	if (!tx || !st)
 		return;
 	st->run = tx->run;
-	st->counter = tx->counter;
+	st->counter = tx->sealed ? tx->counter : 0;
 	st->ceiling = tx->ceiling;
 	st->sealed = tx->sealed;
 	st->streams = tx->topics.count;

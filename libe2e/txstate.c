@@ -1,5 +1,5 @@
 /*
- * Sender counter reservations on disk (protocol/SPEC.md sec. 6.1):
+ * Sender counter reservations on disk (protocol/SPEC.md sec. 6.2):
  * "E2ETX1\0\0" | count u32 | count x {sender u32, scope u8, 0 0 0,
  * epoch u32, ceiling u64} sorted | BLAKE2b-256 of everything before.
  */

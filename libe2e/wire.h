@@ -55,4 +55,14 @@ static inline uint32_t e2e_get_u32(const uint8_t *p)
 	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
+/* Little-endian load, e.g. of a SipHash output (SPEC 5.2 defines it so). */
+static inline uint64_t e2e_get_u64_le(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
 #endif

@@ -10,6 +10,13 @@
 #include "rx.h"
 #include "identity.h"
 #include "txstate.h"
+#include "control.h"
+#include "keysvc.h"
+#include "sender.h"
+#include "summary.h"
+#include "scopes.h"
+#include "enroll.h"
+#include "keystore.h"
 
 #define E2E_VERSION_STRING "0.1.0"
 

@@ -1,0 +1,400 @@
+/*
+ * Subscriber client: MQTT messages in, verdicts and plaintext out.
+ * Data messages go through e2e_rx (window check before decryption, window
+ * moved only after verification); control traffic goes to keyfetch.c.
+ */
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "client_impl.h"
+#include "e2e/enroll.h"
+
+#define TICK_MS 100
+
+void e2e_client_event(struct e2e_client *c, enum e2e_client_event_type type, uint32_t sender,
+	uint8_t scope, uint32_t epoch, const char *detail)
+{
+	struct e2e_client_event ev = { type, sender, scope, epoch, detail ? detail : "" };
+
+	if (c->cfg.on_event)
+		c->cfg.on_event(c->cfg.ctx, &ev);
+}
+
+static int grow_scratch(struct e2e_client *c, size_t need)
+{
+	uint8_t *p;
+
+	if (need <= c->pt_cap)
+		return 0;
+	/* Grows to the largest payload seen, then never again. */
+	p = realloc(c->pt, need);
+	if (!p)
+		return -1;
+	c->pt = p;
+	c->pt_cap = need;
+	return 0;
+}
+
+void e2e_client_process(struct e2e_client *c, const char *topic, const uint8_t *env,
+	size_t len, int qos, int retained, int from_hold)
+{
+	struct e2e_rx_result res;
+	struct e2e_client_msg m;
+	struct trusted *t;
+	size_t tl = strlen(topic);
+
+	if (grow_scratch(c, len) != 0 || tl == 0 ||
+	    e2e_rx_open(c->rx, c->kr, c->pt, c->pt_cap, &res, (const uint8_t *)topic, tl, env, len,
+			e2e_now_ms()) != E2E_OK) {
+		e2e_client_event(c, E2E_EV_ERROR, 0, 0, 0, "cannot process message (out of memory)");
+		return;
+	}
+	t = res.verdict == E2E_V_MALFORMED ? NULL : e2e_client_trusted(c, res.hdr.sender);
+	if (res.verdict == E2E_V_UNKNOWN_KEY && t && !from_hold) {
+		e2e_client_hold(c, topic, env, len, qos, retained, res.hdr.sender);
+		e2e_client_request_keys(c, t);
+		return;
+	}
+	memset(&m, 0, sizeof m);
+	m.topic = topic;
+	m.verdict = res.verdict;
+	m.gap = res.gap;
+	m.sender = res.hdr.sender;
+	m.sender_name = t ? t->name : NULL;
+	m.scope = res.hdr.scope;
+	m.epoch = res.hdr.epoch;
+	m.seq = res.hdr.seq;
+	m.retained = retained;
+	m.qos = qos;
+	if (e2e_verdict_delivers(res.verdict)) {
+		m.payload = c->pt;
+		m.len = res.pt_len;
+		c->dirty = 1;
+		/* Its digest waits for the sender's summary (SPEC 11.6). */
+		e2e_sumcheck_record(c->sumcheck, res.hdr.sender, res.hdr.run, topic, tl,
+			res.hdr.seq, env, len);
+	}
+	c->st.verdicts[res.verdict]++;
+	if (res.verdict == E2E_V_GAP)
+		c->st.gap_total += res.gap;
+	if ((res.verdict != E2E_V_DUPLICATE || c->cfg.deliver_duplicates) && c->cfg.on_message)
+		c->cfg.on_message(c->cfg.ctx, &m);
+	if (res.pt_len)
+		sodium_memzero(c->pt, res.pt_len);
+}
+
+static int starts_with(const char *s, const char *prefix)
+{
+	return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+static void on_msg(void *ctx, const char *topic, const uint8_t *payload, size_t len, int qos,
+	int retained)
+{
+	struct e2e_client *c = ctx;
+	size_t cl = strlen(c->control_topic);
+
+	pthread_mutex_lock(&c->mu);
+	if (strcmp(topic, c->reply_topic) == 0)
+		e2e_client_on_reply(c, payload, len);
+	else if (starts_with(topic, c->control_topic) && topic[cl] == '/')
+		e2e_client_on_announce(c, topic, payload, len);
+	else if (strcmp(topic, c->control_topic) != 0)   /* others' key requests: ignore */
+		e2e_client_process(c, topic, payload, len, qos, retained, 0);
+	pthread_mutex_unlock(&c->mu);
+	e2e_client_flush(c);
+}
+
+static void on_state(void *ctx, int connected, const char *why)
+{
+	struct e2e_client *c = ctx;
+
+	pthread_mutex_lock(&c->mu);
+	e2e_client_event(c, connected ? E2E_EV_CONNECTED : E2E_EV_CONNECTION_LOST, 0, 0, 0, why);
+	pthread_mutex_unlock(&c->mu);
+}
+
+static void save_state(struct e2e_client *c)
+{
+	enum e2e_status st;
+
+	if (!c->cfg.state_file || !c->dirty)
+		return;
+	st = e2e_rx_save(c->rx, c->cfg.state_file);
+	if (st != E2E_OK) {
+		char detail[300];
+
+		snprintf(detail, sizeof detail, "cannot save replay state %s: %s", c->cfg.state_file,
+			e2e_strerror(st));
+		e2e_client_event(c, E2E_EV_ERROR, 0, 0, 0, detail);
+		return;
+	}
+	c->dirty = 0;
+	c->last_save_mono = e2e_mono_ms();
+}
+
+static void *ticker(void *arg)
+{
+	struct e2e_client *c = arg;
+	struct timespec ts = { 0, TICK_MS * 1000000L };
+
+	for (;;) {
+		uint64_t mono;
+
+		nanosleep(&ts, NULL);
+		pthread_mutex_lock(&c->mu);
+		if (c->stop) {
+			pthread_mutex_unlock(&c->mu);
+			break;
+		}
+		mono = e2e_mono_ms();
+		e2e_client_retry_requests(c, mono);
+		e2e_client_release(c, mono, 0);
+		e2e_client_check_summaries(c, mono);
+		e2e_keyring_expire(c->kr, e2e_now_ms());
+		if (mono - c->last_save_mono >= c->cfg.save_ms)
+			save_state(c);
+		pthread_mutex_unlock(&c->mu);
+		e2e_client_flush(c);
+	}
+	return NULL;
+}
+
+static enum e2e_status fail(struct e2e_client_config *cfg, enum e2e_status st, const char *what,
+	const char *path)
+{
+	if (cfg->err && cfg->err_len)
+		snprintf(cfg->err, cfg->err_len, "%s%s%s: %s", what, path ? " " : "", path ? path : "",
+			e2e_strerror(st));
+	return st;
+}
+
+/* The senders we accept, indexed by the sender id their envelopes carry. */
+static enum e2e_status load_trust(struct e2e_client *c)
+{
+	struct e2e_enroll *en = NULL;
+	enum e2e_status st;
+	uint32_t n;
+
+	st = e2e_enroll_load(&en, E2E_ENROLL_TRUST, NULL, c->cfg.trust_file, 0, c->cfg.err,
+		c->cfg.err_len);
+	if (st != E2E_OK)
+		return st;
+	n = e2e_enroll_count(en);
+	for (uint32_t i = 0; i < n && c->ntrust < TRUST_MAX; i++) {
+		const struct e2e_enroll_entry *e = e2e_enroll_at(en, i);
+		struct trusted *t = &c->trust[c->ntrust];
+
+		if (e->revoked)
+			continue;
+		snprintf(t->name, sizeof t->name, "%s", e->name);
+		t->pub = e->pub;
+		t->sender = e2e_sender_id(&e->pub);
+		/* Two senders whose ids collide could not be told apart: refuse. */
+		if (e2e_client_trusted(c, t->sender)) {
+			e2e_enroll_free(en);
+			return fail(&c->cfg, E2E_ERR_EXISTS, "two trusted senders share a sender id in",
+				c->cfg.trust_file);
+		}
+		c->ntrust++;
+	}
+	e2e_enroll_free(en);
+	return E2E_OK;
+}
+
+static enum e2e_status setup(struct e2e_client *c)
+{
+	struct e2e_client_config *cfg = &c->cfg;
+	struct e2e_rx_config rc = { cfg->max_streams, cfg->window, NULL };
+	enum e2e_status st;
+
+	st = e2e_identity_load(&c->id, cfg->identity_file);
+	if (st != E2E_OK)
+		return fail(cfg, st, "cannot load identity", cfg->identity_file);
+	c->trust = calloc(TRUST_MAX, sizeof *c->trust);
+	if (!c->trust)
+		return fail(cfg, E2E_ERR_NOMEM, "trust store", NULL);
+	st = load_trust(c);
+	if (st != E2E_OK)
+		return st;
+	if (c->ntrust == 0)
+		return fail(cfg, E2E_ERR_NOT_FOUND, "no trusted sender in", cfg->trust_file);
+	st = e2e_keyring_create(&c->kr, 64U * c->ntrust);
+	if (st != E2E_OK)
+		return fail(cfg, st, "key ring", NULL);
+	st = e2e_rx_create(&c->rx, &rc);
+	if (st != E2E_OK)
+		return fail(cfg, st, "replay state", NULL);
+	if (cfg->state_file) {
+		st = e2e_rx_load(c->rx, cfg->state_file);
+		if (st != E2E_OK && st != E2E_ERR_NOT_FOUND)
+			return fail(cfg, st, "cannot load replay state", cfg->state_file);
+	}
+	st = e2e_sumcheck_create(&c->sumcheck, 65536);
+	if (st != E2E_OK)
+		return fail(cfg, st, "summary check", NULL);
+	c->hold = calloc(cfg->hold_max, sizeof *c->hold);
+	if (!c->hold)
+		return fail(cfg, E2E_ERR_NOMEM, "hold queue", NULL);
+	e2e_ctl_reply_topic(c->reply_topic);
+	snprintf(c->announce_filter, sizeof c->announce_filter, "%s/+", c->control_topic);
+	return E2E_OK;
+}
+
+enum e2e_status e2e_client_create(struct e2e_client **out, const struct e2e_client_config *cfg)
+{
+	struct e2e_client *c = NULL;
+	enum e2e_status ret = E2E_ERR_ARG;
+
+	if (!out || !cfg || !cfg->identity_file || !cfg->trust_file)
+		goto out;
+	*out = NULL;
+	ret = E2E_ERR_CRYPTO;
+	if (sodium_init() < 0)
+		goto out;
+	ret = E2E_ERR_NOMEM;
+	c = calloc(1, sizeof *c);
+	if (!c)
+		goto out;
+	c->cfg = *cfg;
+	if (!c->cfg.hold_max) c->cfg.hold_max = 1000;
+	if (!c->cfg.hold_ms) c->cfg.hold_ms = 10000;
+	if (!c->cfg.save_ms) c->cfg.save_ms = 1000;
+	c->control_topic = cfg->control_topic ? cfg->control_topic : E2E_CTL_TOPIC_DEFAULT;
+	{
+		/* Recursive: e2e_client_stats may be called from inside a callback. */
+		pthread_mutexattr_t a;
+
+		pthread_mutexattr_init(&a);
+		pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
+		pthread_mutex_init(&c->mu, &a);
+		pthread_mutexattr_destroy(&a);
+	}
+	pthread_cond_init(&c->keys_cond, NULL);
+	ret = setup(c);
+	if (ret != E2E_OK)
+		goto out;
+	ret = e2e_session_init(&c->sess, &cfg->conn, on_msg, on_state, c, cfg->err, cfg->err_len);
+	if (ret != E2E_OK)
+		goto out;
+	c->sess_ready = 1;
+	/* Our reply topic and the senders' announcements, before any data. */
+	if (e2e_session_subscribe(&c->sess, c->reply_topic, 1, 0) != E2E_OK ||
+	    e2e_session_subscribe(&c->sess, c->announce_filter, 1, 0) != E2E_OK) {
+		ret = fail(&c->cfg, E2E_ERR_FULL, "subscriptions", NULL);
+		goto out;
+	}
+	*out = c;
+	c = NULL;
+out:
+	e2e_client_destroy(c);
+	return ret;
+}
+
+enum e2e_status e2e_client_subscribe(struct e2e_client *c, const char *filter, int qos)
+{
+	if (!c || !filter || !*filter || qos < 0 || qos > 2)
+		return E2E_ERR_ARG;
+	return e2e_session_subscribe(&c->sess, filter, qos, 5000);
+}
+
+enum e2e_status e2e_client_connect(struct e2e_client *c, uint32_t timeout_ms)
+{
+	enum e2e_status st;
+
+	if (!c)
+		return E2E_ERR_ARG;
+	st = e2e_session_connect(&c->sess, timeout_ms, c->cfg.err, c->cfg.err_len);
+	if (st != E2E_OK)
+		return st;
+	pthread_mutex_lock(&c->mu);
+	for (uint32_t i = 0; i < c->ntrust; i++)
+		e2e_client_request_keys(c, &c->trust[i]);
+	if (!c->ticker_running && pthread_create(&c->ticker, NULL, ticker, c) == 0)
+		c->ticker_running = 1;
+	pthread_mutex_unlock(&c->mu);
+	e2e_client_flush(c);
+	return c->ticker_running ? E2E_OK : E2E_ERR_NOMEM;
+}
+
+enum e2e_status e2e_client_wait_keys(struct e2e_client *c, uint32_t timeout_ms)
+{
+	uint64_t end = e2e_mono_ms() + timeout_ms;
+	int pending = 1;
+
+	if (!c)
+		return E2E_ERR_ARG;
+	pthread_mutex_lock(&c->mu);
+	while (pending) {
+		struct timespec ts;
+
+		pending = 0;
+		for (uint32_t i = 0; i < c->ntrust; i++)
+			pending |= c->trust[i].pending;
+		if (!pending || e2e_mono_ms() >= end)
+			break;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 50000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&c->keys_cond, &c->mu, &ts);
+	}
+	pthread_mutex_unlock(&c->mu);
+	return pending ? E2E_ERR_IO : E2E_OK;
+}
+
+void e2e_client_stats(struct e2e_client *c, struct e2e_client_stats *st)
+{
+	struct e2e_rx_stats rs;
+
+	if (!c || !st)
+		return;
+	pthread_mutex_lock(&c->mu);
+	*st = c->st;
+	e2e_rx_stats(c->rx, &rs);
+	st->pending = rs.pending;
+	st->lost = rs.lost;
+	st->held_now = c->hold_count;
+	pthread_mutex_unlock(&c->mu);
+}
+
+void e2e_client_destroy(struct e2e_client *c)
+{
+	if (!c)
+		return;
+	if (c->ticker_running) {
+		pthread_mutex_lock(&c->mu);
+		c->stop = 1;
+		pthread_mutex_unlock(&c->mu);
+		pthread_join(c->ticker, NULL);
+	}
+	if (c->sess_ready)
+		e2e_session_fini(&c->sess);   /* no more callbacks after this */
+	if (c->hold) {
+		e2e_client_release(c, e2e_mono_ms(), 1);
+		free(c->hold);
+	}
+	if (c->rx) {
+		c->dirty = 1;
+		save_state(c);
+	}
+	/* Summaries still waiting are dropped, not checked early (false alarms). */
+	for (uint32_t i = 0; i < c->nsumq; i++)
+		free(c->sumq[i].msg);
+	e2e_sumcheck_destroy(c->sumcheck);
+	e2e_rx_destroy(c->rx);
+	e2e_keyring_destroy(c->kr);
+	if (c->trust)
+		sodium_memzero(c->trust, TRUST_MAX * sizeof *c->trust);
+	free(c->trust);
+	e2e_identity_wipe(&c->id);
+	free(c->pt);
+	pthread_mutex_destroy(&c->mu);
+	pthread_cond_destroy(&c->keys_cond);
+	free(c);
+}

@@ -1,0 +1,98 @@
+/*
+ * Messages that wait for a key (verdict UNKNOWN_KEY from a trusted sender)
+ * are held, bounded in number and time, and re-processed when keys arrive.
+ * A message that cannot be held or waits too long is reported to the app as
+ * UNKNOWN_KEY: never dropped silently.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "client_impl.h"
+
+static void report(struct e2e_client *c, struct held *h)
+{
+	struct e2e_client_msg m;
+
+	memset(&m, 0, sizeof m);
+	m.topic = h->topic;
+	m.verdict = E2E_V_UNKNOWN_KEY;
+	m.sender = h->sender;
+	m.qos = h->qos;
+	m.retained = h->retained;
+	c->st.verdicts[E2E_V_UNKNOWN_KEY]++;
+	if (c->cfg.on_message)
+		c->cfg.on_message(c->cfg.ctx, &m);
+}
+
+static void drop(struct held *h)
+{
+	free(h->topic);
+	free(h->env);
+	memset(h, 0, sizeof *h);
+}
+
+void e2e_client_hold(struct e2e_client *c, const char *topic, const uint8_t *env, size_t len,
+	int qos, int retained, uint32_t sender)
+{
+	uint32_t cap = c->cfg.hold_max;
+	struct held *h;
+
+	if (c->hold_count == cap) {
+		/* Full: the oldest gives way and is reported. */
+		h = &c->hold[c->hold_head];
+		report(c, h);
+		drop(h);
+		c->hold_head = (c->hold_head + 1) % cap;
+		c->hold_count--;
+	}
+	h = &c->hold[(c->hold_head + c->hold_count) % cap];
+	h->topic = strdup(topic);
+	h->env = malloc(len ? len : 1);
+	if (!h->topic || !h->env) {
+		struct held tmp = { (char *)(uintptr_t)topic, NULL, len, qos, retained, 0, sender };
+
+		drop(h);
+		report(c, &tmp);
+		return;
+	}
+	memcpy(h->env, env, len);
+	h->len = len;
+	h->qos = qos;
+	h->retained = retained;
+	h->sender = sender;
+	h->since_mono = e2e_mono_ms();
+	c->hold_count++;
+	c->st.held++;
+}
+
+void e2e_client_release(struct e2e_client *c, uint64_t mono, int flush_all)
+{
+	uint32_t n = c->hold_count, cap = c->cfg.hold_max;
+
+	/* Take every held message out once, in arrival order; those still
+	 * without a key go back to the end of the ring (or expire). */
+	for (uint32_t k = 0; k < n; k++) {
+		struct held h = c->hold[c->hold_head];
+		struct e2e_header hdr;
+		struct e2e_keyid id;
+
+		memset(&c->hold[c->hold_head], 0, sizeof c->hold[0]);
+		c->hold_head = (c->hold_head + 1) % cap;
+		c->hold_count--;
+		if (e2e_header_parse(&hdr, h.env, h.len) == E2E_OK) {
+			id = (struct e2e_keyid){ hdr.sender, hdr.scope, hdr.epoch };
+			if (e2e_keyring_find(c->kr, &id, e2e_now_ms())) {
+				e2e_client_process(c, h.topic, h.env, h.len, h.qos, h.retained, 1);
+				drop(&h);
+				continue;
+			}
+		}
+		if (flush_all || mono - h.since_mono >= c->cfg.hold_ms) {
+			report(c, &h);
+			drop(&h);
+			continue;
+		}
+		c->hold[(c->hold_head + c->hold_count) % cap] = h;
+		c->hold_count++;
+	}
+}

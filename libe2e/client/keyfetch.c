@@ -1,0 +1,220 @@
+/*
+ * Fetching payload keys for the subscriber client (protocol/SPEC.md 11.2):
+ * one outstanding signed request per trusted sender, answered on the
+ * client's private reply topic, matched by request hash, retried with
+ * exponential back-off. Runs with the client lock held.
+ */
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client_impl.h"
+
+#define RETRY_FIRST_MS 2000U
+#define RETRY_MAX_MS 30000U
+
+struct trusted *e2e_client_trusted(struct e2e_client *c, uint32_t sender)
+{
+	for (uint32_t i = 0; i < c->ntrust; i++)
+		if (c->trust[i].sender == sender)
+			return &c->trust[i];
+	return NULL;
+}
+
+void e2e_client_request_keys(struct e2e_client *c, struct trusted *t)
+{
+	struct outmsg *o;
+	struct e2e_ctl req;
+	enum e2e_status st;
+
+	if (t->pending) {
+		t->again = 1;   /* ask once more when the current answer is in */
+		return;
+	}
+	if (c->out_count == OUTBOX_MAX) {
+		/* Oldest queued request gives way; its sender is retried later. */
+		c->out_head = (c->out_head + 1) % OUTBOX_MAX;
+		c->out_count--;
+	}
+	o = &c->outbox[(c->out_head + c->out_count) % OUTBOX_MAX];
+	st = e2e_ctl_request(o->msg, sizeof o->msg, &o->len, &req, t->eph_sk, &c->id, t->sender,
+		NULL, 0, c->reply_topic, c->control_topic, e2e_now_ms());
+	if (st != E2E_OK) {
+		e2e_client_event(c, E2E_EV_ERROR, t->sender, 0, 0, e2e_strerror(st));
+		return;
+	}
+	memcpy(t->eph_pk, req.eph_pk, sizeof t->eph_pk);
+	e2e_ctl_hash(t->req_hash, o->msg, o->len);
+	o->sender = t->sender;
+	c->out_count++;
+	t->pending = 1;
+	t->again = 0;
+	t->sent_mono = e2e_mono_ms();
+	t->attempts++;
+	c->st.key_requests++;
+	e2e_ctl_wipe(&req);
+}
+
+void e2e_client_flush(struct e2e_client *c)
+{
+	struct outmsg o;
+
+	for (;;) {
+		pthread_mutex_lock(&c->mu);
+		if (c->out_count == 0) {
+			pthread_mutex_unlock(&c->mu);
+			return;
+		}
+		o = c->outbox[c->out_head];
+		c->out_head = (c->out_head + 1) % OUTBOX_MAX;
+		c->out_count--;
+		pthread_mutex_unlock(&c->mu);
+		/* A lost request is retried by the ticker after its timeout. */
+		if (e2e_session_publish(&c->sess, c->control_topic, o.msg, o.len, 1, 0, 0) != E2E_OK) {
+			pthread_mutex_lock(&c->mu);
+			e2e_client_event(c, E2E_EV_ERROR, o.sender, 0, 0,
+				"cannot publish key request (will retry)");
+			pthread_mutex_unlock(&c->mu);
+		}
+	}
+}
+
+static void finish_request(struct e2e_client *c, struct trusted *t)
+{
+	t->pending = 0;
+	t->attempts = 0;
+	sodium_memzero(t->eph_sk, sizeof t->eph_sk);   /* forward secrecy */
+	pthread_cond_broadcast(&c->keys_cond);
+}
+
+void e2e_client_on_reply(struct e2e_client *c, const uint8_t *msg, size_t len)
+{
+	struct e2e_ctl m;
+	struct trusted *t;
+	char detail[160];
+	enum e2e_status st;
+
+	/* The issuer named in the message picks the key that must have signed it. */
+	if (len < E2E_CTL_HEAD_BYTES) {
+		c->st.control_rejected++;
+		e2e_client_event(c, E2E_EV_CONTROL_REJECTED, 0, 0, 0, "short message on reply topic");
+		return;
+	}
+	t = e2e_client_trusted(c, (uint32_t)msg[2] << 24 | (uint32_t)msg[3] << 16 |
+		(uint32_t)msg[4] << 8 | msg[5]);
+	if (!t) {
+		c->st.control_rejected++;
+		e2e_client_event(c, E2E_EV_CONTROL_REJECTED, 0, 0, 0, "reply from an untrusted sender");
+		return;
+	}
+	st = e2e_ctl_parse(&m, msg, len, c->reply_topic, &t->pub);
+	if (st == E2E_OK && (m.type != E2E_CTL_DELIVERY && m.type != E2E_CTL_REFUSAL))
+		st = E2E_ERR_MALFORMED;
+	/* Bound to our outstanding request: an old or redirected answer fails here. */
+	if (st == E2E_OK && (!t->pending ||
+	    sodium_memcmp(m.request_hash, t->req_hash, sizeof t->req_hash) != 0))
+		st = E2E_ERR_EXISTS;
+	if (st == E2E_OK && m.type == E2E_CTL_DELIVERY)
+		st = e2e_ctl_open_delivery(&m, t->eph_pk, t->eph_sk);
+	if (st != E2E_OK) {
+		c->st.control_rejected++;
+		snprintf(detail, sizeof detail, "key answer from %s rejected: %s", t->name,
+			st == E2E_ERR_EXISTS ? "not an answer to our request (replayed or redirected)" :
+			e2e_strerror(st));
+		e2e_client_event(c, E2E_EV_CONTROL_REJECTED, t->sender, 0, 0, detail);
+		e2e_ctl_wipe(&m);
+		return;
+	}
+	if (m.type == E2E_CTL_REFUSAL) {
+		c->st.refusals++;
+		finish_request(c, t);
+		snprintf(detail, sizeof detail, "%s refused our key request: %s", t->name,
+			e2e_refusal_name(m.reason));
+		e2e_client_event(c, E2E_EV_KEY_REFUSED, t->sender, 0, 0, detail);
+		e2e_ctl_wipe(&m);
+		return;
+	}
+	for (uint8_t i = 0; i < m.nkeys; i++) {
+		struct e2e_keyid id = { t->sender, m.keys[i].scope, m.keys[i].epoch };
+		int known = e2e_keyring_find(c->kr, &id, 0) != NULL;
+
+		st = e2e_keyring_add(c->kr, &id, m.keys[i].key, m.keys[i].not_after_ms);
+		if (st != E2E_OK && st != E2E_ERR_EXISTS) {
+			e2e_client_event(c, E2E_EV_ERROR, t->sender, id.scope, id.epoch, e2e_strerror(st));
+			continue;
+		}
+		if (st == E2E_ERR_EXISTS) {
+			/* Same id, different key: the sender lost its key file. */
+			e2e_client_event(c, E2E_EV_CONTROL_REJECTED, t->sender, id.scope, id.epoch,
+				"sender delivered a different key for an epoch we hold");
+			continue;
+		}
+		if (known)
+			continue;   /* a key we hold, sent again with its deadline */
+		c->st.keys_received++;
+		e2e_client_event(c, E2E_EV_KEY_RECEIVED, t->sender, id.scope, id.epoch, t->name);
+	}
+	e2e_ctl_wipe(&m);
+	finish_request(c, t);
+	e2e_client_release(c, e2e_mono_ms(), 0);
+	if (t->again)
+		e2e_client_request_keys(c, t);
+}
+
+void e2e_client_on_announce(struct e2e_client *c, const char *topic, const uint8_t *msg,
+	size_t len)
+{
+	const char *hex = strrchr(topic, '/');
+	unsigned long sender;
+	struct trusted *t;
+	struct e2e_ctl m;
+	struct e2e_keyid id;
+	char *end;
+
+	sender = hex ? strtoul(hex + 1, &end, 16) : 0;
+	t = hex && *end == '\0' ? e2e_client_trusted(c, (uint32_t)sender) : NULL;
+	if (!t)
+		return;   /* not a sender we trust: not our business */
+	if (e2e_ctl_parse(&m, msg, len, topic, &t->pub) != E2E_OK || m.sender != t->sender ||
+	    (m.type != E2E_CTL_ANNOUNCE && m.type != E2E_CTL_SUMMARY)) {
+		c->st.control_rejected++;
+		e2e_client_event(c, E2E_EV_CONTROL_REJECTED, t->sender, 0, 0,
+			"announcement or summary failed verification");
+		return;
+	}
+	if (m.type == E2E_CTL_SUMMARY) {
+		e2e_client_on_summary(c, t, topic, msg, len, &m);
+		return;
+	}
+	/* Older announcements (replays) change nothing. */
+	if (m.time_ms <= t->last_announce_ms)
+		return;
+	t->last_announce_ms = m.time_ms;
+	id = (struct e2e_keyid){ t->sender, m.scope, m.epoch };
+	if (!e2e_keyring_find(c->kr, &id, e2e_now_ms()))
+		e2e_client_request_keys(c, t);
+}
+
+void e2e_client_retry_requests(struct e2e_client *c, uint64_t mono)
+{
+	for (uint32_t i = 0; i < c->ntrust; i++) {
+		struct trusted *t = &c->trust[i];
+		uint64_t wait = RETRY_FIRST_MS;
+		char detail[120];
+
+		if (!t->pending)
+			continue;
+		for (uint32_t a = 1; a < t->attempts && wait < RETRY_MAX_MS; a++)
+			wait *= 2;
+		if (wait > RETRY_MAX_MS)
+			wait = RETRY_MAX_MS;
+		if (mono - t->sent_mono < wait)
+			continue;
+		snprintf(detail, sizeof detail, "no answer from %s after %u ms (attempt %u); retrying",
+			t->name, (unsigned)wait, t->attempts);
+		e2e_client_event(c, E2E_EV_KEY_TIMEOUT, t->sender, 0, 0, detail);
+		t->pending = 0;
+		e2e_client_request_keys(c, t);
+	}
+}

@@ -1,0 +1,294 @@
+/*
+ * Publisher for native apps: an e2e_sender behind one Paho session. The
+ * session's callback thread answers key requests; a ticker thread reloads
+ * the state directory once a second and publishes rotation announcements.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "e2e/client.h"
+#include "e2e/scopes.h"
+#include "e2e/sender.h"
+#include "session.h"
+
+struct e2e_publisher {
+	struct e2e_publisher_config cfg;
+	struct e2e_session sess;
+	int sess_ready;
+	/*
+	 * Lock order: send_mu, then mu. The Paho callback thread takes only mu,
+	 * and nothing calls Paho while holding mu (Paho runs callbacks under
+	 * its own global lock). send_mu keeps out[] ours until Paho copied it.
+	 */
+	pthread_mutex_t send_mu;
+	pthread_mutex_t mu;          /* guards sender, stats */
+	struct e2e_sender *sender;
+	uint8_t *out;                /* envelope buffer, grown as needed */
+	uint8_t *sum;                /* summary buffer (ticker only) */
+	size_t out_cap;
+	const char *control_topic;
+	struct e2e_publisher_stats st;
+	pthread_t ticker;
+	int ticker_running, stop;
+};
+
+static void event(struct e2e_publisher *p, enum e2e_client_event_type t, const char *detail)
+{
+	struct e2e_client_event ev = { t, 0, 0, 0, detail ? detail : "" };
+
+	if (p->cfg.on_event)
+		p->cfg.on_event(p->cfg.ctx, &ev);
+}
+
+static void on_msg(void *ctx, const char *topic, const uint8_t *payload, size_t len, int qos,
+	int retained)
+{
+	struct e2e_publisher *p = ctx;
+	uint8_t out[E2E_CTL_MSG_MAX];
+	char reply[E2E_CTL_REPLY_MAX + 1];
+	size_t olen;
+	enum e2e_status st;
+
+	(void)qos;
+	(void)retained;
+	if (strcmp(topic, p->control_topic) != 0)
+		return;
+	pthread_mutex_lock(&p->mu);
+	st = e2e_sender_control(p->sender, payload, len, topic, out, sizeof out, &olen, reply,
+		e2e_now_ms());
+	pthread_mutex_unlock(&p->mu);
+	/* Anything but OK (garbage, replays, other senders) gets no answer. */
+	if (st == E2E_OK && e2e_session_publish(&p->sess, reply, out, olen, 1, 0, 0) != E2E_OK)
+		event(p, E2E_EV_ERROR, "cannot publish key answer");
+}
+
+static void on_state(void *ctx, int connected, const char *why)
+{
+	event(ctx, connected ? E2E_EV_CONNECTED : E2E_EV_CONNECTION_LOST, why);
+}
+
+static void announce_all(struct e2e_publisher *p)
+{
+	uint8_t msg[E2E_CTL_MSG_MAX];
+	char topic[300];
+	size_t len;
+
+	for (;;) {
+		enum e2e_status st;
+
+		pthread_mutex_lock(&p->mu);
+		st = e2e_sender_next_announce(p->sender, msg, sizeof msg, &len, topic, sizeof topic,
+			e2e_now_ms());
+		pthread_mutex_unlock(&p->mu);
+		if (st != E2E_OK)
+			break;
+		if (e2e_session_publish(&p->sess, topic, msg, len, 1, 0, 0) == E2E_OK)
+			p->st.announcements++;
+	}
+}
+
+/* Publish due summaries, built under the lock, sent outside it. */
+static void summaries(struct e2e_publisher *p)
+{
+	char topic[300];
+	size_t len;
+
+	for (;;) {
+		enum e2e_status st;
+
+		pthread_mutex_lock(&p->mu);
+		st = e2e_sender_next_summary(p->sender, p->sum, E2E_CTL_SUMMARY_MAX, &len, topic,
+			sizeof topic, e2e_now_ms());
+		pthread_mutex_unlock(&p->mu);
+		if (st == E2E_ERR_NOT_FOUND)
+			break;
+		if (st != E2E_OK) {
+			event(p, E2E_EV_ERROR, e2e_strerror(st));
+			break;
+		}
+		if (e2e_session_publish(&p->sess, topic, p->sum, len, 1, 0, 0) != E2E_OK)
+			event(p, E2E_EV_ERROR, "cannot publish summary");
+	}
+}
+
+static void *ticker(void *arg)
+{
+	struct e2e_publisher *p = arg;
+	struct timespec ts = { 0, 100000000L };
+	uint64_t last = 0;
+
+	for (;;) {
+		uint64_t now = e2e_mono_ms();
+		int stop;
+
+		nanosleep(&ts, NULL);
+		pthread_mutex_lock(&p->mu);
+		stop = p->stop;
+		if (!stop && now - last >= 1000) {
+			last = now;
+			if (e2e_sender_tick(p->sender, e2e_now_ms()) != E2E_OK)
+				event(p, E2E_EV_ERROR, p->cfg.err ? p->cfg.err : "reload failed");
+		}
+		pthread_mutex_unlock(&p->mu);
+		if (stop)
+			break;
+		announce_all(p);
+		summaries(p);
+	}
+	return NULL;
+}
+
+enum e2e_status e2e_publisher_create(struct e2e_publisher **out,
+	const struct e2e_publisher_config *cfg)
+{
+	struct e2e_publisher *p = NULL;
+	struct e2e_sender_config sc;
+	enum e2e_status ret = E2E_ERR_ARG;
+
+	if (!out || !cfg || !cfg->dir)
+		goto out;
+	*out = NULL;
+	ret = E2E_ERR_NOMEM;
+	p = calloc(1, sizeof *p);
+	if (!p)
+		goto out;
+	p->cfg = *cfg;
+	p->control_topic = cfg->control_topic ? cfg->control_topic : E2E_CTL_TOPIC_DEFAULT;
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_mutex_init(&p->send_mu, NULL);
+	memset(&sc, 0, sizeof sc);
+	sc.dir = cfg->dir;
+	sc.control_topic = p->control_topic;
+	sc.grace_ms = cfg->grace_ms;
+	sc.max_age_ms = cfg->max_age_ms;
+	sc.max_messages = cfg->max_messages;
+	sc.err = cfg->err;
+	sc.err_len = cfg->err_len;
+	sc.summary_ms = cfg->summary_ms;
+	sc.no_summaries = cfg->no_summaries;
+	p->sum = malloc(E2E_CTL_SUMMARY_MAX);
+	if (!p->sum)
+		goto out;
+	ret = e2e_sender_open(&p->sender, &sc);
+	if (ret != E2E_OK)
+		goto out;
+	ret = e2e_session_init(&p->sess, &cfg->conn, on_msg, on_state, p, cfg->err, cfg->err_len);
+	if (ret != E2E_OK)
+		goto out;
+	p->sess_ready = 1;
+	ret = e2e_session_subscribe(&p->sess, p->control_topic, 1, 0);
+	if (ret != E2E_OK)
+		goto out;
+	*out = p;
+	p = NULL;
+out:
+	e2e_publisher_destroy(p);
+	return ret;
+}
+
+enum e2e_status e2e_publisher_connect(struct e2e_publisher *p, uint32_t timeout_ms)
+{
+	enum e2e_status st;
+
+	if (!p)
+		return E2E_ERR_ARG;
+	st = e2e_session_connect(&p->sess, timeout_ms, p->cfg.err, p->cfg.err_len);
+	if (st != E2E_OK)
+		return st;
+	if (!p->ticker_running && pthread_create(&p->ticker, NULL, ticker, p) == 0)
+		p->ticker_running = 1;
+	return p->ticker_running ? E2E_OK : E2E_ERR_NOMEM;
+}
+
+enum e2e_status e2e_publisher_publish(struct e2e_publisher *p, const char *topic,
+	const void *payload, size_t len, int qos, int retained, int wait_ms)
+{
+	enum e2e_status st;
+	size_t need = e2e_envelope_size(len), elen = 0;
+	MQTTAsync_token token = 0;
+
+	if (!p || !topic || (!payload && len) || qos < 0 || qos > 2)
+		return E2E_ERR_ARG;
+	pthread_mutex_lock(&p->send_mu);
+	st = E2E_ERR_NOMEM;
+	if (need > p->out_cap) {
+		uint8_t *n = realloc(p->out, need);
+
+		if (!n)
+			goto out;
+		p->out = n;
+		p->out_cap = need;
+	}
+	pthread_mutex_lock(&p->mu);
+	st = e2e_sender_seal(p->sender, p->out, p->out_cap, &elen, topic, strlen(topic), payload,
+		len);
+	pthread_mutex_unlock(&p->mu);
+	if (st == E2E_OK)
+		st = e2e_session_send(&p->sess, topic, p->out, elen, qos, retained, &token);
+out:
+	pthread_mutex_lock(&p->mu);
+	if (st == E2E_OK)
+		p->st.published++;
+	else
+		p->st.failed++;
+	pthread_mutex_unlock(&p->mu);
+	pthread_mutex_unlock(&p->send_mu);
+	if (st != E2E_OK || wait_ms <= 0 || qos == 0)
+		return st;
+	/* Wait outside the lock: Paho's thread may need it to answer requests. */
+	return e2e_session_wait(&p->sess, token, wait_ms);
+}
+
+enum e2e_status e2e_publisher_rotate(struct e2e_publisher *p, const char *topic)
+{
+	enum e2e_status st;
+
+	if (!p || !topic)
+		return E2E_ERR_ARG;
+	pthread_mutex_lock(&p->mu);
+	st = e2e_sender_rotate_topic(p->sender, topic, e2e_now_ms());
+	pthread_mutex_unlock(&p->mu);
+	if (st == E2E_OK)
+		announce_all(p);
+	return st;
+}
+
+void e2e_publisher_stats(struct e2e_publisher *p, struct e2e_publisher_stats *st)
+{
+	struct e2e_keysvc_stats ks;
+
+	if (!p || !st)
+		return;
+	pthread_mutex_lock(&p->mu);
+	*st = p->st;
+	e2e_sender_keysvc_stats(p->sender, &ks);
+	pthread_mutex_unlock(&p->mu);
+	st->requests = ks.requests;
+	st->delivered = ks.delivered;
+	st->refused = ks.refused;
+	st->ignored = ks.ignored_malformed + ks.ignored_bad_sig + ks.ignored_replay +
+		ks.rate_limited;
+}
+
+void e2e_publisher_destroy(struct e2e_publisher *p)
+{
+	if (!p)
+		return;
+	if (p->ticker_running) {
+		pthread_mutex_lock(&p->mu);
+		p->stop = 1;
+		pthread_mutex_unlock(&p->mu);
+		pthread_join(p->ticker, NULL);
+	}
+	if (p->sess_ready)
+		e2e_session_fini(&p->sess);
+	e2e_sender_close(p->sender);
+	free(p->out);
+	free(p->sum);
+	pthread_mutex_destroy(&p->mu);
+	pthread_mutex_destroy(&p->send_mu);
+	free(p);
+}

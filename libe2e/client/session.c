@@ -1,0 +1,471 @@
+/* Paho C async session; see session.h. */
+#include <errno.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "session.h"
+
+uint64_t e2e_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000U + (uint64_t)ts.tv_nsec / 1000000U;
+}
+
+uint64_t e2e_mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000U + (uint64_t)ts.tv_nsec / 1000000U;
+}
+
+static int use_tls(const struct e2e_conn_config *c)
+{
+	return c->tls || c->cafile || c->capath || c->certfile || c->psk_hex || c->alpn;
+}
+
+/* "a,b" -> ALPN wire format (length-prefixed protocol names). */
+static int alpn_encode(unsigned char *out, size_t cap, unsigned int *len, const char *list)
+{
+	size_t o = 0;
+	const char *p = list;
+
+	while (*p) {
+		size_t n = strcspn(p, ",");
+
+		if (n == 0 || n > 255 || o + 1 + n > cap)
+			return -1;
+		out[o++] = (unsigned char)n;
+		memcpy(out + o, p, n);
+		o += n;
+		p += n;
+		if (*p == ',')
+			p++;
+	}
+	*len = (unsigned int)o;
+	return o ? 0 : -1;
+}
+
+static unsigned int psk_cb(const char *hint, char *identity, unsigned int max_identity_len,
+	unsigned char *psk, unsigned int max_psk_len, void *u)
+{
+	struct e2e_session *s = u;
+	size_t il = strlen(s->conn.psk_identity);
+
+	(void)hint;
+	if (il + 1 > max_identity_len || s->psk_len > max_psk_len)
+		return 0;
+	memcpy(identity, s->conn.psk_identity, il + 1);
+	memcpy(psk, s->psk, s->psk_len);
+	return s->psk_len;
+}
+
+static int on_arrived(void *ctx, char *topic, int topic_len, MQTTAsync_message *m)
+{
+	struct e2e_session *s = ctx;
+	char *t = topic;
+
+	/* Paho passes topic_len 0 when the topic is NUL-terminated. */
+	(void)topic_len;
+	s->on_msg(s->ctx, t, m->payload, (size_t)m->payloadlen, m->qos, m->retained);
+	MQTTAsync_freeMessage(&m);
+	MQTTAsync_free(topic);
+	return 1;
+}
+
+static void resubscribe(struct e2e_session *s)
+{
+	for (int i = 0; i < s->nsubs; i++) {
+		MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+
+		(void)MQTTAsync_subscribe(s->handle, s->subs[i], s->sub_qos[i], &ro);
+	}
+}
+
+static void on_connected(void *ctx, char *cause)
+{
+	struct e2e_session *s = ctx;
+
+	(void)cause;
+	pthread_mutex_lock(&s->lock);
+	s->connected = 1;
+	resubscribe(s);
+	pthread_mutex_unlock(&s->lock);
+	if (s->on_state)
+		s->on_state(s->ctx, 1, "connected");
+}
+
+static void on_lost(void *ctx, char *cause)
+{
+	struct e2e_session *s = ctx;
+
+	pthread_mutex_lock(&s->lock);
+	s->connected = 0;
+	pthread_mutex_unlock(&s->lock);
+	if (s->on_state)
+		s->on_state(s->ctx, 0, cause ? cause : "connection lost");
+}
+
+enum e2e_status e2e_session_init(struct e2e_session *s, const struct e2e_conn_config *conn,
+	e2e_session_msg_fn on_msg, e2e_session_state_fn on_state, void *ctx,
+	char *err, size_t err_len)
+{
+	MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer5;
+	const char *host;
+	int port, rc;
+	size_t pl;
+
+	memset(s, 0, sizeof *s);
+	s->conn = *conn;
+	s->on_msg = on_msg;
+	s->on_state = on_state;
+	s->ctx = ctx;
+	host = conn->host ? conn->host : "127.0.0.1";
+	port = conn->port ? conn->port : (use_tls(conn) ? 8883 : 1883);
+	snprintf(s->uri, sizeof s->uri, strchr(host, ':') ? "%s://[%s]:%d" : "%s://%s:%d",
+		use_tls(conn) ? "ssl" : "tcp", host, port);
+	if (conn->client_id) {
+		snprintf(s->client_id, sizeof s->client_id, "%s", conn->client_id);
+	} else {
+		uint8_t r[8];
+		char hex[17];
+
+		randombytes_buf(r, sizeof r);
+		sodium_bin2hex(hex, sizeof hex, r, sizeof r);
+		snprintf(s->client_id, sizeof s->client_id, "e2e-%s", hex);
+	}
+	if (conn->alpn && alpn_encode(s->alpn, sizeof s->alpn, &s->alpn_len, conn->alpn) != 0) {
+		snprintf(err, err_len, "bad ALPN list '%s'", conn->alpn);
+		return E2E_ERR_ARG;
+	}
+	if (conn->psk_hex) {
+		if (!conn->psk_identity || sodium_hex2bin(s->psk, sizeof s->psk, conn->psk_hex,
+				strlen(conn->psk_hex), NULL, &pl, NULL) != 0 || pl == 0) {
+			snprintf(err, err_len, "PSK must be hex (at most 64 bytes) with a PSK identity");
+			return E2E_ERR_ARG;
+		}
+		s->psk_len = (unsigned int)pl;
+	}
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->cond, NULL);
+	co.MQTTVersion = conn->mqtt_version == 5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1;
+	rc = MQTTAsync_createWithOptions(&s->handle, s->uri, s->client_id,
+		MQTTCLIENT_PERSISTENCE_NONE, NULL, &co);
+	if (rc != MQTTASYNC_SUCCESS) {
+		snprintf(err, err_len, "cannot create MQTT client for %s: %s", s->uri,
+			MQTTAsync_strerror(rc));
+		return E2E_ERR_ARG;
+	}
+	MQTTAsync_setCallbacks(s->handle, s, on_lost, on_arrived, NULL);
+	MQTTAsync_setConnected(s->handle, s, on_connected);
+	return E2E_OK;
+}
+
+void e2e_session_fini(struct e2e_session *s)
+{
+	if (!s->handle)
+		return;
+	if (MQTTAsync_isConnected(s->handle)) {
+		MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
+
+		d.timeout = 1000;
+		(void)MQTTAsync_disconnect(s->handle, &d);
+		for (int i = 0; i < 100 && MQTTAsync_isConnected(s->handle); i++)
+			nanosleep(&(struct timespec){ 0, 10000000 }, NULL);
+	}
+	MQTTAsync_destroy(&s->handle);
+	for (int i = 0; i < s->nsubs; i++)
+		free(s->subs[i]);
+	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->cond);
+	sodium_memzero(s->psk, sizeof s->psk);
+}
+
+static void conn_ok(void *ctx, MQTTAsync_successData *d)
+{
+	struct e2e_session *s = ctx;
+
+	(void)d;
+	pthread_mutex_lock(&s->lock);
+	s->connect_done = 1;
+	s->connect_rc = 0;
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+}
+
+static void conn_fail(void *ctx, MQTTAsync_failureData *d)
+{
+	struct e2e_session *s = ctx;
+
+	pthread_mutex_lock(&s->lock);
+	s->connect_done = 1;
+	s->connect_rc = d && d->code ? d->code : -1;
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+}
+
+static void conn_ok5(void *ctx, MQTTAsync_successData5 *d)
+{
+	(void)d;
+	conn_ok(ctx, NULL);
+}
+
+static void conn_fail5(void *ctx, MQTTAsync_failureData5 *d)
+{
+	MQTTAsync_failureData f = { 0 };
+
+	f.code = d ? (d->code ? d->code : (int)d->reasonCode) : -1;
+	conn_fail(ctx, &f);
+}
+
+static int wait_flag(struct e2e_session *s, int *flag, uint32_t timeout_ms)
+{
+	struct timespec ts;
+	int rc = 0;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	while (!*flag && rc != ETIMEDOUT)
+		rc = pthread_cond_timedwait(&s->cond, &s->lock, &ts);
+	return *flag;
+}
+
+enum e2e_status e2e_session_connect(struct e2e_session *s, uint32_t timeout_ms, char *err,
+	size_t err_len)
+{
+	MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
+	MQTTAsync_connectOptions co5 = MQTTAsync_connectOptions_initializer5;
+	MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
+	MQTTAsync_connectOptions *o = s->conn.mqtt_version == 5 ? &co5 : &co;
+	int rc, done;
+
+	o->keepAliveInterval = s->conn.keepalive_s ? s->conn.keepalive_s : 30;
+	o->username = s->conn.username;
+	o->password = s->conn.password;
+	o->automaticReconnect = 1;
+	o->minRetryInterval = 1;
+	o->maxRetryInterval = 30;
+	o->connectTimeout = (int)(timeout_ms / 1000 ? timeout_ms / 1000 : 1);
+	o->context = s;
+	if (s->conn.mqtt_version == 5) {
+		o->cleanstart = s->conn.client_id ? 0 : 1;
+		o->onSuccess5 = conn_ok5;
+		o->onFailure5 = conn_fail5;
+	} else {
+		/* A named client keeps its session so QoS1 messages survive reconnects. */
+		o->cleansession = s->conn.client_id ? 0 : 1;
+		o->onSuccess = conn_ok;
+		o->onFailure = conn_fail;
+	}
+	if (use_tls(&s->conn)) {
+		ssl.trustStore = s->conn.cafile;
+		ssl.CApath = s->conn.capath;
+		ssl.keyStore = s->conn.certfile;
+		ssl.privateKey = s->conn.keyfile ? s->conn.keyfile : NULL;
+		ssl.sslVersion = MQTT_SSL_VERSION_TLS_1_2;
+		ssl.enableServerCertAuth = s->conn.psk_hex ? 0 : 1;
+		ssl.verify = s->conn.insecure || s->conn.psk_hex ? 0 : 1;
+		if (s->conn.psk_hex) {
+			ssl.ssl_psk_cb = psk_cb;
+			ssl.ssl_psk_context = s;
+			ssl.disableDefaultTrustStore = 1;
+		}
+		if (s->alpn_len) {
+			ssl.protos = s->alpn;
+			ssl.protos_len = s->alpn_len;
+		}
+		o->ssl = &ssl;
+	}
+	rc = MQTTAsync_connect(s->handle, o);
+	if (rc != MQTTASYNC_SUCCESS) {
+		snprintf(err, err_len, "connect to %s failed: %s", s->uri, MQTTAsync_strerror(rc));
+		return E2E_ERR_IO;
+	}
+	pthread_mutex_lock(&s->lock);
+	done = wait_flag(s, &s->connect_done, timeout_ms);
+	rc = s->connect_rc;
+	pthread_mutex_unlock(&s->lock);
+	if (!done || rc != 0) {
+		snprintf(err, err_len, "cannot connect to %s: %s", s->uri,
+			!done ? "timed out" : MQTTAsync_strerror(rc));
+		return E2E_ERR_IO;
+	}
+	return E2E_OK;
+}
+
+struct waiter {
+	struct e2e_session *s;
+	int done, rc;
+};
+
+static void op_ok(void *ctx, MQTTAsync_successData *d)
+{
+	struct waiter *w = ctx;
+
+	(void)d;
+	pthread_mutex_lock(&w->s->lock);
+	w->done = 1;
+	pthread_cond_broadcast(&w->s->cond);
+	pthread_mutex_unlock(&w->s->lock);
+}
+
+static void op_fail(void *ctx, MQTTAsync_failureData *d)
+{
+	struct waiter *w = ctx;
+
+	pthread_mutex_lock(&w->s->lock);
+	w->rc = d && d->code ? d->code : -1;
+	w->done = 1;
+	pthread_cond_broadcast(&w->s->cond);
+	pthread_mutex_unlock(&w->s->lock);
+}
+
+static void op_ok5(void *ctx, MQTTAsync_successData5 *d)
+{
+	(void)d;
+	op_ok(ctx, NULL);
+}
+
+static void op_fail5(void *ctx, MQTTAsync_failureData5 *d)
+{
+	MQTTAsync_failureData f = { 0 };
+
+	f.code = d ? (d->code ? d->code : (int)d->reasonCode) : -1;
+	op_fail(ctx, &f);
+}
+
+/* Fill response options that signal @p w; returns whether to wait. */
+static void waiter_opts(struct e2e_session *s, MQTTAsync_responseOptions *ro, struct waiter *w)
+{
+	w->s = s;
+	w->done = w->rc = 0;
+	ro->context = w;
+	if (s->conn.mqtt_version == 5) {
+		ro->onSuccess5 = op_ok5;
+		ro->onFailure5 = op_fail5;
+	} else {
+		ro->onSuccess = op_ok;
+		ro->onFailure = op_fail;
+	}
+}
+
+/* Wait for an operation and free the heap waiter. On timeout it must stay
+ * alive because Paho may still call back, so it is deliberately leaked in
+ * that rare case. */
+static enum e2e_status waiter_wait(struct waiter *w, int wait_ms)
+{
+	int done, rc;
+
+	pthread_mutex_lock(&w->s->lock);
+	done = wait_flag(w->s, &w->done, (uint32_t)wait_ms);
+	rc = w->rc;
+	pthread_mutex_unlock(&w->s->lock);
+	if (!done)
+		return E2E_ERR_IO;
+	free(w);
+	return rc ? E2E_ERR_IO : E2E_OK;
+}
+
+enum e2e_status e2e_session_subscribe(struct e2e_session *s, const char *filter, int qos,
+	int wait_ms)
+{
+	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+	struct waiter *w;
+	enum e2e_status ret = E2E_ERR_FULL;
+	int connected, rc;
+
+	pthread_mutex_lock(&s->lock);
+	if (s->nsubs < E2E_SESSION_SUBS_MAX) {
+		s->subs[s->nsubs] = strdup(filter);
+		s->sub_qos[s->nsubs] = qos;
+		if (s->subs[s->nsubs]) {
+			s->nsubs++;
+			ret = E2E_OK;
+		} else {
+			ret = E2E_ERR_NOMEM;
+		}
+	}
+	connected = s->connected;
+	pthread_mutex_unlock(&s->lock);
+	if (ret != E2E_OK || !connected)
+		return ret;
+	if (wait_ms <= 0)
+		return MQTTAsync_subscribe(s->handle, filter, qos, &ro) == MQTTASYNC_SUCCESS ?
+			E2E_OK : E2E_ERR_IO;
+	w = calloc(1, sizeof *w);
+	if (!w)
+		return E2E_ERR_NOMEM;
+	waiter_opts(s, &ro, w);
+	rc = MQTTAsync_subscribe(s->handle, filter, qos, &ro);
+	if (rc != MQTTASYNC_SUCCESS) {
+		free(w);
+		return E2E_ERR_IO;
+	}
+	return waiter_wait(w, wait_ms);
+}
+
+enum e2e_status e2e_session_unsubscribe(struct e2e_session *s, const char *filter)
+{
+	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+
+	pthread_mutex_lock(&s->lock);
+	for (int i = 0; i < s->nsubs; i++) {
+		if (strcmp(s->subs[i], filter) == 0) {
+			free(s->subs[i]);
+			s->subs[i] = s->subs[s->nsubs - 1];
+			s->sub_qos[i] = s->sub_qos[s->nsubs - 1];
+			s->nsubs--;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	return MQTTAsync_unsubscribe(s->handle, filter, &ro) == MQTTASYNC_SUCCESS ?
+		E2E_OK : E2E_ERR_IO;
+}
+
+enum e2e_status e2e_session_send(struct e2e_session *s, const char *topic,
+	const uint8_t *payload, size_t len, int qos, int retained, MQTTAsync_token *token)
+{
+	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+	MQTTAsync_message m = MQTTAsync_message_initializer;
+
+	if (len > 268435455U)
+		return E2E_ERR_ARG;
+	m.payload = (void *)(uintptr_t)payload;
+	m.payloadlen = (int)len;
+	m.qos = qos;
+	m.retained = retained;
+	/* Paho copies the payload before returning. */
+	if (MQTTAsync_sendMessage(s->handle, topic, &m, &ro) != MQTTASYNC_SUCCESS)
+		return E2E_ERR_IO;
+	if (token)
+		*token = ro.token;
+	return E2E_OK;
+}
+
+enum e2e_status e2e_session_wait(struct e2e_session *s, MQTTAsync_token token, int wait_ms)
+{
+	return MQTTAsync_waitForCompletion(s->handle, token, (unsigned long)wait_ms) ==
+	       MQTTASYNC_SUCCESS ? E2E_OK : E2E_ERR_IO;
+}
+
+enum e2e_status e2e_session_publish(struct e2e_session *s, const char *topic,
+	const uint8_t *payload, size_t len, int qos, int retained, int wait_ms)
+{
+	MQTTAsync_token token = 0;
+	enum e2e_status st = e2e_session_send(s, topic, payload, len, qos, retained, &token);
+
+	if (st != E2E_OK || wait_ms <= 0 || qos == 0)
+		return st;
+	return e2e_session_wait(s, token, wait_ms);
+}

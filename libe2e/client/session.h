@@ -1,0 +1,73 @@
+/*
+ * One MQTT connection on Paho C async, shared by the subscriber client and
+ * the publisher: TLS options (CA, client cert, PSK, ALPN, SNI), automatic
+ * reconnect with back-off, resubscription, and small synchronous helpers.
+ */
+#ifndef E2E_SESSION_H
+#define E2E_SESSION_H
+
+#include <MQTTAsync.h>
+#include <pthread.h>
+
+#include "e2e/client.h"
+
+#define E2E_SESSION_SUBS_MAX 64
+
+struct e2e_session;
+
+/* Called on Paho's thread for every message; return nothing (always consumed). */
+typedef void (*e2e_session_msg_fn)(void *ctx, const char *topic, const uint8_t *payload,
+	size_t len, int qos, int retained);
+typedef void (*e2e_session_state_fn)(void *ctx, int connected, const char *why);
+
+struct e2e_session {
+	MQTTAsync handle;
+	struct e2e_conn_config conn;
+	char uri[300];
+	char client_id[64];
+	unsigned char alpn[256];
+	unsigned int alpn_len;
+	unsigned char psk[64];
+	unsigned int psk_len;
+	pthread_mutex_t lock;        /* guards subs and connected */
+	pthread_cond_t cond;
+	int connected;
+	int connect_done;            /* first connect attempt finished */
+	int connect_rc;
+	char *subs[E2E_SESSION_SUBS_MAX];
+	int sub_qos[E2E_SESSION_SUBS_MAX];
+	int nsubs;
+	e2e_session_msg_fn on_msg;
+	e2e_session_state_fn on_state;
+	void *ctx;
+};
+
+enum e2e_status e2e_session_init(struct e2e_session *s, const struct e2e_conn_config *conn,
+	e2e_session_msg_fn on_msg, e2e_session_state_fn on_state, void *ctx,
+	char *err, size_t err_len);
+void e2e_session_fini(struct e2e_session *s);
+
+/* Remember a subscription (re-made on every reconnect) and subscribe now if connected. */
+enum e2e_status e2e_session_subscribe(struct e2e_session *s, const char *filter, int qos,
+	int wait_ms);
+enum e2e_status e2e_session_unsubscribe(struct e2e_session *s, const char *filter);
+
+enum e2e_status e2e_session_connect(struct e2e_session *s, uint32_t timeout_ms, char *err,
+	size_t err_len);
+
+/* Queue a message; *token identifies it for e2e_session_wait. Never blocks. */
+enum e2e_status e2e_session_send(struct e2e_session *s, const char *topic,
+	const uint8_t *payload, size_t len, int qos, int retained, MQTTAsync_token *token);
+
+/* Wait until the message of @p token completed (acknowledged for QoS > 0). */
+enum e2e_status e2e_session_wait(struct e2e_session *s, MQTTAsync_token token, int wait_ms);
+
+/* Publish; with wait_ms > 0, wait for the broker's acknowledgement (QoS > 0). */
+enum e2e_status e2e_session_publish(struct e2e_session *s, const char *topic,
+	const uint8_t *payload, size_t len, int qos, int retained, int wait_ms);
+
+/* Milliseconds of CLOCK_REALTIME (protocol timestamps) and CLOCK_MONOTONIC. */
+uint64_t e2e_now_ms(void);
+uint64_t e2e_mono_ms(void);
+
+#endif

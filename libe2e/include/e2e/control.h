@@ -1,0 +1,172 @@
+/*
+ * Control messages of the key distribution protocol (protocol/SPEC.md
+ * sec. 11): key request, key delivery, refusal and rotation announcement.
+ * Every message is signed with Ed25519 over a context string, the MQTT topic
+ * it is published on and its bytes, so the broker can neither forge one nor
+ * move it to another topic. Pure functions on caller buffers.
+ */
+#ifndef E2E_CONTROL_H
+#define E2E_CONTROL_H
+
+#include "common.h"
+#include "envelope.h"
+#include "identity.h"
+
+#define E2E_CTL_VERSION      0x01U
+#define E2E_CTL_REQUEST      0x01U
+#define E2E_CTL_DELIVERY     0x02U
+#define E2E_CTL_REFUSAL      0x03U
+#define E2E_CTL_ANNOUNCE     0x04U
+#define E2E_CTL_SUMMARY      0x05U
+
+#define E2E_CTL_HEAD_BYTES   14U   /* version, type, sender u32, time u64 */
+#define E2E_CTL_SIG_BYTES    64U
+#define E2E_CTL_NONCE_BYTES  16U
+#define E2E_CTL_HASH_BYTES   32U
+#define E2E_CTL_WANT_MAX     16U   /* scopes per request */
+#define E2E_CTL_KEYS_MAX     32U   /* keys per delivery */
+#define E2E_CTL_REPLY_MAX    128U  /* reply topic length */
+#define E2E_CTL_MSG_MAX      2048U /* no control message but a summary is larger */
+#define E2E_CTL_SUMMARY_MAX  65535U
+#define E2E_CTL_TOPIC_DEFAULT "e2e/control"
+#define E2E_CTL_REPLY_PREFIX  "e2e/k/"
+
+enum e2e_refusal {
+	E2E_REFUSE_NOT_ENROLLED = 1,
+	E2E_REFUSE_SCOPE = 2,        /* none of the wanted scopes is allowed */
+	E2E_REFUSE_RATE = 3,         /* rate-limited: retry later */
+	E2E_REFUSE_REVOKED = 4,
+	E2E_REFUSE_STALE = 5,        /* timestamp outside the accepted window */
+};
+
+struct e2e_ctl_want {
+	uint8_t scope;
+	uint32_t epoch;              /* 0 = the current epoch */
+};
+
+struct e2e_ctl_key {
+	uint8_t scope;
+	uint32_t epoch;
+	uint64_t not_after_ms;       /* 0 = current key, no deadline yet */
+	uint8_t key[E2E_KEY_BYTES];
+};
+
+/* A decoded control message; which fields are set depends on type. */
+struct e2e_ctl {
+	uint8_t type;
+	uint32_t sender;             /* REQUEST: target sender; others: issuer */
+	uint64_t time_ms;
+	/* REQUEST */
+	struct e2e_public requester;
+	uint8_t eph_pk[E2E_DH_BYTES];
+	uint8_t nonce[E2E_CTL_NONCE_BYTES];
+	char reply_topic[E2E_CTL_REPLY_MAX + 1];
+	uint8_t nwant;
+	struct e2e_ctl_want want[E2E_CTL_WANT_MAX];
+	/* DELIVERY, REFUSAL: hash of the request answered */
+	uint8_t request_hash[E2E_CTL_HASH_BYTES];
+	/* DELIVERY (after e2e_ctl_open_delivery) */
+	uint8_t nkeys;
+	struct e2e_ctl_key keys[E2E_CTL_KEYS_MAX];
+	const uint8_t *sealed;       /* DELIVERY: points into the message */
+	size_t sealed_len;
+	/* REFUSAL */
+	uint8_t reason;
+	/* ANNOUNCE */
+	uint8_t scope;
+	uint32_t epoch;
+	/* SUMMARY: entries stay in the message; walk them with e2e_summary_entry_next */
+	uint32_t interval_ms;
+	uint32_t number;
+	uint8_t part, parts;
+	uint16_t nentries;
+	const uint8_t *entries;
+	size_t entries_len;
+};
+
+/* One stream of a SUMMARY (topic points into the message, not NUL-terminated). */
+struct e2e_summary_entry {
+	uint32_t run;
+	const char *topic;
+	size_t topic_len;
+	uint32_t first, last;
+	uint8_t digest[16];
+};
+
+/** Iterator over the entries of a parsed SUMMARY. */
+struct e2e_summary_iter {
+	const uint8_t *p;
+	size_t len, off;
+	uint16_t left;
+};
+
+E2E_API void e2e_summary_iter_init(struct e2e_summary_iter *it, const struct e2e_ctl *m);
+
+/** Next entry: 1 and @p e filled, or 0 at the end (entries were validated by parse). */
+E2E_API int e2e_summary_entry_next(struct e2e_summary_iter *it, struct e2e_summary_entry *e);
+
+/** Zero a decoded message (it may hold payload keys). */
+E2E_API void e2e_ctl_wipe(struct e2e_ctl *m);
+
+/**
+ * Build a signed key request into @p out. @p eph_sk receives the ephemeral
+ * X25519 secret (keep it until the delivery, then wipe it); @p req is filled
+ * with what was sent. @p reply_topic: where the answer must go (see
+ * e2e_ctl_reply_topic), or NULL for a fresh random one.
+ */
+E2E_API enum e2e_status e2e_ctl_request(uint8_t *out, size_t cap, size_t *len,
+	struct e2e_ctl *req, uint8_t eph_sk[E2E_DH_BYTES],
+	const struct e2e_identity *subscriber, uint32_t target_sender,
+	const struct e2e_ctl_want *want, uint8_t nwant, const char *reply_topic,
+	const char *control_topic, uint64_t now_ms) E2E_WARN_UNUSED;
+
+/** A fresh private reply topic: "e2e/k/" + 32 random hex digits (128 bits). */
+E2E_API void e2e_ctl_reply_topic(char out[E2E_CTL_REPLY_MAX + 1]);
+
+/** BLAKE2b-256 of a request message exactly as received (binds the answer). */
+E2E_API void e2e_ctl_hash(uint8_t out[E2E_CTL_HASH_BYTES], const uint8_t *msg, size_t len);
+
+/**
+ * Parse a control message received on @p topic and check its signature with
+ * @p signer (NULL for REQUEST: the requester's key inside is used). Cheap
+ * structural checks run before the signature. E2E_ERR_MALFORMED,
+ * E2E_ERR_VERSION or E2E_ERR_AUTH on failure.
+ */
+E2E_API enum e2e_status e2e_ctl_parse(struct e2e_ctl *m, const uint8_t *msg, size_t len,
+	const char *topic, const struct e2e_public *signer) E2E_WARN_UNUSED;
+
+/** Build a signed delivery of @p keys sealed to the request's ephemeral key. */
+E2E_API enum e2e_status e2e_ctl_delivery(uint8_t *out, size_t cap, size_t *len,
+	const struct e2e_identity *sender, const struct e2e_ctl *req,
+	const uint8_t req_hash[E2E_CTL_HASH_BYTES],
+	const struct e2e_ctl_key *keys, uint8_t nkeys, uint64_t now_ms) E2E_WARN_UNUSED;
+
+/** Decrypt the keys of a parsed delivery with the request's ephemeral key pair. */
+E2E_API enum e2e_status e2e_ctl_open_delivery(struct e2e_ctl *m,
+	const uint8_t eph_pk[E2E_DH_BYTES], const uint8_t eph_sk[E2E_DH_BYTES]) E2E_WARN_UNUSED;
+
+E2E_API enum e2e_status e2e_ctl_refusal(uint8_t *out, size_t cap, size_t *len,
+	const struct e2e_identity *sender, const struct e2e_ctl *req,
+	const uint8_t req_hash[E2E_CTL_HASH_BYTES], enum e2e_refusal reason,
+	uint64_t now_ms) E2E_WARN_UNUSED;
+
+/** Rotation announcement, published on "<control topic>/<sender id hex>". */
+E2E_API enum e2e_status e2e_ctl_announce(uint8_t *out, size_t cap, size_t *len,
+	const struct e2e_identity *sender, const char *topic, uint8_t scope, uint32_t epoch,
+	uint64_t now_ms) E2E_WARN_UNUSED;
+
+/** "<control>/<8 hex digits>" — where a sender publishes announcements. */
+E2E_API enum e2e_status e2e_ctl_sender_topic(char *out, size_t cap, const char *control_topic,
+	uint32_t sender) E2E_WARN_UNUSED;
+
+/**
+ * Sign a control message of *@p len bytes in @p out (head and body already
+ * written) for publication on @p topic: appends the signature.
+ */
+E2E_API enum e2e_status e2e_ctl_sign(uint8_t *out, size_t cap, size_t *len, const char *topic,
+	const struct e2e_identity *id) E2E_WARN_UNUSED;
+
+/** Name of a refusal reason ("not enrolled", ...). */
+E2E_API const char *e2e_refusal_name(uint8_t reason);
+
+#endif

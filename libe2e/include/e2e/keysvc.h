@@ -1,0 +1,70 @@
+/*
+ * The key service logic of a sender (protocol/SPEC.md sec. 11.3): answers
+ * key requests read from the control topic. Pure: the caller moves bytes to
+ * and from MQTT and supplies enrollment and keys through callbacks, so the
+ * same code serves the proxy and native publisher apps.
+ *
+ * Order of checks: size/version/layout, target sender, time window, replay
+ * cache, rate limits, then the Ed25519 signature, then enrollment. Garbage
+ * and bad signatures get no answer (no amplification); a valid request that
+ * is not allowed gets a signed refusal.
+ */
+#ifndef E2E_KEYSVC_H
+#define E2E_KEYSVC_H
+
+#include "common.h"
+#include "control.h"
+#include "identity.h"
+
+struct e2e_keysvc;
+
+/**
+ * Enrollment lookup: scopes allowed for @p who as a 256-bit map
+ * (bit s of byte s/8), E2E_ERR_NOT_FOUND if not enrolled, E2E_ERR_PERM if revoked.
+ */
+typedef enum e2e_status (*e2e_keysvc_enrolled_fn)(void *ctx, const struct e2e_public *who,
+	uint8_t scopes[32]);
+
+/**
+ * Keys of @p scope to hand out: the current key and those still in their
+ * grace period (at most @p cap). Returns the count written to @p out.
+ */
+typedef uint8_t (*e2e_keysvc_keys_fn)(void *ctx, uint8_t scope, struct e2e_ctl_key *out,
+	uint8_t cap, uint64_t now_ms);
+
+struct e2e_keysvc_config {
+	const struct e2e_identity *identity;   /* the sender's; must outlive the service */
+	e2e_keysvc_enrolled_fn enrolled;
+	e2e_keysvc_keys_fn keys;
+	void *ctx;
+	uint64_t max_skew_ms;       /* accepted |now - request time| (0 = 300 s) */
+	uint32_t per_identity_burst; /* requests per identity before limiting (0 = 10) */
+	uint32_t per_identity_ms;   /* refill: one request per this interval (0 = 1000) */
+	uint32_t global_burst;      /* all requests (0 = 200) */
+	uint32_t global_ms;         /* refill interval of the global bucket (0 = 10) */
+	uint32_t replay_cache;      /* remembered request hashes (0 = 4096) */
+};
+
+struct e2e_keysvc_stats {
+	uint64_t requests, delivered, refused, ignored_malformed, ignored_bad_sig,
+		ignored_replay, ignored_other_sender, rate_limited;
+};
+
+E2E_API enum e2e_status e2e_keysvc_create(struct e2e_keysvc **out,
+	const struct e2e_keysvc_config *cfg) E2E_WARN_UNUSED;
+E2E_API void e2e_keysvc_destroy(struct e2e_keysvc *ks);
+
+/**
+ * Handle one message from the control topic @p topic. On E2E_OK an answer
+ * (delivery or refusal) of *out_len bytes is in @p out, to be published on
+ * @p reply_topic. Any other status: publish nothing (the reason is counted
+ * in the stats: malformed, bad signature, replay, not for this sender).
+ */
+E2E_API enum e2e_status e2e_keysvc_handle(struct e2e_keysvc *ks,
+	const uint8_t *msg, size_t len, const char *topic,
+	uint8_t *out, size_t cap, size_t *out_len,
+	char reply_topic[E2E_CTL_REPLY_MAX + 1], uint64_t now_ms) E2E_WARN_UNUSED;
+
+E2E_API void e2e_keysvc_stats(const struct e2e_keysvc *ks, struct e2e_keysvc_stats *st);
+
+#endif

@@ -1,0 +1,91 @@
+/*
+ * A sender: everything an e2e-proxy or a native publisher needs to encrypt
+ * and to run the key service, backed by its state directory
+ * (identity.key, scopes, enrolled, keys, txstate; see e2e-keytool(1)).
+ *
+ *  - e2e_sender_seal maps the topic to its key scope and seals with that
+ *    scope's current key (one e2e_tx per scope, counters reserved in txstate).
+ *  - e2e_sender_control answers key requests (e2e_keysvc).
+ *  - e2e_sender_tick (call about once a second) reloads files changed by
+ *    e2e-keytool, rotates keys by age or message count, and queues signed
+ *    rotation announcements to be published (e2e_sender_next_announce).
+ *
+ * Not thread-safe: callers serialise access (one lock).
+ */
+#ifndef E2E_SENDER_H
+#define E2E_SENDER_H
+
+#include "common.h"
+#include "control.h"
+#include "identity.h"
+#include "keysvc.h"
+
+struct e2e_sender;
+
+struct e2e_sender_config {
+	const char *dir;               /* state directory */
+	const char *control_topic;     /* default "e2e/control" */
+	uint64_t grace_ms;             /* old epoch accepted after rotation (0 = 24 h) */
+	uint64_t max_age_ms;           /* rotate a key older than this (0 = never) */
+	uint64_t max_messages;         /* rotate after this many messages (0 = 2^32) */
+	uint32_t reserve_block;        /* counter reservation block (0 = default) */
+	uint64_t (*clock_ms)(void);    /* wall clock in ms for key times (NULL = realtime) */
+	uint32_t summary_ms;           /* signed summary interval (0 = 10 s) */
+	int no_summaries;              /* disable summaries (SPEC 11.6) */
+	char *err;                     /* receives a message on failure (may be NULL) */
+	size_t err_len;
+};
+
+E2E_API enum e2e_status e2e_sender_open(struct e2e_sender **out,
+	const struct e2e_sender_config *cfg) E2E_WARN_UNUSED;
+E2E_API void e2e_sender_close(struct e2e_sender *s);
+
+/** Our sender id and public key. */
+E2E_API uint32_t e2e_sender_self(const struct e2e_sender *s);
+E2E_API const struct e2e_public *e2e_sender_public(const struct e2e_sender *s);
+
+/** Seal @p pt published on @p topic (NUL-free, @p topic_len bytes). */
+E2E_API enum e2e_status e2e_sender_seal(struct e2e_sender *s, uint8_t *out, size_t cap,
+	size_t *out_len, const char *topic, size_t topic_len,
+	const uint8_t *pt, size_t pt_len) E2E_WARN_UNUSED;
+
+/** Handle a message from the control topic; see e2e_keysvc_handle. */
+E2E_API enum e2e_status e2e_sender_control(struct e2e_sender *s, const uint8_t *msg,
+	size_t len, const char *topic, uint8_t *out, size_t cap, size_t *out_len,
+	char reply_topic[E2E_CTL_REPLY_MAX + 1], uint64_t now_ms) E2E_WARN_UNUSED;
+
+/**
+ * Periodic work: reload changed files, rotate by age/count, expire keys.
+ * Returns E2E_OK, or the error of a reload (the previous configuration stays
+ * in force; the text is in cfg.err).
+ */
+E2E_API enum e2e_status e2e_sender_tick(struct e2e_sender *s, uint64_t now_ms) E2E_WARN_UNUSED;
+
+/** Rotate @p scope now (as e2e-keytool rotate does, but in-process). */
+E2E_API enum e2e_status e2e_sender_rotate(struct e2e_sender *s, uint8_t scope,
+	uint64_t now_ms) E2E_WARN_UNUSED;
+
+/** Rotate the scope that @p topic belongs to. */
+E2E_API enum e2e_status e2e_sender_rotate_topic(struct e2e_sender *s, const char *topic,
+	uint64_t now_ms) E2E_WARN_UNUSED;
+
+/**
+ * Next queued announcement: message and topic to publish. E2E_ERR_NOT_FOUND
+ * when none is queued.
+ */
+E2E_API enum e2e_status e2e_sender_next_announce(struct e2e_sender *s, uint8_t *out,
+	size_t cap, size_t *len, char *topic, size_t topic_cap, uint64_t now_ms) E2E_WARN_UNUSED;
+
+/**
+ * Next signed summary message to publish on @p topic, if its interval has
+ * passed (call often, e.g. every 100 ms). E2E_ERR_NOT_FOUND when nothing is due.
+ */
+E2E_API enum e2e_status e2e_sender_next_summary(struct e2e_sender *s, uint8_t *out, size_t cap,
+	size_t *len, char *topic, size_t topic_cap, uint64_t now_ms) E2E_WARN_UNUSED;
+
+/** Envelopes that could not be summarized (both accumulators full). */
+E2E_API uint64_t e2e_sender_unsummarized(const struct e2e_sender *s);
+
+E2E_API void e2e_sender_keysvc_stats(const struct e2e_sender *s, struct e2e_keysvc_stats *st);
+
+#endif

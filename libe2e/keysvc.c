@@ -1,0 +1,225 @@
+/* Key service: answers key requests; see e2e/keysvc.h for the order of checks. */
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "e2e/keysvc.h"
+#include "lru.h"
+
+struct bucket {
+	uint64_t last_ms;
+	uint32_t tokens;
+};
+
+struct e2e_keysvc {
+	struct e2e_keysvc_config cfg;
+	uint32_t self;                  /* our sender id */
+	struct e2e_lru seen;            /* request hashes already answered */
+	struct e2e_lru who;             /* identity -> index into buckets */
+	struct bucket *buckets;
+	struct bucket global;
+	struct e2e_keysvc_stats st;
+};
+
+#define IDENTITIES 1024U
+
+enum e2e_status e2e_keysvc_create(struct e2e_keysvc **out, const struct e2e_keysvc_config *cfg)
+{
+	struct e2e_keysvc *ks = NULL;
+	enum e2e_status ret = E2E_ERR_ARG;
+
+	if (!out)
+		goto out;
+	*out = NULL;
+	if (!cfg || !cfg->identity || !cfg->enrolled || !cfg->keys)
+		goto out;
+	ret = E2E_ERR_NOMEM;
+	ks = calloc(1, sizeof *ks);
+	if (!ks)
+		goto out;
+	ks->cfg = *cfg;
+	if (!ks->cfg.max_skew_ms) ks->cfg.max_skew_ms = 300000;
+	if (!ks->cfg.per_identity_burst) ks->cfg.per_identity_burst = 10;
+	if (!ks->cfg.per_identity_ms) ks->cfg.per_identity_ms = 1000;
+	if (!ks->cfg.global_burst) ks->cfg.global_burst = 200;
+	if (!ks->cfg.global_ms) ks->cfg.global_ms = 10;
+	if (!ks->cfg.replay_cache) ks->cfg.replay_cache = 4096;
+	ks->buckets = calloc(IDENTITIES, sizeof *ks->buckets);
+	if (!ks->buckets)
+		goto out;
+	ret = e2e_lru_alloc(&ks->seen, ks->cfg.replay_cache);
+	if (ret != E2E_OK)
+		goto out;
+	ret = e2e_lru_alloc(&ks->who, IDENTITIES);
+	if (ret != E2E_OK)
+		goto out;
+	ks->self = e2e_sender_id(&cfg->identity->pub);
+	ks->global.tokens = ks->cfg.global_burst;
+	*out = ks;
+	ks = NULL;
+out:
+	e2e_keysvc_destroy(ks);
+	return ret;
+}
+
+void e2e_keysvc_destroy(struct e2e_keysvc *ks)
+{
+	if (!ks)
+		return;
+	e2e_lru_free(&ks->seen);
+	e2e_lru_free(&ks->who);
+	free(ks->buckets);
+	free(ks);
+}
+
+/* Token bucket: refill by elapsed time, then take one token if any. */
+static int take(struct bucket *b, uint32_t burst, uint32_t every_ms, uint64_t now_ms)
+{
+	if (now_ms > b->last_ms) {
+		uint64_t add = (now_ms - b->last_ms) / every_ms;
+
+		if (add) {
+			b->tokens = add >= burst - b->tokens ? burst : b->tokens + (uint32_t)add;
+			b->last_ms = now_ms;
+		}
+	}
+	if (b->tokens == 0)
+		return 0;
+	b->tokens--;
+	return 1;
+}
+
+static uint64_t k64(const uint8_t *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, sizeof v);
+	return v;
+}
+
+static int identity_allowed(struct e2e_keysvc *ks, const struct e2e_public *who, uint64_t now_ms)
+{
+	uint32_t i = e2e_lru_find(&ks->who, k64(who->sign_pk), k64(who->sign_pk + 8));
+
+	if (i == E2E_LRU_NONE) {
+		i = e2e_lru_insert(&ks->who, k64(who->sign_pk), k64(who->sign_pk + 8));
+		if (i == E2E_LRU_NONE) {
+			(void)e2e_lru_evict(&ks->who);
+			i = e2e_lru_insert(&ks->who, k64(who->sign_pk), k64(who->sign_pk + 8));
+		}
+		ks->buckets[i].tokens = ks->cfg.per_identity_burst;
+		ks->buckets[i].last_ms = now_ms;
+	}
+	return take(&ks->buckets[i], ks->cfg.per_identity_burst, ks->cfg.per_identity_ms, now_ms);
+}
+
+/* Collect the keys for the request: wanted scopes, or all allowed ones. */
+static uint8_t collect(struct e2e_keysvc *ks, const struct e2e_ctl *req,
+	const uint8_t allowed[32], struct e2e_ctl_key *keys, uint64_t now_ms)
+{
+	uint8_t n = 0;
+
+	for (unsigned s = 0; s < 256; s++) {
+		int wanted = req->nwant == 0;
+
+		if (!(allowed[s / 8] & (1U << (s % 8))))
+			continue;
+		for (uint8_t i = 0; i < req->nwant && !wanted; i++)
+			wanted = req->want[i].scope == s;
+		if (!wanted || n >= E2E_CTL_KEYS_MAX)
+			continue;
+		n = (uint8_t)(n + ks->cfg.keys(ks->cfg.ctx, (uint8_t)s, keys + n,
+				(uint8_t)(E2E_CTL_KEYS_MAX - n), now_ms));
+	}
+	return n;
+}
+
+enum e2e_status e2e_keysvc_handle(struct e2e_keysvc *ks,
+	const uint8_t *msg, size_t len, const char *topic,
+	uint8_t *out, size_t cap, size_t *out_len,
+	char reply_topic[E2E_CTL_REPLY_MAX + 1], uint64_t now_ms)
+{
+	struct e2e_ctl req;
+	struct e2e_ctl_key keys[E2E_CTL_KEYS_MAX];
+	uint8_t hash[E2E_CTL_HASH_BYTES], allowed[32];
+	uint64_t skew;
+	enum e2e_refusal reason = 0;
+	enum e2e_status ret = E2E_ERR_ARG, st;
+	uint8_t nkeys = 0;
+
+	if (!ks || !out || !out_len || !reply_topic || !topic)
+		goto out;
+	ks->st.requests++;
+	/* Cheapest first: peek at type and target before any crypto. */
+	ret = E2E_ERR_MALFORMED;
+	if (!msg || len < E2E_CTL_HEAD_BYTES + E2E_CTL_SIG_BYTES || len > E2E_CTL_MSG_MAX ||
+	    msg[0] != E2E_CTL_VERSION || msg[1] != E2E_CTL_REQUEST) {
+		ks->st.ignored_malformed++;
+		goto out;
+	}
+	if (((uint32_t)msg[2] << 24 | (uint32_t)msg[3] << 16 | (uint32_t)msg[4] << 8 | msg[5]) !=
+	    ks->self) {
+		ks->st.ignored_other_sender++;
+		ret = E2E_ERR_NOT_FOUND;
+		goto out;
+	}
+	e2e_ctl_hash(hash, msg, len);
+	ret = E2E_ERR_EXISTS;
+	if (e2e_lru_find(&ks->seen, k64(hash), k64(hash + 8)) != E2E_LRU_NONE) {
+		ks->st.ignored_replay++;
+		goto out;
+	}
+	ret = E2E_ERR_FULL;
+	if (!take(&ks->global, ks->cfg.global_burst, ks->cfg.global_ms, now_ms)) {
+		ks->st.rate_limited++;
+		goto out;
+	}
+	st = e2e_ctl_parse(&req, msg, len, topic, NULL);
+	if (st != E2E_OK) {
+		if (st == E2E_ERR_AUTH)
+			ks->st.ignored_bad_sig++;
+		else
+			ks->st.ignored_malformed++;
+		ret = st;
+		goto out;
+	}
+	/* Authentic from here: remember it so a replay gets nothing. */
+	if (e2e_lru_insert(&ks->seen, k64(hash), k64(hash + 8)) == E2E_LRU_NONE) {
+		(void)e2e_lru_evict(&ks->seen);
+		(void)e2e_lru_insert(&ks->seen, k64(hash), k64(hash + 8));
+	}
+	skew = req.time_ms > now_ms ? req.time_ms - now_ms : now_ms - req.time_ms;
+	if (skew > ks->cfg.max_skew_ms) {
+		reason = E2E_REFUSE_STALE;
+	} else if (!identity_allowed(ks, &req.requester, now_ms)) {
+		ks->st.rate_limited++;
+		reason = E2E_REFUSE_RATE;
+	} else {
+		memset(allowed, 0, sizeof allowed);
+		st = ks->cfg.enrolled(ks->cfg.ctx, &req.requester, allowed);
+		if (st == E2E_ERR_PERM)
+			reason = E2E_REFUSE_REVOKED;
+		else if (st != E2E_OK)
+			reason = E2E_REFUSE_NOT_ENROLLED;
+		else if ((nkeys = collect(ks, &req, allowed, keys, now_ms)) == 0)
+			reason = E2E_REFUSE_SCOPE;
+	}
+	memcpy(reply_topic, req.reply_topic, sizeof req.reply_topic);
+	if (reason) {
+		ks->st.refused++;
+		ret = e2e_ctl_refusal(out, cap, out_len, ks->cfg.identity, &req, hash, reason, now_ms);
+	} else {
+		ks->st.delivered++;
+		ret = e2e_ctl_delivery(out, cap, out_len, ks->cfg.identity, &req, hash, keys, nkeys,
+			now_ms);
+	}
+out:
+	sodium_memzero(keys, sizeof keys);
+	return ret;
+}
+
+void e2e_keysvc_stats(const struct e2e_keysvc *ks, struct e2e_keysvc_stats *st)
+{
+	if (ks && st)
+		*st = ks->st;
+}

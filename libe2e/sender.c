@@ -1,0 +1,540 @@
+/*
+ * A sender backed by its state directory; see e2e/sender.h. Owns the files
+ * of the directory: it reloads what e2e-keytool changed (checked by inode,
+ * size and mtime on each tick) and writes the keys file when it rotates.
+ */
+#include <limits.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "e2e/enroll.h"
+#include "e2e/keystore.h"
+#include "e2e/scopes.h"
+#include "e2e/sender.h"
+#include "e2e/summary.h"
+#include "e2e/tx.h"
+#include "e2e/txstate.h"
+
+struct file_sig {
+	int exists;
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime;
+};
+
+struct scope_tx {
+	struct e2e_tx *tx;
+	uint32_t epoch;
+};
+
+struct e2e_sender {
+	struct e2e_sender_config cfg;
+	char p_identity[PATH_MAX], p_scopes[PATH_MAX], p_enrolled[PATH_MAX];
+	char p_keys[PATH_MAX], p_txstate[PATH_MAX];
+	char control_topic[256];
+	char announce_topic[300];
+	struct e2e_identity id;
+	uint32_t self;
+	struct e2e_scopes *scopes;
+	struct e2e_enroll *enrolled;
+	struct e2e_keystore *keys;
+	struct file_sig sig_scopes, sig_enrolled, sig_keys;
+	struct scope_tx tx[E2E_SCOPES_MAX];
+	uint8_t announce[E2E_SCOPES_MAX / 8];   /* scopes with a new epoch to announce */
+	struct e2e_keysvc *svc;
+	/* Summaries: seal records into cur; at the interval (or when cur is
+	 * full) cur becomes ready and is emitted part by part. */
+	struct e2e_summary *sum_cur, *sum_ready;
+	int ready_due;
+	uint8_t ready_part, ready_parts;
+	uint32_t sum_number;
+	uint64_t sum_last_ms;
+	uint64_t unsummarized;
+};
+
+static uint64_t realtime_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000U + (uint64_t)ts.tv_nsec / 1000000U;
+}
+
+static enum e2e_status fail(struct e2e_sender *s, enum e2e_status st, const char *what,
+	const char *path)
+{
+	/* Parsers already wrote "<file>:<line>: reason"; keep theirs. */
+	if (s->cfg.err && s->cfg.err_len && what)
+		snprintf(s->cfg.err, s->cfg.err_len, "%s %s: %s", what, path, e2e_strerror(st));
+	return st;
+}
+
+static void file_sig(struct file_sig *fs, const char *path)
+{
+	struct stat sb;
+
+	memset(fs, 0, sizeof *fs);
+	if (stat(path, &sb) != 0)
+		return;
+	fs->exists = 1;
+	fs->dev = sb.st_dev;
+	fs->ino = sb.st_ino;
+	fs->size = sb.st_size;
+	fs->mtime = sb.st_mtim;
+}
+
+static int sig_changed(const struct file_sig *a, const struct file_sig *b)
+{
+	return a->exists != b->exists || a->dev != b->dev || a->ino != b->ino ||
+	       a->size != b->size || a->mtime.tv_sec != b->mtime.tv_sec ||
+	       a->mtime.tv_nsec != b->mtime.tv_nsec;
+}
+
+static enum e2e_status on_enrolled(void *ctx, const struct e2e_public *who, uint8_t scopes[32])
+{
+	struct e2e_sender *s = ctx;
+	const struct e2e_enroll_entry *e = e2e_enroll_find_key(s->enrolled, who->sign_pk);
+
+	/* The request must carry the enrolled X25519 key too. */
+	if (!e || sodium_memcmp(e->pub.dh_pk, who->dh_pk, E2E_DH_BYTES) != 0)
+		return E2E_ERR_NOT_FOUND;
+	if (e->revoked)
+		return E2E_ERR_PERM;
+	memcpy(scopes, e->scopes, E2E_SCOPE_BITMAP_BYTES);
+	return E2E_OK;
+}
+
+static uint8_t on_keys(void *ctx, uint8_t scope, struct e2e_ctl_key *out, uint8_t cap,
+	uint64_t now_ms)
+{
+	struct e2e_sender *s = ctx;
+	uint32_t n = e2e_keystore_count(s->keys);
+	uint8_t k = 0;
+
+	/* The current key and every key still in its grace period. */
+	for (uint32_t i = 0; i < n && k < cap; i++) {
+		const struct e2e_keystore_entry *e = e2e_keystore_at(s->keys, i);
+
+		if (e->scope != scope || (e->not_after_ms && e->not_after_ms < now_ms))
+			continue;
+		out[k].scope = e->scope;
+		out[k].epoch = e->epoch;
+		out[k].not_after_ms = e->not_after_ms;
+		memcpy(out[k].key, e->key, E2E_KEY_BYTES);
+		k++;
+	}
+	return k;
+}
+
+static void drop_tx(struct e2e_sender *s, uint8_t scope)
+{
+	e2e_tx_destroy(s->tx[scope].tx);
+	s->tx[scope].tx = NULL;
+	s->tx[scope].epoch = 0;
+}
+
+/* Every scope has a current key; write the keys file if one was added. */
+static enum e2e_status ensure_keys(struct e2e_sender *s, uint64_t now_ms)
+{
+	int any = 0;
+
+	for (uint32_t i = 0; i < s->scopes->count; i++) {
+		int created = 0;
+		enum e2e_status st = e2e_keystore_ensure(s->keys, s->scopes->scope[i].id, now_ms,
+			&created);
+
+		if (st != E2E_OK)
+			return fail(s, st, "cannot create a key in", s->p_keys);
+		any |= created;
+	}
+	if (!any)
+		return E2E_OK;
+	if (e2e_keystore_save(s->keys, s->p_keys) != E2E_OK)
+		return fail(s, E2E_ERR_IO, "cannot write", s->p_keys);
+	file_sig(&s->sig_keys, s->p_keys);
+	return E2E_OK;
+}
+
+static enum e2e_status load_scopes(struct e2e_sender *s)
+{
+	struct e2e_scopes *n = malloc(sizeof *n);
+	enum e2e_status st;
+
+	if (!n)
+		return E2E_ERR_NOMEM;
+	file_sig(&s->sig_scopes, s->p_scopes);
+	st = e2e_scopes_load(n, s->p_scopes, s->cfg.err, s->cfg.err_len);
+	if (st != E2E_OK) {
+		free(n);
+		return st;
+	}
+	free(s->scopes);
+	s->scopes = n;
+	return E2E_OK;
+}
+
+static enum e2e_status load_enrolled(struct e2e_sender *s)
+{
+	struct e2e_enroll *n = NULL;
+	enum e2e_status st;
+
+	file_sig(&s->sig_enrolled, s->p_enrolled);
+	st = e2e_enroll_load(&n, E2E_ENROLL_SENDER, s->scopes, s->p_enrolled, 0, s->cfg.err,
+		s->cfg.err_len);
+	if (st != E2E_OK)
+		return st;
+	e2e_enroll_free(s->enrolled);
+	s->enrolled = n;
+	return E2E_OK;
+}
+
+/* (Re)load the keys file; scopes whose current epoch changed get a new
+ * tx on their next message and an announcement. */
+static enum e2e_status load_keys(struct e2e_sender *s)
+{
+	struct e2e_keystore *n = NULL;
+	enum e2e_status st;
+
+	file_sig(&s->sig_keys, s->p_keys);
+	st = e2e_keystore_load(&n, s->p_keys, E2E_SCOPES_MAX, s->cfg.err, s->cfg.err_len);
+	if (st != E2E_OK)
+		return st;
+	for (unsigned sc = 0; sc < E2E_SCOPES_MAX; sc++) {
+		const struct e2e_keystore_entry *cur = e2e_keystore_current(n, (uint8_t)sc);
+
+		if (s->tx[sc].tx && (!cur || cur->epoch != s->tx[sc].epoch))
+			drop_tx(s, (uint8_t)sc);
+		if (s->keys && cur) {
+			const struct e2e_keystore_entry *old = e2e_keystore_current(s->keys, (uint8_t)sc);
+
+			if (!old || old->epoch != cur->epoch)
+				s->announce[sc / 8] |= (uint8_t)(1U << (sc % 8));
+		}
+	}
+	e2e_keystore_free(s->keys);
+	s->keys = n;
+	return E2E_OK;
+}
+
+enum e2e_status e2e_sender_open(struct e2e_sender **out, const struct e2e_sender_config *cfg)
+{
+	struct e2e_sender *s = NULL;
+	struct e2e_keysvc_config kc;
+	enum e2e_status ret = E2E_ERR_ARG;
+
+	if (!out || !cfg || !cfg->dir)
+		goto out;
+	*out = NULL;
+	ret = E2E_ERR_NOMEM;
+	s = calloc(1, sizeof *s);
+	if (!s)
+		goto out;
+	s->cfg = *cfg;
+	if (!s->cfg.grace_ms)
+		s->cfg.grace_ms = 24ULL * 3600 * 1000;
+	if (!s->cfg.clock_ms)
+		s->cfg.clock_ms = realtime_ms;
+	snprintf(s->control_topic, sizeof s->control_topic, "%s",
+		cfg->control_topic ? cfg->control_topic : E2E_CTL_TOPIC_DEFAULT);
+	snprintf(s->p_identity, PATH_MAX, "%s/identity.key", cfg->dir);
+	snprintf(s->p_scopes, PATH_MAX, "%s/scopes", cfg->dir);
+	snprintf(s->p_enrolled, PATH_MAX, "%s/enrolled", cfg->dir);
+	snprintf(s->p_keys, PATH_MAX, "%s/keys", cfg->dir);
+	snprintf(s->p_txstate, PATH_MAX, "%s/txstate", cfg->dir);
+	ret = e2e_identity_load(&s->id, s->p_identity);
+	if (ret != E2E_OK) {
+		fail(s, ret, "cannot load identity", s->p_identity);
+		goto out;
+	}
+	s->self = e2e_sender_id(&s->id.pub);
+	ret = e2e_ctl_sender_topic(s->announce_topic, sizeof s->announce_topic, s->control_topic,
+		s->self);
+	if (ret != E2E_OK)
+		goto out;
+	if ((ret = load_scopes(s)) != E2E_OK || (ret = load_enrolled(s)) != E2E_OK ||
+	    (ret = load_keys(s)) != E2E_OK || (ret = ensure_keys(s, s->cfg.clock_ms())) != E2E_OK)
+		goto out;
+	memset(&kc, 0, sizeof kc);
+	kc.identity = &s->id;
+	kc.enrolled = on_enrolled;
+	kc.keys = on_keys;
+	kc.ctx = s;
+	ret = e2e_keysvc_create(&s->svc, &kc);
+	if (ret != E2E_OK)
+		goto out;
+	if (!cfg->no_summaries) {
+		if (!s->cfg.summary_ms)
+			s->cfg.summary_ms = 10000;
+		if ((ret = e2e_summary_create(&s->sum_cur, 4096, 1U << 20)) != E2E_OK ||
+		    (ret = e2e_summary_create(&s->sum_ready, 4096, 1U << 20)) != E2E_OK)
+			goto out;
+		s->sum_last_ms = s->cfg.clock_ms();
+	}
+	*out = s;
+	s = NULL;
+out:
+	e2e_sender_close(s);
+	return ret;
+}
+
+void e2e_sender_close(struct e2e_sender *s)
+{
+	if (!s)
+		return;
+	for (unsigned sc = 0; sc < E2E_SCOPES_MAX; sc++)
+		drop_tx(s, (uint8_t)sc);
+	e2e_keysvc_destroy(s->svc);
+	e2e_summary_destroy(s->sum_cur);
+	e2e_summary_destroy(s->sum_ready);
+	e2e_keystore_free(s->keys);
+	e2e_enroll_free(s->enrolled);
+	free(s->scopes);
+	e2e_identity_wipe(&s->id);
+	free(s);
+}
+
+uint32_t e2e_sender_self(const struct e2e_sender *s)
+{
+	return s->self;
+}
+
+const struct e2e_public *e2e_sender_public(const struct e2e_sender *s)
+{
+	return &s->id.pub;
+}
+
+/* The tx of @p scope under its current key, created on first use. */
+static enum e2e_status scope_tx(struct e2e_sender *s, uint8_t scope, struct e2e_tx **tx)
+{
+	const struct e2e_keystore_entry *cur = e2e_keystore_current(s->keys, scope);
+	struct e2e_tx_config tc;
+	enum e2e_status st;
+	uint64_t floor = 0;
+
+	if (!cur)
+		return E2E_ERR_UNKNOWN_KEY;
+	if (s->tx[scope].tx && s->tx[scope].epoch == cur->epoch) {
+		*tx = s->tx[scope].tx;
+		return E2E_OK;
+	}
+	drop_tx(s, scope);
+	memset(&tc, 0, sizeof tc);
+	tc.id = (struct e2e_keyid){ s->self, scope, cur->epoch };
+	tc.key = cur->key;
+	st = e2e_txstate_get(s->p_txstate, &tc.id, &floor);
+	if (st != E2E_OK && st != E2E_ERR_NOT_FOUND)
+		return fail(s, st, "cannot read counter reservations", s->p_txstate);
+	tc.counter_floor = floor;
+	tc.limit = s->cfg.max_messages;
+	tc.block = s->cfg.reserve_block;
+	tc.reserve = e2e_txstate_reserve_cb;
+	tc.reserve_ctx = s->p_txstate;
+	st = e2e_tx_create(&s->tx[scope].tx, &tc);
+	if (st != E2E_OK)
+		return st;
+	s->tx[scope].epoch = cur->epoch;
+	*tx = s->tx[scope].tx;
+	return E2E_OK;
+}
+
+enum e2e_status e2e_sender_rotate(struct e2e_sender *s, uint8_t scope, uint64_t now_ms)
+{
+	uint32_t epoch;
+	enum e2e_status st;
+
+	if (!s)
+		return E2E_ERR_ARG;
+	st = e2e_keystore_rotate(s->keys, scope, now_ms, s->cfg.grace_ms, &epoch);
+	if (st != E2E_OK)
+		return st;
+	st = e2e_keystore_save(s->keys, s->p_keys);
+	if (st != E2E_OK)
+		return fail(s, st, "cannot write", s->p_keys);
+	file_sig(&s->sig_keys, s->p_keys);
+	drop_tx(s, scope);
+	s->announce[scope / 8] |= (uint8_t)(1U << (scope % 8));
+	return E2E_OK;
+}
+
+enum e2e_status e2e_sender_rotate_topic(struct e2e_sender *s, const char *topic,
+	uint64_t now_ms)
+{
+	uint8_t scope;
+	enum e2e_status st;
+
+	if (!s || !topic)
+		return E2E_ERR_ARG;
+	st = e2e_scopes_lookup(s->scopes, topic, strlen(topic), &scope);
+	return st == E2E_OK ? e2e_sender_rotate(s, scope, now_ms) : st;
+}
+
+/* Record a sealed envelope for the next summary. */
+static void summarize(struct e2e_sender *s, const char *topic, size_t topic_len,
+	const uint8_t *env, size_t len)
+{
+	struct e2e_header h;
+
+	if (e2e_header_parse(&h, env, len) != E2E_OK)
+		return;
+	if (e2e_summary_add(s->sum_cur, h.run, topic, topic_len, h.seq, env, len) == E2E_OK)
+		return;
+	/* cur is full: hand it over early if ready is free, else give up on this one. */
+	if (!s->ready_due) {
+		struct e2e_summary *t = s->sum_ready;
+
+		s->sum_ready = s->sum_cur;
+		s->sum_cur = t;
+		s->ready_due = 1;
+		s->ready_part = 0;
+		if (e2e_summary_add(s->sum_cur, h.run, topic, topic_len, h.seq, env, len) == E2E_OK)
+			return;
+	}
+	s->unsummarized++;
+}
+
+enum e2e_status e2e_sender_seal(struct e2e_sender *s, uint8_t *out, size_t cap,
+	size_t *out_len, const char *topic, size_t topic_len, const uint8_t *pt, size_t pt_len)
+{
+	struct e2e_tx *tx;
+	enum e2e_status st;
+	uint8_t scope;
+
+	if (!s || !topic)
+		return E2E_ERR_ARG;
+	st = e2e_scopes_lookup(s->scopes, topic, topic_len, &scope);
+	if (st != E2E_OK)
+		return st;
+	st = scope_tx(s, scope, &tx);
+	if (st != E2E_OK)
+		return st;
+	st = e2e_tx_seal(tx, out, cap, out_len, (const uint8_t *)topic, topic_len, pt, pt_len);
+	if (st == E2E_ERR_EXHAUSTED) {
+		/* Key usage limit reached: rotate now and seal under the new key. */
+		st = e2e_sender_rotate(s, scope, s->cfg.clock_ms());
+		if (st == E2E_OK)
+			st = scope_tx(s, scope, &tx);
+		if (st == E2E_OK)
+			st = e2e_tx_seal(tx, out, cap, out_len, (const uint8_t *)topic, topic_len, pt,
+				pt_len);
+	}
+	if (st == E2E_OK && s->sum_cur)
+		summarize(s, topic, topic_len, out, *out_len);
+	return st;
+}
+
+enum e2e_status e2e_sender_control(struct e2e_sender *s, const uint8_t *msg, size_t len,
+	const char *topic, uint8_t *out, size_t cap, size_t *out_len,
+	char reply_topic[E2E_CTL_REPLY_MAX + 1], uint64_t now_ms)
+{
+	if (!s)
+		return E2E_ERR_ARG;
+	return e2e_keysvc_handle(s->svc, msg, len, topic, out, cap, out_len, reply_topic, now_ms);
+}
+
+enum e2e_status e2e_sender_tick(struct e2e_sender *s, uint64_t now_ms)
+{
+	struct file_sig fs;
+	enum e2e_status ret = E2E_OK, st;
+
+	if (!s)
+		return E2E_ERR_ARG;
+	/* A failed reload keeps the previous configuration in force. */
+	file_sig(&fs, s->p_scopes);
+	if (sig_changed(&fs, &s->sig_scopes) && (st = load_scopes(s)) != E2E_OK)
+		ret = st;
+	file_sig(&fs, s->p_enrolled);
+	if (sig_changed(&fs, &s->sig_enrolled) && (st = load_enrolled(s)) != E2E_OK)
+		ret = st;
+	file_sig(&fs, s->p_keys);
+	if (sig_changed(&fs, &s->sig_keys) && (st = load_keys(s)) != E2E_OK)
+		ret = st;
+	if ((st = ensure_keys(s, now_ms)) != E2E_OK)
+		ret = st;
+	if (s->cfg.max_age_ms) {
+		for (uint32_t i = 0; i < s->scopes->count; i++) {
+			uint8_t sc = s->scopes->scope[i].id;
+			const struct e2e_keystore_entry *cur = e2e_keystore_current(s->keys, sc);
+
+			if (cur && now_ms - cur->created_ms >= s->cfg.max_age_ms &&
+			    (st = e2e_sender_rotate(s, sc, now_ms)) != E2E_OK)
+				ret = st;
+		}
+	}
+	if (e2e_keystore_prune(s->keys, now_ms) && e2e_keystore_save(s->keys, s->p_keys) == E2E_OK)
+		file_sig(&s->sig_keys, s->p_keys);
+	return ret;
+}
+
+enum e2e_status e2e_sender_next_announce(struct e2e_sender *s, uint8_t *out, size_t cap,
+	size_t *len, char *topic, size_t topic_cap, uint64_t now_ms)
+{
+	for (unsigned sc = 0; s && sc < E2E_SCOPES_MAX; sc++) {
+		const struct e2e_keystore_entry *cur;
+
+		if (!(s->announce[sc / 8] & (1U << (sc % 8))))
+			continue;
+		s->announce[sc / 8] &= (uint8_t)~(1U << (sc % 8));
+		cur = e2e_keystore_current(s->keys, (uint8_t)sc);
+		if (!cur)
+			continue;
+		if (snprintf(topic, topic_cap, "%s", s->announce_topic) >= (int)topic_cap)
+			return E2E_ERR_BUFFER;
+		return e2e_ctl_announce(out, cap, len, &s->id, s->announce_topic, (uint8_t)sc,
+			cur->epoch, now_ms);
+	}
+	return E2E_ERR_NOT_FOUND;
+}
+
+enum e2e_status e2e_sender_next_summary(struct e2e_sender *s, uint8_t *out, size_t cap,
+	size_t *len, char *topic, size_t topic_cap, uint64_t now_ms)
+{
+	enum e2e_status st;
+
+	if (!s || !out || !len || !topic)
+		return E2E_ERR_ARG;
+	if (!s->sum_cur)
+		return E2E_ERR_NOT_FOUND;
+	if (!s->ready_due) {
+		struct e2e_summary *t;
+
+		/* An empty summary is sent too: it is the heartbeat that shows
+		 * the broker is not withholding this sender. */
+		if (now_ms - s->sum_last_ms < s->cfg.summary_ms)
+			return E2E_ERR_NOT_FOUND;
+		t = s->sum_ready;
+		s->sum_ready = s->sum_cur;
+		s->sum_cur = t;
+		s->ready_due = 1;
+		s->ready_part = 0;
+	}
+	if (s->ready_part == 0) {
+		s->sum_number++;
+		s->sum_last_ms = now_ms;
+	}
+	if ((size_t)snprintf(topic, topic_cap, "%s", s->announce_topic) >= topic_cap)
+		return E2E_ERR_BUFFER;
+	st = e2e_summary_build(s->sum_ready, &s->id, s->announce_topic, s->cfg.summary_ms,
+		s->sum_number, s->ready_part, &s->ready_parts, out, cap, len, now_ms);
+	if (st != E2E_OK || ++s->ready_part >= s->ready_parts) {
+		e2e_summary_reset(s->sum_ready);
+		s->ready_due = 0;
+		s->ready_part = 0;
+	}
+	return st;
+}
+
+uint64_t e2e_sender_unsummarized(const struct e2e_sender *s)
+{
+	return s ? s->unsummarized : 0;
+}
+
+void e2e_sender_keysvc_stats(const struct e2e_sender *s, struct e2e_keysvc_stats *st)
+{
+	if (s)
+		e2e_keysvc_stats(s->svc, st);
+}

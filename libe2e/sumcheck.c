@@ -1,0 +1,233 @@
+/*
+ * Receiver side of signed summaries (protocol/SPEC.md sec. 11.6): digests
+ * of accepted envelopes wait here until a summary of their sender covers
+ * them; then the chained digest is recomputed and compared.
+ */
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "e2e/summary.h"
+#include "lru.h"
+#include "wire.h"
+
+#define SENDERS_MAX 256U
+
+struct rec {
+	uint32_t sender, run, seq;
+	uint32_t seen;                /* summaries of the sender checked before arrival */
+	uint64_t th;
+	uint8_t d[E2E_DIGEST_BYTES];
+};
+
+/* Complete summaries checked per sender: a record that two of them passed
+ * over is unsummarized. Counting checks (not summary numbers) keeps a
+ * receiver that starts mid-way, or misses summaries, from false alarms. */
+struct sender_no {
+	uint32_t sender;
+	uint32_t checked;
+};
+
+struct e2e_sumcheck {
+	struct e2e_lru idx;           /* (topic hash ^ seq mix, sender|run) -> rec */
+	struct rec *recs;
+	uint8_t hkey[crypto_shorthash_KEYBYTES];
+	uint64_t overflow;
+	struct sender_no nos[SENDERS_MAX];
+	uint32_t nnos;
+};
+
+static uint64_t k1_of(uint64_t th, uint32_t seq)
+{
+	return th ^ ((uint64_t)seq * 0x9E3779B97F4A7C15ULL);
+}
+
+static uint64_t k2_of(uint32_t sender, uint32_t run)
+{
+	return (uint64_t)sender << 32 | run;
+}
+
+static uint64_t topic_hash(const struct e2e_sumcheck *sc, const char *topic, size_t len)
+{
+	uint8_t hb[crypto_shorthash_BYTES];
+
+	crypto_shorthash(hb, (const uint8_t *)topic, len, sc->hkey);
+	return e2e_get_u64_le(hb);
+}
+
+static uint32_t *checked_of(struct e2e_sumcheck *sc, uint32_t sender)
+{
+	for (uint32_t i = 0; i < sc->nnos; i++)
+		if (sc->nos[i].sender == sender)
+			return &sc->nos[i].checked;
+	if (sc->nnos == SENDERS_MAX)
+		return NULL;
+	sc->nos[sc->nnos].sender = sender;
+	sc->nos[sc->nnos].checked = 0;
+	return &sc->nos[sc->nnos++].checked;
+}
+
+enum e2e_status e2e_sumcheck_create(struct e2e_sumcheck **out, uint32_t max_pending)
+{
+	struct e2e_sumcheck *sc = NULL;
+	enum e2e_status ret = E2E_ERR_ARG;
+
+	if (!out || max_pending == 0)
+		goto out;
+	*out = NULL;
+	ret = E2E_ERR_NOMEM;
+	if (sodium_init() < 0 || !(sc = calloc(1, sizeof *sc)))
+		goto out;
+	sc->recs = calloc(max_pending, sizeof *sc->recs);
+	if (!sc->recs)
+		goto out;
+	ret = e2e_lru_alloc(&sc->idx, max_pending);
+	if (ret != E2E_OK)
+		goto out;
+	randombytes_buf(sc->hkey, sizeof sc->hkey);
+	*out = sc;
+	sc = NULL;
+out:
+	e2e_sumcheck_destroy(sc);
+	return ret;
+}
+
+void e2e_sumcheck_destroy(struct e2e_sumcheck *sc)
+{
+	if (!sc)
+		return;
+	e2e_lru_free(&sc->idx);
+	free(sc->recs);
+	free(sc);
+}
+
+uint64_t e2e_sumcheck_overflow(const struct e2e_sumcheck *sc)
+{
+	return sc ? sc->overflow : 0;
+}
+
+static uint32_t find(struct e2e_sumcheck *sc, uint32_t sender, uint32_t run, uint64_t th,
+	uint32_t seq)
+{
+	uint32_t i = e2e_lru_find(&sc->idx, k1_of(th, seq), k2_of(sender, run));
+
+	/* The map key mixes topic hash and seq: confirm the fields. */
+	if (i != E2E_LRU_NONE && (sc->recs[i].th != th || sc->recs[i].seq != seq))
+		return E2E_LRU_NONE;
+	return i;
+}
+
+void e2e_sumcheck_record(struct e2e_sumcheck *sc, uint32_t sender, uint32_t run,
+	const char *topic, size_t topic_len, uint32_t seq, const uint8_t *env, size_t env_len)
+{
+	uint64_t th;
+	uint32_t i, *no;
+	struct rec *r;
+
+	if (!sc || !topic || !env)
+		return;
+	no = checked_of(sc, sender);
+	th = topic_hash(sc, topic, topic_len);
+	i = find(sc, sender, run, th, seq);
+	if (i == E2E_LRU_NONE) {
+		i = e2e_lru_insert(&sc->idx, k1_of(th, seq), k2_of(sender, run));
+		if (i == E2E_LRU_NONE) {
+			(void)e2e_lru_evict(&sc->idx);
+			sc->overflow++;
+			i = e2e_lru_insert(&sc->idx, k1_of(th, seq), k2_of(sender, run));
+		}
+	}
+	r = &sc->recs[i];
+	r->sender = sender;
+	r->run = run;
+	r->seq = seq;
+	r->th = th;
+	r->seen = no ? *no : 0;
+	e2e_summary_digest(r->d, env, env_len);
+}
+
+static void check_entry(struct e2e_sumcheck *sc, uint32_t sender, const struct e2e_summary_entry *e,
+	e2e_sumcheck_report_fn report, void *ctx)
+{
+	struct e2e_sumcheck_report rep;
+	crypto_generichash_state h;
+	uint8_t digest[E2E_DIGEST_BYTES];
+	uint64_t th = topic_hash(sc, e->topic, e->topic_len);
+	uint64_t n = (uint64_t)e->last - e->first + 1, found = 0;
+
+	memset(&rep, 0, sizeof rep);
+	rep.sender = sender;
+	rep.run = e->run;
+	rep.topic = e->topic;
+	rep.topic_len = e->topic_len;
+	rep.first = e->first;
+	rep.last = e->last;
+	crypto_generichash_init(&h, NULL, 0, sizeof digest);
+	/* More seqs than we can ever hold: nothing can be confirmed. */
+	for (uint64_t s = e->first; n <= sc->idx.cap && s <= e->last; s++) {
+		uint32_t i = find(sc, sender, e->run, th, (uint32_t)s);
+
+		if (i == E2E_LRU_NONE)
+			continue;
+		crypto_generichash_update(&h, sc->recs[i].d, E2E_DIGEST_BYTES);
+		e2e_lru_remove(&sc->idx, i);
+		found++;
+	}
+	crypto_generichash_final(&h, digest, sizeof digest);
+	if (found == n) {
+		rep.result = sodium_memcmp(digest, e->digest, sizeof digest) == 0 ?
+			E2E_SUM_VERIFIED : E2E_SUM_FORGED;
+	} else {
+		rep.result = E2E_SUM_UNCONFIRMED;
+		rep.missing = (uint32_t)(n - found);
+	}
+	report(ctx, &rep);
+}
+
+/* Records of @p sender that two summaries went by without covering. */
+static void sweep(struct e2e_sumcheck *sc, uint32_t sender, uint32_t checked,
+	e2e_sumcheck_report_fn report, void *ctx)
+{
+	uint32_t i = sc->idx.head;
+
+	while (i != E2E_LRU_NONE) {
+		uint32_t next = sc->idx.nodes[i].next;
+		struct rec *r = &sc->recs[i];
+
+		if (r->sender == sender && r->seen + 2 <= checked) {
+			struct e2e_sumcheck_report rep;
+
+			memset(&rep, 0, sizeof rep);
+			rep.result = E2E_SUM_UNSUMMARIZED;
+			rep.sender = sender;
+			rep.run = r->run;
+			rep.first = rep.last = r->seq;
+			e2e_lru_remove(&sc->idx, i);
+			report(ctx, &rep);
+		}
+		i = next;
+	}
+}
+
+void e2e_sumcheck_summary(struct e2e_sumcheck *sc, uint32_t sender, const struct e2e_ctl *m,
+	e2e_sumcheck_match_fn match, e2e_sumcheck_report_fn report, void *ctx)
+{
+	struct e2e_summary_iter it;
+	struct e2e_summary_entry e;
+	uint32_t *no;
+
+	if (!sc || !m || m->type != E2E_CTL_SUMMARY || !report)
+		return;
+	e2e_summary_iter_init(&it, m);
+	while (e2e_summary_entry_next(&it, &e))
+		if (!match || match(ctx, e.topic, e.topic_len))
+			check_entry(sc, sender, &e, report, ctx);
+	/* Only a complete summary may declare records unsummarized. */
+	if (m->part + 1 != m->parts)
+		return;
+	no = checked_of(sc, sender);
+	if (no) {
+		++*no;
+		sweep(sc, sender, *no, report, ctx);
+	}
+}

@@ -1,0 +1,315 @@
+#!/usr/bin/python3
+"""Independent check of the mqtt-e2e v1 test vectors (protocol/SPEC.md section 12).
+
+Decodes the vectors with code written separately from gen.py on purpose:
+headers are parsed with struct, the receiver follows SPEC 5.4 step by step
+and the replay window is a plain set model instead of gen.py's RFC 6479
+ring, so a bug in one of them shows up as a mismatch here. Finally gen.py's
+render_all() must reproduce the stored files byte for byte.
+
+Usage: /usr/bin/python3 check.py [VECTOR_DIR]     (default: this script's dir)
+Exit status 0 only if everything matches; run as a meson test.
+"""
+
+import base64
+import hashlib
+import json
+import os
+import struct
+import sys
+
+# Importing gen.py must not leave __pycache__ in the source tree (meson test).
+sys.dont_write_bytecode = True
+
+from nacl import bindings as nb                      # noqa: E402
+from nacl.exceptions import CryptoError              # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+HEADER = struct.Struct(">BBIIIHII")   # counter is u48: high u16 + low u32
+assert HEADER.size == 24
+TAG = 16
+DELIVERS = ("OK", "GAP", "LATE")
+ALL_VERDICTS = ("OK", "DUPLICATE", "LATE", "GAP", "TOO_OLD", "FORGED",
+                "UNKNOWN_KEY", "MALFORMED", "FORGOTTEN")
+
+
+class Failures:
+    """Collects mismatches so one run reports all of them, not just the first."""
+
+    def __init__(self):
+        self.items = []
+
+    def expect(self, cond, where, msg):
+        if not cond:
+            self.items.append("%s: %s" % (where, msg))
+        return cond
+
+
+# ---------------------------------------------------------------- envelope
+
+def pack_header(h):
+    return HEADER.pack(h["suite"], h["scope"], h["epoch"], h["sender"], h["run"],
+                       h["counter"] >> 32, h["counter"] & 0xFFFFFFFF, h["seq"])
+
+
+def unpack_header(env):
+    suite, scope, epoch, sender, run, c_hi, c_lo, seq = HEADER.unpack_from(env)
+    return {"suite": suite, "scope": scope, "epoch": epoch, "sender": sender,
+            "run": run, "counter": (c_hi << 32) | c_lo, "seq": seq}
+
+
+class SetWindow:
+    """The window algorithm of SPEC 5.3 over an unbounded set of accepted
+    sequence numbers: same verdicts as a correct ring bitmap by definition."""
+
+    def __init__(self, size):
+        self.size, self.top, self.base, self.seen = size, 0, 0, set()
+
+    def check(self, seq):
+        if self.top == 0 or seq == self.top + 1:
+            return "OK", 0
+        if seq > self.top:
+            return "GAP", seq - self.top - 1
+        if self.top - seq >= self.size:
+            return "TOO_OLD", 0
+        return ("DUPLICATE", 0) if seq in self.seen else ("LATE", 0)
+
+    def update(self, seq):
+        self.base = seq if self.top == 0 else min(self.base, seq)
+        self.top = max(self.top, seq)
+        self.seen.add(seq)
+
+    def final(self):
+        if self.top == 0:
+            return {"top": 0, "base": 0, "received": 0, "pending": 0, "lost": 0}
+        lo = max(self.base, self.top - self.size + 1)
+        pending = (self.top - lo + 1) - sum(1 for s in self.seen if lo <= s <= self.top)
+        holes = (self.top - self.base + 1) - len(self.seen)
+        return {"top": self.top, "base": self.base, "received": len(self.seen),
+                "pending": pending, "lost": holes - pending}
+
+
+class Receiver:
+    """SPEC 5.4: parse -> key lookup -> stream lookup -> window check ->
+    AEAD open -> window update -> deliver."""
+
+    def __init__(self, keys, window=1024):
+        self.keys, self.window, self.streams = keys, window, {}
+
+    def receive(self, topic, env):
+        if len(env) < HEADER.size + TAG:
+            return "MALFORMED", None
+        h = unpack_header(env)
+        if h["suite"] != 1 or not (h["run"] and h["counter"] and h["seq"]):
+            return "MALFORMED", None
+        key = self.keys.get((h["sender"], h["scope"], h["epoch"]))
+        if key is None:
+            return "UNKNOWN_KEY", None
+        w = self.streams.setdefault((h["sender"], h["run"], topic), SetWindow(self.window))
+        verdict, _gap = w.check(h["seq"])
+        if verdict not in DELIVERS:
+            return verdict, None
+        nonce = bytes(env[:24])
+        try:
+            pt = nb.crypto_aead_xchacha20poly1305_ietf_decrypt(bytes(env[24:]), nonce + topic,
+                                                               nonce, key)
+        except CryptoError:
+            return "FORGED", None
+        w.update(h["seq"])
+        return verdict, pt
+
+
+def topic_bytes(item, f, where):
+    tb = item["topic"].encode("utf-8")
+    f.expect(tb.hex() == item["topic_hex"], where, "topic_hex does not match topic")
+    return tb
+
+
+def check_envelope(doc, f):
+    n = 0
+    f.expect(doc.get("suite") == 1, "envelope", "suite must be 1")
+    for p in doc["positive"]:
+        where = "envelope positive %r" % p["name"]
+        key, pt, env = (bytes.fromhex(p[k]) for k in ("key", "plaintext", "envelope"))
+        tb = topic_bytes(p, f, where)
+        head = pack_header(p["header"])
+        sealed = head + nb.crypto_aead_xchacha20poly1305_ietf_encrypt(pt, head + tb, head, key)
+        f.expect(sealed == env, where, "re-encryption differs from stored envelope")
+        f.expect(len(env) == len(pt) + 40, where, "overhead is not 40 bytes")
+        h = p["header"]
+        rx = Receiver({(h["sender"], h["scope"], h["epoch"]): key})
+        verdict, got = rx.receive(tb, env)
+        f.expect(verdict == "OK" and got == pt, where,
+                 "decode gave %s, plaintext %s" % (verdict, "ok" if got == pt else "differs"))
+        # The same envelope again is a replay: suppressed before decryption.
+        f.expect(rx.receive(tb, env)[0] == "DUPLICATE", where, "second copy not DUPLICATE")
+        n += 1
+    for q in doc["negative"]:
+        where = "envelope negative %r" % q["name"]
+        tb = topic_bytes(q, f, where)
+        keys = {(k["sender"], k["scope"], k["epoch"]): bytes.fromhex(k["key"]) for k in q["keys"]}
+        f.expect(len(keys) == len(q["keys"]), where, "duplicate key ids")
+        verdict, got = Receiver(keys).receive(tb, bytes.fromhex(q["envelope"]))
+        f.expect(q["verdict"] in ("FORGED", "MALFORMED", "UNKNOWN_KEY"), where,
+                 "unexpected verdict class %s" % q["verdict"])
+        f.expect(verdict == q["verdict"] and got is None, where,
+                 "expected %s, decoder says %s" % (q["verdict"], verdict))
+        n += 1
+    return n
+
+
+# ---------------------------------------------------------------- window
+
+def check_window(doc, f):
+    n = 0
+    for s in doc["sequences"]:
+        where = "window %r" % s["name"]
+        size = s["window"]
+        f.expect(size % 64 == 0 and 64 <= size <= 1 << 20, where, "bad window size")
+        f.expect(len(s["arrivals"]) == len(s["verdicts"]) == len(s["gaps"]), where,
+                 "arrivals/verdicts/gaps lengths differ")
+        w = SetWindow(size)
+        for i, (seq, want, want_gap) in enumerate(zip(s["arrivals"], s["verdicts"], s["gaps"])):
+            f.expect(1 <= seq <= 0xFFFFFFFF, where, "arrival %d out of u32 range" % i)
+            verdict, gap = w.check(seq)
+            if not f.expect((verdict, gap) == (want, want_gap), where,
+                            "arrival #%d seq %d: model %s(%d), file %s(%d)"
+                            % (i, seq, verdict, gap, want, want_gap)):
+                break
+            if verdict in DELIVERS:
+                w.update(seq)
+        f.expect(w.final() == s["final"], where,
+                 "final state: model %s, file %s" % (w.final(), s["final"]))
+        n += 1
+    return n
+
+
+# ---------------------------------------------------------------- tx
+
+def check_tx(doc, f):
+    n = 0
+    for s in doc["sequences"]:
+        where = "tx %r" % s["name"]
+        key = bytes.fromhex(s["key"])
+        f.expect(len(s["topics"]) == len(s["plaintexts"]) == len(s["expect"]), where,
+                 "topics/plaintexts/expect lengths differ")
+        rx = Receiver({(s["sender"], s["scope"], s["epoch"]): key})
+        seqs = {}
+        for i, (topic, pt_hex, e) in enumerate(zip(s["topics"], s["plaintexts"], s["expect"])):
+            seqs[topic] = seqs.get(topic, 0) + 1
+            f.expect(e["counter"] == s["counter_floor"] + 1 + i, where, "#%d counter" % i)
+            f.expect(e["seq"] == seqs[topic], where, "#%d seq" % i)
+            h = {"suite": 1, "scope": s["scope"], "epoch": s["epoch"], "sender": s["sender"],
+                 "run": s["run"], "counter": e["counter"], "seq": e["seq"]}
+            head, tb, pt = pack_header(h), topic.encode("utf-8"), bytes.fromhex(pt_hex)
+            env = bytes.fromhex(e["envelope"])
+            f.expect(head + nb.crypto_aead_xchacha20poly1305_ietf_encrypt(pt, head + tb, head, key)
+                     == env, where, "#%d envelope differs" % i)
+            # An in-order sender stream decodes as OK (first one of each topic too).
+            verdict, got = rx.receive(tb, env)
+            f.expect(verdict == "OK" and got == pt, where, "#%d decodes as %s" % (i, verdict))
+        n += 1
+    return n
+
+
+# ---------------------------------------------------------------- identity
+
+def parse_secret_file(text):
+    """SPEC 7.1: LF-terminated lines (CR before LF dropped); empty lines and
+    '#' lines ignored; exactly one secret line."""
+    found = []
+    for line in text.split("\n"):
+        line = line[:-1] if line.endswith("\r") else line
+        if line == "" or line.startswith("#"):
+            continue
+        if not line.startswith("e2e-secret1 "):
+            raise ValueError("unexpected line")
+        found.append(base64.b64decode(line[len("e2e-secret1 "):], validate=True))
+    if len(found) != 1 or len(found[0]) != 64:
+        raise ValueError("need exactly one 64-byte secret line")
+    return found[0][:32], found[0][32:]
+
+
+def check_identity(doc, f):
+    n = 0
+    for i, v in enumerate(doc["vectors"]):
+        where = "identity #%d" % i
+        seed, dh_sk = parse_secret_file(v["secret_file"])
+        f.expect(seed.hex() == v["seed"] and dh_sk.hex() == v["dh_sk"], where,
+                 "secret_file does not hold seed/dh_sk")
+        f.expect(v["secret_file"].startswith("#") and v["secret_file"].endswith("\n"), where,
+                 "secret_file must start with a comment and end with a newline")
+        sign_pk = nb.crypto_sign_seed_keypair(seed)[0]
+        dh_pk = nb.crypto_scalarmult_base(dh_sk)
+        f.expect(sign_pk.hex() == v["sign_pk"], where, "sign_pk")
+        f.expect(dh_pk.hex() == v["dh_pk"], where, "dh_pk")
+        digest = hashlib.new("blake2b", b"mqtt-e2e/v1/sender-id" + sign_pk, digest_size=32)
+        f.expect(struct.unpack(">I", digest.digest()[:4])[0] == v["sender_id"], where, "sender_id")
+        fp = hashlib.new("blake2b", b"mqtt-e2e/v1/fingerprint" + sign_pk + dh_pk,
+                         digest_size=16).digest()
+        want_fp = "e2e:" + ":".join(fp[j:j + 2].hex() for j in range(0, 16, 2))
+        f.expect(v["fingerprint"] == want_fp, where, "fingerprint")
+        parts = v["public_line"].split(" ")
+        f.expect(parts[0] == "e2e1" and len(parts[1]) == 88 and len(parts) in (2, 3), where,
+                 "public_line shape")
+        f.expect(base64.b64decode(parts[1], validate=True) == sign_pk + dh_pk, where,
+                 "public_line keys")
+        name = parts[2] if len(parts) == 3 else ""
+        f.expect(name == v["name"], where, "public_line name")
+        f.expect(name == "" or (len(name) <= 64 and all(0x21 <= ord(c) <= 0x7E for c in name)),
+                 where, "name characters")
+        n += 1
+    return n
+
+
+# ---------------------------------------------------------------- main
+
+CHECKS = (("envelope.json", check_envelope), ("window.json", check_window),
+          ("tx.json", check_tx), ("identity.json", check_identity))
+
+
+def main(argv):
+    vdir = argv[1] if len(argv) > 1 else HERE
+    f = Failures()
+    stored = {}
+    for name, fn in CHECKS:
+        path = os.path.join(vdir, name)
+        try:
+            with open(path, "rb") as fh:
+                stored[name] = fh.read()
+            doc = json.loads(stored[name].decode("utf-8"))
+        except (OSError, ValueError) as e:
+            f.items.append("%s: cannot load: %s" % (path, e))
+            continue
+        before = len(f.items)
+        try:
+            count = fn(doc, f)
+        except (KeyError, TypeError, ValueError) as e:
+            f.items.append("%s: bad structure: %r" % (name, e))
+            continue
+        if len(f.items) == before:
+            print("%s: %d ok" % (name, count))
+
+    # The generator must reproduce the stored files exactly.
+    sys.path.insert(0, HERE)
+    import gen                                        # noqa: E402
+    generated = gen.render_all()
+    for name, text in generated.items():
+        if name in stored and stored[name] != text.encode("utf-8"):
+            f.items.append("%s: differs from gen.py output (re-run gen.py?)" % name)
+    if set(generated) != {name for name, _ in CHECKS}:
+        f.items.append("gen.py and check.py disagree on the set of files")
+
+    for item in f.items[:50]:
+        print("FAIL " + item, file=sys.stderr)
+    if len(f.items) > 50:
+        print("FAIL ... and %d more" % (len(f.items) - 50), file=sys.stderr)
+    if f.items:
+        print("%d failure(s)" % len(f.items), file=sys.stderr)
+        return 1
+    print("generator reproduces all %d files byte for byte" % len(CHECKS))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

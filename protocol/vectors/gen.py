@@ -1,0 +1,561 @@
+#!/usr/bin/python3
+"""Reference generator of the mqtt-e2e v1 test vectors (protocol/SPEC.md section 12).
+
+This is an independent implementation of the wire format in Python: it shares
+no code with libe2e, uses libsodium only through PyNaCl's one-shot AEAD (libe2e
+has its own split-AAD construction), and writes
+
+    envelope.json  window.json  tx.json  identity.json
+
+into the directory given as argv[1] (default: the directory of this script).
+Every input is a constant, so running it twice gives byte-identical files;
+check.py relies on that and re-runs render_all() against the stored files.
+
+Usage: /usr/bin/python3 gen.py [OUTDIR]
+"""
+
+import base64
+import hashlib
+import json
+import os
+import sys
+
+from nacl import bindings as nb
+from nacl.exceptions import CryptoError
+
+SUITE_V1 = 0x01
+HEADER_BYTES = 24
+TAG_BYTES = 16
+OVERHEAD = HEADER_BYTES + TAG_BYTES
+COUNTER_MAX = (1 << 48) - 1
+SEQ_MAX = (1 << 32) - 1
+
+# Verdict names as in SPEC.md section 5.5 and enum e2e_verdict.
+OK, GAP, LATE = "OK", "GAP", "LATE"
+DUPLICATE, TOO_OLD = "DUPLICATE", "TOO_OLD"
+FORGED, UNKNOWN_KEY, MALFORMED = "FORGED", "UNKNOWN_KEY", "MALFORMED"
+
+HEADER_FIELDS = ("suite", "scope", "epoch", "sender", "run", "counter", "seq")
+
+
+# --------------------------------------------------------------------------
+# Envelope (SPEC section 3)
+# --------------------------------------------------------------------------
+
+def header_bytes(suite, scope, epoch, sender, run, counter, seq):
+    """Serialise a header. No validation on purpose: negative vectors need
+    headers a conforming sender would never produce (suite 2, run 0, ...)."""
+    return (bytes([suite, scope])
+            + epoch.to_bytes(4, "big")
+            + sender.to_bytes(4, "big")
+            + run.to_bytes(4, "big")
+            + counter.to_bytes(6, "big")
+            + seq.to_bytes(4, "big"))
+
+
+def seal(key, hdr, topic, plaintext):
+    """hdr is a dict with HEADER_FIELDS; topic is bytes."""
+    h = header_bytes(**hdr)
+    # The header is the nonce and the start of the AAD; the topic follows it.
+    return h + nb.crypto_aead_xchacha20poly1305_ietf_encrypt(plaintext, h + topic, h, key)
+
+
+def parse_header(env):
+    """Return (header dict, None) or (None, MALFORMED). Structure only."""
+    if len(env) < OVERHEAD:
+        return None, MALFORMED
+    hdr = {
+        "suite": env[0],
+        "scope": env[1],
+        "epoch": int.from_bytes(env[2:6], "big"),
+        "sender": int.from_bytes(env[6:10], "big"),
+        "run": int.from_bytes(env[10:14], "big"),
+        "counter": int.from_bytes(env[14:20], "big"),
+        "seq": int.from_bytes(env[20:24], "big"),
+    }
+    if hdr["suite"] != SUITE_V1 or hdr["run"] == 0 or hdr["counter"] == 0 or hdr["seq"] == 0:
+        return None, MALFORMED
+    return hdr, None
+
+
+# --------------------------------------------------------------------------
+# Receiver window (SPEC section 5.3), RFC 6479 ring exactly as libe2e keeps it
+# --------------------------------------------------------------------------
+
+class Window:
+    """Ring bitmap of size+64 bits. Kept bit-for-bit like the C window so the
+    vectors exercise word clearing and wrap-around, not just a set model
+    (check.py uses a set model: the two must agree)."""
+
+    def __init__(self, size):
+        if size % 64 or not 64 <= size <= 1 << 20:
+            raise ValueError("window size must be a multiple of 64 in [64, 2^20]")
+        self.size = size
+        self.nwords = size // 64 + 1
+        self.bits = [0] * self.nwords
+        self.top = 0
+        self.base = 0
+        self.received = 0
+
+    def _bit(self, seq):
+        return (self.bits[(seq >> 6) % self.nwords] >> (seq & 63)) & 1
+
+    def check(self, seq):
+        """(verdict, gap) without changing state."""
+        if self.top == 0:
+            return OK, 0
+        if seq == self.top + 1:
+            return OK, 0
+        if seq > self.top + 1:
+            return GAP, seq - self.top - 1
+        if self.top - seq >= self.size:
+            return TOO_OLD, 0
+        if self._bit(seq):
+            return DUPLICATE, 0
+        return LATE, 0
+
+    def update(self, seq):
+        """Record an authentic seq that check() classified OK, GAP or LATE."""
+        if self.top == 0:
+            self.top = self.base = seq
+        elif seq > self.top:
+            first, last = (self.top >> 6) + 1, seq >> 6
+            if last - first + 1 >= self.nwords:
+                self.bits = [0] * self.nwords
+            else:
+                for block in range(first, last + 1):
+                    self.bits[block % self.nwords] = 0
+            self.top = seq
+        elif seq < self.base:
+            self.base = seq
+        self.bits[(seq >> 6) % self.nwords] |= 1 << (seq & 63)
+        self.received += 1
+
+    def losses(self):
+        """(pending, lost): holes that may still arrive vs. holes behind the window."""
+        if self.top == 0:
+            return 0, 0
+        lo = max(self.base, self.top - self.size + 1)
+        pending = sum(1 for s in range(lo, self.top + 1) if not self._bit(s))
+        lost = (self.top - self.base + 1) - self.received - pending
+        return pending, lost
+
+    def final(self):
+        pending, lost = self.losses()
+        return {"top": self.top, "base": self.base, "received": self.received,
+                "pending": pending, "lost": lost}
+
+
+class Receiver:
+    """Minimal receiver: parse -> key lookup -> stream lookup -> window check
+    -> AEAD -> window update. Streams are keyed by the exact topic bytes here
+    (no LRU, no hash): the vectors never need more than a few streams."""
+
+    def __init__(self, keys, window=1024):
+        self.keys = dict(keys)          # (sender, scope, epoch) -> key
+        self.window = window
+        self.streams = {}               # (sender, run, topic) -> Window
+
+    def receive(self, topic, env):
+        """Return (verdict, gap, plaintext or None)."""
+        hdr, bad = parse_header(env)
+        if bad:
+            return bad, 0, None
+        key = self.keys.get((hdr["sender"], hdr["scope"], hdr["epoch"]))
+        if key is None:
+            return UNKNOWN_KEY, 0, None
+        sid = (hdr["sender"], hdr["run"], topic)
+        win = self.streams.get(sid) or Window(self.window)
+        verdict, gap = win.check(hdr["seq"])
+        if verdict in (DUPLICATE, TOO_OLD):
+            return verdict, 0, None     # decided without decrypting
+        head = bytes(env[:HEADER_BYTES])
+        try:
+            pt = nb.crypto_aead_xchacha20poly1305_ietf_decrypt(
+                bytes(env[HEADER_BYTES:]), head + topic, head, key)
+        except CryptoError:
+            return FORGED, 0, None      # window untouched
+        win.update(hdr["seq"])
+        self.streams[sid] = win
+        return verdict, gap, pt
+
+
+# --------------------------------------------------------------------------
+# Deterministic inputs
+# --------------------------------------------------------------------------
+
+def pattern(n, mul=7, add=3):
+    """n bytes of a fixed pattern covering every byte value."""
+    return bytes((i * mul + add) & 0xFF for i in range(n))
+
+
+KEY_A = bytes(range(32))
+KEY_B = bytes(range(0xFF, 0xDF, -1))
+KEY_C = bytes(range(0x40, 0x60))
+KEY_WRONG = bytes(range(1, 33))           # differs from KEY_A in every byte
+
+SENDER_A = 0x1A2B3C4D
+RUN_A = 0x5EED0001
+
+
+def hdr(scope=3, epoch=7, sender=SENDER_A, run=RUN_A, counter=1, seq=1, suite=SUITE_V1):
+    return {"suite": suite, "scope": scope, "epoch": epoch, "sender": sender,
+            "run": run, "counter": counter, "seq": seq}
+
+
+def key_entry(h, key):
+    return {"sender": h["sender"], "scope": h["scope"], "epoch": h["epoch"], "key": key.hex()}
+
+
+def flip(env, byte, bit=0):
+    out = bytearray(env)
+    out[byte] ^= 1 << bit
+    return bytes(out)
+
+
+# --------------------------------------------------------------------------
+# envelope.json
+# --------------------------------------------------------------------------
+
+def build_envelope():
+    positive = []
+
+    def pos(name, key, h, topic, pt):
+        tb = topic.encode("utf-8")
+        positive.append({
+            "name": name, "key": key.hex(), "header": h, "topic": topic,
+            "topic_hex": tb.hex(), "plaintext": pt.hex(),
+            "envelope": seal(key, h, tb, pt).hex(),
+        })
+
+    pos("empty-plaintext", KEY_A, hdr(counter=1, seq=1), "plant/line1/temp", b"")
+    pos("one-byte", KEY_A, hdr(counter=2, seq=2), "plant/line1/temp", b"\x2a")
+    pos("64-bytes", KEY_A, hdr(counter=3, seq=1), "plant/line2/pressure", pattern(64))
+    pos("1-kib", KEY_A, hdr(counter=4, seq=1), "plant/line3/blob", pattern(1024, 13, 5))
+    pos("max-field-values", KEY_B,
+        hdr(scope=255, epoch=0xFFFFFFFF, sender=0xFFFFFFFF, run=0xFFFFFFFF,
+            counter=COUNTER_MAX, seq=SEQ_MAX),
+        "max", b"{\"v\":1}")
+    # Zero is legal for scope, epoch and sender (only run/counter/seq must be > 0).
+    pos("min-field-values", KEY_C,
+        hdr(scope=0, epoch=0, sender=0, run=1, counter=1, seq=1), "m", b"min")
+    pos("utf8-multibyte-topic", KEY_A, hdr(counter=5, seq=1),
+        "usine/température/Δp/温度/\U0001F321", "21.5 °C".encode("utf-8"))
+    pos("long-topic-1000", KEY_A, hdr(counter=6, seq=1),
+        "/".join(["level%03d" % i for i in range(112)])[:1000], pattern(32))
+    pos("topic-levels", KEY_A, hdr(counter=7, seq=9),
+        "/site/a//b/c/d/e/", b"levels, leading/trailing '/' and an empty level")
+    pos("dollar-topic", KEY_A, hdr(counter=8, seq=1),
+        "$SYS/broker/clients", b"topic starting with '$'")
+    for p in positive:
+        assert len(p["topic"]) > 0
+    assert len(positive[7]["topic"]) == 1000
+
+    # ---- negatives: each processed by a fresh receiver holding exactly "keys"
+    negative = []
+    topic = "plant/line1/temp"
+    tb = topic.encode()
+    h0 = hdr(counter=0x0102030405, seq=0x00010203, run=0x5EED0F0F)
+    base = seal(KEY_A, h0, tb, pattern(16))          # 56 bytes
+    keys0 = [key_entry(h0, KEY_A)]
+
+    def neg(name, verdict, env, keys=keys0, on_topic=topic):
+        negative.append({
+            "name": name, "keys": keys, "topic": on_topic,
+            "topic_hex": on_topic.encode("utf-8").hex(), "envelope": env.hex(),
+            "verdict": verdict,
+        })
+
+    # Header field regions, one flipped bit each (offsets: SPEC 3.1).
+    neg("flip-suite", MALFORMED, flip(base, 0, 0))
+    neg("flip-suite-high-bit", MALFORMED, flip(base, 0, 7))
+    neg("flip-scope", UNKNOWN_KEY, flip(base, 1, 0))
+    other_scope = dict(h0, scope=h0["scope"] ^ 1)
+    # Same key value held for the flipped id too: only the AAD can catch it.
+    neg("flip-scope-same-key-held", FORGED, flip(base, 1, 0),
+        keys=keys0 + [key_entry(other_scope, KEY_A)])
+    neg("flip-epoch-high", UNKNOWN_KEY, flip(base, 2, 7))
+    neg("flip-epoch-low", UNKNOWN_KEY, flip(base, 5, 0))
+    other_epoch = dict(h0, epoch=h0["epoch"] ^ 1)
+    neg("flip-epoch-same-key-held", FORGED, flip(base, 5, 0),
+        keys=keys0 + [key_entry(other_epoch, KEY_A)])
+    neg("flip-sender-high", UNKNOWN_KEY, flip(base, 6, 7))
+    neg("flip-sender-low", UNKNOWN_KEY, flip(base, 9, 0))
+    other_sender = dict(h0, sender=h0["sender"] ^ 1)
+    neg("flip-sender-same-key-held", FORGED, flip(base, 9, 0),
+        keys=keys0 + [key_entry(other_sender, KEY_A)])
+    neg("flip-run-high", FORGED, flip(base, 10, 7))
+    neg("flip-run-low", FORGED, flip(base, 13, 0))
+    neg("flip-counter-high", FORGED, flip(base, 14, 7))
+    neg("flip-counter-low", FORGED, flip(base, 19, 0))
+    neg("flip-seq-high", FORGED, flip(base, 20, 7))
+    neg("flip-seq-low", FORGED, flip(base, 23, 0))
+    # Body.
+    neg("flip-ciphertext-first", FORGED, flip(base, HEADER_BYTES, 0))
+    neg("flip-ciphertext-last", FORGED, flip(base, len(base) - TAG_BYTES - 1, 7))
+    neg("flip-tag-first", FORGED, flip(base, len(base) - TAG_BYTES, 0))
+    neg("flip-tag-last", FORGED, flip(base, len(base) - 1, 7))
+    # Re-topic: the exact topic bytes are AAD.
+    neg("wrong-topic-one-char", FORGED, base, on_topic="plant/line2/temp")
+    neg("wrong-topic-case", FORGED, base, on_topic="Plant/line1/temp")
+    neg("wrong-topic-prefix", FORGED, base, on_topic="plant/line1")
+    neg("wrong-topic-suffix", FORGED, base, on_topic="plant/line1/temp/")
+    neg("wrong-topic-extra-level", FORGED, base, on_topic="plant/line1/temp/x")
+    # Length.
+    empty_pt = seal(KEY_A, h0, tb, b"")              # exactly 40 bytes: valid length
+    neg("empty-input", MALFORMED, b"")
+    neg("header-only-24", MALFORMED, base[:HEADER_BYTES])
+    neg("truncated-39", MALFORMED, empty_pt[:OVERHEAD - 1])
+    neg("truncated-last-byte", FORGED, base[:-1])
+    neg("truncated-to-40", FORGED, base[:OVERHEAD])
+    neg("appended-byte", FORGED, base + b"\x00")
+    # Keys.
+    neg("wrong-key-same-id", FORGED, base, keys=[key_entry(h0, KEY_WRONG)])
+    neg("wrong-epoch-only-other-held", UNKNOWN_KEY, base, keys=[key_entry(other_epoch, KEY_A)])
+    neg("no-keys-held", UNKNOWN_KEY, base, keys=[])
+    # Splice: header of one authentic envelope, body of another (same key).
+    h1 = dict(h0, counter=h0["counter"] + 1, seq=h0["seq"] + 1)
+    other = seal(KEY_A, h1, tb, pattern(16))
+    neg("splice-header-body", FORGED, base[:HEADER_BYTES] + other[HEADER_BYTES:])
+    # Zero fields and unknown suite, sealed correctly under the held key: the
+    # parse rules reject them even though the tag would verify.
+    neg("run-zero", MALFORMED, seal(KEY_A, dict(h0, run=0), tb, pattern(16)))
+    neg("counter-zero", MALFORMED, seal(KEY_A, dict(h0, counter=0), tb, pattern(16)))
+    neg("seq-zero", MALFORMED, seal(KEY_A, dict(h0, seq=0), tb, pattern(16)))
+    neg("suite-0x02", MALFORMED, seal(KEY_A, dict(h0, suite=0x02), tb, pattern(16)))
+    neg("suite-0x00", MALFORMED, seal(KEY_A, dict(h0, suite=0x00), tb, pattern(16)))
+    # Parse before key lookup: malformed wins over an unknown key.
+    neg("seq-zero-unknown-key", MALFORMED, seal(KEY_A, dict(h0, seq=0), tb, b""), keys=[])
+
+    # Cross-check every declared verdict with this file's own receiver.
+    for p in positive:
+        h = p["header"]
+        rx = Receiver({(h["sender"], h["scope"], h["epoch"]): bytes.fromhex(p["key"])})
+        v, _, pt = rx.receive(bytes.fromhex(p["topic_hex"]), bytes.fromhex(p["envelope"]))
+        assert v == OK and pt.hex() == p["plaintext"], p["name"]
+    for n in negative:
+        rx = Receiver({(k["sender"], k["scope"], k["epoch"]): bytes.fromhex(k["key"])
+                       for k in n["keys"]})
+        v, _, _ = rx.receive(bytes.fromhex(n["topic_hex"]), bytes.fromhex(n["envelope"]))
+        assert v == n["verdict"], (n["name"], v)
+    names = [x["name"] for x in positive + negative]
+    assert len(names) == len(set(names))
+
+    return {"suite": SUITE_V1, "positive": positive, "negative": negative}
+
+
+# --------------------------------------------------------------------------
+# window.json
+# --------------------------------------------------------------------------
+
+def run_window(name, size, arrivals):
+    w = Window(size)
+    verdicts, gaps = [], []
+    for seq in arrivals:
+        v, g = w.check(seq)
+        if v in (OK, GAP, LATE):        # every arrival is assumed authentic
+            w.update(seq)
+        verdicts.append(v)
+        gaps.append(g)
+    return {"name": name, "window": size, "arrivals": list(arrivals),
+            "verdicts": verdicts, "gaps": gaps, "final": w.final()}
+
+
+def clean_reordered(n, seed=12345):
+    """1..n with bounded local reordering (at most 40 positions), no loss:
+    fixed-seed xorshift so the sequence is identical on every run."""
+    out, s, i = [], seed, 1
+    while i <= n:
+        s ^= (s << 13) & 0xFFFFFFFF
+        s ^= s >> 17
+        s ^= (s << 5) & 0xFFFFFFFF
+        k = min(1 + s % 40, n - i + 1)
+        block = list(range(i, i + k))
+        out.extend(reversed(block) if s & 1 else block[1:] + block[:1])
+        i += k
+    return out
+
+
+def build_window():
+    W = 1024
+    seqs = []
+
+    def case(name, size, arrivals, **expect):
+        c = run_window(name, size, arrivals)
+        # Pin the properties each case exists to demonstrate.
+        for k, v in expect.items():
+            if k == "verdicts":
+                assert c["verdicts"] == v, (name, c["verdicts"])
+            elif k == "gaps":
+                assert c["gaps"] == v, (name, c["gaps"])
+            else:
+                assert c["final"][k] == v, (name, k, c["final"])
+        seqs.append(c)
+
+    case("in-order", W, list(range(1, 11)), verdicts=[OK] * 10, lost=0, pending=0)
+    case("reorder-40-before-39", W, list(range(1, 39)) + [40, 39, 41],
+         verdicts=[OK] * 38 + [GAP, LATE, OK], lost=0, pending=0)
+    case("duplicate", W, [1, 2, 3, 2, 3, 3, 4, 1],
+         verdicts=[OK, OK, OK, DUPLICATE, DUPLICATE, DUPLICATE, OK, DUPLICATE], received=4)
+    # top = 1029 after the jump: 5 is exactly W back, 6 is W-1 back.
+    case("edge-exactly-w-back", W, [1, 2, 3, 4, 5, 1029, 5, 6, 7, 4],
+         verdicts=[OK] * 5 + [GAP, TOO_OLD, LATE, LATE, TOO_OLD])
+    case("edge-w64-exactly-w-back", 64, [1, 65, 1, 2, 66, 2, 3, 67, 68],
+         verdicts=[OK, GAP, TOO_OLD, LATE, OK, TOO_OLD, LATE, OK, OK])
+    case("huge-jump", W, [1, 1000000, 2, 998976, 998977, 999999, 1000001, 998977],
+         gaps=[0, 999998, 0, 0, 0, 0, 0, 0],
+         verdicts=[OK, GAP, TOO_OLD, TOO_OLD, LATE, LATE, OK, TOO_OLD], lost=998975)
+    case("bitmap-wrap-3000", W, list(range(1, 3001)) + [3000, 2500, 1977, 1976, 1, 3001],
+         lost=0, pending=0, received=3001)
+    case("w64-in-order-wrap", 64, list(range(1, 201)) + [137, 136, 200, 201],
+         verdicts=[OK] * 200 + [DUPLICATE, TOO_OLD, DUPLICATE, OK], lost=0)
+    # Skips spanning more words than the ring holds must clear the whole ring.
+    case("w64-jump-clears-ring", 64, [1, 2, 3, 500, 437, 436, 3, 1000, 999, 937],
+         verdicts=[OK, OK, OK, GAP, LATE, TOO_OLD, TOO_OLD, GAP, LATE, LATE])
+    U32 = SEQ_MAX
+    case("seq-2^32-boundary", W,
+         [U32 - 5, U32 - 3, U32, U32 - 4, U32, U32 - 1, U32 - 2, 1, U32 - 5],
+         verdicts=[OK, GAP, GAP, LATE, DUPLICATE, LATE, LATE, TOO_OLD, DUPLICATE],
+         top=U32, lost=0, pending=0)
+    case("seq-2^32-first-then-w-back", W, [U32, U32 - 1023, U32 - 1024, U32 - 1],
+         verdicts=[OK, LATE, TOO_OLD, LATE], base=U32 - 1023)
+    case("mid-stream-start", W, [1000, 998, 999, 1001, 997, 997],
+         verdicts=[OK, LATE, LATE, OK, LATE, DUPLICATE], base=997, lost=0, pending=0)
+    case("mid-stream-start-far", W, [2000, 976, 977, 2001],
+         verdicts=[OK, TOO_OLD, LATE, OK], base=977)
+    case("window-max-2^20", 1 << 20, [1, (1 << 20) + 1, 1, 2],
+         verdicts=[OK, GAP, TOO_OLD, LATE], gaps=[0, (1 << 20) - 1, 0, 0])
+    reordered = clean_reordered(500)
+    assert sorted(reordered) == list(range(1, 501))
+    case("clean-reordered-run-w64", 64, reordered, lost=0, pending=0, received=500)
+    case("clean-reordered-run-w1024", W, clean_reordered(2000, seed=777),
+         lost=0, pending=0, received=2000)
+    # Real losses: every 7th dropped, a burst of 100 dropped, light reordering;
+    # 3 dropped ones turn up far too late (TOO_OLD: still lost). The last 64
+    # are all received, so nothing is pending and lost is exact.
+    dropped = {s for s in range(1, 601) if s % 7 == 0} | set(range(200, 300))
+    sent = [s for s in range(1, 601) if s not in dropped]
+    for i in range(0, len(sent) - 3, 10):
+        # Swap neighbours, but never across the burst: a swap of 199 and 300
+        # would make 199 TOO_OLD, i.e. one more (correctly counted) loss.
+        if sent[i + 1] - sent[i] < 64:
+            sent[i], sent[i + 1] = sent[i + 1], sent[i]
+    tail = list(range(601, 680))
+    arrivals = sent + [7, 250, 299] + tail
+    case("real-losses-exact", 64, arrivals, pending=0, lost=len(dropped))
+    case("real-losses-pending", W, [1, 2, 5, 6, 10], pending=5, lost=0,
+         verdicts=[OK, OK, GAP, OK, GAP], gaps=[0, 0, 2, 0, 3])
+    case("late-fills-then-dup", W, [1, 4, 2, 3, 2, 3, 4, 5],
+         verdicts=[OK, GAP, LATE, LATE, DUPLICATE, DUPLICATE, DUPLICATE, OK],
+         pending=0, lost=0)
+
+    names = [c["name"] for c in seqs]
+    assert len(names) == len(set(names))
+    return {"sequences": seqs}
+
+
+# --------------------------------------------------------------------------
+# tx.json (SPEC section 5.1)
+# --------------------------------------------------------------------------
+
+def tx_sequence(name, key, sender, scope, epoch, run, floor, topics, plaintexts):
+    assert len(topics) == len(plaintexts)
+    counter, seqs, expect = floor, {}, []
+    for topic, pt in zip(topics, plaintexts):
+        counter += 1                                  # floor+1, +2, ...
+        seqs[topic] = seqs.get(topic, 0) + 1          # per topic, from 1
+        h = hdr(scope=scope, epoch=epoch, sender=sender, run=run,
+                counter=counter, seq=seqs[topic])
+        expect.append({"counter": counter, "seq": seqs[topic],
+                       "envelope": seal(key, h, topic.encode("utf-8"), pt).hex()})
+    return {"name": name, "key": key.hex(), "sender": sender, "scope": scope,
+            "epoch": epoch, "run": run, "counter_floor": floor, "topics": list(topics),
+            "plaintexts": [p.hex() for p in plaintexts], "expect": expect}
+
+
+def build_tx():
+    F = 65536
+    a = tx_sequence("wire-facts-example", KEY_A, SENDER_A, 3, 7, RUN_A, F,
+                    ["a", "b", "a"], [b"1", b"2", b"3"])
+    assert [(e["counter"], e["seq"]) for e in a["expect"]] == [(F + 1, 1), (F + 2, 1), (F + 3, 2)]
+    b = tx_sequence("new-key-floor-0", KEY_B, 0x00C0FFEE, 0, 1, 0x00000001, 0,
+                    ["plant/l1/t", "plant/l1/t", "plant/l2/t", "plant/l1/t", "plant/l2/t", "x"],
+                    [b"", pattern(1), pattern(17), pattern(64), b"{}", pattern(300)])
+    c = tx_sequence("restarted-after-crash", KEY_C, 0xFFFFFFFF, 255, 0xFFFFFFFF, 0xFFFFFFFF,
+                    3 * F, ["t/°C", "t/°F", "t/°C", "t/°C"],
+                    [b"20", b"68", b"21", b"22"])
+    return {"sequences": [a, b, c]}
+
+
+# --------------------------------------------------------------------------
+# identity.json (SPEC section 7)
+# --------------------------------------------------------------------------
+
+# Not normative (comments are ignored); kept equal to what libe2e writes so a
+# test may compare a saved file byte for byte.
+SECRET_COMMENT = "# mqtt-e2e identity: SECRET key, keep mode 0600, never share\n"
+
+
+def identity(seed, dh_sk, name):
+    sign_pk, _sign_sk = nb.crypto_sign_seed_keypair(seed)
+    dh_pk = nb.crypto_scalarmult_base(dh_sk)
+    assert dh_pk != bytes(32)
+    sid = hashlib.blake2b(b"mqtt-e2e/v1/sender-id" + sign_pk, digest_size=32).digest()
+    fp = hashlib.blake2b(b"mqtt-e2e/v1/fingerprint" + sign_pk + dh_pk, digest_size=16).hexdigest()
+    fingerprint = "e2e:" + ":".join(fp[i:i + 4] for i in range(0, 32, 4))
+    line = "e2e1 " + base64.b64encode(sign_pk + dh_pk).decode("ascii")
+    if name:
+        assert 1 <= len(name) <= 64 and all(0x21 <= ord(c) <= 0x7E for c in name)
+        line += " " + name
+    secret = SECRET_COMMENT + "e2e-secret1 " + base64.b64encode(seed + dh_sk).decode("ascii") + "\n"
+    assert len(fingerprint) == 43
+    return {"seed": seed.hex(), "dh_sk": dh_sk.hex(), "sign_pk": sign_pk.hex(),
+            "dh_pk": dh_pk.hex(), "sender_id": int.from_bytes(sid[:4], "big"),
+            "fingerprint": fingerprint, "name": name or "", "public_line": line,
+            "secret_file": secret}
+
+
+def build_identity():
+    long_name = "".join(chr(0x21 + (i * 5) % 94) for i in range(64))   # max length
+    return {"vectors": [
+        identity(bytes(range(32)), bytes(range(32, 64)), "alice"),
+        identity(bytes(range(0xA0, 0xC0)), bytes(range(0x60, 0x80)), None),
+        # dh_sk with the bits clamping clears set: stored as is, clamped by X25519.
+        identity(pattern(32, 37, 11), bytes([0xFF] * 32), long_name),
+    ]}
+
+
+# --------------------------------------------------------------------------
+# Output
+# --------------------------------------------------------------------------
+
+def render(obj):
+    """Canonical text: sorted keys, 2-space indent, UTF-8 (not \\u escapes, so
+    topics appear as their bytes), one trailing newline."""
+    return json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def render_all():
+    """File name -> exact file text."""
+    return {
+        "envelope.json": render(build_envelope()),
+        "window.json": render(build_window()),
+        "tx.json": render(build_tx()),
+        "identity.json": render(build_identity()),
+    }
+
+
+def main(argv):
+    outdir = argv[1] if len(argv) > 1 else os.path.dirname(os.path.abspath(__file__))
+    for name, text in render_all().items():
+        path = os.path.join(outdir, name)
+        tmp = path + ".tmp"
+        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+        os.replace(tmp, path)
+        print("wrote %s" % path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,446 @@
+/*
+ * Envelope tests: header codec, seal/open, the wire construction checked
+ * against libsodium directly, and the envelope.json vectors (positive ones
+ * byte-exact, negative ones through a fresh receiver).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "testcu.h"
+
+#define BIG 2048U
+
+static const char TOPIC[] = "plant/line1/temp";
+
+static struct e2e_header sample_header(void)
+{
+	return tu_header(0x1A2B3C4DU, 3, 7, 0x5EED0001U, 0x010203040506ULL, 0x0A0B0C0DU);
+}
+
+/* ---- Safety ------------------------------------------------------------ */
+
+static void test_safety_parse(void)
+{
+	uint8_t env[E2E_ENVELOPE_OVERHEAD + 4];
+	struct e2e_header h = sample_header(), out;
+	enum e2e_status st;
+
+	e2e_header_write(env, &h);
+	memset(env + E2E_HEADER_BYTES, 0, sizeof env - E2E_HEADER_BYTES);
+	CU_ASSERT_EQUAL(e2e_header_parse(NULL, env, sizeof env), E2E_ERR_ARG);
+	st = e2e_header_parse(&out, NULL, sizeof env);
+	CU_ASSERT(st == E2E_ERR_MALFORMED || st == E2E_ERR_ARG);
+	/* Anything shorter than header + tag is not an envelope. */
+	for (size_t n = 0; n < E2E_ENVELOPE_OVERHEAD; n++)
+		TU_CHECK(e2e_header_parse(&out, env, n) == E2E_ERR_MALFORMED,
+			"length %zu accepted", n);
+	CU_ASSERT_EQUAL(e2e_header_parse(&out, env, E2E_ENVELOPE_OVERHEAD), E2E_OK);
+}
+
+static void test_safety_seal(void)
+{
+	uint8_t key[E2E_KEY_BYTES], out[64], pt[8] = "payload";
+	struct e2e_header h = sample_header();
+	const uint8_t *t = (const uint8_t *)TOPIC;
+	size_t n = 99, tl = strlen(TOPIC);
+
+	tu_key(key, 1);
+	CU_ASSERT_EQUAL(e2e_envelope_seal(NULL, sizeof out, &n, &h, key, t, tl, pt, 8), E2E_ERR_ARG);
+	CU_ASSERT_EQUAL(e2e_envelope_seal(out, sizeof out, NULL, &h, key, t, tl, pt, 8), E2E_ERR_ARG);
+	CU_ASSERT_EQUAL(e2e_envelope_seal(out, sizeof out, &n, NULL, key, t, tl, pt, 8), E2E_ERR_ARG);
+	CU_ASSERT_EQUAL(e2e_envelope_seal(out, sizeof out, &n, &h, NULL, t, tl, pt, 8), E2E_ERR_ARG);
+	CU_ASSERT_EQUAL(e2e_envelope_seal(out, sizeof out, &n, &h, key, NULL, tl, pt, 8), E2E_ERR_ARG);
+	CU_ASSERT_EQUAL(e2e_envelope_seal(out, sizeof out, &n, &h, key, t, tl, NULL, 8), E2E_ERR_ARG);
+	/* One byte short: E2E_ERR_BUFFER and nothing written. */
+	memset(out, 0xA5, sizeof out);
+	CU_ASSERT_EQUAL(e2e_envelope_seal(out, e2e_envelope_size(8) - 1, &n, &h, key, t, tl, pt, 8),
+		E2E_ERR_BUFFER);
+	CU_ASSERT_EQUAL(n, 0);
+	for (size_t i = 0; i < sizeof out; i++)
+		CU_ASSERT_EQUAL(out[i], 0xA5);
+	CU_ASSERT_EQUAL(e2e_envelope_seal(out, 0, &n, &h, key, t, tl, pt, 0), E2E_ERR_BUFFER);
+	CU_ASSERT_EQUAL(e2e_envelope_seal(out, e2e_envelope_size(8), &n, &h, key, t, tl, pt, 8), E2E_OK);
+	CU_ASSERT_EQUAL(n, e2e_envelope_size(8));
+}
+
+/* A sender must never produce what a receiver calls MALFORMED. */
+static void test_safety_seal_bad_header(void)
+{
+	uint8_t key[E2E_KEY_BYTES], out[64];
+	struct e2e_header bad[5];
+	size_t n;
+
+	tu_key(key, 1);
+	for (size_t i = 0; i < 5; i++)
+		bad[i] = sample_header();
+	bad[0].run = 0;
+	bad[1].counter = 0;
+	bad[2].seq = 0;
+	bad[3].suite = 2;
+	bad[4].counter = E2E_COUNTER_MAX + 1;
+	for (size_t i = 0; i < 5; i++) {
+		n = 0;
+		TU_CHECK(e2e_envelope_seal(out, sizeof out, &n, &bad[i], key,
+			(const uint8_t *)"t", 1, NULL, 0) != E2E_OK, "bad header %zu sealed", i);
+		CU_ASSERT_EQUAL(n, 0);
+	}
+}
+
+static void test_safety_open(void)
+{
+	uint8_t key[E2E_KEY_BYTES], env[64], pt[32];
+	struct e2e_header h = sample_header();
+	const uint8_t *t = (const uint8_t *)TOPIC;
+	size_t n, tl = strlen(TOPIC), len;
+
+	tu_key(key, 2);
+	len = tu_seal(env, sizeof env, &h, key, TOPIC, (const uint8_t *)"0123456789", 10);
+	CU_ASSERT_EQUAL_FATAL(len, 50);
+	CU_ASSERT_EQUAL(e2e_envelope_open(pt, sizeof pt, NULL, key, t, tl, env, len), E2E_ERR_ARG);
+	CU_ASSERT_EQUAL(e2e_envelope_open(pt, sizeof pt, &n, NULL, t, tl, env, len), E2E_ERR_ARG);
+	CU_ASSERT_EQUAL(e2e_envelope_open(pt, sizeof pt, &n, key, NULL, tl, env, len), E2E_ERR_ARG);
+	CU_ASSERT_EQUAL(e2e_envelope_open(NULL, sizeof pt, &n, key, t, tl, env, len), E2E_ERR_ARG);
+	CU_ASSERT_EQUAL(e2e_envelope_open(pt, sizeof pt, &n, key, t, tl, NULL, len), E2E_ERR_MALFORMED);
+	for (size_t l = 0; l < E2E_ENVELOPE_OVERHEAD; l++)
+		TU_CHECK(e2e_envelope_open(pt, sizeof pt, &n, key, t, tl, env, l) == E2E_ERR_MALFORMED,
+			"open of %zu bytes not MALFORMED", l);
+	CU_ASSERT_EQUAL(e2e_envelope_open(pt, 9, &n, key, t, tl, env, len), E2E_ERR_BUFFER);
+	CU_ASSERT_EQUAL(e2e_envelope_open(pt, 10, &n, key, t, tl, env, len), E2E_OK);
+	CU_ASSERT_EQUAL(n, 10);
+	CU_ASSERT(!memcmp(pt, "0123456789", 10));
+}
+
+/* ---- Header codec ------------------------------------------------------ */
+
+static void test_header_layout(void)
+{
+	static const uint8_t want[E2E_HEADER_BYTES] = {
+		0x01, 0x03, 0x00, 0x00, 0x00, 0x07, 0x1A, 0x2B, 0x3C, 0x4D, 0x5E, 0xED,
+		0x00, 0x01, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x0A, 0x0B, 0x0C, 0x0D,
+	};
+	struct e2e_header h = sample_header();
+	uint8_t out[E2E_HEADER_BYTES + 2];
+
+	memset(out, 0xEE, sizeof out);
+	e2e_header_write(out, &h);
+	CU_ASSERT(!memcmp(out, want, sizeof want));
+	/* Exactly 24 bytes written. */
+	CU_ASSERT_EQUAL(out[E2E_HEADER_BYTES], 0xEE);
+	CU_ASSERT_EQUAL(out[E2E_HEADER_BYTES + 1], 0xEE);
+}
+
+static void test_header_round_trip(void)
+{
+	struct e2e_header cases[4];
+	uint8_t env[E2E_ENVELOPE_OVERHEAD];
+
+	cases[0] = sample_header();
+	cases[1] = tu_header(0xFFFFFFFFU, 0xFF, 0xFFFFFFFFU, 0xFFFFFFFFU, E2E_COUNTER_MAX, 0xFFFFFFFFU);
+	cases[2] = tu_header(0, 0, 0, 1, 1, 1);
+	cases[3] = tu_header(0x80000001U, 0x80, 0x00010000U, 0x7FFFFFFFU, 0x800000000001ULL, 0x80000000U);
+	memset(env, 0, sizeof env);
+	for (size_t i = 0; i < 4; i++) {
+		struct e2e_header back;
+
+		e2e_header_write(env, &cases[i]);
+		CU_ASSERT_EQUAL_FATAL(e2e_header_parse(&back, env, sizeof env), E2E_OK);
+		TU_CHECK(back.suite == cases[i].suite && back.scope == cases[i].scope &&
+			back.epoch == cases[i].epoch && back.sender == cases[i].sender &&
+			back.run == cases[i].run && back.counter == cases[i].counter &&
+			back.seq == cases[i].seq, "header %zu does not round-trip", i);
+	}
+}
+
+static void test_header_parse_rejects(void)
+{
+	uint8_t env[E2E_ENVELOPE_OVERHEAD];
+	struct e2e_header h, out;
+	static const uint8_t suites[] = { 0x00, 0x02, 0x81, 0xFF };
+
+	memset(env, 0, sizeof env);
+	h = sample_header();
+	h.run = 0;
+	e2e_header_write(env, &h);
+	CU_ASSERT_EQUAL(e2e_header_parse(&out, env, sizeof env), E2E_ERR_MALFORMED);
+	h = sample_header();
+	h.counter = 0;
+	e2e_header_write(env, &h);
+	CU_ASSERT_EQUAL(e2e_header_parse(&out, env, sizeof env), E2E_ERR_MALFORMED);
+	h = sample_header();
+	h.seq = 0;
+	e2e_header_write(env, &h);
+	CU_ASSERT_EQUAL(e2e_header_parse(&out, env, sizeof env), E2E_ERR_MALFORMED);
+	for (size_t i = 0; i < sizeof suites; i++) {
+		enum e2e_status st;
+
+		h = sample_header();
+		e2e_header_write(env, &h);
+		env[0] = suites[i];
+		st = e2e_header_parse(&out, env, sizeof env);
+		TU_CHECK(st == E2E_ERR_VERSION || st == E2E_ERR_MALFORMED,
+			"suite 0x%02x: %s", suites[i], e2e_strerror(st));
+	}
+}
+
+/* ---- Seal / open ------------------------------------------------------- */
+
+/* The construction of SPEC section 3 rebuilt from libsodium primitives. */
+static void test_wire_construction(void)
+{
+	static const size_t sizes[] = { 0, 1, 15, 16, 17, 64, 1000 };
+	uint8_t key[E2E_KEY_BYTES], pt[1000], env[1100], back[1000], aad[E2E_HEADER_BYTES + 64];
+	size_t tl = strlen(TOPIC);
+
+	tu_key(key, 0x30);
+	for (size_t i = 0; i < sizeof pt; i++)
+		pt[i] = (uint8_t)(i * 7 + 3);
+	for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+		struct e2e_header h = tu_header(5, 1, 2, 3, 100 + k, 1 + (uint32_t)k);
+		size_t len = tu_seal(env, sizeof env, &h, key, TOPIC, pt, sizes[k]);
+		unsigned long long mlen = 0;
+
+		TU_CHECK(len == sizes[k] + E2E_ENVELOPE_OVERHEAD, "size %zu: envelope %zu",
+			sizes[k], len);
+		if (len != sizes[k] + E2E_ENVELOPE_OVERHEAD)
+			continue;
+		/* nonce = header, AAD = header || topic. */
+		memcpy(aad, env, E2E_HEADER_BYTES);
+		memcpy(aad + E2E_HEADER_BYTES, TOPIC, tl);
+		TU_CHECK(crypto_aead_xchacha20poly1305_ietf_decrypt(back, &mlen, NULL,
+			env + E2E_HEADER_BYTES, len - E2E_HEADER_BYTES, aad, E2E_HEADER_BYTES + tl,
+			env, key) == 0 && mlen == sizes[k] && !memcmp(back, pt, sizes[k]),
+			"size %zu: not XChaCha20-Poly1305(nonce=header, aad=header||topic)", sizes[k]);
+		if (sizes[k] >= 16)
+			CU_ASSERT(memcmp(env + E2E_HEADER_BYTES, pt, sizes[k]) != 0);
+	}
+}
+
+static void test_round_trip(void)
+{
+	uint8_t key[E2E_KEY_BYTES], pt[300], env[400], back[300];
+	size_t n = 0, tl = strlen(TOPIC);
+
+	tu_key(key, 0x50);
+	for (size_t len = 0; len <= sizeof pt; len += 37) {
+		struct e2e_header h = tu_header(9, 9, 9, 9, len + 1, 1);
+		size_t el;
+
+		randombytes_buf(pt, sizeof pt);
+		el = tu_seal(env, sizeof env, &h, key, TOPIC, pt, len);
+		CU_ASSERT_EQUAL(el, e2e_envelope_size(len));
+		memset(back, 0xCC, sizeof back);
+		CU_ASSERT_EQUAL(e2e_envelope_open(back, sizeof back, &n, key,
+			(const uint8_t *)TOPIC, tl, env, el), E2E_OK);
+		CU_ASSERT_EQUAL(n, len);
+		CU_ASSERT(!memcmp(back, pt, len));
+	}
+}
+
+/* Any single bit flip anywhere is caught, and the plaintext is wiped. */
+static void test_tamper_zeroes_plaintext(void)
+{
+	uint8_t key[E2E_KEY_BYTES], env[80], bad[80], pt[40];
+	struct e2e_header h = sample_header();
+	size_t n, tl = strlen(TOPIC);
+	size_t len;
+
+	tu_key(key, 0x70);
+	len = tu_seal(env, sizeof env, &h, key, TOPIC, (const uint8_t *)"the quick brown fox", 19);
+	CU_ASSERT_EQUAL_FATAL(len, 59);
+	for (size_t i = 0; i < len; i++) {
+		for (unsigned bit = 0; bit < 8; bit += 7) {
+			enum e2e_status st;
+
+			memcpy(bad, env, len);
+			bad[i] ^= (uint8_t)(1U << bit);
+			memset(pt, 0xAA, sizeof pt);
+			n = 77;
+			st = e2e_envelope_open(pt, sizeof pt, &n, key, (const uint8_t *)TOPIC, tl, bad, len);
+			TU_CHECK(st == E2E_ERR_AUTH, "flip byte %zu bit %u: %s", i, bit, e2e_strerror(st));
+			TU_CHECK(tu_all_zero(pt, len - E2E_ENVELOPE_OVERHEAD), "flip byte %zu: plaintext left", i);
+			CU_ASSERT_EQUAL(n, 0);
+		}
+	}
+}
+
+static void test_wrong_topic_or_key(void)
+{
+	static const char *const topics[] = { "plant/line1/tem", "plant/line1/temp/",
+		"Plant/line1/temp", "plant/line1/temp\0" };
+	uint8_t key[E2E_KEY_BYTES], other[E2E_KEY_BYTES], env[80], pt[40];
+	struct e2e_header h = sample_header();
+	size_t n, len;
+
+	tu_key(key, 0x10);
+	tu_key(other, 0x11);
+	len = tu_seal(env, sizeof env, &h, key, TOPIC, (const uint8_t *)"secret", 6);
+	for (size_t i = 0; i < 4; i++) {
+		size_t tl = strlen(topics[i]) + (i == 3);
+
+		memset(pt, 0xAA, sizeof pt);
+		CU_ASSERT_EQUAL(e2e_envelope_open(pt, sizeof pt, &n, key,
+			(const uint8_t *)topics[i], tl, env, len), E2E_ERR_AUTH);
+		CU_ASSERT(tu_all_zero(pt, 6));
+	}
+	memset(pt, 0xAA, sizeof pt);
+	CU_ASSERT_EQUAL(e2e_envelope_open(pt, sizeof pt, &n, other,
+		(const uint8_t *)TOPIC, strlen(TOPIC), env, len), E2E_ERR_AUTH);
+	CU_ASSERT(tu_all_zero(pt, 6));
+}
+
+/* ---- Vectors ----------------------------------------------------------- */
+
+static int read_header(const json_t *o, struct e2e_header *h)
+{
+	uint64_t v[7];
+	static const char *const f[7] = { "suite", "scope", "epoch", "sender", "run", "counter", "seq" };
+
+	for (size_t i = 0; i < 7; i++) {
+		if (tu_juint(o, f[i], &v[i]))
+			return -1;
+	}
+	*h = tu_header((uint32_t)v[3], (uint8_t)v[1], (uint32_t)v[2], (uint32_t)v[4], v[5],
+		(uint32_t)v[6]);
+	h->suite = (uint8_t)v[0];
+	return 0;
+}
+
+static void check_positive(const json_t *p)
+{
+	const char *name = tu_jstr(p, "name");
+	uint8_t key[E2E_KEY_BYTES], topic[E2E_TOPIC_MAX], pt[BIG], want[BIG], env[BIG], back[BIG];
+	size_t kl = 0, tl = 0, pl = 0, wl = 0, el = 0, bl = 0;
+	struct e2e_header h, parsed;
+	enum e2e_status st;
+
+	if (!name || tu_jhex(p, "key", key, sizeof key, &kl) || kl != E2E_KEY_BYTES ||
+	    read_header(json_object_get(p, "header"), &h) ||
+	    tu_jhex(p, "topic_hex", topic, sizeof topic, &tl) ||
+	    tu_jhex(p, "plaintext", pt, sizeof pt, &pl) ||
+	    tu_jhex(p, "envelope", want, sizeof want, &wl)) {
+		TU_CHECK(0, "positive vector %s unreadable", name ? name : "?");
+		return;
+	}
+	/* The topic string and its hex agree: we test the bytes on the wire. */
+	TU_CHECK(strlen(tu_jstr(p, "topic")) == tl && !memcmp(tu_jstr(p, "topic"), topic, tl),
+		"%s: topic and topic_hex differ", name);
+	st = e2e_envelope_seal(env, sizeof env, &el, &h, key, topic, tl, pt, pl);
+	TU_CHECK(st == E2E_OK, "%s: seal: %s", name, e2e_strerror(st));
+	TU_CHECK(el == wl && !memcmp(env, want, wl), "%s: sealed bytes differ", name);
+	st = e2e_header_parse(&parsed, want, wl);
+	TU_CHECK(st == E2E_OK && parsed.suite == h.suite && parsed.scope == h.scope &&
+		parsed.epoch == h.epoch && parsed.sender == h.sender && parsed.run == h.run &&
+		parsed.counter == h.counter && parsed.seq == h.seq,
+		"%s: parsed header differs (%s)", name, e2e_strerror(st));
+	st = e2e_envelope_open(back, sizeof back, &bl, key, topic, tl, want, wl);
+	TU_CHECK(st == E2E_OK && bl == pl && !memcmp(back, pt, pl), "%s: open: %s", name,
+		e2e_strerror(st));
+}
+
+static struct e2e_keyring *ring_of(const json_t *keys, const char *name)
+{
+	struct e2e_keyring *kr = NULL;
+	const json_t *k;
+	size_t i;
+
+	CU_ASSERT_EQUAL_FATAL(e2e_keyring_create(&kr, 8), E2E_OK);
+	TU_CHECK(json_is_array(keys), "%s: keys is not an array", name);
+	json_array_foreach(keys, i, k) {
+		uint64_t sender = 0, scope = 0, epoch = 0;
+		uint8_t key[E2E_KEY_BYTES];
+		size_t kl = 0;
+		struct e2e_keyid id;
+
+		if (tu_juint(k, "sender", &sender) || tu_juint(k, "scope", &scope) ||
+		    tu_juint(k, "epoch", &epoch) || tu_jhex(k, "key", key, sizeof key, &kl))
+			continue;
+		id.sender = (uint32_t)sender;
+		id.scope = (uint8_t)scope;
+		id.epoch = (uint32_t)epoch;
+		TU_CHECK(e2e_keyring_add(kr, &id, key, 0) == E2E_OK, "%s: key %zu refused", name, i);
+	}
+	return kr;
+}
+
+static void check_negative(const json_t *n)
+{
+	const char *name = tu_jstr(n, "name");
+	uint8_t topic[E2E_TOPIC_MAX], env[BIG], pt[BIG];
+	size_t tl = 0, el = 0;
+	struct e2e_keyring *kr;
+	struct e2e_rx *rx;
+	struct e2e_rx_result res;
+	struct e2e_rx_stats stats;
+	enum e2e_verdict want;
+	enum e2e_status st;
+
+	if (!name || tu_jhex(n, "topic_hex", topic, sizeof topic, &tl) ||
+	    tu_jhex(n, "envelope", env, sizeof env, &el) || tu_jverdict(n, "verdict", &want)) {
+		TU_CHECK(0, "negative vector %s unreadable", name ? name : "?");
+		return;
+	}
+	kr = ring_of(json_object_get(n, "keys"), name);
+	rx = tu_rx_new(0, 0);
+	memset(pt, 0xAA, sizeof pt);
+	memset(&res, 0, sizeof res);
+	st = e2e_rx_open(rx, kr, pt, sizeof pt, &res, topic, tl, env, el, 1000);
+	TU_CHECK(st == E2E_OK && res.verdict == want, "%s: %s / %s, expected %s", name,
+		e2e_strerror(st), tu_verdict_str(res.verdict), tu_verdict_str(want));
+	/* Nothing is delivered and no stream is created for a rejected envelope. */
+	TU_CHECK(res.pt_len == 0, "%s: %zu plaintext bytes reported", name, res.pt_len);
+	if (want == E2E_V_FORGED && el >= E2E_ENVELOPE_OVERHEAD)
+		TU_CHECK(tu_all_zero(pt, el - E2E_ENVELOPE_OVERHEAD), "%s: plaintext not wiped", name);
+	e2e_rx_stats(rx, &stats);
+	TU_CHECK(stats.streams == 0 && stats.verdicts[want] == 1, "%s: receiver state moved", name);
+	e2e_rx_destroy(rx);
+	e2e_keyring_destroy(kr);
+}
+
+static void test_vectors_positive(void)
+{
+	tu_each_vector("envelope.json", "positive", check_positive);
+}
+
+static void test_vectors_negative(void)
+{
+	tu_each_vector("envelope.json", "negative", check_negative);
+}
+
+static const struct tu_test safety_tests[] = {
+	{ "Safety: header parse NULL and short input", test_safety_parse },
+	{ "Safety: seal NULL arguments and short output buffer", test_safety_seal },
+	{ "Safety: seal refuses headers a receiver would reject", test_safety_seal_bad_header },
+	{ "Safety: open NULL arguments, short input and short buffer", test_safety_open },
+	{ NULL, NULL },
+};
+
+static const struct tu_test vector_tests[] = {
+	{ "Vectors: positive envelopes byte-exact (seal and open)", test_vectors_positive },
+	{ "Vectors: negative envelopes give their verdict", test_vectors_negative },
+	{ NULL, NULL },
+};
+
+static const struct tu_test envelope_tests[] = {
+	{ "Header: byte layout big-endian at spec offsets", test_header_layout },
+	{ "Header: write/parse round trip incl. maximum values", test_header_round_trip },
+	{ "Header: parse rejects zero run/counter/seq and foreign suites", test_header_parse_rejects },
+	{ "Envelope: XChaCha20-Poly1305 with nonce=header, AAD=header||topic", test_wire_construction },
+	{ "Envelope: seal/open round trip", test_round_trip },
+	{ "Envelope: any bit flip fails and zeroes the plaintext", test_tamper_zeroes_plaintext },
+	{ "Envelope: wrong topic or key fails", test_wrong_topic_or_key },
+	{ NULL, NULL },
+};
+
+int main(void)
+{
+	static const struct tu_suite suites[] = {
+		{ "envelope safety", safety_tests },
+		{ "envelope vectors", vector_tests },
+		{ "envelope", envelope_tests },
+		{ NULL, NULL },
+	};
+
+	return tu_main(suites);
+}

@@ -1,0 +1,662 @@
+/*
+ * Receiver tests: every verdict, per-stream windows, eviction (FORGOTTEN and
+ * resume), partial and wildcard subscriptions, and that nothing moves unless
+ * an envelope authenticated.
+ */
+#include <string.h>
+
+#include "testcu.h"
+
+#define RUN_A 0x0000A001U
+#define RUN_B 0x0000B002U
+#define ENV_CAP TU_ENV_CAP
+
+static const struct e2e_keyid RX_ID = TU_FX_ID;
+
+/* ---- Safety ------------------------------------------------------------ */
+
+static void test_safety_create(void)
+{
+	struct e2e_rx_config cfg;
+	struct e2e_rx *rx = (struct e2e_rx *)&cfg;
+	static const uint32_t bad[] = { 1, 32, 100, E2E_WINDOW_MAX + 64 };
+
+	memset(&cfg, 0, sizeof cfg);
+	CU_ASSERT_EQUAL(e2e_rx_create(NULL, &cfg), E2E_ERR_ARG);
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		cfg.window = bad[i];
+		TU_CHECK(e2e_rx_create(&rx, &cfg) == E2E_ERR_ARG, "window %u accepted", bad[i]);
+		CU_ASSERT_PTR_NULL(rx);
+	}
+	CU_ASSERT_EQUAL(e2e_rx_create(&rx, NULL), E2E_OK);
+	e2e_rx_destroy(rx);
+	e2e_rx_destroy(NULL);
+}
+
+static void test_safety_open_args(void)
+{
+	struct tu_fx f;
+	struct e2e_rx_result res;
+	uint8_t env[ENV_CAP];
+	size_t len;
+	const uint8_t *t = (const uint8_t *)"a";
+
+	tu_fx_init(&f, 0, 0);
+	len = tu_fx_env(&f, env, "a", RUN_A, 1);
+	CU_ASSERT_EQUAL(e2e_rx_open(NULL, f.kr, f.pt, sizeof f.pt, &res, t, 1, env, len, 0),
+		E2E_ERR_ARG);
+	CU_ASSERT_EQUAL(e2e_rx_open(f.rx, f.kr, f.pt, sizeof f.pt, NULL, t, 1, env, len, 0),
+		E2E_ERR_ARG);
+	CU_ASSERT_EQUAL(e2e_rx_open(f.rx, f.kr, f.pt, sizeof f.pt, &res, NULL, 1, env, len, 0),
+		E2E_ERR_ARG);
+	CU_ASSERT_EQUAL(e2e_rx_open(f.rx, f.kr, NULL, sizeof f.pt, &res, t, 1, env, len, 0),
+		E2E_ERR_ARG);
+	CU_ASSERT_NOT_EQUAL(e2e_rx_open(f.rx, f.kr, f.pt, sizeof f.pt, &res, t, 0, env, len, 0),
+		E2E_OK);
+	/* None of that reached a verdict. */
+	CU_ASSERT_EQUAL(tu_fx_stats(&f).streams, 0);
+	for (int v = 0; v <= E2E_V_FORGOTTEN; v++)
+		CU_ASSERT_EQUAL(tu_fx_stats(&f).verdicts[v], 0);
+	tu_fx_free(&f);
+}
+
+/* E2E_ERR_BUFFER is not a verdict: nothing counted, created or moved. */
+static void test_safety_buffer_untouched(void)
+{
+	struct tu_fx f;
+	struct e2e_rx_result res;
+	struct e2e_rx_stats before, after;
+	uint8_t env[ENV_CAP];
+	size_t len;
+
+	tu_fx_init(&f, 0, 0);
+	len = tu_fx_env(&f, env, "a", RUN_A, 1);
+	before = tu_fx_stats(&f);
+	CU_ASSERT_EQUAL(e2e_rx_open(f.rx, f.kr, f.pt, len - E2E_ENVELOPE_OVERHEAD - 1, &res,
+		(const uint8_t *)"a", 1, env, len, 1000), E2E_ERR_BUFFER);
+	after = tu_fx_stats(&f);
+	CU_ASSERT(!memcmp(&before, &after, sizeof before));
+	TU_ASSERT_VERDICT(tu_fx_open(&f, "a", env, len, &res), E2E_V_OK);
+	CU_ASSERT(res.flags & E2E_RX_NEW_STREAM);
+	/* Mid-stream too: seq 2 refused for space is still fresh afterwards. */
+	len = tu_fx_env(&f, env, "a", RUN_A, 2);
+	before = tu_fx_stats(&f);
+	CU_ASSERT_EQUAL(e2e_rx_open(f.rx, f.kr, f.pt, 0, &res, (const uint8_t *)"a", 1, env, len,
+		1000), E2E_ERR_BUFFER);
+	after = tu_fx_stats(&f);
+	CU_ASSERT(!memcmp(&before, &after, sizeof before));
+	TU_ASSERT_VERDICT(tu_fx_open(&f, "a", env, len, &res), E2E_V_OK);
+	CU_ASSERT_EQUAL(res.gap, 0);
+	tu_fx_free(&f);
+}
+
+/* ---- One test per verdict ---------------------------------------------- */
+
+static void test_ok_and_new_stream(void)
+{
+	struct tu_fx f;
+	struct e2e_rx_result res;
+
+	tu_fx_init(&f, 0, 0);
+	TU_ASSERT_VERDICT(tu_fx_recv(&f, "plant/a", RUN_A, 1, &res), E2E_V_OK);
+	CU_ASSERT(res.flags & E2E_RX_NEW_STREAM);
+	CU_ASSERT_EQUAL(res.hdr.sender, RX_ID.sender);
+	CU_ASSERT_EQUAL(res.hdr.run, RUN_A);
+	CU_ASSERT_EQUAL(res.hdr.seq, 1);
+	CU_ASSERT_EQUAL(res.pt_len, strlen("plant/a#1"));
+	CU_ASSERT(!memcmp(f.pt, "plant/a#1", res.pt_len));
+	TU_ASSERT_VERDICT(tu_fx_recv(&f, "plant/a", RUN_A, 2, &res), E2E_V_OK);
+	CU_ASSERT_FALSE(res.flags & E2E_RX_NEW_STREAM);
+	CU_ASSERT(!memcmp(f.pt, "plant/a#2", res.pt_len));
+	/* A stream that starts mid-way (subscriber joined late) is just OK. */
+	TU_ASSERT_VERDICT(tu_fx_recv(&f, "plant/b", RUN_A, 777, &res), E2E_V_OK);
+	CU_ASSERT(res.flags & E2E_RX_NEW_STREAM);
+	CU_ASSERT_EQUAL(res.gap, 0);
+	/* Another run or another topic is another stream. */
+	TU_ASSERT_VERDICT(tu_fx_recv(&f, "plant/a", RUN_B, 1, &res), E2E_V_OK);
+	CU_ASSERT(res.flags & E2E_RX_NEW_STREAM);
+	CU_ASSERT_EQUAL(tu_fx_stats(&f).streams, 3);
+	tu_fx_free(&f);
+}
+
+static void test_duplicate(void)
+{
+	struct tu_fx f;
+	struct e2e_rx_result res;
+	uint8_t env[ENV_CAP];
+	size_t len;
+
+	tu_fx_init(&f, 0, 0);
+	len = tu_fx_env(&f, env, "a", RUN_A, 1);
+	TU_ASSERT_VERDICT(tu_fx_open(&f, "a", env, len, &res), E2E_V_OK);
+	for (int i = 0; i < 3; i++) {
+		memset(f.pt, 0x77, sizeof f.pt);
+		TU_ASSERT_VERDICT(tu_fx_open(&f, "a", env, len, &res), E2E_V_DUPLICATE);
+		CU_ASSERT_EQUAL(res.pt_len, 0);
+		CU_ASSERT_FALSE(e2e_verdict_delivers(res.verdict));
+	}
+	/* Decided before any crypto (RFC 4303 order): a damaged copy is DUPLICATE too. */
+	env[len - 1] ^= 1;
+	TU_ASSERT_VERDICT(tu_fx_open(&f, "a", env, len, &res), E2E_V_DUPLICATE);
+	CU_ASSERT_EQUAL(tu_fx_stats(&f).verdicts[E2E_V_DUPLICATE], 4);
+	tu_fx_free(&f);
+}
+
+static void test_gap_and_late(void)
+{
+	struct tu_fx f;
+	struct e2e_rx_result res;
+	struct e2e_rx_stats st;
+
+	tu_fx_init(&f, 0, 0);
+	tu_fx_recv_range(&f, "a", RUN_A, 1, 2);
+	TU_ASSERT_VERDICT(tu_fx_recv(&f, "a", RUN_A, 6, &res), E2E_V_GAP);
+	CU_ASSERT_EQUAL(res.gap, 3);
+	CU_ASSERT(e2e_verdict_delivers(res.verdict));
+	CU_ASSERT(!memcmp(f.pt, "a#6", 3));
+	st = tu_fx_stats(&f);
+	CU_ASSERT_EQUAL(st.gap_total, 3);
+	CU_ASSERT_EQUAL(st.pending, 3);
+	CU_ASSERT_EQUAL(st.lost, 0);
+	TU_ASSERT_VERDICT(tu_fx_recv(&f, "a", RUN_A, 4, &res), E2E_V_LATE);
+	CU_ASSERT_EQUAL(res.gap, 0);
+	CU_ASSERT(!memcmp(f.pt, "a#4", 3));
+	TU_ASSERT_VERDICT(tu_fx_recv(&f, "a", RUN_A, 3, &res), E2E_V_LATE);
+	TU_ASSERT_VERDICT(tu_fx_recv(&f, "a", RUN_A, 5, &res), E2E_V_LATE);
+	TU_ASSERT_VERDICT(tu_fx_recv(&f, "a", RUN_A, 7, &res), E2E_V_OK);
+	st = tu_fx_stats(&f);
+	CU_ASSERT_EQUAL(st.pending, 0);
+	CU_ASSERT_EQUAL(st.lost, 0);
+	CU_ASSERT_EQUAL(st.verdicts[E2E_V_LATE], 3);
+	CU_ASSERT_EQUAL(st.verdicts[E2E_V_GAP], 1);
+	tu_fx_free(&f);
+}
+
+static void test_too_old(void)
+{
+	struct tu_fx f;
+	struct e2e_rx_result res;
+	uint8_t held[ENV_CAP];
+	size_t hl;
+
+	tu_fx_init(&f, 0, 64);
+	tu_fx_recv_range(&f, "a", RUN_A, 1, 1);
+	hl = tu_fx_env(&f, held, "a", RUN_A, 2);        /* delayed by the broker */
+	TU_ASSERT_VERDICT(tu_fx_recv(&f, "a", RUN_A, 3, &res), E2E_V_GAP);
+	tu_fx_recv_range(&f, "a", RUN_A, 4, 66);         /* top - 2 == 64 == W */
+	TU_ASSERT_VERDICT(tu_fx_open(&f, "a", held, hl, &res), E2E_V_TOO_OLD);
+	CU_ASSERT_EQUAL(res.pt_len, 0);
+	CU_ASSERT_EQUAL(tu_fx_stats(&f).lost, 1);
+	CU_ASSERT_EQUAL(tu_fx_stats(&f).pending, 0);
+	tu_fx_free(&f);
+}
+
+static void test_forged(void)
+{
+	struct tu_fx f;
+	struct e2e_rx_result res;
+	uint8_t env[ENV_CAP];
+	size_t len;
+
+	tu_fx_init(&f, 0, 0);
+	tu_fx_recv_range(&f, "a", RUN_A, 1, 1);
+	len = tu_fx_env(&f, env, "a", RUN_A, 2);
+	env[E2E_HEADER_BYTES] ^= 0x01;
+	memset(f.pt, 0xEE, sizeof f.pt);
+	TU_ASSERT_VERDICT(tu_fx_open(&f, "a", env, len, &res), E2E_V_FORGED);
+	CU_ASSERT_EQUAL(res.pt_len, 0);
+	for (size_t i = 0; i < len - E2E_ENVELOPE_OVERHEAD; i++)
+		CU_ASSERT_EQUAL(f.pt[i], 0);
+	/* Re-topic: authentic bytes on another topic. */
+	env[E2E_HEADER_BYTES] ^= 0x01;
+	TU_ASSERT_VERDICT(tu_fx_open(&f, "b", env, len, &res), E2E_V_FORGED);
+	CU_ASSERT_EQUAL(tu_fx_stats(&f).streams, 1);
+	TU_ASSERT_VERDICT(tu_fx_open(&f, "a", env, len, &res), E2E_V_OK);
+	CU_ASSERT_EQUAL(tu_fx_stats(&f).verdicts[E2E_V_FORGED], 2);
+	tu_fx_free(&f);
+}
+
+static void test_unknown_key(void)
+{
+	struct tu_fx f;
+	struct e2e_rx_result res;
+	struct e2e_keyid later = RX_ID;
+	uint8_t env[ENV_CAP];
+	size_t len;
+	struct e2e_header h;
+
+	tu_fx_init(&f, 0, 0);
+	/* Epoch 2 not held yet. */
+	later.epoch = 2;
+	h = tu_header(later.sender, later.scope, later.epoch, RUN_A, 1, 1);
+	len = tu_seal(env, sizeof env, &h, f.key, "a", (const uint8_t *)"x", 1);
+	TU_ASSERT_VERDICT(tu_fx_open(&f, "a", env, len, &res), E2E_V_UNKNOWN_KEY);
+	CU_ASSERT_EQUAL(res.hdr.epoch, 2);    /* the app learns what to fetch */
+	CU_ASSERT_EQUAL(res.pt_len, 0);
+	CU_ASSERT_EQUAL(tu_fx_stats(&f).streams, 0);
+	/* Held message retried after the key arrived: accepted, first of its stream. */
+	CU_ASSERT_EQUAL(e2e_keyring_add(f.kr, &later, f.key, 0), E2E_OK);
+	TU_ASSERT_VERDICT(tu_fx_open(&f, "a", env, len, &res), E2E_V_OK);
+	CU_ASSERT(res.flags & E2E_RX_NEW_STREAM);
+	/* A key past its grace deadline is no longer used. */
+	CU_ASSERT_EQUAL(e2e_keyring_retire(f.kr, &RX_ID, 500), E2E_OK);
+	len = tu_fx_env(&f, env, "a", RUN_B, 1);
+	TU_ASSERT_VERDICT(tu_fx_open(&f, "a", env, len, &res), E2E_V_UNKNOWN_KEY);
+	tu_fx_free(&f);
+}
+
+static void test_malformed(void)
+{
+	struct tu_fx f;
+	struct e2e_rx_result res;
+	uint8_t env[ENV_CAP];
+	size_t len;
+
+	tu_fx_init(&f, 0, 0);
+	len = tu_fx_env(&f, env, "a", RUN_A, 1);
+	TU_ASSERT_VERDICT(tu_fx_open(&f, "a", env, E2E_ENVELOPE_OVERHEAD - 1, &res), E2E_V_MALFORMED);
+	TU_ASSERT_VERDICT(tu_fx_open(&f, "a", env, 0, &res), E2E_V_MALFORMED);
+	env[0] = 0x02;
+	TU_ASSERT_VERDICT(tu_fx_open(&f, "a", env, len, &res), E2E_V_MALFORMED);
+	CU_ASSERT_EQUAL(tu_fx_stats(&f).verdicts[E2E_V_MALFORMED], 3);
+	CU_ASSERT_EQUAL(tu_fx_stats(&f).streams, 0);
+	tu_fx_free(&f);
+}
+
+/* ---- Eviction ---------------------------------------------------------- */
+
+static void test_forgotten_and_resume(void)
+{
+	struct tu_fx f;
+	struct e2e_rx_result res;
+	uint8_t a1[ENV_CAP], a2[ENV_CAP], b1[ENV_CAP], bad[ENV_CAP];
+	size_t a1l, a2l, b1l;
+	struct e2e_rx_stats st;
+
+	tu_fx_init(&f, 2, 64);
+	a1l = tu_fx_env(&f, a1, "a", RUN_A, 1);
+	a2l = tu_fx_env(&f, a2, "a", RUN_A, 2);
+	b1l = tu_fx_env(&f, b1, "b", RUN_A, 1);
+	TU_ASSERT_VERDICT(tu_fx_open(&f, "a", a1, a1l, &res), E2E_V_OK);
+	TU_ASSERT_VERDICT(tu_fx_open(&f, "a", a2, a2l, &res), E2E_V_OK);
+	TU_ASSERT_VERDICT(tu_fx_open(&f, "b", b1, b1l, &res), E2E_V_OK);
+	tu_fx_recv_range(&f, "c", RUN_A, 1, 1);        /* evicts "a", least recently used */
+	st = tu_fx_stats(&f);
+	CU_ASSERT_EQUAL(st.streams, 2);
+	CU_ASSERT_EQUAL(st.evicted, 1);
+	/* Replays of the forgotten stream: authentic, but never delivered. */
+	memset(f.pt, 0x55, sizeof f.pt);
+	TU_ASSERT_VERDICT(tu_fx_open(&f, "a", a2, a2l, &res), E2E_V_FORGOTTEN);
+	CU_ASSERT_FALSE(e2e_verdict_delivers(res.verdict));
+	CU_ASSERT_EQUAL(res.pt_len, 0);
+	TU_ASSERT_VERDICT(tu_fx_open(&f, "a", a1, a1l, &res), E2E_V_FORGOTTEN);
+	/* A forgery on the forgotten stream is still FORGED. */
+	memcpy(bad, a1, a1l);
+	bad[a1l - 1] ^= 0x10;
+	TU_ASSERT_VERDICT(tu_fx_open(&f, "a", bad, a1l, &res), E2E_V_FORGED);
+	/* Newer messages resume it: the next one is OK (evicts "b"). */
+	TU_ASSERT_VERDICT(tu_fx_recv(&f, "a", RUN_A, 3, &res), E2E_V_OK);
+	CU_ASSERT_EQUAL(res.gap, 0);
+	CU_ASSERT(!memcmp(f.pt, "a#3", 3));
+	/* Resumed, its past still never comes back. */
+	TU_CHECK(!e2e_verdict_delivers(tu_fx_open(&f, "a", a2, a2l, &res)), "old a#2 delivered: %s",
+		tu_verdict_str(res.verdict));
+	TU_CHECK(!e2e_verdict_delivers(tu_fx_open(&f, "a", a1, a1l, &res)), "old a#1 delivered: %s",
+		tu_verdict_str(res.verdict));
+	/* "b" (top 1) was evicted in turn and resumes with a gap. */
+	TU_ASSERT_VERDICT(tu_fx_open(&f, "b", b1, b1l, &res), E2E_V_FORGOTTEN);
+	TU_ASSERT_VERDICT(tu_fx_recv(&f, "b", RUN_A, 5, &res), E2E_V_GAP);
+	CU_ASSERT_EQUAL(res.gap, 3);
+	TU_ASSERT_VERDICT(tu_fx_recv(&f, "b", RUN_A, 4, &res), E2E_V_LATE);
+	st = tu_fx_stats(&f);
+	CU_ASSERT(st.verdicts[E2E_V_FORGOTTEN] >= 3);
+	CU_ASSERT(st.evicted >= 2);
+	CU_ASSERT_EQUAL(st.streams, 2);
+	tu_fx_free(&f);
+}
+
+/* Only authenticated envelopes may refresh a stream's place in the LRU. */
+static void test_forgery_does_not_refresh_lru(void)
+{
+	struct tu_fx f;
+	struct e2e_rx_result res;
+	uint8_t a1[ENV_CAP], b1[ENV_CAP], fake[ENV_CAP];
+	size_t a1l, b1l, fl;
+
+	tu_fx_init(&f, 2, 64);
+	a1l = tu_fx_env(&f, a1, "a", RUN_A, 1);
+	b1l = tu_fx_env(&f, b1, "b", RUN_A, 1);
+	TU_ASSERT_VERDICT(tu_fx_open(&f, "a", a1, a1l, &res), E2E_V_OK);
+	TU_ASSERT_VERDICT(tu_fx_open(&f, "b", b1, b1l, &res), E2E_V_OK);
+	/* An attacker forges traffic on "a" to keep it alive. */
+	for (uint32_t s = 2; s < 6; s++) {
+		fl = tu_fx_env(&f, fake, "a", RUN_A, s);
+		fake[fl - 1] ^= 0x01;
+		TU_ASSERT_VERDICT(tu_fx_open(&f, "a", fake, fl, &res), E2E_V_FORGED);
+	}
+	tu_fx_recv_range(&f, "c", RUN_A, 1, 1);
+	/* "a" was still the least recently *authenticated* stream. */
+	TU_ASSERT_VERDICT(tu_fx_open(&f, "a", a1, a1l, &res), E2E_V_FORGOTTEN);
+	TU_ASSERT_VERDICT(tu_fx_open(&f, "b", b1, b1l, &res), E2E_V_DUPLICATE);
+	tu_fx_free(&f);
+}
+
+/* ---- Nothing moves unless authentic ------------------------------------ */
+
+static void test_forged_fresh_seq_does_not_move(void)
+{
+	struct tu_fx f;
+	struct e2e_rx_result res;
+	uint8_t env[ENV_CAP];
+	size_t len;
+
+	tu_fx_init(&f, 0, 0);
+	/* A forged first message creates no stream. */
+	len = tu_fx_env(&f, env, "a", RUN_A, 1);
+	env[len - 5] ^= 0x40;
+	TU_ASSERT_VERDICT(tu_fx_open(&f, "a", env, len, &res), E2E_V_FORGED);
+	CU_ASSERT_EQUAL(tu_fx_stats(&f).streams, 0);
+	env[len - 5] ^= 0x40;
+	TU_ASSERT_VERDICT(tu_fx_open(&f, "a", env, len, &res), E2E_V_OK);
+	CU_ASSERT(res.flags & E2E_RX_NEW_STREAM);
+	/* Forged seq 2 and a forged far jump: neither is recorded. */
+	len = tu_fx_env(&f, env, "a", RUN_A, 2);
+	env[E2E_HEADER_BYTES + 1] ^= 0x02;
+	TU_ASSERT_VERDICT(tu_fx_open(&f, "a", env, len, &res), E2E_V_FORGED);
+	env[E2E_HEADER_BYTES + 1] ^= 0x02;
+	{
+		uint8_t far[ENV_CAP];
+		size_t fl = tu_fx_env(&f, far, "a", RUN_A, 50);
+
+		far[fl - 1] ^= 0x80;
+		TU_ASSERT_VERDICT(tu_fx_open(&f, "a", far, fl, &res), E2E_V_FORGED);
+	}
+	CU_ASSERT_EQUAL(tu_fx_stats(&f).gap_total, 0);
+	CU_ASSERT_EQUAL(tu_fx_stats(&f).pending, 0);
+	/* The genuine seq 2 is in order: not DUPLICATE, not LATE. */
+	TU_ASSERT_VERDICT(tu_fx_open(&f, "a", env, len, &res), E2E_V_OK);
+	CU_ASSERT_EQUAL(res.gap, 0);
+	TU_ASSERT_VERDICT(tu_fx_recv(&f, "a", RUN_A, 3, &res), E2E_V_OK);
+	tu_fx_free(&f);
+}
+
+static void test_suppressed_leave_others_alone(void)
+{
+	struct tu_fx f;
+	struct e2e_rx_result res;
+	struct e2e_rx_stats before, after;
+	uint8_t env[3][ENV_CAP], old[ENV_CAP];
+	size_t len[3], ol;
+
+	tu_fx_init(&f, 0, 64);
+	for (uint32_t s = 1; s <= 3; s++) {
+		len[s - 1] = tu_fx_env(&f, env[s - 1], "a", RUN_A, s);
+		TU_ASSERT_VERDICT(tu_fx_open(&f, "a", env[s - 1], len[s - 1], &res), E2E_V_OK);
+	}
+	ol = tu_fx_env(&f, old, "a", RUN_A, 4);
+	TU_ASSERT_VERDICT(tu_fx_recv(&f, "a", RUN_A, 5, &res), E2E_V_GAP);
+	tu_fx_recv_range(&f, "a", RUN_A, 6, 100);
+	tu_fx_recv_range(&f, "b", RUN_A, 1, 3);
+	TU_ASSERT_VERDICT(tu_fx_recv(&f, "b", RUN_A, 10, &res), E2E_V_GAP);   /* b: 6 pending */
+	before = tu_fx_stats(&f);
+	for (int i = 0; i < 3; i++)
+		TU_ASSERT_VERDICT(tu_fx_open(&f, "a", env[i], len[i], &res), E2E_V_TOO_OLD);
+	TU_ASSERT_VERDICT(tu_fx_open(&f, "a", old, ol, &res), E2E_V_TOO_OLD);
+	{
+		uint8_t dup[ENV_CAP];
+		size_t dl = tu_fx_env(&f, dup, "a", RUN_A, 99);
+
+		TU_ASSERT_VERDICT(tu_fx_open(&f, "a", dup, dl, &res), E2E_V_DUPLICATE);
+		TU_ASSERT_VERDICT(tu_fx_open(&f, "a", dup, dl, &res), E2E_V_DUPLICATE);
+	}
+	after = tu_fx_stats(&f);
+	/* Only the two counters moved. */
+	CU_ASSERT_EQUAL(after.verdicts[E2E_V_TOO_OLD], before.verdicts[E2E_V_TOO_OLD] + 4);
+	CU_ASSERT_EQUAL(after.verdicts[E2E_V_DUPLICATE], before.verdicts[E2E_V_DUPLICATE] + 2);
+	after.verdicts[E2E_V_TOO_OLD] = before.verdicts[E2E_V_TOO_OLD];
+	after.verdicts[E2E_V_DUPLICATE] = before.verdicts[E2E_V_DUPLICATE];
+	CU_ASSERT(!memcmp(&before, &after, sizeof before));
+	CU_ASSERT_EQUAL(before.pending, 6);
+	/* Both streams continue exactly where they were. */
+	TU_ASSERT_VERDICT(tu_fx_recv(&f, "b", RUN_A, 11, &res), E2E_V_OK);
+	TU_ASSERT_VERDICT(tu_fx_recv(&f, "a", RUN_A, 101, &res), E2E_V_OK);
+	tu_fx_free(&f);
+}
+
+/* ---- Subscriptions ----------------------------------------------------- */
+
+/* A real sender interleaves topics; the receiver sees only some of them. */
+static void subscription_case(const char *const *topics, size_t ntopics,
+	const int *subscribed, int drop_one)
+{
+	uint8_t key[E2E_KEY_BYTES], env[ENV_CAP], pt[ENV_CAP];
+	struct tu_reserve r = { 0 };
+	struct e2e_tx_config cfg;
+	struct e2e_tx *tx = NULL;
+	struct e2e_keyring *kr;
+	struct e2e_rx *rx = tu_rx_new(0, 0);
+	struct e2e_rx_stats st;
+	uint64_t rng = 7, seen = 0;
+	int dropped = 0;
+
+	tu_key(key, 0x31);
+	memset(&cfg, 0, sizeof cfg);
+	cfg.id = RX_ID;
+	cfg.key = key;
+	cfg.reserve = tu_reserve_cb;
+	cfg.reserve_ctx = &r;
+	CU_ASSERT_EQUAL_FATAL(e2e_tx_create(&tx, &cfg), E2E_OK);
+	kr = tu_keyring_with(&RX_ID, key);
+	for (unsigned i = 0; i < 300; i++) {
+		size_t t = (size_t)(tu_rand(&rng) % ntopics), el = 0;
+		struct e2e_rx_result res;
+		enum e2e_verdict v;
+
+		CU_ASSERT_EQUAL_FATAL(e2e_tx_seal(tx, env, sizeof env, &el,
+			(const uint8_t *)topics[t], strlen(topics[t]), (const uint8_t *)"v", 1), E2E_OK);
+		if (!subscribed[t])
+			continue;
+		if (drop_one && !dropped && seen == 20) {
+			dropped = 1;            /* the broker loses exactly one */
+			continue;
+		}
+		v = tu_rx_open(rx, kr, &res, pt, sizeof pt, topics[t], env, el);
+		if (!drop_one)
+			TU_CHECK(v == E2E_V_OK, "message %u on %s: %s", i, topics[t], tu_verdict_str(v));
+		seen++;
+	}
+	e2e_rx_stats(rx, &st);
+	CU_ASSERT(seen > 50);
+	CU_ASSERT_EQUAL(st.verdicts[E2E_V_GAP], (uint64_t)drop_one);
+	CU_ASSERT_EQUAL(st.gap_total, (uint64_t)drop_one);
+	CU_ASSERT_EQUAL(st.pending, (uint64_t)drop_one);
+	CU_ASSERT_EQUAL(st.lost, 0);
+	CU_ASSERT_EQUAL(st.verdicts[E2E_V_OK] + st.verdicts[E2E_V_GAP], seen);
+	e2e_rx_destroy(rx);
+	e2e_keyring_destroy(kr);
+	e2e_tx_destroy(tx);
+}
+
+static void test_partial_subscription(void)
+{
+	static const char *const topics[] = { "a", "b", "c" };
+	static const int only_a[] = { 1, 0, 0 };
+
+	subscription_case(topics, 3, only_a, 0);
+	/* The same set-up does see a real loss. */
+	subscription_case(topics, 3, only_a, 1);
+}
+
+static void test_wildcard_subscription(void)
+{
+	static const char *const topics[] = { "sensors/1/temp", "sensors/2/temp",
+		"sensors/1/hum", "other/x", "sensors/3/temp/raw" };
+	/* sensors/+/temp */
+	static const int matches[] = { 1, 1, 0, 0, 0 };
+
+	subscription_case(topics, 5, matches, 0);
+	subscription_case(topics, 5, matches, 1);
+}
+
+/* ---- Stats ------------------------------------------------------------- */
+
+static void test_stats_counts(void)
+{
+	struct tu_fx f;
+	struct e2e_rx_result res;
+	struct e2e_rx_stats st;
+	uint8_t env[ENV_CAP];
+	size_t len;
+	static const uint64_t want[E2E_V_FORGOTTEN + 1] = {
+		[E2E_V_OK] = 6, [E2E_V_DUPLICATE] = 2, [E2E_V_LATE] = 1, [E2E_V_GAP] = 2,
+		[E2E_V_TOO_OLD] = 1, [E2E_V_FORGED] = 1, [E2E_V_UNKNOWN_KEY] = 1,
+		[E2E_V_MALFORMED] = 1, [E2E_V_FORGOTTEN] = 1,
+	};
+
+	tu_fx_init(&f, 2, 64);
+	len = tu_fx_env(&f, env, "a", RUN_A, 1);
+	TU_ASSERT_VERDICT(tu_fx_open(&f, "a", env, len, &res), E2E_V_OK);           /* OK 1 */
+	TU_ASSERT_VERDICT(tu_fx_open(&f, "a", env, len, &res), E2E_V_DUPLICATE);    /* DUP 1 */
+	TU_ASSERT_VERDICT(tu_fx_recv(&f, "a", RUN_A, 4, &res), E2E_V_GAP);          /* GAP 1 (2) */
+	TU_ASSERT_VERDICT(tu_fx_recv(&f, "a", RUN_A, 3, &res), E2E_V_LATE);         /* LATE 1 */
+	TU_ASSERT_VERDICT(tu_fx_recv(&f, "a", RUN_A, 100, &res), E2E_V_GAP);        /* GAP 2 (95) */
+	TU_ASSERT_VERDICT(tu_fx_open(&f, "a", env, len, &res), E2E_V_TOO_OLD);      /* TOO_OLD 1 */
+	TU_ASSERT_VERDICT(tu_fx_recv(&f, "a", RUN_A, 101, &res), E2E_V_OK);         /* OK 2 */
+	len = tu_fx_env(&f, env, "a", RUN_A, 102);
+	env[30] ^= 4;
+	TU_ASSERT_VERDICT(tu_fx_open(&f, "a", env, len, &res), E2E_V_FORGED);       /* FORGED 1 */
+	env[30] ^= 4;
+	TU_ASSERT_VERDICT(tu_fx_open(&f, "a", env, len, &res), E2E_V_OK);           /* OK 3 */
+	TU_ASSERT_VERDICT(tu_fx_open(&f, "a", env, len, &res), E2E_V_DUPLICATE);    /* DUP 2 */
+	TU_ASSERT_VERDICT(tu_fx_open(&f, "a", env, 3, &res), E2E_V_MALFORMED);      /* MALFORMED 1 */
+	env[5] ^= 1;                                                              /* epoch */
+	TU_ASSERT_VERDICT(tu_fx_open(&f, "a", env, len, &res), E2E_V_UNKNOWN_KEY);  /* UNKNOWN 1 */
+	tu_fx_recv_range(&f, "b", RUN_A, 1, 1);                                      /* OK 4 */
+	tu_fx_recv_range(&f, "c", RUN_A, 1, 1);                                      /* OK 5, evicts a */
+	len = tu_fx_env(&f, env, "a", RUN_A, 101);
+	TU_ASSERT_VERDICT(tu_fx_open(&f, "a", env, len, &res), E2E_V_FORGOTTEN);    /* FORGOTTEN 1 */
+	tu_fx_recv_range(&f, "c", RUN_A, 2, 2);                                      /* OK 6 */
+	st = tu_fx_stats(&f);
+	for (int v = 0; v <= E2E_V_FORGOTTEN; v++)
+		TU_CHECK(st.verdicts[v] == want[v], "verdict %s counted %llu, expected %llu",
+			tu_verdict_str((enum e2e_verdict)v), (unsigned long long)st.verdicts[v],
+			(unsigned long long)want[v]);
+	CU_ASSERT_EQUAL(st.gap_total, 2 + 95);
+	CU_ASSERT_EQUAL(st.streams, 2);
+	CU_ASSERT_EQUAL(st.evicted, 1);
+	CU_ASSERT_EQUAL(st.pending, 0);
+	tu_fx_free(&f);
+}
+
+/* ---- Defaults ---------------------------------------------------------- */
+
+static void test_default_window(void)
+{
+	struct tu_fx f;
+	struct e2e_rx_result res;
+	uint8_t held[2][ENV_CAP];
+	size_t hl[2];
+
+	tu_fx_init(&f, 0, 0);
+	tu_fx_recv_range(&f, "a", RUN_A, 1, 1);
+	hl[0] = tu_fx_env(&f, held[0], "a", RUN_A, 2);
+	hl[1] = tu_fx_env(&f, held[1], "a", RUN_A, 3);
+	TU_ASSERT_VERDICT(tu_fx_recv(&f, "a", RUN_A, 2 + E2E_WINDOW_DEFAULT, &res), E2E_V_GAP);
+	/* 1024 back is behind, 1023 back still inside. */
+	TU_ASSERT_VERDICT(tu_fx_open(&f, "a", held[0], hl[0], &res), E2E_V_TOO_OLD);
+	TU_ASSERT_VERDICT(tu_fx_open(&f, "a", held[1], hl[1], &res), E2E_V_LATE);
+	tu_fx_free(&f);
+}
+
+static void test_default_max_streams(void)
+{
+	struct tu_fx f;
+	struct e2e_rx_result res;
+	char topic[32];
+
+	tu_fx_init(&f, 0, 64);
+	for (unsigned i = 0; i < E2E_RX_STREAMS_DEFAULT; i++) {
+		snprintf(topic, sizeof topic, "t/%u", i);
+		if (tu_fx_recv(&f, topic, RUN_A, 1, &res) != E2E_V_OK)
+			break;
+	}
+	CU_ASSERT_EQUAL(tu_fx_stats(&f).streams, E2E_RX_STREAMS_DEFAULT);
+	CU_ASSERT_EQUAL(tu_fx_stats(&f).evicted, 0);
+	TU_ASSERT_VERDICT(tu_fx_recv(&f, "one/more", RUN_A, 1, &res), E2E_V_OK);
+	CU_ASSERT_EQUAL(tu_fx_stats(&f).streams, E2E_RX_STREAMS_DEFAULT);
+	CU_ASSERT_EQUAL(tu_fx_stats(&f).evicted, 1);
+	/* The oldest one went. */
+	TU_ASSERT_VERDICT(tu_fx_recv(&f, "t/0", RUN_A, 1, &res), E2E_V_FORGOTTEN);
+	tu_fx_free(&f);
+}
+
+/* A stream is (sender, run, topic): two senders on one topic never collide. */
+static void test_streams_per_sender(void)
+{
+	struct tu_fx f;
+	struct e2e_rx_result res;
+	struct e2e_keyid other = RX_ID;
+	uint8_t env[ENV_CAP], key2[E2E_KEY_BYTES];
+	struct e2e_header h;
+	size_t len;
+
+	tu_fx_init(&f, 0, 0);
+	other.sender ^= 0x80000000U;
+	tu_key(key2, 0x99);
+	CU_ASSERT_EQUAL_FATAL(e2e_keyring_add(f.kr, &other, key2, 0), E2E_OK);
+	tu_fx_recv_range(&f, "shared/topic", RUN_A, 1, 5);
+	/* Same topic, same run value, seq 1..5 again: a different sender. */
+	for (uint32_t s = 1; s <= 5; s++) {
+		h = tu_header(other.sender, other.scope, other.epoch, RUN_A, s, s);
+		len = tu_seal(env, sizeof env, &h, key2, "shared/topic", (const uint8_t *)"y", 1);
+		TU_ASSERT_VERDICT(tu_fx_open(&f, "shared/topic", env, len, &res), E2E_V_OK);
+		CU_ASSERT_EQUAL(!!(res.flags & E2E_RX_NEW_STREAM), s == 1);
+	}
+	CU_ASSERT_EQUAL(tu_fx_stats(&f).streams, 2);
+	CU_ASSERT_EQUAL(tu_fx_stats(&f).gap_total, 0);
+	tu_fx_free(&f);
+}
+
+static const struct tu_test safety_tests[] = {
+	{ "Safety: create NULL and bad window sizes", test_safety_create },
+	{ "Safety: open NULL arguments reach no verdict", test_safety_open_args },
+	{ "Safety: E2E_ERR_BUFFER leaves the receiver untouched", test_safety_buffer_untouched },
+	{ NULL, NULL },
+};
+
+static const struct tu_test verdict_tests[] = {
+	{ "Verdict: OK and the new-stream flag", test_ok_and_new_stream },
+	{ "Verdict: DUPLICATE (decided before decryption)", test_duplicate },
+	{ "Verdict: GAP(n) then LATE fills the holes", test_gap_and_late },
+	{ "Verdict: TOO_OLD behind the window", test_too_old },
+	{ "Verdict: FORGED (tampered, re-topicked) wipes plaintext", test_forged },
+	{ "Verdict: UNKNOWN_KEY (new epoch, expired key)", test_unknown_key },
+	{ "Verdict: MALFORMED", test_malformed },
+	{ "Verdict: FORGOTTEN after eviction, resume with newer seq", test_forgotten_and_resume },
+	{ NULL, NULL },
+};
+
+static const struct tu_test state_tests[] = {
+	{ "State: forged fresh seq does not move the window", test_forged_fresh_seq_does_not_move },
+	{ "State: forgeries do not refresh a stream in the LRU", test_forgery_does_not_refresh_lru },
+	{ "State: DUPLICATE/TOO_OLD change nothing else", test_suppressed_leave_others_alone },
+	{ "State: partial subscription sees zero false gaps", test_partial_subscription },
+	{ "State: wildcard subscription sees zero false gaps", test_wildcard_subscription },
+	{ "State: statistics count every verdict", test_stats_counts },
+	{ "State: streams are per sender", test_streams_per_sender },
+	{ "Defaults: window of 1024", test_default_window },
+	{ "Defaults: 1024 streams, LRU eviction", test_default_max_streams },
+	{ NULL, NULL },
+};
+
+int main(void)
+{
+	static const struct tu_suite suites[] = {
+		{ "rx safety", safety_tests },
+		{ "rx verdicts", verdict_tests },
+		{ "rx state", state_tests },
+		{ NULL, NULL },
+	};
+
+	return tu_main(suites);
+}

@@ -1,0 +1,394 @@
+/*
+ * Receiver state file tests: e2e_rx_save / e2e_rx_load round trip (replay
+ * protection survives a restart), the file layout of wire-facts, and every
+ * kind of damage refused without a silent reset.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "testcu.h"
+
+#define RUN_A 0x000A0001U
+#define WIN 64U
+#define HEAD_LEN 36U                           /* magic 8, 3 x u32, hash key 16 */
+#define STREAM_LEN (40U + 8U * E2E_WINDOW_WORDS(WIN))
+#define GONE_LEN 24U
+#define SUM_LEN 32U
+
+/* Messages from before the "restart", kept for replay. */
+struct saved {
+	uint8_t env[6][TU_ENV_CAP];
+	size_t len[6];
+	struct tu_tmp t;
+};
+
+/*
+ * Three streams, max_streams 3: "a" 1..5, "b" 1,2 then 6 (3..5 pending),
+ * "c" 1, then "d" evicts "a" into the forgotten list. Saved to state.bin.
+ */
+static void build_and_save(struct tu_fx *f, struct saved *sv)
+{
+	struct e2e_rx_result res;
+
+	tu_fx_init(f, 3, WIN);
+	tu_tmp_open(&sv->t, "state.bin");
+	tu_fx_recv_range(f, "a", RUN_A, 1, 4);
+	sv->len[0] = tu_fx_env(f, sv->env[0], "a", RUN_A, 5);
+	TU_ASSERT_VERDICT(tu_fx_open(f, "a", sv->env[0], sv->len[0], &res), E2E_V_OK);
+	sv->len[1] = tu_fx_env(f, sv->env[1], "b", RUN_A, 1);
+	TU_ASSERT_VERDICT(tu_fx_open(f, "b", sv->env[1], sv->len[1], &res), E2E_V_OK);
+	sv->len[2] = tu_fx_env(f, sv->env[2], "b", RUN_A, 2);
+	TU_ASSERT_VERDICT(tu_fx_open(f, "b", sv->env[2], sv->len[2], &res), E2E_V_OK);
+	sv->len[3] = tu_fx_env(f, sv->env[3], "b", RUN_A, 6);
+	TU_ASSERT_VERDICT(tu_fx_open(f, "b", sv->env[3], sv->len[3], &res), E2E_V_GAP);
+	sv->len[4] = tu_fx_env(f, sv->env[4], "c", RUN_A, 1);
+	TU_ASSERT_VERDICT(tu_fx_open(f, "c", sv->env[4], sv->len[4], &res), E2E_V_OK);
+	tu_fx_recv_range(f, "d", RUN_A, 1, 1);        /* evicts "a" */
+	/* Not yet received: "b" seq 4, delivered after the restart. */
+	sv->len[5] = tu_fx_env(f, sv->env[5], "b", RUN_A, 4);
+	CU_ASSERT_EQUAL(tu_fx_stats(f).streams, 3);
+	CU_ASSERT_EQUAL(tu_fx_stats(f).evicted, 1);
+	CU_ASSERT_EQUAL_FATAL(e2e_rx_save(f->rx, sv->t.path), E2E_OK);
+}
+
+static void saved_free(struct saved *sv)
+{
+	tu_tmp_close(&sv->t);
+}
+
+/* A fresh receiver (new process) with the same key and window. */
+static struct e2e_rx *fresh_rx(uint32_t window)
+{
+	return tu_rx_new(3, window);
+}
+
+static void assert_empty(struct e2e_rx *rx)
+{
+	struct e2e_rx_stats st;
+
+	e2e_rx_stats(rx, &st);
+	CU_ASSERT_EQUAL(st.streams, 0);
+	CU_ASSERT_EQUAL(st.pending, 0);
+	CU_ASSERT_EQUAL(st.evicted, 0);
+}
+
+/* ---- Safety ------------------------------------------------------------ */
+
+static void test_safety_args(void)
+{
+	struct e2e_rx *rx = fresh_rx(WIN);
+
+	CU_ASSERT_EQUAL(e2e_rx_save(NULL, "x"), E2E_ERR_ARG);
+	CU_ASSERT_EQUAL(e2e_rx_save(rx, NULL), E2E_ERR_ARG);
+	CU_ASSERT_EQUAL(e2e_rx_load(NULL, "x"), E2E_ERR_ARG);
+	CU_ASSERT_EQUAL(e2e_rx_load(rx, NULL), E2E_ERR_ARG);
+	e2e_rx_destroy(rx);
+}
+
+static void test_safety_missing(void)
+{
+	struct tu_tmp t;
+	struct e2e_rx *rx = fresh_rx(WIN);
+
+	tu_tmp_open(&t, "nope.bin");
+	CU_ASSERT_EQUAL(e2e_rx_load(rx, t.path), E2E_ERR_NOT_FOUND);
+	assert_empty(rx);
+	/* Nothing was created by the attempt. */
+	CU_ASSERT_EQUAL(tu_dir_entries(t.dir), 0);
+	e2e_rx_destroy(rx);
+	tu_tmp_close(&t);
+}
+
+/* ---- Round trip -------------------------------------------------------- */
+
+static void test_round_trip(void)
+{
+	struct tu_fx f;
+	struct saved sv;
+	struct e2e_rx_result res;
+	struct e2e_rx_stats st0, st1;
+	struct e2e_rx *rx;
+	uint8_t other_key[E2E_HASH_KEY_BYTES];
+	struct e2e_rx_config cfg;
+	struct stat sb;
+
+	build_and_save(&f, &sv);
+	st0 = tu_fx_stats(&f);
+	CU_ASSERT_EQUAL_FATAL(stat(sv.t.path, &sb), 0);
+	CU_ASSERT_EQUAL(sb.st_mode & 07777, 0600);
+	CU_ASSERT(S_ISREG(sb.st_mode));
+	/* Only the state file: no temporary left behind. */
+	CU_ASSERT_EQUAL(tu_dir_entries(sv.t.dir), 1);
+
+	/* The new process has another hash key: the file's one replaces it. */
+	memset(other_key, 0x5C, sizeof other_key);
+	memset(&cfg, 0, sizeof cfg);
+	cfg.max_streams = 3;
+	cfg.window = WIN;
+	cfg.hash_key = other_key;
+	CU_ASSERT_EQUAL_FATAL(e2e_rx_create(&rx, &cfg), E2E_OK);
+	CU_ASSERT_EQUAL_FATAL(e2e_rx_load(rx, sv.t.path), E2E_OK);
+	e2e_rx_destroy(f.rx);
+	f.rx = rx;
+	st1 = tu_fx_stats(&f);
+	CU_ASSERT_EQUAL(st1.streams, st0.streams);
+	CU_ASSERT_EQUAL(st1.pending, st0.pending);
+	CU_ASSERT_EQUAL(st1.pending, 3);
+
+	/* Every replay of a pre-restart message is caught. */
+	TU_ASSERT_VERDICT(tu_fx_open(&f, "b", sv.env[1], sv.len[1], &res), E2E_V_DUPLICATE);
+	TU_ASSERT_VERDICT(tu_fx_open(&f, "b", sv.env[2], sv.len[2], &res), E2E_V_DUPLICATE);
+	TU_ASSERT_VERDICT(tu_fx_open(&f, "b", sv.env[3], sv.len[3], &res), E2E_V_DUPLICATE);
+	TU_ASSERT_VERDICT(tu_fx_open(&f, "c", sv.env[4], sv.len[4], &res), E2E_V_DUPLICATE);
+	/* The forgotten list survived too. */
+	TU_ASSERT_VERDICT(tu_fx_open(&f, "a", sv.env[0], sv.len[0], &res), E2E_V_FORGOTTEN);
+	/* A hole from before the restart still arrives as LATE, new ones are OK. */
+	TU_ASSERT_VERDICT(tu_fx_open(&f, "b", sv.env[5], sv.len[5], &res), E2E_V_LATE);
+	TU_ASSERT_VERDICT(tu_fx_recv(&f, "b", RUN_A, 7, &res), E2E_V_OK);
+	CU_ASSERT_FALSE(res.flags & E2E_RX_NEW_STREAM);
+	TU_ASSERT_VERDICT(tu_fx_recv(&f, "c", RUN_A, 2, &res), E2E_V_OK);
+	TU_ASSERT_VERDICT(tu_fx_recv(&f, "d", RUN_A, 2, &res), E2E_V_OK);
+	CU_ASSERT_EQUAL(tu_fx_stats(&f).pending, 2);
+	tu_fx_free(&f);
+	saved_free(&sv);
+}
+
+static void test_layout(void)
+{
+	struct tu_fx f;
+	struct saved sv;
+	uint8_t *buf, sum[SUM_LEN];
+	size_t len = 0;
+
+	build_and_save(&f, &sv);
+	buf = tu_read_file(sv.t.path, &len);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(buf);
+	/* 3 streams and 1 forgotten: exact size of wire-facts. */
+	CU_ASSERT_EQUAL(len, HEAD_LEN + 3 * STREAM_LEN + 1 * GONE_LEN + SUM_LEN);
+	CU_ASSERT(!memcmp(buf, "E2ERX1\0\0", 8));
+	CU_ASSERT(buf[8] == 0 && buf[9] == 0 && buf[10] == 0 && buf[11] == WIN);
+	CU_ASSERT(buf[15] == 3 && buf[19] == 1);
+	crypto_generichash(sum, sizeof sum, buf, len - SUM_LEN, NULL, 0);
+	CU_ASSERT(!memcmp(sum, buf + len - SUM_LEN, SUM_LEN));
+	free(buf);
+	tu_fx_free(&f);
+	saved_free(&sv);
+}
+
+/* ---- Damage ------------------------------------------------------------ */
+
+/* Write @p data as the state file and expect it refused, leaving rx empty. */
+static void expect_refused(const char *path, const uint8_t *data, size_t len,
+	enum e2e_status want, const char *what, const uint8_t *good, size_t good_len)
+{
+	struct e2e_rx *rx = fresh_rx(WIN);
+	enum e2e_status st;
+
+	CU_ASSERT_EQUAL_FATAL(tu_write_file(path, data, len, 0600), 0);
+	st = e2e_rx_load(rx, path);
+	TU_CHECK(st == want, "%s: %s, expected %s", what, e2e_strerror(st), e2e_strerror(want));
+	assert_empty(rx);
+	/* Empty indeed: the intact file still loads into the same receiver. */
+	CU_ASSERT_EQUAL_FATAL(tu_write_file(path, good, good_len, 0600), 0);
+	TU_CHECK(e2e_rx_load(rx, path) == E2E_OK, "%s: receiver not left empty", what);
+	e2e_rx_destroy(rx);
+}
+
+static void put_u64(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+static void test_truncated(void)
+{
+	struct tu_fx f;
+	struct saved sv;
+	uint8_t *good;
+	size_t len = 0;
+
+	build_and_save(&f, &sv);
+	good = tu_read_file(sv.t.path, &len);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(good);
+	{
+		const size_t cuts[] = { 0, 1, 7, 8, 20, HEAD_LEN, HEAD_LEN + 1, len / 2,
+			len - SUM_LEN, len - 1 };
+
+		for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+			char what[64];
+
+			snprintf(what, sizeof what, "truncated to %zu of %zu", cuts[i], len);
+			expect_refused(sv.t.path, good, cuts[i], E2E_ERR_CORRUPT, what, good, len);
+		}
+	}
+	{
+		uint8_t *longer = malloc(len + 1);
+
+		CU_ASSERT_PTR_NOT_NULL_FATAL(longer);
+		memcpy(longer, good, len);
+		longer[len] = 0;
+		expect_refused(sv.t.path, longer, len + 1, E2E_ERR_CORRUPT, "one byte appended",
+			good, len);
+		free(longer);
+	}
+	free(good);
+	tu_fx_free(&f);
+	saved_free(&sv);
+}
+
+static void test_flipped_and_magic(void)
+{
+	struct tu_fx f;
+	struct saved sv;
+	uint8_t *good, *bad;
+	size_t len = 0;
+
+	build_and_save(&f, &sv);
+	good = tu_read_file(sv.t.path, &len);
+	bad = malloc(len);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(good);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(bad);
+	/* One flipped bit anywhere: magic, counts, hash key, windows, checksum. */
+	for (size_t off = 0; off < len; off += (off < HEAD_LEN ? 1 : 13)) {
+		char what[64];
+
+		memcpy(bad, good, len);
+		bad[off] ^= 0x04;
+		snprintf(what, sizeof what, "bit flipped at offset %zu", off);
+		expect_refused(sv.t.path, bad, len, E2E_ERR_CORRUPT, what, good, len);
+	}
+	/* Another magic, even with a matching checksum. */
+	memcpy(bad, good, len);
+	memcpy(bad, "E2ERX2\0\0", 8);
+	tu_reseal(bad, len);
+	{
+		struct e2e_rx *rx = fresh_rx(WIN);
+		enum e2e_status st;
+
+		CU_ASSERT_EQUAL_FATAL(tu_write_file(sv.t.path, bad, len, 0600), 0);
+		st = e2e_rx_load(rx, sv.t.path);
+		TU_CHECK(st == E2E_ERR_CORRUPT || st == E2E_ERR_VERSION, "bad magic: %s",
+			e2e_strerror(st));
+		assert_empty(rx);
+		e2e_rx_destroy(rx);
+	}
+	free(bad);
+	free(good);
+	tu_fx_free(&f);
+	saved_free(&sv);
+}
+
+/* A well-formed file with impossible numbers, checksum recomputed. */
+static void test_inconsistent_records(void)
+{
+	struct tu_fx f;
+	struct saved sv;
+	uint8_t *good, *bad;
+	size_t len = 0;
+	const size_t s0 = HEAD_LEN;              /* first stream record */
+
+	build_and_save(&f, &sv);
+	good = tu_read_file(sv.t.path, &len);
+	bad = malloc(len);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(good);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(bad);
+	/* top < base */
+	memcpy(bad, good, len);
+	put_u64(bad + s0 + 16, 1);
+	put_u64(bad + s0 + 24, 5);
+	tu_reseal(bad, len);
+	expect_refused(sv.t.path, bad, len, E2E_ERR_CORRUPT, "top < base", good, len);
+	/* base == 0 */
+	memcpy(bad, good, len);
+	put_u64(bad + s0 + 24, 0);
+	tu_reseal(bad, len);
+	expect_refused(sv.t.path, bad, len, E2E_ERR_CORRUPT, "base 0", good, len);
+	/* received > top - base + 1 */
+	memcpy(bad, good, len);
+	put_u64(bad + s0 + 32, 1000);
+	tu_reseal(bad, len);
+	expect_refused(sv.t.path, bad, len, E2E_ERR_CORRUPT, "received too large", good, len);
+	/* stream count that does not match the size */
+	memcpy(bad, good, len);
+	bad[15] = 2;
+	tu_reseal(bad, len);
+	expect_refused(sv.t.path, bad, len, E2E_ERR_CORRUPT, "nstreams off by one", good, len);
+	free(bad);
+	free(good);
+	tu_fx_free(&f);
+	saved_free(&sv);
+}
+
+static void test_wrong_window(void)
+{
+	struct tu_fx f;
+	struct saved sv;
+	static const uint32_t others[] = { 128, E2E_WINDOW_DEFAULT };
+
+	build_and_save(&f, &sv);
+	for (size_t i = 0; i < 2; i++) {
+		struct e2e_rx *rx = fresh_rx(others[i]);
+		enum e2e_status st = e2e_rx_load(rx, sv.t.path);
+
+		TU_CHECK(st == E2E_ERR_VERSION, "window %u vs file %u: %s", others[i], WIN,
+			e2e_strerror(st));
+		assert_empty(rx);
+		e2e_rx_destroy(rx);
+	}
+	tu_fx_free(&f);
+	saved_free(&sv);
+}
+
+static void test_save_replaces(void)
+{
+	struct tu_fx f;
+	struct saved sv;
+	struct e2e_rx_result res;
+	struct e2e_rx *rx;
+
+	build_and_save(&f, &sv);
+	TU_ASSERT_VERDICT(tu_fx_recv(&f, "c", RUN_A, 2, &res), E2E_V_OK);
+	CU_ASSERT_EQUAL_FATAL(e2e_rx_save(f.rx, sv.t.path), E2E_OK);
+	CU_ASSERT_EQUAL(tu_dir_entries(sv.t.dir), 1);
+	rx = fresh_rx(WIN);
+	CU_ASSERT_EQUAL_FATAL(e2e_rx_load(rx, sv.t.path), E2E_OK);
+	e2e_rx_destroy(f.rx);
+	f.rx = rx;
+	/* The second save holds c#2 as well. */
+	TU_ASSERT_VERDICT(tu_fx_recv(&f, "c", RUN_A, 2, &res), E2E_V_DUPLICATE);
+	TU_ASSERT_VERDICT(tu_fx_recv(&f, "c", RUN_A, 3, &res), E2E_V_OK);
+	tu_fx_free(&f);
+	saved_free(&sv);
+}
+
+static const struct tu_test safety_tests[] = {
+	{ "Safety: NULL arguments", test_safety_args },
+	{ "Safety: missing file is E2E_ERR_NOT_FOUND", test_safety_missing },
+	{ NULL, NULL },
+};
+
+static const struct tu_test state_tests[] = {
+	{ "Rxstate: save/load round trip keeps replay protection, mode 0600", test_round_trip },
+	{ "Rxstate: file layout and checksum", test_layout },
+	{ "Rxstate: a second save replaces the first", test_save_replaces },
+	{ "Rxstate: truncated files are E2E_ERR_CORRUPT, receiver stays empty", test_truncated },
+	{ "Rxstate: flipped bits and bad magic are refused", test_flipped_and_magic },
+	{ "Rxstate: impossible records with valid checksum are refused", test_inconsistent_records },
+	{ "Rxstate: other window size is E2E_ERR_VERSION", test_wrong_window },
+	{ NULL, NULL },
+};
+
+int main(void)
+{
+	static const struct tu_suite suites[] = {
+		{ "rxstate safety", safety_tests },
+		{ "rxstate", state_tests },
+		{ NULL, NULL },
+	};
+
+	return tu_main(suites);
+}
