@@ -6,9 +6,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "e2e/keystore.h"
 #include "fileio.h"
 
 static enum e2e_status write_all(int fd, const uint8_t *p, size_t len)
@@ -171,4 +173,34 @@ void e2e_file_free(uint8_t *buf, size_t len)
 		return;
 	sodium_memzero(buf, len);
 	free(buf);
+}
+
+enum e2e_status e2e_dir_lock(const char *dir, int *fd)
+{
+	char path[PATH_MAX];
+	int n, f;
+
+	if (!dir || !fd)
+		return E2E_ERR_ARG;
+	*fd = -1;
+	n = snprintf(path, sizeof path, "%s/.lock", dir);
+	if (n < 0 || (size_t)n >= sizeof path)
+		return E2E_ERR_ARG;
+	f = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (f < 0)
+		return errno == EACCES ? E2E_ERR_PERM : E2E_ERR_IO;
+	while (flock(f, LOCK_EX) != 0) {
+		if (errno != EINTR) {
+			close(f);
+			return E2E_ERR_IO;
+		}
+	}
+	*fd = f;
+	return E2E_OK;
+}
+
+void e2e_dir_unlock(int fd)
+{
+	if (fd >= 0)
+		close(fd);   /* releases the flock */
 }

@@ -131,6 +131,40 @@ static uint8_t on_keys(void *ctx, uint8_t scope, struct e2e_ctl_key *out, uint8_
 	return k;
 }
 
+static enum e2e_status load_keys(struct e2e_sender *s);
+
+/*
+ * Writing `keys`: hold the directory lock, and first take in any change
+ * e2e-keytool made since our last read, so neither side loses the other's
+ * rotation (a lost rotation after a revocation would keep a revoked key).
+ */
+static enum e2e_status keys_begin(struct e2e_sender *s, int *lock)
+{
+	struct file_sig fs;
+	enum e2e_status st = e2e_dir_lock(s->cfg.dir, lock);
+
+	if (st != E2E_OK)
+		return fail(s, st, "cannot lock", s->cfg.dir);
+	file_sig(&fs, s->p_keys);
+	if (sig_changed(&fs, &s->sig_keys) && (st = load_keys(s)) != E2E_OK) {
+		e2e_dir_unlock(*lock);
+		*lock = -1;
+	}
+	return st;
+}
+
+static enum e2e_status keys_commit(struct e2e_sender *s, int lock)
+{
+	enum e2e_status st = e2e_keystore_save(s->keys, s->p_keys);
+
+	if (st == E2E_OK)
+		file_sig(&s->sig_keys, s->p_keys);
+	else
+		fail(s, st, "cannot write", s->p_keys);
+	e2e_dir_unlock(lock);
+	return st;
+}
+
 static void drop_tx(struct e2e_sender *s, uint8_t scope)
 {
 	e2e_tx_destroy(s->tx[scope].tx);
@@ -141,23 +175,24 @@ static void drop_tx(struct e2e_sender *s, uint8_t scope)
 /* Every scope has a current key; write the keys file if one was added. */
 static enum e2e_status ensure_keys(struct e2e_sender *s, uint64_t now_ms)
 {
-	int any = 0;
+	int lock = -1, missing = 0;
+	enum e2e_status st;
 
-	for (uint32_t i = 0; i < s->scopes->count; i++) {
-		int created = 0;
-		enum e2e_status st = e2e_keystore_ensure(s->keys, s->scopes->scope[i].id, now_ms,
-			&created);
-
-		if (st != E2E_OK)
-			return fail(s, st, "cannot create a key in", s->p_keys);
-		any |= created;
-	}
-	if (!any)
+	for (uint32_t i = 0; i < s->scopes->count; i++)
+		missing |= !e2e_keystore_current(s->keys, s->scopes->scope[i].id);
+	if (!missing)
 		return E2E_OK;
-	if (e2e_keystore_save(s->keys, s->p_keys) != E2E_OK)
-		return fail(s, E2E_ERR_IO, "cannot write", s->p_keys);
-	file_sig(&s->sig_keys, s->p_keys);
-	return E2E_OK;
+	st = keys_begin(s, &lock);
+	if (st != E2E_OK)
+		return st;
+	for (uint32_t i = 0; i < s->scopes->count; i++) {
+		st = e2e_keystore_ensure(s->keys, s->scopes->scope[i].id, now_ms, NULL);
+		if (st != E2E_OK) {
+			e2e_dir_unlock(lock);
+			return fail(s, st, "cannot create a key in", s->p_keys);
+		}
+	}
+	return keys_commit(s, lock);
 }
 
 static enum e2e_status load_scopes(struct e2e_sender *s)
@@ -345,17 +380,22 @@ static enum e2e_status scope_tx(struct e2e_sender *s, uint8_t scope, struct e2e_
 enum e2e_status e2e_sender_rotate(struct e2e_sender *s, uint8_t scope, uint64_t now_ms)
 {
 	uint32_t epoch;
+	int lock = -1;
 	enum e2e_status st;
 
 	if (!s)
 		return E2E_ERR_ARG;
-	st = e2e_keystore_rotate(s->keys, scope, now_ms, s->cfg.grace_ms, &epoch);
+	st = keys_begin(s, &lock);
 	if (st != E2E_OK)
 		return st;
-	st = e2e_keystore_save(s->keys, s->p_keys);
+	st = e2e_keystore_rotate(s->keys, scope, now_ms, s->cfg.grace_ms, &epoch);
+	if (st != E2E_OK) {
+		e2e_dir_unlock(lock);
+		return st;
+	}
+	st = keys_commit(s, lock);
 	if (st != E2E_OK)
-		return fail(s, st, "cannot write", s->p_keys);
-	file_sig(&s->sig_keys, s->p_keys);
+		return st;
 	drop_tx(s, scope);
 	s->announce[scope / 8] |= (uint8_t)(1U << (scope % 8));
 	return E2E_OK;
@@ -465,8 +505,16 @@ enum e2e_status e2e_sender_tick(struct e2e_sender *s, uint64_t now_ms)
 				ret = st;
 		}
 	}
-	if (e2e_keystore_prune(s->keys, now_ms) && e2e_keystore_save(s->keys, s->p_keys) == E2E_OK)
-		file_sig(&s->sig_keys, s->p_keys);
+	if (e2e_keystore_prune(s->keys, now_ms)) {
+		int lock = -1;
+
+		/* Re-read under the lock, prune what is expired there, write. */
+		if (keys_begin(s, &lock) == E2E_OK) {
+			(void)e2e_keystore_prune(s->keys, now_ms);
+			if ((st = keys_commit(s, lock)) != E2E_OK)
+				ret = st;
+		}
+	}
 	return ret;
 }
 

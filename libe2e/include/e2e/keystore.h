@@ -92,4 +92,13 @@ E2E_API enum e2e_status e2e_keystore_rotate(struct e2e_keystore *ks, uint8_t sco
 /** Remove (and zero) every key whose not-after is set and before @p now_ms; returns how many. */
 E2E_API uint32_t e2e_keystore_prune(struct e2e_keystore *ks, uint64_t now_ms);
 
+/**
+ * Take the advisory lock of state directory @p dir ("<dir>/.lock", flock,
+ * blocking). Every writer of `keys` and `enrolled` holds it across
+ * read-modify-write, so e2e-keytool and a running sender never lose each
+ * other's changes. *@p fd receives the lock to pass to e2e_dir_unlock.
+ */
+E2E_API enum e2e_status e2e_dir_lock(const char *dir, int *fd) E2E_WARN_UNUSED;
+E2E_API void e2e_dir_unlock(int fd);
+
 #endif

@@ -1,0 +1,228 @@
+#!/bin/bash
+# End-to-end test of e2e-keytool: every subcommand, in a private temporary
+# directory, including the refusals (bad keys, unknown scopes, insecure
+# permissions, revoked keys). Prints TAP-like lines; exits 1 on any failure.
+#   cli.sh /path/to/e2e-keytool /path/to/txreserve
+set -u
+K=$1
+TXRESERVE=$2
+T=$(mktemp -d "${TMPDIR:-/tmp}/e2e-kt-cli.XXXXXX") || exit 1
+trap 'rm -rf "$T"' EXIT
+unset E2E_DIR
+export HOME=$T/home
+mkdir -p "$HOME"
+S=$T/sender
+SUB=$T/sub
+n=0
+failed=0
+
+pass() { n=$((n + 1)); echo "ok $n - $1"; }
+fail() { n=$((n + 1)); echo "not ok $n - $1"; failed=$((failed + 1)); }
+
+# run RC DESC CMD...: run with stdout/stderr captured in $T/out, $T/err
+run() {
+	local want=$1 desc=$2 rc
+	shift 2
+	"$@" >"$T/out" 2>"$T/err" </dev/null
+	rc=$?
+	if [ "$rc" -eq "$want" ]; then pass "$desc"; else
+		fail "$desc (exit $rc, want $want)"; sed 's/^/#   /' "$T/err"; fi
+}
+# run_in RC DESC INPUT CMD...: the same with stdin from file INPUT
+run_in() {
+	local want=$1 desc=$2 input=$3 rc
+	shift 3
+	"$@" >"$T/out" 2>"$T/err" <"$input"
+	rc=$?
+	if [ "$rc" -eq "$want" ]; then pass "$desc"; else
+		fail "$desc (exit $rc, want $want)"; sed 's/^/#   /' "$T/err"; fi
+}
+# has FILE REGEX DESC
+has() { if grep -Eq -- "$2" "$1"; then pass "$3"; else fail "$3"; sed 's/^/#   /' "$1"; fi; }
+hasnt() { if grep -Eq -- "$2" "$1"; then fail "$3"; sed 's/^/#   /' "$1"; else pass "$3"; fi; }
+# Fixed strings (base64 has '+' and '/', paths may have '.'):
+# hasline FILE LINE DESC (whole line), contains/lacks FILE TEXT DESC
+hasline() { if grep -qxF -- "$2" "$1"; then pass "$3"; else fail "$3"; sed 's/^/#   /' "$1"; fi; }
+contains() { if grep -qF -- "$2" "$1"; then pass "$3"; else fail "$3"; sed 's/^/#   /' "$1"; fi; }
+lacks() { if grep -qF -- "$2" "$1"; then fail "$3"; sed 's/^/#   /' "$1"; else pass "$3"; fi; }
+mode() { stat -c %a "$1"; }
+same() { if [ "$1" = "$2" ]; then pass "$3"; else fail "$3 ('$1' != '$2')"; fi; }
+
+# --- top level --------------------------------------------------------------
+run 0 "--version" "$K" --version
+has "$T/out" '^e2e-keytool [0-9]' "--version prints the version"
+run 0 "help" "$K" help
+has "$T/out" '^  rotate ' "help lists the subcommands on stdout"
+run 1 "no arguments is misuse" "$K"
+has "$T/err" '^Usage:' "usage on stderr when misused"
+run 1 "unknown subcommand" "$K" frobnicate
+for c in genkey pubkey enroll revoke list trust untrust rotate scopes status; do
+	run 0 "$c --help" "$K" "$c" --help
+	has "$T/out" "^Usage: e2e-keytool $c" "$c --help prints its usage on stdout"
+	run 0 "help $c" "$K" help "$c"
+	run 1 "$c with an unknown option" "$K" "$c" --bogus
+	has "$T/err" "Usage: e2e-keytool $c" "$c misuse prints usage on stderr"
+done
+
+# --- genkey / pubkey --------------------------------------------------------
+run 0 "genkey" "$K" genkey --dir "$S"
+has "$T/out" '^e2e1 [A-Za-z0-9+/]{86}==$' "genkey prints the public line"
+same "$(wc -l <"$T/out")" 1 "genkey prints exactly one line on stdout"
+has "$T/err" 'wrote .*/identity.key' "genkey reports the file on stderr"
+cp "$T/out" "$T/proxy.pub"
+same "$(mode "$S/identity.key")" 600 "identity.key is mode 600"
+same "$(mode "$S")" 700 "a new directory is mode 700"
+run 1 "genkey refuses to replace an identity" "$K" genkey --dir "$S"
+has "$T/err" -- '--force' "the refusal mentions --force"
+run 0 "pubkey" "$K" pubkey --dir "$S"
+same "$(cat "$T/out")" "$(cat "$T/proxy.pub")" "pubkey matches genkey's line"
+run 0 "pubkey --name" "$K" pubkey --dir "$S" --name site1
+same "$(cat "$T/out")" "$(cat "$T/proxy.pub") site1" "pubkey --name appends the name"
+run 1 "pubkey --name with a bad name" "$K" pubkey --dir "$S" --name 'a b'
+run 0 "pubkey --fingerprint" "$K" pubkey --dir "$S" --fingerprint
+has "$T/out" '^e2e:([0-9a-f]{4}:){7}[0-9a-f]{4}$' "fingerprint format"
+cp "$T/out" "$T/proxy.fp"
+run 0 "pubkey FILE" "$K" pubkey "$S/identity.key"
+same "$(cat "$T/out")" "$(cat "$T/proxy.pub")" "pubkey FILE reads that file"
+run 1 "genkey --dir with -o is misuse" "$K" genkey --dir "$S" -o "$T/x.key"
+run 0 "genkey -o FILE" "$K" genkey -o "$T/other.key"
+cp "$T/out" "$T/other.pub"
+run 0 "genkey --force replaces" "$K" genkey -o "$T/other.key" --force
+if cmp -s "$T/out" "$T/other.pub"; then fail "--force made a new key"; else pass "--force made a new key"; fi
+chmod 640 "$S/identity.key"
+run 1 "pubkey refuses a group-readable identity" "$K" pubkey --dir "$S"
+contains "$T/err" "$S/identity.key: insecure permissions" "the refusal names the file and cause"
+chmod 600 "$S/identity.key"
+run 1 "pubkey of a missing file" "$K" pubkey "$T/none.key"
+has "$T/err" 'none.key: not found' "missing file reported with its path"
+
+# --- scopes -----------------------------------------------------------------
+run 0 "scopes without a scopes file" "$K" scopes --dir "$S"
+has "$T/out" $'^0\tdefault\t#\t\\(implied\\)$' "the implied default scope is shown"
+printf '# site\nscope 1 telemetry sensors/# plant/+/temp\nscope 2 alarms alarms/#\nscope 3 other other/#\n' >"$S/scopes"
+run 0 "scopes" "$K" scopes --dir "$S"
+has "$T/out" $'^1\ttelemetry\tsensors/# plant/\\+/temp$' "scope 1 with its filters"
+same "$(head -1 "$T/out" | cut -f2)" telemetry "scopes are listed in match order"
+printf 'scope 1 telemetry sensors/#\nscope 2 alarms alarms/#/x\n' >"$T/badscopes"
+mkdir -p "$T/bad" && cp "$T/badscopes" "$T/bad/scopes"
+run 1 "scopes with a bad filter" "$K" scopes --dir "$T/bad"
+has "$T/err" 'scopes:2: invalid topic filter' "the error names file and line"
+
+# --- rotate (initial keys) --------------------------------------------------
+run 0 "rotate creates epoch 1 for every scope" "$K" rotate --dir "$S"
+has "$T/out" '^scope telemetry \(1\): epoch 1$' "telemetry at epoch 1"
+has "$T/out" '^scope default \(0\): epoch 1$' "the implied default scope gets a key too"
+same "$(mode "$S/keys")" 600 "keys is mode 600"
+same "$(grep -c '^key ' "$S/keys")" 4 "four keys written"
+
+# --- enroll -----------------------------------------------------------------
+"$K" genkey --dir "$SUB" >"$T/alice.pub" 2>/dev/null
+"$K" genkey -o "$T/bob.key" >"$T/bob.pub" 2>/dev/null
+"$K" genkey -o "$T/carol.key" >"$T/carol.pub" 2>/dev/null
+"$K" genkey -o "$T/dave.key" --name dave-laptop >"$T/dave.pub" 2>/dev/null
+run_in 0 "enroll from stdin" "$T/alice.pub" "$K" enroll alice - --scope telemetry,alarms --dir "$S"
+# shellcheck disable=SC2046 # split on purpose: an unquoted public line
+run 0 "enroll with the key as separate words" "$K" enroll bob $(cat "$T/bob.pub") --scope alarms --dir "$S"
+run 0 "enroll accepts a line with a name and trailing blanks" "$K" enroll dave "$(cat "$T/dave.pub")  " --scope other --dir "$S"
+run 0 "list" "$K" list --dir "$S"
+has "$T/out" "^alice	telemetry,alarms	$("$K" pubkey "$SUB/identity.key" --fingerprint)\$" \
+	"list shows name, scopes and fingerprint"
+has "$T/out" '^bob	alarms	e2e:' "list shows bob"
+run 1 "enroll refuses a bad public key" "$K" enroll carol 'e2e1 AAAA' --scope alarms --dir "$S"
+has "$T/err" 'bad public key' "bad key reported"
+run 1 "enroll refuses a truncated key" "$K" enroll carol "$(cut -c1-60 "$T/carol.pub")" --scope alarms --dir "$S"
+run 1 "enroll refuses an unknown scope" "$K" enroll carol "$(cat "$T/carol.pub")" --scope alarms,nope --dir "$S"
+has "$T/err" "unknown scope 'nope'" "unknown scope named"
+run 1 "enroll without --scope is misuse" "$K" enroll carol "$(cat "$T/carol.pub")" --dir "$S"
+run 1 "enroll refuses a bad name" "$K" enroll 'car ol' "$(cat "$T/carol.pub")" --scope alarms --dir "$S"
+run 1 "enroll refuses the name 'revoked'" "$K" enroll revoked "$(cat "$T/carol.pub")" --scope alarms --dir "$S"
+run 1 "enroll refuses a key enrolled under another name" "$K" enroll bob2 "$(cat "$T/bob.pub")" --scope alarms --dir "$S"
+run 1 "enroll refuses a name held by another key" "$K" enroll bob "$(cat "$T/carol.pub")" --scope alarms --dir "$S"
+hasnt "$S/enrolled" carol "refused enrollments left no trace"
+run 0 "enroll again updates the scopes" "$K" enroll bob "$(cat "$T/bob.pub")" --scope alarms,other --dir "$S"
+run 0 "list after update" "$K" list --dir "$S"
+has "$T/out" '^bob	alarms,other	' "bob's scopes replaced"
+printf 'alice telemetry e2e1 AAAA\n' >"$T/bad/enrolled"
+rm "$T/bad/scopes"
+run 1 "list with a corrupt enrolled file" "$K" list --dir "$T/bad"
+has "$T/err" 'enrolled:1: bad public key' "the error names file and line"
+
+# --- revoke -----------------------------------------------------------------
+run 0 "revoke" "$K" revoke alice --dir "$S"
+has "$T/out" '^scope telemetry \(1\): epoch 2$' "revoke rotated telemetry"
+has "$T/out" '^scope alarms \(2\): epoch 2$' "revoke rotated alarms"
+hasnt "$T/out" 'other|default' "scopes alice did not hold are not rotated"
+has "$S/enrolled" '^revoked alice e2e1 ' "a revoked line is kept"
+hasnt "$S/enrolled" '^alice ' "the active entry is gone"
+has "$S/keys" '^key 1 2 [0-9]+ 0 ' "telemetry epoch 2 is current"
+has "$S/keys" '^key 1 1 [0-9]+ [1-9][0-9]* ' "telemetry epoch 1 got a deadline"
+has "$S/keys" '^key 3 1 [0-9]+ 0 ' "scope other still at epoch 1"
+run_in 1 "re-enrolling a revoked key is refused" "$T/alice.pub" "$K" enroll alice - --scope alarms --dir "$S"
+has "$T/err" 'revoked' "the refusal says why"
+run_in 1 "a revoked key under a new name is refused" "$T/alice.pub" "$K" enroll alice2 - --scope alarms --dir "$S"
+run 1 "revoke of an unknown name" "$K" revoke nobody --dir "$S"
+has "$T/err" "no enrolled subscriber named 'nobody'" "unknown name reported"
+run 1 "revoke twice" "$K" revoke alice --dir "$S"
+run 0 "list after revoke" "$K" list --dir "$S"
+has "$T/out" '^alice	\(revoked\)	e2e:' "list marks the revoked entry"
+run_in 0 "a new key may reuse a revoked name" "$T/carol.pub" "$K" enroll alice - --scope other --dir "$S"
+
+# --- rotate -----------------------------------------------------------------
+run 0 "rotate one scope with zero grace" "$K" rotate --scope telemetry --grace 0s --dir "$S"
+same "$(cat "$T/out")" "scope telemetry (1): epoch 3" "only telemetry rotated"
+sleep 0.05
+run 0 "rotate again prunes the expired epoch" "$K" rotate --scope telemetry --dir "$S"
+has "$T/out" 'epoch 4$' "telemetry at epoch 4"
+has "$T/err" 'pruned 1 expired key' "one key pruned"
+hasnt "$S/keys" '^key 1 2 ' "epoch 2 (grace 0) is gone"
+has "$S/keys" '^key 1 1 ' "epoch 1 (grace 24h) is kept"
+run 1 "rotate with a stray argument" "$K" rotate --grace 5 parsecs --dir "$S"
+run 1 "rotate with a bad unit" "$K" rotate --grace 5y --dir "$S"
+run 1 "rotate an unknown scope" "$K" rotate --scope nope --dir "$S"
+run 0 "rotate with --grace 30m" "$K" rotate --scope other --grace 30m --dir "$S"
+
+# --- status -----------------------------------------------------------------
+if "$TXRESERVE" "$S" 1 4 4096; then pass "reservation recorded"; else fail "reservation recorded"; fi
+run 0 "status" "$K" status --dir "$S"
+has "$T/out" '^scope 1 telemetry$' "status lists the scope"
+has "$T/out" '^  epoch 4  current, age [0-9]+s  ≤4096 sealed \(reserved\)$' "current epoch with age and reservation"
+has "$T/out" '^  epoch 1  expires in 23h5[0-9]m  0 sealed$' "older epoch with its expiry"
+has "$T/out" '^  epoch 1  expires in 29m[0-9]+s' "30m grace shown"
+has "$T/out" '^subscribers: 3 enrolled, 1 revoked$' "subscriber counts"
+chmod 640 "$S/keys"
+run 1 "status refuses a group-readable keys file" "$K" status --dir "$S"
+contains "$T/err" "$S/keys: insecure permissions" "names the file and the cause"
+run 1 "rotate refuses a group-readable keys file" "$K" rotate --dir "$S"
+chmod 604 "$S/keys"
+run 1 "a world-readable keys file is refused too" "$K" rotate --dir "$S"
+chmod 600 "$S/keys"
+cp "$S/keys" "$T/keys.good"
+printf 'key 1 9 0 0 notbase64\n' >>"$S/keys"
+run 1 "status with a corrupt keys line" "$K" status --dir "$S"
+has "$T/err" "keys:$(wc -l <"$S/keys"): key is not base64" "the error names file and line"
+lacks "$T/err" "$(grep '^key 1 1 ' "$T/keys.good" | cut -d' ' -f6)" "no key text in the error"
+cp "$T/keys.good" "$S/keys"
+
+# --- E2E_DIR ------------------------------------------------------------------
+E2E_DIR=$S run 0 "E2E_DIR is the default directory" "$K" list
+has "$T/out" '^bob	' "E2E_DIR read"
+
+# --- trust / untrust ----------------------------------------------------------
+run_in 0 "trust from stdin" "$T/proxy.pub" "$K" trust site1 - --dir "$SUB"
+hasline "$SUB/trust" "site1 $(cat "$T/proxy.pub")" "trust line written"
+run_in 0 "trusting the same again is a no-op" "$T/proxy.pub" "$K" trust site1 - --dir "$SUB"
+same "$(grep -c '^site1' "$SUB/trust")" 1 "no duplicate line"
+run 1 "trust refuses a bad key" "$K" trust site2 'e2e1 !!!' --dir "$SUB"
+run 1 "trust refuses a name held by another key" "$K" trust site1 "$(cat "$T/other.pub")" --dir "$SUB"
+run 1 "trust refuses a key under a second name" "$K" trust site9 "$(cat "$T/proxy.pub")" --dir "$SUB"
+run 0 "trust a second sender" "$K" trust site2 "$(cat "$T/other.pub")" --dir "$SUB"
+run 0 "untrust" "$K" untrust site1 --dir "$SUB"
+hasnt "$SUB/trust" '^site1 ' "site1 removed"
+has "$SUB/trust" '^site2 ' "site2 kept"
+run 1 "untrust of an unknown name" "$K" untrust site1 --dir "$SUB"
+run_in 0 "trust defaults to \$HOME/.config/mqtt-e2e" "$T/proxy.pub" "$K" trust site1 -
+has "$HOME/.config/mqtt-e2e/trust" '^site1 ' "default subscriber directory used"
+run 0 "untrust in the default directory" "$K" untrust site1
+
+echo "1..$n"
+[ "$failed" -eq 0 ] || { echo "# $failed of $n failed"; exit 1; }
