@@ -55,9 +55,12 @@ enum e2e_status e2e_ctl_sign(uint8_t *out, size_t cap, size_t *len, const char *
 	const struct e2e_identity *id)
 {
 	uint8_t stack[CONTEXT_LEN + 2 + TOPIC_MAX + E2E_CTL_MSG_MAX], *buf;
-	size_t blen, need = CONTEXT_LEN + 2 + TOPIC_MAX + *len;
+	size_t blen, need;
 	enum e2e_status ret;
 
+	if (!out || !len || !topic || !id || *len < 2)
+		return E2E_ERR_ARG;
+	need = CONTEXT_LEN + 2 + TOPIC_MAX + *len;
 	if (*len + E2E_CTL_SIG_BYTES > cap || *len + E2E_CTL_SIG_BYTES > msg_max(out[1]))
 		return E2E_ERR_BUFFER;
 	buf = sig_buf(stack, sizeof stack, need);
@@ -170,7 +173,9 @@ static enum e2e_status parse_summary(struct e2e_ctl *m, struct e2e_rd *r)
 	m->number = e2e_rd_u32(r);
 	m->part = e2e_rd_u8(r);
 	m->parts = e2e_rd_u8(r);
-	m->nentries = (uint16_t)((unsigned)e2e_rd_u8(r) << 8 | e2e_rd_u8(r));
+	/* Two statements: the order of the two reads must not be left to C. */
+	m->nentries = (uint16_t)((unsigned)e2e_rd_u8(r) << 8);
+	m->nentries = (uint16_t)(m->nentries | e2e_rd_u8(r));
 	if (r->bad || m->parts == 0 || m->part >= m->parts || m->number == 0)
 		return E2E_ERR_MALFORMED;
 	m->entries = r->p + r->off;

@@ -183,11 +183,6 @@ enum e2e_status e2e_keysvc_handle(struct e2e_keysvc *ks,
 		ret = st;
 		goto out;
 	}
-	/* Authentic from here: remember it so a replay gets nothing. */
-	if (e2e_lru_insert(&ks->seen, k64(hash), k64(hash + 8)) == E2E_LRU_NONE) {
-		(void)e2e_lru_evict(&ks->seen);
-		(void)e2e_lru_insert(&ks->seen, k64(hash), k64(hash + 8));
-	}
 	skew = req.time_ms > now_ms ? req.time_ms - now_ms : now_ms - req.time_ms;
 	if (skew > ks->cfg.max_skew_ms) {
 		reason = E2E_REFUSE_STALE;
@@ -205,13 +200,21 @@ enum e2e_status e2e_keysvc_handle(struct e2e_keysvc *ks,
 			reason = E2E_REFUSE_SCOPE;
 	}
 	memcpy(reply_topic, req.reply_topic, sizeof req.reply_topic);
-	if (reason) {
-		ks->st.refused++;
+	if (reason)
 		ret = e2e_ctl_refusal(out, cap, out_len, ks->cfg.identity, &req, hash, reason, now_ms);
-	} else {
-		ks->st.delivered++;
+	else
 		ret = e2e_ctl_delivery(out, cap, out_len, ks->cfg.identity, &req, hash, keys, nkeys,
 			now_ms);
+	if (ret != E2E_OK)
+		goto out;   /* nothing answered: a retry of this request stays welcome */
+	if (reason)
+		ks->st.refused++;
+	else
+		ks->st.delivered++;
+	/* Answered: remember it so a replay gets nothing. */
+	if (e2e_lru_insert(&ks->seen, k64(hash), k64(hash + 8)) == E2E_LRU_NONE) {
+		(void)e2e_lru_evict(&ks->seen);
+		(void)e2e_lru_insert(&ks->seen, k64(hash), k64(hash + 8));
 	}
 out:
 	sodium_memzero(keys, sizeof keys);

@@ -413,6 +413,14 @@ enum e2e_status e2e_sender_rotate_topic(struct e2e_sender *s, const char *topic,
 	return st == E2E_OK ? e2e_sender_rotate(s, scope, now_ms) : st;
 }
 
+static int reserved_topic(const struct e2e_sender *s, const char *t, size_t len)
+{
+	size_t cl = strlen(s->control_topic), kl = sizeof E2E_CTL_REPLY_PREFIX - 1;
+
+	return (len >= cl && memcmp(t, s->control_topic, cl) == 0 && (len == cl || t[cl] == '/')) ||
+	       (len >= kl && memcmp(t, E2E_CTL_REPLY_PREFIX, kl) == 0);
+}
+
 /* Record a sealed envelope for the next summary. */
 static void summarize(struct e2e_sender *s, const char *topic, size_t topic_len,
 	const uint8_t *env, size_t len)
@@ -446,6 +454,8 @@ enum e2e_status e2e_sender_seal(struct e2e_sender *s, uint8_t *out, size_t cap,
 
 	if (!s || !topic)
 		return E2E_ERR_ARG;
+	if (reserved_topic(s, topic, topic_len))
+		return E2E_ERR_PERM;   /* SPEC 11.1: never speak for the key service */
 	st = e2e_scopes_lookup(s->scopes, topic, topic_len, &scope);
 	if (st != E2E_OK)
 		return st;
@@ -524,16 +534,22 @@ enum e2e_status e2e_sender_next_announce(struct e2e_sender *s, uint8_t *out, siz
 	for (unsigned sc = 0; s && sc < E2E_SCOPES_MAX; sc++) {
 		const struct e2e_keystore_entry *cur;
 
+		enum e2e_status st;
+
 		if (!(s->announce[sc / 8] & (1U << (sc % 8))))
 			continue;
-		s->announce[sc / 8] &= (uint8_t)~(1U << (sc % 8));
 		cur = e2e_keystore_current(s->keys, (uint8_t)sc);
-		if (!cur)
+		if (!cur) {
+			s->announce[sc / 8] &= (uint8_t)~(1U << (sc % 8));
 			continue;
-		if (snprintf(topic, topic_cap, "%s", s->announce_topic) >= (int)topic_cap)
-			return E2E_ERR_BUFFER;
-		return e2e_ctl_announce(out, cap, len, &s->id, s->announce_topic, (uint8_t)sc,
+		}
+		if ((size_t)snprintf(topic, topic_cap, "%s", s->announce_topic) >= topic_cap)
+			return E2E_ERR_BUFFER;   /* still queued */
+		st = e2e_ctl_announce(out, cap, len, &s->id, s->announce_topic, (uint8_t)sc,
 			cur->epoch, now_ms);
+		if (st == E2E_OK)
+			s->announce[sc / 8] &= (uint8_t)~(1U << (sc % 8));
+		return st;
 	}
 	return E2E_ERR_NOT_FOUND;
 }
@@ -542,6 +558,7 @@ enum e2e_status e2e_sender_next_summary(struct e2e_sender *s, uint8_t *out, size
 	size_t *len, char *topic, size_t topic_cap, uint64_t now_ms)
 {
 	enum e2e_status st;
+	uint32_t number;
 
 	if (!s || !out || !len || !topic)
 		return E2E_ERR_ARG;
@@ -560,20 +577,24 @@ enum e2e_status e2e_sender_next_summary(struct e2e_sender *s, uint8_t *out, size
 		s->ready_due = 1;
 		s->ready_part = 0;
 	}
-	if (s->ready_part == 0) {
-		s->sum_number++;
-		s->sum_last_ms = now_ms;
-	}
 	if ((size_t)snprintf(topic, topic_cap, "%s", s->announce_topic) >= topic_cap)
 		return E2E_ERR_BUFFER;
+	/* On failure nothing changes: the same part is built again next call. */
+	number = s->ready_part == 0 ? s->sum_number + 1 : s->sum_number;
 	st = e2e_summary_build(s->sum_ready, &s->id, s->announce_topic, s->cfg.summary_ms,
-		s->sum_number, s->ready_part, &s->ready_parts, out, cap, len, now_ms);
-	if (st != E2E_OK || ++s->ready_part >= s->ready_parts) {
+		number, s->ready_part, &s->ready_parts, out, cap, len, now_ms);
+	if (st != E2E_OK)
+		return st;
+	if (s->ready_part == 0) {
+		s->sum_number = number;
+		s->sum_last_ms = now_ms;
+	}
+	if (++s->ready_part >= s->ready_parts) {
 		e2e_summary_reset(s->sum_ready);
 		s->ready_due = 0;
 		s->ready_part = 0;
 	}
-	return st;
+	return E2E_OK;
 }
 
 uint64_t e2e_sender_unsummarized(const struct e2e_sender *s)

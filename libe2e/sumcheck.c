@@ -72,9 +72,11 @@ enum e2e_status e2e_sumcheck_create(struct e2e_sumcheck **out, uint32_t max_pend
 	struct e2e_sumcheck *sc = NULL;
 	enum e2e_status ret = E2E_ERR_ARG;
 
-	if (!out || max_pending == 0)
+	if (!out)
 		goto out;
 	*out = NULL;
+	if (max_pending == 0)
+		goto out;
 	ret = E2E_ERR_NOMEM;
 	if (sodium_init() < 0 || !(sc = calloc(1, sizeof *sc)))
 		goto out;
@@ -146,6 +148,27 @@ void e2e_sumcheck_record(struct e2e_sumcheck *sc, uint32_t sender, uint32_t run,
 	e2e_summary_digest(r->d, env, env_len);
 }
 
+/* Remove every record of stream (sender, run, th) with seq in [first, last]. */
+static uint64_t drop_covered(struct e2e_sumcheck *sc, uint32_t sender, uint32_t run, uint64_t th,
+	uint32_t first, uint32_t last)
+{
+	uint32_t i = sc->idx.head;
+	uint64_t n = 0;
+
+	while (i != E2E_LRU_NONE) {
+		uint32_t next = sc->idx.nodes[i].next;
+		const struct rec *r = &sc->recs[i];
+
+		if (r->sender == sender && r->run == run && r->th == th && r->seq >= first &&
+		    r->seq <= last) {
+			e2e_lru_remove(&sc->idx, i);
+			n++;
+		}
+		i = next;
+	}
+	return n;
+}
+
 static void check_entry(struct e2e_sumcheck *sc, uint32_t sender, const struct e2e_summary_entry *e,
 	e2e_sumcheck_report_fn report, void *ctx)
 {
@@ -163,8 +186,16 @@ static void check_entry(struct e2e_sumcheck *sc, uint32_t sender, const struct e
 	rep.first = e->first;
 	rep.last = e->last;
 	crypto_generichash_init(&h, NULL, 0, sizeof digest);
-	/* More seqs than we can ever hold: nothing can be confirmed. */
-	for (uint64_t s = e->first; n <= sc->idx.cap && s <= e->last; s++) {
+	if (n > sc->idx.cap) {
+		/* More seqs than we can ever hold: nothing can be confirmed, but the
+		 * records it covers are accounted for (not "unsummarized"). */
+		found = drop_covered(sc, sender, e->run, th, e->first, e->last);
+		rep.result = E2E_SUM_UNCONFIRMED;
+		rep.missing = (uint32_t)(n - found > UINT32_MAX ? UINT32_MAX : n - found);
+		report(ctx, &rep);
+		return;
+	}
+	for (uint64_t s = e->first; s <= e->last; s++) {
 		uint32_t i = find(sc, sender, e->run, th, (uint32_t)s);
 
 		if (i == E2E_LRU_NONE)

@@ -42,9 +42,11 @@ enum e2e_status e2e_summary_create(struct e2e_summary **out, uint32_t max_stream
 	struct e2e_summary *s = NULL;
 	enum e2e_status ret = E2E_ERR_ARG;
 
-	if (!out || max_streams == 0 || max_streams > 65535 || pool == 0)
+	if (!out)
 		goto out;
 	*out = NULL;
+	if (max_streams == 0 || max_streams > 65535 || pool == 0)
+		goto out;
 	ret = E2E_ERR_NOMEM;
 	if (sodium_init() < 0 || !(s = calloc(1, sizeof *s)))
 		goto out;

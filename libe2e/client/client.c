@@ -260,7 +260,7 @@ enum e2e_status e2e_client_create(struct e2e_client **out, const struct e2e_clie
 	if (!c)
 		goto out;
 	c->cfg = *cfg;
-	if (!c->cfg.hold_max) c->cfg.hold_max = 1000;
+	if (!c->cfg.hold_max) c->cfg.hold_max = 10000;
 	if (!c->cfg.hold_ms) c->cfg.hold_ms = 10000;
 	if (!c->cfg.save_ms) c->cfg.save_ms = 1000;
 	c->control_topic = cfg->control_topic ? cfg->control_topic : E2E_CTL_TOPIC_DEFAULT;
@@ -310,6 +310,9 @@ enum e2e_status e2e_client_connect(struct e2e_client *c, uint32_t timeout_ms)
 	st = e2e_session_connect(&c->sess, timeout_ms, c->cfg.err, c->cfg.err_len);
 	if (st != E2E_OK)
 		return st;
+	/* Answers come on the reply topic: be subscribed before asking. */
+	if (e2e_session_subscribe_now(&c->sess, c->reply_topic, 1, (int)timeout_ms) != E2E_OK)
+		e2e_client_event(c, E2E_EV_ERROR, 0, 0, 0, "reply topic subscription not confirmed");
 	pthread_mutex_lock(&c->mu);
 	for (uint32_t i = 0; i < c->ntrust; i++)
 		e2e_client_request_keys(c, &c->trust[i]);

@@ -24,6 +24,7 @@ struct trusted {
 	uint8_t eph_pk[E2E_DH_BYTES];
 	uint8_t eph_sk[E2E_DH_BYTES];
 	uint8_t req_hash[E2E_CTL_HASH_BYTES];
+	uint8_t prev_hash[E2E_CTL_HASH_BYTES];   /* a request we gave up waiting for */
 	uint64_t sent_mono;
 	uint32_t attempts;
 	uint64_t last_announce_ms;        /* newest announcement accepted */

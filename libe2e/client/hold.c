@@ -12,11 +12,20 @@
 static void report(struct e2e_client *c, struct held *h)
 {
 	struct e2e_client_msg m;
+	struct e2e_header hdr;
+	struct trusted *t = e2e_client_trusted(c, h->sender);
 
 	memset(&m, 0, sizeof m);
 	m.topic = h->topic;
 	m.verdict = E2E_V_UNKNOWN_KEY;
 	m.sender = h->sender;
+	m.sender_name = t ? t->name : NULL;
+	/* Held messages passed the header check when they arrived. */
+	if (h->env && e2e_header_parse(&hdr, h->env, h->len) == E2E_OK) {
+		m.scope = hdr.scope;
+		m.epoch = hdr.epoch;
+		m.seq = hdr.seq;
+	}
 	m.qos = h->qos;
 	m.retained = h->retained;
 	c->st.verdicts[E2E_V_UNKNOWN_KEY]++;

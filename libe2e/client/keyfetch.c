@@ -13,6 +13,7 @@
 
 #define RETRY_FIRST_MS 2000U
 #define RETRY_MAX_MS 30000U
+#define RESEND_AFTER_MS 500U
 
 struct trusted *e2e_client_trusted(struct e2e_client *c, uint32_t sender)
 {
@@ -22,16 +23,13 @@ struct trusted *e2e_client_trusted(struct e2e_client *c, uint32_t sender)
 	return NULL;
 }
 
-void e2e_client_request_keys(struct e2e_client *c, struct trusted *t)
+/* Queue a new signed request (replacing an unanswered one). */
+static void send_request(struct e2e_client *c, struct trusted *t)
 {
 	struct outmsg *o;
 	struct e2e_ctl req;
 	enum e2e_status st;
 
-	if (t->pending) {
-		t->again = 1;   /* ask once more when the current answer is in */
-		return;
-	}
 	if (c->out_count == OUTBOX_MAX) {
 		/* Oldest queued request gives way; its sender is retried later. */
 		c->out_head = (c->out_head + 1) % OUTBOX_MAX;
@@ -45,6 +43,8 @@ void e2e_client_request_keys(struct e2e_client *c, struct trusted *t)
 		return;
 	}
 	memcpy(t->eph_pk, req.eph_pk, sizeof t->eph_pk);
+	if (t->pending)
+		memcpy(t->prev_hash, t->req_hash, sizeof t->prev_hash);
 	e2e_ctl_hash(t->req_hash, o->msg, o->len);
 	o->sender = t->sender;
 	c->out_count++;
@@ -54,6 +54,20 @@ void e2e_client_request_keys(struct e2e_client *c, struct trusted *t)
 	t->attempts++;
 	c->st.key_requests++;
 	e2e_ctl_wipe(&req);
+}
+
+void e2e_client_request_keys(struct e2e_client *c, struct trusted *t)
+{
+	if (t->pending) {
+		/* Data from this sender proves it is up now: an old unanswered
+		 * request (sent before it started) is not worth waiting out. */
+		if (e2e_mono_ms() - t->sent_mono < RESEND_AFTER_MS) {
+			t->again = 1;   /* ask once more when the current answer is in */
+			return;
+		}
+		t->attempts = 0;
+	}
+	send_request(c, t);
 }
 
 void e2e_client_flush(struct e2e_client *c)
@@ -71,7 +85,7 @@ void e2e_client_flush(struct e2e_client *c)
 		c->out_count--;
 		pthread_mutex_unlock(&c->mu);
 		/* A lost request is retried by the ticker after its timeout. */
-		if (e2e_session_publish(&c->sess, c->control_topic, o.msg, o.len, 1, 0, 0) != E2E_OK) {
+		if (e2e_session_publish(&c->sess, c->control_topic, o.msg, o.len, 1, 0) != E2E_OK) {
 			pthread_mutex_lock(&c->mu);
 			e2e_client_event(c, E2E_EV_ERROR, o.sender, 0, 0,
 				"cannot publish key request (will retry)");
@@ -111,6 +125,11 @@ void e2e_client_on_reply(struct e2e_client *c, const uint8_t *msg, size_t len)
 	st = e2e_ctl_parse(&m, msg, len, c->reply_topic, &t->pub);
 	if (st == E2E_OK && (m.type != E2E_CTL_DELIVERY && m.type != E2E_CTL_REFUSAL))
 		st = E2E_ERR_MALFORMED;
+	/* The late answer to a request we replaced: expected, not an attack. */
+	if (st == E2E_OK && sodium_memcmp(m.request_hash, t->prev_hash, sizeof t->prev_hash) == 0) {
+		e2e_ctl_wipe(&m);
+		return;
+	}
 	/* Bound to our outstanding request: an old or redirected answer fails here. */
 	if (st == E2E_OK && (!t->pending ||
 	    sodium_memcmp(m.request_hash, t->req_hash, sizeof t->req_hash) != 0))
@@ -214,7 +233,6 @@ void e2e_client_retry_requests(struct e2e_client *c, uint64_t mono)
 		snprintf(detail, sizeof detail, "no answer from %s after %u ms (attempt %u); retrying",
 			t->name, (unsigned)wait, t->attempts);
 		e2e_client_event(c, E2E_EV_KEY_TIMEOUT, t->sender, 0, 0, detail);
-		t->pending = 0;
-		e2e_client_request_keys(c, t);
+		send_request(c, t);   /* keeps the back-off going */
 	}
 }

@@ -61,7 +61,7 @@ static void on_msg(void *ctx, const char *topic, const uint8_t *payload, size_t 
 		e2e_now_ms());
 	pthread_mutex_unlock(&p->mu);
 	/* Anything but OK (garbage, replays, other senders) gets no answer. */
-	if (st == E2E_OK && e2e_session_publish(&p->sess, reply, out, olen, 1, 0, 0) != E2E_OK)
+	if (st == E2E_OK && e2e_session_publish(&p->sess, reply, out, olen, 1, 0) != E2E_OK)
 		event(p, E2E_EV_ERROR, "cannot publish key answer");
 }
 
@@ -85,7 +85,7 @@ static void announce_all(struct e2e_publisher *p)
 		pthread_mutex_unlock(&p->mu);
 		if (st != E2E_OK)
 			break;
-		if (e2e_session_publish(&p->sess, topic, msg, len, 1, 0, 0) == E2E_OK)
+		if (e2e_session_publish(&p->sess, topic, msg, len, 1, 0) == E2E_OK)
 			p->st.announcements++;
 	}
 }
@@ -109,7 +109,7 @@ static void summaries(struct e2e_publisher *p)
 			event(p, E2E_EV_ERROR, e2e_strerror(st));
 			break;
 		}
-		if (e2e_session_publish(&p->sess, topic, p->sum, len, 1, 0, 0) != E2E_OK)
+		if (e2e_session_publish(&p->sess, topic, p->sum, len, 1, 0) != E2E_OK)
 			event(p, E2E_EV_ERROR, "cannot publish summary");
 	}
 }
@@ -208,7 +208,6 @@ enum e2e_status e2e_publisher_publish(struct e2e_publisher *p, const char *topic
 {
 	enum e2e_status st;
 	size_t need = e2e_envelope_size(len), elen = 0;
-	MQTTAsync_token token = 0;
 
 	if (!p || !topic || (!payload && len) || qos < 0 || qos > 2)
 		return E2E_ERR_ARG;
@@ -227,7 +226,7 @@ enum e2e_status e2e_publisher_publish(struct e2e_publisher *p, const char *topic
 		len);
 	pthread_mutex_unlock(&p->mu);
 	if (st == E2E_OK)
-		st = e2e_session_send(&p->sess, topic, p->out, elen, qos, retained, &token);
+		st = e2e_session_send(&p->sess, topic, p->out, elen, qos, retained, 1);
 out:
 	pthread_mutex_lock(&p->mu);
 	if (st == E2E_OK)
@@ -239,7 +238,39 @@ out:
 	if (st != E2E_OK || wait_ms <= 0 || qos == 0)
 		return st;
 	/* Wait outside the lock: Paho's thread may need it to answer requests. */
-	return e2e_session_wait(&p->sess, token, wait_ms);
+	return e2e_session_flush(&p->sess, wait_ms);
+}
+
+enum e2e_status e2e_publisher_seal(struct e2e_publisher *p, uint8_t *out, size_t cap,
+	size_t *out_len, const char *topic, size_t topic_len, const uint8_t *pt, size_t pt_len)
+{
+	enum e2e_status st;
+
+	if (!p)
+		return E2E_ERR_ARG;
+	pthread_mutex_lock(&p->mu);
+	st = e2e_sender_seal(p->sender, out, cap, out_len, topic, topic_len, pt, pt_len);
+	pthread_mutex_unlock(&p->mu);
+	return st;
+}
+
+enum e2e_status e2e_publisher_flush(struct e2e_publisher *p, uint32_t timeout_ms,
+	uint64_t *acked, uint64_t *failed, uint64_t *unacked)
+{
+	enum e2e_status st;
+
+	if (!p)
+		return E2E_ERR_ARG;
+	st = e2e_session_flush(&p->sess, (int)timeout_ms);
+	pthread_mutex_lock(&p->sess.lock);
+	if (acked)
+		*acked = p->sess.app_acked;
+	if (failed)
+		*failed = p->sess.app_failed;
+	if (unacked)
+		*unacked = p->sess.inflight[1];
+	pthread_mutex_unlock(&p->sess.lock);
+	return st == E2E_OK && (!failed || *failed == 0) ? st : (st == E2E_OK ? E2E_ERR_IO : st);
 }
 
 enum e2e_status e2e_publisher_rotate(struct e2e_publisher *p, const char *topic)

@@ -154,6 +154,11 @@ enum e2e_status e2e_session_init(struct e2e_session *s, const struct e2e_conn_co
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
 	co.MQTTVersion = conn->mqtt_version == 5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1;
+	/* Paho's command queue limit also applies while connected: room for the
+	 * application window plus the library's own messages. */
+	co.maxBufferedMessages = 65535;
+	s->tally[0] = (struct tally){ s, 0 };
+	s->tally[1] = (struct tally){ s, 1 };
 	rc = MQTTAsync_createWithOptions(&s->handle, s->uri, s->client_id,
 		MQTTCLIENT_PERSISTENCE_NONE, NULL, &co);
 	if (rc != MQTTASYNC_SUCCESS) {
@@ -414,6 +419,17 @@ enum e2e_status e2e_session_subscribe(struct e2e_session *s, const char *filter,
 	return waiter_wait(w, wait_ms);
 }
 
+enum e2e_status e2e_session_subscribe_now(struct e2e_session *s, const char *filter, int qos,
+	int wait_ms)
+{
+	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+
+	if (MQTTAsync_subscribe(s->handle, filter, qos, &ro) != MQTTASYNC_SUCCESS)
+		return E2E_ERR_IO;
+	return MQTTAsync_waitForCompletion(s->handle, ro.token, (unsigned long)wait_ms) ==
+	       MQTTASYNC_SUCCESS ? E2E_OK : E2E_ERR_IO;
+}
+
 enum e2e_status e2e_session_unsubscribe(struct e2e_session *s, const char *filter)
 {
 	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
@@ -433,39 +449,116 @@ enum e2e_status e2e_session_unsubscribe(struct e2e_session *s, const char *filte
 		E2E_OK : E2E_ERR_IO;
 }
 
+#define APP_WINDOW 4096U        /* application messages in flight before waiting */
+#define APP_WAIT_MS 10000
+
+static void pub_done(struct tally *t, int ok)
+{
+	struct e2e_session *s = t->s;
+
+	pthread_mutex_lock(&s->lock);
+	if (s->inflight[t->app])
+		s->inflight[t->app]--;
+	if (t->app && ok)
+		s->app_acked++;
+	else if (t->app)
+		s->app_failed++;
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+}
+
+static void pub_ok(void *ctx, MQTTAsync_successData *d)
+{
+	(void)d;
+	pub_done(ctx, 1);
+}
+
+static void pub_fail(void *ctx, MQTTAsync_failureData *d)
+{
+	(void)d;
+	pub_done(ctx, 0);
+}
+
+static void pub_ok5(void *ctx, MQTTAsync_successData5 *d)
+{
+	(void)d;
+	pub_done(ctx, 1);
+}
+
+static void pub_fail5(void *ctx, MQTTAsync_failureData5 *d)
+{
+	(void)d;
+	pub_done(ctx, 0);
+}
+
+/* Wait while @p idx has at least @p limit in flight; 0 if it got below. */
+static int wait_below(struct e2e_session *s, int idx, uint64_t limit, int wait_ms)
+{
+	struct timespec ts;
+	int rc = 0;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += wait_ms / 1000;
+	ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&s->lock);
+	while (s->inflight[idx] >= limit && rc != ETIMEDOUT)
+		rc = pthread_cond_timedwait(&s->cond, &s->lock, &ts);
+	rc = s->inflight[idx] >= limit ? -1 : 0;
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
 enum e2e_status e2e_session_send(struct e2e_session *s, const char *topic,
-	const uint8_t *payload, size_t len, int qos, int retained, MQTTAsync_token *token)
+	const uint8_t *payload, size_t len, int qos, int retained, int app)
 {
 	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
 	MQTTAsync_message m = MQTTAsync_message_initializer;
+	struct tally *t;
 
 	if (len > 268435455U)
 		return E2E_ERR_ARG;
+	if (app && wait_below(s, 1, APP_WINDOW, APP_WAIT_MS) != 0)
+		return E2E_ERR_IO;
+	t = &s->tally[app ? 1 : 0];
 	m.payload = (void *)(uintptr_t)payload;
 	m.payloadlen = (int)len;
 	m.qos = qos;
 	m.retained = retained;
+	/* Completion is counted in callbacks, not polled: Paho's own
+	 * waitForCompletion sleeps 100 ms between checks. */
+	ro.context = t;
+	if (s->conn.mqtt_version == 5) {
+		ro.onSuccess5 = pub_ok5;
+		ro.onFailure5 = pub_fail5;
+	} else {
+		ro.onSuccess = pub_ok;
+		ro.onFailure = pub_fail;
+	}
+	pthread_mutex_lock(&s->lock);
+	s->inflight[app ? 1 : 0]++;
+	pthread_mutex_unlock(&s->lock);
 	/* Paho copies the payload before returning. */
-	if (MQTTAsync_sendMessage(s->handle, topic, &m, &ro) != MQTTASYNC_SUCCESS)
+	if (MQTTAsync_sendMessage(s->handle, topic, &m, &ro) != MQTTASYNC_SUCCESS) {
+		pthread_mutex_lock(&s->lock);
+		s->inflight[app ? 1 : 0]--;
+		pthread_mutex_unlock(&s->lock);
 		return E2E_ERR_IO;
-	if (token)
-		*token = ro.token;
+	}
 	return E2E_OK;
 }
 
-enum e2e_status e2e_session_wait(struct e2e_session *s, MQTTAsync_token token, int wait_ms)
+enum e2e_status e2e_session_flush(struct e2e_session *s, int wait_ms)
 {
-	return MQTTAsync_waitForCompletion(s->handle, token, (unsigned long)wait_ms) ==
-	       MQTTASYNC_SUCCESS ? E2E_OK : E2E_ERR_IO;
+	return wait_below(s, 1, 1, wait_ms) == 0 ? E2E_OK : E2E_ERR_IO;
 }
 
 enum e2e_status e2e_session_publish(struct e2e_session *s, const char *topic,
-	const uint8_t *payload, size_t len, int qos, int retained, int wait_ms)
+	const uint8_t *payload, size_t len, int qos, int retained)
 {
-	MQTTAsync_token token = 0;
-	enum e2e_status st = e2e_session_send(s, topic, payload, len, qos, retained, &token);
-
-	if (st != E2E_OK || wait_ms <= 0 || qos == 0)
-		return st;
-	return e2e_session_wait(s, token, wait_ms);
+	/* May run on Paho's callback thread: never waits. */
+	return e2e_session_send(s, topic, payload, len, qos, retained, 0);
 }

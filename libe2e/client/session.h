@@ -15,6 +15,11 @@
 
 struct e2e_session;
 
+struct tally {
+	struct e2e_session *s;
+	int app;
+};
+
 /* Called on Paho's thread for every message; return nothing (always consumed). */
 typedef void (*e2e_session_msg_fn)(void *ctx, const char *topic, const uint8_t *payload,
 	size_t len, int qos, int retained);
@@ -34,6 +39,11 @@ struct e2e_session {
 	int connected;
 	int connect_done;            /* first connect attempt finished */
 	int connect_rc;
+	/* Messages handed to Paho and not yet completed: [0] the library's own
+	 * (key answers, requests, summaries), [1] the application's. */
+	uint64_t inflight[2];
+	uint64_t app_acked, app_failed;
+	struct tally tally[2];       /* completion contexts for the two kinds */
 	char *subs[E2E_SESSION_SUBS_MAX];
 	int sub_qos[E2E_SESSION_SUBS_MAX];
 	int nsubs;
@@ -50,21 +60,35 @@ void e2e_session_fini(struct e2e_session *s);
 /* Remember a subscription (re-made on every reconnect) and subscribe now if connected. */
 enum e2e_status e2e_session_subscribe(struct e2e_session *s, const char *filter, int qos,
 	int wait_ms);
+/* Subscribe now and wait for the SUBACK (the filter must already be
+ * remembered): used before publishing anything whose answer comes there. */
+enum e2e_status e2e_session_subscribe_now(struct e2e_session *s, const char *filter, int qos,
+	int wait_ms);
 enum e2e_status e2e_session_unsubscribe(struct e2e_session *s, const char *filter);
 
 enum e2e_status e2e_session_connect(struct e2e_session *s, uint32_t timeout_ms, char *err,
 	size_t err_len);
 
-/* Queue a message; *token identifies it for e2e_session_wait. Never blocks. */
+/*
+ * Queue a message, counted in flight until Paho completes it (written for
+ * QoS 0, acknowledged for QoS 1/2). With @p app, it is the application's:
+ * when too many are in flight this waits (at most 10 s) instead of failing,
+ * so a fast producer is slowed down rather than losing sealed messages.
+ * The library's own messages (@p app = 0) never wait: they may be sent from
+ * Paho's callback thread.
+ */
 enum e2e_status e2e_session_send(struct e2e_session *s, const char *topic,
-	const uint8_t *payload, size_t len, int qos, int retained, MQTTAsync_token *token);
+	const uint8_t *payload, size_t len, int qos, int retained, int app);
 
-/* Wait until the message of @p token completed (acknowledged for QoS > 0). */
-enum e2e_status e2e_session_wait(struct e2e_session *s, MQTTAsync_token token, int wait_ms);
+/*
+ * Wait until every application message sent so far completed (acknowledged
+ * or failed), at most @p wait_ms. E2E_OK only if none is left in flight.
+ */
+enum e2e_status e2e_session_flush(struct e2e_session *s, int wait_ms);
 
-/* Publish; with wait_ms > 0, wait for the broker's acknowledgement (QoS > 0). */
+/* Publish one of the library's own messages (never blocks). */
 enum e2e_status e2e_session_publish(struct e2e_session *s, const char *topic,
-	const uint8_t *payload, size_t len, int qos, int retained, int wait_ms);
+	const uint8_t *payload, size_t len, int qos, int retained);
 
 /* Milliseconds of CLOCK_REALTIME (protocol timestamps) and CLOCK_MONOTONIC. */
 uint64_t e2e_now_ms(void);

@@ -4,8 +4,10 @@
 Decodes the vectors with code written separately from gen.py on purpose:
 headers are parsed with struct, the receiver follows SPEC 5.4 step by step
 and the replay window is a plain set model instead of gen.py's RFC 6479
-ring, so a bug in one of them shows up as a mismatch here. Finally gen.py's
-render_all() must reproduce the stored files byte for byte.
+ring, so a bug in one of them shows up as a mismatch here. Control messages
+(SPEC 11) are decoded with a cursor over struct formats, signatures checked
+with crypto_sign_open, deliveries opened with libsodium's crypto_box_seal_open.
+Finally gen.py's render_all() must reproduce the stored files byte for byte.
 
 Usage: /usr/bin/python3 check.py [VECTOR_DIR]     (default: this script's dir)
 Exit status 0 only if everything matches; run as a meson test.
@@ -243,8 +245,7 @@ def check_identity(doc, f):
         dh_pk = nb.crypto_scalarmult_base(dh_sk)
         f.expect(sign_pk.hex() == v["sign_pk"], where, "sign_pk")
         f.expect(dh_pk.hex() == v["dh_pk"], where, "dh_pk")
-        digest = hashlib.new("blake2b", b"mqtt-e2e/v1/sender-id" + sign_pk, digest_size=32)
-        f.expect(struct.unpack(">I", digest.digest()[:4])[0] == v["sender_id"], where, "sender_id")
+        f.expect(sender_id(sign_pk) == v["sender_id"], where, "sender_id")
         fp = hashlib.new("blake2b", b"mqtt-e2e/v1/fingerprint" + sign_pk + dh_pk,
                          digest_size=16).digest()
         want_fp = "e2e:" + ":".join(fp[j:j + 2].hex() for j in range(0, 16, 2))
@@ -262,10 +263,255 @@ def check_identity(doc, f):
     return n
 
 
+# ---------------------------------------------------------------- control
+
+CTL_TYPES = {1: "REQUEST", 2: "DELIVERY", 3: "REFUSAL", 4: "ANNOUNCE", 5: "SUMMARY"}
+CTL_HEAD = struct.Struct(">BBIQ")     # version, type, sender, time_ms
+assert CTL_HEAD.size == 14
+CTL_SIG = 64
+SEALBYTES = 48                        # crypto_box_SEALBYTES: epk || MAC
+KEY_REC = struct.Struct(">BIQ32s")    # scope, epoch, not_after, key
+OUTCOMES = ("MALFORMED", "VERSION", "AUTH")
+
+
+class Layout(Exception):
+    """The body does not follow the layout of its type."""
+
+
+class Reader:
+    """Bounds-checked big-endian reads over the body."""
+
+    def __init__(self, data):
+        self.data, self.pos = data, 0
+
+    def get(self, fmt):
+        st = struct.Struct(">" + fmt)
+        if self.pos + st.size > len(self.data):
+            raise Layout("short")
+        vals = st.unpack_from(self.data, self.pos)
+        self.pos += st.size
+        return vals if len(vals) > 1 else vals[0]
+
+    def raw(self, n):
+        if self.pos + n > len(self.data):
+            raise Layout("short")
+        self.pos += n
+        return self.data[self.pos - n:self.pos]
+
+
+def reply_topic_valid(t):
+    """'e2e/k/' + at least 32 lowercase hex digits, at most 128 bytes."""
+    if len(t) > 128 or not t.startswith(b"e2e/k/"):
+        return False
+    digits = t[6:]
+    return len(digits) >= 32 and all(c in b"0123456789abcdef" for c in digits)
+
+
+def body_request(r):
+    f = {"requester_sign_pk": r.raw(32).hex(), "requester_dh_pk": r.raw(32).hex(),
+         "eph_pk": r.raw(32).hex(), "nonce": r.raw(16).hex()}
+    reply = r.raw(r.get("B"))
+    if not reply_topic_valid(reply):
+        raise Layout("reply topic")
+    f["reply_topic"] = reply.decode("ascii")
+    n = r.get("B")
+    if n > 16:
+        raise Layout("more than 16 scopes")
+    f["want"] = [dict(zip(("scope", "epoch"), r.get("BI"))) for _ in range(n)]
+    return f
+
+
+def body_delivery(r):
+    f = {"req_hash": r.raw(32).hex()}
+    m = r.get("H")
+    # The sealed plaintext is u8 k || k x 45 bytes with k <= 32.
+    if not SEALBYTES + 1 <= m <= SEALBYTES + 1 + 32 * KEY_REC.size:
+        raise Layout("sealed length")
+    f["sealed"] = r.raw(m).hex()
+    return f
+
+
+def body_refusal(r):
+    return {"req_hash": r.raw(32).hex(), "reason": r.get("B")}
+
+
+def body_announce(r):
+    scope, epoch = r.get("BI")
+    return {"scope": scope, "epoch": epoch}
+
+
+def body_summary(r):
+    interval, number, part, parts, n = r.get("IIBBH")
+    if number == 0 or parts == 0 or part >= parts:
+        raise Layout("number/part/parts")
+    entries = []
+    for _ in range(n):
+        run = r.get("I")
+        topic = r.raw(r.get("H")).decode("utf-8")
+        first, last = r.get("II")
+        if first == 0 or first > last:
+            raise Layout("first/last")
+        entries.append({"run": run, "topic": topic, "first": first, "last": last,
+                        "digest": r.raw(16).hex()})
+    return {"interval_ms": interval, "number": number, "part": part, "parts": parts,
+            "entries": entries}
+
+
+CTL_BODIES = {1: body_request, 2: body_delivery, 3: body_refusal, 4: body_announce,
+              5: body_summary}
+
+
+def decode_control(msg, topic, signer_pk):
+    """SPEC 11.2, checks in its order: size, version, type, layout, signature.
+    signer_pk None: a REQUEST verified with the key it carries.
+    Returns (outcome, fields): "OK" or one of OUTCOMES."""
+    if len(msg) < CTL_HEAD.size + CTL_SIG:
+        return "MALFORMED", None
+    if len(msg) > (65535 if msg[1] == 5 else 2048):
+        return "MALFORMED", None
+    version, type_, sender, time_ms = CTL_HEAD.unpack_from(msg)
+    if version != 1:
+        return "VERSION", None
+    if type_ not in CTL_BODIES:
+        return "MALFORMED", None
+    r = Reader(msg[CTL_HEAD.size:-CTL_SIG])
+    try:
+        fields = CTL_BODIES[type_](r)
+    except (Layout, UnicodeDecodeError):
+        return "MALFORMED", None
+    if r.pos != len(r.data):
+        return "MALFORMED", None
+    fields.update({"type": CTL_TYPES[type_], "sender": sender, "time_ms": time_ms})
+    if signer_pk is None:
+        if type_ != 1:
+            return "AUTH", None
+        signer_pk = bytes.fromhex(fields["requester_sign_pk"])
+    tb = topic.encode("utf-8")
+    signed = b"mqtt-e2e/v1/ctl\0" + struct.pack(">H", len(tb)) + tb + msg[:-CTL_SIG]
+    try:
+        if not 1 <= len(tb) <= 256:
+            raise CryptoError("topic length")
+        nb.crypto_sign_open(msg[-CTL_SIG:] + signed, signer_pk)
+    except CryptoError:
+        return "AUTH", None
+    return "OK", fields
+
+
+def open_keys(sealed, eph_pk, eph_sk):
+    """The keys of a delivery: (plaintext, [key dicts])."""
+    plain = nb.crypto_box_seal_open(sealed, eph_pk, eph_sk)
+    k = plain[0]
+    if k > 32 or len(plain) != 1 + k * KEY_REC.size:
+        raise ValueError("delivery plaintext layout")
+    keys = []
+    for i in range(k):
+        scope, epoch, not_after, key = KEY_REC.unpack_from(plain, 1 + i * KEY_REC.size)
+        keys.append({"scope": scope, "epoch": epoch, "not_after_ms": not_after, "key": key.hex()})
+    return plain, keys
+
+
+def sender_id(sign_pk):
+    d = hashlib.new("blake2b", b"mqtt-e2e/v1/sender-id" + sign_pk, digest_size=32).digest()
+    return struct.unpack(">I", d[:4])[0]
+
+
+def check_control_item(item, kind, requests, f):
+    where = "control %s %r" % (kind, item["name"])
+    msg = bytes.fromhex(item["message"])
+    signer = bytes.fromhex(item["signer"])
+    f.expect(nb.crypto_sign_seed_keypair(bytes.fromhex(item["seed"]))[0] == signer, where,
+             "seed does not give signer")
+    outcome, got = decode_control(msg, item["topic"], None if kind == "REQUEST" else signer)
+    if not f.expect(outcome == "OK", where, "decoder says %s" % outcome):
+        return
+    for k, v in got.items():
+        if k == "entries":
+            want = [{x: e[x] for x in ("run", "topic", "first", "last", "digest")}
+                    for e in item["entries"]]
+            f.expect(v == want, where, "entries differ")
+        else:
+            f.expect(item.get(k) == v, where, "field %s: decoded %r, file %r" % (k, v, item.get(k)))
+    f.expect(got["type"] == kind, where, "type")
+    if kind == "REQUEST":
+        f.expect(got["requester_sign_pk"] == item["signer"], where, "signed by another key")
+        f.expect(item["topic"] == "e2e/control", where, "requests go to the control topic")
+        f.expect(hashlib.new("blake2b", msg, digest_size=32).hexdigest() == item["req_hash"],
+                 where, "req_hash")
+        f.expect(nb.crypto_scalarmult_base(bytes.fromhex(item["eph_sk"])).hex() == item["eph_pk"],
+                 where, "eph_sk does not give eph_pk")
+        return
+    f.expect(got["sender"] == sender_id(signer), where, "sender is not the signer's id")
+    if kind in ("DELIVERY", "REFUSAL"):
+        req = requests.get(item["request"])
+        if not f.expect(req is not None, where, "unknown request"):
+            return
+        f.expect(item["req_hash"] == req["req_hash"], where, "answers another request")
+        f.expect(item["topic"] == req["reply_topic"], where, "not on the reply topic")
+        f.expect(got["sender"] == req["sender"], where, "answered by another sender than asked")
+    if kind == "REFUSAL":
+        f.expect(1 <= got["reason"] <= 5, where, "reason")
+    elif kind == "DELIVERY":
+        f.expect((item["eph_pk"], item["eph_sk"]) == (req["eph_pk"], req["eph_sk"]), where,
+                 "ephemeral key is not the request's")
+        sealed = bytes.fromhex(got["sealed"])
+        try:
+            plain, keys = open_keys(sealed, bytes.fromhex(req["eph_pk"]),
+                                    bytes.fromhex(req["eph_sk"]))
+        except (CryptoError, ValueError) as e:
+            f.expect(False, where, "sealed box: %s" % e)
+            return
+        f.expect(plain.hex() == item["plain"] and keys == item["keys"], where, "keys differ")
+        f.expect(sealed[:32] == nb.crypto_scalarmult_base(bytes.fromhex(item["box_sk"])), where,
+                 "box_sk does not give the sealed box's ephemeral key")
+    elif kind in ("ANNOUNCE", "SUMMARY"):
+        f.expect(item["topic"].endswith("/%08x" % got["sender"]), where, "not on C/<sender id>")
+    if kind == "SUMMARY":
+        for e in item["entries"]:
+            envs = [bytes.fromhex(x) for x in e["envelopes"]]
+            f.expect(len(envs) == e["last"] - e["first"] + 1, where, "one envelope per seq")
+            for i, env in enumerate(envs):
+                h = unpack_header(env)
+                f.expect((h["suite"], h["sender"], h["run"], h["seq"])
+                         == (1, got["sender"], e["run"], e["first"] + i), where,
+                         "envelope %d of %s: header" % (i, e["topic"]))
+            ds = [hashlib.new("blake2b", env, digest_size=16).digest() for env in envs]
+            f.expect([d.hex() for d in ds] == e["digests"], where, "per-envelope digests")
+            f.expect(hashlib.new("blake2b", b"".join(ds), digest_size=16).hexdigest()
+                     == e["digest"], where, "chained digest of %s" % e["topic"])
+
+
+def check_control(doc, f):
+    n = 0
+    requests = {r["name"]: r for r in doc["requests"]}
+    kinds = (("requests", "REQUEST"), ("deliveries", "DELIVERY"), ("refusals", "REFUSAL"),
+             ("announces", "ANNOUNCE"), ("summaries", "SUMMARY"))
+    for key, kind in kinds:
+        f.expect(len(doc[key]) > 0, "control", "no %s" % key)
+        for item in doc[key]:
+            check_control_item(item, kind, requests, f)
+            n += 1
+    for q in doc["negative"]:
+        where = "control negative %r" % q["name"]
+        signer = bytes.fromhex(q["signer"]) if q["signer"] is not None else None
+        outcome, got = decode_control(bytes.fromhex(q["message"]), q["topic"], signer)
+        # An authentic answer still has to answer the outstanding request (11.4).
+        if outcome == "OK" and q["request"] is not None:
+            if got["req_hash"] != requests[q["request"]]["req_hash"]:
+                outcome = "AUTH"
+        f.expect(q["expect"] in OUTCOMES, where, "unexpected outcome class %s" % q["expect"])
+        f.expect(outcome == q["expect"], where, "expected %s, decoder says %s"
+                 % (q["expect"], outcome))
+        n += 1
+    names = [x["name"] for key, _ in kinds for x in doc[key]] + [q["name"] for q in doc["negative"]]
+    f.expect(len(names) == len(set(names)), "control", "duplicate names")
+    return n
+
+
 # ---------------------------------------------------------------- main
 
 CHECKS = (("envelope.json", check_envelope), ("window.json", check_window),
-          ("tx.json", check_tx), ("identity.json", check_identity))
+          ("tx.json", check_tx), ("identity.json", check_identity),
+          ("control.json", check_control))
 
 
 def main(argv):

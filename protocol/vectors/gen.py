@@ -3,9 +3,11 @@
 
 This is an independent implementation of the wire format in Python: it shares
 no code with libe2e, uses libsodium only through PyNaCl's one-shot AEAD (libe2e
-has its own split-AAD construction), and writes
+has its own split-AAD construction), Ed25519 and crypto_box (the sealed box of
+control deliveries is built here from crypto_box with a fixed ephemeral key,
+so it is deterministic), and writes
 
-    envelope.json  window.json  tx.json  identity.json
+    envelope.json  window.json  tx.json  identity.json  control.json
 
 into the directory given as argv[1] (default: the directory of this script).
 Every input is a constant, so running it twice gives byte-identical files;
@@ -500,7 +502,6 @@ def identity(seed, dh_sk, name):
     sign_pk, _sign_sk = nb.crypto_sign_seed_keypair(seed)
     dh_pk = nb.crypto_scalarmult_base(dh_sk)
     assert dh_pk != bytes(32)
-    sid = hashlib.blake2b(b"mqtt-e2e/v1/sender-id" + sign_pk, digest_size=32).digest()
     fp = hashlib.blake2b(b"mqtt-e2e/v1/fingerprint" + sign_pk + dh_pk, digest_size=16).hexdigest()
     fingerprint = "e2e:" + ":".join(fp[i:i + 4] for i in range(0, 32, 4))
     line = "e2e1 " + base64.b64encode(sign_pk + dh_pk).decode("ascii")
@@ -510,7 +511,7 @@ def identity(seed, dh_sk, name):
     secret = SECRET_COMMENT + "e2e-secret1 " + base64.b64encode(seed + dh_sk).decode("ascii") + "\n"
     assert len(fingerprint) == 43
     return {"seed": seed.hex(), "dh_sk": dh_sk.hex(), "sign_pk": sign_pk.hex(),
-            "dh_pk": dh_pk.hex(), "sender_id": int.from_bytes(sid[:4], "big"),
+            "dh_pk": dh_pk.hex(), "sender_id": sender_id_of(sign_pk),
             "fingerprint": fingerprint, "name": name or "", "public_line": line,
             "secret_file": secret}
 
@@ -523,6 +524,343 @@ def build_identity():
         # dh_sk with the bits clamping clears set: stored as is, clamped by X25519.
         identity(pattern(32, 37, 11), bytes([0xFF] * 32), long_name),
     ]}
+
+
+# --------------------------------------------------------------------------
+# control.json (SPEC section 11)
+# --------------------------------------------------------------------------
+
+CTL_VERSION = 0x01
+CTL_TYPE = {"REQUEST": 0x01, "DELIVERY": 0x02, "REFUSAL": 0x03, "ANNOUNCE": 0x04,
+            "SUMMARY": 0x05}
+CTL_CONTEXT = b"mqtt-e2e/v1/ctl\x00"
+CTL_SIG = 64
+CONTROL_TOPIC = "e2e/control"
+T0 = 1700000000000                       # ms since the Unix epoch, 2023-11-14
+GRACE = 24 * 3600 * 1000
+AUTH, VERSION = "AUTH", "VERSION"        # MALFORMED as for envelopes
+
+
+def sender_id_of(sign_pk):
+    digest = hashlib.blake2b(b"mqtt-e2e/v1/sender-id" + sign_pk, digest_size=32).digest()
+    return int.from_bytes(digest[:4], "big")
+
+
+class Party:
+    """An identity (SPEC 7) that signs control messages."""
+
+    def __init__(self, seed, dh_sk):
+        self.seed = seed
+        self.sign_pk, self.sign_sk = nb.crypto_sign_seed_keypair(seed)
+        self.dh_pk = nb.crypto_scalarmult_base(dh_sk)
+        self.id = sender_id_of(self.sign_pk)
+
+
+# The same key pairs as identity.json: the sender is vector #2, alice #1.
+SENDER = Party(bytes(range(0xA0, 0xC0)), bytes(range(0x60, 0x80)))
+ALICE = Party(bytes(range(32)), bytes(range(32, 64)))
+MALLORY = Party(pattern(32, 37, 11), bytes([0xFF] * 32))
+
+
+def ctl_sign(party, topic, unsigned):
+    """Ed25519 (deterministic) over context || u16 len(T) || T || head || body."""
+    tb = topic.encode("utf-8")
+    assert 1 <= len(tb) <= 256
+    signed = nb.crypto_sign(CTL_CONTEXT + len(tb).to_bytes(2, "big") + tb + unsigned,
+                            party.sign_sk)
+    return unsigned + signed[:CTL_SIG]
+
+
+def ctl_head(type_, sender, time_ms, version=CTL_VERSION):
+    return bytes([version, type_]) + sender.to_bytes(4, "big") + time_ms.to_bytes(8, "big")
+
+
+def str8(s):
+    b = s.encode("utf-8")
+    return bytes([len(b)]) + b
+
+
+def request_body(requester, eph_pk, nonce, reply_topic, want):
+    return (requester.sign_pk + requester.dh_pk + eph_pk + nonce + str8(reply_topic)
+            + bytes([len(want)])
+            + b"".join(bytes([s]) + e.to_bytes(4, "big") for s, e in want))
+
+
+def key_records(keys):
+    """The plaintext of a delivery: u8 k || k x (scope, epoch, not_after, key)."""
+    return bytes([len(keys)]) + b"".join(
+        bytes([k["scope"]]) + k["epoch"].to_bytes(4, "big")
+        + k["not_after_ms"].to_bytes(8, "big") + bytes.fromhex(k["key"]) for k in keys)
+
+
+def box_seal(plain, recipient_pk, box_sk):
+    """crypto_box_seal with a chosen (instead of random) ephemeral secret:
+    epk || crypto_box(plain, BLAKE2b-192(epk || pk), pk, esk), exactly what
+    libsodium computes after drawing esk, so crypto_box_seal_open opens it."""
+    epk = nb.crypto_scalarmult_base(box_sk)
+    nonce = hashlib.blake2b(epk + recipient_pk, digest_size=24).digest()
+    sealed = epk + nb.crypto_box(plain, nonce, recipient_pk, box_sk)
+    assert len(sealed) == len(plain) + nb.crypto_box_SEALBYTES
+    return sealed
+
+
+def summary_body(interval_ms, number, part, parts, entries, n=None):
+    out = (interval_ms.to_bytes(4, "big") + number.to_bytes(4, "big") + bytes([part, parts])
+           + (len(entries) if n is None else n).to_bytes(2, "big"))
+    for e in entries:
+        tb = e["topic"].encode("utf-8")
+        out += (e["run"].to_bytes(4, "big") + len(tb).to_bytes(2, "big") + tb
+                + e["first"].to_bytes(4, "big") + e["last"].to_bytes(4, "big")
+                + bytes.fromhex(e["digest"]))
+    return out
+
+
+def summary_entry(run, topic, first, last, key=KEY_C, scope=1, epoch=1, counter0=100):
+    """A stream's envelopes first..last as a conforming sender seals them, and
+    the chained digest BLAKE2b-128(d_first || ... || d_last)."""
+    envs = [seal(key, hdr(scope=scope, epoch=epoch, sender=SENDER.id, run=run,
+                          counter=counter0 + s, seq=s),
+                 topic.encode("utf-8"), pattern(s % 23, 11, s)) for s in range(first, last + 1)]
+    ds = [hashlib.blake2b(e, digest_size=16).digest() for e in envs]
+    return {"run": run, "topic": topic, "first": first, "last": last,
+            "envelopes": [e.hex() for e in envs], "digests": [d.hex() for d in ds],
+            "digest": hashlib.blake2b(b"".join(ds), digest_size=16).hexdigest()}
+
+
+def announce_topic(control=CONTROL_TOPIC, sender=None):
+    return "%s/%08x" % (control, SENDER.id if sender is None else sender)
+
+
+def build_control():
+    requests, deliveries, refusals, announces, summaries, negative = [], [], [], [], [], []
+    by_name = {}
+
+    def common(name, type_, party, topic, msg, sender, time_ms):
+        return {"name": name, "type": type_, "seed": party.seed.hex(),
+                "signer": party.sign_pk.hex(), "topic": topic, "message": msg.hex(),
+                "sender": sender, "time_ms": time_ms}
+
+    def request(name, requester, target, time_ms, eph_sk, nonce, reply_topic, want):
+        eph_pk = nb.crypto_scalarmult_base(eph_sk)
+        body = request_body(requester, eph_pk, nonce, reply_topic, want)
+        msg = ctl_sign(requester, CONTROL_TOPIC, ctl_head(1, target, time_ms) + body)
+        item = common(name, "REQUEST", requester, CONTROL_TOPIC, msg, target, time_ms)
+        item.update({"requester_sign_pk": requester.sign_pk.hex(),
+                     "requester_dh_pk": requester.dh_pk.hex(), "eph_sk": eph_sk.hex(),
+                     "eph_pk": eph_pk.hex(), "nonce": nonce.hex(), "reply_topic": reply_topic,
+                     "want": [{"scope": s, "epoch": e} for s, e in want],
+                     "req_hash": hashlib.blake2b(msg, digest_size=32).hexdigest()})
+        requests.append(item)
+        by_name[name] = item
+
+    def delivery(name, req, time_ms, box_sk, keys):
+        r = by_name[req]
+        plain = key_records(keys)
+        sealed = box_seal(plain, bytes.fromhex(r["eph_pk"]), box_sk)
+        body = bytes.fromhex(r["req_hash"]) + len(sealed).to_bytes(2, "big") + sealed
+        msg = ctl_sign(SENDER, r["reply_topic"], ctl_head(2, SENDER.id, time_ms) + body)
+        item = common(name, "DELIVERY", SENDER, r["reply_topic"], msg, SENDER.id, time_ms)
+        item.update({"request": req, "req_hash": r["req_hash"], "sealed": sealed.hex(),
+                     "eph_sk": r["eph_sk"], "eph_pk": r["eph_pk"], "box_sk": box_sk.hex(),
+                     "plain": plain.hex(), "keys": keys})
+        # libsodium's own opener accepts the deterministic construction.
+        assert nb.crypto_box_seal_open(sealed, bytes.fromhex(r["eph_pk"]),
+                                       bytes.fromhex(r["eph_sk"])) == plain
+        deliveries.append(item)
+        by_name[name] = item
+
+    def refusal(name, req, time_ms, reason):
+        r = by_name[req]
+        body = bytes.fromhex(r["req_hash"]) + bytes([reason])
+        msg = ctl_sign(SENDER, r["reply_topic"], ctl_head(3, SENDER.id, time_ms) + body)
+        item = common(name, "REFUSAL", SENDER, r["reply_topic"], msg, SENDER.id, time_ms)
+        item.update({"request": req, "req_hash": r["req_hash"], "reason": reason})
+        refusals.append(item)
+        by_name[name] = item
+
+    def announce(name, topic, time_ms, scope, epoch):
+        body = bytes([scope]) + epoch.to_bytes(4, "big")
+        msg = ctl_sign(SENDER, topic, ctl_head(4, SENDER.id, time_ms) + body)
+        item = common(name, "ANNOUNCE", SENDER, topic, msg, SENDER.id, time_ms)
+        item.update({"scope": scope, "epoch": epoch})
+        announces.append(item)
+        by_name[name] = item
+
+    def summary(name, time_ms, interval_ms, number, part, parts, entries):
+        topic = announce_topic()
+        body = summary_body(interval_ms, number, part, parts, entries)
+        msg = ctl_sign(SENDER, topic, ctl_head(5, SENDER.id, time_ms) + body)
+        assert len(msg) <= 65535
+        item = common(name, "SUMMARY", SENDER, topic, msg, SENDER.id, time_ms)
+        item.update({"interval_ms": interval_ms, "number": number, "part": part,
+                     "parts": parts, "entries": entries})
+        summaries.append(item)
+        by_name[name] = item
+
+    def key(scope, epoch, not_after_ms, seed):
+        return {"scope": scope, "epoch": epoch, "not_after_ms": not_after_ms,
+                "key": pattern(32, 3, seed).hex()}
+
+    # ---- positive
+    hex32 = "0123456789abcdef" * 2
+    request("request-one-scope", ALICE, SENDER.id, T0, pattern(32, 5, 1), pattern(16, 9, 2),
+            "e2e/k/" + hex32, [(1, 0)])
+    request("request-all-scopes-max-reply-topic", ALICE, SENDER.id, T0 + 1,
+            pattern(32, 5, 7), pattern(16, 9, 8), "e2e/k/" + ("fedcba9876543210" * 8)[:122], [])
+    request("request-16-scopes", ALICE, SENDER.id, T0 + 2, pattern(32, 5, 13),
+            pattern(16, 9, 14), "e2e/k/" + "a" * 40,
+            [(s * 17 % 256, [0, 1, 0xFFFFFFFF, 0x01020304][s % 4]) for s in range(16)])
+    request("request-other-target-time-0", MALLORY, 0, 0, pattern(32, 5, 19),
+            bytes(16), "e2e/k/" + "0" * 32, [(0, 0)])
+    assert len(by_name["request-all-scopes-max-reply-topic"]["reply_topic"]) == 128
+
+    delivery("delivery-one-key", "request-one-scope", T0 + 5, pattern(32, 7, 21),
+             [key(1, 1, 0, 0x30)])
+    delivery("delivery-current-and-grace", "request-all-scopes-max-reply-topic", T0 + 6,
+             pattern(32, 7, 22),
+             [key(0, 3, T0 + GRACE, 0x40), key(0, 4, 0, 0x41), key(1, 1, 0, 0x42)])
+    delivery("delivery-32-keys", "request-16-scopes", T0 + 7, pattern(32, 7, 23),
+             [key(i * 17 % 256, 0xFFFFFFF0 + i % 16, (1 << 63) - 1 if i == 31 else 0, 0x50 + i)
+              for i in range(32)])
+    assert len(bytes.fromhex(by_name["delivery-32-keys"]["message"])) <= 2048
+
+    for reason in (1, 2, 3, 4, 5):
+        refusal("refusal-reason-%d" % reason, "request-16-scopes" if reason % 2
+                else "request-one-scope", T0 + 10 + reason, reason)
+
+    announce("announce-scope-1-epoch-2", announce_topic(), T0 + 20, 1, 2)
+    announce("announce-scope-0-epoch-1", announce_topic(), T0 + 21, 0, 1)
+    announce("announce-extremes-custom-control-topic", announce_topic("site/ctl"),
+             (1 << 63) - 1, 255, 0xFFFFFFFF)
+
+    run = 0x5EED0002
+    summary("summary-empty-heartbeat", T0 + 10000, 10000, 1, 0, 1, [])
+    summary("summary-two-streams", T0 + 20000, 10000, 2, 0, 1,
+            [summary_entry(run, "plant/line1/temp", 1, 3),
+             summary_entry(run, "plant/line2/pressure", 5, 5)])
+    summary("summary-part-1-of-2", T0 + 30000, 10000, 3, 1, 2,
+            [summary_entry(run, "usine/température/Δp", 7, 8)])
+    # Long topics: > 2048 bytes, legal for a summary only (up to 65535).
+    summary("summary-over-2048-bytes", T0 + 40000, 5000, 4, 0, 1,
+            [summary_entry(run + i, ("s%d/" % i) + "x" * 997, 1, 2) for i in range(3)])
+    assert len(bytes.fromhex(by_name["summary-over-2048-bytes"]["message"])) > 2048
+
+    # ---- negative: the decoder's verdict on each (SPEC 11.2 check order:
+    # size, version, type, layout, then the signature; answers also 11.4).
+    def neg(name, msg, expect, topic=None, signer=None, base=None, request=None):
+        negative.append({"name": name, "message": msg.hex(), "expect": expect,
+                         "topic": topic if topic is not None else base["topic"],
+                         "signer": signer.sign_pk.hex() if signer else None,
+                         "request": request})
+
+    def raw(name):
+        return bytes.fromhex(by_name[name]["message"])
+
+    req = by_name["request-one-scope"]
+    dlv, ann = by_name["delivery-one-key"], by_name["announce-scope-1-epoch-2"]
+    summ, ref = by_name["summary-two-streams"], by_name["refusal-reason-1"]
+    rq, dv, an, sm = raw(req["name"]), raw(dlv["name"]), raw(ann["name"]), raw(summ["name"])
+
+    # Re-topicked: the signature binds the topic.
+    neg("request-retopicked", rq, AUTH, topic="e2e/control2", base=req)
+    neg("request-retopicked-case", rq, AUTH, topic="E2E/control", base=req)
+    neg("delivery-retopicked", dv, AUTH, topic="e2e/k/" + "fedcba9876543210" * 2,
+        signer=SENDER, base=dlv)
+    neg("announce-retopicked", an, AUTH, topic=announce_topic(sender=ALICE.id), signer=SENDER)
+    neg("summary-retopicked", sm, AUTH, topic="e2e/control", signer=SENDER)
+    # One flipped bit.
+    neg("request-flipped-sig-bit", flip(rq, len(rq) - 1, 7), AUTH, base=req)
+    neg("announce-flipped-sig-bit", flip(an, len(an) - CTL_SIG, 0), AUTH, signer=SENDER, base=ann)
+    neg("request-flipped-nonce-bit", flip(rq, 14 + 96, 3), AUTH, base=req)
+    neg("request-flipped-time-bit", flip(rq, 13, 0), AUTH, base=req)
+    neg("delivery-flipped-sealed-bit", flip(dv, 14 + 34 + 40, 1), AUTH, signer=SENDER, base=dlv)
+    neg("announce-flipped-epoch-bit", flip(an, 18, 1), AUTH, signer=SENDER, base=ann)
+    neg("summary-flipped-digest-bit", flip(sm, len(sm) - CTL_SIG - 1, 0), AUTH,
+        signer=SENDER, base=summ)
+    # Signed by someone else.
+    neg("announce-wrong-signer", an, AUTH, signer=ALICE, base=ann)
+    neg("request-signed-by-other-key", ctl_sign(MALLORY, CONTROL_TOPIC, rq[:-CTL_SIG]), AUTH,
+        base=req)
+    # Length: the body must be consumed exactly.
+    neg("announce-trailing-byte-appended", an + b"\x00", MALFORMED, signer=SENDER, base=ann)
+    neg("announce-trailing-byte-signed", ctl_sign(SENDER, ann["topic"], an[:-CTL_SIG] + b"\x00"),
+        MALFORMED, signer=SENDER, base=ann)
+    neg("request-trailing-byte-signed", ctl_sign(ALICE, CONTROL_TOPIC, rq[:-CTL_SIG] + b"\x01"),
+        MALFORMED, base=req)
+    neg("refusal-trailing-byte-signed",
+        ctl_sign(SENDER, ref["topic"], raw(ref["name"])[:-CTL_SIG] + b"\x00"),
+        MALFORMED, signer=SENDER, base=ref)
+    neg("request-truncated-one-byte", rq[:-1], MALFORMED, base=req)
+    neg("announce-truncated-one-byte", an[:-1], MALFORMED, signer=SENDER, base=ann)
+    neg("delivery-truncated-one-byte", dv[:-1], MALFORMED, signer=SENDER, base=dlv)
+    neg("shorter-than-head-and-sig", an[:14 + CTL_SIG - 1], MALFORMED, signer=SENDER, base=ann)
+    neg("empty", b"", MALFORMED, signer=SENDER, base=ann)
+    neg("non-summary-over-2048-bytes",
+        ctl_sign(SENDER, ann["topic"], an[:-CTL_SIG] + bytes(2048 - len(an) + 1)),
+        MALFORMED, signer=SENDER, base=ann)
+    # Version and type (correctly signed: they fail before the signature anyway).
+    for v in (0x00, 0x02, 0xFF):
+        neg("version-0x%02x" % v, ctl_sign(SENDER, ann["topic"], bytes([v]) + an[1:-CTL_SIG]),
+            VERSION, signer=SENDER, base=ann)
+    neg("version-0x02-bad-signature", bytes([2]) + an[1:], VERSION, signer=SENDER, base=ann)
+    neg("version-0x02-too-short", bytes([2]) + an[1:14 + CTL_SIG - 1], MALFORMED,
+        signer=SENDER, base=ann)
+    for t in (0x00, 0x06, 0xFF):
+        neg("type-0x%02x" % t, ctl_sign(SENDER, ann["topic"], an[:1] + bytes([t]) + an[2:-CTL_SIG]),
+            MALFORMED, signer=SENDER, base=ann)
+    # The reply topic: "e2e/k/" + at least 32 lowercase hex digits, <= 128 bytes.
+    eph = pattern(32, 5, 1)
+    for tname, topic in (("uppercase-hex", "e2e/k/" + hex32.upper()),
+                         ("31-hex", "e2e/k/" + hex32[:31]),
+                         ("wrong-prefix", "e2e/x/" + hex32),
+                         ("no-prefix", hex32 + "012345"),
+                         ("non-hex-digit", "e2e/k/" + hex32[:31] + "g"),
+                         ("trailing-slash", "e2e/k/" + hex32 + "/"),
+                         ("129-bytes", "e2e/k/" + "0" * 123),
+                         ("empty", "")):
+        body = request_body(ALICE, nb.crypto_scalarmult_base(eph), pattern(16, 9, 2), topic,
+                            [(1, 0)])
+        neg("request-reply-topic-" + tname,
+            ctl_sign(ALICE, CONTROL_TOPIC, ctl_head(1, SENDER.id, T0) + body), MALFORMED,
+            base=req)
+    body = request_body(ALICE, nb.crypto_scalarmult_base(eph), pattern(16, 9, 2),
+                        req["reply_topic"], [(s, 0) for s in range(17)])
+    neg("request-17-scopes", ctl_sign(ALICE, CONTROL_TOPIC, ctl_head(1, SENDER.id, T0) + body),
+        MALFORMED, base=req)
+    # A delivery without a sealed box in it.
+    neg("delivery-sealed-empty",
+        ctl_sign(SENDER, dlv["topic"], ctl_head(2, SENDER.id, T0) + bytes.fromhex(dlv["req_hash"])
+                 + b"\x00\x00"), MALFORMED, signer=SENDER, base=dlv)
+    # Authentic answers to another request (11.4): replayed or redirected.
+    other = by_name["request-all-scopes-max-reply-topic"]
+    for kind, tail in (("delivery", dv[14 + 32:-CTL_SIG]), ("refusal", b"\x01")):
+        msg = ctl_sign(SENDER, req["reply_topic"],
+                       ctl_head(CTL_TYPE[kind.upper()], SENDER.id, T0 + 50)
+                       + bytes.fromhex(other["req_hash"]) + tail)
+        neg(kind + "-req-hash-mismatch", msg, AUTH, signer=SENDER, base=req,
+            request=req["name"])
+    # Summaries: part < parts, parts >= 1, number >= 1, 0 < first <= last, exactly n entries.
+    entries = summ["entries"]
+
+    def bad_summary(name, *args, n=None):
+        neg("summary-" + name,
+            ctl_sign(SENDER, summ["topic"], ctl_head(5, SENDER.id, T0)
+                     + summary_body(*args, n=n)), MALFORMED, signer=SENDER, base=summ)
+
+    bad_summary("part-equals-parts", 10000, 2, 1, 1, entries)
+    bad_summary("part-above-parts", 10000, 2, 5, 2, entries)
+    bad_summary("parts-zero", 10000, 2, 0, 0, entries)
+    bad_summary("number-zero", 10000, 0, 0, 1, entries)
+    bad_summary("first-above-last", 10000, 2, 0, 1, [dict(entries[0], first=4, last=3)])
+    bad_summary("first-zero", 10000, 2, 0, 1, [dict(entries[0], first=0)])
+    bad_summary("n-above-entries", 10000, 2, 0, 1, entries, n=3)
+    bad_summary("n-below-entries", 10000, 2, 0, 1, entries, n=1)
+
+    names = [x["name"] for x in requests + deliveries + refusals + announces + summaries
+             + negative]
+    assert len(names) == len(set(names))
+    return {"requests": requests, "deliveries": deliveries, "refusals": refusals,
+            "announces": announces, "summaries": summaries, "negative": negative}
 
 
 # --------------------------------------------------------------------------
@@ -542,6 +880,7 @@ def render_all():
         "window.json": render(build_window()),
         "tx.json": render(build_tx()),
         "identity.json": render(build_identity()),
+        "control.json": render(build_control()),
     }
 
 

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include <CUnit/Basic.h>
+#include <sodium.h>
 
 #include "testcu.h"
 
@@ -286,4 +287,63 @@ struct e2e_rx_stats tu_fx_stats(const struct tu_fx *f)
 	memset(&st, 0, sizeof st);
 	e2e_rx_stats(f->rx, &st);
 	return st;
+}
+
+void tu_identity(struct e2e_identity *id)
+{
+	CU_ASSERT_EQUAL_FATAL(e2e_identity_generate(id), E2E_OK);
+}
+
+void tu_identity_from_seed(struct e2e_identity *id, const uint8_t seed[32], const uint8_t *dh_sk)
+{
+	memset(id, 0, sizeof *id);
+	CU_ASSERT_EQUAL_FATAL(crypto_sign_seed_keypair(id->pub.sign_pk, id->sign_sk, seed), 0);
+	if (dh_sk) {
+		memcpy(id->dh_sk, dh_sk, sizeof id->dh_sk);
+		CU_ASSERT_EQUAL_FATAL(crypto_scalarmult_base(id->pub.dh_pk, id->dh_sk), 0);
+	}
+}
+
+void tu_request(struct tu_request *r, const struct e2e_identity *who, uint32_t target,
+	const struct e2e_ctl_want *want, uint8_t nwant, uint64_t now_ms)
+{
+	enum e2e_status st;
+
+	memset(r, 0, sizeof *r);
+	st = e2e_ctl_request(r->msg, sizeof r->msg, &r->len, &r->req, r->eph_sk, who, target, want,
+		nwant, NULL, E2E_CTL_TOPIC_DEFAULT, now_ms);
+	TU_CHECK(st == E2E_OK, "e2e_ctl_request: %s", e2e_strerror(st));
+	CU_ASSERT_EQUAL_FATAL(st, E2E_OK);
+	e2e_ctl_hash(r->hash, r->msg, r->len);
+}
+
+uint8_t tu_answer(struct e2e_ctl *m, const struct tu_request *r, const uint8_t *msg, size_t len,
+	const char *topic, const struct e2e_public *sender)
+{
+	enum e2e_status st = e2e_ctl_parse(m, msg, len, topic, sender);
+
+	TU_CHECK(st == E2E_OK, "answer on %s: %s", topic, e2e_strerror(st));
+	if (st != E2E_OK)
+		return 0;
+	TU_CHECK(!strcmp(topic, r->req.reply_topic), "answer on %s, asked on %s", topic,
+		r->req.reply_topic);
+	TU_CHECK(m->type == E2E_CTL_DELIVERY || m->type == E2E_CTL_REFUSAL, "answer type %u",
+		m->type);
+	TU_CHECK(!memcmp(m->request_hash, r->hash, sizeof r->hash), "answer binds another request");
+	TU_CHECK(m->sender == e2e_sender_id(sender), "answer from sender %08x", m->sender);
+	if (m->type == E2E_CTL_DELIVERY) {
+		st = e2e_ctl_open_delivery(m, r->req.eph_pk, r->eph_sk);
+		TU_CHECK(st == E2E_OK, "open delivery: %s", e2e_strerror(st));
+		if (st != E2E_OK)
+			return 0;
+	}
+	return memcmp(m->request_hash, r->hash, sizeof r->hash) ? 0 : m->type;
+}
+
+const struct e2e_ctl_key *tu_ctl_key(const struct e2e_ctl *m, uint8_t scope, uint32_t epoch)
+{
+	for (uint8_t i = 0; i < m->nkeys; i++)
+		if (m->keys[i].scope == scope && m->keys[i].epoch == epoch)
+			return &m->keys[i];
+	return NULL;
 }

@@ -115,4 +115,36 @@ struct e2e_rx_stats tu_fx_stats(const struct tu_fx *f);
 void tu_assert_verdict(enum e2e_verdict actual, enum e2e_verdict expected,
 	const char *file, int line);
 
+
+/* ---- Control messages (SPEC 11) ---------------------------------------- */
+
+/** A fresh random identity (fatal on failure). */
+void tu_identity(struct e2e_identity *id);
+
+/** The identity of Ed25519 seed @p seed and X25519 secret @p dh_sk (NULL: dh keys zero). */
+void tu_identity_from_seed(struct e2e_identity *id, const uint8_t seed[32], const uint8_t *dh_sk);
+
+/** A key request made with e2e_ctl_request on the default control topic (asserted). */
+struct tu_request {
+	uint8_t msg[E2E_CTL_MSG_MAX];
+	size_t len;
+	struct e2e_ctl req;               /* what was sent (eph_pk, reply topic, ...) */
+	uint8_t eph_sk[E2E_DH_BYTES];
+	uint8_t hash[E2E_CTL_HASH_BYTES]; /* e2e_ctl_hash of msg */
+};
+void tu_request(struct tu_request *r, const struct e2e_identity *who, uint32_t target,
+	const struct e2e_ctl_want *want, uint8_t nwant, uint64_t now_ms);
+
+/**
+ * Accept an answer to @p r as a subscriber does (SPEC 11.4): it must verify
+ * with @p sender over @p topic (the request's reply topic) and carry r's hash;
+ * a delivery is opened with r's ephemeral key. Records failures; returns the
+ * message type (E2E_CTL_DELIVERY or E2E_CTL_REFUSAL), 0 if not accepted.
+ */
+uint8_t tu_answer(struct e2e_ctl *m, const struct tu_request *r, const uint8_t *msg, size_t len,
+	const char *topic, const struct e2e_public *sender);
+
+/** The key (@p scope, @p epoch) of an opened delivery, or NULL. */
+const struct e2e_ctl_key *tu_ctl_key(const struct e2e_ctl *m, uint8_t scope, uint32_t epoch);
+
 #endif

@@ -64,4 +64,12 @@ const char *tu_verdict_str(enum e2e_verdict v);
 /** Parse a verdict name ("OK", "GAP", ...); 0 on success. */
 int tu_verdict_parse(const char *name, enum e2e_verdict *v);
 
+
+/**
+ * Run @p fn(@p ctx) in a forked child: its return value as exit status
+ * (0..255), 256 + the signal if it was killed (e.g. a NULL dereference),
+ * -1 if fork failed. For misuse tests that must not take the suite down.
+ */
+int tu_child_status(int (*fn)(void *ctx), void *ctx);
+
 #endif

@@ -44,7 +44,11 @@ E2E_API void e2e_sender_close(struct e2e_sender *s);
 E2E_API uint32_t e2e_sender_self(const struct e2e_sender *s);
 E2E_API const struct e2e_public *e2e_sender_public(const struct e2e_sender *s);
 
-/** Seal @p pt published on @p topic (NUL-free, @p topic_len bytes). */
+/**
+ * Seal @p pt published on @p topic (NUL-free, @p topic_len bytes).
+ * E2E_ERR_PERM for the control topic and the reply topics (SPEC 11.1);
+ * E2E_ERR_NOT_FOUND for a topic in no scope.
+ */
 E2E_API enum e2e_status e2e_sender_seal(struct e2e_sender *s, uint8_t *out, size_t cap,
 	size_t *out_len, const char *topic, size_t topic_len,
 	const uint8_t *pt, size_t pt_len) E2E_WARN_UNUSED;

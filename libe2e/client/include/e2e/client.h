@@ -81,7 +81,7 @@ struct e2e_client_config {
 	const char *control_topic;   /* default "e2e/control" */
 	uint32_t window;             /* replay window (0 = default 1024) */
 	uint32_t max_streams;        /* 0 = default */
-	uint32_t hold_max;           /* messages held while a key is fetched (0 = 1000) */
+	uint32_t hold_max;           /* messages held while a key is fetched (0 = 10000) */
 	uint32_t hold_ms;            /* then reported UNKNOWN_KEY (0 = 10000) */
 	uint32_t save_ms;            /* persist windows at most this often (0 = 1000) */
 	int deliver_duplicates;      /* also hand DUPLICATE messages to on_message */
@@ -167,6 +167,24 @@ E2E_API enum e2e_status e2e_publisher_connect(struct e2e_publisher *p,
  */
 E2E_API enum e2e_status e2e_publisher_publish(struct e2e_publisher *p, const char *topic,
 	const void *payload, size_t len, int qos, int retained, int wait_ms) E2E_WARN_UNUSED;
+
+/**
+ * Seal without publishing (for e2e-proxy, which writes the envelope into its
+ * own upstream connection). Thread-safe against the key service thread.
+ */
+E2E_API enum e2e_status e2e_publisher_seal(struct e2e_publisher *p, uint8_t *out, size_t cap,
+	size_t *out_len, const char *topic, size_t topic_len, const uint8_t *pt,
+	size_t pt_len) E2E_WARN_UNUSED;
+
+/**
+ * Wait until every QoS 1/2 message published so far is acknowledged by the
+ * broker (or failed), at most @p timeout_ms. Totals since creation go to
+ * the optional counters. E2E_OK only if none is in flight and none failed.
+ * Publishing with wait_ms = 0 and flushing at the end pipelines the
+ * acknowledgements (thousands of messages per second at QoS 1).
+ */
+E2E_API enum e2e_status e2e_publisher_flush(struct e2e_publisher *p, uint32_t timeout_ms,
+	uint64_t *acked, uint64_t *failed, uint64_t *unacked) E2E_WARN_UNUSED;
 
 /** Rotate the key of the scope that @p topic belongs to, and announce it. */
 E2E_API enum e2e_status e2e_publisher_rotate(struct e2e_publisher *p, const char *topic) E2E_WARN_UNUSED;

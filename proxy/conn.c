@@ -1,0 +1,435 @@
+/*
+ * One publisher connection and its upstream: non-blocking sockets, bounded
+ * buffers with back-pressure, and the upstream TCP + TLS state machine.
+ * Buffers are freed whenever they drain, so an idle connection costs the
+ * struct and OpenSSL's (released) state only.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "proxy.h"
+
+#define READ_CHUNK 16384U
+#define HIGH_WATER (256U * 1024U)   /* stop reading the other side above this */
+
+uint8_t *buf_reserve(struct buf *b, size_t n, size_t limit)
+{
+	if (b->len + n > limit)
+		return NULL;
+	if (b->len + n > b->cap) {
+		size_t cap = b->cap ? b->cap : 4096;
+		uint8_t *p;
+
+		while (cap < b->len + n)
+			cap *= 2;
+		p = realloc(b->p, cap);
+		if (!p)
+			return NULL;
+		b->p = p;
+		b->cap = cap;
+	}
+	return b->p + b->len;
+}
+
+int buf_append(struct buf *b, const uint8_t *p, size_t n, size_t limit)
+{
+	uint8_t *at = buf_reserve(b, n, limit);
+
+	if (!at)
+		return -1;
+	memcpy(at, p, n);
+	b->len += n;
+	return 0;
+}
+
+void buf_consume(struct buf *b, size_t n)
+{
+	if (n >= b->len) {
+		/* Drained: give the memory back (idle connections stay small). */
+		free(b->p);
+		memset(b, 0, sizeof *b);
+		return;
+	}
+	memmove(b->p, b->p + n, b->len - n);
+	b->len -= n;
+}
+
+static size_t buf_limit(const struct conn *c)
+{
+	/* A whole packet plus what is already queued must fit. */
+	return (size_t)c->px->cfg.max_packet + HIGH_WATER + 1024;
+}
+
+static void set_nonblock(int fd)
+{
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+}
+
+static void *tag(struct conn *c, int up)
+{
+	return (void *)((uintptr_t)c | (uintptr_t)up);
+}
+
+struct conn *conn_new(struct proxy *px, int dfd, const char *peer)
+{
+	struct conn *c = calloc(1, sizeof *c);
+	struct epoll_event ev;
+	int one = 1;
+
+	if (!c)
+		return NULL;
+	c->px = px;
+	c->dfd = dfd;
+	c->ufd = -1;
+	snprintf(c->peer, sizeof c->peer, "%s", peer);
+	c->deadline_ms = px_now_ms() + px->cfg.connect_timeout_ms;
+	c->last_down_ms = px_now_ms();
+	set_nonblock(dfd);
+	setsockopt(dfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	ev.events = EPOLLIN;
+	ev.data.ptr = tag(c, 0);
+	if (epoll_ctl(px->epfd, EPOLL_CTL_ADD, dfd, &ev) != 0) {
+		free(c);
+		return NULL;
+	}
+	c->ev_down = EPOLLIN;
+	c->next = px->conns;
+	if (px->conns)
+		px->conns->prev = c;
+	px->conns = c;
+	px->nconns++;
+	px->st.active++;
+	return c;
+}
+
+void conn_close(struct conn *c, const char *why)
+{
+	struct proxy *px = c->px;
+
+	if (why)
+		plog(LOG_INFO, "%s (%s): closed: %s", c->peer, c->client_id[0] ? c->client_id : "-",
+			why);
+	/* Best effort: hand the publisher what the broker said last (e.g. CONNACK). */
+	if (c->dout.len)
+		(void)!write(c->dfd, c->dout.p, c->dout.len);
+	if (c->ssl) {
+		SSL_shutdown(c->ssl);
+		SSL_free(c->ssl);
+	}
+	if (c->ufd >= 0)
+		close(c->ufd);
+	close(c->dfd);
+	c->dfd = c->ufd = -1;
+	c->ssl = NULL;
+	free(c->din.p);
+	free(c->dout.p);
+	free(c->uout.p);
+	free(c->uin.p);
+	free(c->connect_pkt);
+	for (uint32_t i = 0; i < c->naliases; i++)
+		free(c->aliases[i].topic);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		px->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	px->nconns--;
+	px->st.active--;
+	px->st.closed++;
+	/* Events for it may still be in the current epoll batch. */
+	c->dead = 1;
+	c->next = px->dead;
+	px->dead = c;
+}
+
+void conn_reap(struct proxy *px)
+{
+	while (px->dead) {
+		struct conn *c = px->dead;
+
+		px->dead = c->next;
+		free(c);
+	}
+}
+
+static void set_interest(struct conn *c, int fd, int up, uint32_t want, uint32_t *cur)
+{
+	struct epoll_event ev;
+
+	if (want == *cur || fd < 0)
+		return;
+	ev.events = want;
+	ev.data.ptr = tag(c, up);
+	epoll_ctl(c->px->epfd, EPOLL_CTL_MOD, fd, &ev);
+	*cur = want;
+}
+
+/* Recompute what each socket waits for: back-pressure lives here. */
+void conn_update(struct conn *c)
+{
+	uint32_t down = 0, up = 0;
+
+	if (!c->px->draining && c->din.len < READ_CHUNK * 4 && c->uout.len < HIGH_WATER)
+		down |= EPOLLIN;
+	if (c->dout.len)
+		down |= EPOLLOUT;
+	switch (c->st) {
+	case ST_UP_TCP:
+		up = EPOLLOUT;
+		break;
+	case ST_UP_TLS:
+		up = c->ssl_want_write ? EPOLLOUT : EPOLLIN;
+		break;
+	case ST_RELAY:
+		if (c->dout.len < HIGH_WATER)
+			up |= EPOLLIN;
+		if (c->uout.len || c->ssl_want_write)
+			up |= EPOLLOUT;
+		break;
+	default:
+		break;
+	}
+	set_interest(c, c->dfd, 0, down, &c->ev_down);
+	set_interest(c, c->ufd, 1, up, &c->ev_up);
+}
+
+int conn_start_upstream(struct conn *c)
+{
+	struct proxy *px = c->px;
+	struct epoll_event ev;
+	int one = 1;
+
+	for (struct addrinfo *ai = px->broker_ai; ai; ai = ai->ai_next) {
+		int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+			ai->ai_protocol);
+
+		if (fd < 0)
+			continue;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+		if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0 && errno != EINPROGRESS) {
+			close(fd);
+			continue;
+		}
+		c->ufd = fd;
+		break;
+	}
+	if (c->ufd < 0) {
+		px->st.upstream_failures++;
+		return -1;
+	}
+	ev.events = EPOLLOUT;
+	ev.data.ptr = tag(c, 1);
+	if (epoll_ctl(px->epfd, EPOLL_CTL_ADD, c->ufd, &ev) != 0)
+		return -1;
+	c->ev_up = EPOLLOUT;
+	c->st = ST_UP_TCP;
+	return 0;
+}
+
+/* The upstream is usable: queue the (rewritten) CONNECT and relay. */
+static int become_relay(struct conn *c)
+{
+	c->st = ST_RELAY;
+	c->deadline_ms = 0;
+	if (buf_append(&c->uout, c->connect_pkt, c->connect_len, buf_limit(c)) != 0)
+		return -1;
+	free(c->connect_pkt);
+	c->connect_pkt = NULL;
+	/* Packets the publisher sent after CONNECT waited in din. */
+	return relay_down(c);
+}
+
+static int tls_step(struct conn *c)
+{
+	int r;
+
+	if (!c->px->cfg.tls)
+		return become_relay(c);
+	if (!c->ssl) {
+		c->ssl = tls_new(&c->px->tls, c->ufd, c->client_id);
+		if (!c->ssl)
+			return -1;
+		c->st = ST_UP_TLS;
+	}
+	r = SSL_connect(c->ssl);
+	if (r == 1) {
+		const unsigned char *alpn = NULL;
+		unsigned alen = 0;
+
+		SSL_get0_alpn_selected(c->ssl, &alpn, &alen);
+		plog(LOG_DEBUG, "%s: upstream %s%s%.*s", c->client_id, SSL_get_version(c->ssl),
+			alen ? " alpn " : "", (int)alen, alpn ? (const char *)alpn : "");
+		c->ssl_want_write = 0;
+		return become_relay(c);
+	}
+	switch (SSL_get_error(c->ssl, r)) {
+	case SSL_ERROR_WANT_READ:
+		c->ssl_want_write = 0;
+		return 0;
+	case SSL_ERROR_WANT_WRITE:
+		c->ssl_want_write = 1;
+		return 0;
+	default:
+		c->px->st.tls_failures++;
+		plog(LOG_WARNING, "%s (%s): TLS to broker failed: %s (verify result: %s)", c->peer,
+			c->client_id, tls_error(),
+			X509_verify_cert_error_string(SSL_get_verify_result(c->ssl)));
+		return -1;
+	}
+}
+
+/* Write uout into TLS (or the plain socket). */
+static int flush_up(struct conn *c)
+{
+	while (c->uout.len) {
+		int n;
+
+		if (!c->ssl) {
+			ssize_t w = send(c->ufd, c->uout.p, c->uout.len, MSG_NOSIGNAL);
+
+			if (w < 0)
+				return errno == EAGAIN ? 0 : -1;
+			c->px->st.bytes_up += (uint64_t)w;
+			buf_consume(&c->uout, (size_t)w);
+			continue;
+		}
+		n = SSL_write(c->ssl, c->uout.p, (int)(c->uout.len > 65536 ? 65536 : c->uout.len));
+		if (n > 0) {
+			c->ssl_want_write = 0;
+			c->px->st.bytes_up += (uint64_t)n;
+			buf_consume(&c->uout, (size_t)n);
+			continue;
+		}
+		switch (SSL_get_error(c->ssl, n)) {
+		case SSL_ERROR_WANT_WRITE:
+			c->ssl_want_write = 1;
+			return 0;
+		case SSL_ERROR_WANT_READ:
+			return 0;
+		default:
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Read from the broker into uin, then frame and forward to the publisher. */
+static int read_up(struct conn *c)
+{
+	for (;;) {
+		uint8_t *at = buf_reserve(&c->uin, READ_CHUNK, buf_limit(c));
+		int n;
+
+		if (!at)
+			return -1;
+		if (!c->ssl) {
+			ssize_t r = recv(c->ufd, at, READ_CHUNK, 0);
+
+			if (r == 0)
+				return -1;
+			if (r < 0)
+				return errno == EAGAIN ? relay_up_frames(c) : -1;
+			c->uin.len += (size_t)r;
+			continue;
+		}
+		n = SSL_read(c->ssl, at, READ_CHUNK);
+		if (n > 0) {
+			/* Drain TLS completely: data left inside OpenSSL would get no
+			 * epoll event. Back-pressure applies on the next wakeup. */
+			c->uin.len += (size_t)n;
+			if (relay_up_frames(c) != 0)
+				return -1;
+			continue;
+		}
+		switch (SSL_get_error(c->ssl, n)) {
+		case SSL_ERROR_WANT_READ:
+			return relay_up_frames(c);
+		case SSL_ERROR_WANT_WRITE:
+			c->ssl_want_write = 1;
+			return relay_up_frames(c);
+		default:
+			return -1;
+		}
+	}
+}
+
+static int flush_down(struct conn *c)
+{
+	while (c->dout.len) {
+		ssize_t w = send(c->dfd, c->dout.p, c->dout.len, MSG_NOSIGNAL);
+
+		if (w < 0)
+			return errno == EAGAIN ? 0 : -1;
+		c->px->st.bytes_down += (uint64_t)w;
+		buf_consume(&c->dout, (size_t)w);
+	}
+	return 0;
+}
+
+void conn_on_down(struct conn *c, uint32_t events)
+{
+	if ((events & EPOLLOUT) && flush_down(c) != 0)
+		{ conn_close(c, "publisher socket error"); return; }
+	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+		uint8_t *at = buf_reserve(&c->din, READ_CHUNK, buf_limit(c));
+		ssize_t r;
+
+		if (!at)
+			{ conn_close(c, "publisher input exceeds limits"); return; }
+		r = recv(c->dfd, at, READ_CHUNK, 0);
+		if (r == 0)
+			{ conn_close(c, "publisher disconnected"); return; }
+		if (r < 0 && errno != EAGAIN)
+			{ conn_close(c, "publisher socket error"); return; }
+		if (r > 0) {
+			c->din.len += (size_t)r;
+			c->last_down_ms = px_now_ms();
+			if (relay_down(c) != 0) {
+				conn_close(c, NULL);   /* relay_down said why */
+				return;
+			}
+		}
+	}
+	if (c->st == ST_RELAY && flush_up(c) != 0)
+		{ conn_close(c, "broker connection lost"); return; }
+	conn_update(c);
+}
+
+void conn_on_up(struct conn *c, uint32_t events)
+{
+	int err = 0;
+	socklen_t el = sizeof err;
+
+	if (c->st == ST_UP_TCP) {
+		if (getsockopt(c->ufd, SOL_SOCKET, SO_ERROR, &err, &el) != 0 || err) {
+			c->px->st.upstream_failures++;
+			plog(LOG_WARNING, "%s (%s): cannot reach broker %s:%s: %s", c->peer,
+				c->client_id, c->px->broker_host, c->px->broker_port, strerror(err));
+			{ conn_close(c, NULL); return; }
+		}
+		if (tls_step(c) != 0)
+			{ conn_close(c, "upstream setup failed"); return; }
+	} else if (c->st == ST_UP_TLS) {
+		if (tls_step(c) != 0)
+			{ conn_close(c, NULL); return; }
+	}
+	if (c->st == ST_RELAY) {
+		if (flush_up(c) != 0)
+			{ conn_close(c, "broker connection lost"); return; }
+		if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && read_up(c) != 0)
+			{ conn_close(c, c->closing ? NULL : "broker closed the connection"); return; }
+		if (flush_down(c) != 0)
+			{ conn_close(c, "publisher socket error"); return; }
+	}
+	conn_update(c);
+}

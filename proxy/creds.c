@@ -1,0 +1,112 @@
+/*
+ * Per-client credentials injected into CONNECT (e.g. a broker that wants a
+ * username/password per device while the devices have none): a file of
+ * "client-id username password" lines, '#' comments. It holds secrets, so
+ * it must not be group/world readable.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "proxy.h"
+
+void creds_free(struct proxy *px)
+{
+	for (uint32_t i = 0; i < px->ncreds; i++) {
+		free(px->cred_ids[i]);
+		free(px->cred_users[i]);
+		if (px->cred_pass[i]) {
+			memset(px->cred_pass[i], 0, strlen(px->cred_pass[i]));
+			free(px->cred_pass[i]);
+		}
+	}
+	free(px->cred_ids);
+	free(px->cred_users);
+	free(px->cred_pass);
+	px->cred_ids = px->cred_users = px->cred_pass = NULL;
+	px->ncreds = 0;
+}
+
+static int add(struct proxy *px, const char *id, const char *user, const char *pass)
+{
+	uint32_t n = px->ncreds + 1;
+	char **a = realloc(px->cred_ids, n * sizeof *a);
+
+	if (!a)
+		return -1;
+	px->cred_ids = a;
+	a = realloc(px->cred_users, n * sizeof *a);
+	if (!a)
+		return -1;
+	px->cred_users = a;
+	a = realloc(px->cred_pass, n * sizeof *a);
+	if (!a)
+		return -1;
+	px->cred_pass = a;
+	px->cred_ids[px->ncreds] = strdup(id);
+	px->cred_users[px->ncreds] = strdup(user);
+	px->cred_pass[px->ncreds] = strdup(pass);
+	px->ncreds = n;
+	return 0;
+}
+
+int creds_load(struct proxy *px)
+{
+	const char *path = px->cfg.credentials;
+	char line[1024], id[256], user[256], pass[512];
+	struct stat sb;
+	unsigned n = 0;
+	FILE *f;
+	int ret = 0;
+
+	creds_free(px);
+	if (!path)
+		return 0;
+	f = fopen(path, "r");
+	if (!f) {
+		plog(LOG_ERR, "cannot open credentials %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fileno(f), &sb) != 0 || (sb.st_mode & 077) || sb.st_uid != geteuid()) {
+		plog(LOG_ERR, "credentials %s must be mode 0600 and ours (it holds passwords)", path);
+		fclose(f);
+		return -1;
+	}
+	while (fgets(line, sizeof line, f)) {
+		char *p = line + strspn(line, " \t");
+
+		n++;
+		if (*p == '#' || *p == '\n' || *p == '\0')
+			continue;
+		if (sscanf(p, "%255s %255s %511s", id, user, pass) != 3) {
+			plog(LOG_ERR, "%s:%u: expected 'client-id username password'", path, n);
+			ret = -1;
+			break;
+		}
+		if (add(px, id, user, pass) != 0) {
+			ret = -1;
+			break;
+		}
+	}
+	memset(line, 0, sizeof line);
+	memset(pass, 0, sizeof pass);
+	fclose(f);
+	return ret;
+}
+
+int creds_find(const struct proxy *px, const char *client_id, const char **user,
+	const char **pass)
+{
+	for (uint32_t i = 0; i < px->ncreds; i++) {
+		if (strcmp(px->cred_ids[i], client_id) == 0) {
+			*user = px->cred_users[i];
+			*pass = px->cred_pass[i];
+			return 0;
+		}
+	}
+	return -1;
+}

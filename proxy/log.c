@@ -1,0 +1,44 @@
+/* Logging; see log.h. One line per event, never secrets or payloads. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <time.h>
+
+#include "log.h"
+
+static int max_level = LOG_INFO;
+static int to_syslog;
+
+void plog_init(int level, int use_syslog)
+{
+	max_level = level;
+	to_syslog = use_syslog;
+	if (use_syslog)
+		openlog("e2e-proxy", LOG_PID, LOG_DAEMON);
+}
+
+void plog(int level, const char *fmt, ...)
+{
+	static const char *names[] = { "emerg", "alert", "crit", "error", "warning", "notice",
+		"info", "debug" };
+	va_list ap;
+
+	if (level > max_level)
+		return;
+	va_start(ap, fmt);
+	if (to_syslog) {
+		vsyslog(level, fmt, ap);
+	} else {
+		struct timespec ts;
+		struct tm tm;
+		char when[32];
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		gmtime_r(&ts.tv_sec, &tm);
+		strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+		fprintf(stderr, "%s.%03ldZ e2e-proxy %s: ", when, ts.tv_nsec / 1000000,
+			names[level & 7]);
+		vfprintf(stderr, fmt, ap);
+		fputc('\n', stderr);
+	}
+	va_end(ap);
+}

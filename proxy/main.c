@@ -1,0 +1,46 @@
+/* e2e-proxy: edge proxy that encrypts MQTT payloads end to end. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "e2e/common.h"
+#include "log.h"
+#include "loop.h"
+#include "proxy.h"
+
+int main(int argc, char **argv)
+{
+	static struct proxy px;
+	int rc;
+
+	rc = proxy_config_load(&px.cfg, argc, argv);
+	if (rc)
+		return rc == 2 ? 0 : 1;
+	plog_init(px.cfg.log_level, px.cfg.syslog);
+	if (e2e_init() != E2E_OK) {
+		plog(LOG_ERR, "libsodium failed to initialise");
+		return 1;
+	}
+	if (px.cfg.check_only) {
+		rc = proxy_setup(&px);
+		if (rc == 0)
+			printf("configuration OK\n");
+		proxy_teardown(&px);
+		return rc ? 1 : 0;
+	}
+	/* Signals are blocked before any thread (Paho's) starts. */
+	if (proxy_loop_init(&px) != 0 || proxy_setup(&px) != 0) {
+		proxy_teardown(&px);
+		return 1;
+	}
+	if (proxy_drop_privileges(&px) != 0) {
+		proxy_teardown(&px);
+		return 1;
+	}
+	plog(LOG_INFO, "relaying to %s:%s (%s)", px.broker_host, px.broker_port,
+		px.cfg.tls ? "TLS" : "plain TCP");
+	rc = proxy_loop_run(&px);
+	proxy_teardown(&px);
+	plog(LOG_INFO, "exited");
+	return rc;
+}

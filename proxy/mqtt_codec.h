@@ -1,0 +1,127 @@
+/*
+ * MQTT 3.1 / 3.1.1 / 5.0 packet codec for e2e-proxy: pure (bytes in, bytes
+ * out, no allocation, no I/O). Every length is checked before use; every
+ * function returns an mqtt_status. Spans point into the caller's packet.
+ */
+#ifndef E2E_MQTT_CODEC_H
+#define E2E_MQTT_CODEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum mqtt_status {
+	MQTT_OK = 0,
+	MQTT_NEED_MORE,       /* incomplete: read more bytes */
+	MQTT_MALFORMED,       /* violates the MQTT spec: close the connection */
+	MQTT_TOO_BIG,         /* exceeds the configured maximum packet size */
+	MQTT_BUFFER,          /* output buffer too small */
+};
+
+const char *mqtt_strerror(enum mqtt_status st);
+
+/* Control packet types (fixed header, high nibble). */
+enum mqtt_type {
+	MQTT_CONNECT = 1, MQTT_CONNACK, MQTT_PUBLISH, MQTT_PUBACK, MQTT_PUBREC, MQTT_PUBREL,
+	MQTT_PUBCOMP, MQTT_SUBSCRIBE, MQTT_SUBACK, MQTT_UNSUBSCRIBE, MQTT_UNSUBACK,
+	MQTT_PINGREQ, MQTT_PINGRESP, MQTT_DISCONNECT, MQTT_AUTH,
+};
+
+#define MQTT_V31  3
+#define MQTT_V311 4
+#define MQTT_V5   5
+#define MQTT_MAX_REMAINING 268435455U
+
+struct mqtt_span {
+	const uint8_t *p;
+	size_t len;
+};
+
+/*
+ * Find the first complete packet in @p buf: on MQTT_OK *pkt_len is its total
+ * size and *hdr_len the size of its fixed header. Rejects overlong varints
+ * (more than 4 bytes, or a non-minimal encoding), reserved flag bits that
+ * the spec fixes (e.g. PUBREL/SUBSCRIBE/UNSUBSCRIBE must have 0x2), type 0,
+ * and packets over @p max_packet bytes (MQTT_TOO_BIG, decided from the
+ * header alone so an attacker cannot make us buffer it).
+ */
+enum mqtt_status mqtt_frame(const uint8_t *buf, size_t len, size_t max_packet,
+	size_t *pkt_len, size_t *hdr_len);
+
+/* Encode a remaining length; returns bytes written (1..4) or 0 if too big. */
+size_t mqtt_varint_write(uint8_t out[4], uint32_t v);
+
+/* Parsed CONNECT (spans into the packet). */
+struct mqtt_connect {
+	uint8_t version;             /* 3, 4 or 5 */
+	uint8_t flags;               /* connect flags byte */
+	uint16_t keepalive;
+	struct mqtt_span props;      /* v5 CONNECT properties (validated) */
+	struct mqtt_span client_id;
+	int will;
+	uint8_t will_qos;
+	int will_retain;
+	struct mqtt_span will_props; /* v5 */
+	struct mqtt_span will_topic;
+	struct mqtt_span will_payload;
+	int has_username, has_password;
+	struct mqtt_span username, password;
+};
+
+/* Parse a whole CONNECT packet (fixed header included). */
+enum mqtt_status mqtt_parse_connect(const uint8_t *pkt, size_t len, struct mqtt_connect *c);
+
+/*
+ * Serialise CONNECT @p c, replacing the will payload by @p will_payload
+ * (when c->will), and the credentials by @p username / @p password when
+ * non-NULL (set the flags accordingly). For v5, @p drop_will_pfi removes the
+ * payload format indicator from the will properties. Returns MQTT_BUFFER if
+ * @p cap is too small (then *len holds the size needed).
+ */
+enum mqtt_status mqtt_write_connect(uint8_t *out, size_t cap, size_t *len,
+	const struct mqtt_connect *c, struct mqtt_span will_payload, int drop_will_pfi,
+	const struct mqtt_span *username, const struct mqtt_span *password);
+
+/* Parsed PUBLISH. */
+struct mqtt_publish {
+	uint8_t flags;               /* low nibble of the fixed header: dup, qos, retain */
+	uint8_t qos;
+	struct mqtt_span topic;      /* may be empty in v5 when a topic alias is used */
+	uint16_t packet_id;          /* qos > 0 */
+	struct mqtt_span props;      /* v5 (validated) */
+	int has_alias;
+	uint16_t alias;
+	int has_pfi;                 /* payload format indicator present */
+	struct mqtt_span payload;
+};
+
+/* Parse a whole PUBLISH packet of protocol @p version. */
+enum mqtt_status mqtt_parse_publish(const uint8_t *pkt, size_t len, uint8_t version,
+	struct mqtt_publish *p);
+
+/*
+ * Serialise a PUBLISH from @p p with topic @p topic (always the full topic
+ * name) and payload @p payload. For v5 the properties of @p p are copied
+ * except Topic Alias and Payload Format Indicator, which are dropped (the
+ * broker sees the real topic, and the payload is binary ciphertext now).
+ */
+enum mqtt_status mqtt_write_publish(uint8_t *out, size_t cap, size_t *len, uint8_t version,
+	const struct mqtt_publish *p, struct mqtt_span topic, struct mqtt_span payload);
+
+/*
+ * Validate an MQTT 5 property block (without its length prefix) for packet
+ * @p type: known ids only, correct value types and lengths, valid UTF-8 for
+ * strings, no duplicates except User Property and Subscription Identifier,
+ * only properties allowed in that packet (or in the will, type 0).
+ */
+enum mqtt_status mqtt_validate_props(const uint8_t *p, size_t len, int type);
+
+/* Packet identifier of a PUBACK/PUBREC/PUBREL/PUBCOMP (whole packet). */
+enum mqtt_status mqtt_parse_ack(const uint8_t *pkt, size_t len, uint16_t *packet_id);
+
+/* A DISCONNECT packet for @p version with @p reason (v5 only; ignored before). */
+size_t mqtt_write_disconnect(uint8_t out[4], uint8_t version, uint8_t reason);
+
+/* 1 if @p s is well-formed UTF-8 without U+0000 (MQTT 1.5.4). */
+int mqtt_utf8_valid(const uint8_t *s, size_t len);
+
+#endif

@@ -1,0 +1,110 @@
+/* e2e-proxy internals shared by the event loop, connections and relay. */
+#ifndef E2E_PROXY_H
+#define E2E_PROXY_H
+
+#include <netdb.h>
+#include <openssl/ssl.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "e2e/client.h"
+#include "mqtt_codec.h"
+#include "tls.h"
+
+struct buf {
+	uint8_t *p;
+	size_t len, cap;
+};
+
+enum conn_state {
+	ST_CONNECT = 0,   /* waiting for the publisher's CONNECT */
+	ST_UP_TCP,        /* upstream TCP connect in progress */
+	ST_UP_TLS,        /* upstream TLS handshake */
+	ST_RELAY,
+};
+
+struct alias {
+	uint16_t id;
+	uint16_t len;
+	char *topic;
+};
+
+#define ALIAS_MAX 64U
+
+struct conn {
+	struct proxy *px;
+	struct conn *prev, *next;
+	int dfd, ufd;
+	SSL *ssl;
+	enum conn_state st;
+	int ssl_want_write;       /* the last SSL call asked for writability */
+	struct buf din, dout, uout, uin;
+	uint8_t *connect_pkt;     /* rewritten CONNECT, sent when the upstream is up */
+	size_t connect_len;
+	uint8_t version;
+	uint16_t keepalive;
+	char client_id[128];
+	char peer[64];
+	struct alias aliases[ALIAS_MAX];
+	uint32_t naliases;
+	uint32_t inflight;        /* QoS>0 publishes not yet acknowledged by the broker */
+	uint64_t deadline_ms;     /* connect/handshake deadline, 0 in relay */
+	uint64_t last_down_ms;
+	uint32_t ev_down, ev_up;  /* current epoll interest */
+	int closing;
+	int dead;                 /* closed; freed after the current event batch */
+};
+
+struct proxy_stats {
+	uint64_t accepted, refused_conns, active, closed;
+	uint64_t publishes, sealed, plaintext_passed, refused_publishes, malformed;
+	uint64_t bytes_down, bytes_up;
+	uint64_t tls_failures, upstream_failures, timeouts;
+};
+
+struct proxy {
+	struct proxy_config cfg;
+	struct tls_ctx tls;
+	struct e2e_publisher *keys;   /* key service + sealing */
+	int epfd, sigfd, statsfd;
+	int lfds[PROXY_LISTEN_MAX];
+	int nlfds;
+	struct addrinfo *broker_ai;
+	char broker_host[256], broker_port[16];
+	struct conn *conns;
+	struct conn *dead;            /* closed this batch, freed after it */
+	uint32_t nconns;
+	uint8_t *scratch;             /* one envelope: max_packet + overhead */
+	size_t scratch_cap;
+	char **cred_ids, **cred_users, **cred_pass;
+	uint32_t ncreds;
+	int draining;
+	uint64_t drain_deadline;
+	struct proxy_stats st;
+};
+
+uint64_t px_now_ms(void);
+
+/* conn.c */
+struct conn *conn_new(struct proxy *px, int dfd, const char *peer);
+void conn_close(struct conn *c, const char *why);
+void conn_reap(struct proxy *px);
+void conn_on_down(struct conn *c, uint32_t events);
+void conn_on_up(struct conn *c, uint32_t events);
+void conn_update(struct conn *c);
+int conn_start_upstream(struct conn *c);
+int buf_append(struct buf *b, const uint8_t *p, size_t n, size_t limit);
+uint8_t *buf_reserve(struct buf *b, size_t n, size_t limit);
+void buf_consume(struct buf *b, size_t n);
+
+/* relay.c */
+int relay_down(struct conn *c);         /* process complete packets from the publisher */
+int relay_up_frames(struct conn *c);    /* frames from the broker: track acks */
+
+/* creds.c */
+int creds_load(struct proxy *px);
+void creds_free(struct proxy *px);
+int creds_find(const struct proxy *px, const char *client_id, const char **user,
+	const char **pass);
+
+#endif

@@ -1,0 +1,264 @@
+/*
+ * What the proxy does to MQTT traffic. From the publisher: CONNECT is
+ * checked (its will payload sealed, credentials injected), PUBLISH payloads
+ * are sealed for the topic's scope (aliases resolved first: the envelope is
+ * bound to the real topic), everything else passes unchanged. From the
+ * broker: bytes pass unchanged; acknowledgements are counted so SIGTERM
+ * can wait for in-flight QoS 1/2.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "e2e/control.h"
+#include "e2e/envelope.h"
+#include "log.h"
+#include "proxy.h"
+
+static size_t out_limit(const struct conn *c)
+{
+	return (size_t)c->px->cfg.max_packet * 2 + (512U * 1024U);
+}
+
+/*
+ * Seal @p pt for @p topic into the proxy's scratch buffer. Returns 1 when
+ * sealed (*env set), 0 when the topic is in no scope and policy lets it pass
+ * as plaintext, -1 when it must be refused (logged).
+ */
+static int seal(struct conn *c, const uint8_t *topic, size_t tlen, struct mqtt_span pt,
+	struct mqtt_span *env)
+{
+	struct proxy *px = c->px;
+	size_t elen = 0;
+	enum e2e_status st;
+	char t[256];
+
+	st = e2e_publisher_seal(px->keys, px->scratch, px->scratch_cap, &elen,
+		(const char *)topic, tlen, pt.p, pt.len);
+	if (st == E2E_OK) {
+		env->p = px->scratch;
+		env->len = elen;
+		px->st.sealed++;
+		return 1;
+	}
+	snprintf(t, sizeof t, "%.*s", (int)(tlen > 200 ? 200 : tlen), (const char *)topic);
+	if (st == E2E_ERR_NOT_FOUND && px->cfg.unmapped == UNMAPPED_PLAINTEXT) {
+		px->st.plaintext_passed++;
+		plog(LOG_NOTICE, "%s: topic '%s' is in no scope: passed as PLAINTEXT (unmapped = "
+			"plaintext)", c->client_id, t);
+		*env = pt;
+		return 0;
+	}
+	px->st.refused_publishes++;
+	/* The sender refuses the control and reply topics (E2E_ERR_PERM). */
+	plog(LOG_WARNING, "%s (%s): refused publish to '%s': %s", c->peer, c->client_id, t,
+		st == E2E_ERR_NOT_FOUND ? "topic is in no key scope (unmapped = refuse)" :
+		st == E2E_ERR_PERM ? "reserved for key distribution" : e2e_strerror(st));
+	return -1;
+}
+
+static int on_connect(struct conn *c, const uint8_t *pkt, size_t len)
+{
+	struct proxy *px = c->px;
+	struct mqtt_connect cn;
+	struct mqtt_span will = { NULL, 0 }, user, pass;
+	const char *u = NULL, *pw = NULL;
+	enum mqtt_status ms;
+	size_t need = 0;
+
+	ms = mqtt_parse_connect(pkt, len, &cn);
+	if (ms != MQTT_OK) {
+		px->st.malformed++;
+		plog(LOG_WARNING, "%s: bad CONNECT: %s", c->peer, mqtt_strerror(ms));
+		return -1;
+	}
+	c->version = cn.version;
+	c->keepalive = cn.keepalive;
+	snprintf(c->client_id, sizeof c->client_id, "%.*s",
+		(int)(cn.client_id.len < sizeof c->client_id ? cn.client_id.len :
+			sizeof c->client_id - 1), (const char *)cn.client_id.p);
+	if (cn.will) {
+		struct mqtt_span pt = cn.will_payload;
+
+		if (seal(c, cn.will_topic.p, cn.will_topic.len, pt, &will) < 0)
+			return -1;
+	}
+	if (creds_find(px, c->client_id, &u, &pw) == 0) {
+		user = (struct mqtt_span){ (const uint8_t *)u, strlen(u) };
+		pass = (struct mqtt_span){ (const uint8_t *)pw, strlen(pw) };
+	}
+	/* Size first, then the real write into a buffer of that size. */
+	ms = mqtt_write_connect(NULL, 0, &need, &cn, will, 1, u ? &user : NULL, pw ? &pass : NULL);
+	if (ms != MQTT_BUFFER && ms != MQTT_OK)
+		return -1;
+	c->connect_pkt = malloc(need);
+	if (!c->connect_pkt ||
+	    mqtt_write_connect(c->connect_pkt, need, &c->connect_len, &cn, will, 1,
+		    u ? &user : NULL, pw ? &pass : NULL) != MQTT_OK) {
+		plog(LOG_ERR, "%s: cannot rewrite CONNECT", c->peer);
+		return -1;
+	}
+	plog(LOG_INFO, "%s: client '%s' MQTT %s%s", c->peer, c->client_id,
+		cn.version == MQTT_V5 ? "5" : cn.version == MQTT_V311 ? "3.1.1" : "3.1",
+		cn.will ? " with will (sealed)" : "");
+	if (conn_start_upstream(c) != 0) {
+		plog(LOG_WARNING, "%s (%s): cannot connect to broker %s:%s", c->peer, c->client_id,
+			px->broker_host, px->broker_port);
+		return -1;
+	}
+	return 0;
+}
+
+/* v5 topic aliases: the envelope must bind the real topic name. */
+static int resolve_alias(struct conn *c, struct mqtt_publish *p, struct mqtt_span *topic)
+{
+	struct alias *a = NULL;
+
+	*topic = p->topic;
+	if (!p->has_alias)
+		return 0;
+	for (uint32_t i = 0; i < c->naliases; i++)
+		if (c->aliases[i].id == p->alias)
+			a = &c->aliases[i];
+	if (p->topic.len) {
+		char *t = malloc(p->topic.len);
+
+		if (!t)
+			return -1;
+		memcpy(t, p->topic.p, p->topic.len);
+		if (!a) {
+			if (c->naliases == ALIAS_MAX) {
+				free(t);
+				plog(LOG_WARNING, "%s: more than %u topic aliases", c->client_id, ALIAS_MAX);
+				return -1;
+			}
+			a = &c->aliases[c->naliases++];
+			a->id = p->alias;
+		} else {
+			free(a->topic);
+		}
+		a->topic = t;
+		a->len = (uint16_t)p->topic.len;
+		return 0;
+	}
+	if (!a) {
+		plog(LOG_WARNING, "%s: topic alias %u used before it was set", c->client_id, p->alias);
+		return -1;
+	}
+	*topic = (struct mqtt_span){ (const uint8_t *)a->topic, a->len };
+	return 0;
+}
+
+static int on_publish(struct conn *c, const uint8_t *pkt, size_t len)
+{
+	struct mqtt_publish p;
+	struct mqtt_span topic, env;
+	enum mqtt_status ms;
+	size_t need = 0;
+	uint8_t *at;
+	int r;
+
+	ms = mqtt_parse_publish(pkt, len, c->version, &p);
+	if (ms != MQTT_OK) {
+		c->px->st.malformed++;
+		plog(LOG_WARNING, "%s (%s): bad PUBLISH: %s", c->peer, c->client_id,
+			mqtt_strerror(ms));
+		return -1;
+	}
+	c->px->st.publishes++;
+	if (resolve_alias(c, &p, &topic) != 0)
+		return -1;
+	r = seal(c, topic.p, topic.len, p.payload, &env);
+	if (r < 0)
+		return -1;
+	/* Room for the rewritten packet: header, topic, properties, envelope. */
+	need = 5 + 2 + topic.len + 2 + 5 + p.props.len + env.len;
+	at = buf_reserve(&c->uout, need, out_limit(c));
+	if (!at)
+		return -1;
+	ms = mqtt_write_publish(at, need, &need, c->version, &p, topic, env);
+	if (ms != MQTT_OK) {
+		plog(LOG_ERR, "%s: cannot rewrite PUBLISH: %s", c->client_id, mqtt_strerror(ms));
+		return -1;
+	}
+	c->uout.len += need;
+	if (p.qos > 0)
+		c->inflight++;
+	return 0;
+}
+
+int relay_down(struct conn *c)
+{
+	struct proxy *px = c->px;
+
+	while (c->din.len) {
+		size_t plen, hlen;
+		enum mqtt_status ms = mqtt_frame(c->din.p, c->din.len, px->cfg.max_packet, &plen,
+			&hlen);
+		int type, r = 0;
+
+		if (ms == MQTT_NEED_MORE)
+			return 0;
+		if (ms != MQTT_OK) {
+			px->st.malformed++;
+			plog(LOG_WARNING, "%s (%s): %s from publisher", c->peer,
+				c->client_id[0] ? c->client_id : "-", mqtt_strerror(ms));
+			return -1;
+		}
+		type = c->din.p[0] >> 4;
+		if (c->st == ST_CONNECT) {
+			if (type != MQTT_CONNECT) {
+				plog(LOG_WARNING, "%s: first packet is not CONNECT", c->peer);
+				return -1;
+			}
+			if (on_connect(c, c->din.p, plen) != 0)
+				return -1;
+			buf_consume(&c->din, plen);
+			return 0;   /* the rest waits until the upstream is ready */
+		}
+		if (c->st != ST_RELAY)
+			return 0;
+		if (type == MQTT_CONNECT) {
+			plog(LOG_WARNING, "%s (%s): second CONNECT", c->peer, c->client_id);
+			return -1;
+		}
+		if (type == MQTT_PUBLISH)
+			r = on_publish(c, c->din.p, plen);
+		else if (buf_append(&c->uout, c->din.p, plen, out_limit(c)) != 0)
+			r = -1;
+		if (r != 0)
+			return -1;
+		buf_consume(&c->din, plen);
+	}
+	return 0;
+}
+
+int relay_up_frames(struct conn *c)
+{
+	/* Broker bytes go to the publisher as they are; only look at whole
+	 * packets to count acknowledgements of in-flight QoS 1/2. */
+	while (c->uin.len) {
+		size_t plen, hlen;
+		enum mqtt_status ms = mqtt_frame(c->uin.p, c->uin.len, MQTT_MAX_REMAINING + 5U,
+			&plen, &hlen);
+		int type;
+
+		if (ms == MQTT_NEED_MORE)
+			return 0;
+		if (ms != MQTT_OK) {
+			plog(LOG_WARNING, "%s: malformed packet from broker: %s", c->client_id,
+				mqtt_strerror(ms));
+			return -1;
+		}
+		type = c->uin.p[0] >> 4;
+		if ((type == MQTT_PUBACK || type == MQTT_PUBCOMP ||
+		     (type == MQTT_PUBREC && plen > 4 && c->version == MQTT_V5 && c->uin.p[4] >= 0x80)) &&
+		    c->inflight)
+			c->inflight--;
+		if (buf_append(&c->dout, c->uin.p, plen, out_limit(c)) != 0) {
+			plog(LOG_WARNING, "%s: publisher does not read: output limit", c->client_id);
+			return -1;
+		}
+		buf_consume(&c->uin, plen);
+	}
+	return 0;
+}

@@ -1,0 +1,42 @@
+/*
+ * e2e-pub: where the messages come from (-m, -f, -l, -s, -n) and how each
+ * one is published and accounted for.
+ */
+#ifndef E2E_PUB_H
+#define E2E_PUB_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "e2e/client.h"
+
+#define PUB_PROG "e2e-pub"
+
+/* One publishing run: the fixed parameters and its tally. */
+struct pub_job {
+	struct e2e_publisher *p;
+	const char *topic;
+	int qos, retain;
+	unsigned long sent;           /* attempted */
+	unsigned long failed;         /* could not be sealed or handed to the MQTT client */
+};
+
+/** Publish one message; acknowledgements are collected by pub_finish. */
+void pub_one(struct pub_job *j, const void *msg, size_t len);
+
+/** One message per line of stdin, without its newline, until EOF or a signal. */
+void pub_lines(struct pub_job *j);
+
+/**
+ * Wait for the outstanding acknowledgements (QoS > 0).
+ * @return how many messages were not published or not acknowledged.
+ */
+unsigned long pub_finish(struct pub_job *j);
+
+/**
+ * The message of -f (@p source 'f', from @p file) or -s ('s', stdin) into a
+ * malloc'd @p *buf; nothing for other sources. 0, or -1 after printing why.
+ */
+int pub_load(int source, const char *file, uint8_t **buf, size_t *len);
+
+#endif

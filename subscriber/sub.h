@@ -1,0 +1,37 @@
+/*
+ * e2e-sub: what sub_main.c hands to the session side (sub_session.c): the
+ * client's callbacks (text or JSON on stdout, markers and anomalies on
+ * stderr), the run loop and the summary at exit.
+ */
+#ifndef E2E_SUB_H
+#define E2E_SUB_H
+
+#include <stdatomic.h>
+
+#include "e2e/client.h"
+
+#define SUB_PROG "e2e-sub"
+
+struct sub_out {
+	/* Set by main before connecting. */
+	int json, verbose, show_all;
+	unsigned long count;          /* -C: stop after this many delivered; 0 = no limit */
+	/* Written on the client's callback thread, polled by main. */
+	atomic_ulong delivered;
+	atomic_int anomaly;           /* a security anomaly was seen (for --strict) */
+	/* Callback thread only, read by main after e2e_client_destroy. */
+	uint64_t verdicts[E2E_V_FORGOTTEN + 1];
+	uint64_t gap_total;
+};
+
+/* e2e_client callbacks; ctx is a struct sub_out. */
+void sub_on_message(void *ctx, const struct e2e_client_msg *m);
+void sub_on_event(void *ctx, const struct e2e_client_event *ev);
+
+/** Until -C delivered messages, @p wait_s seconds (0: no limit), or a signal. */
+void sub_run(struct e2e_client *c, struct sub_out *o, unsigned long wait_s);
+
+/** One line to stderr: per-verdict counts, then lost and pending from @p st. */
+void sub_summary(const struct sub_out *o, const struct e2e_client_stats *st);
+
+#endif

@@ -1,0 +1,163 @@
+/*
+ * e2e-sub: a mosquitto_sub for end-to-end encrypted topics. Options and
+ * wiring only; output and the run loop are in sub_session.c, the protocol
+ * in libe2e-client.
+ */
+#include <limits.h>
+#include <string.h>
+
+#include "cliopts.h"
+#include "sub.h"
+
+#define TOPICS_MAX 32             /* the session keeps 64 filters; ours are a few */
+#define CONNECT_MS 10000U
+
+enum { OPT_IDENTITY = CLI_OPT_OWN, OPT_TRUST, OPT_STATE, OPT_WINDOW, OPT_JSON, OPT_SHOW_ALL,
+	OPT_STRICT };
+
+static const struct option long_opts[] = {
+	CLI_CONN_LONG,
+	{ "identity", required_argument, NULL, OPT_IDENTITY },
+	{ "trust", required_argument, NULL, OPT_TRUST },
+	{ "state", required_argument, NULL, OPT_STATE },
+	{ "window", required_argument, NULL, OPT_WINDOW },
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "show-all", no_argument, NULL, OPT_SHOW_ALL },
+	{ "strict", no_argument, NULL, OPT_STRICT },
+	{ NULL, 0, NULL, 0 },
+};
+
+struct sub_args {
+	struct cli_common cc;
+	const char *topics[TOPICS_MAX];
+	int ntopics, strict;
+	unsigned long qos, wait_s, window;
+	const char *identity, *trust, *state;
+};
+
+static int usage(FILE *f)
+{
+	fprintf(f, "Usage: %s -t TOPIC [-t TOPIC...] [options]\n"
+		"Subscribe, decrypt and check end-to-end encrypted MQTT messages.\n\n"
+		"  -t TOPIC           topic filter to subscribe to (repeatable, required)\n"
+		"  -q QOS             subscription QoS 0-2 (default 0)\n"
+		"  -v                 print the topic before the payload\n"
+		"  -C COUNT           exit after COUNT delivered messages\n"
+		"  -W SECONDS         exit after SECONDS\n"
+		"  --identity FILE    identity (default DIR/identity.key)\n"
+		"  --trust FILE       trusted senders (default DIR/trust)\n"
+		"  --state FILE|none  replay windows (default DIR/rxstate; none: not kept)\n"
+		"  --window N         replay window, multiple of 64 (default %u)\n"
+		"  --json             one JSON object per message\n"
+		"  --show-all         also show DUPLICATE messages\n"
+		"  --strict           exit 3 if a security anomaly was seen\n",
+		SUB_PROG, E2E_WINDOW_DEFAULT);
+	cli_common_usage(f, "$HOME/.config/mqtt-e2e");
+	return f == stdout ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+}
+
+/* -1 to go on, else the exit code. */
+static int parse(int argc, char **argv, struct sub_args *a, struct sub_out *o)
+{
+	int c, r = 0;
+
+	while (r == 0 && (c = cli_next_opt(argc, argv, ":" CLI_CONN_SHORT "t:q:vC:W:", long_opts,
+			&a->cc)) != -1) {
+		switch (c) {
+		case 0: r = -1; break;
+		case 't':
+			r = a->ntopics < TOPICS_MAX ? 0 : -1;
+			if (r == 0)
+				a->topics[a->ntopics++] = optarg;
+			else
+				fprintf(stderr, "%s: at most %d -t options\n", SUB_PROG, TOPICS_MAX);
+			break;
+		case 'q': r = cli_number("-q", optarg, 0, 2, &a->qos); break;
+		case 'v': o->verbose = 1; break;
+		case 'C': r = cli_number("-C", optarg, 1, ULONG_MAX, &o->count); break;
+		case 'W': r = cli_number("-W", optarg, 1, 31536000UL, &a->wait_s); break;
+		case OPT_IDENTITY: a->identity = optarg; break;
+		case OPT_TRUST: a->trust = optarg; break;
+		case OPT_STATE: a->state = optarg; break;
+		case OPT_WINDOW:
+			r = cli_number("--window", optarg, E2E_WINDOW_MIN, E2E_WINDOW_MAX, &a->window);
+			if (r == 0 && a->window % 64) {
+				fprintf(stderr, "%s: --window must be a multiple of 64\n", SUB_PROG);
+				r = -1;
+			}
+			break;
+		case OPT_JSON: o->json = 1; break;
+		case OPT_SHOW_ALL: o->show_all = 1; break;
+		case OPT_STRICT: a->strict = 1; break;
+		default: return cli_bad_option(c, argv);
+		}
+	}
+	r = cli_parse_done(&a->cc, r, usage);
+	if (r >= 0)
+		return r;
+	if (optind < argc || a->ntopics == 0) {
+		fprintf(stderr, "%s: %s\n", SUB_PROG, optind < argc ? "unexpected argument" :
+			"at least one -t TOPIC is needed");
+		return usage(stderr);
+	}
+	return -1;
+}
+
+int main(int argc, char **argv)
+{
+	static struct sub_out out;
+	struct sub_args a = { 0 };
+	struct e2e_client_config cfg = { 0 };
+	struct e2e_client *c = NULL;
+	struct e2e_client_stats st = { 0 };
+	char dir[PATH_MAX], idf[PATH_MAX], trf[PATH_MAX], stf[PATH_MAX], err[PATH_MAX + 200] = "";
+	int ret, i;
+
+	cli_prog = SUB_PROG;
+	atomic_init(&out.delivered, 0);
+	atomic_init(&out.anomaly, 0);
+	ret = parse(argc, argv, &a, &out);
+	if (ret >= 0)
+		return ret;
+	if (cli_dir(dir, sizeof dir, a.cc.dir, NULL) || cli_join(idf, sizeof idf, dir, "identity.key") ||
+	    cli_join(trf, sizeof trf, dir, "trust") || cli_join(stf, sizeof stf, dir, "rxstate"))
+		return CLI_EXIT_USAGE;
+	cfg.conn = a.cc.conn;
+	cfg.identity_file = a.identity ? a.identity : idf;
+	cfg.trust_file = a.trust ? a.trust : trf;
+	cfg.state_file = !a.state ? stf : strcmp(a.state, "none") ? a.state : NULL;
+	cfg.control_topic = a.cc.control_topic;
+	cfg.window = (uint32_t)a.window;
+	cfg.deliver_duplicates = 1;   /* counted for the summary; shown with --show-all */
+	cfg.on_message = sub_on_message;
+	cfg.on_event = sub_on_event;
+	cfg.ctx = &out;
+	cfg.err = err;
+	cfg.err_len = sizeof err;
+	cli_signals_hold();
+	ret = CLI_EXIT_USAGE;
+	if (e2e_client_create(&c, &cfg) != E2E_OK)
+		goto out;
+	for (i = 0; i < a.ntopics; i++)
+		if (e2e_client_subscribe(c, a.topics[i], (int)a.qos) != E2E_OK) {
+			snprintf(err, sizeof err, "cannot subscribe to '%s'", a.topics[i]);
+			goto out;
+		}
+	ret = CLI_EXIT_CONNECT;
+	if (e2e_client_connect(c, CONNECT_MS) != E2E_OK)
+		goto out;
+	cli_signals_release();
+	sub_run(c, &out, a.wait_s);
+	e2e_client_stats(c, &st);
+	ret = CLI_EXIT_OK;
+out:
+	e2e_client_destroy(c);   /* held messages are reported here, before the summary */
+	if (ret == CLI_EXIT_USAGE || ret == CLI_EXIT_CONNECT)
+		fprintf(stderr, "%s: %s\n", SUB_PROG, *err ? err : "setup failed");
+	else
+		sub_summary(&out, &st);
+	/* After destroy: messages still held for a key count as anomalies too. */
+	if (ret == CLI_EXIT_OK && a.strict && atomic_load(&out.anomaly))
+		ret = CLI_EXIT_ANOMALY;
+	return ret;
+}

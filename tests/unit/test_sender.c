@@ -1,0 +1,761 @@
+/*
+ * Sender tests: a state directory (identity.key, scopes, enrolled, keys) and
+ * an injected clock. Key creation, topic-to-scope mapping, the key service
+ * behind e2e_sender_control, rotation and announcements, reloading files
+ * changed on disk, and signed summaries of what was sealed.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "testcu.h"
+
+#define T0 1700000000000ULL
+#define GRACE 60000ULL
+#define ENV_CAP 512U
+#define PATH_CAP 4096U
+
+static uint64_t g_now;
+
+static uint64_t fake_clock(void)
+{
+	return g_now;
+}
+
+struct sfx {
+	struct tu_tmp t;                 /* t.path: identity.key */
+	char p_scopes[PATH_CAP], p_enrolled[PATH_CAP], p_keys[PATH_CAP];
+	struct e2e_identity id, bob, mallory;
+	struct e2e_sender_config cfg;
+	struct e2e_sender *s;
+	char err[512];
+	char ctl_topic[64];
+};
+
+/* Replace @p path by @p text through a rename, as e2e-keytool does. */
+static void write_text(const char *path, const char *text, mode_t mode)
+{
+	char tmp[PATH_CAP + 8];
+
+	snprintf(tmp, sizeof tmp, "%s.new", path);
+	CU_ASSERT_EQUAL_FATAL(tu_write_file(tmp, text, strlen(text), mode), 0);
+	CU_ASSERT_EQUAL_FATAL(rename(tmp, path), 0);
+}
+
+/* "<name> <scopes> e2e1 <base64>\n" appended to @p buf. */
+static void enrolled_line(char *buf, size_t cap, const char *name, const char *scopes,
+	const struct e2e_public *pub)
+{
+	char line[256];
+	size_t used = strlen(buf);
+
+	CU_ASSERT_EQUAL_FATAL(e2e_public_format(line, sizeof line, pub, NULL), E2E_OK);
+	snprintf(buf + used, cap - used, "%s %s %s\n", name, scopes, line);
+}
+
+/* The state directory: bob is enrolled for "telemetry", keys is empty. */
+static void sfx_dir(struct sfx *f)
+{
+	char text[1024] = "";
+
+	memset(f, 0, sizeof *f);
+	g_now = T0;
+	tu_tmp_open(&f->t, "identity.key");
+	tu_path(f->p_scopes, sizeof f->p_scopes, f->t.dir, "scopes");
+	tu_path(f->p_enrolled, sizeof f->p_enrolled, f->t.dir, "enrolled");
+	tu_path(f->p_keys, sizeof f->p_keys, f->t.dir, "keys");
+	tu_identity(&f->id);
+	tu_identity(&f->bob);
+	tu_identity(&f->mallory);
+	CU_ASSERT_EQUAL_FATAL(e2e_identity_save(&f->id, f->t.path, 0), E2E_OK);
+	write_text(f->p_scopes, "scope 1 telemetry sensors/#\n", 0644);
+	enrolled_line(text, sizeof text, "bob", "telemetry", &f->bob.pub);
+	write_text(f->p_enrolled, text, 0644);
+	write_text(f->p_keys, "", 0600);
+	f->cfg.dir = f->t.dir;
+	f->cfg.clock_ms = fake_clock;
+	f->cfg.grace_ms = GRACE;
+	f->cfg.reserve_block = 16;
+	f->cfg.err = f->err;
+	f->cfg.err_len = sizeof f->err;
+	CU_ASSERT_EQUAL_FATAL(e2e_ctl_sender_topic(f->ctl_topic, sizeof f->ctl_topic,
+		E2E_CTL_TOPIC_DEFAULT, e2e_sender_id(&f->id.pub)), E2E_OK);
+}
+
+static void sfx_open(struct sfx *f)
+{
+	enum e2e_status st = e2e_sender_open(&f->s, &f->cfg);
+
+	TU_CHECK(st == E2E_OK, "e2e_sender_open: %s (%s)", e2e_strerror(st), f->err);
+	CU_ASSERT_EQUAL_FATAL(st, E2E_OK);
+}
+
+static void sfx_init(struct sfx *f)
+{
+	sfx_dir(f);
+	sfx_open(f);
+}
+
+static void sfx_free(struct sfx *f)
+{
+	e2e_sender_close(f->s);
+	e2e_identity_wipe(&f->id);
+	e2e_identity_wipe(&f->bob);
+	e2e_identity_wipe(&f->mallory);
+	tu_tmp_close(&f->t);
+}
+
+/* Seal a message on @p topic (asserted); returns the size, header in @p h. */
+static size_t seal_on(struct sfx *f, uint8_t env[ENV_CAP], const char *topic, struct e2e_header *h)
+{
+	size_t len = 0;
+	enum e2e_status st = e2e_sender_seal(f->s, env, ENV_CAP, &len, topic, strlen(topic),
+		(const uint8_t *)topic, strlen(topic));
+
+	TU_CHECK(st == E2E_OK, "seal on %s: %s", topic, e2e_strerror(st));
+	CU_ASSERT_EQUAL_FATAL(st, E2E_OK);
+	CU_ASSERT_EQUAL_FATAL(e2e_header_parse(h, env, len), E2E_OK);
+	return len;
+}
+
+/* Key request of @p who handled by the sender; answer type (0: none). */
+static uint8_t ask(struct sfx *f, const struct e2e_identity *who, const struct e2e_ctl_want *want,
+	uint8_t nwant, struct e2e_ctl *m)
+{
+	struct tu_request r;
+	uint8_t out[E2E_CTL_MSG_MAX];
+	size_t len = 0;
+	char reply[E2E_CTL_REPLY_MAX + 1];
+	enum e2e_status st;
+
+	tu_request(&r, who, e2e_sender_self(f->s), want, nwant, g_now);
+	st = e2e_sender_control(f->s, r.msg, r.len, E2E_CTL_TOPIC_DEFAULT, out, sizeof out, &len,
+		reply, g_now);
+	memset(m, 0, sizeof *m);
+	TU_CHECK(st == E2E_OK, "e2e_sender_control: %s", e2e_strerror(st));
+	if (st != E2E_OK)
+		return 0;
+	return tu_answer(m, &r, out, len, reply, e2e_sender_public(f->s));
+}
+
+/* The (scope, epoch) key in the keys file on disk; 0 if present. */
+static int file_key(const struct sfx *f, uint8_t scope, uint32_t epoch,
+	struct e2e_keystore_entry *out)
+{
+	struct e2e_keystore *ks = NULL;
+	const struct e2e_keystore_entry *e;
+	enum e2e_status st = e2e_keystore_load(&ks, f->p_keys, 0, NULL, 0);
+
+	TU_CHECK(st == E2E_OK, "load %s: %s", f->p_keys, e2e_strerror(st));
+	if (st != E2E_OK)
+		return -1;
+	e = e2e_keystore_find(ks, scope, epoch);
+	if (e)
+		*out = *e;
+	e2e_keystore_free(ks);
+	return e ? 0 : -1;
+}
+
+static unsigned file_key_count(const struct sfx *f)
+{
+	struct e2e_keystore *ks = NULL;
+	unsigned n;
+
+	if (e2e_keystore_load(&ks, f->p_keys, 0, NULL, 0) != E2E_OK)
+		return 0;
+	n = e2e_keystore_count(ks);
+	e2e_keystore_free(ks);
+	return n;
+}
+
+/* The next queued announcement, parsed; 0 if none. */
+static int next_announce(struct sfx *f, struct e2e_ctl *m)
+{
+	uint8_t out[E2E_CTL_MSG_MAX];
+	char topic[128];
+	size_t len = 0;
+	enum e2e_status st = e2e_sender_next_announce(f->s, out, sizeof out, &len, topic,
+		sizeof topic, g_now);
+
+	if (st == E2E_ERR_NOT_FOUND)
+		return 0;
+	TU_CHECK(st == E2E_OK, "next_announce: %s", e2e_strerror(st));
+	TU_CHECK(!strcmp(topic, f->ctl_topic), "announce on %s", topic);
+	st = e2e_ctl_parse(m, out, len, f->ctl_topic, &f->id.pub);
+	TU_CHECK(st == E2E_OK && m->type == E2E_CTL_ANNOUNCE, "announce: %s", e2e_strerror(st));
+	TU_CHECK(m->sender == e2e_sender_self(f->s) && m->time_ms == g_now, "announce head");
+	return st == E2E_OK;
+}
+
+static const struct e2e_ctl_want want0 = { 0, 0 }, want1 = { 1, 0 };
+
+/* ---- Safety ------------------------------------------------------------ */
+
+static void test_safety(void)
+{
+	struct sfx f;
+	struct e2e_sender *s = NULL;
+	struct e2e_sender_config cfg;
+	uint8_t env[ENV_CAP];
+	size_t len = 0;
+	char topic[64], reply[E2E_CTL_REPLY_MAX + 1];
+
+	sfx_dir(&f);
+	CU_ASSERT_EQUAL(e2e_sender_open(NULL, &f.cfg), E2E_ERR_ARG);
+	CU_ASSERT_EQUAL(e2e_sender_open(&s, NULL), E2E_ERR_ARG);
+	cfg = f.cfg;
+	cfg.dir = NULL;
+	CU_ASSERT_EQUAL(e2e_sender_open(&s, &cfg), E2E_ERR_ARG);
+	/* A directory without identity: refused, with a message. */
+	cfg.dir = "/nonexistent/e2e-test";
+	f.err[0] = '\0';
+	CU_ASSERT_NOT_EQUAL(e2e_sender_open(&s, &cfg), E2E_OK);
+	CU_ASSERT_PTR_NULL(s);
+	CU_ASSERT(strlen(f.err) > 0);
+	/* A keys file others can read is refused, never used. */
+	CU_ASSERT_EQUAL_FATAL(chmod(f.p_keys, 0644), 0);
+	CU_ASSERT_EQUAL(e2e_sender_open(&s, &f.cfg), E2E_ERR_PERM);
+	CU_ASSERT_PTR_NULL(s);
+	CU_ASSERT_EQUAL_FATAL(chmod(f.p_keys, 0600), 0);
+
+	sfx_open(&f);
+	CU_ASSERT_EQUAL(e2e_sender_seal(NULL, env, sizeof env, &len, "a", 1, (const uint8_t *)"x", 1),
+		E2E_ERR_ARG);
+	CU_ASSERT_EQUAL(e2e_sender_seal(f.s, env, sizeof env, &len, NULL, 1, (const uint8_t *)"x", 1),
+		E2E_ERR_ARG);
+	CU_ASSERT_EQUAL(e2e_sender_seal(f.s, env, 40, &len, "a", 1, (const uint8_t *)"x", 1),
+		E2E_ERR_BUFFER);
+	CU_ASSERT_EQUAL(e2e_sender_seal(f.s, env, 41, &len, "a", 1, (const uint8_t *)"x", 1), E2E_OK);
+	CU_ASSERT_EQUAL(len, 41);
+	CU_ASSERT_EQUAL(e2e_sender_control(NULL, env, len, E2E_CTL_TOPIC_DEFAULT, env, sizeof env,
+		&len, reply, T0), E2E_ERR_ARG);
+	CU_ASSERT_EQUAL(e2e_sender_tick(NULL, T0), E2E_ERR_ARG);
+	CU_ASSERT_EQUAL(e2e_sender_rotate(NULL, 1, T0), E2E_ERR_ARG);
+	CU_ASSERT_EQUAL(e2e_sender_rotate_topic(NULL, "a", T0), E2E_ERR_ARG);
+	CU_ASSERT_EQUAL(e2e_sender_rotate_topic(f.s, NULL, T0), E2E_ERR_ARG);
+	CU_ASSERT_EQUAL(e2e_sender_next_summary(NULL, env, sizeof env, &len, topic, sizeof topic, T0),
+		E2E_ERR_ARG);
+	CU_ASSERT_EQUAL(e2e_sender_next_summary(f.s, NULL, sizeof env, &len, topic, sizeof topic, T0),
+		E2E_ERR_ARG);
+	CU_ASSERT_EQUAL(e2e_sender_next_summary(f.s, env, sizeof env, NULL, topic, sizeof topic, T0),
+		E2E_ERR_ARG);
+	CU_ASSERT_EQUAL(e2e_sender_next_summary(f.s, env, sizeof env, &len, NULL, sizeof topic, T0),
+		E2E_ERR_ARG);
+	CU_ASSERT_EQUAL(e2e_sender_next_announce(NULL, env, sizeof env, &len, topic, sizeof topic,
+		T0), E2E_ERR_NOT_FOUND);
+	CU_ASSERT_EQUAL(e2e_sender_unsummarized(NULL), 0);
+	e2e_sender_keysvc_stats(NULL, NULL);
+	e2e_sender_close(NULL);
+	sfx_free(&f);
+}
+
+/* ---- Keys and sealing -------------------------------------------------- */
+
+static void test_open_creates_keys(void)
+{
+	struct sfx f;
+	struct e2e_keystore_entry k0, k1, again;
+	struct stat sb;
+
+	sfx_init(&f);
+	CU_ASSERT_EQUAL(e2e_sender_self(f.s), e2e_sender_id(&f.id.pub));
+	CU_ASSERT(!memcmp(e2e_sender_public(f.s), &f.id.pub, sizeof f.id.pub));
+	/* Epoch 1 for the implied scope 0 and for scope 1, written mode 0600. */
+	CU_ASSERT_EQUAL_FATAL(stat(f.p_keys, &sb), 0);
+	CU_ASSERT_EQUAL(sb.st_mode & 0777, 0600);
+	CU_ASSERT_EQUAL(file_key_count(&f), 2);
+	CU_ASSERT_EQUAL_FATAL(file_key(&f, 0, 1, &k0), 0);
+	CU_ASSERT_EQUAL_FATAL(file_key(&f, 1, 1, &k1), 0);
+	CU_ASSERT(k0.not_after_ms == 0 && k1.not_after_ms == 0);
+	CU_ASSERT(k0.created_ms == T0 && k1.created_ms == T0);
+	CU_ASSERT(memcmp(k0.key, k1.key, 32) != 0);
+	CU_ASSERT_FALSE(tu_all_zero(k0.key, 32));
+	/* Reopening keeps them. */
+	e2e_sender_close(f.s);
+	g_now = T0 + 5000;
+	sfx_open(&f);
+	CU_ASSERT_EQUAL(file_key_count(&f), 2);
+	CU_ASSERT_EQUAL_FATAL(file_key(&f, 1, 1, &again), 0);
+	CU_ASSERT(!memcmp(again.key, k1.key, 32) && again.created_ms == T0);
+	sfx_free(&f);
+}
+
+static void test_seal_maps_scopes(void)
+{
+	struct sfx f;
+	struct e2e_keystore_entry k0, k1;
+	struct e2e_header h;
+	uint8_t env[ENV_CAP], pt[ENV_CAP];
+	size_t len, pt_len = 0;
+	static const struct { const char *topic; uint8_t scope; } cases[] = {
+		{ "sensors/temp", 1 }, { "sensors/a/b/c", 1 }, { "plant/x", 0 }, { "sensorsx", 0 },
+		{ "Sensors/temp", 0 }, { "x/sensors/temp", 0 },
+	};
+
+	sfx_init(&f);
+	CU_ASSERT_EQUAL_FATAL(file_key(&f, 0, 1, &k0), 0);
+	CU_ASSERT_EQUAL_FATAL(file_key(&f, 1, 1, &k1), 0);
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		const char *t = cases[i].topic;
+
+		len = seal_on(&f, env, t, &h);
+		TU_CHECK(h.scope == cases[i].scope, "%s sealed under scope %u", t, h.scope);
+		TU_CHECK(h.epoch == 1 && h.sender == e2e_sender_self(f.s), "%s: header", t);
+		CU_ASSERT_EQUAL(h.seq, 1);
+		/* Under exactly that scope's key from the keys file. */
+		CU_ASSERT_EQUAL(e2e_envelope_open(pt, sizeof pt, &pt_len,
+			cases[i].scope ? k1.key : k0.key, (const uint8_t *)t, strlen(t), env, len), E2E_OK);
+		CU_ASSERT(pt_len == strlen(t) && !memcmp(pt, t, pt_len));
+	}
+	len = seal_on(&f, env, "sensors/temp", &h);
+	CU_ASSERT_EQUAL(h.seq, 2);
+	sfx_free(&f);
+}
+
+/* SPEC 11.1: senders MUST refuse to seal for topics under C and e2e/k/. */
+static void test_seal_refuses_control_topics(void)
+{
+	struct sfx f;
+	uint8_t env[ENV_CAP];
+	size_t len = 0;
+	static const char *const topics[] = {
+		"e2e/control", "e2e/control/a1b2c3d4", "e2e/k/0123456789abcdef0123456789abcdef",
+	};
+
+	sfx_init(&f);
+	for (size_t i = 0; i < sizeof topics / sizeof topics[0]; i++) {
+		enum e2e_status st = e2e_sender_seal(f.s, env, sizeof env, &len, topics[i],
+			strlen(topics[i]), (const uint8_t *)"x", 1);
+
+		TU_CHECK(st != E2E_OK, "sealed a message for %s", topics[i]);
+	}
+	sfx_free(&f);
+}
+
+/* ---- Key service ------------------------------------------------------- */
+
+static void test_key_service(void)
+{
+	struct sfx f;
+	struct e2e_ctl m;
+	struct e2e_keystore_entry k1;
+	struct e2e_keysvc_stats st;
+	const struct e2e_ctl_key *k;
+	struct e2e_header h;
+	uint8_t env[ENV_CAP], pt[ENV_CAP];
+	size_t len, pt_len = 0;
+
+	sfx_init(&f);
+	CU_ASSERT_EQUAL_FATAL(file_key(&f, 1, 1, &k1), 0);
+	/* bob: scope 1 only. */
+	CU_ASSERT_EQUAL_FATAL(ask(&f, &f.bob, &want1, 1, &m), E2E_CTL_DELIVERY);
+	CU_ASSERT_EQUAL(m.nkeys, 1);
+	k = tu_ctl_key(&m, 1, 1);
+	CU_ASSERT_FATAL(k != NULL);
+	CU_ASSERT(!memcmp(k->key, k1.key, 32) && k->not_after_ms == 0);
+	/* The delivered key opens what the sender seals for the scope. */
+	len = seal_on(&f, env, "sensors/t", &h);
+	CU_ASSERT_EQUAL(e2e_envelope_open(pt, sizeof pt, &pt_len, k->key,
+		(const uint8_t *)"sensors/t", 9, env, len), E2E_OK);
+	CU_ASSERT_EQUAL_FATAL(ask(&f, &f.bob, NULL, 0, &m), E2E_CTL_DELIVERY);
+	CU_ASSERT(m.nkeys == 1 && tu_ctl_key(&m, 1, 1) != NULL);
+	CU_ASSERT_EQUAL(ask(&f, &f.bob, &want0, 1, &m), E2E_CTL_REFUSAL);
+	CU_ASSERT_EQUAL(m.reason, E2E_REFUSE_SCOPE);
+	/* Not enrolled, and bob's signing key with another X25519 key. */
+	CU_ASSERT_EQUAL(ask(&f, &f.mallory, &want1, 1, &m), E2E_CTL_REFUSAL);
+	CU_ASSERT_EQUAL(m.reason, E2E_REFUSE_NOT_ENROLLED);
+	{
+		struct e2e_identity twin = f.bob;
+
+		CU_ASSERT_EQUAL(crypto_box_keypair(twin.pub.dh_pk, twin.dh_sk), 0);
+		CU_ASSERT_EQUAL(ask(&f, &twin, &want1, 1, &m), E2E_CTL_REFUSAL);
+		CU_ASSERT_EQUAL(m.reason, E2E_REFUSE_NOT_ENROLLED);
+		e2e_identity_wipe(&twin);
+	}
+	memset(&st, 0, sizeof st);
+	e2e_sender_keysvc_stats(f.s, &st);
+	CU_ASSERT_EQUAL(st.requests, 5);
+	CU_ASSERT_EQUAL(st.delivered, 2);
+	CU_ASSERT_EQUAL(st.refused, 3);
+	e2e_ctl_wipe(&m);
+	sfx_free(&f);
+}
+
+/* ---- Rotation ---------------------------------------------------------- */
+
+static void test_rotate(void)
+{
+	struct sfx f;
+	struct e2e_ctl m;
+	struct e2e_keystore_entry old, cur;
+	const struct e2e_ctl_key *k;
+	struct e2e_header h;
+	uint8_t env[ENV_CAP];
+
+	sfx_init(&f);
+	(void)seal_on(&f, env, "sensors/a", &h);
+	CU_ASSERT_EQUAL(h.epoch, 1);
+	CU_ASSERT_EQUAL(next_announce(&f, &m), 0);
+	g_now = T0 + 1000;
+	CU_ASSERT_EQUAL_FATAL(e2e_sender_rotate(f.s, 1, g_now), E2E_OK);
+	/* The next seal uses the new epoch; the other scope is unchanged. */
+	(void)seal_on(&f, env, "sensors/a", &h);
+	CU_ASSERT(h.scope == 1 && h.epoch == 2 && h.seq == 1);
+	(void)seal_on(&f, env, "plant/a", &h);
+	CU_ASSERT(h.scope == 0 && h.epoch == 1);
+	/* One announcement, once. */
+	CU_ASSERT_EQUAL_FATAL(next_announce(&f, &m), 1);
+	CU_ASSERT(m.scope == 1 && m.epoch == 2);
+	CU_ASSERT_EQUAL(next_announce(&f, &m), 0);
+	/* On disk: epoch 2 current, epoch 1 until now + grace. */
+	CU_ASSERT_EQUAL_FATAL(file_key(&f, 1, 1, &old), 0);
+	CU_ASSERT_EQUAL_FATAL(file_key(&f, 1, 2, &cur), 0);
+	CU_ASSERT_EQUAL(old.not_after_ms, T0 + 1000 + GRACE);
+	CU_ASSERT_EQUAL(cur.not_after_ms, 0);
+	/* Both are delivered, the old one with its deadline. */
+	CU_ASSERT_EQUAL_FATAL(ask(&f, &f.bob, &want1, 1, &m), E2E_CTL_DELIVERY);
+	CU_ASSERT_EQUAL(m.nkeys, 2);
+	k = tu_ctl_key(&m, 1, 2);
+	CU_ASSERT(k && k->not_after_ms == 0 && !memcmp(k->key, cur.key, 32));
+	k = tu_ctl_key(&m, 1, 1);
+	CU_ASSERT(k && k->not_after_ms == T0 + 1000 + GRACE && !memcmp(k->key, old.key, 32));
+	/* By topic. */
+	CU_ASSERT_EQUAL(e2e_sender_rotate_topic(f.s, "sensors/zz", g_now), E2E_OK);
+	(void)seal_on(&f, env, "sensors/a", &h);
+	CU_ASSERT_EQUAL(h.epoch, 3);
+	CU_ASSERT(next_announce(&f, &m) == 1 && m.scope == 1 && m.epoch == 3);
+	/* After the grace period the old keys are pruned: no longer delivered. */
+	g_now = T0 + 1000 + GRACE + 1;
+	CU_ASSERT_EQUAL(e2e_sender_tick(f.s, g_now), E2E_OK);
+	CU_ASSERT_EQUAL(file_key_count(&f), 2);       /* scope 0 epoch 1, scope 1 epoch 3 */
+	CU_ASSERT_EQUAL_FATAL(ask(&f, &f.bob, &want1, 1, &m), E2E_CTL_DELIVERY);
+	CU_ASSERT(m.nkeys == 1 && tu_ctl_key(&m, 1, 3) != NULL);
+	e2e_ctl_wipe(&m);
+	sfx_free(&f);
+}
+
+/* The key usage limit rotates by itself (SPEC 4.2). */
+static void test_rotate_by_count_and_age(void)
+{
+	struct sfx f;
+	struct e2e_ctl m;
+	struct e2e_header h;
+	uint8_t env[ENV_CAP];
+
+	sfx_dir(&f);
+	f.cfg.max_messages = 3;
+	sfx_open(&f);
+	for (int i = 0; i < 3; i++) {
+		(void)seal_on(&f, env, "sensors/a", &h);
+		CU_ASSERT_EQUAL(h.epoch, 1);
+	}
+	(void)seal_on(&f, env, "sensors/a", &h);
+	CU_ASSERT_EQUAL(h.epoch, 2);
+	CU_ASSERT(next_announce(&f, &m) == 1 && m.scope == 1 && m.epoch == 2);
+	CU_ASSERT_EQUAL(next_announce(&f, &m), 0);
+	e2e_sender_close(f.s);
+	f.s = NULL;
+	f.cfg.max_messages = 0;
+
+	/* By age: both scopes once their key is max_age old (all created at T0). */
+	f.cfg.max_age_ms = 5000;
+	sfx_open(&f);
+	CU_ASSERT_EQUAL(e2e_sender_tick(f.s, T0 + 4999), E2E_OK);
+	CU_ASSERT_EQUAL(next_announce(&f, &m), 0);
+	g_now = T0 + 5000;
+	CU_ASSERT_EQUAL(e2e_sender_tick(f.s, g_now), E2E_OK);
+	CU_ASSERT(next_announce(&f, &m) == 1 && m.scope == 0 && m.epoch == 2);
+	CU_ASSERT(next_announce(&f, &m) == 1 && m.scope == 1 && m.epoch == 3);
+	CU_ASSERT_EQUAL(next_announce(&f, &m), 0);
+	(void)seal_on(&f, env, "plant/a", &h);
+	CU_ASSERT_EQUAL(h.epoch, 2);
+	sfx_free(&f);
+}
+
+/* ---- Reloading files changed on disk ----------------------------------- */
+
+static void test_reload(void)
+{
+	struct sfx f;
+	struct e2e_ctl m;
+	struct e2e_keystore *ks = NULL;
+	struct e2e_keystore_entry k;
+	struct e2e_header h;
+	uint8_t env[ENV_CAP];
+	uint32_t epoch = 0;
+	char text[2048] = "";
+
+	sfx_init(&f);
+	/* e2e-keytool rotates scope 0 in the keys file. */
+	g_now = T0 + 2000;
+	CU_ASSERT_EQUAL_FATAL(e2e_keystore_load(&ks, f.p_keys, 1, NULL, 0), E2E_OK);
+	CU_ASSERT_EQUAL_FATAL(e2e_keystore_rotate(ks, 0, g_now, GRACE, &epoch), E2E_OK);
+	CU_ASSERT_EQUAL(epoch, 2);
+	CU_ASSERT_EQUAL_FATAL(e2e_keystore_save(ks, f.p_keys), E2E_OK);
+	e2e_keystore_free(ks);
+	(void)seal_on(&f, env, "plant/a", &h);
+	CU_ASSERT_EQUAL(h.epoch, 1);      /* not yet picked up */
+	CU_ASSERT_EQUAL(e2e_sender_tick(f.s, g_now), E2E_OK);
+	(void)seal_on(&f, env, "plant/a", &h);
+	CU_ASSERT(h.scope == 0 && h.epoch == 2);
+	CU_ASSERT(next_announce(&f, &m) == 1 && m.scope == 0 && m.epoch == 2);
+	CU_ASSERT_EQUAL(next_announce(&f, &m), 0);
+
+	/* mallory gets enrolled for both scopes. */
+	CU_ASSERT_EQUAL(ask(&f, &f.mallory, &want0, 1, &m), E2E_CTL_REFUSAL);
+	enrolled_line(text, sizeof text, "bob", "telemetry", &f.bob.pub);
+	enrolled_line(text, sizeof text, "mallory", "default,telemetry", &f.mallory.pub);
+	write_text(f.p_enrolled, text, 0644);
+	CU_ASSERT_EQUAL(e2e_sender_tick(f.s, g_now), E2E_OK);
+	CU_ASSERT_EQUAL_FATAL(ask(&f, &f.mallory, &want0, 1, &m), E2E_CTL_DELIVERY);
+	/* The scope 0 keys are the ones of the rewritten file. */
+	CU_ASSERT_EQUAL_FATAL(file_key(&f, 0, 2, &k), 0);
+	CU_ASSERT(m.nkeys == 2 && tu_ctl_key(&m, 0, 2) &&
+		!memcmp(tu_ctl_key(&m, 0, 2)->key, k.key, 32));
+	CU_ASSERT(tu_ctl_key(&m, 0, 1) && tu_ctl_key(&m, 0, 1)->not_after_ms == T0 + 2000 + GRACE);
+
+	/* A broken file is reported and the previous configuration stays. */
+	write_text(f.p_enrolled, "this is not an enrollment line\n", 0644);
+	f.err[0] = '\0';
+	CU_ASSERT_NOT_EQUAL(e2e_sender_tick(f.s, g_now), E2E_OK);
+	CU_ASSERT(strlen(f.err) > 0);
+	CU_ASSERT_EQUAL(ask(&f, &f.mallory, &want0, 1, &m), E2E_CTL_DELIVERY);
+
+	/* bob is revoked. */
+	text[0] = '\0';
+	enrolled_line(text, sizeof text, "revoked", "bob", &f.bob.pub);
+	enrolled_line(text, sizeof text, "mallory", "default,telemetry", &f.mallory.pub);
+	write_text(f.p_enrolled, text, 0644);
+	CU_ASSERT_EQUAL(e2e_sender_tick(f.s, g_now), E2E_OK);
+	CU_ASSERT_EQUAL(ask(&f, &f.bob, &want1, 1, &m), E2E_CTL_REFUSAL);
+	CU_ASSERT_EQUAL(m.reason, E2E_REFUSE_REVOKED);
+	CU_ASSERT_EQUAL(ask(&f, &f.mallory, &want1, 1, &m), E2E_CTL_DELIVERY);
+	e2e_ctl_wipe(&m);
+	sfx_free(&f);
+}
+
+/* ---- Summaries --------------------------------------------------------- */
+
+struct sealed {
+	char topic[32];
+	uint8_t env[ENV_CAP];
+	size_t len;
+	struct e2e_header h;
+};
+
+/* The next summary at @p now, parsed; 0 if none is due. */
+static int next_summary(struct sfx *f, uint64_t now, struct e2e_ctl *m, uint8_t *buf, size_t cap)
+{
+	char topic[128];
+	size_t len = 0;
+	enum e2e_status st = e2e_sender_next_summary(f->s, buf, cap, &len, topic, sizeof topic, now);
+
+	if (st == E2E_ERR_NOT_FOUND)
+		return 0;
+	TU_CHECK(st == E2E_OK, "next_summary: %s", e2e_strerror(st));
+	if (st != E2E_OK)
+		return 0;
+	TU_CHECK(!strcmp(topic, f->ctl_topic), "summary on %s", topic);
+	st = e2e_ctl_parse(m, buf, len, f->ctl_topic, &f->id.pub);
+	TU_CHECK(st == E2E_OK && m->type == E2E_CTL_SUMMARY, "summary: %s", e2e_strerror(st));
+	TU_CHECK(m->sender == e2e_sender_self(f->s) && m->time_ms == now, "summary head");
+	return st == E2E_OK;
+}
+
+/* Every entry matches the envelopes sealed on its stream: seqs and chained digest. */
+static void check_entries(const struct e2e_ctl *m, const struct sealed *all, size_t n)
+{
+	struct e2e_summary_iter it;
+	struct e2e_summary_entry e;
+
+	e2e_summary_iter_init(&it, m);
+	while (e2e_summary_entry_next(&it, &e)) {
+		crypto_generichash_state st;
+		uint8_t d[E2E_DIGEST_BYTES], digest[E2E_DIGEST_BYTES];
+		uint32_t next = e.first, count = 0;
+
+		crypto_generichash_init(&st, NULL, 0, sizeof digest);
+		for (size_t i = 0; i < n; i++) {
+			const struct sealed *x = &all[i];
+
+			if (x->h.run != e.run || strlen(x->topic) != e.topic_len ||
+			    memcmp(x->topic, e.topic, e.topic_len) || x->h.seq < e.first ||
+			    x->h.seq > e.last)
+				continue;
+			TU_CHECK(x->h.seq == next, "%.*s: seq %u, expected %u", (int)e.topic_len, e.topic,
+				x->h.seq, next);
+			next++;
+			count++;
+			e2e_summary_digest(d, x->env, x->len);
+			crypto_generichash_update(&st, d, sizeof d);
+		}
+		crypto_generichash_final(&st, digest, sizeof digest);
+		TU_CHECK(count == e.last - e.first + 1, "%.*s: %u of %u..%u sealed", (int)e.topic_len,
+			e.topic, count, e.first, e.last);
+		TU_CHECK(!memcmp(digest, e.digest, sizeof digest), "%.*s: digest", (int)e.topic_len,
+			e.topic);
+	}
+}
+
+static void seal_into(struct sfx *f, struct sealed *x, const char *topic)
+{
+	snprintf(x->topic, sizeof x->topic, "%s", topic);
+	x->len = seal_on(f, x->env, topic, &x->h);
+}
+
+static void count_reports(void *ctx, const struct e2e_sumcheck_report *r)
+{
+	unsigned *counts = ctx;
+
+	counts[r->result]++;
+}
+
+static void test_summaries(void)
+{
+	static uint8_t buf[E2E_CTL_SUMMARY_MAX];
+	struct sfx f;
+	struct e2e_ctl m;
+	struct sealed all[8];
+	struct e2e_sumcheck *sc = NULL;
+	unsigned counts[8] = { 0 };
+	size_t n = 0;
+
+	sfx_dir(&f);
+	f.cfg.summary_ms = 1000;
+	sfx_open(&f);
+	CU_ASSERT_EQUAL_FATAL(e2e_sumcheck_create(&sc, 64), E2E_OK);
+	seal_into(&f, &all[n++], "sensors/a");
+	seal_into(&f, &all[n++], "plant/b");
+	seal_into(&f, &all[n++], "sensors/a");
+	seal_into(&f, &all[n++], "plant/b");
+	seal_into(&f, &all[n++], "sensors/a");
+	for (size_t i = 0; i < n; i++)
+		e2e_sumcheck_record(sc, all[i].h.sender, all[i].h.run, all[i].topic,
+			strlen(all[i].topic), all[i].h.seq, all[i].env, all[i].len);
+	/* Not before the interval. */
+	CU_ASSERT_EQUAL(next_summary(&f, T0 + 999, &m, buf, sizeof buf), 0);
+	CU_ASSERT_EQUAL_FATAL(next_summary(&f, T0 + 1000, &m, buf, sizeof buf), 1);
+	CU_ASSERT(m.number == 1 && m.part == 0 && m.parts == 1 && m.interval_ms == 1000);
+	CU_ASSERT_EQUAL(m.nentries, 2);
+	check_entries(&m, all, n);
+	e2e_sumcheck_summary(sc, e2e_sender_self(f.s), &m, NULL, count_reports, counts);
+	CU_ASSERT_EQUAL(counts[E2E_SUM_VERIFIED], 2);
+	/* Then nothing until the next interval. */
+	CU_ASSERT_EQUAL(next_summary(&f, T0 + 1000, &m, buf, sizeof buf), 0);
+	CU_ASSERT_EQUAL(next_summary(&f, T0 + 1999, &m, buf, sizeof buf), 0);
+	seal_into(&f, &all[n++], "sensors/a");
+	e2e_sumcheck_record(sc, all[n - 1].h.sender, all[n - 1].h.run, all[n - 1].topic,
+		strlen(all[n - 1].topic), all[n - 1].h.seq, all[n - 1].env, all[n - 1].len);
+	CU_ASSERT_EQUAL_FATAL(next_summary(&f, T0 + 2000, &m, buf, sizeof buf), 1);
+	CU_ASSERT(m.number == 2 && m.nentries == 1);
+	check_entries(&m, all, n);
+	{
+		struct e2e_summary_iter it;
+		struct e2e_summary_entry e;
+
+		e2e_summary_iter_init(&it, &m);
+		CU_ASSERT(e2e_summary_entry_next(&it, &e) && e.first == 4 && e.last == 4);
+	}
+	e2e_sumcheck_summary(sc, e2e_sender_self(f.s), &m, NULL, count_reports, counts);
+	CU_ASSERT_EQUAL(counts[E2E_SUM_VERIFIED], 3);
+	/* A quiet interval still gets its (empty) summary: the heartbeat. */
+	CU_ASSERT_EQUAL_FATAL(next_summary(&f, T0 + 3000, &m, buf, sizeof buf), 1);
+	CU_ASSERT(m.number == 3 && m.nentries == 0);
+	e2e_sumcheck_summary(sc, e2e_sender_self(f.s), &m, NULL, count_reports, counts);
+	CU_ASSERT_EQUAL(counts[E2E_SUM_VERIFIED], 3);
+	CU_ASSERT_EQUAL(counts[E2E_SUM_FORGED] + counts[E2E_SUM_UNCONFIRMED] +
+		counts[E2E_SUM_UNSUMMARIZED], 0);
+	CU_ASSERT_EQUAL(e2e_sender_unsummarized(f.s), 0);
+	e2e_sumcheck_destroy(sc);
+	e2e_sender_close(f.s);
+
+	/* Disabled: never a summary. */
+	f.cfg.no_summaries = 1;
+	sfx_open(&f);
+	(void)seal_on(&f, all[0].env, "sensors/a", &all[0].h);
+	CU_ASSERT_EQUAL(next_summary(&f, T0 + 1000000, &m, buf, sizeof buf), 0);
+	sfx_free(&f);
+}
+
+/* A buffer too small for the next message loses nothing: the call can be repeated. */
+static void test_short_buffers_keep_queue(void)
+{
+	static uint8_t buf[E2E_CTL_SUMMARY_MAX];
+	struct sfx f;
+	struct e2e_ctl m;
+	struct e2e_header h;
+	uint8_t env[ENV_CAP];
+	char topic[128];
+	size_t len = 0;
+	int got;
+
+	sfx_dir(&f);
+	f.cfg.summary_ms = 1000;
+	sfx_open(&f);
+	memset(&m, 0, sizeof m);
+	/* Announcements: message buffer, then topic buffer too small. */
+	CU_ASSERT_EQUAL_FATAL(e2e_sender_rotate(f.s, 1, g_now), E2E_OK);
+	CU_ASSERT_EQUAL(e2e_sender_next_announce(f.s, buf, 20, &len, topic, sizeof topic, g_now),
+		E2E_ERR_BUFFER);
+	TU_CHECK(next_announce(&f, &m) == 1 && m.scope == 1 && m.epoch == 2,
+		"announcement lost after a short message buffer");
+	CU_ASSERT_EQUAL_FATAL(e2e_sender_rotate(f.s, 1, g_now), E2E_OK);
+	CU_ASSERT_EQUAL(e2e_sender_next_announce(f.s, buf, sizeof buf, &len, topic, 5, g_now),
+		E2E_ERR_BUFFER);
+	TU_CHECK(next_announce(&f, &m) == 1 && m.scope == 1 && m.epoch == 3,
+		"announcement lost after a short topic buffer");
+	/* Summaries: the same, and the number stays consecutive. */
+	(void)seal_on(&f, env, "sensors/a", &h);
+	(void)seal_on(&f, env, "sensors/a", &h);
+	CU_ASSERT_EQUAL(e2e_sender_next_summary(f.s, buf, 50, &len, topic, sizeof topic, T0 + 1000),
+		E2E_ERR_BUFFER);
+	memset(&m, 0, sizeof m);
+	got = next_summary(&f, T0 + 1000, &m, buf, sizeof buf);
+	TU_CHECK(got && m.number == 1 && m.nentries == 1,
+		"summary after a short message buffer: %s, number %u, %u entries",
+		got ? "sent" : "none", m.number, m.nentries);
+	(void)seal_on(&f, env, "sensors/a", &h);
+	CU_ASSERT_EQUAL(e2e_sender_next_summary(f.s, buf, sizeof buf, &len, topic, 5, T0 + 2000),
+		E2E_ERR_BUFFER);
+	memset(&m, 0, sizeof m);
+	got = next_summary(&f, T0 + 2000, &m, buf, sizeof buf);
+	TU_CHECK(got && m.number == 2 && m.nentries == 1,
+		"summary after a short topic buffer: %s, number %u, %u entries",
+		got ? "sent" : "none", m.number, m.nentries);
+	sfx_free(&f);
+}
+
+/* ---- Registration ------------------------------------------------------ */
+
+static const struct tu_test safety_tests[] = {
+	{ "Safety: NULL arguments, missing identity, readable keys, short buffer", test_safety },
+	{ NULL, NULL },
+};
+
+static const struct tu_test sender_tests[] = {
+	{ "Open: epoch 1 keys for every scope, keys file 0600", test_open_creates_keys },
+	{ "Seal: topics map to scopes (header scope, key)", test_seal_maps_scopes },
+	{ "Seal: refuses control and reply topics", test_seal_refuses_control_topics },
+	{ "Key service: enrolled delivery, refusals", test_key_service },
+	{ "Rotate: new epoch, announcement, grace keys, pruning", test_rotate },
+	{ "Rotate: by message count and by age", test_rotate_by_count_and_age },
+	{ "Tick: reloads keys and enrolled rewritten on disk", test_reload },
+	{ "Summaries: per interval, covering every sealed envelope", test_summaries },
+	{ "Short buffers keep queued announcements and summaries", test_short_buffers_keep_queue },
+	{ NULL, NULL },
+};
+
+int main(void)
+{
+	static const struct tu_suite suites[] = {
+		{ "sender safety", safety_tests },
+		{ "sender", sender_tests },
+		{ NULL, NULL },
+	};
+
+	return tu_main(suites);
+}

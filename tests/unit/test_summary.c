@@ -1,0 +1,771 @@
+/*
+ * Signed summary tests (protocol/SPEC.md sec. 11.6): the sender accumulator
+ * (e2e_summary) and the receiver check (e2e_sumcheck) end to end over e2e_tx
+ * and e2e_rx: verified intervals, insider forgeries, unconfirmed messages,
+ * unsummarized ones, topic filtering, multi-part summaries and full tables.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "testcu.h"
+
+#define NOW 1700000000000ULL
+#define INTERVAL 10000U
+#define LOG_MAX 512U
+#define RUN 0x5EED0001U
+
+struct logged {
+	enum e2e_sumcheck_result result;
+	uint32_t sender, run, first, last, missing;
+	int has_topic;
+	char topic[80];          /* first bytes of the topic, NUL-terminated */
+	size_t topic_len;
+};
+
+struct log {
+	unsigned n;
+	struct logged r[LOG_MAX];
+	const char *reject;      /* match callback: refuse topics with this prefix */
+	unsigned matched;
+};
+
+static void on_report(void *ctx, const struct e2e_sumcheck_report *r)
+{
+	struct log *l = ctx;
+	struct logged *x;
+
+	TU_CHECK(l->n < LOG_MAX, "more than %u reports", LOG_MAX);
+	if (l->n >= LOG_MAX)
+		return;
+	x = &l->r[l->n++];
+	memset(x, 0, sizeof *x);
+	x->result = r->result;
+	x->sender = r->sender;
+	x->run = r->run;
+	x->first = r->first;
+	x->last = r->last;
+	x->missing = r->missing;
+	x->has_topic = r->topic != NULL;
+	x->topic_len = r->topic_len;
+	if (r->topic)
+		memcpy(x->topic, r->topic, r->topic_len < sizeof x->topic - 1 ?
+			r->topic_len : sizeof x->topic - 1);
+}
+
+static int on_match(void *ctx, const char *topic, size_t len)
+{
+	struct log *l = ctx;
+	size_t pl = l->reject ? strlen(l->reject) : 0;
+
+	l->matched++;
+	return !(l->reject && len >= pl && !memcmp(topic, l->reject, pl));
+}
+
+/* The report for @p topic (by prefix of 79 bytes), or NULL. */
+static const struct logged *report_for(const struct log *l, const char *topic)
+{
+	for (unsigned i = 0; i < l->n; i++)
+		if (l->r[i].has_topic && !strncmp(l->r[i].topic, topic, sizeof l->r[i].topic - 1))
+			return &l->r[i];
+	return NULL;
+}
+
+/* Assert the report of @p topic: result, seqs first..last and missing count. */
+#define EXPECT_REPORT(l, topic, res, first, last, missing) \
+	expect_report((l), (topic), (res), (first), (last), (missing), __LINE__)
+
+static void expect_report(const struct log *l, const char *topic, enum e2e_sumcheck_result res,
+	uint32_t first, uint32_t last, uint32_t missing, int line)
+{
+	const struct logged *r = report_for(l, topic);
+
+	if (!r) {
+		tu_check(0, __FILE__, line, "no report for %s", topic);
+		return;
+	}
+	tu_check(r->result == res && r->first == first && r->last == last && r->missing == missing,
+		__FILE__, line, "%s: result %d, seqs %u..%u, missing %u; expected %d, %u..%u, %u",
+		topic, (int)r->result, r->first, r->last, r->missing, (int)res, first, last, missing);
+}
+
+static unsigned count_result(const struct log *l, enum e2e_sumcheck_result res)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < l->n; i++)
+		n += l->r[i].result == res;
+	return n;
+}
+
+/* Sender (identity, one key, tx, accumulator) and receiver (ring, rx, sumcheck). */
+struct fx {
+	struct e2e_identity id;
+	uint32_t sid;
+	uint8_t key[E2E_KEY_BYTES];
+	struct e2e_keyid kid;
+	struct tu_reserve res;
+	struct e2e_tx *tx;
+	struct e2e_summary *sum;
+	struct e2e_keyring *kr;
+	struct e2e_rx *rx;
+	struct e2e_sumcheck *sc;
+	char ctl_topic[64];
+	uint32_t number;
+	uint32_t sealed;         /* messages sealed, for distinct payloads */
+	uint64_t now;
+	struct log log;
+};
+
+static void fx_init(struct fx *f, uint32_t max_streams, uint32_t pool, uint32_t max_pending)
+{
+	struct e2e_tx_config tc;
+
+	memset(f, 0, sizeof *f);
+	tu_identity(&f->id);
+	f->sid = e2e_sender_id(&f->id.pub);
+	tu_key(f->key, 0x61);
+	f->kid = (struct e2e_keyid){ f->sid, 1, 1 };
+	memset(&tc, 0, sizeof tc);
+	tc.id = f->kid;
+	tc.key = f->key;
+	tc.run = RUN;
+	tc.reserve = tu_reserve_cb;
+	tc.reserve_ctx = &f->res;
+	CU_ASSERT_EQUAL_FATAL(e2e_tx_create(&f->tx, &tc), E2E_OK);
+	CU_ASSERT_EQUAL_FATAL(e2e_summary_create(&f->sum, max_streams, pool), E2E_OK);
+	f->kr = tu_keyring_with(&f->kid, f->key);
+	f->rx = tu_rx_new(0, 0);
+	CU_ASSERT_EQUAL_FATAL(e2e_sumcheck_create(&f->sc, max_pending), E2E_OK);
+	CU_ASSERT_EQUAL_FATAL(e2e_ctl_sender_topic(f->ctl_topic, sizeof f->ctl_topic,
+		E2E_CTL_TOPIC_DEFAULT, f->sid), E2E_OK);
+	f->now = NOW;
+}
+
+static void fx_free(struct fx *f)
+{
+	e2e_tx_destroy(f->tx);
+	e2e_summary_destroy(f->sum);
+	e2e_keyring_destroy(f->kr);
+	e2e_rx_destroy(f->rx);
+	e2e_sumcheck_destroy(f->sc);
+	e2e_identity_wipe(&f->id);
+}
+
+/* Seal the next message on @p topic and record it for the summary. */
+static size_t fx_seal(struct fx *f, uint8_t env[TU_ENV_CAP], const char *topic,
+	struct e2e_header *h)
+{
+	size_t len = 0;
+	char pt[32];
+	int n = snprintf(pt, sizeof pt, "m%u", ++f->sealed);
+	enum e2e_status st;
+
+	st = e2e_tx_seal(f->tx, env, TU_ENV_CAP, &len, (const uint8_t *)topic, strlen(topic),
+		(const uint8_t *)pt, (size_t)n);
+	CU_ASSERT_EQUAL_FATAL(st, E2E_OK);
+	CU_ASSERT_EQUAL_FATAL(e2e_header_parse(h, env, len), E2E_OK);
+	st = e2e_summary_add(f->sum, h->run, topic, strlen(topic), h->seq, env, len);
+	TU_CHECK(st == E2E_OK, "e2e_summary_add %s #%u: %s", topic, h->seq, e2e_strerror(st));
+	return len;
+}
+
+/* The receiver gets an envelope: accepted ones are recorded. */
+static void fx_receive(struct fx *f, const char *topic, const uint8_t *env, size_t len)
+{
+	struct e2e_rx_result res;
+	uint8_t pt[TU_ENV_CAP];
+	enum e2e_verdict v = tu_rx_open(f->rx, f->kr, &res, pt, sizeof pt, topic, env, len);
+
+	TU_CHECK(e2e_verdict_delivers(v), "%s seq %u: %s", topic, res.hdr.seq, tu_verdict_str(v));
+	if (e2e_verdict_delivers(v))
+		e2e_sumcheck_record(f->sc, f->sid, res.hdr.run, topic, strlen(topic), res.hdr.seq, env,
+			len);
+}
+
+/* Seal @p n messages on @p topic; deliver those whose bit in @p drop is clear. */
+static void fx_send(struct fx *f, const char *topic, unsigned n, uint32_t drop)
+{
+	uint8_t env[TU_ENV_CAP];
+	struct e2e_header h;
+
+	for (unsigned i = 0; i < n; i++) {
+		size_t len = fx_seal(f, env, topic, &h);
+
+		if (!(i < 32 && (drop >> i) & 1))
+			fx_receive(f, topic, env, len);
+	}
+}
+
+/*
+ * Build part @p part of summary @p number, verify it as a subscriber does and
+ * let the receiver check it (@p match may be NULL). *parts: the part count.
+ */
+static void fx_part(struct fx *f, uint32_t number, uint8_t part, uint8_t *parts,
+	e2e_sumcheck_match_fn match)
+{
+	static uint8_t msg[E2E_CTL_SUMMARY_MAX];
+	struct e2e_ctl m;
+	size_t len = 0;
+	enum e2e_status st = e2e_summary_build(f->sum, &f->id, f->ctl_topic, INTERVAL, number, part,
+		parts, msg, sizeof msg, &len, f->now);
+
+	TU_CHECK(st == E2E_OK, "build part %u: %s", part, e2e_strerror(st));
+	CU_ASSERT_EQUAL_FATAL(st, E2E_OK);
+	st = e2e_ctl_parse(&m, msg, len, f->ctl_topic, &f->id.pub);
+	TU_CHECK(st == E2E_OK, "parse part %u: %s", part, e2e_strerror(st));
+	CU_ASSERT_EQUAL_FATAL(st, E2E_OK);
+	CU_ASSERT(m.number == number && m.part == part && m.parts == *parts &&
+		m.interval_ms == INTERVAL && m.sender == f->sid && m.time_ms == f->now);
+	e2e_sumcheck_summary(f->sc, f->sid, &m, match, on_report, &f->log);
+}
+
+/* Emit the interval (every part) and let the receiver check it. */
+static uint8_t fx_summary(struct fx *f)
+{
+	uint8_t parts = 1;
+
+	f->number++;
+	f->now += INTERVAL;
+	for (uint8_t part = 0; part < parts; part++)
+		fx_part(f, f->number, part, &parts, on_match);
+	e2e_summary_reset(f->sum);
+	CU_ASSERT_EQUAL(e2e_summary_streams(f->sum), 0);
+	return parts;
+}
+
+/* ---- Safety ------------------------------------------------------------ */
+
+static void test_safety(void)
+{
+	struct e2e_summary *s = NULL;
+	struct e2e_sumcheck *sc = NULL;
+	struct e2e_identity id;
+	struct e2e_ctl m;
+	uint8_t env[64] = { 0 }, out[512], parts = 0;
+	size_t len = 0, need;
+
+	tu_identity(&id);
+	CU_ASSERT_EQUAL(e2e_summary_create(NULL, 4, 64), E2E_ERR_ARG);
+	CU_ASSERT_EQUAL(e2e_summary_create(&s, 0, 64), E2E_ERR_ARG);
+	CU_ASSERT_EQUAL(e2e_summary_create(&s, 65536, 64), E2E_ERR_ARG);
+	CU_ASSERT_EQUAL(e2e_summary_create(&s, 4, 0), E2E_ERR_ARG);
+	CU_ASSERT_EQUAL_FATAL(e2e_summary_create(&s, 4, 64), E2E_OK);
+	CU_ASSERT_EQUAL(e2e_summary_add(NULL, 1, "t", 1, 1, env, sizeof env), E2E_ERR_ARG);
+	CU_ASSERT_EQUAL(e2e_summary_add(s, 1, NULL, 1, 1, env, sizeof env), E2E_ERR_ARG);
+	CU_ASSERT_EQUAL(e2e_summary_add(s, 1, "t", 0, 1, env, sizeof env), E2E_ERR_ARG);
+	CU_ASSERT_EQUAL(e2e_summary_add(s, 1, "t", 1, 1, NULL, sizeof env), E2E_ERR_ARG);
+	CU_ASSERT_EQUAL(e2e_summary_streams(s), 0);
+	CU_ASSERT_EQUAL(e2e_summary_streams(NULL), 0);
+	CU_ASSERT_EQUAL(e2e_summary_add(s, 1, "t", 1, 1, env, sizeof env), E2E_OK);
+	CU_ASSERT_EQUAL(e2e_summary_build(NULL, &id, "c", 1, 1, 0, &parts, out, sizeof out, &len, 1),
+		E2E_ERR_ARG);
+	CU_ASSERT_EQUAL(e2e_summary_build(s, NULL, "c", 1, 1, 0, &parts, out, sizeof out, &len, 1),
+		E2E_ERR_ARG);
+	CU_ASSERT_EQUAL(e2e_summary_build(s, &id, NULL, 1, 1, 0, &parts, out, sizeof out, &len, 1),
+		E2E_ERR_ARG);
+	CU_ASSERT_EQUAL(e2e_summary_build(s, &id, "c", 1, 1, 0, NULL, out, sizeof out, &len, 1),
+		E2E_ERR_ARG);
+	CU_ASSERT_EQUAL(e2e_summary_build(s, &id, "c", 1, 1, 0, &parts, NULL, sizeof out, &len, 1),
+		E2E_ERR_ARG);
+	CU_ASSERT_EQUAL(e2e_summary_build(s, &id, "c", 1, 1, 0, &parts, out, sizeof out, NULL, 1),
+		E2E_ERR_ARG);
+	/* number counts from 1; part must exist. */
+	CU_ASSERT_EQUAL(e2e_summary_build(s, &id, "c", 1, 0, 0, &parts, out, sizeof out, &len, 1),
+		E2E_ERR_ARG);
+	CU_ASSERT_EQUAL(e2e_summary_build(s, &id, "c", 1, 1, 1, &parts, out, sizeof out, &len, 1),
+		E2E_ERR_ARG);
+	/* head 14 + 12 + one entry (30 + 1) + sig 64 */
+	need = 14 + 12 + 31 + 64;
+	CU_ASSERT_EQUAL(e2e_summary_build(s, &id, "c", 1, 1, 0, &parts, out, need - 1, &len, 1),
+		E2E_ERR_BUFFER);
+	CU_ASSERT_EQUAL(e2e_summary_build(s, &id, "c", 1, 1, 0, &parts, out, need - 64, &len, 1),
+		E2E_ERR_BUFFER);
+	CU_ASSERT_EQUAL(e2e_summary_build(s, &id, "c", 1, 1, 0, &parts, out, need, &len, 1), E2E_OK);
+	CU_ASSERT_EQUAL(len, need);
+	CU_ASSERT_EQUAL(parts, 1);
+	CU_ASSERT_EQUAL(e2e_ctl_parse(&m, out, len, "c", &id.pub), E2E_OK);
+	e2e_summary_reset(NULL);
+	e2e_summary_destroy(s);
+	e2e_summary_destroy(NULL);
+
+	CU_ASSERT_EQUAL(e2e_sumcheck_create(NULL, 4), E2E_ERR_ARG);
+	CU_ASSERT_EQUAL(e2e_sumcheck_create(&sc, 0), E2E_ERR_ARG);
+	CU_ASSERT_EQUAL_FATAL(e2e_sumcheck_create(&sc, 4), E2E_OK);
+	e2e_sumcheck_record(NULL, 1, 1, "t", 1, 1, env, sizeof env);
+	e2e_sumcheck_record(sc, 1, 1, NULL, 1, 1, env, sizeof env);
+	e2e_sumcheck_record(sc, 1, 1, "t", 1, 1, NULL, sizeof env);
+	e2e_sumcheck_summary(NULL, 1, &m, NULL, on_report, NULL);
+	e2e_sumcheck_summary(sc, 1, NULL, NULL, on_report, NULL);
+	e2e_sumcheck_summary(sc, 1, &m, NULL, NULL, NULL);
+	/* A message that is not a summary is ignored. */
+	m.type = E2E_CTL_ANNOUNCE;
+	e2e_sumcheck_summary(sc, 1, &m, NULL, on_report, NULL);
+	CU_ASSERT_EQUAL(e2e_sumcheck_overflow(sc), 0);
+	CU_ASSERT_EQUAL(e2e_sumcheck_overflow(NULL), 0);
+	e2e_sumcheck_destroy(sc);
+	e2e_sumcheck_destroy(NULL);
+	e2e_identity_wipe(&id);
+}
+
+/* ---- Vectors ----------------------------------------------------------- */
+
+/*
+ * control.json summaries: per-envelope digests, the signed message rebuilt
+ * by the accumulator byte for byte (single-part ones) and verified by the
+ * receiver check from the envelopes.
+ */
+static void check_summary_vector(const json_t *v)
+{
+	static uint8_t msg[E2E_CTL_SUMMARY_MAX], out[E2E_CTL_SUMMARY_MAX], env[1024];
+	const char *name = tu_jstr(v, "name"), *topic = tu_jstr(v, "topic");
+	const json_t *entries = json_object_get(v, "entries"), *e, *x;
+	uint64_t sender = 0, time_ms = 0, interval = 0, number = 0, parts = 0;
+	uint8_t seed[32], got_parts = 0, d[E2E_DIGEST_BYTES], dv[E2E_DIGEST_BYTES];
+	size_t len = 0, out_len = 0, n = 0, i, j, count = 0;
+	struct e2e_identity id;
+	struct e2e_summary *s = NULL;
+	struct e2e_sumcheck *sc = NULL;
+	struct e2e_ctl m;
+	static struct log log;
+
+	if (!name || !topic || !json_is_array(entries) || tu_jhex(v, "seed", seed, 32, &n) ||
+	    tu_jhex(v, "message", msg, sizeof msg, &len) || tu_juint(v, "sender", &sender) ||
+	    tu_juint(v, "time_ms", &time_ms) || tu_juint(v, "interval_ms", &interval) ||
+	    tu_juint(v, "number", &number) || tu_juint(v, "parts", &parts))
+		return;
+	tu_identity_from_seed(&id, seed, NULL);
+	CU_ASSERT_EQUAL_FATAL(e2e_summary_create(&s, 16, 16384), E2E_OK);
+	CU_ASSERT_EQUAL_FATAL(e2e_sumcheck_create(&sc, 64), E2E_OK);
+	json_array_foreach(entries, i, e) {
+		const char *et = tu_jstr(e, "topic");
+		const json_t *envs = json_object_get(e, "envelopes"), *digs = json_object_get(e, "digests");
+		uint64_t run = 0, first = 0;
+
+		if (!et || tu_juint(e, "run", &run) || tu_juint(e, "first", &first) ||
+		    !json_is_array(envs) || !json_is_array(digs))
+			continue;
+		json_array_foreach(envs, j, x) {
+			size_t el = 0, dl = 0;
+
+			if (!json_is_string(x) || tu_unhex(env, sizeof env, &el, json_string_value(x)) ||
+			    tu_unhex(dv, sizeof dv, &dl, json_string_value(json_array_get(digs, j))) ||
+			    dl != sizeof dv) {
+				TU_CHECK(0, "%s: bad envelope/digest #%zu", name, j);
+				continue;
+			}
+			e2e_summary_digest(d, env, el);
+			TU_CHECK(!memcmp(d, dv, sizeof d), "%s: d_s of %s #%zu", name, et, j);
+			CU_ASSERT_EQUAL(e2e_summary_add(s, (uint32_t)run, et, strlen(et),
+				(uint32_t)(first + j), env, el), E2E_OK);
+			e2e_sumcheck_record(sc, (uint32_t)sender, (uint32_t)run, et, strlen(et),
+				(uint32_t)(first + j), env, el);
+		}
+	}
+	if (parts == 1) {
+		CU_ASSERT_EQUAL(e2e_summary_build(s, &id, topic, (uint32_t)interval, (uint32_t)number,
+			0, &got_parts, out, sizeof out, &out_len, time_ms), E2E_OK);
+		CU_ASSERT_EQUAL(got_parts, 1);
+		TU_CHECK(out_len == len && !memcmp(out, msg, len),
+			"%s: e2e_summary_build gives other bytes", name);
+	}
+	memset(&log, 0, sizeof log);
+	CU_ASSERT_EQUAL_FATAL(e2e_ctl_parse(&m, msg, len, topic, &id.pub), E2E_OK);
+	e2e_sumcheck_summary(sc, (uint32_t)sender, &m, NULL, on_report, &log);
+	json_array_foreach(entries, i, e) {
+		const char *et = tu_jstr(e, "topic");
+		const struct logged *r = et ? report_for(&log, et) : NULL;
+
+		count++;
+		TU_CHECK(r && r->result == E2E_SUM_VERIFIED, "%s: %s not verified", name,
+			et ? et : "?");
+	}
+	TU_CHECK(log.n == count && count_result(&log, E2E_SUM_VERIFIED) == count,
+		"%s: %u reports for %zu entries", name, log.n, count);
+	e2e_summary_destroy(s);
+	e2e_sumcheck_destroy(sc);
+	e2e_identity_wipe(&id);
+}
+
+static void test_vectors(void)
+{
+	tu_each_vector("control.json", "summaries", check_summary_vector);
+}
+
+/* ---- Behaviour --------------------------------------------------------- */
+
+static void test_all_received_verified(void)
+{
+	struct fx f;
+	const struct logged *r;
+
+	fx_init(&f, 64, 4096, 1024);
+	fx_send(&f, "plant/a", 5, 0);
+	fx_send(&f, "plant/b", 1, 0);
+	fx_send(&f, "plant/a", 2, 0);
+	fx_send(&f, "plant/c/°C", 3, 0);
+	CU_ASSERT_EQUAL(e2e_summary_streams(f.sum), 3);
+	CU_ASSERT_EQUAL(fx_summary(&f), 1);
+	CU_ASSERT_EQUAL(f.log.n, 3);
+	CU_ASSERT_EQUAL(count_result(&f.log, E2E_SUM_VERIFIED), 3);
+	EXPECT_REPORT(&f.log, "plant/a", E2E_SUM_VERIFIED, 1, 7, 0);
+	EXPECT_REPORT(&f.log, "plant/b", E2E_SUM_VERIFIED, 1, 1, 0);
+	EXPECT_REPORT(&f.log, "plant/c/°C", E2E_SUM_VERIFIED, 1, 3, 0);
+	r = report_for(&f.log, "plant/a");
+	CU_ASSERT(r && r->run == RUN && r->sender == f.sid && r->topic_len == 7);
+	/* The next interval continues the streams' seqs. */
+	memset(&f.log, 0, sizeof f.log);
+	fx_send(&f, "plant/a", 2, 0);
+	fx_summary(&f);
+	CU_ASSERT_EQUAL(f.log.n, 1);
+	EXPECT_REPORT(&f.log, "plant/a", E2E_SUM_VERIFIED, 8, 9, 0);
+	/* Nothing was left over: quiet intervals report nothing. */
+	memset(&f.log, 0, sizeof f.log);
+	fx_summary(&f);
+	fx_summary(&f);
+	CU_ASSERT_EQUAL(f.log.n, 0);
+	fx_free(&f);
+}
+
+static void test_insider_forgery(void)
+{
+	struct fx f;
+	uint8_t env[TU_ENV_CAP], forged[TU_ENV_CAP];
+	struct e2e_header h;
+	size_t len, flen;
+
+	fx_init(&f, 64, 4096, 1024);
+	fx_send(&f, "plant/a", 1, 0);
+	fx_send(&f, "plant/b", 2, 0);
+	/* Seq 2 of plant/a: the sender's envelope never arrives; an enrolled
+	 * subscriber's, sealed with the shared key and the same seq, does. */
+	len = fx_seal(&f, env, "plant/a", &h);
+	CU_ASSERT_EQUAL(h.seq, 2);
+	h.counter = 0xFFFFFF;
+	flen = tu_seal(forged, sizeof forged, &h, f.key, "plant/a", (const uint8_t *)"open valve", 10);
+	CU_ASSERT(flen != len || memcmp(forged, env, len) != 0);
+	fx_receive(&f, "plant/a", forged, flen);
+	fx_send(&f, "plant/a", 1, 0);
+	fx_summary(&f);
+	CU_ASSERT_EQUAL(f.log.n, 2);
+	EXPECT_REPORT(&f.log, "plant/a", E2E_SUM_FORGED, 1, 3, 0);
+	EXPECT_REPORT(&f.log, "plant/b", E2E_SUM_VERIFIED, 1, 2, 0);
+	fx_free(&f);
+}
+
+static void test_missing_unconfirmed(void)
+{
+	struct fx f;
+
+	fx_init(&f, 64, 4096, 1024);
+	/* plant/a: 6 sent, #2 and the tail #5, #6 dropped; plant/b: all dropped. */
+	fx_send(&f, "plant/a", 6, (1U << 1) | (1U << 4) | (1U << 5));
+	fx_send(&f, "plant/b", 4, 0xF);
+	fx_send(&f, "plant/c", 2, 0);
+	fx_summary(&f);
+	CU_ASSERT_EQUAL(f.log.n, 3);
+	EXPECT_REPORT(&f.log, "plant/a", E2E_SUM_UNCONFIRMED, 1, 6, 3);
+	EXPECT_REPORT(&f.log, "plant/b", E2E_SUM_UNCONFIRMED, 1, 4, 4);
+	EXPECT_REPORT(&f.log, "plant/c", E2E_SUM_VERIFIED, 1, 2, 0);
+	/* The received ones of plant/a were consumed: nothing turns up later. */
+	memset(&f.log, 0, sizeof f.log);
+	fx_summary(&f);
+	fx_summary(&f);
+	fx_summary(&f);
+	CU_ASSERT_EQUAL(f.log.n, 0);
+	fx_free(&f);
+}
+
+static void test_match_skips_topics(void)
+{
+	struct fx f;
+	uint8_t env[TU_ENV_CAP];
+	struct e2e_header h;
+
+	fx_init(&f, 64, 4096, 1024);
+	/* The receiver subscribes to plant/#, not to office/#. */
+	f.log.reject = "office/";
+	fx_send(&f, "plant/a", 3, 0);
+	for (int i = 0; i < 4; i++)
+		(void)fx_seal(&f, env, "office/printer", &h);
+	fx_send(&f, "plant/b", 1, 0);
+	fx_summary(&f);
+	CU_ASSERT_EQUAL(f.log.matched, 3);
+	CU_ASSERT_EQUAL(f.log.n, 2);
+	CU_ASSERT_PTR_NULL(report_for(&f.log, "office/printer"));
+	CU_ASSERT_EQUAL(count_result(&f.log, E2E_SUM_VERIFIED), 2);
+	/* Without a match callback every entry is checked: office/ never arrived. */
+	f.log.reject = NULL;
+	memset(&f.log, 0, sizeof f.log);
+	for (int i = 0; i < 2; i++)
+		(void)fx_seal(&f, env, "office/printer", &h);
+	{
+		uint8_t parts = 0;
+
+		fx_part(&f, 99, 0, &parts, NULL);
+	}
+	CU_ASSERT(f.log.n == 1 && f.log.r[0].result == E2E_SUM_UNCONFIRMED &&
+		f.log.r[0].missing == 2 && f.log.r[0].first == 5 && f.log.r[0].last == 6);
+	fx_free(&f);
+}
+
+static void test_unsummarized(void)
+{
+	struct fx f;
+	uint8_t env[TU_ENV_CAP];
+	struct e2e_header h;
+	size_t len;
+
+	fx_init(&f, 64, 4096, 1024);
+	fx_send(&f, "plant/a", 2, 0);
+	/* A stream the sender never sealed (an insider's own run). */
+	h = tu_header(f.sid, 1, 1, 0xBAD0BAD0U, 1, 1);
+	len = tu_seal(env, sizeof env, &h, f.key, "plant/a", (const uint8_t *)"x", 1);
+	fx_receive(&f, "plant/a", env, len);
+	fx_summary(&f);
+	/* One complete summary went by: not yet. */
+	CU_ASSERT_EQUAL(f.log.n, 1);
+	CU_ASSERT_EQUAL(count_result(&f.log, E2E_SUM_VERIFIED), 1);
+	CU_ASSERT_EQUAL(count_result(&f.log, E2E_SUM_UNSUMMARIZED), 0);
+	/* The second one (an empty heartbeat) reveals it. */
+	memset(&f.log, 0, sizeof f.log);
+	fx_summary(&f);
+	CU_ASSERT_EQUAL_FATAL(f.log.n, 1);
+	CU_ASSERT_EQUAL(f.log.r[0].result, E2E_SUM_UNSUMMARIZED);
+	CU_ASSERT_EQUAL(f.log.r[0].run, 0xBAD0BAD0U);
+	CU_ASSERT_EQUAL(f.log.r[0].sender, f.sid);
+	CU_ASSERT(f.log.r[0].first == 1 && f.log.r[0].last == 1);
+	CU_ASSERT_FALSE(f.log.r[0].has_topic);
+	/* Reported once. */
+	memset(&f.log, 0, sizeof f.log);
+	fx_summary(&f);
+	CU_ASSERT_EQUAL(f.log.n, 0);
+
+	/* One that arrives after a summary was checked needs two more. */
+	h = tu_header(f.sid, 1, 1, 0xBAD0BAD1U, 2, 1);
+	len = tu_seal(env, sizeof env, &h, f.key, "plant/z", (const uint8_t *)"y", 1);
+	fx_receive(&f, "plant/z", env, len);
+	fx_summary(&f);
+	CU_ASSERT_EQUAL(f.log.n, 0);
+	fx_summary(&f);
+	CU_ASSERT(f.log.n == 1 && f.log.r[0].result == E2E_SUM_UNSUMMARIZED &&
+		f.log.r[0].run == 0xBAD0BAD1U);
+	fx_free(&f);
+}
+
+/* Summaries of one sender never sweep another sender's records. */
+static void test_other_sender(void)
+{
+	struct fx f;
+	uint8_t env[TU_ENV_CAP];
+	struct e2e_header h;
+	size_t len;
+
+	fx_init(&f, 64, 4096, 1024);
+	h = tu_header(f.sid, 1, 1, RUN, 1, 1);
+	len = tu_seal(env, sizeof env, &h, f.key, "plant/a", (const uint8_t *)"x", 1);
+	/* Recorded as coming from another sender id. */
+	e2e_sumcheck_record(f.sc, f.sid ^ 1, RUN, "plant/a", 7, 1, env, len);
+	fx_summary(&f);
+	fx_summary(&f);
+	fx_summary(&f);
+	CU_ASSERT_EQUAL(f.log.n, 0);
+	fx_free(&f);
+}
+
+/* Many streams with long topics: the builder splits the interval. */
+static void test_multi_part(void)
+{
+	static uint8_t msg[E2E_CTL_SUMMARY_MAX];
+	static char topics[200][1001];
+	static uint8_t seen[200];
+	struct fx f;
+	uint8_t parts = 0, first_parts = 0;
+	uint32_t total = 0, stray_run = 0xBAD00001U;
+	uint8_t env[TU_ENV_CAP];
+	struct e2e_header h;
+	size_t len;
+
+	fx_init(&f, 256, 256 * 1024, 4096);
+	for (int i = 0; i < 200; i++) {
+		int n = snprintf(topics[i], sizeof topics[i], "site/stream-%03d/", i);
+
+		memset(topics[i] + n, 'a' + i % 26, (size_t)(1000 - n));
+		topics[i][1000] = '\0';
+		fx_send(&f, topics[i], 1 + (unsigned)(i % 3), 0);
+	}
+	CU_ASSERT_EQUAL(e2e_summary_streams(f.sum), 200);
+	/* Each part on its own: a valid signed summary of at most 65535 bytes. */
+	memset(seen, 0, sizeof seen);
+	for (uint8_t part = 0; part == 0 || part < parts; part++) {
+		struct e2e_ctl m;
+		struct e2e_summary_iter it;
+		struct e2e_summary_entry e;
+
+		CU_ASSERT_EQUAL_FATAL(e2e_summary_build(f.sum, &f.id, f.ctl_topic, INTERVAL, 7, part,
+			&parts, msg, sizeof msg, &len, NOW), E2E_OK);
+		if (part == 0)
+			first_parts = parts;
+		CU_ASSERT_EQUAL(parts, first_parts);
+		CU_ASSERT(len <= E2E_CTL_SUMMARY_MAX && len > E2E_CTL_MSG_MAX);
+		CU_ASSERT_EQUAL_FATAL(e2e_ctl_parse(&m, msg, len, f.ctl_topic, &f.id.pub), E2E_OK);
+		CU_ASSERT(m.part == part && m.parts == parts && m.number == 7);
+		e2e_summary_iter_init(&it, &m);
+		while (e2e_summary_entry_next(&it, &e)) {
+			unsigned idx = 0;
+			int ok = e.topic_len == 1000 && sscanf(e.topic, "site/stream-%3u/", &idx) == 1 &&
+				idx < 200 && !memcmp(e.topic, topics[idx], 1000);
+
+			TU_CHECK(ok, "part %u: unexpected topic", part);
+			if (!ok)
+				continue;
+			TU_CHECK(!seen[idx], "stream %u in two parts", idx);
+			seen[idx] = 1;
+			CU_ASSERT(e.first == 1 && e.last == 1 + idx % 3 && e.run == RUN);
+			total++;
+		}
+	}
+	/* 200 entries of 1030 bytes need at least 4 parts of 65535 bytes. */
+	CU_ASSERT(parts >= 4);
+	CU_ASSERT_EQUAL(total, 200);
+	/* The receiver checks them all, part by part. */
+	h = tu_header(f.sid, 1, 1, stray_run, 0xABCDEF, 1);
+	len = tu_seal(env, sizeof env, &h, f.key, "stray", (const uint8_t *)"x", 1);
+	fx_receive(&f, "stray", env, len);
+	CU_ASSERT_EQUAL(fx_summary(&f), parts);
+	CU_ASSERT_EQUAL(f.log.n, 200);
+	CU_ASSERT_EQUAL(count_result(&f.log, E2E_SUM_VERIFIED), 200);
+	/* Only complete summaries count towards unsummarized: parts of the next
+	 * one (all but its last) do not reveal the stray record. */
+	memset(&f.log, 0, sizeof f.log);
+	for (int i = 0; i < 200; i++)
+		fx_send(&f, topics[i], 1, 0);
+	f.number++;
+	for (uint8_t part = 0; part + 1 < parts; part++)
+		fx_part(&f, f.number, part, &parts, NULL);
+	CU_ASSERT_EQUAL(count_result(&f.log, E2E_SUM_UNSUMMARIZED), 0);
+	fx_part(&f, f.number, (uint8_t)(parts - 1), &parts, NULL);
+	CU_ASSERT_EQUAL(count_result(&f.log, E2E_SUM_VERIFIED), 200);
+	CU_ASSERT_EQUAL(count_result(&f.log, E2E_SUM_UNSUMMARIZED), 1);
+	fx_free(&f);
+}
+
+/* Record a (dummy) envelope of stream (@p run, @p topic). */
+static enum e2e_status add(struct e2e_summary *s, uint32_t run, const char *topic, uint32_t seq)
+{
+	static const uint8_t env[48] = { 1 };
+
+	return e2e_summary_add(s, run, topic, strlen(topic), seq, env, sizeof env);
+}
+
+static void test_full(void)
+{
+	struct e2e_summary *s = NULL;
+
+	/* Stream table: 2 streams. */
+	CU_ASSERT_EQUAL_FATAL(e2e_summary_create(&s, 2, 1024), E2E_OK);
+	CU_ASSERT_EQUAL(add(s, 1, "a", 1), E2E_OK);
+	CU_ASSERT_EQUAL(add(s, 2, "a", 1), E2E_OK);
+	CU_ASSERT_EQUAL(add(s, 1, "b", 1), E2E_ERR_FULL);
+	CU_ASSERT_EQUAL(add(s, 3, "a", 1), E2E_ERR_FULL);
+	/* Known streams still take messages. */
+	CU_ASSERT_EQUAL(add(s, 1, "a", 2), E2E_OK);
+	CU_ASSERT_EQUAL(e2e_summary_streams(s), 2);
+	e2e_summary_reset(s);
+	CU_ASSERT_EQUAL(add(s, 1, "b", 1), E2E_OK);
+	e2e_summary_destroy(s);
+
+	/* Topic pool: 6 bytes. */
+	CU_ASSERT_EQUAL_FATAL(e2e_summary_create(&s, 16, 6), E2E_OK);
+	CU_ASSERT_EQUAL(add(s, 1, "abcd", 1), E2E_OK);
+	CU_ASSERT_EQUAL(add(s, 1, "xyz", 1), E2E_ERR_FULL);
+	CU_ASSERT_EQUAL(add(s, 1, "xy", 1), E2E_OK);
+	CU_ASSERT_EQUAL(add(s, 1, "z", 1), E2E_ERR_FULL);
+	CU_ASSERT_EQUAL(add(s, 1, "abcd", 2), E2E_OK);
+	CU_ASSERT_EQUAL(e2e_summary_streams(s), 2);
+	e2e_summary_reset(s);
+	CU_ASSERT_EQUAL(add(s, 1, "abcdef", 1), E2E_OK);
+	e2e_summary_destroy(s);
+}
+
+/* A full receiver table drops the oldest records: counted, and unconfirmed. */
+static void test_sumcheck_overflow(void)
+{
+	struct fx f;
+
+	fx_init(&f, 64, 4096, 4);
+	fx_send(&f, "plant/a", 3, 0);
+	fx_send(&f, "plant/b", 3, 0);
+	CU_ASSERT_EQUAL(e2e_sumcheck_overflow(f.sc), 2);
+	fx_summary(&f);
+	CU_ASSERT_EQUAL(f.log.n, 2);
+	EXPECT_REPORT(&f.log, "plant/a", E2E_SUM_UNCONFIRMED, 1, 3, 2);
+	EXPECT_REPORT(&f.log, "plant/b", E2E_SUM_VERIFIED, 1, 3, 0);
+	fx_free(&f);
+}
+
+/*
+ * An entry longer than the receiver's table can never be verified. Its
+ * records were covered all the same: later summaries must not call them
+ * unsummarized (SPEC 11.6: only envelopes two summaries did not cover).
+ */
+static void test_sumcheck_long_entry(void)
+{
+	struct fx f;
+	const struct logged *r;
+
+	fx_init(&f, 64, 4096, 4);
+	fx_send(&f, "plant/a", 5, 0);
+	CU_ASSERT_EQUAL(e2e_sumcheck_overflow(f.sc), 1);
+	fx_summary(&f);
+	r = report_for(&f.log, "plant/a");
+	CU_ASSERT(f.log.n == 1 && r && r->result == E2E_SUM_UNCONFIRMED && r->first == 1 &&
+		r->last == 5);
+	TU_CHECK(r && r->missing >= 1 && r->missing <= 5, "missing %u", r ? r->missing : 0);
+	memset(&f.log, 0, sizeof f.log);
+	fx_summary(&f);
+	fx_summary(&f);
+	fx_summary(&f);
+	TU_CHECK(count_result(&f.log, E2E_SUM_UNSUMMARIZED) == 0,
+		"%u covered records reported UNSUMMARIZED", count_result(&f.log, E2E_SUM_UNSUMMARIZED));
+	fx_free(&f);
+}
+
+/* ---- Registration ------------------------------------------------------ */
+
+static const struct tu_test safety_tests[] = {
+	{ "Safety: NULL arguments, bad parts, short buffers", test_safety },
+	{ NULL, NULL },
+};
+
+static const struct tu_test vector_tests[] = {
+	{ "Vectors: control.json summaries rebuilt and verified", test_vectors },
+	{ NULL, NULL },
+};
+
+static const struct tu_test summary_tests[] = {
+	{ "All received: VERIFIED", test_all_received_verified },
+	{ "Insider envelope with the same seq: FORGED", test_insider_forgery },
+	{ "Missing envelopes: UNCONFIRMED with exact count", test_missing_unconfirmed },
+	{ "Topics the match callback rejects are skipped", test_match_skips_topics },
+	{ "UNSUMMARIZED only after two complete summaries", test_unsummarized },
+	{ "Records of other senders are not swept", test_other_sender },
+	{ "Multi-part summaries cover every stream once", test_multi_part },
+	{ "E2E_ERR_FULL: streams and topic pool", test_full },
+	{ "Receiver table overflow: oldest dropped, unconfirmed", test_sumcheck_overflow },
+	{ "Entry longer than the receiver table: no false UNSUMMARIZED", test_sumcheck_long_entry },
+	{ NULL, NULL },
+};
+
+int main(void)
+{
+	static const struct tu_suite suites[] = {
+		{ "summary safety", safety_tests },
+		{ "summary vectors", vector_tests },
+		{ "summary", summary_tests },
+		{ NULL, NULL },
+	};
+
+	return tu_main(suites);
+}
