@@ -13,6 +13,27 @@
 #include "e2e/keystore.h"
 #include "fileio.h"
 
+/*
+ * Crash points for tests (security.md: kill -9 keeps the page cache, so
+ * durability needs crashes at chosen places): E2E_FAILPOINT=<name>:<n>
+ * makes the n-th passage through <name> end the process at once with
+ * _exit(86), as a power cut would. Names: write:before_fsync,
+ * write:before_rename, write:before_dirsync, write:done. Read from the
+ * environment, so production never sets it; the only process-wide state
+ * of libe2e is this counter.
+ */
+static void failpoint(const char *name)
+{
+	static unsigned long hits;
+	const char *fp = getenv("E2E_FAILPOINT");
+	size_t nl = strlen(name);
+
+	if (!fp || strncmp(fp, name, nl) != 0 || fp[nl] != ':')
+		return;
+	if (++hits == strtoul(fp + nl + 1, NULL, 10))
+		_exit(86);
+}
+
 static enum e2e_status write_all(int fd, const uint8_t *p, size_t len)
 {
 	while (len) {
@@ -79,6 +100,7 @@ enum e2e_status e2e_file_write_atomic(const char *path, const uint8_t *data, siz
 	ret = write_all(fd, data, len);
 	if (ret != E2E_OK)
 		goto out;
+	failpoint("write:before_fsync");
 	ret = E2E_ERR_IO;
 	if (fsync(fd) != 0)
 		goto out;
@@ -87,6 +109,7 @@ enum e2e_status e2e_file_write_atomic(const char *path, const uint8_t *data, siz
 		goto out;
 	}
 	fd = -1;
+	failpoint("write:before_rename");
 	if (no_replace) {
 		/* link() fails if path appeared meanwhile: never clobber. */
 		if (link(tmp, path) != 0) {
@@ -97,7 +120,9 @@ enum e2e_status e2e_file_write_atomic(const char *path, const uint8_t *data, siz
 	} else if (rename(tmp, path) != 0) {
 		goto out;
 	}
+	failpoint("write:before_dirsync");
 	ret = sync_dir(path);
+	failpoint("write:done");
 out:
 	if (fd >= 0)
 		close(fd);

@@ -47,9 +47,9 @@ enum e2e_status e2e_rx_create(struct e2e_rx **out, const struct e2e_rx_config *c
 	if (ret != E2E_OK)
 		goto out;
 	if (cfg && cfg->hash_key)
-		memcpy(rx->hash_key, cfg->hash_key, sizeof rx->hash_key);
+		memcpy(rx->th.key, cfg->hash_key, sizeof rx->th.key);
 	else
-		randombytes_buf(rx->hash_key, sizeof rx->hash_key);
+		randombytes_buf(rx->th.key, sizeof rx->th.key);
 	*out = rx;
 	rx = NULL;
 	ret = E2E_OK;
@@ -127,9 +127,9 @@ static void resume_window(struct e2e_window *w, uint64_t top)
 	uint32_t shift = (uint32_t)(top & 63U);
 
 	memset(w->bits, 0xff, (size_t)nwords * sizeof *w->bits);
-	w->bits[(top >> 6) % nwords] = shift == 63U ? ~(uint64_t)0 :
+	e2e_window_set_top(w, top);
+	w->bits[w->top_pos] = shift == 63U ? ~(uint64_t)0 :
 		((uint64_t)1 << (shift + 1U)) - 1U;
-	w->top = top;
 	w->base = top + 1;
 	w->received = 0;
 }
@@ -162,7 +162,6 @@ enum e2e_status e2e_rx_open(struct e2e_rx *rx, const struct e2e_keyring *kr,
 {
 	struct e2e_keyid id;
 	const uint8_t *key;
-	uint8_t hb[crypto_shorthash_BYTES];
 	uint64_t th;
 	uint32_t i;
 	enum e2e_verdict v;
@@ -187,8 +186,7 @@ enum e2e_status e2e_rx_open(struct e2e_rx *rx, const struct e2e_keyring *kr,
 	if (pt_cap < env_len - E2E_ENVELOPE_OVERHEAD)
 		return E2E_ERR_BUFFER;
 
-	crypto_shorthash(hb, topic, topic_len, rx->hash_key);
-	th = e2e_get_u64_le(hb);
+	th = topichash(&rx->th, topic, topic_len);
 	v = classify(rx, &res->hdr, th, &i, res);
 	if (!e2e_verdict_delivers(v) && v != E2E_V_FORGOTTEN)
 		goto done;  /* DUPLICATE, TOO_OLD: decided before any crypto */

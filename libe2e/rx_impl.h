@@ -4,6 +4,7 @@
 
 #include "e2e/rx.h"
 #include "lru.h"
+#include "topichash.h"
 
 struct rx_stream {
 	uint32_t sender, run;
@@ -21,7 +22,7 @@ struct rx_gone {
 struct e2e_rx {
 	uint32_t window;
 	uint32_t max_streams;
-	uint8_t hash_key[E2E_HASH_KEY_BYTES];
+	struct topichash th;          /* key = the stream hash key (SPEC 5.2) */
 	struct e2e_lru streams;   /* (topic hash, sender|run) -> index */
 	struct rx_stream *st;
 	uint64_t *bits;           /* max_streams * E2E_WINDOW_WORDS(window) */

@@ -12,6 +12,7 @@
 
 #include "fileio.h"
 #include "rx_impl.h"
+#include "window_impl.h"
 #include "wire.h"
 
 #define MAGIC "E2ERX1\0\0"
@@ -48,7 +49,7 @@ enum e2e_status e2e_rx_save(const struct e2e_rx *rx, const char *path)
 	e2e_wr_u32(&w, rx->window);
 	e2e_wr_u32(&w, rx->streams.count);
 	e2e_wr_u32(&w, rx->gone_idx.count);
-	e2e_wr_bytes(&w, rx->hash_key, sizeof rx->hash_key);
+	e2e_wr_bytes(&w, rx->th.key, sizeof rx->th.key);
 	/* Least recently used first, so a load rebuilds the same LRU order. */
 	for (i = rx->streams.tail; i != E2E_LRU_NONE; i = rx->streams.nodes[i].prev) {
 		const struct rx_stream *s = &rx->st[i];
@@ -95,7 +96,7 @@ static enum e2e_status load_stream(struct e2e_rx *rx, struct e2e_rd *r)
 		return E2E_ERR_CORRUPT;  /* a stream listed twice */
 	i = e2e_rx_track(rx, sender, run, th);
 	w = &rx->st[i].w;
-	w->top = top;
+	e2e_window_set_top(w, top);
 	w->base = base;
 	w->received = received;
 	words = E2E_WINDOW_WORDS(rx->window);
@@ -139,7 +140,8 @@ enum e2e_status e2e_rx_load(struct e2e_rx *rx, const char *path)
 	    e2e_rd_left(&r) != E2E_HASH_KEY_BYTES + (size_t)nstreams * stream_len(window) +
 			      (size_t)ngone * GONE_LEN)
 		goto out;
-	e2e_rd_bytes(&r, rx->hash_key, sizeof rx->hash_key);
+	e2e_rd_bytes(&r, rx->th.key, sizeof rx->th.key);
+	rx->th.last_len = 0;   /* a new key: the cached hash is stale */
 	for (i = 0; i < nstreams; i++) {
 		ret = load_stream(rx, &r);
 		if (ret != E2E_OK)

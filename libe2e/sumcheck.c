@@ -9,6 +9,7 @@
 
 #include "e2e/summary.h"
 #include "lru.h"
+#include "topichash.h"
 #include "wire.h"
 
 #define SENDERS_MAX 256U
@@ -31,7 +32,7 @@ struct sender_no {
 struct e2e_sumcheck {
 	struct e2e_lru idx;           /* (topic hash ^ seq mix, sender|run) -> rec */
 	struct rec *recs;
-	uint8_t hkey[crypto_shorthash_KEYBYTES];
+	struct topichash th;
 	uint64_t overflow;
 	struct sender_no nos[SENDERS_MAX];
 	uint32_t nnos;
@@ -47,12 +48,9 @@ static uint64_t k2_of(uint32_t sender, uint32_t run)
 	return (uint64_t)sender << 32 | run;
 }
 
-static uint64_t topic_hash(const struct e2e_sumcheck *sc, const char *topic, size_t len)
+static uint64_t topic_hash(struct e2e_sumcheck *sc, const char *topic, size_t len)
 {
-	uint8_t hb[crypto_shorthash_BYTES];
-
-	crypto_shorthash(hb, (const uint8_t *)topic, len, sc->hkey);
-	return e2e_get_u64_le(hb);
+	return topichash(&sc->th, (const uint8_t *)topic, len);
 }
 
 static uint32_t *checked_of(struct e2e_sumcheck *sc, uint32_t sender)
@@ -86,7 +84,7 @@ enum e2e_status e2e_sumcheck_create(struct e2e_sumcheck **out, uint32_t max_pend
 	ret = e2e_lru_alloc(&sc->idx, max_pending);
 	if (ret != E2E_OK)
 		goto out;
-	randombytes_buf(sc->hkey, sizeof sc->hkey);
+	randombytes_buf(sc->th.key, sizeof sc->th.key);
 	*out = sc;
 	sc = NULL;
 out:

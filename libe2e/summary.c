@@ -9,6 +9,7 @@
 
 #include "e2e/summary.h"
 #include "lru.h"
+#include "topichash.h"
 #include "wire.h"
 
 #define HEAD 14U           /* control message head */
@@ -29,7 +30,7 @@ struct e2e_summary {
 	struct stream *st;
 	char *pool;
 	uint32_t pool_cap, pool_used;
-	uint8_t hkey[crypto_shorthash_KEYBYTES];
+	struct topichash th;
 };
 
 void e2e_summary_digest(uint8_t d[E2E_DIGEST_BYTES], const uint8_t *env, size_t len)
@@ -59,7 +60,7 @@ enum e2e_status e2e_summary_create(struct e2e_summary **out, uint32_t max_stream
 	ret = e2e_lru_alloc(&s->idx, max_streams);
 	if (ret != E2E_OK)
 		goto out;
-	randombytes_buf(s->hkey, sizeof s->hkey);
+	randombytes_buf(s->th.key, sizeof s->th.key);
 	*out = s;
 	s = NULL;
 out:
@@ -80,15 +81,14 @@ void e2e_summary_destroy(struct e2e_summary *s)
 enum e2e_status e2e_summary_add(struct e2e_summary *s, uint32_t run, const char *topic,
 	size_t topic_len, uint32_t seq, const uint8_t *env, size_t env_len)
 {
-	uint8_t hb[crypto_shorthash_BYTES], d[E2E_DIGEST_BYTES];
+	uint8_t d[E2E_DIGEST_BYTES];
 	struct stream *x;
 	uint64_t th;
 	uint32_t i;
 
 	if (!s || !topic || topic_len == 0 || topic_len > 65535 || !env)
 		return E2E_ERR_ARG;
-	crypto_shorthash(hb, (const uint8_t *)topic, topic_len, s->hkey);
-	th = e2e_get_u64_le(hb);
+	th = topichash(&s->th, (const uint8_t *)topic, topic_len);
 	i = e2e_lru_find(&s->idx, th, run);
 	if (i == E2E_LRU_NONE) {
 		if (topic_len > s->pool_cap - s->pool_used)

@@ -9,12 +9,12 @@
 
 #include "e2e/tx.h"
 #include "lru.h"
-#include "wire.h"
+#include "topichash.h"
 
 struct e2e_tx {
 	struct e2e_keyid id;
 	uint8_t *key;                /* sodium_malloc: guarded, mlocked */
-	uint8_t hash_key[crypto_shorthash_KEYBYTES];
+	struct topichash th;
 	uint64_t limit;              /* last counter this key may use */
 	uint64_t counter;            /* last counter used */
 	uint64_t ceiling;            /* reserved on disk up to here */
@@ -88,7 +88,7 @@ enum e2e_status e2e_tx_create(struct e2e_tx **out, const struct e2e_tx_config *c
 		goto out;
 
 	memcpy(tx->key, cfg->key, E2E_KEY_BYTES);
-	randombytes_buf(tx->hash_key, sizeof tx->hash_key);
+	randombytes_buf(tx->th.key, sizeof tx->th.key);
 	tx->id = cfg->id;
 	tx->limit = cfg->limit ? cfg->limit : E2E_TX_LIMIT_DEFAULT;
 	if (tx->limit > E2E_COUNTER_MAX)
@@ -146,7 +146,6 @@ enum e2e_status e2e_tx_seal(struct e2e_tx *tx, uint8_t *out, size_t out_cap,
 {
 	struct e2e_header h;
 	enum e2e_status st;
-	uint8_t hb[crypto_shorthash_BYTES];
 	uint64_t th;
 	uint32_t i;
 
@@ -164,8 +163,7 @@ enum e2e_status e2e_tx_seal(struct e2e_tx *tx, uint8_t *out, size_t out_cap,
 			return st;
 	}
 
-	crypto_shorthash(hb, topic, topic_len, tx->hash_key);
-	th = e2e_get_u64_le(hb);
+	th = topichash(&tx->th, topic, topic_len);
 	i = topic_slot(tx, th);
 	if (tx->seqs[i] == (uint32_t)E2E_SEQ_MAX) {
 		new_run(tx, 0);

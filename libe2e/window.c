@@ -12,9 +12,22 @@ static uint32_t words_of(const struct e2e_window *w)
 	return E2E_WINDOW_WORDS(w->size);
 }
 
-static uint64_t bit_word(const struct e2e_window *w, uint64_t seq)
+/*
+ * Word of @p seq (top - W < seq <= top), from top's word position: the
+ * distance in words is below the word count, so a conditional add
+ * replaces a 64-bit division on every message.
+ */
+static uint32_t bit_word(const struct e2e_window *w, uint64_t seq)
 {
-	return (seq >> 6) % words_of(w);
+	uint32_t d = (uint32_t)((w->top >> 6) - (seq >> 6));
+
+	return w->top_pos >= d ? w->top_pos - d : w->top_pos + words_of(w) - d;
+}
+
+void e2e_window_set_top(struct e2e_window *w, uint64_t top)
+{
+	w->top = top;
+	w->top_pos = (uint32_t)((top >> 6) % words_of(w));
 }
 
 static int bit_get(const struct e2e_window *w, uint64_t seq)
@@ -68,18 +81,21 @@ void e2e_window_update(struct e2e_window *w, uint64_t seq)
 
 	if (w->top == 0) {
 		w->base = seq;
-		w->top = seq;
+		e2e_window_set_top(w, seq);
 	} else if (seq > w->top) {
 		/* Clear the words that the advancing top brings into use. */
-		uint64_t from = w->top >> 6, to = seq >> 6;
+		uint64_t delta = (seq >> 6) - (w->top >> 6);
 
-		if (to - from >= nwords) {
+		if (delta >= nwords) {
 			memset(w->bits, 0, (size_t)nwords * sizeof *w->bits);
+			e2e_window_set_top(w, seq);
 		} else {
-			for (uint64_t b = from + 1; b <= to; b++)
-				w->bits[b % nwords] = 0;
+			for (uint64_t b = 0; b < delta; b++) {
+				w->top_pos = w->top_pos + 1 == nwords ? 0 : w->top_pos + 1;
+				w->bits[w->top_pos] = 0;
+			}
+			w->top = seq;
 		}
-		w->top = seq;
 	} else if (seq < w->base) {
 		/* A reordered message from before the stream's first one. */
 		w->base = seq;

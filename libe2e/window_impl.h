@@ -6,4 +6,7 @@
 
 void e2e_window_reset(struct e2e_window *w, uint64_t *bits, uint32_t size);
 
+/* Set top (e.g. from a state file), keeping top_pos consistent. */
+void e2e_window_set_top(struct e2e_window *w, uint64_t top);
+
 #endif

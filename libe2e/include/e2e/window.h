@@ -43,6 +43,7 @@ struct e2e_window {
 	uint64_t base;      /* first accepted sequence number of the stream */
 	uint64_t received;  /* distinct accepted sequence numbers */
 	uint32_t size;      /* window size in sequence numbers (multiple of 64) */
+	uint32_t top_pos;   /* (top / 64) mod words, kept so no division runs per message */
 	uint64_t *bits;
 };
 
