@@ -14,7 +14,7 @@
 #define CONTEXT "mqtt-e2e/v1/ctl"   /* 15 bytes + the NUL: 16 */
 #define CONTEXT_LEN 16U
 #define TOPIC_MAX 256U
-#define KEY_REC 45U                  /* scope 1, epoch 4, not_after 8, key 32 */
+#define KEY_REC 46U                  /* scope 1, epoch 4, not_after 8, flags 1, key 32 */
 #define PLAIN_MAX (1U + E2E_CTL_KEYS_MAX * KEY_REC)
 
 static enum e2e_status sig_input(uint8_t *buf, size_t cap, size_t *len, const char *topic,
@@ -343,6 +343,7 @@ enum e2e_status e2e_ctl_delivery(uint8_t *out, size_t cap, size_t *len,
 		e2e_wr_u8(&pw, keys[i].scope);
 		e2e_wr_u32(&pw, keys[i].epoch);
 		e2e_wr_u64(&pw, keys[i].not_after_ms);
+		e2e_wr_u8(&pw, keys[i].flags);
 		e2e_wr_bytes(&pw, keys[i].key, E2E_KEY_BYTES);
 	}
 	e2e_wr_init(&w, out, cap);
@@ -387,6 +388,7 @@ enum e2e_status e2e_ctl_open_delivery(struct e2e_ctl *m, const uint8_t eph_pk[E2
 		m->keys[i].scope = e2e_rd_u8(&r);
 		m->keys[i].epoch = e2e_rd_u32(&r);
 		m->keys[i].not_after_ms = e2e_rd_u64(&r);
+		m->keys[i].flags = e2e_rd_u8(&r);
 		e2e_rd_bytes(&r, m->keys[i].key, E2E_KEY_BYTES);
 	}
 	ret = r.bad ? E2E_ERR_MALFORMED : E2E_OK;

@@ -13,12 +13,22 @@ struct slot {
 	uint64_t not_after_ms;   /* 0 = no deadline */
 	uint8_t key[E2E_KEY_BYTES];
 	uint8_t used;
+	uint8_t flags;
+};
+
+#define SIGNERS_MAX 256U
+
+struct signer {
+	uint32_t sender;
+	uint8_t pk[32];
 };
 
 struct e2e_keyring {
 	uint32_t cap;
 	uint32_t count;
 	struct slot *slots;      /* sodium_allocarray */
+	uint32_t nsigners;
+	struct signer signers[SIGNERS_MAX];   /* public keys: not secret */
 };
 
 static int same_id(const struct e2e_keyid *a, const struct e2e_keyid *b)
@@ -63,6 +73,7 @@ enum e2e_status e2e_keyring_create(struct e2e_keyring **out, uint32_t capacity)
 	sodium_memzero(kr->slots, (size_t)capacity * sizeof *kr->slots);
 	kr->cap = capacity;
 	kr->count = 0;
+	kr->nsigners = 0;
 	*out = kr;
 	ret = E2E_OK;
 out:
@@ -80,14 +91,20 @@ void e2e_keyring_destroy(struct e2e_keyring *kr)
 enum e2e_status e2e_keyring_add(struct e2e_keyring *kr, const struct e2e_keyid *id,
 	const uint8_t key[E2E_KEY_BYTES], uint64_t not_after_ms)
 {
+	return e2e_keyring_add_flags(kr, id, key, not_after_ms, 0);
+}
+
+enum e2e_status e2e_keyring_add_flags(struct e2e_keyring *kr, const struct e2e_keyid *id,
+	const uint8_t key[E2E_KEY_BYTES], uint64_t not_after_ms, uint8_t flags)
+{
 	struct slot *s;
 
-	if (!kr || !id || !key)
+	if (!kr || !id || !key || (flags & ~E2E_KEYRING_SIGNED))
 		return E2E_ERR_ARG;
 	s = lookup(kr, id);
 	if (s) {
 		/* A second, different key under one id would be an attack or a bug. */
-		if (sodium_memcmp(s->key, key, E2E_KEY_BYTES) != 0)
+		if (sodium_memcmp(s->key, key, E2E_KEY_BYTES) != 0 || s->flags != flags)
 			return E2E_ERR_EXISTS;
 		s->not_after_ms = not_after_ms;
 		return E2E_OK;
@@ -99,6 +116,7 @@ enum e2e_status e2e_keyring_add(struct e2e_keyring *kr, const struct e2e_keyid *
 		s->id = *id;
 		memcpy(s->key, key, E2E_KEY_BYTES);
 		s->not_after_ms = not_after_ms;
+		s->flags = flags;
 		s->used = 1;
 		kr->count++;
 		return E2E_OK;
@@ -152,8 +170,8 @@ uint32_t e2e_keyring_expire(struct e2e_keyring *kr, uint64_t now_ms)
 	return n;
 }
 
-const uint8_t *e2e_keyring_find(const struct e2e_keyring *kr, const struct e2e_keyid *id,
-	uint64_t now_ms)
+const uint8_t *e2e_keyring_lookup(const struct e2e_keyring *kr, const struct e2e_keyid *id,
+	uint64_t now_ms, uint8_t *flags)
 {
 	const struct slot *s;
 
@@ -162,7 +180,41 @@ const uint8_t *e2e_keyring_find(const struct e2e_keyring *kr, const struct e2e_k
 	s = lookup(kr, id);
 	if (!s || (s->not_after_ms && s->not_after_ms < now_ms))
 		return NULL;
+	if (flags)
+		*flags = s->flags;
 	return s->key;
+}
+
+const uint8_t *e2e_keyring_find(const struct e2e_keyring *kr, const struct e2e_keyid *id,
+	uint64_t now_ms)
+{
+	return e2e_keyring_lookup(kr, id, now_ms, NULL);
+}
+
+enum e2e_status e2e_keyring_set_signer(struct e2e_keyring *kr, uint32_t sender,
+	const uint8_t sign_pk[32])
+{
+	uint32_t i;
+
+	if (!kr || !sign_pk)
+		return E2E_ERR_ARG;
+	for (i = 0; i < kr->nsigners && kr->signers[i].sender != sender; i++)
+		;
+	if (i == SIGNERS_MAX)
+		return E2E_ERR_FULL;
+	kr->signers[i].sender = sender;
+	memcpy(kr->signers[i].pk, sign_pk, 32);
+	if (i == kr->nsigners)
+		kr->nsigners++;
+	return E2E_OK;
+}
+
+const uint8_t *e2e_keyring_signer(const struct e2e_keyring *kr, uint32_t sender)
+{
+	for (uint32_t i = 0; kr && i < kr->nsigners; i++)
+		if (kr->signers[i].sender == sender)
+			return kr->signers[i].pk;
+	return NULL;
 }
 
 uint32_t e2e_keyring_count(const struct e2e_keyring *kr)

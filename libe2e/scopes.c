@@ -143,6 +143,23 @@ static enum e2e_status parse_filters(struct e2e_scopes *s, struct e2e_text *t,
 	return E2E_OK;
 }
 
+/* "sign <name>": envelopes of that scope carry the sender's signature
+ * (SPEC 3.4), for low-rate topics that need source authentication at once. */
+static enum e2e_status parse_sign(struct e2e_scopes *s, struct e2e_text *t,
+	const struct e2e_field *f, size_t n)
+{
+	if (n != 2)
+		return e2e_text_fail(t, E2E_ERR_MALFORMED, "expected: sign <scope-name>");
+	for (uint32_t i = 0; i < s->count; i++) {
+		if (e2e_field_is(&f[1], s->scope[i].name)) {
+			s->scope[i].sign = 1;
+			return E2E_OK;
+		}
+	}
+	return e2e_text_fail(t, E2E_ERR_MALFORMED, "sign: no scope '%.*s' above this line",
+		(int)(f[1].len > 32 ? 32 : f[1].len), f[1].p);
+}
+
 static enum e2e_status parse_line(struct e2e_scopes *s, struct e2e_text *t,
 	const struct e2e_field *f, size_t n)
 {
@@ -196,6 +213,12 @@ enum e2e_status e2e_scopes_parse(struct e2e_scopes *s, const char *buf, size_t l
 		ret = e2e_text_next(&t, f, E2E_TEXT_FIELDS_MAX, &n);
 		if (ret != E2E_OK || n == 0)
 			break;
+		if (e2e_field_is(&f[0], "sign")) {
+			ret = parse_sign(s, &t, f, n);
+			if (ret != E2E_OK)
+				break;
+			continue;
+		}
 		/* Ids are unique in 0..255, so scope[] cannot overflow first. */
 		ret = parse_line(s, &t, f, n);
 		if (ret != E2E_OK)

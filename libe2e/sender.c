@@ -109,6 +109,13 @@ static enum e2e_status on_enrolled(void *ctx, const struct e2e_public *who, uint
 	return E2E_OK;
 }
 
+static int scope_signed(const struct e2e_sender *s, uint8_t scope)
+{
+	const struct e2e_scope *sc = e2e_scopes_get(s->scopes, scope);
+
+	return sc && sc->sign;
+}
+
 static uint8_t on_keys(void *ctx, uint8_t scope, struct e2e_ctl_key *out, uint8_t cap,
 	uint64_t now_ms)
 {
@@ -125,6 +132,7 @@ static uint8_t on_keys(void *ctx, uint8_t scope, struct e2e_ctl_key *out, uint8_
 		out[k].scope = e->scope;
 		out[k].epoch = e->epoch;
 		out[k].not_after_ms = e->not_after_ms;
+		out[k].flags = scope_signed(s, scope) ? E2E_KEY_SIGNED : 0;
 		memcpy(out[k].key, e->key, E2E_KEY_BYTES);
 		k++;
 	}
@@ -132,6 +140,7 @@ static uint8_t on_keys(void *ctx, uint8_t scope, struct e2e_ctl_key *out, uint8_
 }
 
 static enum e2e_status load_keys(struct e2e_sender *s);
+static void drop_tx(struct e2e_sender *s, uint8_t scope);
 
 /*
  * Writing `keys`: hold the directory lock, and first take in any change
@@ -210,6 +219,9 @@ static enum e2e_status load_scopes(struct e2e_sender *s)
 	}
 	free(s->scopes);
 	s->scopes = n;
+	/* Scopes may have changed their signing mode: rebuild every tx. */
+	for (unsigned sc = 0; sc < E2E_SCOPES_MAX; sc++)
+		drop_tx(s, (uint8_t)sc);
 	return E2E_OK;
 }
 
@@ -369,6 +381,7 @@ static enum e2e_status scope_tx(struct e2e_sender *s, uint8_t scope, struct e2e_
 	tc.block = s->cfg.reserve_block;
 	tc.reserve = e2e_txstate_reserve_cb;
 	tc.reserve_ctx = s->p_txstate;
+	tc.sign_sk = scope_signed(s, scope) ? s->id.sign_sk : NULL;
 	st = e2e_tx_create(&s->tx[scope].tx, &tc);
 	if (st != E2E_OK)
 		return st;

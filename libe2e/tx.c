@@ -24,6 +24,7 @@ struct e2e_tx {
 	uint32_t runs;
 	e2e_reserve_fn reserve;
 	void *reserve_ctx;
+	const uint8_t *sign_sk;      /* NULL: suite 0x01 */
 	struct e2e_lru topics;       /* topic hash -> index into seqs */
 	uint32_t *seqs;              /* last seq used per topic in this run */
 };
@@ -96,6 +97,7 @@ enum e2e_status e2e_tx_create(struct e2e_tx **out, const struct e2e_tx_config *c
 	tx->block = cfg->block ? cfg->block : E2E_TX_BLOCK_DEFAULT;
 	tx->reserve = cfg->reserve;
 	tx->reserve_ctx = cfg->reserve_ctx;
+	tx->sign_sk = cfg->sign_sk;
 	/* Resume strictly above everything an earlier process may have used. */
 	tx->counter = tx->ceiling = cfg->counter_floor;
 	ret = E2E_ERR_EXHAUSTED;
@@ -153,7 +155,7 @@ enum e2e_status e2e_tx_seal(struct e2e_tx *tx, uint8_t *out, size_t out_cap,
 	    topic_len > E2E_TOPIC_MAX || pt_len > E2E_PLAINTEXT_MAX)
 		return E2E_ERR_ARG;
 	*out_len = 0;
-	if (out_cap < e2e_envelope_size(pt_len))
+	if (out_cap < pt_len + (tx->sign_sk ? E2E_SIGNED_OVERHEAD : E2E_ENVELOPE_OVERHEAD))
 		return E2E_ERR_BUFFER;
 	if (tx->counter >= tx->limit)
 		return E2E_ERR_EXHAUSTED;
@@ -170,7 +172,7 @@ enum e2e_status e2e_tx_seal(struct e2e_tx *tx, uint8_t *out, size_t out_cap,
 		i = topic_slot(tx, th);
 	}
 
-	h.suite = E2E_SUITE_V1_XCHACHA;
+	h.suite = tx->sign_sk ? E2E_SUITE_V1_SIGNED : E2E_SUITE_V1_XCHACHA;
 	h.scope = tx->id.scope;
 	h.epoch = tx->id.epoch;
 	h.sender = tx->id.sender;
@@ -178,6 +180,8 @@ enum e2e_status e2e_tx_seal(struct e2e_tx *tx, uint8_t *out, size_t out_cap,
 	h.counter = tx->counter + 1;
 	h.seq = tx->seqs[i] + 1;
 	st = e2e_envelope_seal(out, out_cap, out_len, &h, tx->key, topic, topic_len, pt, pt_len);
+	if (st == E2E_OK && tx->sign_sk)
+		st = e2e_envelope_sign(out, out_cap, out_len, topic, topic_len, tx->sign_sk);
 	if (st != E2E_OK)
 		return st;
 	tx->counter = h.counter;

@@ -13,11 +13,12 @@
 #define CONNECT_MS 10000U
 #define SENDER_DIR "/var/lib/mqtt-e2e/sender"
 
-enum { OPT_LINGER = CLI_OPT_OWN };
+enum { OPT_LINGER = CLI_OPT_OWN, OPT_SUMMARY };
 
 static const struct option long_opts[] = {
 	CLI_CONN_LONG,
 	{ "linger", required_argument, NULL, OPT_LINGER },
+	{ "summary-interval", required_argument, NULL, OPT_SUMMARY },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -26,7 +27,7 @@ struct pub_args {
 	const char *topic, *message, *file;
 	int source;                   /* the option letter of -m, -f, -l, -s or -n */
 	int retain;
-	unsigned long qos, linger;
+	unsigned long qos, linger, summary_ms;
 };
 
 static int usage(FILE *f)
@@ -39,9 +40,10 @@ static int usage(FILE *f)
 		"  -l                 publish each line of stdin (staying connected until EOF)\n"
 		"  -s                 publish all of stdin as one message\n"
 		"  -n                 publish an empty message\n"
-		"  -q QOS             QoS 0-2 (default 0); 1 and 2 wait for each acknowledgement\n"
+		"  -q QOS             QoS 0-2 (default 0); 1 and 2 are all acknowledged before exit\n"
 		"  -r                 retain\n"
-		"  --linger SECONDS   stay connected afterwards to answer key requests (default 0)\n",
+		"  --linger SECONDS   stay connected afterwards to answer key requests (default 0)\n"
+		"  --summary-interval MS  signed summaries every MS milliseconds (default 10000)\n",
 		PUB_PROG);
 	cli_common_usage(f, SENDER_DIR);
 	return f == stdout ? CLI_EXIT_OK : CLI_EXIT_USAGE;
@@ -73,6 +75,9 @@ static int parse(int argc, char **argv, struct pub_args *a)
 		case 'q': r = cli_number("-q", optarg, 0, 2, &a->qos); break;
 		case 'r': a->retain = 1; break;
 		case OPT_LINGER: r = cli_number("--linger", optarg, 0, 31536000UL, &a->linger); break;
+		case OPT_SUMMARY:
+			r = cli_number("--summary-interval", optarg, 100, 3600000UL, &a->summary_ms);
+			break;
 		default: return cli_bad_option(c, argv);
 		}
 	}
@@ -109,6 +114,7 @@ int main(int argc, char **argv)
 	cfg.conn = a.cc.conn;
 	cfg.dir = dir;
 	cfg.control_topic = a.cc.control_topic;
+	cfg.summary_ms = (uint32_t)a.summary_ms;
 	cfg.on_event = cli_event_cb;
 	cfg.err = err;
 	cfg.err_len = sizeof err;

@@ -225,6 +225,10 @@ static enum e2e_status setup(struct e2e_client *c)
 	st = e2e_keyring_create(&c->kr, 64U * c->ntrust);
 	if (st != E2E_OK)
 		return fail(cfg, st, "key ring", NULL);
+	/* A trusted sender's identity key verifies its signed envelopes. */
+	for (uint32_t i = 0; i < c->ntrust; i++)
+		if (e2e_keyring_set_signer(c->kr, c->trust[i].sender, c->trust[i].pub.sign_pk) != E2E_OK)
+			return fail(cfg, E2E_ERR_FULL, "too many senders in", cfg->trust_file);
 	st = e2e_rx_create(&c->rx, &rc);
 	if (st != E2E_OK)
 		return fail(cfg, st, "replay state", NULL);

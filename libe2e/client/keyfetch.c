@@ -158,7 +158,8 @@ void e2e_client_on_reply(struct e2e_client *c, const uint8_t *msg, size_t len)
 		struct e2e_keyid id = { t->sender, m.keys[i].scope, m.keys[i].epoch };
 		int known = e2e_keyring_find(c->kr, &id, 0) != NULL;
 
-		st = e2e_keyring_add(c->kr, &id, m.keys[i].key, m.keys[i].not_after_ms);
+		st = e2e_keyring_add_flags(c->kr, &id, m.keys[i].key, m.keys[i].not_after_ms,
+			m.keys[i].flags & E2E_KEY_SIGNED);
 		if (st != E2E_OK && st != E2E_ERR_EXISTS) {
 			e2e_client_event(c, E2E_EV_ERROR, t->sender, id.scope, id.epoch, e2e_strerror(st));
 			continue;

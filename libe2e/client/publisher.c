@@ -207,7 +207,7 @@ enum e2e_status e2e_publisher_publish(struct e2e_publisher *p, const char *topic
 	const void *payload, size_t len, int qos, int retained, int wait_ms)
 {
 	enum e2e_status st;
-	size_t need = e2e_envelope_size(len), elen = 0;
+	size_t need = len + E2E_OVERHEAD_MAX, elen = 0;
 
 	if (!p || !topic || (!payload && len) || qos < 0 || qos > 2)
 		return E2E_ERR_ARG;

@@ -270,7 +270,7 @@ CTL_HEAD = struct.Struct(">BBIQ")     # version, type, sender, time_ms
 assert CTL_HEAD.size == 14
 CTL_SIG = 64
 SEALBYTES = 48                        # crypto_box_SEALBYTES: epk || MAC
-KEY_REC = struct.Struct(">BIQ32s")    # scope, epoch, not_after, key
+KEY_REC = struct.Struct(">BIQB32s")   # scope, epoch, not_after, flags, key
 OUTCOMES = ("MALFORMED", "VERSION", "AUTH")
 
 
@@ -405,8 +405,11 @@ def open_keys(sealed, eph_pk, eph_sk):
         raise ValueError("delivery plaintext layout")
     keys = []
     for i in range(k):
-        scope, epoch, not_after, key = KEY_REC.unpack_from(plain, 1 + i * KEY_REC.size)
-        keys.append({"scope": scope, "epoch": epoch, "not_after_ms": not_after, "key": key.hex()})
+        scope, epoch, not_after, flags, key = KEY_REC.unpack_from(plain, 1 + i * KEY_REC.size)
+        if flags & ~1:
+            raise ValueError("unknown key flags")
+        keys.append({"scope": scope, "epoch": epoch, "not_after_ms": not_after,
+                     "flags": flags, "key": key.hex()})
     return plain, keys
 
 
@@ -507,11 +510,67 @@ def check_control(doc, f):
     return n
 
 
+# ---------------------------------------------------------------- signed (SPEC 3.4)
+
+def signed_receive(keys, signers, topic, env):
+    """SPEC 3.4 written out separately: parse, key, AEAD, then the signature."""
+    if len(env) < 104 or env[0] != 2:
+        return ("MALFORMED" if len(env) < 104 or env[0] not in (1,) else None), None
+    h = HEADER.unpack(env[:24])
+    key = keys.get((h[3], h[1], h[2]))
+    if key is None:
+        return "UNKNOWN_KEY", None
+    body, sig = env[:-64], env[-64:]
+    try:
+        pt = nb.crypto_aead_xchacha20poly1305_ietf_decrypt(body[24:], body[:24] + topic,
+                                                          body[:24], key)
+    except CryptoError:
+        return "FORGED", None
+    pk = signers.get(h[3])
+    msg = hashlib.blake2b(b"mqtt-e2e/v1/sig\x00" + struct.pack(">H", len(topic)) + topic + body,
+                          digest_size=64).digest()
+    try:
+        if pk is None:
+            raise CryptoError("no signer")
+        nb.crypto_sign_open(sig + msg, pk)
+    except CryptoError:
+        return "FORGED", None
+    return "OK", pt
+
+
+def check_signed(doc, f):
+    n = 0
+    for p in doc["positive"]:
+        keys = {(p["header"]["sender"], p["header"]["scope"], p["header"]["epoch"]):
+                bytes.fromhex(p["key"])}
+        signers = {p["signer"]["sender"]: bytes.fromhex(p["signer"]["sign_pk"])}
+        v, pt = signed_receive(keys, signers, bytes.fromhex(p["topic_hex"]),
+                               bytes.fromhex(p["envelope"]))
+        f.expect(v == "OK" and pt is not None and pt.hex() == p["plaintext"],
+                 "signed/" + p["name"], "got %s" % v)
+        n += 1
+    for q in doc["negative"]:
+        keys = {(k["sender"], k["scope"], k["epoch"]): bytes.fromhex(k["key"]) for k in q["keys"]}
+        signers = {s["sender"]: bytes.fromhex(s["sign_pk"]) for s in q["signers"]}
+        env = bytes.fromhex(q["envelope"])
+        signed_keys = {(k["sender"], k["scope"], k["epoch"]) for k in q["keys"]
+                       if k.get("flags", 0) & 1}
+        if env and env[0] == 1 and len(env) >= 40:
+            # Suite 1 under a key delivered as signed: refused before any crypto.
+            h = HEADER.unpack(env[:24])
+            v = "FORGED" if (h[3], h[1], h[2]) in signed_keys else "OK?"
+        else:
+            v, _ = signed_receive(keys, signers, bytes.fromhex(q["topic_hex"]), env)
+        f.expect(v == q["verdict"], "signed/" + q["name"], "got %s, want %s" % (v, q["verdict"]))
+        n += 1
+    return n
+
+
 # ---------------------------------------------------------------- main
 
 CHECKS = (("envelope.json", check_envelope), ("window.json", check_window),
           ("tx.json", check_tx), ("identity.json", check_identity),
-          ("control.json", check_control))
+          ("control.json", check_control), ("signed.json", check_signed))
 
 
 def main(argv):

@@ -7,7 +7,7 @@ has its own split-AAD construction), Ed25519 and crypto_box (the sealed box of
 control deliveries is built here from crypto_box with a fixed ephemeral key,
 so it is deterministic), and writes
 
-    envelope.json  window.json  tx.json  identity.json  control.json
+    envelope.json  window.json  tx.json  identity.json  control.json  signed.json
 
 into the directory given as argv[1] (default: the directory of this script).
 Every input is a constant, so running it twice gives byte-identical files;
@@ -46,7 +46,7 @@ HEADER_FIELDS = ("suite", "scope", "epoch", "sender", "run", "counter", "seq")
 
 def header_bytes(suite, scope, epoch, sender, run, counter, seq):
     """Serialise a header. No validation on purpose: negative vectors need
-    headers a conforming sender would never produce (suite 2, run 0, ...)."""
+    headers a conforming sender would never produce (suite 3, run 0, ...)."""
     return (bytes([suite, scope])
             + epoch.to_bytes(4, "big")
             + sender.to_bytes(4, "big")
@@ -324,7 +324,7 @@ def build_envelope():
     neg("run-zero", MALFORMED, seal(KEY_A, dict(h0, run=0), tb, pattern(16)))
     neg("counter-zero", MALFORMED, seal(KEY_A, dict(h0, counter=0), tb, pattern(16)))
     neg("seq-zero", MALFORMED, seal(KEY_A, dict(h0, seq=0), tb, pattern(16)))
-    neg("suite-0x02", MALFORMED, seal(KEY_A, dict(h0, suite=0x02), tb, pattern(16)))
+    neg("suite-0x03", MALFORMED, seal(KEY_A, dict(h0, suite=0x03), tb, pattern(16)))
     neg("suite-0x00", MALFORMED, seal(KEY_A, dict(h0, suite=0x00), tb, pattern(16)))
     # Parse before key lookup: malformed wins over an unknown key.
     neg("seq-zero-unknown-key", MALFORMED, seal(KEY_A, dict(h0, seq=0), tb, b""), keys=[])
@@ -587,10 +587,11 @@ def request_body(requester, eph_pk, nonce, reply_topic, want):
 
 
 def key_records(keys):
-    """The plaintext of a delivery: u8 k || k x (scope, epoch, not_after, key)."""
+    """The plaintext of a delivery: u8 k || k x (scope, epoch, not_after, flags, key)."""
     return bytes([len(keys)]) + b"".join(
         bytes([k["scope"]]) + k["epoch"].to_bytes(4, "big")
-        + k["not_after_ms"].to_bytes(8, "big") + bytes.fromhex(k["key"]) for k in keys)
+        + k["not_after_ms"].to_bytes(8, "big") + bytes([k["flags"]])
+        + bytes.fromhex(k["key"]) for k in keys)
 
 
 def box_seal(plain, recipient_pk, box_sk):
@@ -697,9 +698,9 @@ def build_control():
         summaries.append(item)
         by_name[name] = item
 
-    def key(scope, epoch, not_after_ms, seed):
+    def key(scope, epoch, not_after_ms, seed, flags=0):
         return {"scope": scope, "epoch": epoch, "not_after_ms": not_after_ms,
-                "key": pattern(32, 3, seed).hex()}
+                "flags": flags, "key": pattern(32, 3, seed).hex()}
 
     # ---- positive
     hex32 = "0123456789abcdef" * 2
@@ -867,6 +868,63 @@ def build_control():
 # Output
 # --------------------------------------------------------------------------
 
+# --------------------------------------------------------------------------
+# signed.json: suite 0x02 (SPEC 3.4)
+# --------------------------------------------------------------------------
+
+SUITE_SIGNED = 0x02
+SIG_CONTEXT = b"mqtt-e2e/v1/sig\x00"
+
+
+def sign_envelope(sign_sk, env, topic):
+    """Ed25519 over BLAKE2b-512(context || u16 topic length || topic || env)."""
+    digest = hashlib.blake2b(SIG_CONTEXT + len(topic).to_bytes(2, "big") + topic + env,
+                             digest_size=64).digest()
+    return env + nb.crypto_sign(digest, sign_sk)[:64]
+
+
+def build_signed():
+    seed = bytes(range(0x40, 0x60))
+    sign_pk, sign_sk = nb.crypto_sign_seed_keypair(seed)
+    other_pk, other_sk = nb.crypto_sign_seed_keypair(bytes(range(0x60, 0x80)))
+    signer = {"sender": SENDER_A, "sign_pk": sign_pk.hex()}
+    topic = "alarms/boiler/overheat"
+    tb = topic.encode()
+    positive, negative = [], []
+
+    def signed(h, pt, sk=sign_sk, on=tb):
+        return sign_envelope(sk, seal(KEY_A, h, on, pt), on)
+
+    for name, h, pt in (
+            ("signed-empty", hdr(suite=SUITE_SIGNED, counter=1, seq=1), b""),
+            ("signed-64", hdr(suite=SUITE_SIGNED, counter=2, seq=2), pattern(64)),
+            ("signed-text", hdr(suite=SUITE_SIGNED, counter=3, seq=3), b"boiler 1 over 95 C")):
+        positive.append({"name": name, "key": KEY_A.hex(), "header": h, "topic": topic,
+                         "topic_hex": tb.hex(), "plaintext": pt.hex(),
+                         "signer": dict(signer, seed=seed.hex()),
+                         "envelope": signed(h, pt).hex()})
+    h = hdr(suite=SUITE_SIGNED, counter=9, seq=9)
+    good = signed(h, pattern(16))
+    keys = [dict(key_entry(h, KEY_A), flags=1)]   # delivered with E2E_KEY_SIGNED
+
+    def neg(name, verdict, env, signers=(signer,), on=topic):
+        negative.append({"name": name, "keys": keys, "signers": list(signers), "topic": on,
+                         "topic_hex": on.encode().hex(), "envelope": env.hex(),
+                         "verdict": verdict})
+
+    neg("flip-signature", FORGED, flip(good, len(good) - 1, 0))
+    neg("signed-by-another-key", FORGED, signed(h, pattern(16), sk=other_sk))
+    neg("no-signer-known", FORGED, good, signers=())
+    neg("signature-stripped", FORGED, good[:-64] + bytes(64))
+    neg("too-short-for-a-signature", MALFORMED, seal(KEY_A, h, tb, b"")[:OVERHEAD + 63])
+    neg("re-topicked", FORGED, good, on="alarms/boiler/normal")
+    # The shared key alone (an insider) cannot pass in a signed scope, also
+    # not by falling back to suite 0x01: the key was delivered flagged signed.
+    neg("insider-unsigned-suite-1", FORGED, seal(KEY_A, dict(h, suite=SUITE_V1), tb, b"x"))
+    neg("insider-wrong-signer", FORGED, signed(h, b"y", sk=other_sk))
+    return {"suite": SUITE_SIGNED, "positive": positive, "negative": negative}
+
+
 def render(obj):
     """Canonical text: sorted keys, 2-space indent, UTF-8 (not \\u escapes, so
     topics appear as their bytes), one trailing newline."""
@@ -881,6 +939,7 @@ def render_all():
         "tx.json": render(build_tx()),
         "identity.json": render(build_identity()),
         "control.json": render(build_control()),
+        "signed.json": render(build_signed()),
     }
 
 

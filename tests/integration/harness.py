@@ -419,9 +419,11 @@ def make_pki(env, d):
 # ---------------------------------------------------------------------------
 
 class Broker:
-    """mosquitto 2.0 with one TLS listener on 127.0.0.1:<free port>."""
+    """mosquitto 2.0 with one TLS listener on 127.0.0.1:<free port>.
+    extra_conf: more configuration lines, written after the listener (for
+    example a bridge: "connection ...", "address ...", "topic ...")."""
 
-    def __init__(self, env, require_certificate=False, name="mosquitto"):
+    def __init__(self, env, require_certificate=False, name="mosquitto", extra_conf=()):
         self.env = env
         self.pki = env.pki()
         self.host = "127.0.0.1"
@@ -449,8 +451,7 @@ class Broker:
                     "certfile " + self.pki["server_crt"],
                     "keyfile " + self.pki["server_key"],
                     "require_certificate " + ("true" if require_certificate else "false"),
-                    "",
-                ]))
+                ] + list(extra_conf) + [""]))
             self.proc = Proc(env, name, [MOSQUITTO, "-c", self.conf])
             if wait_until(lambda: self._listening() or not self.proc.alive(), 10) and \
                     self.proc.alive():
@@ -726,11 +727,12 @@ def build_request(sign_sk, sign_pk, dh_pk, eph_pk, target_sender, reply_topic, w
 
 
 def build_delivery(sign_sk, issuer, request_msg, keys, reply_topic, time_ms=None):
-    """keys: list of (scope, epoch, not_after_ms, key32). Sealed to the
-    request's ephemeral key, bound to the request hash, signed for reply_topic."""
+    """keys: list of (scope, epoch, not_after_ms, key32[, flags]). Sealed to
+    the request's ephemeral key, bound to the request hash, signed for
+    reply_topic (key record: SPEC 11.2)."""
     req = parse_ctl(request_msg)
-    plain = bytes([len(keys)]) + b"".join(struct.pack(">BIQ", s, e, na) + k
-                                           for s, e, na, k in keys)
+    plain = bytes([len(keys)]) + b"".join(
+        struct.pack(">BIQB", k[0], k[1], k[2], k[4] if len(k) > 4 else 0) + k[3] for k in keys)
     sealed = nb.crypto_box_seal(plain, req["eph_pk"])
     body = (ctl_head(CTL_DELIVERY, issuer, time_ms if time_ms is not None else
                      int(time.time() * 1000)) + ctl_hash(request_msg) +

@@ -145,8 +145,8 @@ static void test_safety_answers(void)
 		E2E_ERR_ARG);
 	CU_ASSERT_EQUAL(e2e_ctl_delivery(out, sizeof out, &len, &sender, &r.req, r.hash, keys,
 		E2E_CTL_KEYS_MAX + 1, 1), E2E_ERR_ARG);
-	/* head 14 + hash 32 + u16 + sealed (48 + 1 + 45) + sig 64 */
-	need = 14 + 32 + 2 + 48 + 1 + 45 + 64;
+	/* head 14 + hash 32 + u16 + sealed (48 + 1 + 46) + sig 64 */
+	need = 14 + 32 + 2 + 48 + 1 + 46 + 64;
 	CU_ASSERT_EQUAL(e2e_ctl_delivery(out, need - 1, &len, &sender, &r.req, r.hash, keys, 1, 1),
 		E2E_ERR_BUFFER);
 	CU_ASSERT_EQUAL(e2e_ctl_delivery(out, need - 64, &len, &sender, &r.req, r.hash, keys, 1, 1),
@@ -703,7 +703,7 @@ static void test_delivery_plaintext_layout(void)
 	struct e2e_identity alice, sender;
 	struct tu_request r;
 	struct e2e_ctl m;
-	uint8_t out[BUF_CAP], plain[1 + 2 * 45];
+	uint8_t out[BUF_CAP], plain[1 + 2 * 46];
 	size_t len = 0, sealed_len;
 	uint32_t sid;
 

@@ -78,7 +78,7 @@ static void test_safety_seal_bad_header(void)
 	bad[0].run = 0;
 	bad[1].counter = 0;
 	bad[2].seq = 0;
-	bad[3].suite = 2;
+	bad[3].suite = 3;
 	bad[4].counter = E2E_COUNTER_MAX + 1;
 	for (size_t i = 0; i < 5; i++) {
 		n = 0;
@@ -348,7 +348,7 @@ static struct e2e_keyring *ring_of(const json_t *keys, const char *name)
 	CU_ASSERT_EQUAL_FATAL(e2e_keyring_create(&kr, 8), E2E_OK);
 	TU_CHECK(json_is_array(keys), "%s: keys is not an array", name);
 	json_array_foreach(keys, i, k) {
-		uint64_t sender = 0, scope = 0, epoch = 0;
+		uint64_t sender = 0, scope = 0, epoch = 0, flags = 0;
 		uint8_t key[E2E_KEY_BYTES];
 		size_t kl = 0;
 		struct e2e_keyid id;
@@ -359,9 +359,34 @@ static struct e2e_keyring *ring_of(const json_t *keys, const char *name)
 		id.sender = (uint32_t)sender;
 		id.scope = (uint8_t)scope;
 		id.epoch = (uint32_t)epoch;
-		TU_CHECK(e2e_keyring_add(kr, &id, key, 0) == E2E_OK, "%s: key %zu refused", name, i);
+		/* Optional "flags" (signed.json): the key came with E2E_KEY_SIGNED. */
+		if (tu_jopt_uint(k, "flags", &flags) != 1)
+			flags = 0;
+		TU_CHECK(e2e_keyring_add_flags(kr, &id, key, 0, (uint8_t)flags) == E2E_OK,
+			"%s: key %zu refused", name, i);
 	}
 	return kr;
+}
+
+/* Optional "signers" (signed.json): sender ids and their Ed25519 keys. */
+static void add_signers(struct e2e_keyring *kr, const json_t *signers, const char *name)
+{
+	const json_t *sg;
+	size_t i;
+
+	json_array_foreach(signers, i, sg) {
+		uint64_t sender = 0;
+		uint8_t pk[32];
+		size_t pl = 0;
+
+		if (tu_juint(sg, "sender", &sender) || tu_jhex(sg, "sign_pk", pk, sizeof pk, &pl) ||
+		    pl != 32) {
+			TU_CHECK(0, "%s: signer %zu unreadable", name, i);
+			continue;
+		}
+		TU_CHECK(e2e_keyring_set_signer(kr, (uint32_t)sender, pk) == E2E_OK,
+			"%s: signer refused", name);
+	}
 }
 
 static void check_negative(const json_t *n)
@@ -382,6 +407,7 @@ static void check_negative(const json_t *n)
 		return;
 	}
 	kr = ring_of(json_object_get(n, "keys"), name);
+	add_signers(kr, json_object_get(n, "signers"), name);
 	rx = tu_rx_new(0, 0);
 	memset(pt, 0xAA, sizeof pt);
 	memset(&res, 0, sizeof res);
@@ -390,12 +416,64 @@ static void check_negative(const json_t *n)
 		e2e_strerror(st), tu_verdict_str(res.verdict), tu_verdict_str(want));
 	/* Nothing is delivered and no stream is created for a rejected envelope. */
 	TU_CHECK(res.pt_len == 0, "%s: %zu plaintext bytes reported", name, res.pt_len);
-	if (want == E2E_V_FORGED && el >= E2E_ENVELOPE_OVERHEAD)
-		TU_CHECK(tu_all_zero(pt, el - E2E_ENVELOPE_OVERHEAD), "%s: plaintext not wiped", name);
+	/* Either wiped after a failed AEAD, or never written (refused before it). */
+	if (want == E2E_V_FORGED && el >= e2e_suite_overhead(env[0]))
+		TU_CHECK(tu_all_zero(pt, el - e2e_suite_overhead(env[0])) ||
+			(pt[0] == 0xAA && !memcmp(pt, pt + 1, el - e2e_suite_overhead(env[0]) - 1)),
+			"%s: plaintext not wiped", name);
 	e2e_rx_stats(rx, &stats);
 	TU_CHECK(stats.streams == 0 && stats.verdicts[want] == 1, "%s: receiver state moved", name);
 	e2e_rx_destroy(rx);
 	e2e_keyring_destroy(kr);
+}
+
+/* Suite 0x02: seal + sign reproduce the vector (Ed25519 is deterministic)
+ * and a receiver knowing the signer accepts it. */
+static void check_signed_positive(const json_t *p)
+{
+	const char *name = tu_jstr(p, "name");
+	const json_t *sg = json_object_get(p, "signer");
+	uint8_t key[E2E_KEY_BYTES], topic[256], pt[BIG], want[BIG], env[BIG], back[BIG];
+	uint8_t seed[32], pk[32], sk[64];
+	size_t kl = 0, tl = 0, pl = 0, wl = 0, el = 0, sl = 0;
+	struct e2e_header h;
+	struct e2e_keyring *kr;
+	struct e2e_rx *rx;
+	struct e2e_rx_result res;
+	struct e2e_keyid id;
+
+	if (!name || tu_jhex(p, "key", key, sizeof key, &kl) ||
+	    read_header(json_object_get(p, "header"), &h) ||
+	    tu_jhex(p, "topic_hex", topic, sizeof topic, &tl) ||
+	    tu_jhex(p, "plaintext", pt, sizeof pt, &pl) ||
+	    tu_jhex(p, "envelope", want, sizeof want, &wl) ||
+	    tu_jhex(sg, "seed", seed, sizeof seed, &sl) || sl != 32) {
+		TU_CHECK(0, "signed vector %s unreadable", name ? name : "?");
+		return;
+	}
+	crypto_sign_seed_keypair(pk, sk, seed);
+	CU_ASSERT_EQUAL(e2e_envelope_seal(env, sizeof env, &el, &h, key, topic, tl, pt, pl), E2E_OK);
+	CU_ASSERT_EQUAL(e2e_envelope_sign(env, sizeof env, &el, topic, tl, sk), E2E_OK);
+	TU_CHECK(el == wl && el == pl + E2E_SIGNED_OVERHEAD && !memcmp(env, want, wl),
+		"%s: signed envelope differs", name);
+	CU_ASSERT_EQUAL(e2e_envelope_verify(want, wl, topic, tl, pk), E2E_OK);
+	id = (struct e2e_keyid){ h.sender, h.scope, h.epoch };
+	CU_ASSERT_EQUAL_FATAL(e2e_keyring_create(&kr, 2), E2E_OK);
+	CU_ASSERT_EQUAL(e2e_keyring_add_flags(kr, &id, key, 0, E2E_KEYRING_SIGNED), E2E_OK);
+	CU_ASSERT_EQUAL(e2e_keyring_set_signer(kr, h.sender, pk), E2E_OK);
+	rx = tu_rx_new(0, 0);
+	CU_ASSERT_EQUAL(e2e_rx_open(rx, kr, back, sizeof back, &res, topic, tl, want, wl, 1), E2E_OK);
+	TU_CHECK(res.verdict == E2E_V_OK && res.pt_len == pl && !memcmp(back, pt, pl),
+		"%s: receiver says %s", name, tu_verdict_str(res.verdict));
+	e2e_rx_destroy(rx);
+	e2e_keyring_destroy(kr);
+	sodium_memzero(sk, sizeof sk);
+}
+
+static void test_vectors_signed(void)
+{
+	tu_each_vector("signed.json", "positive", check_signed_positive);
+	tu_each_vector("signed.json", "negative", check_negative);
 }
 
 static void test_vectors_positive(void)
@@ -419,6 +497,7 @@ static const struct tu_test safety_tests[] = {
 static const struct tu_test vector_tests[] = {
 	{ "Vectors: positive envelopes byte-exact (seal and open)", test_vectors_positive },
 	{ "Vectors: negative envelopes give their verdict", test_vectors_negative },
+	{ "Vectors: signed envelopes (suite 0x02) and signed scopes", test_vectors_signed },
 	{ NULL, NULL },
 };
 

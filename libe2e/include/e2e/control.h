@@ -44,10 +44,14 @@ struct e2e_ctl_want {
 	uint32_t epoch;              /* 0 = the current epoch */
 };
 
+/* e2e_ctl_key.flags */
+#define E2E_KEY_SIGNED 0x01U   /* envelopes under this key must be suite 0x02 */
+
 struct e2e_ctl_key {
 	uint8_t scope;
 	uint32_t epoch;
 	uint64_t not_after_ms;       /* 0 = current key, no deadline yet */
+	uint8_t flags;               /* E2E_KEY_SIGNED; other bits must be 0 */
 	uint8_t key[E2E_KEY_BYTES];
 };
 

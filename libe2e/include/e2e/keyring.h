@@ -34,6 +34,17 @@ E2E_API void e2e_keyring_destroy(struct e2e_keyring *kr);
 E2E_API enum e2e_status e2e_keyring_add(struct e2e_keyring *kr, const struct e2e_keyid *id,
 	const uint8_t key[E2E_KEY_BYTES], uint64_t not_after_ms) E2E_WARN_UNUSED;
 
+/* Flags of a held key (same values as in a key delivery, SPEC 11.2). */
+#define E2E_KEYRING_SIGNED 0x01U   /* accept only signed (suite 0x02) envelopes */
+
+/** e2e_keyring_add with flags. */
+E2E_API enum e2e_status e2e_keyring_add_flags(struct e2e_keyring *kr, const struct e2e_keyid *id,
+	const uint8_t key[E2E_KEY_BYTES], uint64_t not_after_ms, uint8_t flags) E2E_WARN_UNUSED;
+
+/** Like e2e_keyring_find, also returning the key's flags. */
+E2E_API const uint8_t *e2e_keyring_lookup(const struct e2e_keyring *kr,
+	const struct e2e_keyid *id, uint64_t now_ms, uint8_t *flags);
+
 /** Start the grace period of a key: usable until @p not_after_ms. */
 E2E_API enum e2e_status e2e_keyring_retire(struct e2e_keyring *kr, const struct e2e_keyid *id,
 	uint64_t not_after_ms) E2E_WARN_UNUSED;
@@ -51,6 +62,16 @@ E2E_API uint32_t e2e_keyring_expire(struct e2e_keyring *kr, uint64_t now_ms);
  */
 E2E_API const uint8_t *e2e_keyring_find(const struct e2e_keyring *kr,
 	const struct e2e_keyid *id, uint64_t now_ms);
+
+/**
+ * Remember the Ed25519 public key of @p sender, needed to verify signed
+ * (suite 0x02) envelopes. At most 256 senders; replacing is allowed.
+ */
+E2E_API enum e2e_status e2e_keyring_set_signer(struct e2e_keyring *kr, uint32_t sender,
+	const uint8_t sign_pk[32]) E2E_WARN_UNUSED;
+
+/** The signer key of @p sender, or NULL. */
+E2E_API const uint8_t *e2e_keyring_signer(const struct e2e_keyring *kr, uint32_t sender);
 
 /** Number of keys held. */
 E2E_API uint32_t e2e_keyring_count(const struct e2e_keyring *kr);

@@ -27,6 +27,7 @@ struct e2e_scope {
 	uint8_t id;
 	uint8_t nfilters;
 	uint32_t line;                                  /* 0: implied default */
+	uint8_t sign;                                   /* "sign <name>": suite 0x02 */
 	char name[E2E_SCOPE_NAME_MAX + 1];
 	uint16_t filter_off[E2E_SCOPE_FILTERS_MAX];     /* into e2e_scopes.pool */
 	uint16_t filter_len[E2E_SCOPE_FILTERS_MAX];

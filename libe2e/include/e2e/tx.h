@@ -40,6 +40,10 @@ struct e2e_tx_config {
 	uint32_t run;                     /* 0 = random (always, except in tests) */
 	e2e_reserve_fn reserve;           /* required */
 	void *reserve_ctx;
+	/* Ed25519 secret key (64 bytes) of the sender: when set, envelopes are
+	 * suite 0x02 and carry a signature (E2E_SIGNED_OVERHEAD). Kept by
+	 * reference: it must outlive the context. */
+	const uint8_t *sign_sk;
 };
 
 /** Create a sender; reserves the first counter block before returning. */
@@ -50,8 +54,9 @@ E2E_API enum e2e_status e2e_tx_create(struct e2e_tx **out,
 E2E_API void e2e_tx_destroy(struct e2e_tx *tx);
 
 /**
- * Seal @p pt published on @p topic into @p out (e2e_envelope_size(pt_len)
- * bytes). E2E_ERR_EXHAUSTED means the key reached its limit: rotate.
+ * Seal @p pt published on @p topic into @p out (pt_len + E2E_ENVELOPE_OVERHEAD
+ * bytes, or + E2E_SIGNED_OVERHEAD when signing). E2E_ERR_EXHAUSTED means the
+ * key reached its limit: rotate.
  */
 E2E_API enum e2e_status e2e_tx_seal(struct e2e_tx *tx, uint8_t *out, size_t out_cap,
 	size_t *out_len, const uint8_t *topic, size_t topic_len,
