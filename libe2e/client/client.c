@@ -11,6 +11,7 @@
 
 #include "client_impl.h"
 #include "e2e/enroll.h"
+#include "e2e/scopes.h"
 
 #define TICK_MS 100
 
@@ -38,6 +39,27 @@ static int grow_scratch(struct e2e_client *c, size_t need)
 	return 0;
 }
 
+/* 1 if @p topic is delivered only through $share/<group>/<filter> subscriptions. */
+static int only_shared(struct e2e_client *c, const char *topic, size_t tl)
+{
+	int shared = 0, plain = 0;
+
+	pthread_mutex_lock(&c->sess.lock);
+	for (int i = 0; i < c->sess.nsubs; i++) {
+		const char *f = c->sess.subs[i];
+
+		if (strncmp(f, "$share/", 7) == 0) {
+			const char *rest = strchr(f + 7, '/');
+
+			shared |= rest && e2e_topic_matches(rest + 1, strlen(rest + 1), topic, tl);
+		} else {
+			plain |= e2e_topic_matches(f, strlen(f), topic, tl);
+		}
+	}
+	pthread_mutex_unlock(&c->sess.lock);
+	return shared && !plain;
+}
+
 void e2e_client_process(struct e2e_client *c, const char *topic, const uint8_t *env,
 	size_t len, int qos, int retained, int from_hold)
 {
@@ -51,6 +73,13 @@ void e2e_client_process(struct e2e_client *c, const char *topic, const uint8_t *
 			e2e_now_ms()) != E2E_OK) {
 		e2e_client_event(c, E2E_EV_ERROR, 0, 0, 0, "cannot process message (out of memory)");
 		return;
+	}
+	/* A shared subscription ($share/...) sees only part of each stream:
+	 * its gaps are other members' messages, not losses. Replay detection
+	 * stays on; only the gap alarm is switched off. */
+	if (res.verdict == E2E_V_GAP && only_shared(c, topic, tl)) {
+		res.verdict = E2E_V_OK;
+		res.gap = 0;
 	}
 	t = res.verdict == E2E_V_MALFORMED ? NULL : e2e_client_trusted(c, res.hdr.sender);
 	if (res.verdict == E2E_V_UNKNOWN_KEY && t && !from_hold) {

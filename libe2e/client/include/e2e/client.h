@@ -104,7 +104,11 @@ struct e2e_client_stats {
 E2E_API enum e2e_status e2e_client_create(struct e2e_client **out,
 	const struct e2e_client_config *cfg) E2E_WARN_UNUSED;
 
-/** Subscribe (before or after connecting; kept across reconnects). */
+/**
+ * Subscribe (before or after connecting; kept across reconnects). A
+ * "$share/<group>/<filter>" subscription sees only part of each stream: its
+ * messages never get GAP (replays are still caught) and summaries skip it.
+ */
 E2E_API enum e2e_status e2e_client_subscribe(struct e2e_client *c, const char *filter,
 	int qos) E2E_WARN_UNUSED;
 
