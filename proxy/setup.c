@@ -94,7 +94,7 @@ static int start_keys(struct proxy *px)
 
 int proxy_setup(struct proxy *px)
 {
-	px->scratch_cap = (size_t)px->cfg.max_packet + E2E_ENVELOPE_OVERHEAD;
+	px->scratch_cap = (size_t)px->cfg.max_packet + E2E_OVERHEAD_MAX;
 	px->scratch = malloc(px->scratch_cap);
 	if (!px->scratch || resolve_broker(px) != 0 || creds_load(px) != 0)
 		return -1;
