@@ -24,6 +24,10 @@ struct opt {
 
 static const struct opt opts[] = {
 	{ "listen", T_LISTEN, 0, "ADDR:PORT for publishers (repeatable; default 127.0.0.1:1883)" },
+	{ "listen-tls", T_BOOL, O(listen_tls), "TLS towards publishers too: yes|no (default no)" },
+	{ "listen-cert", T_STR, O(listen_cert), "server certificate shown to publishers (listen-tls)" },
+	{ "listen-key", T_STR, O(listen_key), "its private key" },
+	{ "listen-cafile", T_STR, O(listen_cafile), "require publisher certificates from this CA" },
 	{ "broker", T_STR, O(broker), "HOST:PORT of the broker (required)" },
 	{ "tls", T_BOOL, O(tls), "TLS to the broker: yes|no (default yes)" },
 	{ "cafile", T_STR, O(cafile), "CA certificates (PEM) to verify the broker" },
@@ -283,6 +287,10 @@ int proxy_config_load(struct proxy_config *c, int argc, char **argv)
 		c->listen[c->nlisten++] = strdup("127.0.0.1:1883");
 	if (!c->dir)
 		c->dir = strdup("/var/lib/mqtt-e2e/sender");
+	if (c->listen_tls && (!c->listen_cert || !c->listen_key)) {
+		fprintf(stderr, "e2e-proxy: --listen-tls needs --listen-cert and --listen-key\n");
+		return 1;
+	}
 	if (c->psk && !c->psk_identity) {
 		fprintf(stderr, "e2e-proxy: --psk needs --psk-identity\n");
 		return 1;

@@ -28,6 +28,8 @@ struct proxy_config {
 	char *alpn;                   /* comma-separated */
 	char *sni;                    /* server name (default: broker host) */
 	char *credentials;            /* file: client-id username password */
+	int listen_tls;               /* TLS towards publishers too */
+	char *listen_cert, *listen_key, *listen_cafile;
 	char *dir;                    /* sender state directory */
 	char *control_topic;
 	char *service_id;             /* client id of the key service connection */

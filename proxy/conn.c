@@ -95,9 +95,19 @@ struct conn *conn_new(struct proxy *px, int dfd, const char *peer)
 	c->last_down_ms = px_now_ms();
 	set_nonblock(dfd);
 	setsockopt(dfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	if (px->tls_down.ctx) {
+		c->dssl = SSL_new(px->tls_down.ctx);
+		if (!c->dssl || !SSL_set_fd(c->dssl, dfd)) {
+			SSL_free(c->dssl);
+			free(c);
+			return NULL;
+		}
+		SSL_set_accept_state(c->dssl);
+	}
 	ev.events = EPOLLIN;
 	ev.data.ptr = tag(c, 0);
 	if (epoll_ctl(px->epfd, EPOLL_CTL_ADD, dfd, &ev) != 0) {
+		SSL_free(c->dssl);
 		free(c);
 		return NULL;
 	}
@@ -119,8 +129,15 @@ void conn_close(struct conn *c, const char *why)
 		plog(LOG_INFO, "%s (%s): closed: %s", c->peer, c->client_id[0] ? c->client_id : "-",
 			why);
 	/* Best effort: hand the publisher what the broker said last (e.g. CONNACK). */
-	if (c->dout.len)
+	if (c->dout.len && c->dssl && c->dssl_ready)
+		(void)SSL_write(c->dssl, c->dout.p, (int)(c->dout.len > 65536 ? 65536 : c->dout.len));
+	else if (c->dout.len && !c->dssl)
 		(void)!write(c->dfd, c->dout.p, c->dout.len);
+	if (c->dssl) {
+		if (c->dssl_ready)
+			SSL_shutdown(c->dssl);
+		SSL_free(c->dssl);
+	}
 	if (c->ssl) {
 		SSL_shutdown(c->ssl);
 		SSL_free(c->ssl);
@@ -129,7 +146,7 @@ void conn_close(struct conn *c, const char *why)
 		close(c->ufd);
 	close(c->dfd);
 	c->dfd = c->ufd = -1;
-	c->ssl = NULL;
+	c->ssl = c->dssl = NULL;
 	free(c->din.p);
 	free(c->dout.p);
 	free(c->uout.p);
@@ -181,7 +198,7 @@ void conn_update(struct conn *c)
 
 	if (!c->px->draining && c->din.len < READ_CHUNK * 4 && c->uout.len < HIGH_WATER)
 		down |= EPOLLIN;
-	if (c->dout.len)
+	if (c->dout.len || c->dssl_want_write)
 		down |= EPOLLOUT;
 	switch (c->st) {
 	case ST_UP_TCP:
@@ -363,34 +380,98 @@ static int read_up(struct conn *c)
 	}
 }
 
+/* SSL I/O result: >0 bytes, 0 would block (want flags set), -1 closed/error. */
+static ssize_t dssl_result(struct conn *c, int r)
+{
+	if (r > 0) {
+		c->dssl_want_write = 0;
+		return r;
+	}
+	switch (SSL_get_error(c->dssl, r)) {
+	case SSL_ERROR_WANT_READ:
+		return 0;
+	case SSL_ERROR_WANT_WRITE:
+		c->dssl_want_write = 1;
+		return 0;
+	default:
+		return -1;
+	}
+}
+
+/* Bytes to the publisher: plain socket or TLS (listen-tls). */
+static ssize_t down_send(struct conn *c, const uint8_t *p, size_t n)
+{
+	ssize_t w;
+
+	if (c->dssl)
+		return dssl_result(c, SSL_write(c->dssl, p, (int)(n > 65536 ? 65536 : n)));
+	w = send(c->dfd, p, n, MSG_NOSIGNAL);
+	return w >= 0 ? w : errno == EAGAIN ? 0 : -1;
+}
+
+static ssize_t down_recv(struct conn *c, uint8_t *p, size_t n)
+{
+	ssize_t r;
+
+	if (c->dssl)
+		return dssl_result(c, SSL_read(c->dssl, p, (int)n));
+	r = recv(c->dfd, p, n, 0);
+	return r > 0 ? r : r == 0 ? -1 : errno == EAGAIN ? 0 : -1;
+}
+
 static int flush_down(struct conn *c)
 {
 	while (c->dout.len) {
-		ssize_t w = send(c->dfd, c->dout.p, c->dout.len, MSG_NOSIGNAL);
+		ssize_t w = down_send(c, c->dout.p, c->dout.len);
 
-		if (w < 0)
-			return errno == EAGAIN ? 0 : -1;
+		if (w <= 0)
+			return (int)w;
 		c->px->st.bytes_down += (uint64_t)w;
 		buf_consume(&c->dout, (size_t)w);
 	}
 	return 0;
 }
 
+/* listen-tls: finish the publisher's handshake first. 1 ready, 0 later, -1 failed. */
+static int down_handshake(struct conn *c)
+{
+	ssize_t r;
+
+	if (!c->dssl || c->dssl_ready)
+		return 1;
+	r = dssl_result(c, SSL_accept(c->dssl));
+	if (r < 0) {
+		c->px->st.tls_failures++;
+		plog(LOG_WARNING, "%s: TLS handshake with the publisher failed: %s", c->peer,
+			tls_error());
+		return -1;
+	}
+	c->dssl_ready = r > 0;
+	return c->dssl_ready;
+}
+
 void conn_on_down(struct conn *c, uint32_t events)
 {
+	int hs = down_handshake(c);
+
+	if (hs < 0)
+		{ conn_close(c, NULL); return; }
+	if (hs == 0)
+		{ conn_update(c); return; }
 	if ((events & EPOLLOUT) && flush_down(c) != 0)
 		{ conn_close(c, "publisher socket error"); return; }
-	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+	/* Read until the socket (and TLS, which may hold decrypted bytes that
+	 * no epoll event would announce) has nothing more. */
+	for (int more = 1; more && (events & (EPOLLIN | EPOLLHUP | EPOLLERR) || c->dssl);) {
 		uint8_t *at = buf_reserve(&c->din, READ_CHUNK, buf_limit(c));
 		ssize_t r;
 
 		if (!at)
 			{ conn_close(c, "publisher input exceeds limits"); return; }
-		r = recv(c->dfd, at, READ_CHUNK, 0);
-		if (r == 0)
+		r = down_recv(c, at, READ_CHUNK);
+		if (r < 0)
 			{ conn_close(c, "publisher disconnected"); return; }
-		if (r < 0 && errno != EAGAIN)
-			{ conn_close(c, "publisher socket error"); return; }
+		more = r > 0 && (c->dssl || (size_t)r == READ_CHUNK);
 		if (r > 0) {
 			c->din.len += (size_t)r;
 			c->last_down_ms = px_now_ms();

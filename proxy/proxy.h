@@ -36,6 +36,8 @@ struct conn {
 	struct conn *prev, *next;
 	int dfd, ufd;
 	SSL *ssl;
+	SSL *dssl;                /* TLS towards the publisher (listen-tls), else NULL */
+	int dssl_ready, dssl_want_write;
 	enum conn_state st;
 	int ssl_want_write;       /* the last SSL call asked for writability */
 	struct buf din, dout, uout, uin;
@@ -65,6 +67,7 @@ struct proxy_stats {
 struct proxy {
 	struct proxy_config cfg;
 	struct tls_ctx tls;
+	struct tls_ctx tls_down;      /* listen-tls: server side */
 	struct e2e_publisher *keys;   /* key service + sealing */
 	int epfd, sigfd, statsfd;
 	int lfds[PROXY_LISTEN_MAX];

@@ -100,6 +100,8 @@ int proxy_setup(struct proxy *px)
 		return -1;
 	if (px->cfg.tls && tls_ctx_init(&px->tls, &px->cfg, px->broker_host) != 0)
 		return -1;
+	if (px->cfg.listen_tls && tls_server_init(&px->tls_down, &px->cfg) != 0)
+		return -1;
 	if (!px->cfg.tls)
 		plog(LOG_WARNING, "tls = no: the connection to the broker is NOT encrypted "
 			"(payloads still are)");
@@ -113,6 +115,7 @@ void proxy_teardown(struct proxy *px)
 	e2e_publisher_destroy(px->keys);
 	px->keys = NULL;
 	tls_ctx_free(&px->tls);
+	tls_ctx_free(&px->tls_down);
 	if (px->broker_ai)
 		freeaddrinfo(px->broker_ai);
 	creds_free(px);

@@ -170,6 +170,36 @@ fail_quiet:
 	return -1;
 }
 
+int tls_server_init(struct tls_ctx *t, const struct proxy_config *cfg)
+{
+	memset(t, 0, sizeof *t);
+	t->cfg = cfg;
+	t->ctx = SSL_CTX_new(TLS_server_method());
+	if (!t->ctx)
+		goto fail;
+	SSL_CTX_set_mode(t->ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
+		SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	if (!SSL_CTX_set_min_proto_version(t->ctx, cfg->tls_min && !strcmp(cfg->tls_min, "1.3") ?
+			TLS1_3_VERSION : TLS1_2_VERSION) ||
+	    (cfg->ciphers && !SSL_CTX_set_cipher_list(t->ctx, cfg->ciphers)) ||
+	    SSL_CTX_use_certificate_chain_file(t->ctx, cfg->listen_cert) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(t->ctx, cfg->listen_key, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_check_private_key(t->ctx) != 1)
+		goto fail;
+	check_expiry(cfg->listen_cert);
+	if (cfg->listen_cafile) {
+		/* Publishers must present a certificate from this CA. */
+		if (!SSL_CTX_load_verify_locations(t->ctx, cfg->listen_cafile, NULL))
+			goto fail;
+		SSL_CTX_set_verify(t->ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+	}
+	return 0;
+fail:
+	plog(LOG_ERR, "TLS towards publishers: %s", tls_error());
+	tls_ctx_free(t);
+	return -1;
+}
+
 void tls_ctx_free(struct tls_ctx *t)
 {
 	SSL_CTX_free(t->ctx);

@@ -28,6 +28,9 @@ void tls_ctx_free(struct tls_ctx *t);
  * after logging why (e.g. that client's certificate is missing). */
 SSL *tls_new(struct tls_ctx *t, int fd, const char *client_id);
 
+/* TLS towards publishers (listen-tls): a server context; 0 or -1 (logged). */
+int tls_server_init(struct tls_ctx *t, const struct proxy_config *cfg);
+
 /* Expand %c in @p tmpl with @p client_id (refusing '/' and '..' in ids). */
 int tls_template(char *out, size_t cap, const char *tmpl, const char *client_id);
 
