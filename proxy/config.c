@@ -257,6 +257,7 @@ int proxy_config_load(struct proxy_config *c, int argc, char **argv)
 		if (!strcmp(argv[i], "--config") && load_file(c, argv[i + 1]) != 0)
 			return 1;
 	opterr = 1;
+	optind = 0;   /* glibc: a full re-initialisation (SIGHUP parses again) */
 	while ((ch = getopt_long(argc, argv, "hV", lo, &idx)) != -1) {
 		if (ch == 'h') {
 			proxy_usage(stdout);
@@ -270,10 +271,15 @@ int proxy_config_load(struct proxy_config *c, int argc, char **argv)
 			proxy_usage(stderr);
 			return 1;
 		}
-		if (idx == (int)NOPTS)
+		if (idx == (int)NOPTS) {
 			c->check_only = 1;
-		else if (strcmp(opts[idx].name, "config") && set(c, &opts[idx], optarg, "command line"))
+		} else if (!strcmp(opts[idx].name, "config")) {
+			/* Already loaded above; remember it for SIGHUP. */
+			free(c->config_file);
+			c->config_file = strdup(optarg);
+		} else if (set(c, &opts[idx], optarg, "command line")) {
 			return 1;
+		}
 	}
 	if (optind < argc) {
 		fprintf(stderr, "e2e-proxy: unexpected argument '%s'\n", argv[optind]);

@@ -30,15 +30,15 @@ void plog(int level, const char *fmt, ...)
 	} else {
 		struct timespec ts;
 		struct tm tm;
-		char when[32];
+		char when[32], msg[1024];
 
 		clock_gettime(CLOCK_REALTIME, &ts);
 		gmtime_r(&ts.tv_sec, &tm);
 		strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
-		fprintf(stderr, "%s.%03ldZ e2e-proxy %s: ", when, ts.tv_nsec / 1000000,
-			names[level & 7]);
-		vfprintf(stderr, fmt, ap);
-		fputc('\n', stderr);
+		vsnprintf(msg, sizeof msg, fmt, ap);
+		/* One call per line: the key service thread logs too. */
+		fprintf(stderr, "%s.%03ldZ e2e-proxy %s: %s\n", when, ts.tv_nsec / 1000000,
+			names[level & 7], msg);
 	}
 	va_end(ap);
 }

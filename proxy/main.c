@@ -13,6 +13,8 @@ int main(int argc, char **argv)
 	static struct proxy px;
 	int rc;
 
+	px.argc = argc;
+	px.argv = argv;
 	rc = proxy_config_load(&px.cfg, argc, argv);
 	if (rc)
 		return rc == 2 ? 0 : 1;

@@ -83,6 +83,8 @@ struct proxy {
 	uint32_t ncreds;
 	int draining;
 	uint64_t drain_deadline;
+	int argc;                     /* the command line, parsed again on SIGHUP */
+	char **argv;
 	struct proxy_stats st;
 };
 

@@ -85,7 +85,10 @@ static int start_keys(struct proxy *px)
 	}
 	st = e2e_publisher_connect(px->keys, c->connect_timeout_ms);
 	if (st != E2E_OK) {
-		plog(LOG_ERR, "key service: %s", err[0] ? err : e2e_strerror(st));
+		/* Paho reports TLS failures only as "Failure": say where to look. */
+		plog(LOG_ERR, "key service: %s (check broker address and TLS settings: cafile, "
+			"cert/key, psk/psk-identity, alpn; the broker must be reachable at start)",
+			err[0] ? err : e2e_strerror(st));
 		return -1;
 	}
 	plog(LOG_INFO, "key service connected as '%s'", id);
@@ -135,13 +138,12 @@ void proxy_reload(struct proxy *px)
 {
 	struct proxy_config nc;
 	struct tls_ctx nt;
-	char *argv[] = { "e2e-proxy", "--config", px->cfg.config_file, "--broker",
-		px->cfg.broker, NULL };
 
+	/* The same command line again, so flags still win over the file. */
 	if (!px->cfg.config_file) {
 		plog(LOG_INFO, "SIGHUP: no config file; re-reading credentials and certificates");
 		nc = px->cfg;
-	} else if (proxy_config_load(&nc, 5, argv) != 0) {
+	} else if (proxy_config_load(&nc, px->argc, px->argv) != 0) {
 		plog(LOG_ERR, "SIGHUP: configuration has errors; keeping the running one");
 		return;
 	}
@@ -166,6 +168,9 @@ void proxy_reload(struct proxy *px)
 		tls_ctx_free(&px->tls);
 		px->tls = nt;
 		px->tls.cfg = &px->cfg;
+		/* The context's callbacks find the struct through app data: it
+		 * must point at its new home, not at the stack copy (PSK). */
+		SSL_CTX_set_app_data(px->tls.ctx, &px->tls);
 	}
 	if (px->cfg.config_file)
 		proxy_config_free(&nc);

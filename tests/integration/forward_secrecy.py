@@ -61,8 +61,9 @@ def body(env, c):
              "the request names the subscriber's long-term keys (we hold the right secret)")
     c.expect(req["eph_pk"] != ident["dh_pk"],
              "the request carries a separate ephemeral X25519 key")
-    c.expect(len(d["sealed"]) == 48 + 1 + 45 * ((len(d["sealed"]) - 49) // 45) and
-             (len(d["sealed"]) - 49) % 45 == 0,
+    rec = 46   # SPEC 11.2: scope, epoch, not_after, flags, key
+    c.expect(len(d["sealed"]) == 48 + 1 + rec * ((len(d["sealed"]) - 49) // rec) and
+             (len(d["sealed"]) - 49) % rec == 0,
              "delivery holds a sealed box of n key records (%d bytes)" % len(d["sealed"]))
 
     # Control: our opening code works with the long-term key on a box sealed to it.
