@@ -192,6 +192,34 @@ out:
 	return ret;
 }
 
+enum e2e_status e2e_state_load(const char *path, const char magic[E2E_STATE_MAGIC_LEN],
+	uint8_t **buf, size_t *len, const uint8_t **body, size_t *body_len)
+{
+	uint8_t sum[E2E_STATE_SUM_LEN];
+	enum e2e_status ret = e2e_file_read(path, 1, buf, len);
+
+	if (ret != E2E_OK)
+		return ret;
+	if (*len < E2E_STATE_MAGIC_LEN + E2E_STATE_SUM_LEN ||
+	    memcmp(*buf, magic, E2E_STATE_MAGIC_LEN) != 0)
+		return E2E_ERR_CORRUPT;
+	crypto_generichash(sum, sizeof sum, *buf, *len - E2E_STATE_SUM_LEN, NULL, 0);
+	if (sodium_memcmp(sum, *buf + *len - E2E_STATE_SUM_LEN, E2E_STATE_SUM_LEN) != 0)
+		return E2E_ERR_CORRUPT;
+	*body = *buf + E2E_STATE_MAGIC_LEN;
+	*body_len = *len - E2E_STATE_MAGIC_LEN - E2E_STATE_SUM_LEN;
+	return E2E_OK;
+}
+
+enum e2e_status e2e_state_store(const char *path, uint8_t *buf, size_t len)
+{
+	if (!buf || len < E2E_STATE_MAGIC_LEN + E2E_STATE_SUM_LEN)
+		return E2E_ERR_ARG;
+	crypto_generichash(buf + len - E2E_STATE_SUM_LEN, E2E_STATE_SUM_LEN, buf,
+		len - E2E_STATE_SUM_LEN, NULL, 0);
+	return e2e_file_write_atomic(path, buf, len, 0);
+}
+
 void e2e_file_free(uint8_t *buf, size_t len)
 {
 	if (!buf)

@@ -31,4 +31,17 @@ enum e2e_status e2e_file_read(const char *path, int secret, uint8_t **out, size_
 
 void e2e_file_free(uint8_t *buf, size_t len);
 
+/*
+ * Binary state files (SPEC 6.2, 6.3): 8-byte magic, body, BLAKE2b-256 of
+ * everything before it. e2e_state_load reads @p path (0600 rules), checks
+ * size, magic and checksum and returns the body inside *buf (free the
+ * buffer with e2e_file_free(*buf, *len)). e2e_state_store fills in the
+ * checksum (the last 32 bytes of @p buf) and writes atomically.
+ */
+#define E2E_STATE_MAGIC_LEN 8U
+#define E2E_STATE_SUM_LEN 32U
+enum e2e_status e2e_state_load(const char *path, const char magic[E2E_STATE_MAGIC_LEN],
+	uint8_t **buf, size_t *len, const uint8_t **body, size_t *body_len);
+enum e2e_status e2e_state_store(const char *path, uint8_t *buf, size_t len);
+
 #endif

@@ -74,8 +74,7 @@ enum e2e_status e2e_rx_save(const struct e2e_rx *rx, const char *path)
 	ret = E2E_ERR_BUFFER;
 	if (w.bad || w.off != len - SUM_LEN)
 		goto out;
-	crypto_generichash(buf + w.off, SUM_LEN, buf, w.off, NULL, 0);
-	ret = e2e_file_write_atomic(path, buf, len, 0);
+	ret = e2e_state_store(path, buf, len);
 out:
 	free(buf);
 	return ret;
@@ -110,24 +109,22 @@ static enum e2e_status load_stream(struct e2e_rx *rx, struct e2e_rd *r)
 
 enum e2e_status e2e_rx_load(struct e2e_rx *rx, const char *path)
 {
-	uint8_t *buf = NULL, sum[SUM_LEN];
-	size_t len = 0;
+	uint8_t *buf = NULL;
+	const uint8_t *body;
+	size_t len = 0, body_len;
 	struct e2e_rd r;
 	uint32_t window, nstreams, ngone, i;
 	enum e2e_status ret = E2E_ERR_ARG;
 
 	if (!rx || !path || rx->streams.count || rx->gone_idx.count)
 		goto out;
-	ret = e2e_file_read(path, 1, &buf, &len);
+	ret = e2e_state_load(path, MAGIC, &buf, &len, &body, &body_len);
 	if (ret != E2E_OK)
 		goto out;
 	ret = E2E_ERR_CORRUPT;
-	if (len < HEAD_LEN + SUM_LEN || memcmp(buf, MAGIC, MAGIC_LEN) != 0)
+	if (body_len < HEAD_LEN - MAGIC_LEN)
 		goto out;
-	crypto_generichash(sum, sizeof sum, buf, len - SUM_LEN, NULL, 0);
-	if (sodium_memcmp(sum, buf + len - SUM_LEN, SUM_LEN) != 0)
-		goto out;
-	e2e_rd_init(&r, buf + MAGIC_LEN, len - MAGIC_LEN - SUM_LEN);
+	e2e_rd_init(&r, body, body_len);
 	window = e2e_rd_u32(&r);
 	nstreams = e2e_rd_u32(&r);
 	ngone = e2e_rd_u32(&r);

@@ -36,8 +36,9 @@ static int id_cmp(const struct e2e_keyid *a, const struct e2e_keyid *b)
 /* Parse and validate the whole file into a fresh array (*recs, *n). */
 static enum e2e_status load(const char *path, struct rec **recs, uint32_t *n)
 {
-	uint8_t *buf = NULL, sum[SUM_LEN];
-	size_t len = 0;
+	uint8_t *buf = NULL;
+	const uint8_t *body;
+	size_t len = 0, body_len;
 	struct e2e_rd r;
 	uint8_t pad[3];
 	uint32_t count, i;
@@ -45,18 +46,13 @@ static enum e2e_status load(const char *path, struct rec **recs, uint32_t *n)
 
 	*recs = NULL;
 	*n = 0;
-	ret = e2e_file_read(path, 1, &buf, &len);
+	ret = e2e_state_load(path, MAGIC, &buf, &len, &body, &body_len);
 	if (ret != E2E_OK)
 		goto out;
 	ret = E2E_ERR_CORRUPT;
-	if (len < MAGIC_LEN + 4 + SUM_LEN || memcmp(buf, MAGIC, MAGIC_LEN) != 0)
-		goto out;
-	crypto_generichash(sum, sizeof sum, buf, len - SUM_LEN, NULL, 0);
-	if (sodium_memcmp(sum, buf + len - SUM_LEN, SUM_LEN) != 0)
-		goto out;
-	e2e_rd_init(&r, buf + MAGIC_LEN, len - MAGIC_LEN - SUM_LEN);
+	e2e_rd_init(&r, body, body_len);
 	count = e2e_rd_u32(&r);
-	if (count > MAX_RECS || e2e_rd_left(&r) != (size_t)count * REC_LEN)
+	if (r.bad || count > MAX_RECS || e2e_rd_left(&r) != (size_t)count * REC_LEN)
 		goto out;
 	ret = E2E_ERR_NOMEM;
 	*recs = calloc(count ? count : 1, sizeof **recs);
@@ -109,8 +105,7 @@ static enum e2e_status store(const char *path, const struct rec *recs, uint32_t 
 		e2e_wr_u32(&w, recs[i].id.epoch);
 		e2e_wr_u64(&w, recs[i].ceiling);
 	}
-	crypto_generichash(buf + w.off, SUM_LEN, buf, w.off, NULL, 0);
-	ret = e2e_file_write_atomic(path, buf, len, 0);
+	ret = w.bad || w.off != len - SUM_LEN ? E2E_ERR_BUFFER : e2e_state_store(path, buf, len);
 out:
 	free(buf);
 	return ret;

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "e2e/client.h"
 #include "log.h"
 #include "tls.h"
 
@@ -58,23 +59,6 @@ static unsigned int psk_cb(SSL *ssl, const char *hint, char *identity,
 	return t->psk_len;
 }
 
-static int alpn_wire(unsigned char *out, size_t cap, const char *list)
-{
-	size_t o = 0;
-
-	for (const char *p = list; *p;) {
-		size_t n = strcspn(p, ",");
-
-		if (n == 0 || n > 255 || o + 1 + n > cap)
-			return -1;
-		out[o++] = (unsigned char)n;
-		memcpy(out + o, p, n);
-		o += n;
-		p += n + (p[n] == ',');
-	}
-	return (int)o;
-}
-
 /* Warn before a client certificate expires (30 days). */
 static void check_expiry(const char *path)
 {
@@ -100,7 +84,6 @@ static void check_expiry(const char *path)
 int tls_ctx_init(struct tls_ctx *t, const struct proxy_config *cfg, const char *host)
 {
 	unsigned char alpn[512];
-	int n;
 
 	memset(t, 0, sizeof *t);
 	t->cfg = cfg;
@@ -148,8 +131,10 @@ int tls_ctx_init(struct tls_ctx *t, const struct proxy_config *cfg, const char *
 		SSL_CTX_set_psk_client_callback(t->ctx, psk_cb);
 	}
 	if (cfg->alpn) {
-		n = alpn_wire(alpn, sizeof alpn, cfg->alpn);
-		if (n <= 0 || SSL_CTX_set_alpn_protos(t->ctx, alpn, (unsigned)n) != 0) {
+		unsigned int n = 0;
+
+		if (e2e_alpn_encode(alpn, sizeof alpn, &n, cfg->alpn) != 0 ||
+		    SSL_CTX_set_alpn_protos(t->ctx, alpn, n) != 0) {
 			plog(LOG_ERR, "bad ALPN list '%s'", cfg->alpn);
 			goto fail_quiet;
 		}

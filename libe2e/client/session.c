@@ -29,8 +29,7 @@ static int use_tls(const struct e2e_conn_config *c)
 	return c->tls || c->cafile || c->capath || c->certfile || c->psk_hex || c->alpn;
 }
 
-/* "a,b" -> ALPN wire format (length-prefixed protocol names). */
-static int alpn_encode(unsigned char *out, size_t cap, unsigned int *len, const char *list)
+int e2e_alpn_encode(unsigned char *out, size_t cap, unsigned int *len, const char *list)
 {
 	size_t o = 0;
 	const char *p = list;
@@ -139,7 +138,7 @@ enum e2e_status e2e_session_init(struct e2e_session *s, const struct e2e_conn_co
 		sodium_bin2hex(hex, sizeof hex, r, sizeof r);
 		snprintf(s->client_id, sizeof s->client_id, "e2e-%s", hex);
 	}
-	if (conn->alpn && alpn_encode(s->alpn, sizeof s->alpn, &s->alpn_len, conn->alpn) != 0) {
+	if (conn->alpn && e2e_alpn_encode(s->alpn, sizeof s->alpn, &s->alpn_len, conn->alpn) != 0) {
 		snprintf(err, err_len, "bad ALPN list '%s'", conn->alpn);
 		return E2E_ERR_ARG;
 	}
@@ -228,18 +227,26 @@ static void conn_fail5(void *ctx, MQTTAsync_failureData5 *d)
 	conn_fail(ctx, &f);
 }
 
-static int wait_flag(struct e2e_session *s, int *flag, uint32_t timeout_ms)
+/* Absolute CLOCK_REALTIME deadline @p ms from now, for pthread_cond_timedwait. */
+static struct timespec deadline(uint32_t ms)
 {
 	struct timespec ts;
-	int rc = 0;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += timeout_ms / 1000;
-	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
 	if (ts.tv_nsec >= 1000000000L) {
 		ts.tv_sec++;
 		ts.tv_nsec -= 1000000000L;
 	}
+	return ts;
+}
+
+static int wait_flag(struct e2e_session *s, int *flag, uint32_t timeout_ms)
+{
+	struct timespec ts = deadline(timeout_ms);
+	int rc = 0;
+
 	while (!*flag && rc != ETIMEDOUT)
 		rc = pthread_cond_timedwait(&s->cond, &s->lock, &ts);
 	return *flag;
@@ -494,16 +501,9 @@ static void pub_fail5(void *ctx, MQTTAsync_failureData5 *d)
 /* Wait while @p idx has at least @p limit in flight; 0 if it got below. */
 static int wait_below(struct e2e_session *s, int idx, uint64_t limit, int wait_ms)
 {
-	struct timespec ts;
+	struct timespec ts = deadline((uint32_t)wait_ms);
 	int rc = 0;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += wait_ms / 1000;
-	ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
 	pthread_mutex_lock(&s->lock);
 	while (s->inflight[idx] >= limit && rc != ETIMEDOUT)
 		rc = pthread_cond_timedwait(&s->cond, &s->lock, &ts);
