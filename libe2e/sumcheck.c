@@ -16,17 +16,17 @@
 
 struct rec {
 	uint32_t sender, run, seq;
-	uint32_t seen;                /* summaries of the sender checked before arrival */
+	uint32_t seen;                /* summaries of the sender arrived before this record */
 	uint64_t th;
 	uint8_t d[E2E_DIGEST_BYTES];
 };
 
-/* Complete summaries checked per sender: a record that two of them passed
- * over is unsummarized. Counting checks (not summary numbers) keeps a
- * receiver that starts mid-way, or misses summaries, from false alarms. */
+/* Complete summaries arrived per sender: a record that two later arrivals
+ * passed over is unsummarized. Counting arrivals (not summary numbers) keeps
+ * a receiver that starts mid-way, or misses summaries, from false alarms. */
 struct sender_no {
 	uint32_t sender;
-	uint32_t checked;
+	uint32_t arrived;
 };
 
 struct e2e_sumcheck {
@@ -57,12 +57,12 @@ static uint32_t *checked_of(struct e2e_sumcheck *sc, uint32_t sender)
 {
 	for (uint32_t i = 0; i < sc->nnos; i++)
 		if (sc->nos[i].sender == sender)
-			return &sc->nos[i].checked;
+			return &sc->nos[i].arrived;
 	if (sc->nnos == SENDERS_MAX)
 		return NULL;
 	sc->nos[sc->nnos].sender = sender;
-	sc->nos[sc->nnos].checked = 0;
-	return &sc->nos[sc->nnos++].checked;
+	sc->nos[sc->nnos].arrived = 0;
+	return &sc->nos[sc->nnos++].arrived;
 }
 
 enum e2e_status e2e_sumcheck_create(struct e2e_sumcheck **out, uint32_t max_pending)
@@ -214,7 +214,7 @@ static void check_entry(struct e2e_sumcheck *sc, uint32_t sender, const struct e
 }
 
 /* Records of @p sender that two summaries went by without covering. */
-static void sweep(struct e2e_sumcheck *sc, uint32_t sender, uint32_t checked,
+static void sweep(struct e2e_sumcheck *sc, uint32_t sender, uint32_t index,
 	e2e_sumcheck_report_fn report, void *ctx)
 {
 	uint32_t i = sc->idx.head;
@@ -223,7 +223,7 @@ static void sweep(struct e2e_sumcheck *sc, uint32_t sender, uint32_t checked,
 		uint32_t next = sc->idx.nodes[i].next;
 		struct rec *r = &sc->recs[i];
 
-		if (r->sender == sender && r->seen + 2 <= checked) {
+		if (r->sender == sender && r->seen + 2 <= index) {
 			struct e2e_sumcheck_report rep;
 
 			memset(&rep, 0, sizeof rep);
@@ -238,12 +238,18 @@ static void sweep(struct e2e_sumcheck *sc, uint32_t sender, uint32_t checked,
 	}
 }
 
+uint32_t e2e_sumcheck_arrived(struct e2e_sumcheck *sc, uint32_t sender)
+{
+	uint32_t *no = sc ? checked_of(sc, sender) : NULL;
+
+	return no ? ++*no : 0;
+}
+
 void e2e_sumcheck_summary(struct e2e_sumcheck *sc, uint32_t sender, const struct e2e_ctl *m,
-	e2e_sumcheck_match_fn match, e2e_sumcheck_report_fn report, void *ctx)
+	uint32_t index, e2e_sumcheck_match_fn match, e2e_sumcheck_report_fn report, void *ctx)
 {
 	struct e2e_summary_iter it;
 	struct e2e_summary_entry e;
-	uint32_t *no;
 
 	if (!sc || !m || m->type != E2E_CTL_SUMMARY || !report)
 		return;
@@ -252,11 +258,6 @@ void e2e_sumcheck_summary(struct e2e_sumcheck *sc, uint32_t sender, const struct
 		if (!match || match(ctx, e.topic, e.topic_len))
 			check_entry(sc, sender, &e, report, ctx);
 	/* Only a complete summary may declare records unsummarized. */
-	if (m->part + 1 != m->parts)
-		return;
-	no = checked_of(sc, sender);
-	if (no) {
-		++*no;
-		sweep(sc, sender, *no, report, ctx);
-	}
+	if (m->part + 1 == m->parts && index)
+		sweep(sc, sender, index, report, ctx);
 }

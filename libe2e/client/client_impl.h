@@ -40,6 +40,7 @@ struct pending_summary {
 	uint8_t *msg;
 	size_t len;
 	uint32_t sender;
+	uint32_t index;                   /* arrival index (e2e_sumcheck_arrived) */
 	uint64_t due_mono;
 };
 

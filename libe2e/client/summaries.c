@@ -74,7 +74,7 @@ static void evaluate(struct e2e_client *c, struct pending_summary *p)
 	/* Verified on arrival; parse again to walk its entries. */
 	if (t && e2e_ctl_sender_topic(topic, sizeof topic, c->control_topic, t->sender) == E2E_OK &&
 	    e2e_ctl_parse(&m, p->msg, p->len, topic, &t->pub) == E2E_OK)
-		e2e_sumcheck_summary(c->sumcheck, t->sender, &m, subscribed, on_report, c);
+		e2e_sumcheck_summary(c->sumcheck, t->sender, &m, p->index, subscribed, on_report, c);
 	free(p->msg);
 	p->msg = NULL;
 }
@@ -109,6 +109,8 @@ void e2e_client_on_summary(struct e2e_client *c, struct trusted *t, const char *
 	memcpy(p->msg, msg, len);
 	p->len = len;
 	p->sender = t->sender;
+	/* Its arrival, counted now: what arrives from here on is not its business. */
+	p->index = m->part + 1 == m->parts ? e2e_sumcheck_arrived(c->sumcheck, t->sender) : 0;
 	p->due_mono = t->sum_mono + SUMMARY_DELAY_MS;
 	c->nsumq++;
 }

@@ -642,7 +642,8 @@ static void test_summaries(void)
 	CU_ASSERT(m.number == 1 && m.part == 0 && m.parts == 1 && m.interval_ms == 1000);
 	CU_ASSERT_EQUAL(m.nentries, 2);
 	check_entries(&m, all, n);
-	e2e_sumcheck_summary(sc, e2e_sender_self(f.s), &m, NULL, count_reports, counts);
+	e2e_sumcheck_summary(sc, e2e_sender_self(f.s), &m,
+		e2e_sumcheck_arrived(sc, e2e_sender_self(f.s)), NULL, count_reports, counts);
 	CU_ASSERT_EQUAL(counts[E2E_SUM_VERIFIED], 2);
 	/* Then nothing until the next interval. */
 	CU_ASSERT_EQUAL(next_summary(&f, T0 + 1000, &m, buf, sizeof buf), 0);
@@ -660,12 +661,14 @@ static void test_summaries(void)
 		e2e_summary_iter_init(&it, &m);
 		CU_ASSERT(e2e_summary_entry_next(&it, &e) && e.first == 4 && e.last == 4);
 	}
-	e2e_sumcheck_summary(sc, e2e_sender_self(f.s), &m, NULL, count_reports, counts);
+	e2e_sumcheck_summary(sc, e2e_sender_self(f.s), &m,
+		e2e_sumcheck_arrived(sc, e2e_sender_self(f.s)), NULL, count_reports, counts);
 	CU_ASSERT_EQUAL(counts[E2E_SUM_VERIFIED], 3);
 	/* A quiet interval still gets its (empty) summary: the heartbeat. */
 	CU_ASSERT_EQUAL_FATAL(next_summary(&f, T0 + 3000, &m, buf, sizeof buf), 1);
 	CU_ASSERT(m.number == 3 && m.nentries == 0);
-	e2e_sumcheck_summary(sc, e2e_sender_self(f.s), &m, NULL, count_reports, counts);
+	e2e_sumcheck_summary(sc, e2e_sender_self(f.s), &m,
+		e2e_sumcheck_arrived(sc, e2e_sender_self(f.s)), NULL, count_reports, counts);
 	CU_ASSERT_EQUAL(counts[E2E_SUM_VERIFIED], 3);
 	CU_ASSERT_EQUAL(counts[E2E_SUM_FORGED] + counts[E2E_SUM_UNCONFIRMED] +
 		counts[E2E_SUM_UNSUMMARIZED], 0);

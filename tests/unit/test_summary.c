@@ -218,7 +218,8 @@ static void fx_part(struct fx *f, uint32_t number, uint8_t part, uint8_t *parts,
 	CU_ASSERT_EQUAL_FATAL(st, E2E_OK);
 	CU_ASSERT(m.number == number && m.part == part && m.parts == *parts &&
 		m.interval_ms == INTERVAL && m.sender == f->sid && m.time_ms == f->now);
-	e2e_sumcheck_summary(f->sc, f->sid, &m, match, on_report, &f->log);
+	e2e_sumcheck_summary(f->sc, f->sid, &m, m.part + 1 == m.parts ?
+		e2e_sumcheck_arrived(f->sc, f->sid) : 0, match, on_report, &f->log);
 }
 
 /* Emit the interval (every part) and let the receiver check it. */
@@ -296,12 +297,13 @@ static void test_safety(void)
 	e2e_sumcheck_record(NULL, 1, 1, "t", 1, 1, env, sizeof env);
 	e2e_sumcheck_record(sc, 1, 1, NULL, 1, 1, env, sizeof env);
 	e2e_sumcheck_record(sc, 1, 1, "t", 1, 1, NULL, sizeof env);
-	e2e_sumcheck_summary(NULL, 1, &m, NULL, on_report, NULL);
-	e2e_sumcheck_summary(sc, 1, NULL, NULL, on_report, NULL);
-	e2e_sumcheck_summary(sc, 1, &m, NULL, NULL, NULL);
+	e2e_sumcheck_summary(NULL, 1, &m, 1, NULL, on_report, NULL);
+	e2e_sumcheck_summary(sc, 1, NULL, 1, NULL, on_report, NULL);
+	e2e_sumcheck_summary(sc, 1, &m, 1, NULL, NULL, NULL);
+	CU_ASSERT_EQUAL(e2e_sumcheck_arrived(NULL, 1), 0);
 	/* A message that is not a summary is ignored. */
 	m.type = E2E_CTL_ANNOUNCE;
-	e2e_sumcheck_summary(sc, 1, &m, NULL, on_report, NULL);
+	e2e_sumcheck_summary(sc, 1, &m, 1, NULL, on_report, NULL);
 	CU_ASSERT_EQUAL(e2e_sumcheck_overflow(sc), 0);
 	CU_ASSERT_EQUAL(e2e_sumcheck_overflow(NULL), 0);
 	e2e_sumcheck_destroy(sc);
@@ -372,7 +374,8 @@ static void check_summary_vector(const json_t *v)
 	}
 	memset(&log, 0, sizeof log);
 	CU_ASSERT_EQUAL_FATAL(e2e_ctl_parse(&m, msg, len, topic, &id.pub), E2E_OK);
-	e2e_sumcheck_summary(sc, (uint32_t)sender, &m, NULL, on_report, &log);
+	e2e_sumcheck_summary(sc, (uint32_t)sender, &m, m.part + 1 == m.parts ?
+		e2e_sumcheck_arrived(sc, (uint32_t)sender) : 0, NULL, on_report, &log);
 	json_array_foreach(entries, i, e) {
 		const char *et = tu_jstr(e, "topic");
 		const struct logged *r = et ? report_for(&log, et) : NULL;

@@ -461,7 +461,40 @@ static void model_losses(const struct model *m, uint64_t *pending, uint64_t *los
 	*lost = m->top - m->base + 1 - m->received - *pending;
 }
 
-static void compare_with_model(uint32_t size, uint64_t rng)
+/*
+ * Sequence shapes: 0 mostly forward with reordering, duplicates and jumps;
+ * 1 adversarial: replays from anywhere in [1, cursor], seqs exactly at and
+ * around the window edges (top - W, top - W + 1) and bursts of reordering.
+ */
+static uint64_t next_seq(int shape, uint32_t size, uint64_t *cursor, uint64_t r,
+	const struct model *m)
+{
+	uint64_t seq;
+
+	if (shape == 0) {
+		if (r % 50 == 0)
+			*cursor += 1 + (r >> 8) % (3 * size);
+		else if (r % 3 == 0)
+			*cursor += 1;
+		seq = *cursor + (r >> 20) % 8;
+		return seq > (r >> 40) % (size + 40) ? seq - (r >> 40) % (size + 40) : 1;
+	}
+	switch (r % 32) {
+	case 0: case 1: case 2: case 3:           /* replay of anything seen so far */
+		return 1 + (r >> 8) % *cursor;
+	case 4: case 5:                           /* the window edges */
+		seq = m->top + 2 > size ? m->top + 2 - size : 1;
+		return seq > (r >> 8) % 3 ? seq - (r >> 8) % 3 : 1;
+	case 6:                                   /* a jump of about W */
+		*cursor += size - 2 + (r >> 8) % 5;
+		return *cursor;
+	default:                                  /* in order, locally reordered */
+		*cursor += 1;
+		return *cursor + (r >> 8) % 4;
+	}
+}
+
+static void compare_with_model(uint32_t size, uint64_t rng, int shape)
 {
 	struct model *m = calloc(1, sizeof *m);
 	uint64_t cursor = 1 + tu_rand(&rng) % 50;
@@ -475,13 +508,7 @@ static void compare_with_model(uint32_t size, uint64_t rng)
 		uint64_t r = tu_rand(&rng), seq, g1 = 0, g2 = 0, p1, l1, p2, l2;
 		enum e2e_verdict v1, v2;
 
-		/* Mostly forward, some reordering, duplicates and jumps. */
-		if (r % 50 == 0)
-			cursor += 1 + (r >> 8) % (3 * size);
-		else if (r % 3 == 0)
-			cursor += 1;
-		seq = cursor + (r >> 20) % 8;
-		seq = seq > (r >> 40) % (size + 40) ? seq - (r >> 40) % (size + 40) : 1;
+		seq = next_seq(shape, size, &cursor, r, m);
 		if (seq > MODEL_SEQS || cursor > MODEL_SEQS)
 			break;
 		v1 = e2e_window_check(&x.w, seq, &g1);
@@ -514,10 +541,19 @@ static void compare_with_model(uint32_t size, uint64_t rng)
 
 static void test_random_vs_model(void)
 {
-	compare_with_model(64, 1);
-	compare_with_model(128, 2);
-	compare_with_model(256, 3);
-	compare_with_model(1024, 4);
+	compare_with_model(64, 1, 0);
+	compare_with_model(128, 2, 0);
+	compare_with_model(256, 3, 0);
+	compare_with_model(1024, 4, 0);
+}
+
+static void test_adversarial_vs_model(void)
+{
+	for (uint64_t seed = 11; seed < 19; seed++) {
+		compare_with_model(64, seed, 1);
+		compare_with_model(128, seed * 7, 1);
+	}
+	compare_with_model(256, 5, 1);
 }
 
 static void test_verdict_names(void)
@@ -559,6 +595,8 @@ static const struct tu_test edge_tests[] = {
 	{ "Window: check() does not mutate", test_check_does_not_mutate },
 	{ "Window: duplicates never move the state", test_duplicate_never_moves },
 	{ "Window: randomised sequences match the spec model", test_random_vs_model },
+	{ "Window: adversarial sequences (replays, window edges, W jumps) match the model",
+	  test_adversarial_vs_model },
 	{ "Window: verdict names and delivery", test_verdict_names },
 	{ NULL, NULL },
 };

@@ -87,14 +87,23 @@ E2E_API void e2e_sumcheck_record(struct e2e_sumcheck *sc, uint32_t sender, uint3
 	const char *topic, size_t topic_len, uint32_t seq, const uint8_t *env, size_t env_len);
 
 /**
- * Check a parsed, verified SUMMARY part from @p sender. Entries for topics
- * @p match rejects are skipped. Records that two complete summaries of
- * their sender (checked after they arrived) did not cover are reported
- * UNSUMMARIZED. Reports go to @p report.
+ * A complete summary of @p sender has just ARRIVED (call when its last part
+ * is received, before it is checked, possibly later). Returns its arrival
+ * index, to pass to e2e_sumcheck_summary.
+ */
+E2E_API uint32_t e2e_sumcheck_arrived(struct e2e_sumcheck *sc, uint32_t sender);
+
+/**
+ * Check a parsed, verified SUMMARY part from @p sender whose arrival index
+ * is @p index. Entries for topics @p match rejects are skipped. A record is
+ * reported UNSUMMARIZED when a second summary that ARRIVED after it has been
+ * checked without covering it: counting arrivals, not checks, a message sealed
+ * just after a summary was sent is not blamed on that one. Reports go to
+ * @p report.
  */
 E2E_API void e2e_sumcheck_summary(struct e2e_sumcheck *sc, uint32_t sender,
-	const struct e2e_ctl *m, e2e_sumcheck_match_fn match, e2e_sumcheck_report_fn report,
-	void *ctx);
+	const struct e2e_ctl *m, uint32_t index, e2e_sumcheck_match_fn match,
+	e2e_sumcheck_report_fn report, void *ctx);
 
 /** Records dropped because the table was full. */
 E2E_API uint64_t e2e_sumcheck_overflow(const struct e2e_sumcheck *sc);
