@@ -37,9 +37,10 @@ static void print_reserved(struct status_ctx *c, const struct e2e_keystore_entry
 		return;
 	}
 	st = e2e_txstate_get(c->txstate, &kid, &ceiling);
-	if (st == E2E_OK)
+	/* A record with ceiling 0 only notes that the key exists (SPEC 6.4). */
+	if (st == E2E_OK && ceiling)
 		printf("  \u2264%llu sealed (reserved)\n", (unsigned long long)ceiling);
-	else if (st == E2E_ERR_NOT_FOUND)
+	else if (st == E2E_ERR_NOT_FOUND || st == E2E_OK)
 		printf("  0 sealed\n");
 	else {
 		printf("  ? sealed\n");

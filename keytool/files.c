@@ -114,6 +114,56 @@ struct e2e_enroll *kt_load_peers(const char *dir, enum e2e_enroll_kind kind,
 	return en;
 }
 
+/*
+ * Epochs the sender has used (its txstate) are never issued again, even if
+ * the keys file lost them: a new key under a used epoch would clash with
+ * what subscribers hold. Without an identity there is no sender id yet,
+ * and nothing was sealed.
+ */
+static void kt_keys_floor(struct e2e_keystore *ks, const char *dir)
+{
+	struct e2e_identity id;
+	uint32_t used[256];
+	char path[PATH_MAX];
+
+	if (kt_path(path, sizeof path, dir, "identity.key") != 0 ||
+	    e2e_identity_load(&id, path) != E2E_OK)
+		return;
+	if (kt_path(path, sizeof path, dir, "txstate") == 0 &&
+	    e2e_txstate_epochs(path, e2e_sender_id(&id.pub), used) == E2E_OK)
+		for (unsigned sc = 0; sc < 256; sc++)
+			e2e_keystore_set_floor(ks, (uint8_t)sc, used[sc]);
+	e2e_identity_wipe(&id);
+}
+
+/* Record every key's epoch in txstate before the keys file changes (SPEC 6.4). */
+static int kt_note_epochs(const struct e2e_keystore *ks, const char *dir)
+{
+	struct e2e_identity id;
+	struct e2e_keyid ids[E2E_KEYSTORE_MAX > 4096 ? 4096 : E2E_KEYSTORE_MAX];
+	char path[PATH_MAX];
+	uint32_t n = e2e_keystore_count(ks), sender;
+	enum e2e_status st;
+
+	if (kt_path(path, sizeof path, dir, "identity.key") != 0)
+		return 1;
+	if (e2e_identity_load(&id, path) != E2E_OK)
+		return 0;   /* no identity yet: nothing can have been sealed */
+	sender = e2e_sender_id(&id.pub);
+	e2e_identity_wipe(&id);
+	if (n > sizeof ids / sizeof ids[0])
+		n = sizeof ids / sizeof ids[0];
+	for (uint32_t i = 0; i < n; i++) {
+		const struct e2e_keystore_entry *e = e2e_keystore_at(ks, i);
+
+		ids[i] = (struct e2e_keyid){ sender, e->scope, e->epoch };
+	}
+	if (kt_path(path, sizeof path, dir, "txstate") != 0)
+		return 1;
+	st = e2e_txstate_note(path, ids, n);
+	return st == E2E_OK ? 0 : kt_fail(st, path, "key epochs not recorded");
+}
+
 struct e2e_keystore *kt_load_keys(const char *dir)
 {
 	struct e2e_keystore *ks = NULL;
@@ -130,6 +180,7 @@ struct e2e_keystore *kt_load_keys(const char *dir)
 				KT_PROG, path);
 		return NULL;
 	}
+	kt_keys_floor(ks, dir);
 	return ks;
 }
 
@@ -151,7 +202,7 @@ int kt_save_keys(const struct e2e_keystore *ks, const char *dir)
 	char path[PATH_MAX];
 	enum e2e_status st;
 
-	if (kt_path(path, sizeof path, dir, "keys") != 0)
+	if (kt_path(path, sizeof path, dir, "keys") != 0 || kt_note_epochs(ks, dir) != 0)
 		return 1;
 	st = e2e_keystore_save(ks, path);
 	return st == E2E_OK ? 0 : kt_fail(st, path, "not saved");

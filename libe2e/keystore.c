@@ -16,6 +16,7 @@ struct e2e_keystore {
 	uint32_t count;
 	uint32_t cap;
 	struct e2e_keystore_entry *e;   /* sodium_allocarray */
+	uint32_t floor[256];            /* epochs known used (txstate) per scope */
 };
 
 enum e2e_status e2e_keystore_create(struct e2e_keystore **out, uint32_t capacity)
@@ -33,6 +34,8 @@ enum e2e_status e2e_keystore_create(struct e2e_keystore **out, uint32_t capacity
 	ks = sodium_malloc(sizeof *ks);
 	if (!ks)
 		goto out;
+	/* sodium_malloc fills with garbage on purpose: start from zero. */
+	sodium_memzero(ks, sizeof *ks);
 	ks->e = sodium_allocarray(capacity, sizeof *ks->e);
 	if (!ks->e) {
 		sodium_free(ks);
@@ -102,16 +105,40 @@ static void remove_at(struct e2e_keystore *ks, uint32_t i)
 	sodium_memzero(&ks->e[ks->count], sizeof *ks->e);
 }
 
+/*
+ * Check value of a key line: 32 bits of BLAKE2b over what the line says, so
+ * a flipped bit in the base64 key (still valid base64) is a clear error, not
+ * a different key silently used under the same epoch.
+ */
+static uint32_t key_check(uint8_t scope, uint32_t epoch, const uint8_t key[E2E_KEY_BYTES])
+{
+	static const char ctx[] = "mqtt-e2e/v1/key-check";
+	crypto_generichash_state st;
+	uint8_t id[5] = { scope, (uint8_t)(epoch >> 24), (uint8_t)(epoch >> 16),
+		(uint8_t)(epoch >> 8), (uint8_t)epoch };
+	uint8_t h[4];
+
+	crypto_generichash_init(&st, NULL, 0, sizeof h);
+	crypto_generichash_update(&st, (const uint8_t *)ctx, sizeof ctx - 1);
+	crypto_generichash_update(&st, id, sizeof id);
+	crypto_generichash_update(&st, key, E2E_KEY_BYTES);
+	crypto_generichash_final(&st, h, sizeof h);
+	return (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
+}
+
 static enum e2e_status parse_line(struct e2e_keystore *ks, struct e2e_text *t,
 	const struct e2e_field *f, size_t n)
 {
+	char want[9];
 	struct e2e_keystore_entry *e;
 	uint64_t scope, epoch, created, not_after;
 	enum e2e_status st;
 
-	if (n != KEY_FIELDS || !e2e_field_is(&f[0], "key"))
+	/* The 7th field (check value) is written by every version that has it;
+	 * lines without it (older files) are accepted. */
+	if ((n != KEY_FIELDS && n != KEY_FIELDS + 1) || !e2e_field_is(&f[0], "key"))
 		return e2e_text_fail(t, E2E_ERR_MALFORMED,
-			"expected: key <scope> <epoch> <created-ms> <not-after-ms> <base64 key>");
+			"expected: key <scope> <epoch> <created-ms> <not-after-ms> <base64 key> <check>");
 	if (!e2e_field_uint(&f[1], 255, &scope))
 		return e2e_text_fail(t, E2E_ERR_MALFORMED, "scope must be 0..255");
 	if (!e2e_field_uint(&f[2], UINT32_MAX, &epoch))
@@ -132,6 +159,12 @@ static enum e2e_status parse_line(struct e2e_keystore *ks, struct e2e_text *t,
 		/* Say nothing about the key text itself: it is secret. */
 		return e2e_text_fail(t, E2E_ERR_MALFORMED, "key is not base64 of 32 bytes");
 	}
+	snprintf(want, sizeof want, "%08x", key_check(e->scope, e->epoch, e->key));
+	if (n == KEY_FIELDS + 1 && !e2e_field_is(&f[6], want)) {
+		remove_at(ks, (uint32_t)(e - ks->e));
+		return e2e_text_fail(t, E2E_ERR_CORRUPT,
+			"check value does not match the key (the line is damaged)");
+	}
 	return E2E_OK;
 }
 
@@ -140,7 +173,7 @@ enum e2e_status e2e_keystore_parse(struct e2e_keystore **out, const char *buf, s
 {
 	struct e2e_keystore *ks = NULL;
 	struct e2e_text t;
-	struct e2e_field f[KEY_FIELDS];
+	struct e2e_field f[KEY_FIELDS + 1];
 	enum e2e_status ret = E2E_ERR_ARG;
 	uint64_t lines = 0;
 	size_t n;
@@ -150,7 +183,7 @@ enum e2e_status e2e_keystore_parse(struct e2e_keystore **out, const char *buf, s
 	*out = NULL;
 	/* Count first so the guarded array is allocated exactly once. */
 	e2e_text_init(&t, buf, len, origin, err, err_cap);
-	while ((ret = e2e_text_next(&t, f, KEY_FIELDS, &n)) == E2E_OK && n)
+	while ((ret = e2e_text_next(&t, f, KEY_FIELDS + 1, &n)) == E2E_OK && n)
 		lines++;
 	if (ret != E2E_OK)
 		goto out;
@@ -164,7 +197,7 @@ enum e2e_status e2e_keystore_parse(struct e2e_keystore **out, const char *buf, s
 	if (ret != E2E_OK)
 		goto out;
 	e2e_text_init(&t, buf, len, origin, err, err_cap);
-	while ((ret = e2e_text_next(&t, f, KEY_FIELDS, &n)) == E2E_OK && n) {
+	while ((ret = e2e_text_next(&t, f, KEY_FIELDS + 1, &n)) == E2E_OK && n) {
 		ret = parse_line(ks, &t, f, n);
 		if (ret != E2E_OK)
 			break;
@@ -255,6 +288,11 @@ static enum e2e_status add_next(struct e2e_keystore *ks, uint8_t scope, uint64_t
 	int any;
 	uint32_t top = highest(ks, scope, &any);
 
+	/* A keys file that lost keys must not make us reissue their epochs. */
+	if (ks->floor[scope] > top || (!any && ks->floor[scope])) {
+		top = ks->floor[scope];
+		any = 1;
+	}
 	/* Epochs never repeat: a reused epoch would reuse nonces. */
 	if (any && top == UINT32_MAX)
 		return E2E_ERR_EXHAUSTED;
@@ -267,6 +305,12 @@ static enum e2e_status add_next(struct e2e_keystore *ks, uint8_t scope, uint64_t
 	if (epoch)
 		*epoch = e->epoch;
 	return E2E_OK;
+}
+
+void e2e_keystore_set_floor(struct e2e_keystore *ks, uint8_t scope, uint32_t epoch)
+{
+	if (ks && epoch > ks->floor[scope])
+		ks->floor[scope] = epoch;
 }
 
 enum e2e_status e2e_keystore_ensure(struct e2e_keystore *ks, uint8_t scope, uint64_t now_ms,
@@ -333,15 +377,16 @@ static void emit(struct e2e_textbuf *b, const void *arg)
 	char b64[sodium_base64_ENCODED_LEN(E2E_KEY_BYTES, sodium_base64_VARIANT_ORIGINAL)];
 
 	e2e_textbuf_add(b, "# mqtt-e2e payload keys: SECRET, keep mode 0600 (e2e-keytool rewrites this file)\n"
-		"# key <scope> <epoch> <created-unix-ms> <not-after-unix-ms or 0> <base64 key>\n");
+		"# key <scope> <epoch> <created-unix-ms> <not-after-unix-ms or 0> <base64 key> <check>\n");
 	for (uint32_t i = 0; i < ks->count; i++) {
 		const struct e2e_keystore_entry *e = &ks->e[i];
 
 		sodium_bin2base64(b64, sizeof b64, e->key, sizeof e->key,
 			sodium_base64_VARIANT_ORIGINAL);
-		e2e_textbuf_add(b, "key %u %u %llu %llu %s\n", (unsigned)e->scope,
+		e2e_textbuf_add(b, "key %u %u %llu %llu %s %08x\n", (unsigned)e->scope,
 			(unsigned)e->epoch, (unsigned long long)e->created_ms,
-			(unsigned long long)e->not_after_ms, b64);
+			(unsigned long long)e->not_after_ms, b64,
+			(unsigned)key_check(e->scope, e->epoch, e->key));
 	}
 	sodium_memzero(b64, sizeof b64);
 }

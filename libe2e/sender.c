@@ -142,6 +142,26 @@ static uint8_t on_keys(void *ctx, uint8_t scope, struct e2e_ctl_key *out, uint8_
 static enum e2e_status load_keys(struct e2e_sender *s);
 static void drop_tx(struct e2e_sender *s, uint8_t scope);
 
+/* Every key's (scope, epoch) into the reservation file (SPEC 6.4). */
+static enum e2e_status note_keys(const char *txstate, uint32_t self,
+	const struct e2e_keystore *ks)
+{
+	uint32_t n = e2e_keystore_count(ks);
+	struct e2e_keyid *ids = calloc(n ? n : 1, sizeof *ids);
+	enum e2e_status st;
+
+	if (!ids)
+		return E2E_ERR_NOMEM;
+	for (uint32_t i = 0; i < n; i++) {
+		const struct e2e_keystore_entry *e = e2e_keystore_at(ks, i);
+
+		ids[i] = (struct e2e_keyid){ self, e->scope, e->epoch };
+	}
+	st = e2e_txstate_note(txstate, ids, n);
+	free(ids);
+	return st;
+}
+
 /*
  * Writing `keys`: hold the directory lock, and first take in any change
  * e2e-keytool made since our last read, so neither side loses the other's
@@ -164,8 +184,14 @@ static enum e2e_status keys_begin(struct e2e_sender *s, int *lock)
 
 static enum e2e_status keys_commit(struct e2e_sender *s, int lock)
 {
-	enum e2e_status st = e2e_keystore_save(s->keys, s->p_keys);
+	enum e2e_status st = note_keys(s->p_txstate, s->self, s->keys);
 
+	/* The ledger first: a key is never in use without its epoch recorded. */
+	if (st != E2E_OK) {
+		e2e_dir_unlock(lock);
+		return fail(s, st, "cannot record key epochs in", s->p_txstate);
+	}
+	st = e2e_keystore_save(s->keys, s->p_keys);
 	if (st == E2E_OK)
 		file_sig(&s->sig_keys, s->p_keys);
 	else
@@ -240,6 +266,20 @@ static enum e2e_status load_enrolled(struct e2e_sender *s)
 	return E2E_OK;
 }
 
+/* Epochs txstate shows in use are never issued again, even if the keys
+ * file lost them (truncated, restored from an older backup). */
+static enum e2e_status set_floors(struct e2e_sender *s, struct e2e_keystore *ks)
+{
+	uint32_t used[256];
+	enum e2e_status st = e2e_txstate_epochs(s->p_txstate, s->self, used);
+
+	if (st != E2E_OK)
+		return fail(s, st, "cannot read counter reservations", s->p_txstate);
+	for (unsigned sc = 0; sc < 256; sc++)
+		e2e_keystore_set_floor(ks, (uint8_t)sc, used[sc]);
+	return E2E_OK;
+}
+
 /* (Re)load the keys file; scopes whose current epoch changed get a new
  * tx on their next message and an announcement. */
 static enum e2e_status load_keys(struct e2e_sender *s)
@@ -251,6 +291,11 @@ static enum e2e_status load_keys(struct e2e_sender *s)
 	st = e2e_keystore_load(&n, s->p_keys, E2E_SCOPES_MAX, s->cfg.err, s->cfg.err_len);
 	if (st != E2E_OK)
 		return st;
+	st = set_floors(s, n);
+	if (st != E2E_OK) {
+		e2e_keystore_free(n);
+		return st;
+	}
 	for (unsigned sc = 0; sc < E2E_SCOPES_MAX; sc++) {
 		const struct e2e_keystore_entry *cur = e2e_keystore_current(n, (uint8_t)sc);
 

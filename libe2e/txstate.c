@@ -181,6 +181,65 @@ out:
 	return ret;
 }
 
+enum e2e_status e2e_txstate_note(const char *path, const struct e2e_keyid *ids, uint32_t n)
+{
+	struct rec *recs = NULL, *grown;
+	uint32_t count = 0, added = 0;
+	enum e2e_status ret;
+
+	if (!path || (!ids && n))
+		return E2E_ERR_ARG;
+	ret = load(path, &recs, &count);
+	if (ret == E2E_ERR_NOT_FOUND)
+		ret = E2E_OK;
+	if (ret != E2E_OK)
+		goto out;
+	for (uint32_t k = 0; k < n; k++) {
+		uint32_t i;
+
+		for (i = 0; i < count && id_cmp(&recs[i].id, &ids[k]) < 0; i++)
+			;
+		if (i < count && id_cmp(&recs[i].id, &ids[k]) == 0)
+			continue;
+		ret = E2E_ERR_FULL;
+		if (count >= MAX_RECS)
+			goto out;
+		ret = E2E_ERR_NOMEM;
+		grown = realloc(recs, (count + 1) * sizeof *recs);
+		if (!grown)
+			goto out;
+		recs = grown;
+		memmove(&recs[i + 1], &recs[i], (count - i) * sizeof *recs);
+		recs[i].id = ids[k];
+		recs[i].ceiling = 0;
+		count++;
+		added++;
+	}
+	ret = added ? store(path, recs, count) : E2E_OK;
+out:
+	free(recs);
+	return ret;
+}
+
+enum e2e_status e2e_txstate_epochs(const char *path, uint32_t sender, uint32_t max_epoch[256])
+{
+	struct rec *recs = NULL;
+	uint32_t n = 0;
+	enum e2e_status ret;
+
+	if (!path || !max_epoch)
+		return E2E_ERR_ARG;
+	memset(max_epoch, 0, 256 * sizeof *max_epoch);
+	ret = load(path, &recs, &n);
+	if (ret == E2E_ERR_NOT_FOUND)
+		return E2E_OK;
+	for (uint32_t i = 0; ret == E2E_OK && i < n; i++)
+		if (recs[i].id.sender == sender && recs[i].id.epoch > max_epoch[recs[i].id.scope])
+			max_epoch[recs[i].id.scope] = recs[i].id.epoch;
+	free(recs);
+	return ret;
+}
+
 enum e2e_status e2e_txstate_reserve(const char *path, const struct e2e_keyid *id,
 	uint64_t ceiling)
 {

@@ -147,6 +147,16 @@ void e2e_client_on_reply(struct e2e_client *c, const uint8_t *msg, size_t len)
 	}
 	if (m.type == E2E_CTL_REFUSAL) {
 		c->st.refusals++;
+		if (m.reason == E2E_REFUSE_RATE) {
+			/* Not a no: ask again when the back-off timer fires. */
+			t->sent_mono = e2e_mono_ms();
+			memcpy(t->prev_hash, t->req_hash, sizeof t->prev_hash);
+			snprintf(detail, sizeof detail, "%s is rate-limiting our key requests; "
+				"retrying", t->name);
+			e2e_client_event(c, E2E_EV_KEY_TIMEOUT, t->sender, 0, 0, detail);
+			e2e_ctl_wipe(&m);
+			return;
+		}
 		finish_request(c, t);
 		snprintf(detail, sizeof detail, "%s refused our key request: %s", t->name,
 			e2e_refusal_name(m.reason));

@@ -6,7 +6,7 @@ E2E_DEB_PACKAGES=(
 	libsodium-dev libssl-dev libpaho-mqtt-dev libcunit1-dev libjansson-dev
 	mosquitto mosquitto-clients openssl
 	python3 python3-nacl python3-paho-mqtt
-	strace xxd
+	strace xxd valgrind
 	clang libclang-rt-14-dev
 )
 

@@ -89,6 +89,13 @@ E2E_API enum e2e_status e2e_keystore_ensure(struct e2e_keystore *ks, uint8_t sco
 E2E_API enum e2e_status e2e_keystore_rotate(struct e2e_keystore *ks, uint8_t scope,
 	uint64_t now_ms, uint64_t grace_ms, uint32_t *new_epoch) E2E_WARN_UNUSED;
 
+/**
+ * Never issue an epoch of @p scope at or below @p epoch (e.g. the highest
+ * one txstate shows in use), even if the keys file no longer lists it:
+ * ensure and rotate then pick max(highest held, floor) + 1.
+ */
+E2E_API void e2e_keystore_set_floor(struct e2e_keystore *ks, uint8_t scope, uint32_t epoch);
+
 /** Remove (and zero) every key whose not-after is set and before @p now_ms; returns how many. */
 E2E_API uint32_t e2e_keystore_prune(struct e2e_keystore *ks, uint64_t now_ms);
 

@@ -1,0 +1,103 @@
+#!/usr/bin/python3
+"""ct-gate: no variable-time compare touches tags, keys or MACs.
+
+security.md rule 9: tags, MACs, keys and other secrets are compared with
+sodium_memcmp / crypto_verify_* only (libsodium's AEAD and signature checks
+do it internally). This gate greps libe2e/, proxy/, subscriber/ and keytool/
+for memcmp, strcmp, strncmp, bcmp, strcasecmp and strncasecmp; every hit must
+match an entry of ALLOW below: (file, a piece of the line, why the compared
+bytes are not secret). A new compare fails the gate until someone reviews it
+and adds it here. Entries that match nothing are listed (stale), not fatal.
+
+Usage: ct_gate.py [SOURCE_ROOT]     (default: E2E_SRC or ../.. of this file)
+"""
+import os
+import re
+import sys
+
+DIRS = ("libe2e", "proxy", "subscriber", "keytool")
+CALL = re.compile(r"\b(memcmp|strcmp|strncmp|bcmp|strcasecmp|strncasecmp)\s*\(")
+
+# (file, substring of the line or "*" for every compare in the file, reason)
+ALLOW = [
+    ("libe2e/scopes.c", "memcmp(filter + fi, topic + ti", "topic filter vs topic name: public"),
+    ("libe2e/scopes.c", "\"default\"", "scope name from the scopes file: public"),
+    ("libe2e/scopes.c", "memcmp(s->scope[i].name, name", "scope names: public"),
+    ("libe2e/fileio.c", "strncmp(fp, name, nl)", "E2E_FAILPOINT test hook name: public"),
+    ("libe2e/fileio.c", "magic, E2E_STATE_MAGIC_LEN", "file magic string: public constant"),
+    ("libe2e/topichash.h", "memcmp(topic, t->last, len)", "topic name cache: topics are public"),
+    ("libe2e/textfile.c", "memcmp(f->p, word, wl)", "keyword of a text file line: public"),
+    ("libe2e/sender.c", "s->control_topic", "refusing publishes to the control topic: public"),
+    ("libe2e/sender.c", "E2E_CTL_REPLY_PREFIX", "refusing publishes to e2e/k/: public prefix"),
+    ("libe2e/identity.c", "SECRET_TAG", "the literal 'e2e-secret1 ' line prefix, not the secret"),
+    ("libe2e/identity.c", "PUBLIC_TAG", "the literal 'e2e1 ' line prefix"),
+    ("libe2e/enroll.c", "pub.sign_pk", "public signing keys: sorting and duplicate detection"),
+    ("libe2e/enroll.c", "name", "peer names in enrolled/trust files: public"),
+    ("libe2e/enroll_edit.c", "name", "peer names in enrolled/trust files: public"),
+    ("libe2e/control.c", "E2E_CTL_REPLY_PREFIX", "reply topic prefix 'e2e/k/': public"),
+    ("libe2e/client/client.c", "*", "topic names and subscription filters: public"),
+    ("libe2e/client/session.c", "filter", "subscription filters: public"),
+    ("libe2e/client/summaries.c", "*", "subscription filters and topics: public"),
+    ("libe2e/client/publisher.c", "control_topic", "control topic name: public"),
+    ("proxy/config.c", "*", "option names and values of the configuration: public"),
+    ("proxy/mqtt_codec.c", "name_v31", "MQTT protocol name 'MQIsdp': public"),
+    ("proxy/mqtt_codec.c", "name_v311", "MQTT protocol name 'MQTT': public"),
+    ("proxy/creds.c", "client_id", "MQTT client ids (the password is injected, not compared)"),
+    ("proxy/tls.c", "tls_min", "TLS version option: public"),
+    ("subscriber/cliopts.c", "*", "command-line option values: public"),
+    ("subscriber/sub_main.c", "\"none\"", "--state none: public option value"),
+    ("keytool/opts.c", "*", "command-line option values and units: public"),
+    ("keytool/main.c", "*", "subcommand names: public"),
+    ("keytool/cmd_trust.c", "name", "peer names: public"),
+    ("keytool/cmd_enroll.c", "name", "peer names: public"),
+    ("keytool/files.c", "*", "peer names and '-' (stdin): public"),
+]
+
+SECRETISH = re.compile(r"(tag|mac|secret|_sk\b|\bsk\b|psk|digest|nonce|sig\b|signature|"
+                       r"eph|\bkey\b|->key|\.key|hash)", re.I)
+
+
+def main(argv):
+    here = os.path.dirname(os.path.abspath(__file__))
+    root = argv[1] if len(argv) > 1 else os.environ.get("E2E_SRC") or os.path.join(here, "..", "..")
+    used = set()
+    bad = []
+    n = 0
+    for d in DIRS:
+        for dirpath, _dirs, files in os.walk(os.path.join(root, d)):
+            for fn in sorted(files):
+                if not fn.endswith((".c", ".h")):
+                    continue
+                path = os.path.join(dirpath, fn)
+                rel = os.path.relpath(path, root)
+                with open(path, errors="replace") as f:
+                    for lineno, line in enumerate(f, 1):
+                        if not CALL.search(line) or line.lstrip().startswith(("*", "/*", "//")):
+                            continue
+                        n += 1
+                        hit = [i for i, (af, sub, _r) in enumerate(ALLOW)
+                               if af == rel and (sub == "*" or sub in line)]
+                        if hit:
+                            used.update(hit)
+                        else:
+                            warn = " (names something secret-looking)" if SECRETISH.search(line) \
+                                else ""
+                            bad.append("%s:%d: unreviewed compare%s: %s" % (
+                                rel, lineno, warn, line.strip()))
+    for i, (af, sub, reason) in enumerate(ALLOW):
+        if i not in used:
+            print("ct-gate: note: allowlist entry matches nothing (stale?): %s %r (%s)" % (
+                af, sub, reason))
+    for b in bad:
+        print("ct-gate: " + b)
+    if bad:
+        print("ct-gate: %d of %d compares not reviewed. Tags, keys and MACs must be compared "
+              "with sodium_memcmp/crypto_verify_*; a compare of public bytes goes into ALLOW in "
+              "%s with the reason." % (len(bad), n, os.path.relpath(__file__, root)))
+        return 1
+    print("ct-gate: %d compares, all on reviewed public data" % n)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
