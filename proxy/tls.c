@@ -59,8 +59,8 @@ static unsigned int psk_cb(SSL *ssl, const char *hint, char *identity,
 	return t->psk_len;
 }
 
-/* Warn before a client certificate expires (30 days). */
-static void check_expiry(const char *path)
+/* Warn before a certificate expires (30 days); remember the days left for the stats. */
+static void check_expiry(struct tls_ctx *t, const char *path)
 {
 	FILE *f = fopen(path, "r");
 	X509 *x;
@@ -73,6 +73,8 @@ static void check_expiry(const char *path)
 	if (!x)
 		return;
 	if (ASN1_TIME_diff(&days, &secs, NULL, X509_get0_notAfter(x))) {
+		t->cert_days = days < 0 || secs < 0 ? (days < 0 ? days : -1) : days;
+		t->have_cert_days = 1;
 		if (days < 0 || secs < 0)
 			plog(LOG_ERR, "certificate %s has EXPIRED", path);
 		else if (days < 30)
@@ -145,7 +147,7 @@ int tls_ctx_init(struct tls_ctx *t, const struct proxy_config *cfg, const char *
 		    SSL_CTX_use_PrivateKey_file(t->ctx, cfg->key ? cfg->key : cfg->cert,
 			    SSL_FILETYPE_PEM) != 1)
 			goto fail;
-		check_expiry(cfg->cert);
+		check_expiry(t, cfg->cert);
 	}
 	return 0;
 fail:
@@ -171,7 +173,7 @@ int tls_server_init(struct tls_ctx *t, const struct proxy_config *cfg)
 	    SSL_CTX_use_PrivateKey_file(t->ctx, cfg->listen_key, SSL_FILETYPE_PEM) != 1 ||
 	    SSL_CTX_check_private_key(t->ctx) != 1)
 		goto fail;
-	check_expiry(cfg->listen_cert);
+	check_expiry(t, cfg->listen_cert);
 	if (cfg->listen_cafile) {
 		/* Publishers must present a certificate from this CA. */
 		if (!SSL_CTX_load_verify_locations(t->ctx, cfg->listen_cafile, NULL))

@@ -18,6 +18,8 @@ struct tls_ctx {
 	unsigned char psk[64];
 	unsigned int psk_len;
 	int per_client_cert;          /* cert/key contain %c */
+	int cert_days;                /* days until the configured certificate expires */
+	int have_cert_days;
 };
 
 /* Build from @p cfg; returns 0 or -1 after logging why. */
