@@ -141,10 +141,12 @@ enum e2e_status e2e_keysvc_handle(struct e2e_keysvc *ks,
 {
 	struct e2e_ctl req;
 	struct e2e_ctl_key keys[E2E_CTL_KEYS_MAX];
+	struct e2e_public who;
 	uint8_t hash[E2E_CTL_HASH_BYTES], allowed[32];
 	uint64_t skew;
+	int own;
 	enum e2e_refusal reason = 0;
-	enum e2e_status ret = E2E_ERR_ARG, st;
+	enum e2e_status ret = E2E_ERR_ARG, st, est;
 	uint8_t nkeys = 0;
 
 	if (!ks || !out || !out_len || !reply_topic || !topic)
@@ -169,8 +171,20 @@ enum e2e_status e2e_keysvc_handle(struct e2e_keysvc *ks,
 		ks->st.ignored_replay++;
 		goto out;
 	}
+	/*
+	 * Who asks, from the layout alone (no crypto): an enrolled key spends
+	 * its own bucket, so a flood of forged requests under random keys cannot
+	 * starve enrolled subscribers. Strangers, and enrolled keys whose own
+	 * bucket is empty, share the global bucket, which bounds the signature
+	 * checks (and signed refusals) that traffic can cost.
+	 */
+	memcpy(who.sign_pk, msg + E2E_CTL_HEAD_BYTES, E2E_SIGN_PK_BYTES);
+	memcpy(who.dh_pk, msg + E2E_CTL_HEAD_BYTES + E2E_SIGN_PK_BYTES, E2E_DH_BYTES);
+	memset(allowed, 0, sizeof allowed);
+	est = ks->cfg.enrolled(ks->cfg.ctx, &who, allowed);
+	own = (est == E2E_OK || est == E2E_ERR_PERM) && identity_allowed(ks, &who, now_ms);
 	ret = E2E_ERR_FULL;
-	if (!take(&ks->global, ks->cfg.global_burst, ks->cfg.global_ms, now_ms)) {
+	if (!own && !take(&ks->global, ks->cfg.global_burst, ks->cfg.global_ms, now_ms)) {
 		ks->st.rate_limited++;
 		goto out;
 	}
@@ -186,18 +200,15 @@ enum e2e_status e2e_keysvc_handle(struct e2e_keysvc *ks,
 	skew = req.time_ms > now_ms ? req.time_ms - now_ms : now_ms - req.time_ms;
 	if (skew > ks->cfg.max_skew_ms) {
 		reason = E2E_REFUSE_STALE;
-	} else if (!identity_allowed(ks, &req.requester, now_ms)) {
+	} else if (est == E2E_ERR_PERM) {
+		reason = E2E_REFUSE_REVOKED;
+	} else if (est != E2E_OK) {
+		reason = E2E_REFUSE_NOT_ENROLLED;
+	} else if (!own) {
 		ks->st.rate_limited++;
 		reason = E2E_REFUSE_RATE;
-	} else {
-		memset(allowed, 0, sizeof allowed);
-		st = ks->cfg.enrolled(ks->cfg.ctx, &req.requester, allowed);
-		if (st == E2E_ERR_PERM)
-			reason = E2E_REFUSE_REVOKED;
-		else if (st != E2E_OK)
-			reason = E2E_REFUSE_NOT_ENROLLED;
-		else if ((nkeys = collect(ks, &req, allowed, keys, now_ms)) == 0)
-			reason = E2E_REFUSE_SCOPE;
+	} else if ((nkeys = collect(ks, &req, allowed, keys, now_ms)) == 0) {
+		reason = E2E_REFUSE_SCOPE;
 	}
 	memcpy(reply_topic, req.reply_topic, sizeof req.reply_topic);
 	if (reason)

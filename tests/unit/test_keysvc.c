@@ -327,12 +327,12 @@ static void test_stale(void)
 	/* Default window 300 s: exactly 300 s off is fine, one ms more is stale. */
 	CU_ASSERT_EQUAL(ask_at(&s, &s.alice, &want1, 1, NOW - 300000, NOW, &m), E2E_CTL_DELIVERY);
 	CU_ASSERT_EQUAL(ask_at(&s, &s.alice, &want1, 1, NOW + 300000, NOW, &m), E2E_CTL_DELIVERY);
-	calls = s.fake.enrolled_calls;
+	calls = s.fake.keys_calls;
 	ASSERT_REFUSED(ask_at(&s, &s.alice, &want1, 1, NOW - 300001, NOW, &m), m, E2E_REFUSE_STALE);
 	ASSERT_REFUSED(ask_at(&s, &s.alice, &want1, 1, NOW + 300001, NOW, &m), m, E2E_REFUSE_STALE);
 	ASSERT_REFUSED(ask_at(&s, &s.alice, &want1, 1, 0, NOW, &m), m, E2E_REFUSE_STALE);
-	/* Stale before anything else: not even the enrollment is looked up, */
-	CU_ASSERT_EQUAL(s.fake.enrolled_calls, calls);
+	/* Stale before anything else: no key is collected, */
+	CU_ASSERT_EQUAL(s.fake.keys_calls, calls);
 	/* and so also for a requester who is not enrolled. */
 	ASSERT_REFUSED(ask_at(&s, &s.mallory, &want1, 1, NOW - 400000, NOW, &m), m,
 		E2E_REFUSE_STALE);
@@ -373,13 +373,9 @@ static void test_identity_rate_limit(void)
 		TU_CHECK(ask(&s, &s.alice, &want1, 1, NOW + 200000, &m) == E2E_CTL_DELIVERY,
 			"after the pause, request %d", i);
 	ASSERT_REFUSED(ask(&s, &s.alice, &want1, 1, NOW + 200000, &m), m, E2E_REFUSE_RATE);
-	/* Limited requesters are refused before their enrollment is looked up. */
-	{
-		unsigned calls = s.fake.enrolled_calls;
-
-		ASSERT_REFUSED(ask(&s, &s.alice, &want1, 1, NOW + 200000, &m), m, E2E_REFUSE_RATE);
-		CU_ASSERT_EQUAL(s.fake.enrolled_calls, calls);
-	}
+	/* A revoked key is told so, whatever its bucket holds. */
+	s.fake.revoked[0] = 1;
+	ASSERT_REFUSED(ask(&s, &s.alice, &want1, 1, NOW + 200000, &m), m, E2E_REFUSE_REVOKED);
 	svc_free(&s);
 }
 
@@ -393,14 +389,15 @@ static void test_identity_rate_limit_config(void)
 	cfg.per_identity_burst = 2;
 	cfg.per_identity_ms = 50;
 	svc_init(&s, &cfg);
-	CU_ASSERT_EQUAL(ask(&s, &s.mallory, &want1, 1, NOW, &m), E2E_CTL_REFUSAL);
-	CU_ASSERT_EQUAL(m.reason, E2E_REFUSE_NOT_ENROLLED);
-	CU_ASSERT_EQUAL(ask(&s, &s.mallory, &want1, 1, NOW, &m), E2E_CTL_REFUSAL);
-	CU_ASSERT_EQUAL(m.reason, E2E_REFUSE_NOT_ENROLLED);
-	/* Refused requests use tokens too: a stranger cannot probe freely. */
-	ASSERT_REFUSED(ask(&s, &s.mallory, &want1, 1, NOW + 49, &m), m, E2E_REFUSE_RATE);
-	CU_ASSERT_EQUAL(ask(&s, &s.mallory, &want1, 1, NOW + 50, &m), E2E_CTL_REFUSAL);
-	CU_ASSERT_EQUAL(m.reason, E2E_REFUSE_NOT_ENROLLED);
+	CU_ASSERT_EQUAL(ask(&s, &s.alice, &want1, 1, NOW, &m), E2E_CTL_DELIVERY);
+	CU_ASSERT_EQUAL(ask(&s, &s.alice, &want1, 1, NOW, &m), E2E_CTL_DELIVERY);
+	ASSERT_REFUSED(ask(&s, &s.alice, &want1, 1, NOW + 49, &m), m, E2E_REFUSE_RATE);
+	CU_ASSERT_EQUAL(ask(&s, &s.alice, &want1, 1, NOW + 50, &m), E2E_CTL_DELIVERY);
+	/* Strangers have no bucket of their own: the global one limits them. */
+	for (int i = 0; i < 5; i++) {
+		CU_ASSERT_EQUAL(ask(&s, &s.mallory, &want1, 1, NOW + 50, &m), E2E_CTL_REFUSAL);
+		CU_ASSERT_EQUAL(m.reason, E2E_REFUSE_NOT_ENROLLED);
+	}
 	svc_free(&s);
 }
 
@@ -506,8 +503,7 @@ static void test_ignored(void)
 		CU_ASSERT_EQUAL(handle(&s, &o, NOW), E2E_ERR_NOT_FOUND);
 	}
 	CU_ASSERT_EQUAL(stats(&s).ignored_other_sender, 1);
-	/* None of it reached enrollment or keys, none was answered... */
-	CU_ASSERT_EQUAL(s.fake.enrolled_calls, 0);
+	/* None of it reached the keys, none was answered... */
 	CU_ASSERT_EQUAL(s.fake.keys_calls, 0);
 	st = stats(&s);
 	CU_ASSERT_EQUAL(st.requests, 11);
@@ -572,7 +568,7 @@ static void test_flood_garbage(void)
 	svc_free(&s);
 }
 
-/* Messages for us that fail to parse cost a global token each (SPEC 11.3 step 3 before 4). */
+/* Messages under unenrolled keys cost a global token each (SPEC 11.3 step 3 before 4). */
 static void test_global_rate_limit(void)
 {
 	struct svc s;
@@ -602,38 +598,47 @@ static void test_global_rate_limit(void)
 	CU_ASSERT_EQUAL(st.requests, 10000);
 	CU_ASSERT_EQUAL(st.ignored_malformed + st.ignored_bad_sig, 200);
 	CU_ASSERT_EQUAL(st.rate_limited, 9800);
-	CU_ASSERT_EQUAL(s.fake.enrolled_calls, 0);
-	/* A genuine request meets the empty global bucket: no answer, and it is
-	 * not remembered, so the same request gets through once tokens return. */
-	tu_request(&r, &s.alice, s.sid, &want1, 1, NOW);
+	CU_ASSERT_EQUAL(s.fake.keys_calls, 0);
+	/* The flood used the global bucket only: an enrolled subscriber still
+	 * gets its keys, from its own bucket. */
+	CU_ASSERT_EQUAL(ask(&s, &s.alice, &want1, 1, NOW, &m), E2E_CTL_DELIVERY);
+	CU_ASSERT_EQUAL(stats(&s).rate_limited, 9800);
+	/* A stranger's genuine request meets the empty bucket: no answer, and it
+	 * is not remembered, so the same request is answered once tokens return. */
+	tu_request(&r, &s.mallory, s.sid, &want1, 1, NOW);
 	CU_ASSERT_EQUAL(handle(&s, &r, NOW + 9), E2E_ERR_FULL);
 	CU_ASSERT_EQUAL(stats(&s).rate_limited, 9801);
 	CU_ASSERT_EQUAL(handle(&s, &r, NOW + 10), E2E_OK);
 	CU_ASSERT_EQUAL(tu_answer(&m, &r, s.out, s.out_len, s.reply, &s.sender.pub),
-		E2E_CTL_DELIVERY);
+		E2E_CTL_REFUSAL);
+	CU_ASSERT_EQUAL(m.reason, E2E_REFUSE_NOT_ENROLLED);
 	svc_free(&s);
 
-	/* Configured: 3 requests, then one per 100 ms, whoever asks. */
+	/* Configured: 3 tokens, then one per 100 ms, for strangers and for
+	 * enrolled identities whose own bucket is empty. */
 	memset(&cfg, 0, sizeof cfg);
 	cfg.global_burst = 3;
 	cfg.global_ms = 100;
+	cfg.per_identity_burst = 1;
+	cfg.per_identity_ms = 1000000;
 	svc_init(&s, &cfg);
-	CU_ASSERT_EQUAL(ask(&s, &s.alice, &want1, 1, NOW, &m), E2E_CTL_DELIVERY);
-	CU_ASSERT_EQUAL(ask(&s, &s.bob, &want1, 1, NOW, &m), E2E_CTL_DELIVERY);
-	CU_ASSERT_EQUAL(ask(&s, &s.mallory, &want1, 1, NOW, &m), E2E_CTL_REFUSAL);
-	CU_ASSERT_EQUAL(ask(&s, &s.alice, &want1, 1, NOW + 99, &m), 0);
+	CU_ASSERT_EQUAL(ask(&s, &s.alice, &want1, 1, NOW, &m), E2E_CTL_DELIVERY);  /* own */
+	CU_ASSERT_EQUAL(ask(&s, &s.bob, &want1, 1, NOW, &m), E2E_CTL_DELIVERY);    /* own */
+	CU_ASSERT_EQUAL(ask(&s, &s.mallory, &want1, 1, NOW, &m), E2E_CTL_REFUSAL); /* global 1 */
+	ASSERT_REFUSED(ask(&s, &s.alice, &want1, 1, NOW, &m), m, E2E_REFUSE_RATE);  /* global 2 */
+	ASSERT_REFUSED(ask(&s, &s.bob, &want1, 1, NOW, &m), m, E2E_REFUSE_RATE);    /* global 3 */
+	CU_ASSERT_EQUAL(ask(&s, &s.mallory, &want1, 1, NOW + 99, &m), 0);
 	CU_ASSERT_EQUAL(ask(&s, &s.bob, &want1, 1, NOW + 99, &m), 0);
-	CU_ASSERT_EQUAL(ask(&s, &s.bob, &want1, 1, NOW + 100, &m), E2E_CTL_DELIVERY);
-	CU_ASSERT_EQUAL(ask(&s, &s.alice, &want1, 1, NOW + 100, &m), 0);
+	CU_ASSERT_EQUAL(ask(&s, &s.mallory, &want1, 1, NOW + 100, &m), E2E_CTL_REFUSAL);
+	CU_ASSERT_EQUAL(ask(&s, &s.mallory, &want1, 1, NOW + 100, &m), 0);
 	/* Refilled to the burst after a pause, not beyond. */
-	CU_ASSERT_EQUAL(ask(&s, &s.alice, &want1, 1, NOW + 100000, &m), E2E_CTL_DELIVERY);
-	CU_ASSERT_EQUAL(ask(&s, &s.alice, &want1, 1, NOW + 100000, &m), E2E_CTL_DELIVERY);
-	CU_ASSERT_EQUAL(ask(&s, &s.alice, &want1, 1, NOW + 100000, &m), E2E_CTL_DELIVERY);
-	CU_ASSERT_EQUAL(ask(&s, &s.alice, &want1, 1, NOW + 100000, &m), 0);
+	for (int i = 0; i < 3; i++)
+		CU_ASSERT_EQUAL(ask(&s, &s.mallory, &want1, 1, NOW + 100000, &m), E2E_CTL_REFUSAL);
+	CU_ASSERT_EQUAL(ask(&s, &s.mallory, &want1, 1, NOW + 100000, &m), 0);
 	st = stats(&s);
-	CU_ASSERT_EQUAL(st.rate_limited, 4);
-	CU_ASSERT_EQUAL(st.delivered, 6);
-	CU_ASSERT_EQUAL(st.refused, 1);
+	CU_ASSERT_EQUAL(st.rate_limited, 4 + 2);   /* 4 unanswered + 2 refusal 3 */
+	CU_ASSERT_EQUAL(st.delivered, 2);
+	CU_ASSERT_EQUAL(st.refused, 2 + 5);
 	svc_free(&s);
 }
 

@@ -4,10 +4,13 @@
  * and from MQTT and supplies enrollment and keys through callbacks, so the
  * same code serves the proxy and native publisher apps.
  *
- * Order of checks: size/version/layout, target sender, time window, replay
- * cache, rate limits, then the Ed25519 signature, then enrollment. Garbage
- * and bad signatures get no answer (no amplification); a valid request that
- * is not allowed gets a signed refusal.
+ * Order of checks: size/version/type, target sender, replay cache, the
+ * requester's enrollment (a lookup of the key it carries, no crypto), a rate
+ * token (the identity's own bucket if it is enrolled and has one left, else
+ * the global bucket), then the Ed25519 signature. A flood of forged requests
+ * under unenrolled keys thus spends only the global bucket and cannot starve
+ * enrolled subscribers. Garbage and bad signatures get no answer (no
+ * amplification); a valid request that is not allowed gets a signed refusal.
  */
 #ifndef E2E_KEYSVC_H
 #define E2E_KEYSVC_H
@@ -40,7 +43,7 @@ struct e2e_keysvc_config {
 	uint64_t max_skew_ms;       /* accepted |now - request time| (0 = 300 s) */
 	uint32_t per_identity_burst; /* requests per identity before limiting (0 = 10) */
 	uint32_t per_identity_ms;   /* refill: one request per this interval (0 = 1000) */
-	uint32_t global_burst;      /* all requests (0 = 200) */
+	uint32_t global_burst;      /* strangers and limited identities (0 = 200) */
 	uint32_t global_ms;         /* refill interval of the global bucket (0 = 10) */
 	uint32_t replay_cache;      /* remembered request hashes (0 = 4096) */
 };
