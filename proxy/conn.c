@@ -51,16 +51,40 @@ int buf_append(struct buf *b, const uint8_t *p, size_t n, size_t limit)
 	return 0;
 }
 
+/* Callers consume once per batch of packets, so the memmove is per event. */
 void buf_consume(struct buf *b, size_t n)
 {
 	if (n >= b->len) {
-		/* Drained: give the memory back (idle connections stay small). */
-		free(b->p);
-		memset(b, 0, sizeof *b);
+		b->len = 0;   /* keep the memory while busy: conn_trim frees it */
 		return;
 	}
 	memmove(b->p, b->p + n, b->len - n);
 	b->len -= n;
+}
+
+static void buf_trim(struct buf *b)
+{
+	if (b->len == 0 && b->p) {
+		free(b->p);
+		memset(b, 0, sizeof *b);
+	}
+}
+
+/*
+ * Idle for a while: give back empty buffers and OpenSSL's record buffers
+ * (SSL_free_buffers refuses while they hold data), so an idle publisher
+ * costs little more than its SSL object. Called from the 250 ms sweep.
+ */
+void conn_trim(struct conn *c)
+{
+	buf_trim(&c->din);
+	buf_trim(&c->dout);
+	buf_trim(&c->uin);
+	buf_trim(&c->uout);
+	if (c->ssl && !c->ssl_want_write)
+		(void)SSL_free_buffers(c->ssl);
+	if (c->dssl && c->dssl_ready && !c->dssl_want_write)
+		(void)SSL_free_buffers(c->dssl);
 }
 
 static size_t buf_limit(const struct conn *c)
@@ -355,17 +379,25 @@ static int read_up(struct conn *c)
 			if (r == 0)
 				return -1;
 			if (r < 0)
-				return errno == EAGAIN ? relay_up_frames(c) : -1;
+				return errno == EAGAIN ? 0 : -1;
 			c->uin.len += (size_t)r;
+			if (relay_up_frames(c) != 0)
+				return -1;
+			/* A short read emptied the socket; level-triggered epoll
+			 * brings the rest once dout has room. */
+			if ((size_t)r < READ_CHUNK || c->dout.len >= HIGH_WATER)
+				return 0;
 			continue;
 		}
 		n = SSL_read(c->ssl, at, READ_CHUNK);
 		if (n > 0) {
-			/* Drain TLS completely: data left inside OpenSSL would get no
-			 * epoll event. Back-pressure applies on the next wakeup. */
+			/* Bytes left inside OpenSSL when the publisher is slow get no
+			 * epoll event: conn_on_down() reads them once dout drains. */
 			c->uin.len += (size_t)n;
 			if (relay_up_frames(c) != 0)
 				return -1;
+			if (c->dout.len >= HIGH_WATER)
+				return 0;
 			continue;
 		}
 		switch (SSL_get_error(c->ssl, n)) {
@@ -450,39 +482,64 @@ static int down_handshake(struct conn *c)
 	return c->dssl_ready;
 }
 
+/* Room to take more from the publisher (the same rule as conn_update). */
+static int down_room(const struct conn *c)
+{
+	return c->din.len < READ_CHUNK * 4 && c->uout.len < HIGH_WATER;
+}
+
+/*
+ * Read from the publisher until the socket is empty or the broker side is
+ * full. Bytes that TLS (listen-tls) has already taken off the socket get no
+ * epoll event: conn_on_up() comes back here when uout drains. 0, or -1 with
+ * *why (NULL: already logged).
+ */
+static int read_down(struct conn *c, int sock_ready, const char **why)
+{
+	for (int more = sock_ready || c->dssl; more && down_room(c);) {
+		uint8_t *at = buf_reserve(&c->din, READ_CHUNK, buf_limit(c));
+		ssize_t r;
+
+		if (!at)
+			return *why = "publisher input exceeds limits", -1;
+		r = down_recv(c, at, READ_CHUNK);
+		if (r < 0)
+			return *why = "publisher disconnected", -1;
+		more = r > 0 && (c->dssl || (size_t)r == READ_CHUNK);
+		if (r > 0) {
+			c->din.len += (size_t)r;
+			c->last_down_ms = px_now_ms();
+			if (relay_down(c) != 0)
+				return *why = NULL, -1;   /* relay_down said why */
+		}
+	}
+	return 0;
+}
+
 void conn_on_down(struct conn *c, uint32_t events)
 {
-	int hs = down_handshake(c);
+	const char *why = NULL;
+	int hs;
 
+	c->idle_ticks = 0;
+	hs = down_handshake(c);
 	if (hs < 0)
 		{ conn_close(c, NULL); return; }
 	if (hs == 0)
 		{ conn_update(c); return; }
 	if ((events & EPOLLOUT) && flush_down(c) != 0)
 		{ conn_close(c, "publisher socket error"); return; }
-	/* Read until the socket (and TLS, which may hold decrypted bytes that
-	 * no epoll event would announce) has nothing more. */
-	for (int more = 1; more && (events & (EPOLLIN | EPOLLHUP | EPOLLERR) || c->dssl);) {
-		uint8_t *at = buf_reserve(&c->din, READ_CHUNK, buf_limit(c));
-		ssize_t r;
-
-		if (!at)
-			{ conn_close(c, "publisher input exceeds limits"); return; }
-		r = down_recv(c, at, READ_CHUNK);
-		if (r < 0)
-			{ conn_close(c, "publisher disconnected"); return; }
-		more = r > 0 && (c->dssl || (size_t)r == READ_CHUNK);
-		if (r > 0) {
-			c->din.len += (size_t)r;
-			c->last_down_ms = px_now_ms();
-			if (relay_down(c) != 0) {
-				conn_close(c, NULL);   /* relay_down said why */
-				return;
-			}
-		}
-	}
+	if (read_down(c, (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0, &why) != 0)
+		{ conn_close(c, why); return; }
 	if (c->st == ST_RELAY && flush_up(c) != 0)
 		{ conn_close(c, "broker connection lost"); return; }
+	/* The publisher made room: broker bytes held inside TLS get no epoll
+	 * event, so take them now. */
+	if (c->st == ST_RELAY && c->ssl && c->dout.len < HIGH_WATER && SSL_has_pending(c->ssl) &&
+	    read_up(c) != 0)
+		{ conn_close(c, c->closing ? NULL : "broker closed the connection"); return; }
+	if (c->st == ST_RELAY && flush_down(c) != 0)
+		{ conn_close(c, "publisher socket error"); return; }
 	conn_update(c);
 }
 
@@ -491,6 +548,7 @@ void conn_on_up(struct conn *c, uint32_t events)
 	int err = 0;
 	socklen_t el = sizeof err;
 
+	c->idle_ticks = 0;
 	if (c->st == ST_UP_TCP) {
 		if (getsockopt(c->ufd, SOL_SOCKET, SO_ERROR, &err, &el) != 0 || err) {
 			c->px->st.upstream_failures++;
@@ -511,6 +569,14 @@ void conn_on_up(struct conn *c, uint32_t events)
 			{ conn_close(c, c->closing ? NULL : "broker closed the connection"); return; }
 		if (flush_down(c) != 0)
 			{ conn_close(c, "publisher socket error"); return; }
+		/* The broker made room: publisher bytes already decrypted by
+		 * TLS get no epoll event, so take them now. */
+		if (c->dssl && c->dssl_ready && down_room(c) && SSL_has_pending(c->dssl)) {
+			const char *why = NULL;
+
+			if (read_down(c, 0, &why) != 0 || flush_up(c) != 0)
+				{ conn_close(c, why ? why : "broker connection lost"); return; }
+		}
 	}
 	conn_update(c);
 }

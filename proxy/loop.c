@@ -25,6 +25,7 @@
 #define TAG_SIGNAL ((void *)(uintptr_t)4)
 #define TAG_STATS  ((void *)(uintptr_t)6)
 #define TICK_MS 250
+#define IDLE_TRIM_TICKS 4   /* free an idle connection's buffers after ~1 s */
 
 uint64_t px_now_ms(void)
 {
@@ -188,6 +189,9 @@ static void sweep_timeouts(struct proxy *px, uint64_t now)
 		} else if (c->st == ST_RELAY && idle && now - c->last_down_ms > idle) {
 			px->st.timeouts++;
 			conn_close(c, "idle (keepalive exceeded)");
+		} else if (c->st == ST_RELAY && c->idle_ticks < 255 &&
+			   ++c->idle_ticks == IDLE_TRIM_TICKS) {
+			conn_trim(c);
 		}
 	}
 }

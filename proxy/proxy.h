@@ -52,6 +52,7 @@ struct conn {
 	uint32_t inflight;        /* QoS>0 publishes not yet acknowledged by the broker */
 	uint64_t deadline_ms;     /* connect/handshake deadline, 0 in relay */
 	uint64_t last_down_ms;
+	uint8_t idle_ticks;       /* sweeps since the last event (loop.c trims when idle) */
 	uint32_t ev_down, ev_up;  /* current epoll interest */
 	int closing;
 	int dead;                 /* closed; freed after the current event batch */
@@ -96,6 +97,7 @@ void conn_close(struct conn *c, const char *why);
 void conn_reap(struct proxy *px);
 void conn_on_down(struct conn *c, uint32_t events);
 void conn_on_up(struct conn *c, uint32_t events);
+void conn_trim(struct conn *c);
 void conn_update(struct conn *c);
 int conn_start_upstream(struct conn *c);
 int buf_append(struct buf *b, const uint8_t *p, size_t n, size_t limit);

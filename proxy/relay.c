@@ -19,6 +19,14 @@ static size_t out_limit(const struct conn *c)
 	return (size_t)c->px->cfg.max_packet * 2 + (512U * 1024U);
 }
 
+/* The broker side does not keep up and back-pressure did not hold: say so. */
+static int out_full(struct conn *c)
+{
+	plog(LOG_WARNING, "%s (%s): broker does not keep up: output limit (%zu bytes) reached",
+		c->peer, c->client_id, out_limit(c));
+	return -1;
+}
+
 /*
  * Seal @p pt for @p topic into the proxy's scratch buffer. Returns 1 when
  * sealed (*env set), 0 when the topic is in no scope and policy lets it pass
@@ -174,7 +182,7 @@ static int on_publish(struct conn *c, const uint8_t *pkt, size_t len)
 	need = 5 + 2 + topic.len + 2 + 5 + p.props.len + env.len;
 	at = buf_reserve(&c->uout, need, out_limit(c));
 	if (!at)
-		return -1;
+		return out_full(c);
 	ms = mqtt_write_publish(at, need, &need, c->version, &p, topic, env);
 	if (ms != MQTT_OK) {
 		plog(LOG_ERR, "%s: cannot rewrite PUBLISH: %s", c->client_id, mqtt_strerror(ms));
@@ -186,79 +194,92 @@ static int on_publish(struct conn *c, const uint8_t *pkt, size_t len)
 	return 0;
 }
 
+/* Frame what the publisher sent; whole packets are consumed once at the end. */
 int relay_down(struct conn *c)
 {
 	struct proxy *px = c->px;
+	size_t off = 0;
+	int r = 0;
 
-	while (c->din.len) {
+	while (off < c->din.len) {
+		const uint8_t *pkt = c->din.p + off;
 		size_t plen, hlen;
-		enum mqtt_status ms = mqtt_frame(c->din.p, c->din.len, px->cfg.max_packet, &plen,
+		enum mqtt_status ms = mqtt_frame(pkt, c->din.len - off, px->cfg.max_packet, &plen,
 			&hlen);
-		int type, r = 0;
+		int type;
 
 		if (ms == MQTT_NEED_MORE)
-			return 0;
+			break;
 		if (ms != MQTT_OK) {
 			px->st.malformed++;
 			plog(LOG_WARNING, "%s (%s): %s from publisher", c->peer,
 				c->client_id[0] ? c->client_id : "-", mqtt_strerror(ms));
 			return -1;
 		}
-		type = c->din.p[0] >> 4;
+		type = pkt[0] >> 4;
 		if (c->st == ST_CONNECT) {
 			if (type != MQTT_CONNECT) {
 				plog(LOG_WARNING, "%s: first packet is not CONNECT", c->peer);
 				return -1;
 			}
-			if (on_connect(c, c->din.p, plen) != 0)
+			if (on_connect(c, pkt, plen) != 0)
 				return -1;
-			buf_consume(&c->din, plen);
-			return 0;   /* the rest waits until the upstream is ready */
+			off += plen;
+			break;   /* the rest waits until the upstream is ready */
 		}
 		if (c->st != ST_RELAY)
-			return 0;
+			break;
 		if (type == MQTT_CONNECT) {
 			plog(LOG_WARNING, "%s (%s): second CONNECT", c->peer, c->client_id);
 			return -1;
 		}
 		if (type == MQTT_PUBLISH)
-			r = on_publish(c, c->din.p, plen);
-		else if (buf_append(&c->uout, c->din.p, plen, out_limit(c)) != 0)
-			r = -1;
+			r = on_publish(c, pkt, plen);
+		else if (buf_append(&c->uout, pkt, plen, out_limit(c)) != 0)
+			r = out_full(c);
 		if (r != 0)
 			return -1;
-		buf_consume(&c->din, plen);
+		off += plen;
 	}
+	if (off)
+		buf_consume(&c->din, off);
 	return 0;
 }
 
 int relay_up_frames(struct conn *c)
 {
+	size_t off = 0;
+
 	/* Broker bytes go to the publisher as they are; only look at whole
 	 * packets to count acknowledgements of in-flight QoS 1/2. */
-	while (c->uin.len) {
+	while (off < c->uin.len) {
+		const uint8_t *pkt = c->uin.p + off;
 		size_t plen, hlen;
-		enum mqtt_status ms = mqtt_frame(c->uin.p, c->uin.len, MQTT_MAX_REMAINING + 5U,
+		enum mqtt_status ms = mqtt_frame(pkt, c->uin.len - off, MQTT_MAX_REMAINING + 5U,
 			&plen, &hlen);
 		int type;
 
 		if (ms == MQTT_NEED_MORE)
-			return 0;
+			break;
 		if (ms != MQTT_OK) {
 			plog(LOG_WARNING, "%s: malformed packet from broker: %s", c->client_id,
 				mqtt_strerror(ms));
 			return -1;
 		}
-		type = c->uin.p[0] >> 4;
+		type = pkt[0] >> 4;
 		if ((type == MQTT_PUBACK || type == MQTT_PUBCOMP ||
-		     (type == MQTT_PUBREC && plen > 4 && c->version == MQTT_V5 && c->uin.p[4] >= 0x80)) &&
+		     (type == MQTT_PUBREC && plen > 4 && c->version == MQTT_V5 && pkt[4] >= 0x80)) &&
 		    c->inflight)
 			c->inflight--;
-		if (buf_append(&c->dout, c->uin.p, plen, out_limit(c)) != 0) {
-			plog(LOG_WARNING, "%s: publisher does not read: output limit", c->client_id);
-			return -1;
-		}
-		buf_consume(&c->uin, plen);
+		off += plen;
 	}
+	/* Whole packets, in one copy. */
+	if (off && buf_append(&c->dout, c->uin.p, off, out_limit(c)) != 0) {
+		plog(LOG_WARNING, "%s (%s): publisher does not read: output limit reached", c->peer,
+			c->client_id);
+		return -1;
+	}
+	if (off)
+		buf_consume(&c->uin, off);
 	return 0;
 }
