@@ -62,29 +62,35 @@ void buf_consume(struct buf *b, size_t n)
 	b->len -= n;
 }
 
-static void buf_trim(struct buf *b)
+static size_t buf_trim(struct buf *b)
 {
-	if (b->len == 0 && b->p) {
-		free(b->p);
-		memset(b, 0, sizeof *b);
-	}
+	size_t n = b->cap;
+
+	if (b->len || !b->p)
+		return 0;
+	free(b->p);
+	memset(b, 0, sizeof *b);
+	return n;
 }
 
 /*
  * Idle for a while: give back empty buffers and OpenSSL's record buffers
  * (SSL_free_buffers refuses while they hold data), so an idle publisher
- * costs little more than its SSL object. Called from the 250 ms sweep.
+ * costs little more than its SSL object. Called from the 250 ms sweep;
+ * returns about how many bytes went back to the heap.
  */
-void conn_trim(struct conn *c)
+size_t conn_trim(struct conn *c)
 {
-	buf_trim(&c->din);
-	buf_trim(&c->dout);
-	buf_trim(&c->uin);
-	buf_trim(&c->uout);
-	if (c->ssl && !c->ssl_want_write)
-		(void)SSL_free_buffers(c->ssl);
-	if (c->dssl && c->dssl_ready && !c->dssl_want_write)
-		(void)SSL_free_buffers(c->dssl);
+	/* A TLS connection's read and write record buffers, about 17 KiB each. */
+	const size_t ssl_bufs = 2U * 17U * 1024U;
+	size_t n = buf_trim(&c->din) + buf_trim(&c->dout) + buf_trim(&c->uin) +
+		buf_trim(&c->uout);
+
+	if (c->ssl && !c->ssl_want_write && SSL_free_buffers(c->ssl))
+		n += ssl_bufs;
+	if (c->dssl && c->dssl_ready && !c->dssl_want_write && SSL_free_buffers(c->dssl))
+		n += ssl_bufs;
+	return n;
 }
 
 static size_t buf_limit(const struct conn *c)

@@ -5,6 +5,9 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +29,7 @@
 #define TAG_STATS  ((void *)(uintptr_t)6)
 #define TICK_MS 250
 #define IDLE_TRIM_TICKS 4   /* free an idle connection's buffers after ~1 s */
+#define TRIM_RETURN_BYTES (4U << 20)
 
 uint64_t px_now_ms(void)
 {
@@ -176,6 +180,7 @@ static void on_accept(struct proxy *px, int lfd)
 static void sweep_timeouts(struct proxy *px, uint64_t now)
 {
 	struct conn *c = px->conns, *next;
+	size_t freed = 0;
 
 	for (; c; c = next) {
 		uint64_t idle = px->cfg.idle_timeout_ms ? px->cfg.idle_timeout_ms :
@@ -191,9 +196,17 @@ static void sweep_timeouts(struct proxy *px, uint64_t now)
 			conn_close(c, "idle (keepalive exceeded)");
 		} else if (c->st == ST_RELAY && c->idle_ticks < 255 &&
 			   ++c->idle_ticks == IDLE_TRIM_TICKS) {
-			conn_trim(c);
+			freed += conn_trim(c);
 		}
 	}
+#ifdef __GLIBC__
+	/* Many connections went idle at once (after a burst of connects): hand
+	 * the pages back to the kernel, or they stay in RSS inside the heap. */
+	if (freed >= TRIM_RETURN_BYTES)
+		(void)malloc_trim(0);
+#else
+	(void)freed;
+#endif
 }
 
 /* Draining is done when nothing is in flight or queued towards the broker. */

@@ -97,7 +97,7 @@ void conn_close(struct conn *c, const char *why);
 void conn_reap(struct proxy *px);
 void conn_on_down(struct conn *c, uint32_t events);
 void conn_on_up(struct conn *c, uint32_t events);
-void conn_trim(struct conn *c);
+size_t conn_trim(struct conn *c);
 void conn_update(struct conn *c);
 int conn_start_upstream(struct conn *c);
 int buf_append(struct buf *b, const uint8_t *p, size_t n, size_t limit);
