@@ -67,7 +67,13 @@ class DataPolicy:
         st.i += 1
         if self.sender is None and len(pub.payload) >= HDR:
             self.sender = pub.payload[6:10]
-        getattr(self, "a_" + attack.replace("-", "_"))(st, pub)
+        if st.i >= st.n:
+            # The last message passes untouched: losing it would be a tail
+            # drop, which no later message reveals (only the summaries; that
+            # has its own test, m/tail), and 'missed drops' must stay 0.
+            self.fwd(st, pub)
+        else:
+            getattr(self, "a_" + attack.replace("-", "_"))(st, pub)
         # Delayed duplicates and far-held messages whose time has come.
         for at, p, kind in [x for x in st.held if x[0] <= st.i]:
             st.held.remove((at, p, kind))

@@ -19,7 +19,7 @@ traffic (QoS 1 paho publisher through the proxy) it:
   * replays everything after the subscriber restarts with its state, with
     a stale retained message first and a redirected delivery racing the
     real one.
-Writes docs/security-tests.md section 'b-control'.
+Writes section 'b-control' of the security-tests report (advharness.DOC).
 """
 import collections
 import os

@@ -17,7 +17,7 @@
      reservation (first seal, and the reservation of a new epoch after a
      rotation): afterwards the proxy starts, every envelope it ever sent still
      opens with the keys on disk, and no nonce repeats.
-Writes docs/security-tests.md section 'c-crash-proxy'.
+Writes section 'c-crash-proxy' of the security-tests report (advharness.DOC).
 """
 import collections
 import os

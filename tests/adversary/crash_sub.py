@@ -15,7 +15,7 @@
      a fresh start (documented first contact).
   4. E2E_FAILPOINT crashes at each stage of the state file write: the
      restarted subscriber loads a consistent state and catches replays.
-Writes docs/security-tests.md section 'd-crash-sub'.
+Writes section 'd-crash-sub' of the security-tests report (advharness.DOC).
 """
 import collections
 import os
