@@ -97,7 +97,7 @@ static enum e2e_status parse_entry(struct e2e_enroll *en, struct e2e_text *t,
 		if (ret != E2E_OK)
 			return ret;
 	}
-	en->count++;
+	e2e_enroll_index_add(en, en->count++);
 	return E2E_OK;
 }
 
@@ -165,19 +165,71 @@ static enum e2e_status create(struct e2e_enroll **out, enum e2e_enroll_kind kind
 	uint64_t cap)
 {
 	struct e2e_enroll *en = calloc(1, sizeof *en);
+	uint32_t slots = 4;
 
 	if (cap > E2E_ENROLL_MAX)
 		cap = E2E_ENROLL_MAX;
-	if (en)
+	while (slots < 2 * cap)
+		slots *= 2;
+	if (en) {
 		en->e = calloc(cap ? cap : 1, sizeof *en->e);
-	if (!en || !en->e) {
-		free(en);
+		en->slot = calloc(slots, sizeof *en->slot);
+	}
+	if (!en || !en->e || !en->slot) {
+		e2e_enroll_free(en);
 		return E2E_ERR_NOMEM;
 	}
 	en->kind = kind;
 	en->cap = (uint32_t)cap;
+	en->mask = slots - 1;
 	*out = en;
 	return E2E_OK;
+}
+
+static uint32_t key_hash(const uint8_t sign_pk[E2E_SIGN_PK_BYTES])
+{
+	uint32_t h;
+
+	/* Ed25519 public keys are uniform enough to index by their bytes. */
+	memcpy(&h, sign_pk, sizeof h);
+	return h;
+}
+
+void e2e_enroll_index_add(struct e2e_enroll *en, uint32_t i)
+{
+	uint32_t h = key_hash(en->e[i].pub.sign_pk) & en->mask;
+
+	while (en->slot[h])
+		h = (h + 1) & en->mask;
+	en->slot[h] = i + 1;
+}
+
+void e2e_enroll_index_rebuild(struct e2e_enroll *en)
+{
+	memset(en->slot, 0, ((size_t)en->mask + 1) * sizeof *en->slot);
+	for (uint32_t i = 0; i < en->count; i++)
+		e2e_enroll_index_add(en, i);
+}
+
+/*
+ * Public keys are not secret: the probe sequence may depend on them (a
+ * key service looks up every request's key before any cryptography, so the
+ * cost must not grow with the list). Keys are compared with sodium_memcmp.
+ */
+const struct e2e_enroll_entry *e2e_enroll_find_key(const struct e2e_enroll *en,
+	const uint8_t sign_pk[E2E_SIGN_PK_BYTES])
+{
+	uint32_t h;
+
+	if (!en || !sign_pk)
+		return NULL;
+	for (h = key_hash(sign_pk) & en->mask; en->slot[h]; h = (h + 1) & en->mask) {
+		const struct e2e_enroll_entry *e = &en->e[en->slot[h] - 1];
+
+		if (sodium_memcmp(e->pub.sign_pk, sign_pk, E2E_SIGN_PK_BYTES) == 0)
+			return e;
+	}
+	return NULL;
 }
 
 enum e2e_status e2e_enroll_parse(struct e2e_enroll **out, enum e2e_enroll_kind kind,
@@ -251,5 +303,6 @@ void e2e_enroll_free(struct e2e_enroll *en)
 	if (!en)
 		return;
 	free(en->e);
+	free(en->slot);
 	free(en);
 }

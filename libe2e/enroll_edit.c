@@ -24,20 +24,6 @@ const struct e2e_enroll_entry *e2e_enroll_at(const struct e2e_enroll *en, uint32
 	return en && i < en->count ? &en->e[i] : NULL;
 }
 
-const struct e2e_enroll_entry *e2e_enroll_find_key(const struct e2e_enroll *en,
-	const uint8_t sign_pk[E2E_SIGN_PK_BYTES])
-{
-	const struct e2e_enroll_entry *hit = NULL;
-
-	if (!en || !sign_pk)
-		return NULL;
-	/* No early exit: the time taken does not depend on where it matched. */
-	for (uint32_t i = 0; i < en->count; i++)
-		if (sodium_memcmp(en->e[i].pub.sign_pk, sign_pk, E2E_SIGN_PK_BYTES) == 0 && !hit)
-			hit = &en->e[i];
-	return hit;
-}
-
 static int bitmap_empty(const uint8_t bm[E2E_SCOPE_BITMAP_BYTES])
 {
 	uint8_t any = 0;
@@ -84,12 +70,13 @@ enum e2e_status e2e_enroll_add(struct e2e_enroll *en, const char *name,
 		return E2E_ERR_EXISTS;
 	if (en->count == en->cap)
 		return E2E_ERR_FULL;
-	e = &en->e[en->count++];
+	e = &en->e[en->count];
 	memset(e, 0, sizeof *e);
 	memcpy(e->name, name, nl + 1);
 	e->pub = *pub;
 	if (en->kind == E2E_ENROLL_SENDER)
 		memcpy(e->scopes, scopes, E2E_SCOPE_BITMAP_BYTES);
+	e2e_enroll_index_add(en, en->count++);
 	return E2E_OK;
 }
 
@@ -121,6 +108,7 @@ enum e2e_status e2e_enroll_remove(struct e2e_enroll *en, const char *name)
 	/* memmove keeps file order, which operators rely on when diffing. */
 	memmove(e, e + 1, (en->count - i - 1) * sizeof *e);
 	en->count--;
+	e2e_enroll_index_rebuild(en);
 	return E2E_OK;
 }
 

@@ -3,6 +3,7 @@
  * file. Parse errors with line numbers, lookup by key and name, editing
  * (add, scopes, remove, revoke), capacity, and save/load round trips.
  */
+#include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -214,6 +215,63 @@ static void test_edit(void)
 	e2e_enroll_free(en);
 }
 
+/* The key index: colliding hashes, removals and re-adds keep every lookup right. */
+static void test_index(void)
+{
+	enum { N = 3000 };
+	static struct e2e_public keys[N];
+	uint8_t bm[E2E_SCOPE_BITMAP_BYTES] = { 0 };
+	struct e2e_enroll *en = parse(E2E_ENROLL_SENDER, "", N, E2E_OK);
+	char name[32];
+	int bad = 0;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(en);
+	e2e_scope_bitmap_set(bm, 1);
+	for (int i = 0; i < N; i++) {
+		randombytes_buf(&keys[i], sizeof keys[i]);
+		/* A third share their first 4 bytes (the hash): long probe runs. */
+		if (i % 3 == 0)
+			memset(keys[i].sign_pk, 0xAB, 4);
+		snprintf(name, sizeof name, "s%d", i);
+		bad += e2e_enroll_add(en, name, &keys[i], bm) != E2E_OK;
+	}
+	CU_ASSERT_EQUAL(bad, 0);
+	for (int i = 0; i < N; i++)
+		bad += e2e_enroll_find_key(en, keys[i].sign_pk) != e2e_enroll_at(en, (uint32_t)i);
+	CU_ASSERT_EQUAL(bad, 0);
+	/* Unknown keys, with and without the shared prefix. */
+	{
+		struct e2e_public x;
+
+		randombytes_buf(&x, sizeof x);
+		CU_ASSERT_PTR_NULL(e2e_enroll_find_key(en, x.sign_pk));
+		memset(x.sign_pk, 0xAB, 4);
+		CU_ASSERT_PTR_NULL(e2e_enroll_find_key(en, x.sign_pk));
+	}
+	/* Remove every other entry: the removed are gone, the rest still found. */
+	for (int i = 0; i < N; i += 2) {
+		snprintf(name, sizeof name, "s%d", i);
+		bad += e2e_enroll_remove(en, name) != E2E_OK;
+	}
+	CU_ASSERT_EQUAL(bad, 0);
+	CU_ASSERT_EQUAL(e2e_enroll_count(en), N / 2);
+	for (int i = 0; i < N; i++) {
+		const struct e2e_enroll_entry *e = e2e_enroll_find_key(en, keys[i].sign_pk);
+
+		snprintf(name, sizeof name, "s%d", i);
+		bad += i % 2 == 0 ? e != NULL : (!e || strcmp(e->name, name) != 0);
+	}
+	CU_ASSERT_EQUAL(bad, 0);
+	/* Added back under new names: found again, as the new entries. */
+	for (int i = 0; i < N; i += 2) {
+		snprintf(name, sizeof name, "t%d", i);
+		bad += e2e_enroll_add(en, name, &keys[i], bm) != E2E_OK;
+		bad += strcmp(e2e_enroll_find_key(en, keys[i].sign_pk)->name, name) != 0;
+	}
+	CU_ASSERT_EQUAL(bad, 0);
+	e2e_enroll_free(en);
+}
+
 /* ---- Files ------------------------------------------------------------- */
 
 static void test_round_trip(void)
@@ -300,6 +358,7 @@ static const struct kt_case cases[] = {
 	{ "Parse: duplicate names and keys", test_parse_duplicates },
 	{ "Parse: trust file", test_parse_trust },
 	{ "Edit: add, scopes, revoke, remove, capacity", test_edit },
+	{ "Index: 3,000 keys, colliding hashes, removals, re-adds", test_index },
 	{ "Files: enrolled round trip", test_round_trip },
 	{ "Files: trust round trip and symlink refusal", test_trust_file },
 	{ NULL, NULL },

@@ -75,7 +75,8 @@ E2E_API const struct e2e_enroll_entry *e2e_enroll_at(const struct e2e_enroll *en
 
 /**
  * The entry (active or revoked) holding signing key @p sign_pk, or NULL.
- * Compares every entry with sodium_memcmp: O(n), about 3 ms at the maximum.
+ * A hash lookup built at load (the key service does one per request, before
+ * any cryptography); candidates are compared with sodium_memcmp.
  */
 E2E_API const struct e2e_enroll_entry *e2e_enroll_find_key(const struct e2e_enroll *en,
 	const uint8_t sign_pk[E2E_SIGN_PK_BYTES]);
