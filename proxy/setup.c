@@ -145,6 +145,7 @@ void proxy_reload(struct proxy *px)
 		nc = px->cfg;
 	} else if (proxy_config_load(&nc, px->argc, px->argv) != 0) {
 		plog(LOG_ERR, "SIGHUP: configuration has errors; keeping the running one");
+		proxy_config_free(&nc);   /* what was parsed before the error */
 		return;
 	}
 	if (nc.tls && tls_ctx_init(&nt, px->cfg.config_file ? &nc : &px->cfg, px->broker_host) != 0) {

@@ -33,6 +33,9 @@ struct e2e_publisher {
 	struct e2e_publisher_stats st;
 	pthread_t ticker;
 	int ticker_running, stop;
+	/* The sender writes reload errors here from the ticker thread, long
+	 * after create returned: never into the caller's cfg.err. */
+	char reload_err[256];
 };
 
 static void event(struct e2e_publisher *p, enum e2e_client_event_type t, const char *detail)
@@ -130,7 +133,8 @@ static void *ticker(void *arg)
 		if (!stop && now - last >= 1000) {
 			last = now;
 			if (e2e_sender_tick(p->sender, e2e_now_ms()) != E2E_OK)
-				event(p, E2E_EV_ERROR, p->cfg.err ? p->cfg.err : "reload failed");
+				event(p, E2E_EV_ERROR, p->reload_err[0] ? p->reload_err :
+					"reload failed");
 		}
 		pthread_mutex_unlock(&p->mu);
 		if (stop)
@@ -165,16 +169,19 @@ enum e2e_status e2e_publisher_create(struct e2e_publisher **out,
 	sc.grace_ms = cfg->grace_ms;
 	sc.max_age_ms = cfg->max_age_ms;
 	sc.max_messages = cfg->max_messages;
-	sc.err = cfg->err;
-	sc.err_len = cfg->err_len;
+	sc.err = p->reload_err;
+	sc.err_len = sizeof p->reload_err;
 	sc.summary_ms = cfg->summary_ms;
 	sc.no_summaries = cfg->no_summaries;
 	p->sum = malloc(E2E_CTL_SUMMARY_MAX);
 	if (!p->sum)
 		goto out;
 	ret = e2e_sender_open(&p->sender, &sc);
-	if (ret != E2E_OK)
+	if (ret != E2E_OK) {
+		if (cfg->err && cfg->err_len)
+			snprintf(cfg->err, cfg->err_len, "%s", p->reload_err);
 		goto out;
+	}
 	ret = e2e_session_init(&p->sess, &cfg->conn, on_msg, on_state, p, cfg->err, cfg->err_len);
 	if (ret != E2E_OK)
 		goto out;

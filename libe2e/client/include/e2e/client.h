@@ -95,7 +95,8 @@ struct e2e_client_config {
 	e2e_client_msg_fn on_message;
 	e2e_client_event_fn on_event;
 	void *ctx;
-	/* Error text for failures before a callback exists (may be NULL). */
+	/* Error text of create and connect (may be NULL); used only until
+	 * e2e_client_connect returns. Later errors arrive as events. */
 	char *err;
 	size_t err_len;
 };
@@ -156,6 +157,8 @@ struct e2e_publisher_config {
 	int no_summaries;
 	e2e_client_event_fn on_event;
 	void *ctx;
+	/* Error text of create and connect (may be NULL); used only until
+	 * e2e_publisher_connect returns. Later errors arrive as events. */
 	char *err;
 	size_t err_len;
 };
