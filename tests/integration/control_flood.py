@@ -9,6 +9,11 @@ bytes, up to 16 KiB, a few of 256 KiB, with a valid-looking header) and replays 
 request. Expected: the sender stays up, answers none of the garbage (no
 amplification), its RSS (VmRSS) grows by less than 20 MiB, and afterwards a
 legitimate subscriber gets its key within a few seconds and decrypts.
+
+In the middle of the flood, after 1,800 forged requests under random keys
+have emptied the key service's global rate bucket, sits one genuine request
+of an enrolled subscriber: it must be answered with a delivery at once (its
+own bucket, SPEC 11.3 step 3), not starved until the flood is over.
 """
 import os
 import random
@@ -22,6 +27,7 @@ from nacl import bindings as nb  # noqa: E402
 
 TOPIC = "fl/t"
 TOTAL = 10000
+MID = 6000           # where the genuine request goes: after 1,800 forged ones
 RSS_BOUND_KIB = 20 * 1024
 KEY_WITHIN_S = 5.0
 
@@ -53,12 +59,18 @@ def hostile_messages(s, rnd):
     return out
 
 
+def ctl_ok(sender, topic, msg):
+    return h.ctl_verify(sender.sign_pk, topic, msg)
+
+
 def body(env, c):
     broker = h.Broker(env)
     adv = h.Adversary(env, broker)
     s = h.Sender(env, "site")
     legit = h.Subscriber(env, "legit", trust=[s])
     s.enroll(legit, ["default"])
+    mid = h.Subscriber(env, "mid", trust=[s])
+    s.enroll(mid, ["default"])
     rnd = random.Random(int.from_bytes(os.urandom(4), "big"))
     msgs = hostile_messages(s, rnd)
 
@@ -80,6 +92,15 @@ def body(env, c):
     th = threading.Thread(target=sample, daemon=True)
     th.start()
 
+    # The enrolled subscriber's genuine request, in the middle of the flood.
+    mid_reply = "e2e/k/" + os.urandom(16).hex()
+    adv.probe_topics.add(mid_reply)
+    adv.c.subscribe(mid_reply, qos=1)
+    time.sleep(0.2)
+    eph_pk, _eph_sk = nb.crypto_box_keypair()
+    msgs.insert(MID, h.build_request(mid.id["sign_sk"], mid.sign_pk, mid.dh_pk, eph_pk,
+                                     s.sender_id, mid_reply))
+
     t0 = time.monotonic()
     infos = [adv.c.publish(h.CONTROL_TOPIC, m, qos=1) for m in msgs]
     deadline = time.monotonic() + 90
@@ -89,10 +110,16 @@ def body(env, c):
     t_flood = time.monotonic() - t0
     h.log("flood: %d/%d acked by the broker in %.1f s (%.1f MB)" % (
         acked, TOTAL, t_flood, sum(len(m) for m in msgs) / 1e6))
-    c.require(acked == TOTAL, "broker acknowledged the whole flood (%d/%d)" % (acked, TOTAL))
+    c.require(acked == len(msgs), "broker acknowledged the whole flood (%d/%d)" % (
+        acked, len(msgs)))
     # The adversary's '#' subscription is one more consumer of the flood;
     # once it has all of it back, the broker fanned it out to the sender too.
-    adv.wait_seen(lambda m: m[1] == h.CONTROL_TOPIC, 60, n=TOTAL, since=t0)
+    adv.wait_seen(lambda m: m[1] == h.CONTROL_TOPIC, 60, n=len(msgs), since=t0)
+
+    got_mid = adv.wait_seen(lambda m: m[1] == mid_reply and len(m[2]) > 1 and
+                            m[2][1] == h.CTL_DELIVERY and ctl_ok(s, mid_reply, m[2]), 10, since=t0)
+    c.expect(got_mid, "the enrolled subscriber's request in the middle of the flood (after "
+             "1,800 forged ones) was answered with a signed delivery")
 
     # A probe queued behind the flood: answered => the sender worked through it.
     took = adv.probe_key_service(s, 30)
