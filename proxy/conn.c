@@ -221,12 +221,18 @@ static void set_interest(struct conn *c, int fd, int up, uint32_t want, uint32_t
 	*cur = want;
 }
 
+/* Room to take more from the publisher: back-pressure from the broker side. */
+static int down_room(const struct conn *c)
+{
+	return c->din.len < READ_CHUNK * 4 && c->uout.len < HIGH_WATER;
+}
+
 /* Recompute what each socket waits for: back-pressure lives here. */
 void conn_update(struct conn *c)
 {
 	uint32_t down = 0, up = 0;
 
-	if (!c->px->draining && c->din.len < READ_CHUNK * 4 && c->uout.len < HIGH_WATER)
+	if (!c->px->draining && down_room(c))
 		down |= EPOLLIN;
 	if (c->dout.len || c->dssl_want_write)
 		down |= EPOLLOUT;
@@ -488,12 +494,6 @@ static int down_handshake(struct conn *c)
 	return c->dssl_ready;
 }
 
-/* Room to take more from the publisher (the same rule as conn_update). */
-static int down_room(const struct conn *c)
-{
-	return c->din.len < READ_CHUNK * 4 && c->uout.len < HIGH_WATER;
-}
-
 /*
  * Read from the publisher until the socket is empty or the broker side is
  * full. Bytes that TLS (listen-tls) has already taken off the socket get no
@@ -580,8 +580,10 @@ void conn_on_up(struct conn *c, uint32_t events)
 		if (c->dssl && c->dssl_ready && down_room(c) && SSL_has_pending(c->dssl)) {
 			const char *why = NULL;
 
-			if (read_down(c, 0, &why) != 0 || flush_up(c) != 0)
-				{ conn_close(c, why ? why : "broker connection lost"); return; }
+			if (read_down(c, 0, &why) != 0)
+				{ conn_close(c, why); return; }
+			if (flush_up(c) != 0)
+				{ conn_close(c, "broker connection lost"); return; }
 		}
 	}
 	conn_update(c);
