@@ -376,51 +376,53 @@ static int flush_up(struct conn *c)
 	return 0;
 }
 
+/* Bytes from the broker: plain socket or TLS. >0, 0 would block, -1 closed/error. */
+static ssize_t up_recv(struct conn *c, uint8_t *p, size_t n)
+{
+	ssize_t r;
+	int k;
+
+	if (!c->ssl) {
+		r = recv(c->ufd, p, n, 0);
+		return r > 0 ? r : r == 0 ? -1 : errno == EAGAIN ? 0 : -1;
+	}
+	k = SSL_read(c->ssl, p, (int)n);
+	if (k > 0)
+		return k;
+	switch (SSL_get_error(c->ssl, k)) {
+	case SSL_ERROR_WANT_READ:
+		return 0;
+	case SSL_ERROR_WANT_WRITE:
+		c->ssl_want_write = 1;
+		return 0;
+	default:
+		return -1;
+	}
+}
+
 /* Read from the broker into uin, then frame and forward to the publisher. */
 static int read_up(struct conn *c)
 {
 	for (;;) {
 		uint8_t *at = buf_reserve(&c->uin, READ_CHUNK, buf_limit(c));
-		int n;
+		ssize_t r;
 
 		if (!at)
 			return -1;
-		if (!c->ssl) {
-			ssize_t r = recv(c->ufd, at, READ_CHUNK, 0);
-
-			if (r == 0)
-				return -1;
-			if (r < 0)
-				return errno == EAGAIN ? 0 : -1;
-			c->uin.len += (size_t)r;
-			if (relay_up_frames(c) != 0)
-				return -1;
-			/* A short read emptied the socket; level-triggered epoll
-			 * brings the rest once dout has room. */
-			if ((size_t)r < READ_CHUNK || c->dout.len >= HIGH_WATER)
-				return 0;
-			continue;
-		}
-		n = SSL_read(c->ssl, at, READ_CHUNK);
-		if (n > 0) {
-			/* Bytes left inside OpenSSL when the publisher is slow get no
-			 * epoll event: conn_on_down() reads them once dout drains. */
-			c->uin.len += (size_t)n;
-			if (relay_up_frames(c) != 0)
-				return -1;
-			if (c->dout.len >= HIGH_WATER)
-				return 0;
-			continue;
-		}
-		switch (SSL_get_error(c->ssl, n)) {
-		case SSL_ERROR_WANT_READ:
-			return relay_up_frames(c);
-		case SSL_ERROR_WANT_WRITE:
-			c->ssl_want_write = 1;
-			return relay_up_frames(c);
-		default:
+		r = up_recv(c, at, READ_CHUNK);
+		if (r <= 0)
+			return (int)r;
+		c->uin.len += (size_t)r;
+		if (relay_up_frames(c) != 0)
 			return -1;
-		}
+		/*
+		 * Stop when dout is full (level-triggered epoll brings the rest
+		 * of the socket once it has room; bytes OpenSSL already holds get
+		 * no event: conn_on_down() reads them when dout drains), or when a
+		 * short plain read emptied the socket.
+		 */
+		if (c->dout.len >= HIGH_WATER || (!c->ssl && (size_t)r < READ_CHUNK))
+			return 0;
 	}
 }
 

@@ -83,6 +83,19 @@ static void check_expiry(struct tls_ctx *t, const char *path)
 	X509_free(x);
 }
 
+/*
+ * Record buffers and reads, for both directions. No SSL_MODE_RELEASE_BUFFERS:
+ * it frees and reallocates the record buffers around every record, i.e. per
+ * message; conn_trim() gives them back once a connection has been idle for a
+ * second instead. Read-ahead: one read() per batch of records, not two per
+ * record.
+ */
+static void ctx_buffers(SSL_CTX *ctx)
+{
+	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	SSL_CTX_set_read_ahead(ctx, 1);
+}
+
 int tls_ctx_init(struct tls_ctx *t, const struct proxy_config *cfg, const char *host)
 {
 	unsigned char alpn[512];
@@ -94,15 +107,7 @@ int tls_ctx_init(struct tls_ctx *t, const struct proxy_config *cfg, const char *
 	if (!t->ctx)
 		goto fail;
 	SSL_CTX_set_app_data(t->ctx, t);
-	/*
-	 * No SSL_MODE_RELEASE_BUFFERS: it frees and reallocates the record
-	 * buffers around every record, i.e. per message. conn_trim() gives them
-	 * back once a connection has been idle for a second instead. Read-ahead:
-	 * one read() per batch of records from the broker, not two per record.
-	 */
-	SSL_CTX_set_mode(t->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
-		SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-	SSL_CTX_set_read_ahead(t->ctx, 1);
+	ctx_buffers(t->ctx);
 	if (!SSL_CTX_set_min_proto_version(t->ctx, cfg->tls_min && !strcmp(cfg->tls_min, "1.3") ?
 			TLS1_3_VERSION : TLS1_2_VERSION))
 		goto fail;
@@ -170,10 +175,7 @@ int tls_server_init(struct tls_ctx *t, const struct proxy_config *cfg)
 	t->ctx = SSL_CTX_new(TLS_server_method());
 	if (!t->ctx)
 		goto fail;
-	/* Buffers: as for the upstream (conn_trim frees them when idle). */
-	SSL_CTX_set_mode(t->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
-		SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-	SSL_CTX_set_read_ahead(t->ctx, 1);
+	ctx_buffers(t->ctx);
 	if (!SSL_CTX_set_min_proto_version(t->ctx, cfg->tls_min && !strcmp(cfg->tls_min, "1.3") ?
 			TLS1_3_VERSION : TLS1_2_VERSION) ||
 	    (cfg->ciphers && !SSL_CTX_set_cipher_list(t->ctx, cfg->ciphers)) ||
