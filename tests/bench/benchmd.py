@@ -40,10 +40,16 @@ def key(r):
     return (int(r["qos"]), int(r["size"]), int(r["pubs"]))
 
 
-def throughput(d):
+def by_cell(d, name):
+    """{(qos, size, pubs): {path: row}} of one CSV file."""
     by = {}
-    for r in rows(d, "throughput.csv"):
+    for r in rows(d, name):
         by.setdefault(key(r), {})[r["path"]] = r
+    return by
+
+
+def throughput(d):
+    by = by_cell(d, "throughput.csv")
     body = []
     for k in sorted(by):
         p = by[k]
@@ -58,9 +64,7 @@ def throughput(d):
 
 
 def latency(d):
-    by = {}
-    for r in rows(d, "latency.csv"):
-        by.setdefault(key(r), {})[r["path"]] = r
+    by = by_cell(d, "latency.csv")
     body = []
     for k in sorted(by):
         p = by[k]
