@@ -111,8 +111,16 @@ class Traffic:
     def payload(self, topic, i):
         return "%s#%05d" % (topic, i)
 
-    def run(self, first=0, count=None, pause_every=200, pause=0.02):
+    def run(self, first=0, count=None, pause_every=200, pause=0.02, delivered=None,
+            max_backlog=200, stall=30):
+        """delivered: None, or a function counting what the slowest subscriber's
+        side has received so far; then publishing waits (up to stall seconds
+        each time) while more than max_backlog of this run's messages are still
+        on their way. A fixed pace cannot bound that queue on a slower or busier
+        machine, and a summary queued behind it arrives late enough to look
+        withheld."""
         count = self.n if count is None else count
+        base = delivered() if delivered else 0
         k = 0
         for i in range(first, first + count):
             for j, t in enumerate(self.topics):
@@ -120,6 +128,9 @@ class Traffic:
                 k += 1
                 if k % pause_every == 0:
                     time.sleep(pause)
+                    if delivered:
+                        h.wait_until(lambda: base + k - delivered() <= max_backlog, stall,
+                                     step=0.01)
         self.sent += k
 
     def wait_acked(self, timeout):
@@ -372,6 +383,27 @@ def summary_lag(link, sender):
                     worst = max(worst, t - s.t)
                     late += 1
     return worst, late, disorder
+
+
+def summary_gap(times):
+    """Largest pause (s) between two consecutive summaries, given their times,
+    and when it ended (monotonic); (0.0, None) for fewer than two."""
+    gaps = [(b - a, b) for a, b in zip(times, times[1:])]
+    return max(gaps) if gaps else (0.0, None)
+
+
+def summary_times(links, direction, sender):
+    """When each of sender's summaries crossed a Mitm: arrival times from the
+    proxy (direction UP, links of the proxy-side Mitm) or write times to a
+    subscriber (DOWN, one subscriber's link), in order."""
+    topic = ("%s/%08x" % (h.CONTROL_TOPIC, sender.sender_id)).encode()
+    out = []
+    for lk in links:
+        if direction == mm.UP:
+            out += [t for t, p in list(lk.arrived[mm.UP]) if p.topic == topic]
+        else:
+            out += [s.t for s in list(lk.sent[mm.DOWN]) if s.topic == topic]
+    return sorted(out)
 
 
 def arrival_disorder(link, topic):
