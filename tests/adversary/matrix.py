@@ -111,7 +111,10 @@ def body(env, c):
         tr_wh.run(first=TAIL_N + i, count=1)
         h.time.sleep(0.25)
     stall = h.wait_until(lambda: subs["subA"].err_match(r"summary: no summary from", t_wh), 3)
-    t_stall = h.time.monotonic() - t_wh
+    with subs["subA"].lock:      # when the line came, not when this loop looked
+        t_stall = min([t for t, l in subs["subA"].err_lines
+                       if t >= t_wh and "summary: no summary from" in l] or
+                      [h.time.monotonic()]) - t_wh
     site.sm.call(setattr, links["subA"], "policy", None)
     tr_wh.run(first=TAIL_N + 16, count=4)
     c.expect(tr_wh.wait_acked(20), "withhold-phase messages acknowledged")
