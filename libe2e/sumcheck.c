@@ -23,10 +23,14 @@ struct rec {
 
 /* Complete summaries arrived per sender: a record that two later arrivals
  * passed over is unsummarized. Counting arrivals (not summary numbers) keeps
- * a receiver that starts mid-way, or misses summaries, from false alarms. */
+ * a receiver that starts mid-way from false alarms. missed_at: the latest
+ * arrival that followed summaries which never came (a gap in numbers, or the
+ * sender restarted before summarizing); a record it or the next arrival
+ * passes over may have been in those, so it is unchecked, not unsummarized. */
 struct sender_no {
 	uint32_t sender;
 	uint32_t arrived;
+	uint32_t missed_at;
 };
 
 struct e2e_sumcheck {
@@ -53,16 +57,15 @@ static uint64_t topic_hash(struct e2e_sumcheck *sc, const char *topic, size_t le
 	return topichash(&sc->th, (const uint8_t *)topic, len);
 }
 
-static uint32_t *checked_of(struct e2e_sumcheck *sc, uint32_t sender)
+static struct sender_no *checked_of(struct e2e_sumcheck *sc, uint32_t sender)
 {
 	for (uint32_t i = 0; i < sc->nnos; i++)
 		if (sc->nos[i].sender == sender)
-			return &sc->nos[i].arrived;
+			return &sc->nos[i];
 	if (sc->nnos == SENDERS_MAX)
 		return NULL;
-	sc->nos[sc->nnos].sender = sender;
-	sc->nos[sc->nnos].arrived = 0;
-	return &sc->nos[sc->nnos++].arrived;
+	sc->nos[sc->nnos] = (struct sender_no){ sender, 0, 0 };
+	return &sc->nos[sc->nnos++];
 }
 
 enum e2e_status e2e_sumcheck_create(struct e2e_sumcheck **out, uint32_t max_pending)
@@ -120,8 +123,9 @@ static uint32_t find(struct e2e_sumcheck *sc, uint32_t sender, uint32_t run, uin
 void e2e_sumcheck_record(struct e2e_sumcheck *sc, uint32_t sender, uint32_t run,
 	const char *topic, size_t topic_len, uint32_t seq, const uint8_t *env, size_t env_len)
 {
+	struct sender_no *no;
 	uint64_t th;
-	uint32_t i, *no;
+	uint32_t i;
 	struct rec *r;
 
 	if (!sc || !topic || !env)
@@ -142,7 +146,7 @@ void e2e_sumcheck_record(struct e2e_sumcheck *sc, uint32_t sender, uint32_t run,
 	r->run = run;
 	r->seq = seq;
 	r->th = th;
-	r->seen = no ? *no : 0;
+	r->seen = no ? no->arrived : 0;
 	e2e_summary_digest(r->d, env, env_len);
 }
 
@@ -213,12 +217,19 @@ static void check_entry(struct e2e_sumcheck *sc, uint32_t sender, const struct e
 	report(ctx, &rep);
 }
 
-/* Records of @p sender that two summaries went by without covering. */
+/* Records of @p sender that two summaries went by without covering: each
+ * unsummarized, or all together unchecked when summaries went missing after
+ * them. */
 static void sweep(struct e2e_sumcheck *sc, uint32_t sender, uint32_t index,
 	e2e_sumcheck_report_fn report, void *ctx)
 {
+	const struct sender_no *no = checked_of(sc, sender);
+	struct e2e_sumcheck_report unchecked;
 	uint32_t i = sc->idx.head;
 
+	memset(&unchecked, 0, sizeof unchecked);
+	unchecked.result = E2E_SUM_UNCHECKED;
+	unchecked.sender = sender;
 	while (i != E2E_LRU_NONE) {
 		uint32_t next = sc->idx.nodes[i].next;
 		struct rec *r = &sc->recs[i];
@@ -226,6 +237,16 @@ static void sweep(struct e2e_sumcheck *sc, uint32_t sender, uint32_t index,
 		if (r->sender == sender && r->seen + 2 <= index) {
 			struct e2e_sumcheck_report rep;
 
+			if (no && no->missed_at > r->seen) {
+				if (unchecked.missing == 0 || r->seq < unchecked.first)
+					unchecked.first = r->seq;
+				if (unchecked.missing == 0 || r->seq > unchecked.last)
+					unchecked.last = r->seq;
+				unchecked.missing++;
+				e2e_lru_remove(&sc->idx, i);
+				i = next;
+				continue;
+			}
 			memset(&rep, 0, sizeof rep);
 			rep.result = E2E_SUM_UNSUMMARIZED;
 			rep.sender = sender;
@@ -236,13 +257,23 @@ static void sweep(struct e2e_sumcheck *sc, uint32_t sender, uint32_t index,
 		}
 		i = next;
 	}
+	if (unchecked.missing)
+		report(ctx, &unchecked);
 }
 
 uint32_t e2e_sumcheck_arrived(struct e2e_sumcheck *sc, uint32_t sender)
 {
-	uint32_t *no = sc ? checked_of(sc, sender) : NULL;
+	struct sender_no *no = sc ? checked_of(sc, sender) : NULL;
 
-	return no ? ++*no : 0;
+	return no ? ++no->arrived : 0;
+}
+
+void e2e_sumcheck_missed(struct e2e_sumcheck *sc, uint32_t sender)
+{
+	struct sender_no *no = sc ? checked_of(sc, sender) : NULL;
+
+	if (no)
+		no->missed_at = no->arrived + 1;
 }
 
 void e2e_sumcheck_summary(struct e2e_sumcheck *sc, uint32_t sender, const struct e2e_ctl *m,

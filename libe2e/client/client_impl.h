@@ -30,6 +30,7 @@ struct trusted {
 	uint64_t last_announce_ms;        /* newest announcement accepted */
 	/* Summaries (SPEC 11.6) */
 	uint32_t sum_number;              /* last summary number seen */
+	uint64_t sum_time_ms;             /* its signed time: orders across restarts */
 	uint32_t sum_interval_ms;
 	uint64_t sum_mono;                /* when it arrived (0 = none yet) */
 	int stalled;

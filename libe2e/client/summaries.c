@@ -62,6 +62,13 @@ static void on_report(void *ctx, const struct e2e_sumcheck_report *r)
 			"forged by an insider?", r->first, r->run, who);
 		e2e_client_event(c, E2E_EV_UNSUMMARIZED, r->sender, 0, 0, d);
 		return;
+	case E2E_SUM_UNCHECKED:
+		c->st.unchecked += r->missing;
+		snprintf(d, sizeof d, "%u accepted message(s) from %s (seqs %u..%u) not checked: "
+			"the summaries covering them never came (missing, or %s restarted)",
+			r->missing, who, r->first, r->last, who);
+		e2e_client_event(c, E2E_EV_UNCHECKED, r->sender, 0, 0, d);
+		return;
 	}
 }
 
@@ -87,16 +94,33 @@ void e2e_client_on_summary(struct e2e_client *c, struct trusted *t, const char *
 
 	(void)topic;
 	c->st.summaries++;
-	if (m->number <= t->sum_number && m->part == 0 && t->sum_mono)
+	/* Signed times order summaries across sender restarts, which start the
+	 * numbers again; numbers find gaps within one sender run. */
+	if (m->part == 0 && t->sum_mono && (m->time_ms < t->sum_time_ms ||
+	    (m->time_ms == t->sum_time_ms && m->number <= t->sum_number)))
 		return;   /* an old summary replayed: nothing new */
+	if (m->part == 0 && t->sum_mono && m->number <= t->sum_number) {
+		/* Newer but numbered from the start again: the sender restarted.
+		 * What it sealed since its last summary here was never summarized. */
+		t->sum_number = 0;
+		e2e_sumcheck_missed(c->sumcheck, t->sender);
+	}
+	if (m->part == 0 && !t->sum_mono && m->number > 1)
+		/* The first one we see, and not the sender's first: what we
+		 * accepted before it (retained, queued in our session, sealed
+		 * before a broker outage) may be in summaries we never saw. */
+		e2e_sumcheck_missed(c->sumcheck, t->sender);
 	if (t->sum_number && m->number > t->sum_number + 1) {
 		snprintf(d, sizeof d, "%u summary(ies) of %s missing (numbers %u..%u): withheld?",
 			m->number - t->sum_number - 1, t->name, t->sum_number + 1, m->number - 1);
 		c->st.stalls++;
 		e2e_client_event(c, E2E_EV_STALLED, t->sender, 0, 0, d);
+		e2e_sumcheck_missed(c->sumcheck, t->sender);
 	}
 	if (m->number > t->sum_number)
 		t->sum_number = m->number;
+	if (m->time_ms > t->sum_time_ms)
+		t->sum_time_ms = m->time_ms;
 	t->sum_interval_ms = m->interval_ms;
 	t->sum_mono = e2e_mono_ms();
 	t->stalled = 0;

@@ -557,6 +557,53 @@ static void test_unsummarized(void)
 	fx_free(&f);
 }
 
+/*
+ * Summaries that never came (a gap in numbers, a sender restart): what they
+ * would have covered is UNCHECKED, once and together, never UNSUMMARIZED;
+ * records accepted after the gap are judged as usual again.
+ */
+static void test_missed_unchecked(void)
+{
+	struct fx f;
+	uint8_t env[TU_ENV_CAP];
+	struct e2e_header h;
+	size_t len;
+
+	fx_init(&f, 64, 4096, 1024);
+	e2e_sumcheck_missed(NULL, f.sid);             /* no crash */
+	fx_send(&f, "plant/a", 3, 0);
+	fx_send(&f, "plant/b", 2, 0);
+	/* Summary 1 is built and lost: the next to arrive is number 2. */
+	f.number++;
+	f.now += INTERVAL;
+	e2e_summary_reset(f.sum);
+	e2e_sumcheck_missed(f.sc, f.sid);
+	fx_summary(&f);
+	CU_ASSERT_EQUAL(f.log.n, 0);
+	fx_summary(&f);
+	CU_ASSERT_EQUAL_FATAL(f.log.n, 1);
+	CU_ASSERT_EQUAL(f.log.r[0].result, E2E_SUM_UNCHECKED);
+	CU_ASSERT_EQUAL(f.log.r[0].sender, f.sid);
+	CU_ASSERT_EQUAL(f.log.r[0].missing, 5);
+	CU_ASSERT(f.log.r[0].first == 1 && f.log.r[0].last == 3);
+	CU_ASSERT_FALSE(f.log.r[0].has_topic);
+	CU_ASSERT_EQUAL(count_result(&f.log, E2E_SUM_UNSUMMARIZED), 0);
+
+	/* After the gap, a record no summary covers is UNSUMMARIZED again. */
+	memset(&f.log, 0, sizeof f.log);
+	fx_send(&f, "plant/a", 1, 0);
+	h = tu_header(f.sid, 1, 1, 0xBAD0BAD2U, 1, 1);
+	len = tu_seal(env, sizeof env, &h, f.key, "plant/a", (const uint8_t *)"z", 1);
+	fx_receive(&f, "plant/a", env, len);
+	fx_summary(&f);
+	fx_summary(&f);
+	CU_ASSERT_EQUAL(count_result(&f.log, E2E_SUM_VERIFIED), 1);
+	CU_ASSERT_EQUAL(count_result(&f.log, E2E_SUM_UNCHECKED), 0);
+	CU_ASSERT_EQUAL_FATAL(count_result(&f.log, E2E_SUM_UNSUMMARIZED), 1);
+	CU_ASSERT_EQUAL(f.log.r[f.log.n - 1].run, 0xBAD0BAD2U);
+	fx_free(&f);
+}
+
 /* Summaries of one sender never sweep another sender's records. */
 static void test_other_sender(void)
 {
@@ -753,6 +800,7 @@ static const struct tu_test summary_tests[] = {
 	{ "Missing envelopes: UNCONFIRMED with exact count", test_missing_unconfirmed },
 	{ "Topics the match callback rejects are skipped", test_match_skips_topics },
 	{ "UNSUMMARIZED only after two complete summaries", test_unsummarized },
+	{ "Missed summaries: UNCHECKED, then judged as usual", test_missed_unchecked },
 	{ "Records of other senders are not swept", test_other_sender },
 	{ "Multi-part summaries cover every stream once", test_multi_part },
 	{ "E2E_ERR_FULL: streams and topic pool", test_full },

@@ -60,12 +60,14 @@ enum e2e_sumcheck_result {
 	E2E_SUM_FORGED,           /* all received, digest differs: an insider forgery */
 	E2E_SUM_UNCONFIRMED,      /* @missing messages of the entry never arrived */
 	E2E_SUM_UNSUMMARIZED,     /* an accepted message no summary covered */
+	E2E_SUM_UNCHECKED,        /* @missing accepted messages (seqs first..last, any
+	                           * run) whose summaries never came: not judged */
 };
 
 struct e2e_sumcheck_report {
 	enum e2e_sumcheck_result result;
 	uint32_t sender, run;
-	const char *topic;        /* NULL for UNSUMMARIZED */
+	const char *topic;        /* NULL for UNSUMMARIZED and UNCHECKED */
 	size_t topic_len;
 	uint32_t first, last;     /* seqs concerned */
 	uint32_t missing;
@@ -94,12 +96,22 @@ E2E_API void e2e_sumcheck_record(struct e2e_sumcheck *sc, uint32_t sender, uint3
 E2E_API uint32_t e2e_sumcheck_arrived(struct e2e_sumcheck *sc, uint32_t sender);
 
 /**
+ * The summary of @p sender arriving next (its e2e_sumcheck_arrived call
+ * follows) comes after summaries that never arrived: a gap in numbers, or
+ * the sender restarted (numbers begin again) before it summarized what it
+ * had sent. Records that this or the next arrival do not cover may have been
+ * in those: they are reported once, together, as UNCHECKED instead of each
+ * UNSUMMARIZED. (The missing summaries themselves are the caller's alarm.)
+ */
+E2E_API void e2e_sumcheck_missed(struct e2e_sumcheck *sc, uint32_t sender);
+
+/**
  * Check a parsed, verified SUMMARY part from @p sender whose arrival index
  * is @p index. Entries for topics @p match rejects are skipped. A record is
  * reported UNSUMMARIZED when a second summary that ARRIVED after it has been
  * checked without covering it: counting arrivals, not checks, a message sealed
- * just after a summary was sent is not blamed on that one. Reports go to
- * @p report.
+ * just after a summary was sent is not blamed on that one (UNCHECKED after
+ * e2e_sumcheck_missed). Reports go to @p report.
  */
 E2E_API void e2e_sumcheck_summary(struct e2e_sumcheck *sc, uint32_t sender,
 	const struct e2e_ctl *m, uint32_t index, e2e_sumcheck_match_fn match,

@@ -58,6 +58,7 @@ enum e2e_client_event_type {
 	E2E_EV_INSIDER_FORGERY,      /* a summary contradicts accepted messages */
 	E2E_EV_UNCONFIRMED,          /* a summary lists messages that never arrived */
 	E2E_EV_UNSUMMARIZED,         /* an accepted message no summary covered */
+	E2E_EV_UNCHECKED,            /* accepted messages whose summaries never came */
 };
 
 struct e2e_client_event {
@@ -106,6 +107,7 @@ struct e2e_client_stats {
 	uint64_t gap_total, pending, lost;
 	uint64_t held, held_now, key_requests, keys_received, refusals, control_rejected;
 	uint64_t summaries, summary_verified, insider_forgeries, unconfirmed, unsummarized, stalls;
+	uint64_t unchecked;          /* accepted messages no summary could judge (E2E_EV_UNCHECKED) */
 };
 
 /** Load identity, trust store and state; does not connect yet. */
