@@ -232,29 +232,28 @@ static void sweep(struct e2e_sumcheck *sc, uint32_t sender, uint32_t index,
 	unchecked.sender = sender;
 	while (i != E2E_LRU_NONE) {
 		uint32_t next = sc->idx.nodes[i].next;
-		struct rec *r = &sc->recs[i];
+		const struct rec *r = &sc->recs[i];
+		struct e2e_sumcheck_report rep;
 
-		if (r->sender == sender && r->seen + 2 <= index) {
-			struct e2e_sumcheck_report rep;
-
-			if (no && no->missed_at > r->seen) {
-				if (unchecked.missing == 0 || r->seq < unchecked.first)
-					unchecked.first = r->seq;
-				if (unchecked.missing == 0 || r->seq > unchecked.last)
-					unchecked.last = r->seq;
-				unchecked.missing++;
-				e2e_lru_remove(&sc->idx, i);
-				i = next;
-				continue;
-			}
+		if (r->sender != sender || r->seen + 2 > index) {
+			i = next;
+			continue;
+		}
+		if (no && no->missed_at > r->seen) {
+			if (unchecked.missing == 0 || r->seq < unchecked.first)
+				unchecked.first = r->seq;
+			if (unchecked.missing == 0 || r->seq > unchecked.last)
+				unchecked.last = r->seq;
+			unchecked.missing++;
+		} else {
 			memset(&rep, 0, sizeof rep);
 			rep.result = E2E_SUM_UNSUMMARIZED;
 			rep.sender = sender;
 			rep.run = r->run;
 			rep.first = rep.last = r->seq;
-			e2e_lru_remove(&sc->idx, i);
 			report(ctx, &rep);
 		}
+		e2e_lru_remove(&sc->idx, i);
 		i = next;
 	}
 	if (unchecked.missing)
