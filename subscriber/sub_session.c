@@ -163,4 +163,13 @@ void sub_summary(const struct sub_out *o, const struct e2e_client_stats *st)
 	}
 	fprintf(stderr, "; lost %llu pending %llu\n", (unsigned long long)st->lost,
 		(unsigned long long)st->pending);
+	/* What the signed summaries settled, when a sender sends them. */
+	if (st->summaries || st->stalls)
+		fprintf(stderr, "%s: summaries: %llu received; entries verified %llu, contradicted "
+			"%llu; messages never arrived %llu, unsummarized %llu, not checked %llu; "
+			"stalls %llu\n", SUB_PROG, (unsigned long long)st->summaries,
+			(unsigned long long)st->summary_verified,
+			(unsigned long long)st->insider_forgeries,
+			(unsigned long long)st->unconfirmed, (unsigned long long)st->unsummarized,
+			(unsigned long long)st->unchecked, (unsigned long long)st->stalls);
 }

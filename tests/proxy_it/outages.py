@@ -151,6 +151,16 @@ def body(env, c):
     c.expect(sp.wait_err(r"summary: no summary from edge", 2.5 + 3, since=t_stop),
              "the restarted proxy's summaries (numbered from 1 again) were taken as new: "
              "its final stop is reported as a stall")
+    c.expect(sp.stop() == 0, "subscriber exits 0")
+    line = (sp.err_match(r"summaries: \d+ received") or [""])[-1]
+    h.log("sub: " + line)
+    m = re.search(r"summaries: (\d+) received; entries verified (\d+), contradicted (\d+); "
+                  r"messages never arrived (\d+), unsummarized (\d+), not checked (\d+); "
+                  r"stalls (\d+)", line)
+    c.expect(m and int(m.group(2)) > 0 and int(m.group(3)) == 0 and int(m.group(5)) == 0 and
+             int(m.group(6)) == unchecked and int(m.group(7)) >= 2,
+             "exit line: summaries verified entries, none contradicted or unsummarized, "
+             "%d not checked, >= 2 stalls (outage, final stop)" % unchecked)
     pub.close()
 
 
