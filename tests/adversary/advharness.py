@@ -355,12 +355,17 @@ def yes(ok):
     return "yes" if ok else "**NO**"
 
 
+def summary_topic(sender):
+    """Where a sender publishes its announcements and summaries."""
+    return "%s/%08x" % (h.CONTROL_TOPIC, sender.sender_id)
+
+
 def summary_lag(link, sender):
     """Largest delay (s) between a signed summary written to the subscriber
     and a data message it covers written after it, how many such messages
     (the client checks a summary 1 s after it arrives), and how many
     summaries came after one with a higher number (broker reordering)."""
-    topic = "%s/%08x" % (h.CONTROL_TOPIC, sender.sender_id)
+    topic = summary_topic(sender)
     sent = list(link.sent[mm.DOWN])
     at = {}
     for s in sent:
@@ -396,7 +401,7 @@ def summary_times(links, direction, sender):
     """When each of sender's summaries crossed a Mitm: arrival times from the
     proxy (direction UP, links of the proxy-side Mitm) or write times to a
     subscriber (DOWN, one subscriber's link), in order."""
-    topic = ("%s/%08x" % (h.CONTROL_TOPIC, sender.sender_id)).encode()
+    topic = summary_topic(sender).encode()
     out = []
     for lk in links:
         if direction == mm.UP:

@@ -110,11 +110,8 @@ def body(env, c):
     for i in range(16):
         tr_wh.run(first=TAIL_N + i, count=1)
         h.time.sleep(0.25)
-    stall = h.wait_until(lambda: subs["subA"].err_match(r"summary: no summary from", t_wh), 3)
-    with subs["subA"].lock:      # when the line came, not when this loop looked
-        t_stall = min([t for t, l in subs["subA"].err_lines
-                       if t >= t_wh and "summary: no summary from" in l] or
-                      [h.time.monotonic()]) - t_wh
+    stall = h.wait_until(lambda: subs["subA"].err_first(r"summary: no summary from", t_wh), 3)
+    t_stall = (stall or h.time.monotonic()) - t_wh   # when the line came, not when we looked
     site.sm.call(setattr, links["subA"], "policy", None)
     tr_wh.run(first=TAIL_N + 16, count=4)
     c.expect(tr_wh.wait_acked(20), "withhold-phase messages acknowledged")

@@ -208,6 +208,12 @@ class Proc:
         with self.lock:
             return list(self.json)
 
+    def err_first(self, pattern, since=0.0):
+        """When (monotonic) the first stderr line matching pattern came, or None."""
+        rx = re.compile(pattern, re.I)
+        with self.lock:
+            return next((t for t, l in self.err_lines if t >= since and rx.search(l)), None)
+
     def err_match(self, pattern, since=0.0):
         rx = re.compile(pattern, re.I)
         with self.lock:
