@@ -33,7 +33,15 @@ h = ph.h
 
 TOPIC = "sensors/outage"
 N_BEFORE, N_DURING, N_AFTER, N_RESTART = 100, 30, 100, 60
+INTERVAL = 2          # s between summaries: room to seal and deliver between two
 FALSE_ALARMS = r"insider forgery|in no summary|control message rejected|anomaly"
+
+
+def not_checked(sp):
+    """Messages the subscriber reported 'not checked', over the whole run."""
+    return sum(int(m.group(1)) for m in (
+        re.search(r"(\d+) accepted message\(s\) from edge .* not checked", l)
+        for l in sp.err_match(r"not checked")) if m)
 
 
 def body(env, c):
@@ -41,13 +49,21 @@ def body(env, c):
     s = h.Sender(env, "edge", scopes=[(1, "telemetry", ["sensors/#"])])
     alice = h.Subscriber(env, "alice", trust=[s])
     s.enroll(alice, ["telemetry"])
-    args = ["--cafile", broker.pki["ca_crt"], "--dir", s.dir, "--summary-interval", "1s"]
+    args = ["--cafile", broker.pki["ca_crt"], "--dir", s.dir, "--summary-interval",
+            "%ds" % INTERVAL]
     px = ph.Proxy(env, broker.addr(), args)
     sp = h.start_sub(env, broker, alice, [TOPIC], name="sub", qos=1,
                      args=["--show-all", "-i", "outage-sub"])
     c.require(sp.wait_err(h.EV_KEY, 15), "subscriber got the key")
-    time.sleep(1.5)       # it has seen a summary: later numbers reveal the missing ones
+    raw = ph.RawSub(env, broker, topics=("e2e/control/+",), name="raw-control")
     pub = ph.PahoPub(env, px.port, "outage-pub", clean_session=False, inflight=20)
+    # Right after a summary (the subscriber has seen one, so later numbers
+    # reveal the missing ones): the next one, which would cover the first
+    # messages, is then due when the broker is already gone.
+    n0 = len(raw.lines())
+    c.require(h.wait_until(lambda: len(raw.lines()) > n0, 2 * INTERVAL + 2, step=0.01),
+              "a summary went by")
+    t_sum = time.monotonic()
 
     def obs():
         return [o for o in sp.messages() if o.get("topic") == TOPIC]
@@ -69,6 +85,8 @@ def body(env, c):
     # ---- 1. the broker dies --------------------------------------------------
     t_kill = time.monotonic()
     broker.proc.stop(signal.SIGKILL)
+    raw.stop()
+    h.log("broker killed %.2f s after a summary (interval %d s)" % (t_kill - t_sum, INTERVAL))
     c.expect(px.wait_err(r"key service: connection lost", 10, since=t_kill),
              "proxy: 'key service: connection lost'")
     c.expect(sp.wait_err(r"connection lost", 10, since=t_kill),
@@ -97,7 +115,7 @@ def body(env, c):
     c.expect(h.wait_until(lambda: len(pub.acked_set()) >= N_BEFORE + N_DURING + N_AFTER, 30),
              "all %d acknowledged" % (N_BEFORE + N_DURING + N_AFTER))
     h.wait_until(lambda: all(m in delivered() for m in after), 20)
-    time.sleep(3.5)       # summaries of the new messages arrive and are checked
+    time.sleep(2 * INTERVAL + 1.5)    # two summaries go by: everything is judged
     got = delivered()
     lost = [m for m in during if m not in got]
     c.expect(all(got[m] == 1 for m in ids[:N_BEFORE] + after),
@@ -115,11 +133,10 @@ def body(env, c):
         h.log("sub: " + line)
     c.expect(any(re.search(r"summary\(ies\) of edge missing", l) for l in sums),
              "subscriber: the summaries not sent during the outage are reported missing")
-    unchecked = sum(int(m.group(1)) for m in (re.search(r"(\d+) accepted message\(s\) from "
-                                                         r"edge .* not checked", l) for l in sums)
-                    if m)
-    c.expect(unchecked <= N_BEFORE + N_DURING,
-             "messages whose summary was never sent: %d 'not checked', none blamed" % unchecked)
+    unchecked = not_checked(sp)
+    c.expect(unchecked == N_BEFORE or t_kill - t_sum >= INTERVAL,
+             "the %d messages sealed before the crash, whose summary was never sent: %d "
+             "'not checked', none blamed" % (N_BEFORE, unchecked))
     c.expect(not sp.err_match(FALSE_ALARMS),
              "no insider-forgery, unsummarized, rejection or anomaly report: %s" %
              sp.err_match(FALSE_ALARMS)[:3])
@@ -135,7 +152,7 @@ def body(env, c):
                  len(ids), pub.connects))
     c.expect(h.wait_until(lambda: all(m in delivered() for m in restart), 20),
              "every message after the proxy restart delivered")
-    time.sleep(4)         # >= 2 summaries of the new run arrive and are checked
+    time.sleep(2 * INTERVAL + 1.5)    # two summaries of the new run arrive and are checked
     sums = sp.err_match(r"summary: ", t_px)
     for line in sums:
         h.log("sub: " + line)
@@ -148,7 +165,7 @@ def body(env, c):
     # replays would still be stalled, and say nothing new).
     t_stop = time.monotonic()
     px2.stop()
-    c.expect(sp.wait_err(r"summary: no summary from edge", 2.5 + 3, since=t_stop),
+    c.expect(sp.wait_err(r"summary: no summary from edge", 2.5 * INTERVAL + 3, since=t_stop),
              "the restarted proxy's summaries (numbered from 1 again) were taken as new: "
              "its final stop is reported as a stall")
     c.expect(sp.stop() == 0, "subscriber exits 0")
@@ -158,9 +175,9 @@ def body(env, c):
                   r"messages never arrived (\d+), unsummarized (\d+), not checked (\d+); "
                   r"stalls (\d+)", line)
     c.expect(m and int(m.group(2)) > 0 and int(m.group(3)) == 0 and int(m.group(5)) == 0 and
-             int(m.group(6)) == unchecked and int(m.group(7)) >= 2,
+             int(m.group(6)) == not_checked(sp) and int(m.group(7)) >= 2,
              "exit line: summaries verified entries, none contradicted or unsummarized, "
-             "%d not checked, >= 2 stalls (outage, final stop)" % unchecked)
+             "%d not checked as reported, >= 2 stalls (outage, final stop)" % not_checked(sp))
     pub.close()
 
 
