@@ -96,20 +96,23 @@ void e2e_client_on_summary(struct e2e_client *c, struct trusted *t, const char *
 	c->st.summaries++;
 	/* Signed times order summaries across sender restarts, which start the
 	 * numbers again; numbers find gaps within one sender run. */
-	if (m->part == 0 && t->sum_mono && (m->time_ms < t->sum_time_ms ||
-	    (m->time_ms == t->sum_time_ms && m->number <= t->sum_number)))
-		return;   /* an old summary replayed: nothing new */
-	if (m->part == 0 && t->sum_mono && m->number <= t->sum_number) {
-		/* Newer but numbered from the start again: the sender restarted.
-		 * What it sealed since its last summary here was never summarized. */
-		t->sum_number = 0;
-		e2e_sumcheck_missed(c->sumcheck, t->sender);
-	}
-	if (m->part == 0 && !t->sum_mono && m->number > 1)
+	if (m->part == 0 && t->sum_mono) {
+		if (m->time_ms < t->sum_time_ms ||
+		    (m->time_ms == t->sum_time_ms && m->number <= t->sum_number))
+			return;   /* an old summary replayed: nothing new */
+		if (m->number <= t->sum_number) {
+			/* Newer but numbered from the start again: the sender
+			 * restarted. What it sealed since its last summary here
+			 * was never summarized. */
+			t->sum_number = 0;
+			e2e_sumcheck_missed(c->sumcheck, t->sender);
+		}
+	} else if (m->part == 0 && m->number > 1) {
 		/* The first one we see, and not the sender's first: what we
 		 * accepted before it (retained, queued in our session, sealed
 		 * before a broker outage) may be in summaries we never saw. */
 		e2e_sumcheck_missed(c->sumcheck, t->sender);
+	}
 	if (t->sum_number && m->number > t->sum_number + 1) {
 		snprintf(d, sizeof d, "%u summary(ies) of %s missing (numbers %u..%u): withheld?",
 			m->number - t->sum_number - 1, t->name, t->sum_number + 1, m->number - 1);
