@@ -77,19 +77,15 @@ def body(env, c):
     c.expect(pub.connects >= 2, "publisher reconnected through the restarted proxy (%d connects)"
              % pub.connects)
 
-    def delivered():
-        return {h.payload_of(o).decode(errors="replace") for o in sp.messages()
-                if h.verdict_of(o) in h.DELIVERING and h.payload_of(o)}
-    h.wait_until(lambda: len(delivered()) >= N, 30)
-    got = delivered()
+    h.wait_until(lambda: len(ph.delivered(sp)) >= N, 30)
+    per_id = ph.delivered(sp)
+    got = set(per_id)
     missing = [m for m in ids if m not in got]
     c.expect(not missing, "subscriber: every id delivered at least once (%d missing: %s)" % (
         len(missing), missing[:10]))
     verdicts = collections.Counter(h.verdict_of(o) for o in sp.messages())
     c.expect(set(verdicts) <= set(h.DELIVERING) | {"DUPLICATE"},
              "subscriber verdicts are delivering or DUPLICATE only: %s" % dict(verdicts))
-    per_id = collections.Counter(h.payload_of(o).decode(errors="replace") for o in sp.messages()
-                                 if h.verdict_of(o) in h.DELIVERING and h.payload_of(o))
     dups = {m: n for m, n in per_id.items() if n > 1}
     h.log("ids delivered more than once: %d (verdict counts %s)" % (len(dups), dict(verdicts)))
 

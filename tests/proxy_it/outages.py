@@ -18,7 +18,6 @@
    replays, and calls nothing a forgery; when the proxy then stops for good,
    the subscriber reports the stall.
 """
-import collections
 import os
 import re
 import signal
@@ -55,7 +54,7 @@ def body(env, c):
     sp = h.start_sub(env, broker, alice, [TOPIC], name="sub", qos=1,
                      args=["--show-all", "-i", "outage-sub"])
     c.require(sp.wait_err(h.EV_KEY, 15), "subscriber got the key")
-    raw = ph.RawSub(env, broker, topics=("e2e/control/+",), name="raw-control")
+    raw = ph.RawSub(env, broker, topics=(h.CONTROL_TOPIC + "/+",), name="raw-control")
     pub = ph.PahoPub(env, px.port, "outage-pub", clean_session=False, inflight=20)
     # Right after a summary (the subscriber has seen one, so later numbers
     # reveal the missing ones): the next one, which would cover the first
@@ -69,8 +68,7 @@ def body(env, c):
         return [o for o in sp.messages() if o.get("topic") == TOPIC]
 
     def delivered():
-        return collections.Counter(h.payload_of(o).decode(errors="replace") for o in obs()
-                                   if h.verdict_of(o) in h.DELIVERING and h.payload_of(o))
+        return ph.delivered(sp, TOPIC)
 
     ids = ["o-%04d" % i for i in range(N_BEFORE + N_DURING + N_AFTER + N_RESTART)]
     during = ids[N_BEFORE:N_BEFORE + N_DURING]

@@ -20,6 +20,7 @@ Rules as in harness.py: real processes, 127.0.0.1 only, free ports, every
 process stopped by its PID, every wait bounded, temp dirs removed.
 """
 
+import collections
 import json
 import os
 import re
@@ -250,6 +251,15 @@ class Proxy:
 
     def stop(self, sig=signal.SIGTERM, timeout=15):
         return self.proc.stop(sig, timeout)
+
+
+def delivered(sub, topic=None):
+    """Payloads an e2e-sub (--json) handed to the application (OK, GAP,
+    LATE), decoded, each with how often; only topic's if given."""
+    return collections.Counter(
+        h.payload_of(o).decode(errors="replace") for o in sub.messages()
+        if h.verdict_of(o) in h.DELIVERING and h.payload_of(o) and
+        (topic is None or o.get("topic") == topic))
 
 
 # ---------------------------------------------------------------------------

@@ -169,11 +169,8 @@ def body(env, c):
     c.expect(len(acked) > at_term, "QoS 1 in flight at SIGTERM was completed during the drain "
              "(%d acknowledged at SIGTERM, %d at exit)" % (at_term, len(acked)))
 
-    def received():
-        return {h.payload_of(o).decode(errors="replace") for o in sa.messages()
-                if h.payload_of(o) and h.verdict_of(o) in h.DELIVERING}
-    h.wait_until(lambda: acked <= received(), 15)
-    lost = sorted(acked - received())
+    h.wait_until(lambda: acked <= set(ph.delivered(sa)), 15)
+    lost = sorted(acked - set(ph.delivered(sa)))
     c.expect(not lost, "every message acknowledged to the publisher reached the subscriber "
              "(%d acked, %d lost: %s)" % (len(acked), len(lost), lost[:10]))
 
