@@ -1,14 +1,17 @@
 /*
- * JSON output for e2e-sub --json (see jsonout.h). Payloads come from
- * senders and topics from the broker, so nothing here trusts its input to
- * be valid UTF-8.
+ * JSON output for e2e-sub --json (see jsonout.h), through Jansson. Payloads
+ * come from senders and topics from the broker, so nothing here trusts its
+ * input to be valid UTF-8: Jansson refuses invalid UTF-8 in a string, so it
+ * is first made valid (each bad byte becomes U+FFFD), and Jansson does all
+ * the escaping.
  */
+#include <jansson.h>
+#include <limits.h>
 #include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "jsonout.h"
-
-/* Base64 is written in slices so a 256 MiB payload needs no big buffer. */
-#define B64_SLICE 3072U
 
 /*
  * Length of the UTF-8 sequence at @p s (at most @p len bytes) and its code
@@ -47,7 +50,7 @@ static int is_control(uint32_t cp)
 	return cp < 0x20 || (cp >= 0x7F && cp <= 0x9F);
 }
 
-int json_is_text(const uint8_t *p, size_t len)
+int jout_is_text(const uint8_t *p, size_t len)
 {
 	uint32_t cp;
 
@@ -59,86 +62,104 @@ int json_is_text(const uint8_t *p, size_t len)
 	return 1;
 }
 
-static void key(struct json_obj *o, const char *k)
-{
-	fprintf(o->f, "%s\"%s\":", o->fields++ ? "," : "", k);
-}
-
-static void put_escaped(FILE *f, const uint8_t *s, size_t len)
+/* Whether the whole of @p s is well-formed UTF-8 (control characters are
+ * fine here: Jansson escapes them). */
+static int utf8_valid(const uint8_t *s, size_t len)
 {
 	uint32_t cp;
 
-	fputc('"', f);
+	for (size_t i = 0, n; i < len; i += n)
+		if ((n = utf8_next(s + i, len - i, &cp)) == 0)
+			return 0;
+	return 1;
+}
+
+/* A Jansson string of @p s: as it is when valid UTF-8, else with every
+ * ill-formed byte replaced by U+FFFD (3 bytes: at most 3x the input). */
+static json_t *utf8_string(const uint8_t *s, size_t len)
+{
+	static const uint8_t fffd[3] = { 0xEF, 0xBF, 0xBD };
+	json_t *v = NULL;
+	uint8_t *fixed;
+	size_t k = 0;
+	uint32_t cp;
+
+	if (utf8_valid(s, len))
+		return json_stringn((const char *)s, len);
+	if (len > SIZE_MAX / 3 || !(fixed = malloc(len * 3 + 1)))
+		return NULL;
 	for (size_t i = 0, n; i < len; i += n) {
 		n = utf8_next(s + i, len - i, &cp);
 		if (n == 0) {
-			fputs("\\ufffd", f);   /* one replacement per bad byte */
+			memcpy(fixed + k, fffd, sizeof fffd);
+			k += sizeof fffd;
 			n = 1;
-		} else if (cp == '"' || cp == '\\') {
-			fprintf(f, "\\%c", (int)cp);
-		} else if (cp == '\n') {
-			fputs("\\n", f);
-		} else if (cp == '\t') {
-			fputs("\\t", f);
-		} else if (cp == '\r') {
-			fputs("\\r", f);
-		} else if (is_control(cp)) {
-			fprintf(f, "\\u%04x", (unsigned)cp);
 		} else {
-			fwrite(s + i, 1, n, f);
+			memcpy(fixed + k, s + i, n);
+			k += n;
 		}
 	}
-	fputc('"', f);
+	v = json_stringn((const char *)fixed, k);
+	free(fixed);
+	return v;
 }
 
-void json_begin(struct json_obj *o, FILE *f)
+static void put(struct jout *o, const char *k, json_t *v)
+{
+	/* _new steals v, also on failure (and ignores a NULL v). */
+	if (o->obj && v)
+		json_object_set_new(o->obj, k, v);
+}
+
+void jout_begin(struct jout *o, FILE *f)
 {
 	o->f = f;
-	o->fields = 0;
-	fputc('{', f);
+	o->obj = json_object();
 }
 
-void json_end(struct json_obj *o)
+int jout_end(struct jout *o)
 {
-	fputs("}\n", o->f);
+	int ret = -1;
+
+	/* JSON_PRESERVE_ORDER: fields in the order they were added, as before. */
+	if (o->obj && json_dumpf(o->obj, o->f, JSON_COMPACT | JSON_PRESERVE_ORDER) == 0 &&
+	    fputc('\n', o->f) != EOF)
+		ret = 0;
+	json_decref(o->obj);
+	o->obj = NULL;
+	return ret;
 }
 
-void json_str(struct json_obj *o, const char *k, const char *s, size_t len)
+void jout_str(struct jout *o, const char *k, const char *s, size_t len)
 {
-	key(o, k);
-	put_escaped(o->f, (const uint8_t *)s, len);
+	put(o, k, utf8_string((const uint8_t *)s, len));
 }
 
-void json_b64(struct json_obj *o, const char *k, const uint8_t *p, size_t len)
+void jout_b64(struct jout *o, const char *k, const uint8_t *p, size_t len)
 {
-	char out[sodium_base64_ENCODED_LEN(B64_SLICE, sodium_base64_VARIANT_ORIGINAL)];
+	size_t cap = sodium_base64_ENCODED_LEN(len, sodium_base64_VARIANT_ORIGINAL);
+	char *b64 = malloc(cap);
 
-	key(o, k);
-	fputc('"', o->f);
-	/* Slices are a multiple of 3 bytes, so only the last one is padded. */
-	for (size_t i = 0; i < len; i += B64_SLICE) {
-		size_t n = len - i < B64_SLICE ? len - i : B64_SLICE;
-
-		fputs(sodium_bin2base64(out, sizeof out, p + i, n, sodium_base64_VARIANT_ORIGINAL),
-			o->f);
-	}
-	fputc('"', o->f);
+	if (!b64)
+		return;
+	sodium_bin2base64(b64, cap, p, len, sodium_base64_VARIANT_ORIGINAL);
+	put(o, k, json_stringn(b64, cap - 1));
+	free(b64);
 }
 
-void json_u64(struct json_obj *o, const char *k, uint64_t v)
+void jout_u64(struct jout *o, const char *k, uint64_t v)
 {
-	key(o, k);
-	fprintf(o->f, "%llu", (unsigned long long)v);
+	/* json_int_t is long long: values above its range (never for seqs,
+	 * epochs or gaps, which are u32) are written as the largest one. */
+	put(o, k, json_integer(v > (uint64_t)LLONG_MAX ? LLONG_MAX : (json_int_t)v));
 }
 
-void json_bool(struct json_obj *o, const char *k, int v)
+void jout_bool(struct jout *o, const char *k, int v)
 {
-	key(o, k);
-	fputs(v ? "true" : "false", o->f);
+	put(o, k, json_boolean(v));
 }
 
-void json_null(struct json_obj *o, const char *k)
+void jout_null(struct jout *o, const char *k)
 {
-	key(o, k);
-	fputs("null", o->f);
+	put(o, k, json_null());
 }

@@ -40,29 +40,29 @@ static const char *sender_str(const struct e2e_client_msg *m, char hex[9])
 
 static void print_json(const struct e2e_client_msg *m, int delivers)
 {
-	struct json_obj j;
+	struct jout j;
 	const char *verdict = e2e_verdict_name(m->verdict);
 	char hex[9];
 	const char *sender = sender_str(m, hex);
 
-	json_begin(&j, stdout);
-	json_str(&j, "topic", m->topic, strlen(m->topic));
+	jout_begin(&j, stdout);
+	jout_str(&j, "topic", m->topic, strlen(m->topic));
 	/* Undelivered verdicts carry no plaintext: say so rather than omit it. */
 	if (!delivers)
-		json_null(&j, "payload");
-	else if (json_is_text(m->payload, m->len))
-		json_str(&j, "payload", (const char *)m->payload, m->len);
+		jout_null(&j, "payload");
+	else if (jout_is_text(m->payload, m->len))
+		jout_str(&j, "payload", (const char *)m->payload, m->len);
 	else
-		json_b64(&j, "payload_b64", m->payload, m->len);
-	json_str(&j, "verdict", verdict, strlen(verdict));
-	json_str(&j, "sender", sender, strlen(sender));
-	json_u64(&j, "epoch", m->epoch);
-	json_u64(&j, "scope", m->scope);
-	json_u64(&j, "seq", m->seq);
-	json_u64(&j, "gap", m->gap);
-	json_bool(&j, "retained", m->retained);
-	json_u64(&j, "qos", (uint64_t)m->qos);
-	json_end(&j);
+		jout_b64(&j, "payload_b64", m->payload, m->len);
+	jout_str(&j, "verdict", verdict, strlen(verdict));
+	jout_str(&j, "sender", sender, strlen(sender));
+	jout_u64(&j, "epoch", m->epoch);
+	jout_u64(&j, "scope", m->scope);
+	jout_u64(&j, "seq", m->seq);
+	jout_u64(&j, "gap", m->gap);
+	jout_bool(&j, "retained", m->retained);
+	jout_u64(&j, "qos", (uint64_t)m->qos);
+	jout_end(&j);
 }
 
 static void print_text(const struct sub_out *o, const struct e2e_client_msg *m)
