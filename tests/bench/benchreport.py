@@ -175,8 +175,9 @@ def median(v):
 def gnuplot(out, name, script):
     gp = os.path.join(out, name + ".gp")
     with open(gp, "w") as f:
-        f.write("set terminal pngcairo size %s font 'DejaVu Sans,9'\nset output '%s.png'\n" % (
-            script[0], name) + script[1])
+        # noenhanced: names such as proxy_vs_tls are text, not subscripts.
+        f.write("set terminal pngcairo noenhanced size %s font 'DejaVu Sans,9'\n"
+                "set output '%s.png'\n" % (script[0], name) + script[1])
     r = subprocess.run(["gnuplot", gp], cwd=out, capture_output=True, timeout=60)
     if r.returncode != 0:
         raise RuntimeError("gnuplot %s: %s" % (name, r.stderr.decode(errors="replace")[-400:]))
@@ -197,7 +198,8 @@ def bars(out, name, width, ylabel, title, first, second, rows, extra=""):
     fn = dat(out, name + ".dat", ["case", first[0], second[0]],
              [("\"%s\"" % lab, x, y) for lab, x, y in rows])
     png = gnuplot(out, name, ("%d,360" % width,
-        "set style data histograms\nset style fill solid 0.8 border -1\nset grid y\n" + extra +
+        "set style data histograms\nset style fill solid 0.8 border -1\nset grid y\n"
+        "set key outside top center horizontal\n" + extra +
         "set yrange [0:*]\nset ylabel '%s'\nset title '%s'\n"
         "plot '%s' u 2:xtic(1) t '%s' lc rgb '%s', '' u 3 t '%s' lc rgb '%s'\n" % (
             ylabel, title, fn, first[0], first[1], second[0], second[1])))
@@ -213,7 +215,8 @@ def plot(b, out):
     pubs = sorted({r["pubs"] for r in b.tput})
     style = "set style line 1 lc rgb '#777777' lw 2 pt 7\nset style line 2 lc rgb '#1f77b4' lw 2 pt 5\n" \
             "set style line 3 lc rgb '#ff7f0e' lw 2 pt 9\nset style line 4 lc rgb '#d62728' lw 2 pt 11\n" \
-            "set grid\nset key below horizontal font ',7' samplen 2\nset logscale x\nset xrange [0.7:%d]\n" \
+            "set grid\nset key at screen 0.5,0.04 center center horizontal maxrows 1 font ',8' samplen 2\n" \
+            "set bmargin 6\nset logscale x\nset xrange [0.7:%d]\n" \
             "set xtics (%s)\nset xlabel 'publishers'\n" % (
                 int(max(pubs or [1]) * 1.5), ",".join(str(p) for p in pubs))
     for qos in sorted({r["qos"] for r in b.tput}):
@@ -225,7 +228,7 @@ def plot(b, out):
                 len(sizes), "Throughput (msg/s)" if what == "throughput" else
                 "Latency at a fixed rate (us): p50 solid, p99 dashed", qos)
             s += "set logscale y\n" if what == "latency" else "set yrange [0:*]\n"
-            for size in sizes:
+            for si, size in enumerate(sizes):
                 data = []
                 for n in pubs:
                     row = [n]
@@ -242,8 +245,10 @@ def plot(b, out):
                     for pi, p in enumerate(PATHS):
                         curves.append("'%s' u 1:%d w lp ls %d %s t '%s'" % (
                             fn, 2 + ki * len(PATHS) + pi, pi + 1, "dt 2" if ki else "",
-                            TITLE[p] if ki == 0 else ""))
-                s += "set title '%s'\nplot %s\n" % (
+                            # One legend for all panels, under them (placed on the screen,
+                            # so no panel shrinks), not one over every panel's axis.
+                            TITLE[p] if ki == 0 and si == 0 else ""))
+                s += ("" if si == 0 else "unset key\n") + "set title '%s'\nplot %s\n" % (
                     "%d B" % size if size < 1024 else "%d KiB" % (size // 1024), ", ".join(curves))
             s += "unset multiplot\n"
             made.append(gnuplot(out, "%s_qos%d" % (what, qos), ("%d,380" % (260 * len(sizes) + 60), s)))
