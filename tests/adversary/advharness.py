@@ -351,6 +351,44 @@ def doc_section(key, title, intro, rows, cols=("attack", "messages", "expected",
     h.log("wrote section %s of %s" % (key, DOC))
 
 
+PROMISE_COLS = ("promise", "adversary", "insider", "what the test does", "observed", "held",
+                "test")
+
+
+def promise_rows(test, rows):
+    """Rows of the report's promise table (section '0-promises'): one per
+    (promise, adversary) this test checks, as (promise, adversary, insider,
+    what, observed, ok). Rows written by other tests stay; this test's rows
+    (last column = @test) are replaced. Sorted by promise, so the table reads
+    as the list of promises with the attack that tried each."""
+    old = []
+    try:
+        with open(DOC) as f:
+            inside = False
+            for line in f:
+                if line.startswith("<!-- section 0-promises -->"):
+                    inside = True
+                elif line.startswith("<!-- end -->"):
+                    inside = False
+                elif inside and line.startswith("| ") and not line.startswith("| promise |"):
+                    cells = [c.strip() for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
+                    if len(cells) == len(PROMISE_COLS) and cells[-1] != test:
+                        old.append(cells)
+    except FileNotFoundError:
+        pass
+    new = [[str(p), str(adv), "yes" if ins else "—", str(what), str(obs), yes(ok), test]
+           for p, adv, ins, what, obs, ok in rows]
+    allrows = sorted(old + new, key=lambda r: (r[0], r[1], r[-1]))
+    doc_section("0-promises", "Promises and the attacks that try them", """
+One row per promise of SPEC 1/10/11 and README and per adversary that tries to break it:
+a malicious broker (a man in the middle between mosquitto and the subscribers or the
+proxy), an *insider* (a real enrolled subscriber with its own key ring, sealing with the
+keys it was delivered), a revoked member, an operator restoring a backup. *Held* is yes
+only if the subscriber's verdicts and events were exactly the promised ones, with no false
+alarm on the genuine traffic. The last column names the test that wrote the row.
+""", [r[:-1] + [r[-1]] for r in allrows], cols=PROMISE_COLS)
+
+
 def yes(ok):
     return "yes" if ok else "**NO**"
 
