@@ -160,6 +160,35 @@ def body(env, c):
         "stalled%s, missing numbers %s" % (" (%.0f s)" % t_stall if stall else ": none",
                                            "reported" if resumed else "not reported"),
         ah.yes(stall and resumed)))
+    held = collections.defaultdict(list)
+    for r in rows:
+        held[r[0].split()[0]].append(r[4] == "yes")
+
+    def all_held(kinds):
+        got = [ok for a in kinds for ok in held.get(a, [])]
+        return bool(got) and all(got), sum(got), len(got)
+
+    promises = []
+    for promise, kinds, what in (
+            ("no payload forged: tampered, spliced, truncated or injected envelopes are FORGED "
+             "or MALFORMED", ("flip-body", "flip-header", "flip-tag", "splice", "truncate",
+                              "forge"), "bit flips in header, body and tag; splices; "
+             "truncations; forged, plaintext and unknown-sender injections"),
+            ("no replay accepted: duplicates and replays are suppressed", ("replay", "duplicate"),
+             "replays (recent and old) and duplicates"),
+            ("no re-topic: an envelope moved to another topic is FORGED", ("retopic",),
+             "envelopes republished on other topics"),
+            ("every drop counted exactly (GAP, then lost), no false loss on reordering",
+             ("drop", "delay", "reorder", "clean", "control"),
+             "drops, delays and reordering beside a clean control run"),
+            ("tail drops reported by the signed summaries", ("tail",),
+             "the last messages of a stream dropped"),
+            ("withholding reported (stalled)", ("withhold",),
+             "everything withheld from a subscriber for 4 s")):
+        ok, n_ok, n = all_held(kinds)
+        promises.append((promise, "malicious broker", False, what,
+                         "%d of %d attack rows held" % (n_ok, n), ok))
+    ah.promise_rows("adversary-matrix", promises)
     ah.doc_section("a-data", "Data plane: %d messages per topic, seed %d" % (N, ah.SEED), """
 Subscribers A ('m/#', MQTT 3.1.1, window 128) and B (13 exact topics, MQTT 5, window 1024)
 are attacked, each with its own seeded choices; C ('m/#', window 128) gets the same traffic
