@@ -490,11 +490,19 @@ static void test_reload(void)
 	char text[2048] = "";
 
 	sfx_init(&f);
-	/* e2e-keytool rotates scope 0 in the keys file. */
+	/* e2e-keytool rotates scope 0 in the keys file, recording the new
+	 * epoch in txstate first (SPEC 6.4) as it does. */
 	g_now = T0 + 2000;
 	CU_ASSERT_EQUAL_FATAL(e2e_keystore_load(&ks, f.p_keys, 1, NULL, 0), E2E_OK);
 	CU_ASSERT_EQUAL_FATAL(e2e_keystore_rotate(ks, 0, g_now, GRACE, &epoch), E2E_OK);
 	CU_ASSERT_EQUAL(epoch, 2);
+	{
+		struct e2e_keyid nid = { e2e_sender_id(&f.id.pub), 0, 2 };
+		char txp[PATH_MAX];
+
+		tu_path(txp, sizeof txp, f.t.dir, "txstate");
+		CU_ASSERT_EQUAL_FATAL(e2e_txstate_note(txp, &nid, 1), E2E_OK);
+	}
 	CU_ASSERT_EQUAL_FATAL(e2e_keystore_save(ks, f.p_keys), E2E_OK);
 	e2e_keystore_free(ks);
 	(void)seal_on(&f, env, "plant/a", &h);
