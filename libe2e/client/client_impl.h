@@ -89,6 +89,7 @@ struct e2e_client {
 	uint8_t *pt;                      /* scratch plaintext, grown as needed */
 	size_t pt_cap;
 	int dirty;
+	int state_ok;                     /* rx came from the state file (or none existed) */
 	uint64_t last_save_mono;
 	struct e2e_client_stats st;
 	struct e2e_sumcheck *sumcheck;
