@@ -13,6 +13,10 @@
 #include "session.h"
 
 #define TRUST_MAX 256U
+/* A key service that was down answers every request queued for it: with
+ * the back-off (2 s doubling to 30 s) 16 covers more than 5 minutes, the
+ * age after which it refuses a request as stale anyway. */
+#define REQ_OLD 16U
 
 struct trusted {
 	char name[E2E_NAME_MAX + 1];
@@ -24,7 +28,10 @@ struct trusted {
 	uint8_t eph_pk[E2E_DH_BYTES];
 	uint8_t eph_sk[E2E_DH_BYTES];
 	uint8_t req_hash[E2E_CTL_HASH_BYTES];
-	uint8_t prev_hash[E2E_CTL_HASH_BYTES];   /* a request we gave up waiting for */
+	/* Requests we gave up waiting for (retried, replaced, rate-limited),
+	 * newest REQ_OLD: their late answers are ours, not attacks. */
+	uint8_t old_hash[REQ_OLD][E2E_CTL_HASH_BYTES];
+	uint32_t old_next;
 	uint64_t sent_mono;
 	uint32_t attempts;
 	uint64_t last_announce_ms;        /* newest announcement accepted */
