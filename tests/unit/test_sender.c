@@ -889,7 +889,34 @@ static void keytool_rotate_loop(const char *dir, const char *keys, const char *t
 	}
 }
 
-static void test_stress_ceiling_never_decreases(void)
+/* The real thing: `e2e-keytool rotate` run again and again ($E2E_KEYTOOL). */
+static void keytool_exec_loop(const char *keytool, const char *dir, int stop_fd)
+{
+	for (;;) {
+		int status = -1;
+		char c;
+		pid_t k;
+
+		if (read(stop_fd, &c, 1) == 0)
+			_exit(0);
+		k = fork();
+		if (k < 0)
+			_exit(6);
+		if (k == 0) {
+			int null = open("/dev/null", O_WRONLY);
+
+			(void)dup2(null, 1);
+			(void)dup2(null, 2);
+			execl(keytool, "e2e-keytool", "rotate", "--dir", dir, "--scope", "telemetry",
+				"--grace", "1s", (char *)NULL);
+			_exit(127);
+		}
+		if (waitpid(k, &status, 0) != k || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+			_exit(7);
+	}
+}
+
+static void stress(int real_keytool)
 {
 	struct sfx f;
 	struct e2e_header h;
@@ -915,6 +942,8 @@ static void test_stress_ceiling_never_decreases(void)
 		close(pfd[1]);
 		/* Non-blocking reads of a pipe nobody writes: EAGAIN until closed. */
 		(void)fcntl(pfd[0], F_SETFL, O_NONBLOCK);
+		if (real_keytool)
+			keytool_exec_loop(getenv("E2E_KEYTOOL"), f.t.dir, pfd[0]);
 		keytool_rotate_loop(f.t.dir, f.p_keys, txp, h.sender, pfd[0]);
 	}
 	close(pfd[0]);
@@ -936,6 +965,20 @@ static void test_stress_ceiling_never_decreases(void)
 		"the persisted ceiling, %u ceiling decreases", seals, below, dropped);
 	CU_ASSERT(seals >= 100);
 	sfx_free(&f);
+}
+
+static void test_stress_ceiling_never_decreases(void)
+{
+	stress(0);
+}
+
+static void test_stress_real_keytool(void)
+{
+	if (!getenv("E2E_KEYTOOL")) {
+		fprintf(stderr, "(E2E_KEYTOOL not set: skipped) ");
+		return;
+	}
+	stress(1);
 }
 
 /* ---- Registration ------------------------------------------------------ */
@@ -961,6 +1004,8 @@ static const struct tu_test sender_tests[] = {
 		test_missing_record_not_restarted },
 	{ "Stress: keytool rotations never lower a reserved ceiling",
 		test_stress_ceiling_never_decreases },
+	{ "Stress: e2e-keytool rotate processes never lower a reserved ceiling",
+		test_stress_real_keytool },
 	{ NULL, NULL },
 };
 
