@@ -27,7 +27,7 @@ struct trusted *e2e_client_trusted(struct e2e_client *c, uint32_t sender)
 static void give_up(struct trusted *t)
 {
 	/* A rate-limited request was given up on already: once is enough. */
-	if (t->old_next && memcmp(t->old_hash[(t->old_next - 1) % REQ_OLD], t->req_hash,
+	if (t->old_next && sodium_memcmp(t->old_hash[(t->old_next - 1) % REQ_OLD], t->req_hash,
 			sizeof t->req_hash) == 0)
 		return;
 	memcpy(t->old_hash[t->old_next % REQ_OLD], t->req_hash, sizeof t->req_hash);
