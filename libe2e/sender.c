@@ -34,7 +34,7 @@ struct scope_tx {
 
 struct e2e_sender {
 	struct e2e_sender_config cfg;
-	int owner;                        /* "<dir>/lock", held while open (SPEC 6.1) */
+	int owner;                        /* "<dir>/lock", held while open (SPEC 6.5) */
 	char p_identity[PATH_MAX], p_scopes[PATH_MAX], p_enrolled[PATH_MAX];
 	char p_keys[PATH_MAX], p_txstate[PATH_MAX];
 	char control_topic[256];
@@ -205,7 +205,7 @@ static enum e2e_status keys_commit(struct e2e_sender *s, int lock)
  * The tx's counter reservation: a read-modify-write of txstate, so under
  * the directory's write lock. e2e-keytool records key epochs in the same
  * file under that lock; without it, its write of a copy read before ours
- * would lower the ceiling we just made durable (SPEC 6.1).
+ * would lower the ceiling we just made durable (SPEC 6.5).
  */
 static enum e2e_status reserve(void *ctx, const struct e2e_keyid *id, uint64_t ceiling)
 {

@@ -101,7 +101,7 @@ E2E_API uint32_t e2e_keystore_prune(struct e2e_keystore *ks, uint64_t now_ms);
 
 /**
  * Take the write lock of state directory @p dir ("<dir>/.lock", flock,
- * blocking; SPEC 6.1). Every read-modify-write of `keys`, `enrolled` and
+ * blocking; SPEC 6.5). Every read-modify-write of `keys`, `enrolled` and
  * `txstate` happens under it, by the owner and by e2e-keytool alike, so
  * neither loses the other's changes (a lost txstate update would lower a
  * counter ceiling). Held only for the change itself, never for a process
@@ -112,7 +112,7 @@ E2E_API void e2e_dir_unlock(int fd);
 
 /**
  * Become the owner of state directory @p dir ("<dir>/lock", flock
- * LOCK_EX|LOCK_NB, SPEC 6.1): one long-running sender per directory. The
+ * LOCK_EX|LOCK_NB, SPEC 6.5): one long-running sender per directory. The
  * caller's pid is written into the file. Release with e2e_dir_unlock.
  * @param holder (may be NULL) receives the owner's pid on E2E_ERR_BUSY
  *        (0 if it could not be read)
