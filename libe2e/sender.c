@@ -451,8 +451,11 @@ const struct e2e_public *e2e_sender_public(const struct e2e_sender *s)
  * counters continue above the key's txstate ceiling. A key with no txstate
  * record at all (txstate lost, restored from an older backup, or the keys
  * file edited by hand) may have sealed before: starting it at 0 could
- * repeat counters, so the scope is rotated instead and the new key, whose
- * record is written before the keys file (SPEC 6.4), starts at 0.
+ * repeat counters. It is retired instead (recorded with the highest
+ * ceiling, so it never seals again, even if a restored keys file makes it
+ * current once more) and the scope rotated: the new key, whose record is
+ * written before the keys file (SPEC 6.4), starts at 0. A key exhausted
+ * on disk is rotated the same way.
  */
 static enum e2e_status scope_tx(struct e2e_sender *s, uint8_t scope, struct e2e_tx **tx)
 {
@@ -473,26 +476,33 @@ static enum e2e_status scope_tx(struct e2e_sender *s, uint8_t scope, struct e2e_
 		memset(&tc, 0, sizeof tc);
 		tc.id = (struct e2e_keyid){ s->self, scope, cur->epoch };
 		st = e2e_txstate_get(s->p_txstate, &tc.id, &floor);
-		if (st == E2E_OK)
-			break;
-		if (st != E2E_ERR_NOT_FOUND)
+		if (st == E2E_ERR_NOT_FOUND) {
+			st = reserve(s, &tc.id, E2E_COUNTER_MAX);
+			if (st != E2E_OK)
+				return fail(s, st, "cannot retire an unrecorded key in", s->p_txstate);
+			st = E2E_ERR_EXHAUSTED;
+		} else if (st != E2E_OK) {
 			return fail(s, st, "cannot read counter reservations", s->p_txstate);
+		} else {
+			tc.key = cur->key;
+			tc.counter_floor = floor;
+			tc.limit = s->cfg.max_messages;
+			tc.block = s->cfg.reserve_block;
+			tc.reserve = reserve;
+			tc.reserve_ctx = s;
+			tc.sign_sk = scope_signed(s, scope) ? s->id.sign_sk : NULL;
+			st = e2e_tx_create(&s->tx[scope].tx, &tc);
+			if (st == E2E_OK)
+				break;
+		}
+		if (st != E2E_ERR_EXHAUSTED)
+			return st;
 		if (rotated)
-			return fail(s, E2E_ERR_CORRUPT, "new key epoch not recorded in", s->p_txstate);
+			return fail(s, st, "new key unusable: check", s->p_txstate);
 		st = e2e_sender_rotate(s, scope, s->cfg.clock_ms());
 		if (st != E2E_OK)
 			return st;
 	}
-	tc.key = cur->key;
-	tc.counter_floor = floor;
-	tc.limit = s->cfg.max_messages;
-	tc.block = s->cfg.reserve_block;
-	tc.reserve = reserve;
-	tc.reserve_ctx = s;
-	tc.sign_sk = scope_signed(s, scope) ? s->id.sign_sk : NULL;
-	st = e2e_tx_create(&s->tx[scope].tx, &tc);
-	if (st != E2E_OK)
-		return st;
 	s->tx[scope].epoch = cur->epoch;
 	*tx = s->tx[scope].tx;
 	return E2E_OK;

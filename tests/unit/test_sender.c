@@ -812,12 +812,18 @@ static void test_missing_record_not_restarted(void)
 	uint64_t max = 0;
 	uint32_t epoch = 0;
 
+	uint8_t *old_keys;
+	size_t old_len = 0;
+	uint64_t c = 0;
+
 	sfx_init(&f);
 	tu_path(txp, sizeof txp, f.t.dir, "txstate");
 	seal_many(&f, 40, &epoch, &max);
 	CU_ASSERT(epoch == 1 && max >= 40);
 	e2e_sender_close(f.s);
 	f.s = NULL;
+	old_keys = tu_read_file(f.p_keys, &old_len);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(old_keys);
 	/* The key's record is gone (restored older txstate, hand edit)... */
 	id = (struct e2e_keyid){ e2e_sender_id(&f.id.pub), 1, epoch };
 	CU_ASSERT_EQUAL_FATAL(e2e_txstate_forget(txp, &id), E2E_OK);
@@ -828,6 +834,18 @@ static void test_missing_record_not_restarted(void)
 		"(before: epoch %u up to %llu)", h.epoch, (unsigned long long)h.counter, epoch,
 		(unsigned long long)max);
 	CU_ASSERT(h.epoch > epoch);
+	/* The old key is retired for good, not recorded as unused. */
+	CU_ASSERT_EQUAL(e2e_txstate_get(txp, &id, &c), E2E_OK);
+	CU_ASSERT_EQUAL(c, E2E_COUNTER_MAX);
+	e2e_sender_close(f.s);
+	f.s = NULL;
+	/* An older keys file restored (epoch 1 current again): still not reused. */
+	write_text(f.p_keys, (const char *)old_keys, 0600);
+	free(old_keys);
+	sfx_open(&f);
+	(void)seal_on(&f, env, "sensors/x", &h);
+	TU_CHECK(h.epoch > epoch + 1, "keys restored after the retirement: epoch %u counter %llu",
+		h.epoch, (unsigned long long)h.counter);
 	e2e_sender_close(f.s);
 	f.s = NULL;
 	/* The whole file lost: the same rule. */
