@@ -228,6 +228,20 @@ void e2e_file_free(uint8_t *buf, size_t len)
 	free(buf);
 }
 
+/*
+ * A lock file holds no secret (nothing, or a pid), and anyone who may
+ * enter the directory must be able to open it: e2e-keytool run as root
+ * must not leave a lock the service user cannot take, which would stop
+ * its counter reservations. So 0644 whatever the umask, if it is ours.
+ */
+static void lock_readable(int fd)
+{
+	struct stat sb;
+
+	if (fstat(fd, &sb) == 0 && sb.st_uid == geteuid() && (sb.st_mode & 0777) != 0644)
+		(void)fchmod(fd, 0644);
+}
+
 enum e2e_status e2e_dir_lock(const char *dir, int *fd)
 {
 	char path[PATH_MAX];
@@ -239,9 +253,11 @@ enum e2e_status e2e_dir_lock(const char *dir, int *fd)
 	n = snprintf(path, sizeof path, "%s/.lock", dir);
 	if (n < 0 || (size_t)n >= sizeof path)
 		return E2E_ERR_ARG;
-	f = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	/* Read-only is enough to flock; see lock_readable. */
+	f = open(path, O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (f < 0)
 		return errno == EACCES ? E2E_ERR_PERM : E2E_ERR_IO;
+	lock_readable(f);
 	while (flock(f, LOCK_EX) != 0) {
 		if (errno != EINTR) {
 			close(f);
@@ -287,10 +303,12 @@ enum e2e_status e2e_dir_own(const char *dir, int *fd, long *holder)
 	n = snprintf(path, sizeof path, "%s/lock", dir);
 	if (n < 0 || (size_t)n >= sizeof path)
 		goto out;
-	f = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	f = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
 	/* A lock file another user created still locks; it just gets no pid. */
 	if (f < 0 && errno == EACCES)
 		f = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (f >= 0)
+		lock_readable(f);
 	if (f < 0) {
 		ret = errno == EACCES || errno == ELOOP ? E2E_ERR_PERM :
 		      errno == ENOENT ? E2E_ERR_NOT_FOUND : E2E_ERR_IO;
