@@ -779,6 +779,20 @@ static void test_second_owner_refused(void)
 	CU_ASSERT_EQUAL(waitpid(child, &status, 0), child);
 	TU_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
 		"another process is refused with the owner's pid (status %d)", status);
+	/* Lock files hold no secret and stay openable by another user (0644). */
+	{
+		const char *names[] = { "lock", ".lock" };
+
+		for (unsigned i = 0; i < 2; i++) {
+			char p[PATH_MAX];
+			struct stat sb;
+
+			tu_path(p, sizeof p, f.t.dir, names[i]);
+			CU_ASSERT_EQUAL_FATAL(stat(p, &sb), 0);
+			TU_CHECK((sb.st_mode & 0777) == 0644, "%s mode %o", names[i],
+				(unsigned)(sb.st_mode & 0777));
+		}
+	}
 	/* Closing releases the directory. */
 	e2e_sender_close(f.s);
 	f.s = NULL;
