@@ -13,10 +13,11 @@
 #include "session.h"
 
 #define TRUST_MAX 256U
-/* A key service that was down answers every request queued for it: with
- * the back-off (2 s doubling to 30 s) 16 covers more than 5 minutes, the
- * age after which it refuses a request as stale anyway. */
-#define REQ_OLD 16U
+/* A key service that was down answers every request queued for it (the
+ * old ones with a stale-request refusal): with the back-off (2 s doubling
+ * to 30 s) 64 requests cover an outage of about half an hour. 2 KiB per
+ * trusted sender, in pages touched only for the senders in use. */
+#define REQ_OLD 64U
 
 struct trusted {
 	char name[E2E_NAME_MAX + 1];
