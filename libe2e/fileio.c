@@ -307,13 +307,12 @@ enum e2e_status e2e_dir_own(const char *dir, int *fd, long *holder)
 	/* A lock file another user created still locks; it just gets no pid. */
 	if (f < 0 && errno == EACCES)
 		f = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (f >= 0)
-		lock_readable(f);
 	if (f < 0) {
 		ret = errno == EACCES || errno == ELOOP ? E2E_ERR_PERM :
 		      errno == ENOENT ? E2E_ERR_NOT_FOUND : E2E_ERR_IO;
 		goto out;
 	}
+	lock_readable(f);
 	while (flock(f, LOCK_EX | LOCK_NB) != 0) {
 		if (errno == EINTR)
 			continue;
