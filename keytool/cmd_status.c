@@ -37,11 +37,17 @@ static void print_reserved(struct status_ctx *c, const struct e2e_keystore_entry
 		return;
 	}
 	st = e2e_txstate_get(c->txstate, &kid, &ceiling);
-	/* A record with ceiling 0 only notes that the key exists (SPEC 6.4). */
-	if (st == E2E_OK && ceiling)
+	/* A record with ceiling 0 only notes that the key exists (SPEC 6.4);
+	 * no record at all, or the highest ceiling, means its use is unknown:
+	 * the sender never seals with it again (SPEC 6.2). */
+	if (st == E2E_OK && ceiling == E2E_COUNTER_MAX)
+		printf("  retired (usage unknown)\n");
+	else if (st == E2E_OK && ceiling)
 		printf("  \u2264%llu sealed (reserved)\n", (unsigned long long)ceiling);
-	else if (st == E2E_ERR_NOT_FOUND || st == E2E_OK)
+	else if (st == E2E_OK)
 		printf("  0 sealed\n");
+	else if (st == E2E_ERR_NOT_FOUND)
+		printf("  ? sealed (no txstate record: retired at its next use)\n");
 	else {
 		printf("  ? sealed\n");
 		if (!c->tx_warned++)

@@ -228,6 +228,20 @@ void e2e_file_free(uint8_t *buf, size_t len)
 	free(buf);
 }
 
+/*
+ * A lock file holds no secret (nothing, or a pid), and anyone who may
+ * enter the directory must be able to open it: e2e-keytool run as root
+ * must not leave a lock the service user cannot take, which would stop
+ * its counter reservations. So 0644 whatever the umask, if it is ours.
+ */
+static void lock_readable(int fd)
+{
+	struct stat sb;
+
+	if (fstat(fd, &sb) == 0 && sb.st_uid == geteuid() && (sb.st_mode & 0777) != 0644)
+		(void)fchmod(fd, 0644);
+}
+
 enum e2e_status e2e_dir_lock(const char *dir, int *fd)
 {
 	char path[PATH_MAX];
@@ -239,9 +253,11 @@ enum e2e_status e2e_dir_lock(const char *dir, int *fd)
 	n = snprintf(path, sizeof path, "%s/.lock", dir);
 	if (n < 0 || (size_t)n >= sizeof path)
 		return E2E_ERR_ARG;
-	f = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	/* Read-only is enough to flock; see lock_readable. */
+	f = open(path, O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (f < 0)
 		return errno == EACCES ? E2E_ERR_PERM : E2E_ERR_IO;
+	lock_readable(f);
 	while (flock(f, LOCK_EX) != 0) {
 		if (errno != EINTR) {
 			close(f);
@@ -256,4 +272,67 @@ void e2e_dir_unlock(int fd)
 {
 	if (fd >= 0)
 		close(fd);   /* releases the flock */
+}
+
+/* The pid an owner wrote into its lock file, or 0 if there is none yet. */
+static long lock_holder(int fd)
+{
+	char buf[32];
+	ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+	long pid;
+	char *end;
+
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	pid = strtol(buf, &end, 10);
+	return end != buf && pid > 0 ? pid : 0;
+}
+
+enum e2e_status e2e_dir_own(const char *dir, int *fd, long *holder)
+{
+	char path[PATH_MAX], pid[32];
+	enum e2e_status ret = E2E_ERR_ARG;
+	int n, f = -1;
+
+	if (!dir || !fd)
+		goto out;
+	*fd = -1;
+	if (holder)
+		*holder = 0;
+	n = snprintf(path, sizeof path, "%s/lock", dir);
+	if (n < 0 || (size_t)n >= sizeof path)
+		goto out;
+	f = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+	/* A lock file another user created still locks; it just gets no pid. */
+	if (f < 0 && errno == EACCES)
+		f = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (f < 0) {
+		ret = errno == EACCES || errno == ELOOP ? E2E_ERR_PERM :
+		      errno == ENOENT ? E2E_ERR_NOT_FOUND : E2E_ERR_IO;
+		goto out;
+	}
+	lock_readable(f);
+	while (flock(f, LOCK_EX | LOCK_NB) != 0) {
+		if (errno == EINTR)
+			continue;
+		ret = E2E_ERR_IO;
+		if (errno == EWOULDBLOCK) {
+			ret = E2E_ERR_BUSY;
+			if (holder)
+				*holder = lock_holder(f);
+		}
+		goto out;
+	}
+	/* For the error message of whoever comes second (best effort). */
+	n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+	if (ftruncate(f, 0) == 0 && pwrite(f, pid, (size_t)n, 0) != n)
+		(void)ftruncate(f, 0);
+	*fd = f;
+	f = -1;
+	ret = E2E_OK;
+out:
+	if (f >= 0)
+		close(f);
+	return ret;
 }

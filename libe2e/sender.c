@@ -34,6 +34,7 @@ struct scope_tx {
 
 struct e2e_sender {
 	struct e2e_sender_config cfg;
+	int owner;                        /* "<dir>/lock", held while open (SPEC 6.5) */
 	char p_identity[PATH_MAX], p_scopes[PATH_MAX], p_enrolled[PATH_MAX];
 	char p_keys[PATH_MAX], p_txstate[PATH_MAX];
 	char control_topic[256];
@@ -200,6 +201,25 @@ static enum e2e_status keys_commit(struct e2e_sender *s, int lock)
 	return st;
 }
 
+/*
+ * The tx's counter reservation: a read-modify-write of txstate, so under
+ * the directory's write lock. e2e-keytool records key epochs in the same
+ * file under that lock; without it, its write of a copy read before ours
+ * would lower the ceiling we just made durable (SPEC 6.5).
+ */
+static enum e2e_status reserve(void *ctx, const struct e2e_keyid *id, uint64_t ceiling)
+{
+	struct e2e_sender *s = ctx;
+	int lock = -1;
+	enum e2e_status st = e2e_dir_lock(s->cfg.dir, &lock);
+
+	if (st != E2E_OK)
+		return st;
+	st = e2e_txstate_reserve(s->p_txstate, id, ceiling);
+	e2e_dir_unlock(lock);
+	return st;
+}
+
 static void drop_tx(struct e2e_sender *s, uint8_t scope)
 {
 	e2e_tx_destroy(s->tx[scope].tx);
@@ -313,6 +333,25 @@ static enum e2e_status load_keys(struct e2e_sender *s)
 	return E2E_OK;
 }
 
+static enum e2e_status own_dir(struct e2e_sender *s)
+{
+	long pid = 0;
+	enum e2e_status st = e2e_dir_own(s->cfg.dir, &s->owner, &pid);
+
+	if (st == E2E_ERR_BUSY && s->cfg.err && s->cfg.err_len) {
+		if (pid)
+			snprintf(s->cfg.err, s->cfg.err_len, "state directory %s is in use by process "
+				"%ld (lock held on %s/lock): one sender per directory", s->cfg.dir, pid,
+				s->cfg.dir);
+		else
+			snprintf(s->cfg.err, s->cfg.err_len, "state directory %s is in use by another "
+				"process (lock held on %s/lock): one sender per directory", s->cfg.dir,
+				s->cfg.dir);
+		return st;
+	}
+	return st == E2E_OK ? st : fail(s, st, "cannot lock", s->cfg.dir);
+}
+
 enum e2e_status e2e_sender_open(struct e2e_sender **out, const struct e2e_sender_config *cfg)
 {
 	struct e2e_sender *s = NULL;
@@ -327,6 +366,7 @@ enum e2e_status e2e_sender_open(struct e2e_sender **out, const struct e2e_sender
 	if (!s)
 		goto out;
 	s->cfg = *cfg;
+	s->owner = -1;
 	if (!s->cfg.grace_ms)
 		s->cfg.grace_ms = 24ULL * 3600 * 1000;
 	if (!s->cfg.clock_ms)
@@ -338,6 +378,11 @@ enum e2e_status e2e_sender_open(struct e2e_sender **out, const struct e2e_sender
 	snprintf(s->p_enrolled, PATH_MAX, "%s/enrolled", cfg->dir);
 	snprintf(s->p_keys, PATH_MAX, "%s/keys", cfg->dir);
 	snprintf(s->p_txstate, PATH_MAX, "%s/txstate", cfg->dir);
+	/* Before anything is read: a second sender on this directory would
+	 * reserve counters and rotate keys behind this one's back. */
+	ret = own_dir(s);
+	if (ret != E2E_OK)
+		goto out;
 	ret = e2e_identity_load(&s->id, s->p_identity);
 	if (ret != E2E_OK) {
 		fail(s, ret, "cannot load identity", s->p_identity);
@@ -387,6 +432,7 @@ void e2e_sender_close(struct e2e_sender *s)
 	e2e_enroll_free(s->enrolled);
 	free(s->scopes);
 	e2e_identity_wipe(&s->id);
+	e2e_dir_unlock(s->owner);
 	free(s);
 }
 
@@ -400,36 +446,63 @@ const struct e2e_public *e2e_sender_public(const struct e2e_sender *s)
 	return &s->id.pub;
 }
 
-/* The tx of @p scope under its current key, created on first use. */
+/*
+ * The tx of @p scope under its current key, created on first use. Its
+ * counters continue above the key's txstate ceiling. A key with no txstate
+ * record at all (txstate lost, restored from an older backup, or the keys
+ * file edited by hand) may have sealed before: starting it at 0 could
+ * repeat counters. It is retired instead (recorded with the highest
+ * ceiling, so it never seals again, even if a restored keys file makes it
+ * current once more) and the scope rotated: the new key, whose record is
+ * written before the keys file (SPEC 6.4), starts at 0. A key exhausted
+ * on disk is rotated the same way.
+ */
 static enum e2e_status scope_tx(struct e2e_sender *s, uint8_t scope, struct e2e_tx **tx)
 {
-	const struct e2e_keystore_entry *cur = e2e_keystore_current(s->keys, scope);
+	const struct e2e_keystore_entry *cur;
 	struct e2e_tx_config tc;
 	enum e2e_status st;
 	uint64_t floor = 0;
 
-	if (!cur)
-		return E2E_ERR_UNKNOWN_KEY;
-	if (s->tx[scope].tx && s->tx[scope].epoch == cur->epoch) {
-		*tx = s->tx[scope].tx;
-		return E2E_OK;
+	for (int rotated = 0;; rotated = 1) {
+		cur = e2e_keystore_current(s->keys, scope);
+		if (!cur)
+			return E2E_ERR_UNKNOWN_KEY;
+		if (s->tx[scope].tx && s->tx[scope].epoch == cur->epoch) {
+			*tx = s->tx[scope].tx;
+			return E2E_OK;
+		}
+		drop_tx(s, scope);
+		memset(&tc, 0, sizeof tc);
+		tc.id = (struct e2e_keyid){ s->self, scope, cur->epoch };
+		st = e2e_txstate_get(s->p_txstate, &tc.id, &floor);
+		if (st == E2E_ERR_NOT_FOUND) {
+			st = reserve(s, &tc.id, E2E_COUNTER_MAX);
+			if (st != E2E_OK)
+				return fail(s, st, "cannot retire an unrecorded key in", s->p_txstate);
+			st = E2E_ERR_EXHAUSTED;
+		} else if (st != E2E_OK) {
+			return fail(s, st, "cannot read counter reservations", s->p_txstate);
+		} else {
+			tc.key = cur->key;
+			tc.counter_floor = floor;
+			tc.limit = s->cfg.max_messages;
+			tc.block = s->cfg.reserve_block;
+			tc.reserve = reserve;
+			tc.reserve_ctx = s;
+			tc.sign_sk = scope_signed(s, scope) ? s->id.sign_sk : NULL;
+			st = e2e_tx_create(&s->tx[scope].tx, &tc);
+			if (st == E2E_OK)
+				break;
+		}
+		if (st != E2E_ERR_EXHAUSTED)
+			return st;
+		if (rotated)
+			return fail(s, st, "new key unusable: check", s->p_txstate);
+		st = e2e_sender_rotate(s, scope, s->cfg.clock_ms());
+		if (st != E2E_OK)
+			return st;
 	}
-	drop_tx(s, scope);
-	memset(&tc, 0, sizeof tc);
-	tc.id = (struct e2e_keyid){ s->self, scope, cur->epoch };
-	tc.key = cur->key;
-	st = e2e_txstate_get(s->p_txstate, &tc.id, &floor);
-	if (st != E2E_OK && st != E2E_ERR_NOT_FOUND)
-		return fail(s, st, "cannot read counter reservations", s->p_txstate);
-	tc.counter_floor = floor;
-	tc.limit = s->cfg.max_messages;
-	tc.block = s->cfg.reserve_block;
-	tc.reserve = e2e_txstate_reserve_cb;
-	tc.reserve_ctx = s->p_txstate;
-	tc.sign_sk = scope_signed(s, scope) ? s->id.sign_sk : NULL;
-	st = e2e_tx_create(&s->tx[scope].tx, &tc);
-	if (st != E2E_OK)
-		return st;
 	s->tx[scope].epoch = cur->epoch;
 	*tx = s->tx[scope].tx;
 	return E2E_OK;

@@ -24,6 +24,7 @@ const char *e2e_strerror(enum e2e_status st)
 	case E2E_ERR_VERSION: return "unsupported version or incompatible parameters";
 	case E2E_ERR_NOMEM: return "out of memory";
 	case E2E_ERR_CRYPTO: return "cryptographic library failure";
+	case E2E_ERR_BUSY: return "state directory in use by another process";
 	}
 	return "unknown status";
 }

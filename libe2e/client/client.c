@@ -150,7 +150,7 @@ static void save_state(struct e2e_client *c)
 {
 	enum e2e_status st;
 
-	if (!c->cfg.state_file || !c->dirty)
+	if (!c->cfg.state_file || !c->dirty || !c->state_ok)
 		return;
 	st = e2e_rx_save(c->rx, c->cfg.state_file);
 	if (st != E2E_OK) {
@@ -263,6 +263,13 @@ static enum e2e_status setup(struct e2e_client *c)
 		return fail(cfg, st, "replay state", NULL);
 	if (cfg->state_file) {
 		st = e2e_rx_load(c->rx, cfg->state_file);
+		if (st == E2E_ERR_VERSION && cfg->err && cfg->err_len) {
+			snprintf(cfg->err, cfg->err_len, "cannot load replay state %s: it was saved with "
+				"another window size than %u (use the window it was saved with; to start "
+				"over, remove the file: replays of older messages are then accepted once)",
+				cfg->state_file, (unsigned)(rc.window ? rc.window : E2E_WINDOW_DEFAULT));
+			return st;
+		}
 		if (st != E2E_OK && st != E2E_ERR_NOT_FOUND)
 			return fail(cfg, st, "cannot load replay state", cfg->state_file);
 	}
@@ -320,6 +327,10 @@ enum e2e_status e2e_client_create(struct e2e_client **out, const struct e2e_clie
 		ret = fail(&c->cfg, E2E_ERR_FULL, "subscriptions", NULL);
 		goto out;
 	}
+	/* Only now may destroy write the state file: a failed start leaves it
+	 * byte for byte as it was (an empty or half-loaded receiver saved over
+	 * it would wipe the replay history). */
+	c->state_ok = 1;
 	*out = c;
 	c = NULL;
 out:
@@ -415,7 +426,7 @@ void e2e_client_destroy(struct e2e_client *c)
 		e2e_client_release(c, e2e_mono_ms(), 1);
 		free(c->hold);
 	}
-	if (c->rx) {
+	if (c->rx && c->state_ok) {
 		c->dirty = 1;
 		save_state(c);
 	}

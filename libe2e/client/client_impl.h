@@ -13,6 +13,11 @@
 #include "session.h"
 
 #define TRUST_MAX 256U
+/* A key service that was down answers every request queued for it (the
+ * old ones with a stale-request refusal): with the back-off (2 s doubling
+ * to 30 s) 64 requests cover an outage of about half an hour. 2 KiB per
+ * trusted sender, in pages touched only for the senders in use. */
+#define REQ_OLD 64U
 
 struct trusted {
 	char name[E2E_NAME_MAX + 1];
@@ -24,7 +29,10 @@ struct trusted {
 	uint8_t eph_pk[E2E_DH_BYTES];
 	uint8_t eph_sk[E2E_DH_BYTES];
 	uint8_t req_hash[E2E_CTL_HASH_BYTES];
-	uint8_t prev_hash[E2E_CTL_HASH_BYTES];   /* a request we gave up waiting for */
+	/* Requests we gave up waiting for (retried, replaced, rate-limited),
+	 * newest REQ_OLD: their late answers are ours, not attacks. */
+	uint8_t old_hash[REQ_OLD][E2E_CTL_HASH_BYTES];
+	uint32_t old_next;
 	uint64_t sent_mono;
 	uint32_t attempts;
 	uint64_t last_announce_ms;        /* newest announcement accepted */
@@ -89,6 +97,7 @@ struct e2e_client {
 	uint8_t *pt;                      /* scratch plaintext, grown as needed */
 	size_t pt_cap;
 	int dirty;
+	int state_ok;                     /* rx came from the state file (or none existed) */
 	uint64_t last_save_mono;
 	struct e2e_client_stats st;
 	struct e2e_sumcheck *sumcheck;

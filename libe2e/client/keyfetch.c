@@ -23,6 +23,36 @@ struct trusted *e2e_client_trusted(struct e2e_client *c, uint32_t sender)
 	return NULL;
 }
 
+/* Remember the hash of our current request as one we gave up on. */
+static void give_up(struct trusted *t)
+{
+	/* A rate-limited request was given up on already: once is enough. */
+	if (t->old_next && sodium_memcmp(t->old_hash[(t->old_next - 1) % REQ_OLD], t->req_hash,
+			sizeof t->req_hash) == 0)
+		return;
+	memcpy(t->old_hash[t->old_next % REQ_OLD], t->req_hash, sizeof t->req_hash);
+	t->old_next++;
+}
+
+/*
+ * An answer to a request we gave up on: dropped quietly, once. Taking the
+ * hash out means a second copy (a replay) is reported like any other.
+ */
+static int late_answer(struct trusted *t, const uint8_t hash[E2E_CTL_HASH_BYTES])
+{
+	static const uint8_t none[E2E_CTL_HASH_BYTES];
+
+	if (sodium_memcmp(hash, none, sizeof none) == 0)
+		return 0;
+	for (uint32_t i = 0; i < REQ_OLD; i++) {
+		if (sodium_memcmp(hash, t->old_hash[i], sizeof t->old_hash[i]) == 0) {
+			memset(t->old_hash[i], 0, sizeof t->old_hash[i]);
+			return 1;
+		}
+	}
+	return 0;
+}
+
 /* Queue a new signed request (replacing an unanswered one). */
 static void send_request(struct e2e_client *c, struct trusted *t)
 {
@@ -44,7 +74,7 @@ static void send_request(struct e2e_client *c, struct trusted *t)
 	}
 	memcpy(t->eph_pk, req.eph_pk, sizeof t->eph_pk);
 	if (t->pending)
-		memcpy(t->prev_hash, t->req_hash, sizeof t->prev_hash);
+		give_up(t);
 	e2e_ctl_hash(t->req_hash, o->msg, o->len);
 	o->sender = t->sender;
 	c->out_count++;
@@ -126,7 +156,7 @@ void e2e_client_on_reply(struct e2e_client *c, const uint8_t *msg, size_t len)
 	if (st == E2E_OK && (m.type != E2E_CTL_DELIVERY && m.type != E2E_CTL_REFUSAL))
 		st = E2E_ERR_MALFORMED;
 	/* The late answer to a request we replaced: expected, not an attack. */
-	if (st == E2E_OK && sodium_memcmp(m.request_hash, t->prev_hash, sizeof t->prev_hash) == 0) {
+	if (st == E2E_OK && late_answer(t, m.request_hash)) {
 		e2e_ctl_wipe(&m);
 		return;
 	}
@@ -150,7 +180,7 @@ void e2e_client_on_reply(struct e2e_client *c, const uint8_t *msg, size_t len)
 		if (m.reason == E2E_REFUSE_RATE) {
 			/* Not a no: ask again when the back-off timer fires. */
 			t->sent_mono = e2e_mono_ms();
-			memcpy(t->prev_hash, t->req_hash, sizeof t->prev_hash);
+			give_up(t);
 			snprintf(detail, sizeof detail, "%s is rate-limiting our key requests; "
 				"retrying", t->name);
 			e2e_client_event(c, E2E_EV_KEY_TIMEOUT, t->sender, 0, 0, detail);

@@ -10,6 +10,7 @@ delivered OK with the next sequence numbers (the state is not just blocking
 everything). A control run without state shows what the replays would do
 to a subscriber that forgot (logged, informative).
 """
+import hashlib
 import os
 import sys
 import time
@@ -50,6 +51,47 @@ def body(env, c):
     rc1 = z1.stop()
     c.expect(rc1 == 0, "run 1 exits 0 on SIGTERM (rc %r)" % rc1)
     c.expect(os.path.exists(state), "run 1 wrote its state file %s" % state)
+
+    # A start that fails changes nothing (SPEC 6.3): a --window other than
+    # the saved one, or a corrupt file, is refused naming the file, which
+    # stays byte for byte as it was (it used to be overwritten, empty).
+    def sha(path):
+        with open(path, "rb") as f:
+            return hashlib.sha256(f.read()).hexdigest()
+
+    before = sha(state)
+    cp = h.run(env, "z-window", [env.sub_bin] + broker.tls_args() + [
+        "--dir", z.dir, "--state", state, "--window", "2048", "-t", "rs/#", "-W", "2"],
+        check=False)
+    err = cp.stderr.decode(errors="replace")
+    c.expect(cp.returncode != 0 and state in err and "window" in err,
+             "--window 2048 against a state saved with 1024: refused naming the file and the "
+             "window (rc %d): %s" % (cp.returncode, err.strip()))
+    c.expect(sha(state) == before, "the state file is unchanged (sha256) after that failed start")
+    bad = state + ".corrupt"
+    with open(state, "rb") as f:
+        data = bytearray(f.read())
+    data[len(data) // 2] ^= 0x40
+    with open(bad, "wb") as f:
+        f.write(data)
+    os.chmod(bad, 0o600)
+    bad_sha = sha(bad)
+    cp = h.run(env, "z-corrupt", [env.sub_bin] + broker.tls_args() + [
+        "--dir", z.dir, "--state", bad, "-t", "rs/#", "-W", "2"], check=False)
+    err = cp.stderr.decode(errors="replace")
+    c.expect(cp.returncode != 0 and bad in err and "corrupt" in err,
+             "a corrupt state file is refused naming it (rc %d): %s" % (cp.returncode,
+                                                                       err.strip()))
+    c.expect(sha(bad) == bad_sha, "the corrupt state file is left as it was (sha256)")
+    c.expect(sha(state) == before, "the good state file is still unchanged")
+
+    # One owner per sender directory: pb (e2e-pub -l) holds it.
+    cp = h.run(env, "pub-second", [env.pub_bin] + broker.tls_args() + [
+        "--dir", s.dir, "-t", TOPICS[1], "-m", "second owner"], check=False)
+    err = cp.stderr.decode(errors="replace")
+    c.expect(cp.returncode != 0 and ("in use by process %d" % pb.pid) in err,
+             "a second e2e-pub on the running one's --dir refuses naming pid %d (rc %d): %s" % (
+                 pb.pid, cp.returncode, err.strip()))
     m1 = z1.messages()
     c.expect(len(m1) == 2 * N and all(h.verdict_of(o) == "OK" for o in m1),
              "run 1: %d messages, all OK" % len(m1))

@@ -95,13 +95,16 @@ def body(env, c):
     # (the Router sends it the first connection) while the relays reach the
     # real PSK listener.
     wrong = os.urandom(32).hex()
+    # The extra proxies run beside the good one: a state directory of their
+    # own (one owner per directory, SPEC 6.5).
+    s2 = h.Sender(env, "edge-extra", scopes=[(1, "telemetry", ["sensors/#"])])
     other = ph.Mosquitto(env, listeners=[{"kind": "psk", "hint": "other", "identity": True}],
                          psk={IDENTITY: wrong, "site-99": key}, name="mosquitto-other")
     for what, args in (("wrong PSK", ["--psk", wrong, "--psk-identity", IDENTITY]),
                        ("unknown identity", ["--psk", key, "--psk-identity", "site-99"])):
         router = ph.Router(env, other.port, target=psk_port)
         bad = ph.Proxy(env, "%s:%d" % (ph.LOCAL, router.port), args + [
-            "--dir", s.dir, "--connect-timeout", "3s"], name="proxy-relay-bad")
+            "--dir", s2.dir, "--connect-timeout", "3s"], name="proxy-relay-bad")
         s1 = ph.raw_conn(bad.port)
         s1.sendall(ph.connect_pkt("psk-bad"))
         closed, data = ph.read_until_closed(s1, 8)
@@ -122,7 +125,7 @@ def body(env, c):
 
     # Wrong key at start-up: the key service cannot connect; the proxy must
     # say so clearly and exit 1 (bounded).
-    bad = ph.Proxy(env, broker.addr(1), ["--psk", wrong, "--psk-identity", IDENTITY, "--dir", s.dir,
+    bad = ph.Proxy(env, broker.addr(1), ["--psk", wrong, "--psk-identity", IDENTITY, "--dir", s2.dir,
                                          "--connect-timeout", "3s", "--service-id", "keys-bad"],
                    name="proxy-start-bad", ready=False)
     rc = bad.proc.wait_exit(20)

@@ -7,7 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -490,11 +494,19 @@ static void test_reload(void)
 	char text[2048] = "";
 
 	sfx_init(&f);
-	/* e2e-keytool rotates scope 0 in the keys file. */
+	/* e2e-keytool rotates scope 0 in the keys file, recording the new
+	 * epoch in txstate first (SPEC 6.4) as it does. */
 	g_now = T0 + 2000;
 	CU_ASSERT_EQUAL_FATAL(e2e_keystore_load(&ks, f.p_keys, 1, NULL, 0), E2E_OK);
 	CU_ASSERT_EQUAL_FATAL(e2e_keystore_rotate(ks, 0, g_now, GRACE, &epoch), E2E_OK);
 	CU_ASSERT_EQUAL(epoch, 2);
+	{
+		struct e2e_keyid nid = { e2e_sender_id(&f.id.pub), 0, 2 };
+		char txp[PATH_MAX];
+
+		tu_path(txp, sizeof txp, f.t.dir, "txstate");
+		CU_ASSERT_EQUAL_FATAL(e2e_txstate_note(txp, &nid, 1), E2E_OK);
+	}
 	CU_ASSERT_EQUAL_FATAL(e2e_keystore_save(ks, f.p_keys), E2E_OK);
 	e2e_keystore_free(ks);
 	(void)seal_on(&f, env, "plant/a", &h);
@@ -732,6 +744,275 @@ static void test_short_buffers_keep_queue(void)
 	sfx_free(&f);
 }
 
+
+/* ---- One owner per state directory; txstate safety (SPEC 6.1, 6.4) ----- */
+
+static void test_second_owner_refused(void)
+{
+	struct sfx f;
+	struct e2e_sender *s2 = NULL;
+	char want[64], err2[512] = "";
+	struct e2e_sender_config c2;
+	int status = -1;
+	pid_t child;
+
+	sfx_init(&f);
+	c2 = f.cfg;
+	c2.err = err2;
+	c2.err_len = sizeof err2;
+	/* A second sender of this process: its own open file, so refused too. */
+	CU_ASSERT_EQUAL(e2e_sender_open(&s2, &c2), E2E_ERR_BUSY);
+	CU_ASSERT_PTR_NULL(s2);
+	snprintf(want, sizeof want, "process %ld ", (long)getpid());
+	TU_CHECK(strstr(err2, want) != NULL, "error names the holder's pid (%s): %s", want, err2);
+	/* Another process: refused naming our pid; nothing it could touch changed. */
+	child = fork();
+	CU_ASSERT_FATAL(child >= 0);
+	if (child == 0) {
+		char e[512] = "";
+		struct e2e_sender *s3 = NULL;
+
+		c2.err = e;
+		c2.err_len = sizeof e;
+		_exit(e2e_sender_open(&s3, &c2) == E2E_ERR_BUSY && strstr(e, want) ? 0 : 1);
+	}
+	CU_ASSERT_EQUAL(waitpid(child, &status, 0), child);
+	TU_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		"another process is refused with the owner's pid (status %d)", status);
+	/* Lock files hold no secret and stay openable by another user (0644). */
+	{
+		const char *names[] = { "lock", ".lock" };
+
+		for (unsigned i = 0; i < 2; i++) {
+			char p[PATH_MAX];
+			struct stat sb;
+
+			tu_path(p, sizeof p, f.t.dir, names[i]);
+			CU_ASSERT_EQUAL_FATAL(stat(p, &sb), 0);
+			TU_CHECK((sb.st_mode & 0777) == 0644, "%s mode %o", names[i],
+				(unsigned)(sb.st_mode & 0777));
+		}
+	}
+	/* Closing releases the directory. */
+	e2e_sender_close(f.s);
+	f.s = NULL;
+	CU_ASSERT_EQUAL(e2e_sender_open(&s2, &c2), E2E_OK);
+	e2e_sender_close(s2);
+	sfx_free(&f);
+}
+
+/* Seal @p n messages on sensors/x; the highest counter into *@p max. */
+static void seal_many(struct sfx *f, unsigned n, uint32_t *epoch, uint64_t *max)
+{
+	uint8_t env[ENV_CAP];
+	struct e2e_header h;
+
+	*max = 0;
+	for (unsigned i = 0; i < n; i++) {
+		(void)seal_on(f, env, "sensors/x", &h);
+		*epoch = h.epoch;
+		if (h.counter > *max)
+			*max = h.counter;
+	}
+}
+
+static void test_missing_record_not_restarted(void)
+{
+	struct sfx f;
+	struct e2e_header h;
+	struct e2e_keyid id;
+	uint8_t env[ENV_CAP];
+	char txp[PATH_MAX];
+	uint64_t max = 0;
+	uint32_t epoch = 0;
+
+	uint8_t *old_keys;
+	size_t old_len = 0;
+	uint64_t c = 0;
+
+	sfx_init(&f);
+	tu_path(txp, sizeof txp, f.t.dir, "txstate");
+	seal_many(&f, 40, &epoch, &max);
+	CU_ASSERT(epoch == 1 && max >= 40);
+	e2e_sender_close(f.s);
+	f.s = NULL;
+	old_keys = tu_read_file(f.p_keys, &old_len);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(old_keys);
+	/* The key's record is gone (restored older txstate, hand edit)... */
+	id = (struct e2e_keyid){ e2e_sender_id(&f.id.pub), 1, epoch };
+	CU_ASSERT_EQUAL_FATAL(e2e_txstate_forget(txp, &id), E2E_OK);
+	sfx_open(&f);
+	(void)seal_on(&f, env, "sensors/x", &h);
+	/* ...so that key must not seal from counter 0 again: a new epoch does. */
+	TU_CHECK(h.epoch != epoch || h.counter > max, "after a lost record: epoch %u counter %llu "
+		"(before: epoch %u up to %llu)", h.epoch, (unsigned long long)h.counter, epoch,
+		(unsigned long long)max);
+	CU_ASSERT(h.epoch > epoch);
+	/* The old key is retired for good, not recorded as unused. */
+	CU_ASSERT_EQUAL(e2e_txstate_get(txp, &id, &c), E2E_OK);
+	CU_ASSERT_EQUAL(c, E2E_COUNTER_MAX);
+	e2e_sender_close(f.s);
+	f.s = NULL;
+	/* An older keys file restored (epoch 1 current again): still not reused. */
+	write_text(f.p_keys, (const char *)old_keys, 0600);
+	free(old_keys);
+	sfx_open(&f);
+	(void)seal_on(&f, env, "sensors/x", &h);
+	TU_CHECK(h.epoch > epoch + 1, "keys restored after the retirement: epoch %u counter %llu",
+		h.epoch, (unsigned long long)h.counter);
+	e2e_sender_close(f.s);
+	f.s = NULL;
+	/* The whole file lost: the same rule. */
+	epoch = h.epoch;
+	max = h.counter;
+	CU_ASSERT_EQUAL_FATAL(unlink(txp), 0);
+	sfx_open(&f);
+	(void)seal_on(&f, env, "sensors/x", &h);
+	TU_CHECK(h.epoch > epoch, "after txstate was deleted: epoch %u counter %llu (before: epoch "
+		"%u up to %llu)", h.epoch, (unsigned long long)h.counter, epoch,
+		(unsigned long long)max);
+	sfx_free(&f);
+}
+
+static uint64_t tu_mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000U + (uint64_t)ts.tv_nsec / 1000000U;
+}
+
+/*
+ * What e2e-keytool rotate does, in a loop: under the write lock, load keys,
+ * rotate, record every epoch in txstate (a read-modify-write of the file the
+ * sender reserves counters in), save keys.
+ */
+static void keytool_rotate_loop(const char *dir, const char *keys, const char *txp,
+	uint32_t self, int stop_fd)
+{
+	for (unsigned i = 0;; i++) {
+		struct e2e_keystore *ks = NULL;
+		struct e2e_keyid ids[512];
+		uint32_t epoch, n;
+		char c;
+		int lock = -1;
+
+		if (read(stop_fd, &c, 1) == 0)
+			_exit(0);   /* parent closed the pipe */
+		if (e2e_dir_lock(dir, &lock) != E2E_OK ||
+		    e2e_keystore_load(&ks, keys, 1, NULL, 0) != E2E_OK)
+			_exit(2);
+		/* Keep the file small: the old keys expire at once. */
+		(void)e2e_keystore_prune(ks, T0 + 2 * i + 1);
+		if (e2e_keystore_rotate(ks, 1, T0 + 2 * i + 2, 1, &epoch) != E2E_OK)
+			_exit(3);
+		n = e2e_keystore_count(ks);
+		if (n > 512)
+			_exit(4);
+		for (uint32_t k = 0; k < n; k++) {
+			const struct e2e_keystore_entry *e = e2e_keystore_at(ks, k);
+
+			ids[k] = (struct e2e_keyid){ self, e->scope, e->epoch };
+		}
+		if (e2e_txstate_note(txp, ids, n) != E2E_OK || e2e_keystore_save(ks, keys) != E2E_OK)
+			_exit(5);
+		e2e_keystore_free(ks);
+		e2e_dir_unlock(lock);
+	}
+}
+
+/* The real thing: `e2e-keytool rotate` run again and again ($E2E_KEYTOOL). */
+static void keytool_exec_loop(const char *keytool, const char *dir, int stop_fd)
+{
+	for (;;) {
+		int status = -1;
+		char c;
+		pid_t k;
+
+		if (read(stop_fd, &c, 1) == 0)
+			_exit(0);
+		k = fork();
+		if (k < 0)
+			_exit(6);
+		if (k == 0) {
+			int null = open("/dev/null", O_WRONLY);
+
+			(void)dup2(null, 1);
+			(void)dup2(null, 2);
+			execl(keytool, "e2e-keytool", "rotate", "--dir", dir, "--scope", "telemetry",
+				"--grace", "1s", (char *)NULL);
+			_exit(127);
+		}
+		if (waitpid(k, &status, 0) != k || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+			_exit(7);
+	}
+}
+
+static void stress(int real_keytool)
+{
+	struct sfx f;
+	struct e2e_header h;
+	struct e2e_keyid id;
+	uint8_t env[ENV_CAP];
+	char txp[PATH_MAX];
+	uint64_t last = 0, ceiling = 0, t_end;
+	unsigned seals = 0, below = 0, dropped = 0;
+	int pfd[2], status = -1;
+	pid_t child;
+
+	sfx_dir(&f);
+	f.cfg.reserve_block = 1;   /* a txstate write per message: most chances to race */
+	sfx_open(&f);
+	tu_path(txp, sizeof txp, f.t.dir, "txstate");
+	(void)seal_on(&f, env, "sensors/x", &h);
+	id = (struct e2e_keyid){ h.sender, h.scope, h.epoch };
+	CU_ASSERT_FATAL(pipe(pfd) == 0);
+	/* The sender stays on its key (no tick) while the keys file churns. */
+	child = fork();
+	CU_ASSERT_FATAL(child >= 0);
+	if (child == 0) {
+		close(pfd[1]);
+		/* Non-blocking reads of a pipe nobody writes: EAGAIN until closed. */
+		(void)fcntl(pfd[0], F_SETFL, O_NONBLOCK);
+		if (real_keytool)
+			keytool_exec_loop(getenv("E2E_KEYTOOL"), f.t.dir, pfd[0]);
+		keytool_rotate_loop(f.t.dir, f.p_keys, txp, h.sender, pfd[0]);
+	}
+	close(pfd[0]);
+	t_end = tu_mono_ms() + 3000;
+	while (seals < 600 && tu_mono_ms() < t_end) {
+		(void)seal_on(&f, env, "sensors/x", &h);
+		seals++;
+		CU_ASSERT_EQUAL_FATAL(e2e_txstate_get(txp, &id, &ceiling), E2E_OK);
+		/* Every sealed counter is durably reserved, and stays so. */
+		below += ceiling < h.counter;
+		dropped += ceiling < last;
+		if (ceiling > last)
+			last = ceiling;
+	}
+	close(pfd[1]);
+	CU_ASSERT_EQUAL(waitpid(child, &status, 0), child);
+	TU_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "keytool loop status %d", status);
+	TU_CHECK(below == 0 && dropped == 0, "%u seals against a rotating keytool: %u sealed above "
+		"the persisted ceiling, %u ceiling decreases", seals, below, dropped);
+	CU_ASSERT(seals >= 100);
+	sfx_free(&f);
+}
+
+static void test_stress_ceiling_never_decreases(void)
+{
+	stress(0);
+}
+
+static void test_stress_real_keytool(void)
+{
+	if (!getenv("E2E_KEYTOOL")) {
+		fprintf(stderr, "(E2E_KEYTOOL not set: skipped) ");
+		return;
+	}
+	stress(1);
+}
+
 /* ---- Registration ------------------------------------------------------ */
 
 static const struct tu_test safety_tests[] = {
@@ -749,6 +1030,14 @@ static const struct tu_test sender_tests[] = {
 	{ "Tick: reloads keys and enrolled rewritten on disk", test_reload },
 	{ "Summaries: per interval, covering every sealed envelope", test_summaries },
 	{ "Short buffers keep queued announcements and summaries", test_short_buffers_keep_queue },
+	{ "Owner: a second sender on the directory is refused, naming the pid",
+		test_second_owner_refused },
+	{ "Txstate: a key without a record never restarts at counter 0",
+		test_missing_record_not_restarted },
+	{ "Stress: keytool rotations never lower a reserved ceiling",
+		test_stress_ceiling_never_decreases },
+	{ "Stress: e2e-keytool rotate processes never lower a reserved ceiling",
+		test_stress_real_keytool },
 	{ NULL, NULL },
 };
 

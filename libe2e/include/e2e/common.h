@@ -35,6 +35,7 @@ enum e2e_status {
 	E2E_ERR_VERSION,      /* unsupported format or suite version */
 	E2E_ERR_NOMEM,        /* allocation at create time failed */
 	E2E_ERR_CRYPTO,       /* libsodium failed to initialise or refused a key */
+	E2E_ERR_BUSY,         /* the state directory is owned by another process */
 };
 
 /** Static, human-readable text for a status; never NULL. */

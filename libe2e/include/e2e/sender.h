@@ -37,6 +37,14 @@ struct e2e_sender_config {
 	size_t err_len;
 };
 
+/**
+ * Become the owner of cfg->dir (its `lock`, held until e2e_sender_close;
+ * SPEC 6.5) and load its files. Nothing is written unless a scope has no
+ * key yet. A key without a txstate record is never sealed from counter 0:
+ * its scope is rotated at first use (SPEC 6.2).
+ * @return E2E_OK; E2E_ERR_BUSY if another sender owns the directory (cfg->err
+ *         names its pid); a load error with cfg->err naming the file.
+ */
 E2E_API enum e2e_status e2e_sender_open(struct e2e_sender **out,
 	const struct e2e_sender_config *cfg) E2E_WARN_UNUSED;
 E2E_API void e2e_sender_close(struct e2e_sender *s);
