@@ -13,10 +13,19 @@ proxy and broker:
   * protocol level 9, and "MQIsdp" with level 4: CONNACK 0x01 (3.1.1 form,
     "20 02 00 01"), then the proxy closes; logged;
   * an MQTT 5 CONNECT with a bad property block: closed without CONNACK;
-  * the proxy stays up throughout.
+  * the proxy stays up throughout;
+  * in-flight counting against a scripted TLS broker (a Router sends the key
+    service to mosquitto, the relay to the script): two MQTT 5 QoS 2
+    publishes with packet ids 0x0180/0x0181 get PUBRECs whose Remaining
+    Length takes 2 bytes (a Reason String), then one PUBCOMP. One flow is
+    still open, so SIGTERM must wait (drain) until the second PUBCOMP. A
+    proxy that read the reason code at pkt[4] (the id's low byte, >= 0x80)
+    counted both flows as finished and exited at once.
 """
 import os
+import signal
 import socket
+import ssl
 import struct
 import sys
 import time
@@ -29,19 +38,14 @@ h = ph.h
 MAX_PACKET = 1 << 20
 
 
+_pending = {}      # socket -> bytes read past the last packet returned
+
+
 def read_packet(s, timeout):
-    """One whole MQTT packet from @s (first byte, body), or None."""
+    """One whole MQTT packet from @s (first byte, body), or None. Bytes of
+    later packets that arrived with it are kept for the next call."""
     end = time.monotonic() + timeout
-    buf = b""
-
-    def more():
-        nonlocal buf
-        s.settimeout(max(0.05, end - time.monotonic()))
-        b = s.recv(65536)
-        if not b:
-            raise EOFError
-        buf += b
-
+    buf = _pending.pop(s, b"")
     try:
         while True:
             if len(buf) >= 2:
@@ -53,12 +57,19 @@ def read_packet(s, timeout):
                         break
                     i += 1
                 if i < len(buf) and not buf[i] & 0x80 and len(buf) >= i + 1 + n:
+                    _pending[s] = buf[i + 1 + n:]
                     return buf[0], buf[i + 1:i + 1 + n]
             if time.monotonic() >= end:
-                return None
-            more()
-    except (socket.timeout, EOFError, OSError):
-        return None
+                break
+            s.settimeout(max(0.05, end - time.monotonic()))
+            b = s.recv(65536)
+            if not b:
+                break
+            buf += b
+    except (socket.timeout, OSError):
+        pass
+    _pending[s] = buf
+    return None
 
 
 def send_bytewise(s, data, pause=0.002):
@@ -95,6 +106,78 @@ def wait_puback(s, mid, timeout):
 def got(sp, payload, topic, timeout):
     return sp.wait_json(1, timeout, pred=lambda o: h.payload_of(o) == payload and
                         o.get("topic") == topic and h.verdict_of(o) == "OK") >= 1
+
+
+def long_pubrec(mid):
+    """MQTT 5 PUBREC, reason 0x00, with a Reason String: Remaining Length >= 128."""
+    props = b"\x1f" + ph.mstr("r" * 150)
+    return ph.packet(0x50, struct.pack(">H", mid) + b"\x00" + ph.varint(len(props)) + props)
+
+
+def inflight_drain(env, c, broker):
+    pki = env.pki()
+    s2 = h.Sender(env, "edge2", scopes=[(1, "telemetry", ["sensors/#"])])
+    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind((ph.LOCAL, 0))
+    ls.listen(4)
+    ls.settimeout(15)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(pki["server_crt"], pki["server_key"])
+    router = ph.Router(env, broker.port, target=ls.getsockname()[1])
+    px2 = ph.Proxy(env, "%s:%d" % (ph.LOCAL, router.port), [
+        "--cafile", pki["ca_crt"], "--dir", s2.dir, "--drain-timeout", "20s"], name="proxy-drain",
+        stats=False)
+    pub = ph.raw_conn(px2.port, timeout=10)
+    pub.sendall(ph.connect_pkt("drainer", version=5))
+    try:
+        raw, _ = ls.accept()
+    except OSError as e:
+        raise h.TestFailure("the relay never reached the scripted broker: %s" % e)
+    fake = ctx.wrap_socket(raw, server_side=True)
+    c.require(read_packet(fake, 10) is not None, "scripted broker: CONNECT relayed")
+    fake.sendall(b"\x20\x03\x00\x00\x00")
+    p = read_packet(pub, 10)
+    c.require(p and p[0] == 0x20, "drainer: CONNACK through the proxy (%r)" % (p,))
+    mids = (0x0180, 0x0181)
+    for mid in mids:
+        pub.sendall(ph.publish_pkt("sensors/drain", b"q2-" + os.urandom(4).hex().encode(),
+                                   version=5, qos=2, mid=mid))
+    for mid in mids:
+        p = read_packet(fake, 10)
+        c.require(p and p[0] >> 4 == 3 and struct.unpack(">H", p[1][2 + 13:2 + 15])[0] == mid,
+                  "scripted broker: sealed QoS 2 PUBLISH 0x%04x" % mid)
+    pubrec = long_pubrec(mids[0])
+    c.expect(pubrec[1] & 0x80, "the PUBREC has a 2-byte Remaining Length (%d bytes)" %
+             len(pubrec))
+    for mid in mids:
+        fake.sendall(long_pubrec(mid))
+    for mid in mids:
+        p = read_packet(pub, 10)
+        c.require(p and p[0] == 0x50, "drainer: PUBREC 0x%04x relayed" % mid)
+        pub.sendall(b"\x62\x02" + struct.pack(">H", mid))
+    for mid in mids:
+        p = read_packet(fake, 10)
+        c.require(p and p[0] == 0x62, "scripted broker: PUBREL 0x%04x" % mid)
+    fake.sendall(b"\x70\x02" + struct.pack(">H", mids[0]))
+    p = read_packet(pub, 10)
+    c.require(p and p[0] == 0x70, "drainer: first PUBCOMP relayed")
+    t0 = time.monotonic()
+    px2.send(signal.SIGTERM)
+    c.expect(px2.wait_err(r"SIGTERM: draining 1 connection", 5), "SIGTERM: draining")
+    time.sleep(1.5)
+    c.expect(px2.alive() and not px2.err_match(r"drain complete"),
+             "one QoS 2 flow still open: the proxy waits for it (alive after %.1f s)" % (
+                 time.monotonic() - t0))
+    fake.sendall(b"\x70\x02" + struct.pack(">H", mids[1]))
+    c.expect(px2.wait_err(r"drain complete", 10), "the last PUBCOMP completes the drain")
+    c.expect(px2.proc.wait_exit(10) == 0, "then the proxy exits 0")
+    for x in (pub, fake, ls):
+        try:
+            x.close()
+        except OSError:
+            pass
+    router.close()
 
 
 def body(env, c):
@@ -170,6 +253,8 @@ def body(env, c):
         sock.close()
         c.expect(closed and reply == b"", "v5 CONNECT with %s: closed without CONNACK "
                  "(closed %s, got %r)" % (what, closed, reply))
+
+    inflight_drain(env, c, broker)
 
     c.expect(px.alive(), "proxy still running at the end")
     st = px.stats() or {}
