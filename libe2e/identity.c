@@ -106,7 +106,7 @@ enum e2e_status e2e_identity_save(const struct e2e_identity *id, const char *pat
 	size_t hl = sizeof header_comment - 1, tl = sizeof SECRET_TAG - 1;
 	enum e2e_status ret;
 
-	if (!id || !path)
+	if (!id || !id->sign_sk || !path)
 		return E2E_ERR_ARG;
 	/* The Ed25519 seed is the first half of libsodium's secret key. */
 	memcpy(raw, id->sign_sk, 32);

@@ -17,8 +17,9 @@ static char err[512];
 
 /* An assertion that says what it saw when it fails. */
 #define KT_CHECK(cond, ...) do { \
-	if (!(cond)) { fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); } \
-	CU_ASSERT(cond); \
+	int kt_ok_ = !!(cond); \
+	if (!kt_ok_) { fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); } \
+	CU_ASSERT(kt_ok_); \
 } while (0)
 static struct e2e_public pa, pb, pc;
 static char la[E2E_PUBLINE_MIN], lb[E2E_PUBLINE_MIN], lc[E2E_PUBLINE_MIN];
