@@ -477,10 +477,35 @@ static int read_down(struct conn *c, int sock_ready, const char **why)
 		more = r > 0 && (c->dssl || (size_t)r == READ_CHUNK);
 		if (r > 0) {
 			c->din.len += (size_t)r;
+			c->down_read += (uint64_t)r;
 			c->last_down_ms = px_now_ms();
 			if (relay_down(c) != 0)
 				return *why = NULL, -1;   /* relay_down said why */
 		}
+	}
+	return 0;
+}
+
+/*
+ * listen-tls: publisher bytes OpenSSL has already taken off the socket get no
+ * epoll event, so whenever the broker side makes room they must be read here,
+ * until TLS holds none or the room is gone again. A flush that frees room
+ * with nothing else to wake us (QoS 0: no acks come back) would otherwise
+ * leave the last packets stuck inside TLS. 0, or -1 with *why.
+ */
+static int drain_tls_down(struct conn *c, const char **why)
+{
+	while (c->st == ST_RELAY && c->dssl && c->dssl_ready && down_room(c) &&
+	       SSL_has_pending(c->dssl)) {
+		uint64_t before = c->down_read;
+
+		if (read_down(c, 0, why) != 0)
+			return -1;
+		if (flush_up(c) != 0)
+			return *why = "broker connection lost", -1;
+		/* Pending but nothing came out (a partial record): epoll brings the rest. */
+		if (c->down_read == before)
+			break;
 	}
 	return 0;
 }
@@ -502,6 +527,9 @@ void conn_on_down(struct conn *c, uint32_t events)
 		{ conn_close(c, why); return; }
 	if (c->st == ST_RELAY && flush_up(c) != 0)
 		{ conn_close(c, "broker connection lost"); return; }
+	/* That flush may have made room for what TLS already holds. */
+	if (drain_tls_down(c, &why) != 0)
+		{ conn_close(c, why); return; }
 	/* The publisher made room: broker bytes held inside TLS get no epoll
 	 * event, so take them now. */
 	if (c->st == ST_RELAY && c->ssl && c->dout.len < HIGH_WATER && SSL_has_pending(c->ssl) &&
@@ -514,6 +542,7 @@ void conn_on_down(struct conn *c, uint32_t events)
 
 void conn_on_up(struct conn *c, uint32_t events)
 {
+	const char *why = NULL;
 	int err = 0;
 	socklen_t el = sizeof err;
 
@@ -538,16 +567,9 @@ void conn_on_up(struct conn *c, uint32_t events)
 			{ conn_close(c, c->closing ? NULL : "broker closed the connection"); return; }
 		if (flush_down(c) != 0)
 			{ conn_close(c, "publisher socket error"); return; }
-		/* The broker made room: publisher bytes already decrypted by
-		 * TLS get no epoll event, so take them now. */
-		if (c->dssl && c->dssl_ready && down_room(c) && SSL_has_pending(c->dssl)) {
-			const char *why = NULL;
-
-			if (read_down(c, 0, &why) != 0)
-				{ conn_close(c, why); return; }
-			if (flush_up(c) != 0)
-				{ conn_close(c, "broker connection lost"); return; }
-		}
+		/* The broker made room: take what TLS already holds. */
+		if (drain_tls_down(c, &why) != 0)
+			{ conn_close(c, why); return; }
 	}
 	conn_update(c);
 }

@@ -48,6 +48,7 @@ struct conn {
 	uint32_t naliases;
 	uint32_t inflight;        /* QoS>0 publishes not yet acknowledged by the broker */
 	size_t din_need;          /* size of the incomplete packet at din's head, 0 unknown */
+	uint64_t down_read;       /* bytes read from the publisher (progress check) */
 	uint64_t deadline_ms;     /* connect/handshake deadline, 0 in relay */
 	uint64_t last_down_ms;
 	uint8_t idle_ticks;       /* sweeps since the last event (loop.c trims when idle) */
