@@ -36,7 +36,9 @@ struct e2e_public {
  * must be released with e2e_identity_destroy, exactly once. A struct that
  * was zeroed, or whose fill failed, holds nothing: destroy is a no-op on it.
  * Do not copy the struct by value to keep a second identity: both copies
- * would point at one block.
+ * would point at one block. The fill functions return E2E_ERR_NOMEM when no
+ * guarded memory can be had (each identity takes a few pages of address
+ * space), E2E_ERR_ARG on a NULL argument.
  */
 struct e2e_identity {
 	struct e2e_public pub;
