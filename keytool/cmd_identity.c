@@ -77,7 +77,7 @@ int kt_cmd_genkey(int argc, char **argv)
 	fprintf(stderr, "%s: wrote %s\n", KT_PROG, path);
 	ret = print_public(&id.pub, o.name, 0);
 out:
-	e2e_identity_wipe(&id);
+	e2e_identity_destroy(&id);
 	return ret;
 }
 
@@ -101,6 +101,6 @@ int kt_cmd_pubkey(int argc, char **argv)
 	if (st != E2E_OK)
 		return kt_fail(st, path, st == E2E_ERR_PERM ? "run chmod 600 on it" : NULL);
 	ret = print_public(&id.pub, o.name, o.fingerprint);
-	e2e_identity_wipe(&id);
+	e2e_identity_destroy(&id);
 	return ret;
 }

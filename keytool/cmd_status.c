@@ -101,7 +101,7 @@ static void load_sender(struct status_ctx *c, const struct kt_opts *o)
 	}
 	c->sender = e2e_sender_id(&id.pub);
 	c->have_sender = 1;
-	e2e_identity_wipe(&id);
+	e2e_identity_destroy(&id);
 }
 
 int kt_cmd_status(int argc, char **argv)

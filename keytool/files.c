@@ -133,7 +133,7 @@ static void kt_keys_floor(struct e2e_keystore *ks, const char *dir)
 	    e2e_txstate_epochs(path, e2e_sender_id(&id.pub), used) == E2E_OK)
 		for (unsigned sc = 0; sc < 256; sc++)
 			e2e_keystore_set_floor(ks, (uint8_t)sc, used[sc]);
-	e2e_identity_wipe(&id);
+	e2e_identity_destroy(&id);
 }
 
 /* Record every key's epoch in txstate before the keys file changes (SPEC 6.4). */
@@ -150,7 +150,7 @@ static int kt_note_epochs(const struct e2e_keystore *ks, const char *dir)
 	if (e2e_identity_load(&id, path) != E2E_OK)
 		return 0;   /* no identity yet: nothing can have been sealed */
 	sender = e2e_sender_id(&id.pub);
-	e2e_identity_wipe(&id);
+	e2e_identity_destroy(&id);
 	if (n > sizeof ids / sizeof ids[0])
 		n = sizeof ids / sizeof ids[0];
 	for (uint32_t i = 0; i < n; i++) {

@@ -131,6 +131,39 @@ out:
 	return ret;
 }
 
+int e2e_file_mode_ok(const struct stat *sb, int secret)
+{
+	/* Others may read a public file, but nobody else may change it. */
+	mode_t forbidden = secret ? 077 : 022;
+
+	return S_ISREG(sb->st_mode) && !(sb->st_mode & forbidden) && sb->st_uid == geteuid();
+}
+
+void e2e_file_explain(const char *path, int secret, enum e2e_status st, char *err,
+	size_t err_cap)
+{
+	struct stat sb;
+
+	if (!err || !err_cap)
+		return;
+	if (st != E2E_ERR_PERM || lstat(path, &sb) != 0) {
+		(void)snprintf(err, err_cap, "%s: %s", path, e2e_strerror(st));
+		return;
+	}
+	/* Not e2e_strerror's text: it states the secret-file rule for every file. */
+	if (S_ISLNK(sb.st_mode))
+		(void)snprintf(err, err_cap, "%s: insecure permissions: a symbolic link (not "
+			"followed: name the file itself)", path);
+	else if (!S_ISREG(sb.st_mode))
+		(void)snprintf(err, err_cap, "%s: insecure permissions: not a regular file", path);
+	else
+		(void)snprintf(err, err_cap, "%s: insecure permissions: owner uid %u, mode %04o; "
+			"it must be owned by uid %u and %s (chmod %s)", path, (unsigned)sb.st_uid,
+			(unsigned)(sb.st_mode & 07777), (unsigned)geteuid(),
+			secret ? "not accessible to group or others" :
+			"not writable by group or others", secret ? "600" : "go-w");
+}
+
 enum e2e_status e2e_file_read(const char *path, int secret, uint8_t **out, size_t *out_len)
 {
 	struct stat sb;
@@ -153,9 +186,7 @@ enum e2e_status e2e_file_read(const char *path, int secret, uint8_t **out, size_
 	if (fstat(fd, &sb) != 0)
 		goto out;
 	ret = E2E_ERR_PERM;
-	if (!S_ISREG(sb.st_mode))
-		goto out;
-	if (secret && ((sb.st_mode & 077) || sb.st_uid != geteuid()))
+	if (!e2e_file_mode_ok(&sb, secret))
 		goto out;
 	ret = E2E_ERR_CORRUPT;
 	if (sb.st_size < 0 || (uint64_t)sb.st_size > E2E_FILE_MAX)

@@ -23,11 +23,25 @@ enum e2e_status e2e_file_write_atomic(const char *path, const uint8_t *data, siz
 
 /*
  * Read all of @p path into a fresh malloc'd buffer (*out, *out_len; free
- * with e2e_file_free which zeroes it). Refuses symlinks and non-regular
- * files. With @p secret, also refuses files with any group/other
- * permission bits or another owner (E2E_ERR_PERM).
+ * with e2e_file_free which zeroes it). E2E_ERR_PERM for a symlink, a
+ * non-regular file, another owner than the effective user, or mode bits
+ * the kind of file forbids: with @p secret any group/other bit (keys,
+ * identity, state), else group/other write (trust, enrolled, scopes: not
+ * secret, but whoever can change them decides whom we trust, whom the
+ * sender gives keys to and which topics are sealed). SPEC section 7.
  */
 enum e2e_status e2e_file_read(const char *path, int secret, uint8_t **out, size_t *out_len);
+
+/* The owner and mode rule of e2e_file_read, on a stat result. */
+struct stat;
+int e2e_file_mode_ok(const struct stat *sb, int secret);
+
+/*
+ * "<path>: <status>" into @p err; for E2E_ERR_PERM also why: a symlink,
+ * not a regular file, or the owner and mode found and the ones required.
+ */
+void e2e_file_explain(const char *path, int secret, enum e2e_status st, char *err,
+	size_t err_cap);
 
 void e2e_file_free(uint8_t *buf, size_t len);
 

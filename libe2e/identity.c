@@ -4,6 +4,7 @@
  * Public line: "e2e1 <base64(ed25519 pk || x25519 pk)> [name]".
  */
 #include <sodium.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "e2e/identity.h"
@@ -18,20 +19,43 @@
 static const char header_comment[] =
 	"# mqtt-e2e identity: SECRET key, keep mode 0600, never share\n";
 
-/* Complete an identity from the Ed25519 seed and the X25519 secret. */
+/* The secret block: libsodium's sk (seed || pk), then the X25519 secret. */
+#define BLOCK_BYTES (E2E_SIGN_SK_BYTES + E2E_DH_BYTES)
+
+/*
+ * Fill @p id (output only) from the Ed25519 seed and the X25519 secret,
+ * with the secrets in a fresh guarded block, read-only once written.
+ */
 static enum e2e_status from_secrets(struct e2e_identity *id, const uint8_t seed[32],
 	const uint8_t dh_sk[32])
 {
 	static const uint8_t zero[E2E_DH_BYTES];
+	enum e2e_status ret = E2E_ERR_NOMEM;
+	uint8_t *blk;
 
-	if (crypto_sign_seed_keypair(id->pub.sign_pk, id->sign_sk, seed) != 0)
-		return E2E_ERR_CRYPTO;
-	memcpy(id->dh_sk, dh_sk, E2E_DH_BYTES);
+	memset(id, 0, sizeof *id);
+	blk = sodium_malloc(BLOCK_BYTES);
+	if (!blk)
+		goto out;
+	id->sign_sk = blk;
+	id->dh_sk = blk + E2E_SIGN_SK_BYTES;
+	ret = E2E_ERR_CRYPTO;
+	if (crypto_sign_seed_keypair(id->pub.sign_pk, blk, seed) != 0)
+		goto out;
+	memcpy(blk + E2E_SIGN_SK_BYTES, dh_sk, E2E_DH_BYTES);
 	/* scalarmult_base rejects nothing, but a zero key means a broken sk. */
+	ret = E2E_ERR_CORRUPT;
 	if (crypto_scalarmult_base(id->pub.dh_pk, id->dh_sk) != 0 ||
 	    sodium_memcmp(id->pub.dh_pk, zero, sizeof zero) == 0)
-		return E2E_ERR_CORRUPT;
-	return E2E_OK;
+		goto out;
+	ret = E2E_ERR_CRYPTO;
+	if (sodium_mprotect_readonly(blk) != 0)
+		goto out;
+	ret = E2E_OK;
+out:
+	if (ret != E2E_OK)
+		e2e_identity_destroy(id);
+	return ret;
 }
 
 enum e2e_status e2e_identity_generate(struct e2e_identity *id)
@@ -41,6 +65,7 @@ enum e2e_status e2e_identity_generate(struct e2e_identity *id)
 
 	if (!id)
 		return E2E_ERR_ARG;
+	memset(id, 0, sizeof *id);
 	if (sodium_init() < 0)
 		return E2E_ERR_CRYPTO;
 	randombytes_buf(seed, sizeof seed);
@@ -48,15 +73,30 @@ enum e2e_status e2e_identity_generate(struct e2e_identity *id)
 	ret = from_secrets(id, seed, dh_sk);
 	sodium_memzero(seed, sizeof seed);
 	sodium_memzero(dh_sk, sizeof dh_sk);
-	if (ret != E2E_OK)
-		e2e_identity_wipe(id);
 	return ret;
 }
 
-void e2e_identity_wipe(struct e2e_identity *id)
+enum e2e_status e2e_identity_from_secrets(struct e2e_identity *id, const uint8_t seed[32],
+	const uint8_t dh_sk[E2E_DH_BYTES])
 {
-	if (id)
-		sodium_memzero(id, sizeof *id);
+	if (!id)
+		return E2E_ERR_ARG;
+	memset(id, 0, sizeof *id);
+	if (!seed || !dh_sk)
+		return E2E_ERR_ARG;
+	if (sodium_init() < 0)
+		return E2E_ERR_CRYPTO;
+	return from_secrets(id, seed, dh_sk);
+}
+
+void e2e_identity_destroy(struct e2e_identity *id)
+{
+	if (!id)
+		return;
+	/* sodium_free makes the block writable, zeroes it, then unmaps it. */
+	if (id->sign_sk)
+		sodium_free((void *)(uintptr_t)id->sign_sk);
+	sodium_memzero(id, sizeof *id);
 }
 
 enum e2e_status e2e_identity_save(const struct e2e_identity *id, const char *path, int force)
@@ -66,7 +106,7 @@ enum e2e_status e2e_identity_save(const struct e2e_identity *id, const char *pat
 	size_t hl = sizeof header_comment - 1, tl = sizeof SECRET_TAG - 1;
 	enum e2e_status ret;
 
-	if (!id || !path)
+	if (!id || !id->sign_sk || !path)
 		return E2E_ERR_ARG;
 	/* The Ed25519 seed is the first half of libsodium's secret key. */
 	memcpy(raw, id->sign_sk, 32);
@@ -112,9 +152,11 @@ enum e2e_status e2e_identity_load(struct e2e_identity *id, const char *path)
 	size_t len = 0;
 	enum e2e_status ret = E2E_ERR_ARG;
 
-	if (!id || !path)
+	if (!id)
 		goto out;
-	e2e_identity_wipe(id);
+	memset(id, 0, sizeof *id);   /* output only: never free what the caller left */
+	if (!path)
+		goto out;
 	ret = E2E_ERR_CRYPTO;
 	if (sodium_init() < 0)
 		goto out;
@@ -126,8 +168,6 @@ enum e2e_status e2e_identity_load(struct e2e_identity *id, const char *path)
 		goto out;
 	ret = from_secrets(id, raw, raw + 32);
 out:
-	if (ret != E2E_OK && id)
-		e2e_identity_wipe(id);
 	sodium_memzero(raw, sizeof raw);
 	e2e_file_free(buf, len);
 	return ret;

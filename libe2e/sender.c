@@ -431,7 +431,7 @@ void e2e_sender_close(struct e2e_sender *s)
 	e2e_keystore_free(s->keys);
 	e2e_enroll_free(s->enrolled);
 	free(s->scopes);
-	e2e_identity_wipe(&s->id);
+	e2e_identity_destroy(&s->id);
 	e2e_dir_unlock(s->owner);
 	free(s);
 }

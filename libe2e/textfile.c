@@ -98,8 +98,8 @@ enum e2e_status e2e_text_read(const char *path, int secret, uint8_t **buf, size_
 
 	if (st == E2E_ERR_NOT_FOUND)
 		return E2E_OK;
-	if (st != E2E_OK && err && err_cap)
-		(void)snprintf(err, err_cap, "%s: %s", path, e2e_strerror(st));
+	if (st != E2E_OK)
+		e2e_file_explain(path, secret, st, err, err_cap);
 	return st;
 }
 

@@ -44,10 +44,12 @@ enum e2e_status e2e_text_fail(struct e2e_text *t, enum e2e_status st, const char
 	__attribute__((format(printf, 3, 4)));
 
 /*
- * Read @p path for one of the parsers (with @p secret, refuse group/world
- * access). A missing file is E2E_OK with *buf NULL and *len 0, because every
+ * Read @p path for one of the parsers under e2e_file_read's owner and mode
+ * rules (with @p secret, no group/world access; without, no group/world
+ * write). A missing file is E2E_OK with *buf NULL and *len 0, because every
  * one of these files means "nothing yet" when absent. Other failures write
- * "<path>: <status>" to @p err. Free *buf with e2e_file_free (it is zeroed).
+ * "<path>: <status>" to @p err, for a refusal with the owner and mode found.
+ * Free *buf with e2e_file_free (it is zeroed).
  */
 enum e2e_status e2e_text_read(const char *path, int secret, uint8_t **buf, size_t *len,
 	char *err, size_t err_cap);

@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -21,58 +22,6 @@
 #define READ_CHUNK 16384U
 #define HIGH_WATER (256U * 1024U)   /* stop reading the other side above this */
 
-uint8_t *buf_reserve(struct buf *b, size_t n, size_t limit)
-{
-	if (b->len + n > limit)
-		return NULL;
-	if (b->len + n > b->cap) {
-		size_t cap = b->cap ? b->cap : 4096;
-		uint8_t *p;
-
-		while (cap < b->len + n)
-			cap *= 2;
-		p = realloc(b->p, cap);
-		if (!p)
-			return NULL;
-		b->p = p;
-		b->cap = cap;
-	}
-	return b->p + b->len;
-}
-
-int buf_append(struct buf *b, const uint8_t *p, size_t n, size_t limit)
-{
-	uint8_t *at = buf_reserve(b, n, limit);
-
-	if (!at)
-		return -1;
-	memcpy(at, p, n);
-	b->len += n;
-	return 0;
-}
-
-/* Callers consume once per batch of packets, so the memmove is per event. */
-void buf_consume(struct buf *b, size_t n)
-{
-	if (n >= b->len) {
-		b->len = 0;   /* keep the memory while busy: conn_trim frees it */
-		return;
-	}
-	memmove(b->p, b->p + n, b->len - n);
-	b->len -= n;
-}
-
-static size_t buf_trim(struct buf *b)
-{
-	size_t n = b->cap;
-
-	if (b->len || !b->p)
-		return 0;
-	free(b->p);
-	memset(b, 0, sizeof *b);
-	return n;
-}
-
 /*
  * Idle for a while: give back empty buffers and OpenSSL's record buffers
  * (SSL_free_buffers refuses while they hold data), so an idle publisher
@@ -83,8 +32,8 @@ size_t conn_trim(struct conn *c)
 {
 	/* A TLS connection's read and write record buffers, about 17 KiB each. */
 	const size_t ssl_bufs = 2U * 17U * 1024U;
-	size_t n = buf_trim(&c->din) + buf_trim(&c->dout) + buf_trim(&c->uin) +
-		buf_trim(&c->uout);
+	size_t n = buf_release(&c->din) + buf_release(&c->dout) + buf_release(&c->uin) +
+		buf_release(&c->uout);
 
 	if (c->ssl && !c->ssl_want_write && SSL_free_buffers(c->ssl))
 		n += ssl_bufs;
@@ -177,10 +126,13 @@ void conn_close(struct conn *c, const char *why)
 	close(c->dfd);
 	c->dfd = c->ufd = -1;
 	c->ssl = c->dssl = NULL;
-	free(c->din.p);
-	free(c->dout.p);
-	free(c->uout.p);
-	free(c->uin.p);
+	/* din and uout may hold a publisher's plaintext or a CONNECT password. */
+	buf_free_wipe(&c->din);
+	buf_free_wipe(&c->dout);
+	buf_free_wipe(&c->uout);
+	buf_free_wipe(&c->uin);
+	if (c->connect_pkt)
+		sodium_memzero(c->connect_pkt, c->connect_len);
 	free(c->connect_pkt);
 	for (uint32_t i = 0; i < c->naliases; i++)
 		free(c->aliases[i].topic);
@@ -221,10 +173,17 @@ static void set_interest(struct conn *c, int fd, int up, uint32_t want, uint32_t
 	*cur = want;
 }
 
-/* Room to take more from the publisher: back-pressure from the broker side. */
+/*
+ * Room to take more from the publisher: back-pressure from the broker side.
+ * din holds at most one incomplete packet once relay_down has run, and
+ * that packet must be able to arrive whole (up to max-packet), or a PUBLISH
+ * larger than the READ_CHUNK * 4 window would wait for bytes we never read.
+ */
 static int down_room(const struct conn *c)
 {
-	return c->din.len < READ_CHUNK * 4 && c->uout.len < HIGH_WATER;
+	size_t want = c->din_need > READ_CHUNK * 4 ? c->din_need : READ_CHUNK * 4;
+
+	return c->din.len < want && c->uout.len < HIGH_WATER;
 }
 
 /* Recompute what each socket waits for: back-pressure lives here. */
@@ -296,6 +255,8 @@ static int become_relay(struct conn *c)
 	c->deadline_ms = 0;
 	if (buf_append(&c->uout, c->connect_pkt, c->connect_len, buf_limit(c)) != 0)
 		return -1;
+	/* It carries the password the broker gets; uout wipes its copy once sent. */
+	sodium_memzero(c->connect_pkt, c->connect_len);
 	free(c->connect_pkt);
 	c->connect_pkt = NULL;
 	/* Packets the publisher sent after CONNECT waited in din. */
@@ -353,14 +314,14 @@ static int flush_up(struct conn *c)
 			if (w < 0)
 				return errno == EAGAIN ? 0 : -1;
 			c->px->st.bytes_up += (uint64_t)w;
-			buf_consume(&c->uout, (size_t)w);
+			buf_consume_wipe(&c->uout, (size_t)w);
 			continue;
 		}
 		n = SSL_write(c->ssl, c->uout.p, (int)(c->uout.len > 65536 ? 65536 : c->uout.len));
 		if (n > 0) {
 			c->ssl_want_write = 0;
 			c->px->st.bytes_up += (uint64_t)n;
-			buf_consume(&c->uout, (size_t)n);
+			buf_consume_wipe(&c->uout, (size_t)n);
 			continue;
 		}
 		switch (SSL_get_error(c->ssl, n)) {
@@ -516,10 +477,35 @@ static int read_down(struct conn *c, int sock_ready, const char **why)
 		more = r > 0 && (c->dssl || (size_t)r == READ_CHUNK);
 		if (r > 0) {
 			c->din.len += (size_t)r;
+			c->down_read += (uint64_t)r;
 			c->last_down_ms = px_now_ms();
 			if (relay_down(c) != 0)
 				return *why = NULL, -1;   /* relay_down said why */
 		}
+	}
+	return 0;
+}
+
+/*
+ * listen-tls: publisher bytes OpenSSL has already taken off the socket get no
+ * epoll event, so whenever the broker side makes room they must be read here,
+ * until TLS holds none or the room is gone again. A flush that frees room
+ * with nothing else to wake us (QoS 0: no acks come back) would otherwise
+ * leave the last packets stuck inside TLS. 0, or -1 with *why.
+ */
+static int drain_tls_down(struct conn *c, const char **why)
+{
+	while (c->st == ST_RELAY && c->dssl && c->dssl_ready && down_room(c) &&
+	       SSL_has_pending(c->dssl)) {
+		uint64_t before = c->down_read;
+
+		if (read_down(c, 0, why) != 0)
+			return -1;
+		if (flush_up(c) != 0)
+			return *why = "broker connection lost", -1;
+		/* Pending but nothing came out (a partial record): epoll brings the rest. */
+		if (c->down_read == before)
+			break;
 	}
 	return 0;
 }
@@ -541,6 +527,9 @@ void conn_on_down(struct conn *c, uint32_t events)
 		{ conn_close(c, why); return; }
 	if (c->st == ST_RELAY && flush_up(c) != 0)
 		{ conn_close(c, "broker connection lost"); return; }
+	/* That flush may have made room for what TLS already holds. */
+	if (drain_tls_down(c, &why) != 0)
+		{ conn_close(c, why); return; }
 	/* The publisher made room: broker bytes held inside TLS get no epoll
 	 * event, so take them now. */
 	if (c->st == ST_RELAY && c->ssl && c->dout.len < HIGH_WATER && SSL_has_pending(c->ssl) &&
@@ -553,6 +542,7 @@ void conn_on_down(struct conn *c, uint32_t events)
 
 void conn_on_up(struct conn *c, uint32_t events)
 {
+	const char *why = NULL;
 	int err = 0;
 	socklen_t el = sizeof err;
 
@@ -577,16 +567,9 @@ void conn_on_up(struct conn *c, uint32_t events)
 			{ conn_close(c, c->closing ? NULL : "broker closed the connection"); return; }
 		if (flush_down(c) != 0)
 			{ conn_close(c, "publisher socket error"); return; }
-		/* The broker made room: publisher bytes already decrypted by
-		 * TLS get no epoll event, so take them now. */
-		if (c->dssl && c->dssl_ready && down_room(c) && SSL_has_pending(c->dssl)) {
-			const char *why = NULL;
-
-			if (read_down(c, 0, &why) != 0)
-				{ conn_close(c, why); return; }
-			if (flush_up(c) != 0)
-				{ conn_close(c, "broker connection lost"); return; }
-		}
+		/* The broker made room: take what TLS already holds. */
+		if (drain_tls_down(c, &why) != 0)
+			{ conn_close(c, why); return; }
 	}
 	conn_update(c);
 }

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sodium.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -20,7 +21,7 @@ void creds_free(struct proxy *px)
 		free(px->cred_ids[i]);
 		free(px->cred_users[i]);
 		if (px->cred_pass[i]) {
-			memset(px->cred_pass[i], 0, strlen(px->cred_pass[i]));
+			sodium_memzero(px->cred_pass[i], strlen(px->cred_pass[i]));
 			free(px->cred_pass[i]);
 		}
 	}
@@ -57,7 +58,7 @@ static int add(struct proxy *px, const char *id, const char *user, const char *p
 int creds_load(struct proxy *px)
 {
 	const char *path = px->cfg.credentials;
-	char line[1024], id[256], user[256], pass[512];
+	char line[1024], id[256], user[256], pass[512], iobuf[4096];
 	struct stat sb;
 	unsigned n = 0;
 	FILE *f;
@@ -71,6 +72,8 @@ int creds_load(struct proxy *px)
 		plog(LOG_ERR, "cannot open credentials %s: %s", path, strerror(errno));
 		return -1;
 	}
+	/* Our buffer, not stdio's: it is wiped after fclose. */
+	setvbuf(f, iobuf, _IOFBF, sizeof iobuf);
 	if (fstat(fileno(f), &sb) != 0 || (sb.st_mode & 077) || sb.st_uid != geteuid()) {
 		plog(LOG_ERR, "credentials %s must be mode 0600 and ours (it holds passwords)", path);
 		fclose(f);
@@ -92,9 +95,11 @@ int creds_load(struct proxy *px)
 			break;
 		}
 	}
-	memset(line, 0, sizeof line);
-	memset(pass, 0, sizeof pass);
+	/* memset before a return may be optimised away; these hold passwords. */
+	sodium_memzero(line, sizeof line);
+	sodium_memzero(pass, sizeof pass);
 	fclose(f);
+	sodium_memzero(iobuf, sizeof iobuf);   /* stdio's copy of the file */
 	return ret;
 }
 

@@ -18,6 +18,7 @@ const char *mqtt_strerror(enum mqtt_status st)
 	case MQTT_MALFORMED: return "malformed MQTT packet";
 	case MQTT_TOO_BIG:   return "packet too big";
 	case MQTT_BUFFER:    return "output buffer too small";
+	case MQTT_UNSUPPORTED: return "unsupported MQTT protocol level";
 	default:             return "unknown MQTT status";
 	}
 }
@@ -69,11 +70,9 @@ enum mqtt_status mqtt_frame(const uint8_t *buf, size_t len, size_t max_packet,
 	/* Decided before the body arrives, so an oversized packet is never buffered. */
 	if (1 + i + rl > max_packet)
 		return MQTT_TOO_BIG;
-	if (len < 1 + i + rl)
-		return MQTT_NEED_MORE;
 	*hdr_len = 1 + i;
 	*pkt_len = 1 + i + rl;
-	return MQTT_OK;
+	return len < *pkt_len ? MQTT_NEED_MORE : MQTT_OK;
 }
 
 size_t mqtt_varint_write(uint8_t out[4], uint32_t v)
@@ -133,14 +132,18 @@ static struct mqtt_span rd_str(struct mqtt_rd *r)
 static const uint8_t name_v31[6] = { 'M', 'Q', 'I', 's', 'd', 'p' };
 static const uint8_t name_v311[4] = { 'M', 'Q', 'T', 'T' };
 
-/* The protocol name must match the level: "MQIsdp" is 3.1 only, "MQTT" is 4 or 5. */
-static int protocol_ok(struct mqtt_span name, uint8_t level)
+/*
+ * The protocol name must match the level: "MQIsdp" is 3.1 only, "MQTT" is 4
+ * or 5. MQTT_OK, MQTT_UNSUPPORTED for a known name with another level (the
+ * peer speaks MQTT, just not a version we do), else MQTT_MALFORMED.
+ */
+static enum mqtt_status protocol_check(struct mqtt_span name, uint8_t level)
 {
 	if (name.len == sizeof name_v31 && !memcmp(name.p, name_v31, sizeof name_v31))
-		return level == MQTT_V31;
+		return level == MQTT_V31 ? MQTT_OK : MQTT_UNSUPPORTED;
 	if (name.len == sizeof name_v311 && !memcmp(name.p, name_v311, sizeof name_v311))
-		return level == MQTT_V311 || level == MQTT_V5;
-	return 0;
+		return level == MQTT_V311 || level == MQTT_V5 ? MQTT_OK : MQTT_UNSUPPORTED;
+	return MQTT_MALFORMED;
 }
 
 /*
@@ -174,9 +177,16 @@ enum mqtt_status mqtt_parse_connect(const uint8_t *pkt, size_t len, struct mqtt_
 		goto out;
 	name = mqtt_rd_bin(&r);
 	c->version = mqtt_rd_u8(&r);
+	if (r.bad)
+		goto out;
+	/* Judged on name and level only: the rest of a future version's CONNECT may differ. */
+	st = protocol_check(name, c->version);
+	if (st != MQTT_OK)
+		goto out;
+	st = MQTT_MALFORMED;
 	c->flags = mqtt_rd_u8(&r);
 	c->keepalive = mqtt_rd_u16(&r);
-	if (r.bad || !protocol_ok(name, c->version) || !connect_flags_ok(c->flags, c->version))
+	if (r.bad || !connect_flags_ok(c->flags, c->version))
 		goto out;
 	c->will = !!(c->flags & CF_WILL);
 	c->will_qos = (uint8_t)((c->flags & CF_WILL_QOS) >> 3);
@@ -203,8 +213,13 @@ enum mqtt_status mqtt_parse_connect(const uint8_t *pkt, size_t len, struct mqtt_
 		goto out;
 	st = MQTT_OK;
 out:
-	if (st != MQTT_OK)
+	if (st != MQTT_OK) {
+		uint8_t level = c->version;
+
 		memset(c, 0, sizeof *c);
+		if (st == MQTT_UNSUPPORTED)
+			c->version = level;   /* for the refusal's log line */
+	}
 	return st;
 }
 
@@ -450,14 +465,23 @@ enum mqtt_status mqtt_write_publish(uint8_t *out, size_t cap, size_t *len, uint8
 
 enum mqtt_status mqtt_parse_ack(const uint8_t *pkt, size_t len, uint16_t *packet_id)
 {
+	uint8_t reason;
+
+	return mqtt_parse_ack_reason(pkt, len, packet_id, &reason);
+}
+
+enum mqtt_status mqtt_parse_ack_reason(const uint8_t *pkt, size_t len, uint16_t *packet_id,
+	uint8_t *reason)
+{
 	struct mqtt_span props;
 	struct mqtt_rd r;
-	uint8_t b0, type;
+	uint8_t b0, type, rc = 0;
 	uint16_t id;
 
-	if (!packet_id)
+	if (!packet_id || !reason)
 		return MQTT_MALFORMED;
 	*packet_id = 0;
+	*reason = 0;
 	if (open_packet(pkt, len, 0, &r, &b0) != MQTT_OK)
 		return MQTT_MALFORMED;
 	type = b0 >> 4;
@@ -471,14 +495,29 @@ enum mqtt_status mqtt_parse_ack(const uint8_t *pkt, size_t len, uint16_t *packet
 	 * property block (section 3.4.2.2: absent when the length is under 4).
 	 */
 	if (mqtt_rd_left(&r)) {
-		(void)mqtt_rd_u8(&r);
+		rc = mqtt_rd_u8(&r);
 		if (mqtt_rd_left(&r) && mqtt_rd_props(&r, type, &props) != MQTT_OK)
 			return MQTT_MALFORMED;
 		if (r.bad || mqtt_rd_left(&r))
 			return MQTT_MALFORMED;
 	}
 	*packet_id = id;
+	*reason = rc;
 	return MQTT_OK;
+}
+
+size_t mqtt_write_connack(uint8_t out[5], uint8_t version, uint8_t code)
+{
+	if (!out || version < MQTT_V31 || version > MQTT_V5)
+		return 0;
+	out[0] = MQTT_CONNACK << 4;
+	out[1] = version == MQTT_V5 ? 3 : 2;
+	out[2] = 0;        /* session present: never on a refusal */
+	out[3] = code;
+	if (version < MQTT_V5)
+		return 4;
+	out[4] = 0;        /* no properties */
+	return 5;
 }
 
 size_t mqtt_write_disconnect(uint8_t out[4], uint8_t version, uint8_t reason)

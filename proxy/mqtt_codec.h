@@ -15,6 +15,7 @@ enum mqtt_status {
 	MQTT_MALFORMED,       /* violates the MQTT spec: close the connection */
 	MQTT_TOO_BIG,         /* exceeds the configured maximum packet size */
 	MQTT_BUFFER,          /* output buffer too small */
+	MQTT_UNSUPPORTED,     /* CONNECT of a protocol level we do not speak: CONNACK 0x01 */
 };
 
 const char *mqtt_strerror(enum mqtt_status st);
@@ -38,7 +39,11 @@ struct mqtt_span {
 
 /*
  * Find the first complete packet in @p buf: on MQTT_OK *pkt_len is its total
- * size and *hdr_len the size of its fixed header. Rejects overlong varints
+ * size and *hdr_len the size of its fixed header. On MQTT_NEED_MORE with the
+ * fixed header complete, they already hold the sizes the packet will have
+ * (so a reader knows how much it must buffer); while the header itself is
+ * incomplete they are 0. This is the only place that reads a Remaining
+ * Length: nothing else may index into a packet at a fixed offset. Rejects overlong varints
  * (more than 4 bytes, or a non-minimal encoding), reserved flag bits that
  * the spec fixes (e.g. PUBREL/SUBSCRIBE/UNSUBSCRIBE must have 0x2), type 0,
  * and packets over @p max_packet bytes (MQTT_TOO_BIG, decided from the
@@ -67,8 +72,24 @@ struct mqtt_connect {
 	struct mqtt_span username, password;
 };
 
-/* Parse a whole CONNECT packet (fixed header included). */
+/*
+ * Parse a whole CONNECT packet (fixed header included). A known protocol
+ * name ("MQTT", "MQIsdp") with a level it does not go with (anything but
+ * 4 or 5 for "MQTT", 3 for "MQIsdp") is MQTT_UNSUPPORTED, decided from the
+ * name and level alone: the server must answer it with CONNACK 0x01
+ * (MQTT 3.1.1 section 3.1.2.2) rather than just close. Any other defect is
+ * MQTT_MALFORMED.
+ */
 enum mqtt_status mqtt_parse_connect(const uint8_t *pkt, size_t len, struct mqtt_connect *c);
+
+/*
+ * A CONNACK refusing the connection with return/reason @p code, in the form
+ * of @p version: 3.1/3.1.1 "20 02 00 code", 5.0 "20 03 00 code 00" (empty
+ * properties). Returns the size (4 or 5), 0 on a bad argument.
+ */
+size_t mqtt_write_connack(uint8_t out[5], uint8_t version, uint8_t code);
+
+#define MQTT_CONNACK_BAD_PROTOCOL 0x01   /* 3.1.1: unacceptable protocol version */
 
 /*
  * Serialise CONNECT @p c, replacing the will payload by @p will_payload
@@ -117,6 +138,14 @@ enum mqtt_status mqtt_validate_props(const uint8_t *p, size_t len, int type);
 
 /* Packet identifier of a PUBACK/PUBREC/PUBREL/PUBCOMP (whole packet). */
 enum mqtt_status mqtt_parse_ack(const uint8_t *pkt, size_t len, uint16_t *packet_id);
+
+/*
+ * The same, with the 5.0 reason code in *reason (0x00, Success, when the
+ * packet has none: 3.x, or a 5.0 Remaining Length of 2). Its offset depends
+ * on the header length, so callers never read it at a fixed index.
+ */
+enum mqtt_status mqtt_parse_ack_reason(const uint8_t *pkt, size_t len, uint16_t *packet_id,
+	uint8_t *reason);
 
 /* A DISCONNECT packet for @p version with @p reason (v5 only; ignored before). */
 size_t mqtt_write_disconnect(uint8_t out[4], uint8_t version, uint8_t reason);

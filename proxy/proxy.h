@@ -6,15 +6,12 @@
 #include <openssl/ssl.h>
 #include <stdint.h>
 
+#include "buf.h"
 #include "config.h"
 #include "e2e/client.h"
 #include "mqtt_codec.h"
 #include "tls.h"
 
-struct buf {
-	uint8_t *p;
-	size_t len, cap;
-};
 
 enum conn_state {
 	ST_CONNECT = 0,   /* waiting for the publisher's CONNECT */
@@ -50,6 +47,8 @@ struct conn {
 	struct alias aliases[ALIAS_MAX];
 	uint32_t naliases;
 	uint32_t inflight;        /* QoS>0 publishes not yet acknowledged by the broker */
+	size_t din_need;          /* size of the incomplete packet at din's head, 0 unknown */
+	uint64_t down_read;       /* bytes read from the publisher (progress check) */
 	uint64_t deadline_ms;     /* connect/handshake deadline, 0 in relay */
 	uint64_t last_down_ms;
 	uint8_t idle_ticks;       /* sweeps since the last event (loop.c trims when idle) */
@@ -100,9 +99,6 @@ void conn_on_up(struct conn *c, uint32_t events);
 size_t conn_trim(struct conn *c);
 void conn_update(struct conn *c);
 int conn_start_upstream(struct conn *c);
-int buf_append(struct buf *b, const uint8_t *p, size_t n, size_t limit);
-uint8_t *buf_reserve(struct buf *b, size_t n, size_t limit);
-void buf_consume(struct buf *b, size_t n);
 
 /* relay.c */
 int relay_down(struct conn *c);         /* process complete packets from the publisher */

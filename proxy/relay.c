@@ -74,6 +74,18 @@ static int on_connect(struct conn *c, const uint8_t *pkt, size_t len)
 	size_t need = 0;
 
 	ms = mqtt_parse_connect(pkt, len, &cn);
+	if (ms == MQTT_UNSUPPORTED) {
+		/* MQTT-3.1.2-2: CONNACK 0x01, then close (conn_close sends dout). The
+		 * 3.1.1 form: the level is not one we know, so neither is the 5.0 form. */
+		uint8_t ack[5];
+		size_t n = mqtt_write_connack(ack, MQTT_V311, MQTT_CONNACK_BAD_PROTOCOL);
+
+		px->st.malformed++;
+		plog(LOG_WARNING, "%s: CONNECT with unsupported protocol level %u: refused (CONNACK "
+			"0x01)", c->peer, (unsigned)cn.version);
+		(void)buf_append(&c->dout, ack, n, out_limit(c));
+		return -1;
+	}
 	if (ms != MQTT_OK) {
 		px->st.malformed++;
 		plog(LOG_WARNING, "%s: bad CONNECT: %s", c->peer, mqtt_strerror(ms));
@@ -201,6 +213,7 @@ int relay_down(struct conn *c)
 	size_t off = 0;
 	int r = 0;
 
+	c->din_need = 0;
 	while (off < c->din.len) {
 		const uint8_t *pkt = c->din.p + off;
 		size_t plen, hlen;
@@ -208,8 +221,10 @@ int relay_down(struct conn *c)
 			&hlen);
 		int type;
 
-		if (ms == MQTT_NEED_MORE)
+		if (ms == MQTT_NEED_MORE) {
+			c->din_need = plen;   /* read until it is whole, even past the window */
 			break;
+		}
 		if (ms != MQTT_OK) {
 			px->st.malformed++;
 			plog(LOG_WARNING, "%s (%s): %s from publisher", c->peer,
@@ -241,9 +256,28 @@ int relay_down(struct conn *c)
 			return -1;
 		off += plen;
 	}
+	/* The publisher's plaintext (payloads, a CONNECT password) leaves no copy behind. */
 	if (off)
-		buf_consume(&c->din, off);
+		buf_consume_wipe(&c->din, off);
 	return 0;
+}
+
+/*
+ * A broker packet that ends a QoS 1/2 flow of ours: PUBACK, PUBCOMP, or a
+ * 5.0 PUBREC with a failure reason (>= 0x80: no PUBREL follows). The reason
+ * code's offset depends on the Remaining Length's size, so it is read
+ * through the codec, never at a fixed index.
+ */
+static int ack_ends_flow(const uint8_t *pkt, size_t len, uint8_t version)
+{
+	uint16_t id;
+	uint8_t reason;
+	int type = pkt[0] >> 4;
+
+	if (type == MQTT_PUBACK || type == MQTT_PUBCOMP)
+		return 1;
+	return type == MQTT_PUBREC && version == MQTT_V5 &&
+		mqtt_parse_ack_reason(pkt, len, &id, &reason) == MQTT_OK && reason >= 0x80;
 }
 
 int relay_up_frames(struct conn *c)
@@ -257,8 +291,6 @@ int relay_up_frames(struct conn *c)
 		size_t plen, hlen;
 		enum mqtt_status ms = mqtt_frame(pkt, c->uin.len - off, MQTT_MAX_REMAINING + 5U,
 			&plen, &hlen);
-		int type;
-
 		if (ms == MQTT_NEED_MORE)
 			break;
 		if (ms != MQTT_OK) {
@@ -266,10 +298,7 @@ int relay_up_frames(struct conn *c)
 				mqtt_strerror(ms));
 			return -1;
 		}
-		type = pkt[0] >> 4;
-		if ((type == MQTT_PUBACK || type == MQTT_PUBCOMP ||
-		     (type == MQTT_PUBREC && plen > 4 && c->version == MQTT_V5 && pkt[4] >= 0x80)) &&
-		    c->inflight)
+		if (ack_ends_flow(pkt, plen, c->version) && c->inflight)
 			c->inflight--;
 		off += plen;
 	}

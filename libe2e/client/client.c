@@ -439,7 +439,7 @@ void e2e_client_destroy(struct e2e_client *c)
 	if (c->trust)
 		sodium_memzero(c->trust, TRUST_MAX * sizeof *c->trust);
 	free(c->trust);
-	e2e_identity_wipe(&c->id);
+	e2e_identity_destroy(&c->id);
 	free(c->pt);
 	pthread_mutex_destroy(&c->mu);
 	pthread_cond_destroy(&c->keys_cond);

@@ -144,9 +144,9 @@ out:
 	free(valid.len);
 	free(forged.m);
 	free(forged.len);
-	e2e_identity_wipe(&sender);
+	e2e_identity_destroy(&sender);
 	for (uint32_t i = 0; i < NSUBS_MAX; i++)
-		e2e_identity_wipe(&subs[i]);
+		e2e_identity_destroy(&subs[i]);
 	return ret;
 }
 
@@ -365,10 +365,10 @@ static int keyreq(struct keyreq *K, const char *sender_dir, char *subs)
 		return 1;
 	K->sender = sid.pub;
 	K->target = e2e_sender_id(&sid.pub);
-	e2e_identity_wipe(&sid);
+	e2e_identity_destroy(&sid);
 	for (char *tok = strtok(subs, ","); tok && K->nsubs < NSUBS_MAX; tok = strtok(NULL, ","))
 		if (load_id(&K->subs[K->nsubs++], tok) != 0)
-			return 1;
+			goto out;   /* out destroys the identities loaded so far */
 	K->prefix = randombytes_random();
 	K->cap = (uint32_t)(K->rate * K->duration) + 16;
 	K->p = calloc(K->cap, sizeof *K->p);
@@ -378,10 +378,12 @@ static int keyreq(struct keyreq *K, const char *sender_dir, char *subs)
 		goto out;
 	if (K->flood != 0) {
 		/* Unenrolled identity, signature broken: costs the attacker no signing. */
-		if (e2e_identity_generate(&junk) != E2E_OK ||
-		    build_requests(&pool, POOL, &junk, 1, K->target, 1) != 0)
+		int bad = e2e_identity_generate(&junk) != E2E_OK ||
+			build_requests(&pool, POOL, &junk, 1, K->target, 1) != 0;
+
+		e2e_identity_destroy(&junk);
+		if (bad)
 			goto out;
-		e2e_identity_wipe(&junk);
 		snprintf(id, sizeof id, "keyflood-%d", (int)getpid());
 		if (lg_connect(&fl, &K->broker, NULL, 0, id, 60, 10000) != 0)
 			goto out;
@@ -396,7 +398,7 @@ out:
 	free(pool.m);
 	free(pool.len);
 	for (uint32_t i = 0; i < K->nsubs; i++)
-		e2e_identity_wipe(&K->subs[i]);
+		e2e_identity_destroy(&K->subs[i]);
 	return ret;
 }
 

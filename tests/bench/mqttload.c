@@ -137,7 +137,7 @@ static int load_keys(struct sub_ctx *x, const char *dir)
 		return -1;
 	}
 	sender = e2e_sender_id(&id.pub);
-	e2e_identity_wipe(&id);
+	e2e_identity_destroy(&id);
 	snprintf(path, sizeof path, "%s/keys", dir);
 	if (e2e_keystore_load(&ks, path, 0, err, sizeof err) != E2E_OK ||
 	    e2e_keyring_create(&x->kr, 64) != E2E_OK ||

@@ -221,6 +221,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		break;
 	case MQTT_NEED_MORE:
 		CHECK(size < 5 + MAX_PACKET);
+		/* A complete header already tells the size to wait for. */
+		CHECK(pl == 0 || (pl > size && pl <= MAX_PACKET && hl >= 2 && hl <= 5));
 		return 0;
 	default:
 		return 0;

@@ -53,7 +53,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	(void)e2e_txstate_get(path, &kid, &ceiling);
 	(void)e2e_txstate_epochs(path, 1, epochs);
 	(void)e2e_identity_load(&id, path);
-	e2e_identity_wipe(&id);
+	e2e_identity_destroy(&id);
 	unlink(path);
 	return 0;
 }

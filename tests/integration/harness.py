@@ -552,6 +552,8 @@ class Sender(Identity):
                 f.write("# test scopes\n" + "".join(
                     "scope %d %s %s\n" % (sid, sname, " ".join(filters))
                     for sid, sname, filters in scopes))
+            # Never group/world-writable, whatever the umask (SPEC 7.4).
+            os.chmod(os.path.join(self.dir, "scopes"), 0o644)
 
     def enroll(self, sub, scopes):
         run(self.env, "keytool-enroll", [self.env.keytool, "enroll", sub.name, sub.public_line,

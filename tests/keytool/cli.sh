@@ -147,6 +147,24 @@ rm "$T/bad/scopes"
 run 1 "list with a corrupt enrolled file" "$K" list --dir "$T/bad"
 has "$T/err" 'enrolled:1: bad public key' "the error names file and line"
 
+# An enrolled file others may write decides who gets keys: refused, with owner and mode.
+chmod 664 "$S/enrolled"
+run 1 "list refuses a group-writable enrolled file" "$K" list --dir "$S"
+has "$T/err" "$S/enrolled: insecure permissions: owner uid [0-9]+, mode 0664" \
+	"the refusal names the file, its owner and mode"
+run_in 1 "enroll refuses a group-writable enrolled file" "$T/carol.pub" "$K" enroll carol - --scope alarms --dir "$S"
+chmod 646 "$S/enrolled"
+run 1 "a world-writable enrolled file is refused" "$K" list --dir "$S"
+chmod 644 "$S/enrolled"
+run 0 "a world-readable enrolled file is fine (it is not secret)" "$K" list --dir "$S"
+if [ "$(id -u)" = 0 ]; then
+	chown 65534 "$S/enrolled"
+	run 1 "an enrolled file of another owner is refused" "$K" list --dir "$S"
+	has "$T/err" "$S/enrolled: insecure permissions: owner uid 65534" "names the owner"
+	chown 0 "$S/enrolled"
+fi
+chmod 600 "$S/enrolled"
+
 # --- revoke -----------------------------------------------------------------
 run 0 "revoke" "$K" revoke alice --dir "$S"
 has "$T/out" '^scope telemetry \(1\): epoch 2$' "revoke rotated telemetry"
@@ -220,6 +238,22 @@ run 0 "untrust" "$K" untrust site1 --dir "$SUB"
 hasnt "$SUB/trust" '^site1 ' "site1 removed"
 has "$SUB/trust" '^site2 ' "site2 kept"
 run 1 "untrust of an unknown name" "$K" untrust site1 --dir "$SUB"
+chmod 620 "$SUB/trust"
+run 1 "trust refuses a group-writable trust file" "$K" trust site3 "$(cat "$T/proxy.pub")" --dir "$SUB"
+has "$T/err" "$SUB/trust: insecure permissions: owner uid [0-9]+, mode 0620" \
+	"the refusal names the trust file, its owner and mode"
+run 1 "untrust refuses a group-writable trust file" "$K" untrust site2 --dir "$SUB"
+has "$SUB/trust" '^site2 ' "the trust file was not rewritten"
+chmod 602 "$SUB/trust"
+run 1 "trust refuses a world-writable trust file" "$K" untrust site2 --dir "$SUB"
+mv "$SUB/trust" "$SUB/trust.real"
+mkdir "$SUB/trust"
+run 1 "a directory named trust is refused" "$K" untrust site2 --dir "$SUB"
+has "$T/err" "$SUB/trust: insecure permissions: not a regular file" "says it is not a file"
+rmdir "$SUB/trust"
+mv "$SUB/trust.real" "$SUB/trust"
+chmod 644 "$SUB/trust"
+run 0 "a world-readable trust file is fine" "$K" trust site3 "$(cat "$T/proxy.pub")" --dir "$SUB"
 run_in 0 "trust defaults to \$HOME/.config/mqtt-e2e" "$T/proxy.pub" "$K" trust site1 -
 has "$HOME/.config/mqtt-e2e/trust" '^site1 ' "default subscriber directory used"
 run 0 "untrust in the default directory" "$K" untrust site1

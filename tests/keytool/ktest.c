@@ -103,5 +103,5 @@ void kt_pub(struct e2e_public *pub, char *line, size_t cap)
 			NULL) != E2E_OK)
 		abort();
 	*pub = id.pub;
-	e2e_identity_wipe(&id);
+	e2e_identity_destroy(&id);
 }

@@ -5,13 +5,22 @@
  */
 #include <sodium.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "ktest.h"
 
 static struct e2e_scopes tbl;
-static char err[256];
+static char err[512];
+
+/* An assertion that says what it saw when it fails. */
+#define KT_CHECK(cond, ...) do { \
+	int kt_ok_ = !!(cond); \
+	if (!kt_ok_) { fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); } \
+	CU_ASSERT(kt_ok_); \
+} while (0)
 static struct e2e_public pa, pb, pc;
 static char la[E2E_PUBLINE_MIN], lb[E2E_PUBLINE_MIN], lc[E2E_PUBLINE_MIN];
 
@@ -351,12 +360,77 @@ static void test_trust_file(void)
 	kt_tmpdir_remove();
 }
 
+/*
+ * trust, enrolled and scopes are not secret, but whoever may write them
+ * decides whom we trust, who gets keys and which topics are sealed: the
+ * same owner rule as secret files, and no group/other write bit.
+ */
+static void test_public_file_modes(void)
+{
+	static const mode_t refused[] = { 0664, 0646, 0620, 0602, 0666, 0777, 0622 };
+	static const mode_t accepted[] = { 0600, 0644, 0640, 0604, 0400, 0444 };
+	const char *dir = kt_tmpdir();
+	char path[512], spath[512], want[600];
+	struct e2e_enroll *en = NULL;
+	struct e2e_scopes *stbl = calloc(1, sizeof *stbl);
+	char line[200];
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(stbl);
+	snprintf(path, sizeof path, "%s", kt_file(dir, "trust"));
+	snprintf(spath, sizeof spath, "%s", kt_file(dir, "scopes"));
+	CU_ASSERT_EQUAL_FATAL(e2e_public_format(line, sizeof line, &pa, NULL), E2E_OK);
+	{
+		char text[300];
+
+		snprintf(text, sizeof text, "site1 %s\n", line);
+		CU_ASSERT_EQUAL_FATAL(kt_write(path, text, 0600), 0);
+	}
+	CU_ASSERT_EQUAL_FATAL(kt_write(spath, "scope 1 telemetry sensors/#\n", 0600), 0);
+	for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+		CU_ASSERT_EQUAL_FATAL(chmod(path, refused[i]), 0);
+		err[0] = '\0';
+		CU_ASSERT_EQUAL(e2e_enroll_load(&en, E2E_ENROLL_TRUST, NULL, path, 0, err,
+			sizeof err), E2E_ERR_PERM);
+		CU_ASSERT_PTR_NULL(en);
+		snprintf(want, sizeof want, "%s: insecure permissions: owner uid %u, mode %04o",
+			path, (unsigned)geteuid(), (unsigned)refused[i]);
+		KT_CHECK(strncmp(err, want, strlen(want)) == 0, "mode %04o: \"%s\"",
+			(unsigned)refused[i], err);
+		CU_ASSERT_EQUAL_FATAL(chmod(spath, refused[i]), 0);
+		CU_ASSERT_EQUAL(e2e_scopes_load(stbl, spath, err, sizeof err), E2E_ERR_PERM);
+	}
+	for (size_t i = 0; i < sizeof accepted / sizeof accepted[0]; i++) {
+		CU_ASSERT_EQUAL_FATAL(chmod(path, accepted[i]), 0);
+		KT_CHECK(e2e_enroll_load(&en, E2E_ENROLL_TRUST, NULL, path, 0, err, sizeof err) ==
+			E2E_OK, "mode %04o refused: %s", (unsigned)accepted[i], err);
+		e2e_enroll_free(en);
+		en = NULL;
+		CU_ASSERT_EQUAL_FATAL(chmod(spath, accepted[i]), 0);
+		CU_ASSERT_EQUAL(e2e_scopes_load(stbl, spath, err, sizeof err), E2E_OK);
+	}
+	/* Another owner, even with a safe mode (needs the right to give files away). */
+	CU_ASSERT_EQUAL_FATAL(chmod(path, 0644), 0);
+	if (geteuid() == 0 && chown(path, 65534, 65534) == 0) {
+		CU_ASSERT_EQUAL(e2e_enroll_load(&en, E2E_ENROLL_SENDER, NULL, path, 0, err,
+			sizeof err), E2E_ERR_PERM);
+		CU_ASSERT_PTR_NOT_NULL(strstr(err, "owner uid 65534, mode 0644"));
+	}
+	/* A directory in its place. */
+	CU_ASSERT_EQUAL_FATAL(mkdir(kt_file(dir, "enrolled"), 0700), 0);
+	CU_ASSERT_EQUAL(e2e_enroll_load(&en, E2E_ENROLL_SENDER, NULL, kt_file(dir, "enrolled"), 0,
+		err, sizeof err), E2E_ERR_PERM);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "enrolled: insecure permissions: not a regular file"));
+	free(stbl);
+	kt_tmpdir_remove();
+}
+
 static const struct kt_case cases[] = {
 	{ "Safety: NULL and invalid arguments", test_safety },
 	{ "Parse: enrolled entries and lookup", test_parse_enrolled },
 	{ "Parse: errors name file and line", test_parse_errors },
 	{ "Parse: duplicate names and keys", test_parse_duplicates },
 	{ "Parse: trust file", test_parse_trust },
+	{ "Files: trust/enrolled/scopes owner and group/other write refused", test_public_file_modes },
 	{ "Edit: add, scopes, revoke, remove, capacity", test_edit },
 	{ "Index: 3,000 keys, colliding hashes, removals, re-adds", test_index },
 	{ "Files: enrolled round trip", test_round_trip },

@@ -27,7 +27,7 @@ int main(int argc, char **argv)
 	kid.sender = e2e_sender_id(&id.pub);
 	kid.scope = (uint8_t)strtoul(argv[2], NULL, 10);
 	kid.epoch = (uint32_t)strtoul(argv[3], NULL, 10);
-	e2e_identity_wipe(&id);
+	e2e_identity_destroy(&id);
 	snprintf(path, sizeof path, "%s/txstate", argv[1]);
 	st = e2e_txstate_reserve(path, &kid, strtoull(argv[4], NULL, 10));
 	if (st != E2E_OK) {

@@ -4,6 +4,7 @@
  * One executable, registered as meson test 'mqtt_codec'.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <CUnit/Basic.h>
@@ -103,9 +104,9 @@ static void test_safety_short_output(void)
 
 static void test_safety_strerror(void)
 {
-	const char *s[5];
+	const char *s[6];
 
-	for (int i = 0; i < 5; i++) {
+	for (int i = 0; i < 6; i++) {
 		s[i] = mqtt_strerror((enum mqtt_status)i);
 		MT_CHECK(s[i] && *s[i], "strerror(%d)", i);
 		for (int j = 0; j < i; j++)
@@ -152,8 +153,14 @@ static void test_frame_varint_boundaries(void)
 		MT_ST(mqtt_frame(buf, 1 + n, total - 1, &pl, &hl), MQTT_TOO_BIG);
 		MT_ST(mqtt_frame(buf, 1 + n, total, &pl, &hl),
 			varints[i].v ? MQTT_NEED_MORE : MQTT_OK);
-		if (varints[i].v == 0)
-			MT_CHECK(pl == 2 && hl == 2, "empty packet sizes");
+		/* Header complete: the sizes are known before the body is there. */
+		MT_CHECK(pl == total && hl == 1 + n, "varint %u: sizes %zu/%zu while waiting",
+			varints[i].v, pl, hl);
+		/* Header cut inside its varint: nothing is known yet. */
+		if (n > 1) {
+			MT_ST(mqtt_frame(buf, n, total, &pl, &hl), MQTT_NEED_MORE);
+			MT_CHECK(pl == 0 && hl == 0, "varint %u cut: sizes cleared", varints[i].v);
+		}
 	}
 	{
 		uint8_t vb[4] = { 0 };
@@ -330,6 +337,84 @@ static void test_ack_parse(void)
 	ack_case(v5short, sizeof v5short, MQTT_MALFORMED, 0, "v5 properties past the end");
 }
 
+/*
+ * A 5.0 ack of @p type, packet id 0x0180, reason 0x10, and a property block
+ * of exactly @p plen bytes of User Properties (0 or >= 6). Returns its size.
+ */
+static size_t build_long_ack(uint8_t *pkt, size_t cap, int type, size_t plen)
+{
+	uint8_t vb[4];
+	size_t n, vn, left = plen;
+
+	vn = mqtt_varint_write(vb, (uint32_t)plen);
+	n = 1 + mqtt_varint_write(pkt + 1, (uint32_t)(3 + vn + plen));
+	if (n + 3 + vn + plen > cap)
+		abort();
+	pkt[0] = (uint8_t)(type << 4 | (type == MQTT_PUBREL ? 2 : 0));
+	pkt[n++] = 0x01;
+	pkt[n++] = 0x80;   /* low id byte 0x80: a failure code if read as one */
+	pkt[n++] = 0x10;   /* No matching subscribers: a success */
+	memcpy(pkt + n, vb, vn);
+	n += vn;
+	while (left) {
+		size_t chunk = left > 60006 ? 60006 : left, v;
+
+		if (left - chunk && left - chunk < 6)
+			chunk -= 6;
+		v = chunk - 6;
+		pkt[n++] = 0x26;
+		pkt[n++] = 0;
+		pkt[n++] = 1;
+		pkt[n++] = 'k';
+		pkt[n++] = (uint8_t)(v >> 8);
+		pkt[n++] = (uint8_t)v;
+		memset(pkt + n, 'r', v);
+		n += v;
+		left -= chunk;
+	}
+	return n;
+}
+
+/*
+ * 5.0 acks whose Remaining Length takes 1..4 bytes: the reason code sits
+ * after a longer header, so reading it at a fixed offset (pkt[4]) takes a
+ * byte of the packet id instead (here 0x80, a "failure").
+ */
+static void test_ack_long_length(void)
+{
+	static uint8_t pkt[2200000];
+	static const size_t plens[] = { 0, 200, 20000, 2100000 };
+
+	for (size_t k = 0; k < 4; k++) {
+		for (int type = MQTT_PUBACK; type <= MQTT_PUBCOMP; type++) {
+			size_t n = build_long_ack(pkt, sizeof pkt, type, plens[k]), pl, hl;
+			uint16_t id = 0;
+			uint8_t rc = 0xEE;
+
+			MT_ST(mqtt_frame(pkt, n, sizeof pkt, &pl, &hl), MQTT_OK);
+			MT_CHECK(pl == n && hl == 2 + k, "type %d: header %zu bytes, want %zu",
+				type, hl, 2 + k);
+			MT_ST(mqtt_parse_ack_reason(pkt, n, &id, &rc), MQTT_OK);
+			MT_CHECK(id == 0x0180 && rc == 0x10,
+				"type %d, %zu-byte header: id 0x%04x reason 0x%02x", type, hl, id, rc);
+		}
+	}
+	{
+		static const uint8_t v3[] = { 0x50, 0x02, 0x00, 0x09 };
+		static const uint8_t fail[] = { 0x50, 0x03, 0x00, 0x09, 0x87 };
+		uint16_t id;
+		uint8_t rc = 0xEE;
+
+		MT_ST(mqtt_parse_ack_reason(v3, sizeof v3, &id, &rc), MQTT_OK);
+		MT_CHECK(id == 9 && rc == 0, "no reason code: success");
+		MT_ST(mqtt_parse_ack_reason(fail, sizeof fail, &id, &rc), MQTT_OK);
+		MT_CHECK(rc == 0x87, "reason 0x87");
+		MT_ST(mqtt_parse_ack_reason(fail, sizeof fail, &id, NULL), MQTT_MALFORMED);
+		MT_ST(mqtt_parse_ack_reason(fail, sizeof fail - 1, &id, &rc), MQTT_MALFORMED);
+		MT_CHECK(rc == 0 && id == 0, "cleared on failure");
+	}
+}
+
 static void test_disconnect(void)
 {
 	uint8_t out[4];
@@ -352,6 +437,7 @@ static void test_disconnect(void)
 
 static const struct mt_test ack_tests[] = {
 	{ "Acks: PUBACK/PUBREC/PUBREL/PUBCOMP", test_ack_parse },
+	{ "Acks: reason code after a 1..4-byte Remaining Length", test_ack_long_length },
 	{ "Acks: DISCONNECT per version", test_disconnect },
 	{ NULL, NULL },
 };

@@ -175,9 +175,11 @@ static void test_connect_protocol(void)
 		enum mqtt_status want;
 	} cases[] = {
 		{ "MQIsdp", 3, MQTT_OK }, { "MQTT", 4, MQTT_OK }, { "MQTT", 5, MQTT_OK },
-		{ "MQTT", 3, MQTT_MALFORMED }, { "MQIsdp", 4, MQTT_MALFORMED },
-		{ "MQIsdp", 5, MQTT_MALFORMED }, { "MQTT", 6, MQTT_MALFORMED },
-		{ "MQTT", 2, MQTT_MALFORMED }, { "MQTT", 0x84, MQTT_MALFORMED },
+		/* A known name with a foreign level: answered with CONNACK 0x01. */
+		{ "MQTT", 3, MQTT_UNSUPPORTED }, { "MQIsdp", 4, MQTT_UNSUPPORTED },
+		{ "MQIsdp", 5, MQTT_UNSUPPORTED }, { "MQTT", 6, MQTT_UNSUPPORTED },
+		{ "MQTT", 9, MQTT_UNSUPPORTED },
+		{ "MQTT", 2, MQTT_UNSUPPORTED }, { "MQTT", 0x84, MQTT_UNSUPPORTED },
 		{ "mqtt", 4, MQTT_MALFORMED }, { "MQTTX", 4, MQTT_MALFORMED },
 		{ "MQT", 4, MQTT_MALFORMED }, { "", 4, MQTT_MALFORMED },
 		{ "MQIsd", 3, MQTT_MALFORMED },
@@ -196,7 +198,37 @@ static void test_connect_protocol(void)
 		st = parse_spec(&cs, &c, &n);
 		MT_CHECK(st == cases[i].want, "\"%s\" level %d: %s", cases[i].name, cases[i].level,
 			mqtt_strerror(st));
+		if (st == MQTT_UNSUPPORTED)
+			MT_CHECK(c.version == (uint8_t)cases[i].level && c.client_id.p == NULL,
+				"level %d kept for the log, nothing else", cases[i].level);
 	}
+}
+
+/* Level 9 is refused on name and level alone: what follows may be anything. */
+static void test_connect_unsupported_level_only(void)
+{
+	static const uint8_t lvl9[] = { 0x10, 0x07, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x09 };
+	static const uint8_t lvl9junk[] = { 0x10, 0x0A, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x09,
+		0xFF, 0xFF, 0xFF };
+	static const uint8_t noname[] = { 0x10, 0x07, 0x00, 0x04, 'M', 'Q', 'X', 'X', 0x09 };
+	static const uint8_t nolevel[] = { 0x10, 0x06, 0x00, 0x04, 'M', 'Q', 'T', 'T' };
+	uint8_t ack[5];
+	struct mqtt_connect c;
+
+	MT_ST(mqtt_parse_connect(lvl9, sizeof lvl9, &c), MQTT_UNSUPPORTED);
+	MT_CHECK(c.version == 9, "level %u", c.version);
+	MT_ST(mqtt_parse_connect(lvl9junk, sizeof lvl9junk, &c), MQTT_UNSUPPORTED);
+	MT_ST(mqtt_parse_connect(noname, sizeof noname, &c), MQTT_MALFORMED);
+	MT_ST(mqtt_parse_connect(nolevel, sizeof nolevel, &c), MQTT_MALFORMED);
+	/* A truncated packet is not a CONNECT at all, whatever its first bytes. */
+	MT_ST(mqtt_parse_connect(lvl9, sizeof lvl9 - 1, &c), MQTT_MALFORMED);
+	MT_CHECK(mqtt_write_connack(ack, MQTT_V311, MQTT_CONNACK_BAD_PROTOCOL) == 4 &&
+		!memcmp(ack, "\x20\x02\x00\x01", 4), "3.1.1 CONNACK 0x01");
+	MT_CHECK(mqtt_write_connack(ack, MQTT_V31, 0x01) == 4 && ack[3] == 0x01, "3.1 CONNACK");
+	MT_CHECK(mqtt_write_connack(ack, MQTT_V5, 0x84) == 5 &&
+		!memcmp(ack, "\x20\x03\x00\x84\x00", 5), "5.0 CONNACK 0x84");
+	MT_CHECK(mqtt_write_connack(ack, 9, 0x01) == 0, "no CONNACK form for level 9");
+	MT_CHECK(mqtt_write_connack(NULL, MQTT_V5, 0x01) == 0, "NULL");
 }
 
 static void test_connect_flags(void)
@@ -403,6 +435,7 @@ static const struct mt_test connect_tests[] = {
 	{ "CONNECT: 3.1.1 will and credential rewrite", test_connect_v311_rewrite },
 	{ "CONNECT: 5.0 properties, will properties, PFI drop", test_connect_v5 },
 	{ "CONNECT: protocol name/level combinations", test_connect_protocol },
+	{ "CONNECT: unsupported level from name and level alone", test_connect_unsupported_level_only },
 	{ "CONNECT: connect flags", test_connect_flags },
 	{ "CONNECT: strings and topics", test_connect_fields },
 	{ "CONNECT: truncated and padded", test_connect_truncated },

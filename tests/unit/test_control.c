@@ -86,7 +86,7 @@ static void test_safety_request(void)
 	CU_ASSERT_EQUAL(e2e_ctl_request(out, need, &len, &req, eph, &alice, 1, want_1_2, 2, reply,
 		C, 1), E2E_OK);
 	CU_ASSERT_EQUAL(len, need);
-	e2e_identity_wipe(&alice);
+	e2e_identity_destroy(&alice);
 }
 
 static void test_safety_parse(void)
@@ -114,7 +114,7 @@ static void test_safety_parse(void)
 	CU_ASSERT_EQUAL(e2e_ctl_parse(&m, out, len, "e2e/control/00000001", NULL), E2E_ERR_ARG);
 	CU_ASSERT(tu_all_zero((const uint8_t *)&m, sizeof m));
 	e2e_ctl_wipe(NULL);
-	e2e_identity_wipe(&alice);
+	e2e_identity_destroy(&alice);
 }
 
 static void test_safety_answers(void)
@@ -196,8 +196,8 @@ static void test_safety_answers(void)
 	CU_ASSERT_EQUAL(m.nkeys, 2);
 	e2e_ctl_wipe(&m);
 	CU_ASSERT(tu_all_zero((const uint8_t *)&m, sizeof m));
-	e2e_identity_wipe(&alice);
-	e2e_identity_wipe(&sender);
+	e2e_identity_destroy(&alice);
+	e2e_identity_destroy(&sender);
 }
 
 static void test_safety_topics(void)
@@ -275,7 +275,7 @@ static void test_safety_sign(void)
 	topic[256] = '\0';
 	CU_ASSERT_EQUAL(e2e_ctl_sign(out, sizeof out, &len, (const char *)topic, &id), E2E_OK);
 	CU_ASSERT_EQUAL(len, 19 + 64);
-	e2e_identity_wipe(&id);
+	e2e_identity_destroy(&id);
 }
 
 /* ---- Vectors ----------------------------------------------------------- */
@@ -433,7 +433,7 @@ static void check_announce_vector(const json_t *v)
 	CU_ASSERT_EQUAL(e2e_ctl_announce(out, sizeof out, &len, &id, tu_jstr(v, "topic"), m.scope,
 		m.epoch, time_ms), E2E_OK);
 	TU_CHECK(vec_hex_eq(v, "message", out, len), "%s: e2e_ctl_announce gives other bytes", name);
-	e2e_identity_wipe(&id);
+	e2e_identity_destroy(&id);
 }
 
 static void check_summary_vector(const json_t *v)
@@ -575,7 +575,7 @@ static void test_vectors_refusal_bytes(void)
 			(enum e2e_refusal)reason, time_ms), E2E_OK);
 		TU_CHECK(vec_hex_eq(v, "message", out, len), "%s: e2e_ctl_refusal gives other bytes",
 			name);
-		e2e_identity_wipe(&id);
+		e2e_identity_destroy(&id);
 	}
 	json_decref(root);
 }
@@ -656,8 +656,8 @@ static void test_round_trip(void)
 		}
 	}
 	e2e_ctl_wipe(&m);
-	e2e_identity_wipe(&alice);
-	e2e_identity_wipe(&sender);
+	e2e_identity_destroy(&alice);
+	e2e_identity_destroy(&sender);
 }
 
 static void test_forward_secrecy(void)
@@ -693,8 +693,8 @@ static void test_forward_secrecy(void)
 	/* The key is not in the message in clear. */
 	CU_ASSERT(memmem(out, len, key.key, sizeof key.key) == NULL);
 	e2e_ctl_wipe(&m);
-	e2e_identity_wipe(&alice);
-	e2e_identity_wipe(&sender);
+	e2e_identity_destroy(&alice);
+	e2e_identity_destroy(&sender);
 }
 
 /* A sealed plaintext whose count byte disagrees with its records. */
@@ -735,8 +735,8 @@ static void test_delivery_plaintext_layout(void)
 			(k == 2 ? E2E_OK : E2E_ERR_MALFORMED), "count byte %u", k);
 		TU_CHECK(m.nkeys == (k == 2 ? 2 : 0), "count byte %u: %u keys", k, m.nkeys);
 	}
-	e2e_identity_wipe(&alice);
-	e2e_identity_wipe(&sender);
+	e2e_identity_destroy(&alice);
+	e2e_identity_destroy(&sender);
 }
 
 static void test_refusal_and_announce(void)
@@ -772,8 +772,8 @@ static void test_refusal_and_announce(void)
 	/* An announcement of one sender replayed under another's topic. */
 	CU_ASSERT_EQUAL(e2e_ctl_sender_topic(topic, sizeof topic, "site/ctl", sid ^ 1), E2E_OK);
 	CU_ASSERT_EQUAL(e2e_ctl_parse(&m, out, len, topic, &sender.pub), E2E_ERR_AUTH);
-	e2e_identity_wipe(&alice);
-	e2e_identity_wipe(&sender);
+	e2e_identity_destroy(&alice);
+	e2e_identity_destroy(&sender);
 }
 
 /* Write a SUMMARY head and body by hand: @p n entries with topics of @p tl bytes. */
@@ -846,7 +846,7 @@ static void test_sign_large_summary(void)
 	CU_ASSERT_EQUAL(e2e_ctl_parse(&m, out, len, "t", &sender.pub), E2E_OK);
 	len = summary_by_hand(out, E2E_CTL_SUMMARY, sid, 1, 65535 - 64 - 14 - 12 - 29);
 	CU_ASSERT_EQUAL(e2e_ctl_sign(out, sizeof out, &len, "t", &sender), E2E_ERR_BUFFER);
-	e2e_identity_wipe(&sender);
+	e2e_identity_destroy(&sender);
 }
 
 /* ---- Registration ------------------------------------------------------ */

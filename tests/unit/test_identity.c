@@ -5,7 +5,10 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <stdint.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -25,6 +28,14 @@ static enum e2e_status load_text(const struct tu_tmp *t, const char *text, mode_
 static void generate(struct e2e_identity *id)
 {
 	CU_ASSERT_EQUAL_FATAL(e2e_identity_generate(id), E2E_OK);
+}
+
+/* Same keys (the secrets live in separate blocks: compare their bytes). */
+static int same_identity(const struct e2e_identity *a, const struct e2e_identity *b)
+{
+	return !memcmp(&a->pub, &b->pub, sizeof a->pub) &&
+		!memcmp(a->sign_sk, b->sign_sk, E2E_SIGN_SK_BYTES) &&
+		!memcmp(a->dh_sk, b->dh_sk, E2E_DH_BYTES);
 }
 
 /* ---- Safety ------------------------------------------------------------ */
@@ -49,8 +60,8 @@ static void test_safety_args(void)
 	/* The name is optional on output. */
 	CU_ASSERT_EQUAL(e2e_public_parse(&pub, NULL, 0, line), E2E_OK);
 	CU_ASSERT(!memcmp(&pub, &id.pub, sizeof pub));
-	e2e_identity_wipe(NULL);
-	e2e_identity_wipe(&id);
+	e2e_identity_destroy(NULL);
+	e2e_identity_destroy(&id);
 }
 
 static void test_safety_short_buffers(void)
@@ -69,7 +80,127 @@ static void test_safety_short_buffers(void)
 	/* A name that does not fit the caller's buffer. */
 	CU_ASSERT_EQUAL(e2e_public_format(line, sizeof line, &id.pub, "longername"), E2E_OK);
 	CU_ASSERT_EQUAL(e2e_public_parse(&pub, name, sizeof name, line), E2E_ERR_BUFFER);
-	e2e_identity_wipe(&id);
+	e2e_identity_destroy(&id);
+}
+
+/* ---- Guarded memory ------------------------------------------------------ */
+
+#define FAULT_EXIT 99
+
+static void on_fault(int sig)
+{
+	(void)sig;
+	_exit(FAULT_EXIT);
+}
+
+/*
+ * Run @p fn(@p p) in a child: 1 if the child took a memory fault, 0 if @p fn
+ * returned normally. The child's own SIGSEGV/SIGBUS handler reports the
+ * fault (quietly, also under a sanitizer that would print a report).
+ */
+static int faults(void (*fn)(volatile uint8_t *), volatile uint8_t *p)
+{
+	int status = 0;
+	pid_t pid = fork();
+
+	CU_ASSERT_FATAL(pid >= 0);
+	if (pid == 0) {
+		struct sigaction sa;
+
+		memset(&sa, 0, sizeof sa);
+		sa.sa_handler = on_fault;
+		sigaction(SIGSEGV, &sa, NULL);
+		sigaction(SIGBUS, &sa, NULL);
+		fn(p);
+		_exit(0);
+	}
+	CU_ASSERT_FATAL(waitpid(pid, &status, 0) == pid);
+	return WIFEXITED(status) && WEXITSTATUS(status) == FAULT_EXIT;
+}
+
+static void poke(volatile uint8_t *p)
+{
+	p[0] ^= 1;
+}
+
+static void peek(volatile uint8_t *p)
+{
+	(void)p[0];
+}
+
+/*
+ * The secrets come from sodium_malloc: one block whose end touches a guard
+ * page (sodium_malloc's layout), read-only once filled, unmapped by destroy.
+ * An identity from each creating function is checked the same way.
+ */
+static void check_guarded(struct e2e_identity *id, const char *how)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	const uint8_t *sk = id->sign_sk;
+
+	TU_CHECK(sk && id->dh_sk == sk + E2E_SIGN_SK_BYTES, "%s: one block, sign then dh", how);
+	if (!sk)
+		return;
+	TU_CHECK(((uintptr_t)(sk + E2E_SIGN_SK_BYTES + E2E_DH_BYTES)) % (uintptr_t)page == 0,
+		"%s: block does not end at a page boundary (not from sodium_malloc)", how);
+	TU_CHECK(!faults(peek, (volatile uint8_t *)(uintptr_t)sk), "%s: secret not readable", how);
+	TU_CHECK(faults(poke, (volatile uint8_t *)(uintptr_t)id->dh_sk),
+		"%s: dh secret is writable (not read-only)", how);
+	TU_CHECK(faults(poke, (volatile uint8_t *)(uintptr_t)sk),
+		"%s: sign secret is writable (not read-only)", how);
+	TU_CHECK(faults(peek, (volatile uint8_t *)(uintptr_t)(sk + E2E_SIGN_SK_BYTES +
+		E2E_DH_BYTES)), "%s: no guard page after the block", how);
+	e2e_identity_destroy(id);
+	TU_CHECK(id->sign_sk == NULL && id->dh_sk == NULL, "%s: destroy leaves pointers", how);
+	TU_CHECK(sodium_is_zero((const unsigned char *)id, sizeof *id), "%s: destroy leaves bytes",
+		how);
+	/* Unmapped, not merely released to a heap that keeps the bytes. */
+	TU_CHECK(faults(peek, (volatile uint8_t *)(uintptr_t)sk), "%s: block still mapped", how);
+	e2e_identity_destroy(id);   /* twice: a no-op on an empty identity */
+}
+
+static void test_guarded_memory(void)
+{
+	static const uint8_t seed[32] = { 7 }, dh[32] = { 9 };
+	struct e2e_identity id, loaded;
+	struct tu_tmp t;
+
+	generate(&id);
+	tu_tmp_open(&t, "id.secret");
+	CU_ASSERT_EQUAL_FATAL(e2e_identity_save(&id, t.path, 0), E2E_OK);
+	CU_ASSERT_EQUAL_FATAL(e2e_identity_load(&loaded, t.path), E2E_OK);
+	CU_ASSERT(same_identity(&id, &loaded));
+	CU_ASSERT(id.sign_sk != loaded.sign_sk);
+	check_guarded(&id, "generate");
+	check_guarded(&loaded, "load");
+	CU_ASSERT_EQUAL_FATAL(e2e_identity_from_secrets(&id, seed, dh), E2E_OK);
+	CU_ASSERT(!memcmp(id.sign_sk, seed, 32) && !memcmp(id.dh_sk, dh, 32));
+	check_guarded(&id, "from_secrets");
+	tu_tmp_close(&t);
+}
+
+/* A failed fill leaves an empty identity: destroy is safe, nothing leaks. */
+static void test_failed_fill_is_empty(void)
+{
+	static const uint8_t seed[32] = { 7 };
+	struct e2e_identity id;
+	struct tu_tmp t;
+
+	memset(&id, 0xAA, sizeof id);
+	CU_ASSERT_EQUAL(e2e_identity_load(&id, NULL), E2E_ERR_ARG);
+	CU_ASSERT(sodium_is_zero((const unsigned char *)&id, sizeof id));
+	memset(&id, 0xAA, sizeof id);
+	CU_ASSERT_EQUAL(e2e_identity_from_secrets(&id, seed, NULL), E2E_ERR_ARG);
+	CU_ASSERT(sodium_is_zero((const unsigned char *)&id, sizeof id));
+	CU_ASSERT_EQUAL(e2e_identity_from_secrets(NULL, seed, seed), E2E_ERR_ARG);
+	/* An empty identity has nothing to save. */
+	CU_ASSERT_EQUAL(e2e_identity_save(&id, "x", 0), E2E_ERR_ARG);
+	tu_tmp_open(&t, "id.secret");
+	memset(&id, 0xAA, sizeof id);
+	CU_ASSERT_EQUAL(load_text(&t, "e2e-secret1 AAAA\n", 0600, &id), E2E_ERR_CORRUPT);
+	CU_ASSERT(sodium_is_zero((const unsigned char *)&id, sizeof id));
+	e2e_identity_destroy(&id);
+	tu_tmp_close(&t);
 }
 
 /* ---- Vectors ----------------------------------------------------------- */
@@ -111,7 +242,7 @@ static void check_identity_vector(const json_t *v)
 	CU_ASSERT_EQUAL(e2e_public_parse(&pub, name, sizeof name, publine), E2E_OK);
 	CU_ASSERT(!memcmp(&pub, &id.pub, sizeof pub));
 	TU_CHECK(!strcmp(name, vname), "parsed name \"%s\", expected \"%s\"", name, vname);
-	e2e_identity_wipe(&id);
+	e2e_identity_destroy(&id);
 	tu_tmp_close(&t);
 }
 
@@ -145,9 +276,9 @@ static void test_save_load_round_trip(void)
 	free(text);
 	memset(&back, 0xAA, sizeof back);
 	CU_ASSERT_EQUAL(e2e_identity_load(&back, t.path), E2E_OK);
-	CU_ASSERT(!memcmp(&back, &id, sizeof id));
-	e2e_identity_wipe(&back);
-	e2e_identity_wipe(&id);
+	CU_ASSERT(same_identity(&back, &id));
+	e2e_identity_destroy(&back);
+	e2e_identity_destroy(&id);
 	tu_tmp_close(&t);
 }
 
@@ -162,14 +293,15 @@ static void test_save_refuses_overwrite(void)
 	CU_ASSERT_EQUAL_FATAL(e2e_identity_save(&a, t.path, 0), E2E_OK);
 	CU_ASSERT_EQUAL(e2e_identity_save(&b, t.path, 0), E2E_ERR_EXISTS);
 	CU_ASSERT_EQUAL(e2e_identity_load(&back, t.path), E2E_OK);
-	CU_ASSERT(!memcmp(&back, &a, sizeof a));
+	CU_ASSERT(same_identity(&back, &a));
+	e2e_identity_destroy(&back);
 	CU_ASSERT_EQUAL(e2e_identity_save(&b, t.path, 1), E2E_OK);
 	CU_ASSERT_EQUAL(e2e_identity_load(&back, t.path), E2E_OK);
-	CU_ASSERT(!memcmp(&back, &b, sizeof b));
+	CU_ASSERT(same_identity(&back, &b));
 	CU_ASSERT_EQUAL(tu_dir_entries(t.dir), 1);
-	e2e_identity_wipe(&a);
-	e2e_identity_wipe(&b);
-	e2e_identity_wipe(&back);
+	e2e_identity_destroy(&a);
+	e2e_identity_destroy(&b);
+	e2e_identity_destroy(&back);
 	tu_tmp_close(&t);
 }
 
@@ -192,13 +324,14 @@ static void test_load_permissions(void)
 		CU_ASSERT_EQUAL_FATAL(chmod(t.path, accepted[i]), 0);
 		TU_CHECK(e2e_identity_load(&back, t.path) == E2E_OK, "mode %04o refused",
 			(unsigned)accepted[i]);
+		e2e_identity_destroy(&back);
 	}
 	/* Not owned by us: only testable with the right to give files away. */
 	CU_ASSERT_EQUAL_FATAL(chmod(t.path, 0600), 0);
 	if (geteuid() == 0 && chown(t.path, 65534, 65534) == 0)
 		CU_ASSERT_EQUAL(e2e_identity_load(&back, t.path), E2E_ERR_PERM);
-	e2e_identity_wipe(&id);
-	e2e_identity_wipe(&back);
+	e2e_identity_destroy(&id);
+	e2e_identity_destroy(&back);
 	tu_tmp_close(&t);
 }
 
@@ -222,8 +355,8 @@ static void test_load_not_regular(void)
 	/* Missing. */
 	tu_path(link, sizeof link, t.dir, "absent");
 	CU_ASSERT_EQUAL(e2e_identity_load(&back, link), E2E_ERR_NOT_FOUND);
-	e2e_identity_wipe(&id);
-	e2e_identity_wipe(&back);
+	e2e_identity_destroy(&id);
+	e2e_identity_destroy(&back);
 	tu_tmp_close(&t);
 }
 
@@ -267,7 +400,7 @@ static void test_load_corrupt(void)
 	/* The same line between comments and blank lines is fine. */
 	snprintf(text, sizeof text, "# comment\n\n# another\ne2e-secret1 %s\n\n# trailing\n", b64);
 	CU_ASSERT_EQUAL(load_text(&t, text, 0600, &id), E2E_OK);
-	e2e_identity_wipe(&id);
+	e2e_identity_destroy(&id);
 	tu_tmp_close(&t);
 }
 
@@ -294,7 +427,7 @@ static void test_public_round_trip(void)
 		TU_CHECK(!strcmp(name, names[i] ? names[i] : ""), "name \"%s\" came back as \"%s\"",
 			names[i] ? names[i] : "(none)", name);
 	}
-	e2e_identity_wipe(&id);
+	e2e_identity_destroy(&id);
 }
 
 static void test_public_rejects(void)
@@ -341,7 +474,7 @@ static void test_public_rejects(void)
 		sodium_base64_VARIANT_ORIGINAL);
 	CU_ASSERT_EQUAL(strlen(bad), 93);
 	CU_ASSERT_EQUAL(e2e_public_parse(&pub, name, sizeof name, bad), E2E_ERR_MALFORMED);
-	e2e_identity_wipe(&id);
+	e2e_identity_destroy(&id);
 }
 
 static void test_fingerprint_and_sender_id(void)
@@ -372,13 +505,16 @@ static void test_fingerprint_and_sender_id(void)
 	p = a.pub;
 	p.sign_pk[31] ^= 1;
 	CU_ASSERT_NOT_EQUAL(e2e_sender_id(&p), e2e_sender_id(&a.pub));
-	e2e_identity_wipe(&a);
-	e2e_identity_wipe(&b);
+	e2e_identity_destroy(&a);
+	e2e_identity_destroy(&b);
 }
 
 static const struct tu_test safety_tests[] = {
 	{ "Safety: NULL arguments", test_safety_args },
 	{ "Safety: short output buffers", test_safety_short_buffers },
+	{ "Safety: a failed fill leaves an empty identity", test_failed_fill_is_empty },
+	{ "Secrets: sodium_malloc block, read-only, guard page, destroy unmaps",
+		test_guarded_memory },
 	{ NULL, NULL },
 };
 

@@ -111,11 +111,11 @@ static void svc_init(struct svc *s, const struct e2e_keysvc_config *base)
 static void svc_free(struct svc *s)
 {
 	e2e_keysvc_destroy(s->ks);
-	e2e_identity_wipe(&s->sender);
-	e2e_identity_wipe(&s->alice);
-	e2e_identity_wipe(&s->bob);
-	e2e_identity_wipe(&s->carol);
-	e2e_identity_wipe(&s->mallory);
+	e2e_identity_destroy(&s->sender);
+	e2e_identity_destroy(&s->alice);
+	e2e_identity_destroy(&s->bob);
+	e2e_identity_destroy(&s->carol);
+	e2e_identity_destroy(&s->mallory);
 }
 
 static enum e2e_status handle_on(struct svc *s, const uint8_t *msg, size_t len, const char *topic,
@@ -209,7 +209,7 @@ static void test_safety_create(void)
 	e2e_keysvc_destroy(ks);
 	e2e_keysvc_destroy(NULL);
 	e2e_keysvc_stats(NULL, NULL);
-	e2e_identity_wipe(&id);
+	e2e_identity_destroy(&id);
 }
 
 static void test_safety_handle(void)
@@ -303,11 +303,11 @@ static void test_refusals(void)
 	ASSERT_REFUSED(ask(&s, &s.alice, &want3, 1, NOW, &m), m, E2E_REFUSE_SCOPE);
 	/* The requester's enrolled sign key with another X25519 key is someone else. */
 	{
-		struct e2e_identity twin = s.bob;
+		struct e2e_identity twin;
 
-		CU_ASSERT_EQUAL(crypto_box_keypair(twin.pub.dh_pk, twin.dh_sk), 0);
+		tu_identity_twin(&twin, &s.bob);
 		ASSERT_REFUSED(ask(&s, &twin, &want1, 1, NOW, &m), m, E2E_REFUSE_NOT_ENROLLED);
-		e2e_identity_wipe(&twin);
+		e2e_identity_destroy(&twin);
 	}
 	st = stats(&s);
 	CU_ASSERT_EQUAL(st.requests, 5);

@@ -107,9 +107,9 @@ static void sfx_init(struct sfx *f)
 static void sfx_free(struct sfx *f)
 {
 	e2e_sender_close(f->s);
-	e2e_identity_wipe(&f->id);
-	e2e_identity_wipe(&f->bob);
-	e2e_identity_wipe(&f->mallory);
+	e2e_identity_destroy(&f->id);
+	e2e_identity_destroy(&f->bob);
+	e2e_identity_destroy(&f->mallory);
 	tu_tmp_close(&f->t);
 }
 
@@ -373,12 +373,12 @@ static void test_key_service(void)
 	CU_ASSERT_EQUAL(ask(&f, &f.mallory, &want1, 1, &m), E2E_CTL_REFUSAL);
 	CU_ASSERT_EQUAL(m.reason, E2E_REFUSE_NOT_ENROLLED);
 	{
-		struct e2e_identity twin = f.bob;
+		struct e2e_identity twin;
 
-		CU_ASSERT_EQUAL(crypto_box_keypair(twin.pub.dh_pk, twin.dh_sk), 0);
+		tu_identity_twin(&twin, &f.bob);
 		CU_ASSERT_EQUAL(ask(&f, &twin, &want1, 1, &m), E2E_CTL_REFUSAL);
 		CU_ASSERT_EQUAL(m.reason, E2E_REFUSE_NOT_ENROLLED);
-		e2e_identity_wipe(&twin);
+		e2e_identity_destroy(&twin);
 	}
 	memset(&st, 0, sizeof st);
 	e2e_sender_keysvc_stats(f.s, &st);

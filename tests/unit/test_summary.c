@@ -150,7 +150,7 @@ static void fx_free(struct fx *f)
 	e2e_keyring_destroy(f->kr);
 	e2e_rx_destroy(f->rx);
 	e2e_sumcheck_destroy(f->sc);
-	e2e_identity_wipe(&f->id);
+	e2e_identity_destroy(&f->id);
 }
 
 /* Seal the next message on @p topic and record it for the summary. */
@@ -308,7 +308,7 @@ static void test_safety(void)
 	CU_ASSERT_EQUAL(e2e_sumcheck_overflow(NULL), 0);
 	e2e_sumcheck_destroy(sc);
 	e2e_sumcheck_destroy(NULL);
-	e2e_identity_wipe(&id);
+	e2e_identity_destroy(&id);
 }
 
 /* ---- Vectors ----------------------------------------------------------- */
@@ -388,7 +388,7 @@ static void check_summary_vector(const json_t *v)
 		"%s: %u reports for %zu entries", name, log.n, count);
 	e2e_summary_destroy(s);
 	e2e_sumcheck_destroy(sc);
-	e2e_identity_wipe(&id);
+	e2e_identity_destroy(&id);
 }
 
 static void test_vectors(void)

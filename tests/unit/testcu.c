@@ -296,12 +296,22 @@ void tu_identity(struct e2e_identity *id)
 
 void tu_identity_from_seed(struct e2e_identity *id, const uint8_t seed[32], const uint8_t *dh_sk)
 {
-	memset(id, 0, sizeof *id);
-	CU_ASSERT_EQUAL_FATAL(crypto_sign_seed_keypair(id->pub.sign_pk, id->sign_sk, seed), 0);
-	if (dh_sk) {
-		memcpy(id->dh_sk, dh_sk, sizeof id->dh_sk);
-		CU_ASSERT_EQUAL_FATAL(crypto_scalarmult_base(id->pub.dh_pk, id->dh_sk), 0);
-	}
+	static const uint8_t any_dh[32] = { 1 };
+
+	CU_ASSERT_EQUAL_FATAL(e2e_identity_from_secrets(id, seed, dh_sk ? dh_sk : any_dh), E2E_OK);
+	/* Sign-only vectors were made with a zero X25519 public key. */
+	if (!dh_sk)
+		memset(id->pub.dh_pk, 0, sizeof id->pub.dh_pk);
+}
+
+void tu_identity_twin(struct e2e_identity *twin, const struct e2e_identity *of)
+{
+	uint8_t dh_sk[32];
+
+	randombytes_buf(dh_sk, sizeof dh_sk);
+	/* The first half of libsodium's Ed25519 secret key is the seed. */
+	CU_ASSERT_EQUAL_FATAL(e2e_identity_from_secrets(twin, of->sign_sk, dh_sk), E2E_OK);
+	sodium_memzero(dh_sk, sizeof dh_sk);
 }
 
 void tu_request(struct tu_request *r, const struct e2e_identity *who, uint32_t target,

@@ -121,8 +121,11 @@ void tu_assert_verdict(enum e2e_verdict actual, enum e2e_verdict expected,
 /** A fresh random identity (fatal on failure). */
 void tu_identity(struct e2e_identity *id);
 
-/** The identity of Ed25519 seed @p seed and X25519 secret @p dh_sk (NULL: dh keys zero). */
+/** The identity of Ed25519 seed @p seed and X25519 secret @p dh_sk (NULL: the public dh key zero; destroy it). */
 void tu_identity_from_seed(struct e2e_identity *id, const uint8_t seed[32], const uint8_t *dh_sk);
+
+/** @p of's signing key with a fresh X25519 key pair (destroy it). */
+void tu_identity_twin(struct e2e_identity *twin, const struct e2e_identity *of);
 
 /** A key request made with e2e_ctl_request on the default control topic (asserted). */
 struct tu_request {

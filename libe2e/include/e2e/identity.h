@@ -23,23 +23,56 @@ struct e2e_public {
 	uint8_t dh_pk[E2E_DH_BYTES];
 };
 
+/*
+ * An identity: the public keys as a plain value, the two secrets in one
+ * block from sodium_malloc (guard pages around it, mlock'ed so it is not
+ * swapped, excluded from core dumps where the system allows) and made
+ * read-only once filled, so a stray write faults instead of changing a key.
+ * Not "no access": the sender signs with sign_sk per message, and two
+ * mprotect calls per message are not practical.
+ *
+ * Every function that fills an identity (generate, load, from_secrets)
+ * treats *id as output only and allocates the block; each such identity
+ * must be released with e2e_identity_destroy, exactly once. A struct that
+ * was zeroed, or whose fill failed, holds nothing: destroy is a no-op on it.
+ * Do not copy the struct by value to keep a second identity: both copies
+ * would point at one block. The fill functions return E2E_ERR_NOMEM when no
+ * guarded memory can be had (each identity takes a few pages of address
+ * space), E2E_ERR_ARG on a NULL argument.
+ */
 struct e2e_identity {
 	struct e2e_public pub;
-	uint8_t sign_sk[E2E_SIGN_SK_BYTES];
-	uint8_t dh_sk[E2E_DH_BYTES];
+	const uint8_t *sign_sk;      /* E2E_SIGN_SK_BYTES (seed || pk); NULL when empty */
+	const uint8_t *dh_sk;        /* E2E_DH_BYTES; NULL when empty */
 };
 
-/** Fresh random identity. */
+/** Fresh random identity (see above: destroy it with e2e_identity_destroy). */
 E2E_API enum e2e_status e2e_identity_generate(struct e2e_identity *id) E2E_WARN_UNUSED;
 
-/** Zero the secret parts (and everything else) of @p id. */
-E2E_API void e2e_identity_wipe(struct e2e_identity *id);
+/**
+ * The identity of Ed25519 seed @p seed and X25519 secret @p dh_sk (test
+ * vectors, key import). E2E_ERR_CORRUPT if @p dh_sk gives the zero point.
+ */
+E2E_API enum e2e_status e2e_identity_from_secrets(struct e2e_identity *id,
+	const uint8_t seed[32], const uint8_t dh_sk[E2E_DH_BYTES]) E2E_WARN_UNUSED;
+
+/**
+ * Zero and free the secret block (sodium_free wipes it before unmapping)
+ * and zero the rest of @p id. NULL or an empty identity: nothing to do.
+ */
+E2E_API void e2e_identity_destroy(struct e2e_identity *id);
+
+/* The name this function had before the secrets moved to guarded memory. */
+#define e2e_identity_wipe e2e_identity_destroy
 
 /** Write @p id to @p path atomically, mode 0600. Refuses to overwrite unless @p force. */
 E2E_API enum e2e_status e2e_identity_save(const struct e2e_identity *id, const char *path,
 	int force) E2E_WARN_UNUSED;
 
-/** Load and validate; E2E_ERR_PERM if the file is readable by others. */
+/**
+ * Load and validate (output only, as generate); E2E_ERR_PERM if the file is
+ * readable by others or not owned by the effective user.
+ */
 E2E_API enum e2e_status e2e_identity_load(struct e2e_identity *id, const char *path) E2E_WARN_UNUSED;
 
 /** One-line public key: "e2e1 <base64> [name]" (no newline). */
