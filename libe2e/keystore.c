@@ -279,14 +279,20 @@ static uint32_t highest(const struct e2e_keystore *ks, uint8_t scope, int *any)
 	return top;
 }
 
-/* Append epoch (highest + 1) of @p scope with a fresh random key. */
+/*
+ * Append a new epoch of @p scope with a fresh random key: max(highest
+ * known + 1, Unix seconds now) (SPEC 6.4). The clock part is what keeps a
+ * state directory restored from a backup from issuing again an epoch it
+ * issued after that backup, with another key.
+ */
 static enum e2e_status add_next(struct e2e_keystore *ks, uint8_t scope, uint64_t now_ms,
 	uint32_t *epoch)
 {
 	struct e2e_keystore_entry *e;
 	enum e2e_status st;
 	int any;
-	uint32_t top = highest(ks, scope, &any);
+	uint32_t top = highest(ks, scope, &any), next;
+	uint64_t now_s = now_ms / 1000U;
 
 	/* A keys file that lost keys must not make us reissue their epochs. */
 	if (ks->floor[scope] > top || (!any && ks->floor[scope])) {
@@ -296,7 +302,10 @@ static enum e2e_status add_next(struct e2e_keystore *ks, uint8_t scope, uint64_t
 	/* Epochs never repeat: a reused epoch would reuse nonces. */
 	if (any && top == UINT32_MAX)
 		return E2E_ERR_EXHAUSTED;
-	e = insert(ks, scope, any ? top + 1 : 1, &st);
+	next = any ? top + 1 : 1;
+	if (now_s > next)
+		next = now_s > UINT32_MAX ? UINT32_MAX : (uint32_t)now_s;
+	e = insert(ks, scope, next, &st);
 	if (!e)
 		return st;
 	e->created_ms = now_ms;

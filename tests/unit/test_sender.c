@@ -15,6 +15,9 @@
 #include "testcu.h"
 
 #define T0 1700000000000ULL
+/* Epoch n of a scope whose keys were all made by T0 + (n-1) s: a new epoch
+ * is max(highest + 1, Unix seconds now) (SPEC 6.4). */
+#define EP(n) ((uint32_t)(T0 / 1000U) + (n) - 1U)
 #define GRACE 60000ULL
 #define ENV_CAP 512U
 #define PATH_CAP 4096U
@@ -268,8 +271,8 @@ static void test_open_creates_keys(void)
 	CU_ASSERT_EQUAL_FATAL(stat(f.p_keys, &sb), 0);
 	CU_ASSERT_EQUAL(sb.st_mode & 0777, 0600);
 	CU_ASSERT_EQUAL(file_key_count(&f), 2);
-	CU_ASSERT_EQUAL_FATAL(file_key(&f, 0, 1, &k0), 0);
-	CU_ASSERT_EQUAL_FATAL(file_key(&f, 1, 1, &k1), 0);
+	CU_ASSERT_EQUAL_FATAL(file_key(&f, 0, EP(1), &k0), 0);
+	CU_ASSERT_EQUAL_FATAL(file_key(&f, 1, EP(1), &k1), 0);
 	CU_ASSERT(k0.not_after_ms == 0 && k1.not_after_ms == 0);
 	CU_ASSERT(k0.created_ms == T0 && k1.created_ms == T0);
 	CU_ASSERT(memcmp(k0.key, k1.key, 32) != 0);
@@ -279,7 +282,7 @@ static void test_open_creates_keys(void)
 	g_now = T0 + 5000;
 	sfx_open(&f);
 	CU_ASSERT_EQUAL(file_key_count(&f), 2);
-	CU_ASSERT_EQUAL_FATAL(file_key(&f, 1, 1, &again), 0);
+	CU_ASSERT_EQUAL_FATAL(file_key(&f, 1, EP(1), &again), 0);
 	CU_ASSERT(!memcmp(again.key, k1.key, 32) && again.created_ms == T0);
 	sfx_free(&f);
 }
@@ -297,14 +300,14 @@ static void test_seal_maps_scopes(void)
 	};
 
 	sfx_init(&f);
-	CU_ASSERT_EQUAL_FATAL(file_key(&f, 0, 1, &k0), 0);
-	CU_ASSERT_EQUAL_FATAL(file_key(&f, 1, 1, &k1), 0);
+	CU_ASSERT_EQUAL_FATAL(file_key(&f, 0, EP(1), &k0), 0);
+	CU_ASSERT_EQUAL_FATAL(file_key(&f, 1, EP(1), &k1), 0);
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		const char *t = cases[i].topic;
 
 		len = seal_on(&f, env, t, &h);
 		TU_CHECK(h.scope == cases[i].scope, "%s sealed under scope %u", t, h.scope);
-		TU_CHECK(h.epoch == 1 && h.sender == e2e_sender_self(f.s), "%s: header", t);
+		TU_CHECK(h.epoch == EP(1) && h.sender == e2e_sender_self(f.s), "%s: header", t);
 		CU_ASSERT_EQUAL(h.seq, 1);
 		/* Under exactly that scope's key from the keys file. */
 		CU_ASSERT_EQUAL(e2e_envelope_open(pt, sizeof pt, &pt_len,
@@ -350,11 +353,11 @@ static void test_key_service(void)
 	size_t len, pt_len = 0;
 
 	sfx_init(&f);
-	CU_ASSERT_EQUAL_FATAL(file_key(&f, 1, 1, &k1), 0);
+	CU_ASSERT_EQUAL_FATAL(file_key(&f, 1, EP(1), &k1), 0);
 	/* bob: scope 1 only. */
 	CU_ASSERT_EQUAL_FATAL(ask(&f, &f.bob, &want1, 1, &m), E2E_CTL_DELIVERY);
 	CU_ASSERT_EQUAL(m.nkeys, 1);
-	k = tu_ctl_key(&m, 1, 1);
+	k = tu_ctl_key(&m, 1, EP(1));
 	CU_ASSERT_FATAL(k != NULL);
 	CU_ASSERT(!memcmp(k->key, k1.key, 32) && k->not_after_ms == 0);
 	/* The delivered key opens what the sender seals for the scope. */
@@ -362,7 +365,7 @@ static void test_key_service(void)
 	CU_ASSERT_EQUAL(e2e_envelope_open(pt, sizeof pt, &pt_len, k->key,
 		(const uint8_t *)"sensors/t", 9, env, len), E2E_OK);
 	CU_ASSERT_EQUAL_FATAL(ask(&f, &f.bob, NULL, 0, &m), E2E_CTL_DELIVERY);
-	CU_ASSERT(m.nkeys == 1 && tu_ctl_key(&m, 1, 1) != NULL);
+	CU_ASSERT(m.nkeys == 1 && tu_ctl_key(&m, 1, EP(1)) != NULL);
 	CU_ASSERT_EQUAL(ask(&f, &f.bob, &want0, 1, &m), E2E_CTL_REFUSAL);
 	CU_ASSERT_EQUAL(m.reason, E2E_REFUSE_SCOPE);
 	/* Not enrolled, and bob's signing key with another X25519 key. */
@@ -398,42 +401,42 @@ static void test_rotate(void)
 
 	sfx_init(&f);
 	(void)seal_on(&f, env, "sensors/a", &h);
-	CU_ASSERT_EQUAL(h.epoch, 1);
+	CU_ASSERT_EQUAL(h.epoch, EP(1));
 	CU_ASSERT_EQUAL(next_announce(&f, &m), 0);
 	g_now = T0 + 1000;
 	CU_ASSERT_EQUAL_FATAL(e2e_sender_rotate(f.s, 1, g_now), E2E_OK);
 	/* The next seal uses the new epoch; the other scope is unchanged. */
 	(void)seal_on(&f, env, "sensors/a", &h);
-	CU_ASSERT(h.scope == 1 && h.epoch == 2 && h.seq == 1);
+	CU_ASSERT(h.scope == 1 && h.epoch == EP(2) && h.seq == 1);
 	(void)seal_on(&f, env, "plant/a", &h);
-	CU_ASSERT(h.scope == 0 && h.epoch == 1);
+	CU_ASSERT(h.scope == 0 && h.epoch == EP(1));
 	/* One announcement, once. */
 	CU_ASSERT_EQUAL_FATAL(next_announce(&f, &m), 1);
-	CU_ASSERT(m.scope == 1 && m.epoch == 2);
+	CU_ASSERT(m.scope == 1 && m.epoch == EP(2));
 	CU_ASSERT_EQUAL(next_announce(&f, &m), 0);
 	/* On disk: epoch 2 current, epoch 1 until now + grace. */
-	CU_ASSERT_EQUAL_FATAL(file_key(&f, 1, 1, &old), 0);
-	CU_ASSERT_EQUAL_FATAL(file_key(&f, 1, 2, &cur), 0);
+	CU_ASSERT_EQUAL_FATAL(file_key(&f, 1, EP(1), &old), 0);
+	CU_ASSERT_EQUAL_FATAL(file_key(&f, 1, EP(2), &cur), 0);
 	CU_ASSERT_EQUAL(old.not_after_ms, T0 + 1000 + GRACE);
 	CU_ASSERT_EQUAL(cur.not_after_ms, 0);
 	/* Both are delivered, the old one with its deadline. */
 	CU_ASSERT_EQUAL_FATAL(ask(&f, &f.bob, &want1, 1, &m), E2E_CTL_DELIVERY);
 	CU_ASSERT_EQUAL(m.nkeys, 2);
-	k = tu_ctl_key(&m, 1, 2);
+	k = tu_ctl_key(&m, 1, EP(2));
 	CU_ASSERT(k && k->not_after_ms == 0 && !memcmp(k->key, cur.key, 32));
-	k = tu_ctl_key(&m, 1, 1);
+	k = tu_ctl_key(&m, 1, EP(1));
 	CU_ASSERT(k && k->not_after_ms == T0 + 1000 + GRACE && !memcmp(k->key, old.key, 32));
 	/* By topic. */
 	CU_ASSERT_EQUAL(e2e_sender_rotate_topic(f.s, "sensors/zz", g_now), E2E_OK);
 	(void)seal_on(&f, env, "sensors/a", &h);
-	CU_ASSERT_EQUAL(h.epoch, 3);
-	CU_ASSERT(next_announce(&f, &m) == 1 && m.scope == 1 && m.epoch == 3);
+	CU_ASSERT_EQUAL(h.epoch, EP(3));
+	CU_ASSERT(next_announce(&f, &m) == 1 && m.scope == 1 && m.epoch == EP(3));
 	/* After the grace period the old keys are pruned: no longer delivered. */
 	g_now = T0 + 1000 + GRACE + 1;
 	CU_ASSERT_EQUAL(e2e_sender_tick(f.s, g_now), E2E_OK);
 	CU_ASSERT_EQUAL(file_key_count(&f), 2);       /* scope 0 epoch 1, scope 1 epoch 3 */
 	CU_ASSERT_EQUAL_FATAL(ask(&f, &f.bob, &want1, 1, &m), E2E_CTL_DELIVERY);
-	CU_ASSERT(m.nkeys == 1 && tu_ctl_key(&m, 1, 3) != NULL);
+	CU_ASSERT(m.nkeys == 1 && tu_ctl_key(&m, 1, EP(3)) != NULL);
 	e2e_ctl_wipe(&m);
 	sfx_free(&f);
 }
@@ -451,11 +454,11 @@ static void test_rotate_by_count_and_age(void)
 	sfx_open(&f);
 	for (int i = 0; i < 3; i++) {
 		(void)seal_on(&f, env, "sensors/a", &h);
-		CU_ASSERT_EQUAL(h.epoch, 1);
+		CU_ASSERT_EQUAL(h.epoch, EP(1));
 	}
 	(void)seal_on(&f, env, "sensors/a", &h);
-	CU_ASSERT_EQUAL(h.epoch, 2);
-	CU_ASSERT(next_announce(&f, &m) == 1 && m.scope == 1 && m.epoch == 2);
+	CU_ASSERT_EQUAL(h.epoch, EP(2));
+	CU_ASSERT(next_announce(&f, &m) == 1 && m.scope == 1 && m.epoch == EP(2));
 	CU_ASSERT_EQUAL(next_announce(&f, &m), 0);
 	e2e_sender_close(f.s);
 	f.s = NULL;
@@ -468,11 +471,12 @@ static void test_rotate_by_count_and_age(void)
 	CU_ASSERT_EQUAL(next_announce(&f, &m), 0);
 	g_now = T0 + 5000;
 	CU_ASSERT_EQUAL(e2e_sender_tick(f.s, g_now), E2E_OK);
-	CU_ASSERT(next_announce(&f, &m) == 1 && m.scope == 0 && m.epoch == 2);
-	CU_ASSERT(next_announce(&f, &m) == 1 && m.scope == 1 && m.epoch == 3);
+	/* At T0 + 5 s the clock is ahead of highest + 1 (SPEC 6.4). */
+	CU_ASSERT(next_announce(&f, &m) == 1 && m.scope == 0 && m.epoch == EP(6));
+	CU_ASSERT(next_announce(&f, &m) == 1 && m.scope == 1 && m.epoch == EP(6));
 	CU_ASSERT_EQUAL(next_announce(&f, &m), 0);
 	(void)seal_on(&f, env, "plant/a", &h);
-	CU_ASSERT_EQUAL(h.epoch, 2);
+	CU_ASSERT_EQUAL(h.epoch, EP(6));
 	sfx_free(&f);
 }
 
@@ -494,15 +498,15 @@ static void test_reload(void)
 	g_now = T0 + 2000;
 	CU_ASSERT_EQUAL_FATAL(e2e_keystore_load(&ks, f.p_keys, 1, NULL, 0), E2E_OK);
 	CU_ASSERT_EQUAL_FATAL(e2e_keystore_rotate(ks, 0, g_now, GRACE, &epoch), E2E_OK);
-	CU_ASSERT_EQUAL(epoch, 2);
+	CU_ASSERT_EQUAL(epoch, EP(3));
 	CU_ASSERT_EQUAL_FATAL(e2e_keystore_save(ks, f.p_keys), E2E_OK);
 	e2e_keystore_free(ks);
 	(void)seal_on(&f, env, "plant/a", &h);
-	CU_ASSERT_EQUAL(h.epoch, 1);      /* not yet picked up */
+	CU_ASSERT_EQUAL(h.epoch, EP(1));      /* not yet picked up */
 	CU_ASSERT_EQUAL(e2e_sender_tick(f.s, g_now), E2E_OK);
 	(void)seal_on(&f, env, "plant/a", &h);
-	CU_ASSERT(h.scope == 0 && h.epoch == 2);
-	CU_ASSERT(next_announce(&f, &m) == 1 && m.scope == 0 && m.epoch == 2);
+	CU_ASSERT(h.scope == 0 && h.epoch == EP(3));
+	CU_ASSERT(next_announce(&f, &m) == 1 && m.scope == 0 && m.epoch == EP(3));
 	CU_ASSERT_EQUAL(next_announce(&f, &m), 0);
 
 	/* mallory gets enrolled for both scopes. */
@@ -513,10 +517,10 @@ static void test_reload(void)
 	CU_ASSERT_EQUAL(e2e_sender_tick(f.s, g_now), E2E_OK);
 	CU_ASSERT_EQUAL_FATAL(ask(&f, &f.mallory, &want0, 1, &m), E2E_CTL_DELIVERY);
 	/* The scope 0 keys are the ones of the rewritten file. */
-	CU_ASSERT_EQUAL_FATAL(file_key(&f, 0, 2, &k), 0);
-	CU_ASSERT(m.nkeys == 2 && tu_ctl_key(&m, 0, 2) &&
-		!memcmp(tu_ctl_key(&m, 0, 2)->key, k.key, 32));
-	CU_ASSERT(tu_ctl_key(&m, 0, 1) && tu_ctl_key(&m, 0, 1)->not_after_ms == T0 + 2000 + GRACE);
+	CU_ASSERT_EQUAL_FATAL(file_key(&f, 0, EP(3), &k), 0);
+	CU_ASSERT(m.nkeys == 2 && tu_ctl_key(&m, 0, EP(3)) &&
+		!memcmp(tu_ctl_key(&m, 0, EP(3))->key, k.key, 32));
+	CU_ASSERT(tu_ctl_key(&m, 0, EP(1)) && tu_ctl_key(&m, 0, EP(1))->not_after_ms == T0 + 2000 + GRACE);
 
 	/* A broken file is reported and the previous configuration stays. */
 	write_text(f.p_enrolled, "this is not an enrollment line\n", 0644);
@@ -704,12 +708,12 @@ static void test_short_buffers_keep_queue(void)
 	CU_ASSERT_EQUAL_FATAL(e2e_sender_rotate(f.s, 1, g_now), E2E_OK);
 	CU_ASSERT_EQUAL(e2e_sender_next_announce(f.s, buf, 20, &len, topic, sizeof topic, g_now),
 		E2E_ERR_BUFFER);
-	TU_CHECK(next_announce(&f, &m) == 1 && m.scope == 1 && m.epoch == 2,
+	TU_CHECK(next_announce(&f, &m) == 1 && m.scope == 1 && m.epoch == EP(2),
 		"announcement lost after a short message buffer");
 	CU_ASSERT_EQUAL_FATAL(e2e_sender_rotate(f.s, 1, g_now), E2E_OK);
 	CU_ASSERT_EQUAL(e2e_sender_next_announce(f.s, buf, sizeof buf, &len, topic, 5, g_now),
 		E2E_ERR_BUFFER);
-	TU_CHECK(next_announce(&f, &m) == 1 && m.scope == 1 && m.epoch == 3,
+	TU_CHECK(next_announce(&f, &m) == 1 && m.scope == 1 && m.epoch == EP(3),
 		"announcement lost after a short topic buffer");
 	/* Summaries: the same, and the number stays consecutive. */
 	(void)seal_on(&f, env, "sensors/a", &h);
