@@ -503,7 +503,14 @@ static void summarize(struct e2e_sender *s, const char *topic, size_t topic_len,
 	s->unsummarized++;
 }
 
-enum e2e_status e2e_sender_seal(struct e2e_sender *s, uint8_t *out, size_t cap,
+static enum e2e_status tx_seal(struct e2e_tx *tx, int alone, uint8_t *out, size_t cap,
+	size_t *out_len, const char *topic, size_t topic_len, const uint8_t *pt, size_t pt_len)
+{
+	return (alone ? e2e_tx_seal_alone : e2e_tx_seal)(tx, out, cap, out_len,
+		(const uint8_t *)topic, topic_len, pt, pt_len);
+}
+
+static enum e2e_status seal(struct e2e_sender *s, int will, uint8_t *out, size_t cap,
 	size_t *out_len, const char *topic, size_t topic_len, const uint8_t *pt, size_t pt_len)
 {
 	struct e2e_tx *tx;
@@ -520,19 +527,32 @@ enum e2e_status e2e_sender_seal(struct e2e_sender *s, uint8_t *out, size_t cap,
 	st = scope_tx(s, scope, &tx);
 	if (st != E2E_OK)
 		return st;
-	st = e2e_tx_seal(tx, out, cap, out_len, (const uint8_t *)topic, topic_len, pt, pt_len);
+	st = tx_seal(tx, will, out, cap, out_len, topic, topic_len, pt, pt_len);
 	if (st == E2E_ERR_EXHAUSTED) {
 		/* Key usage limit reached: rotate now and seal under the new key. */
 		st = e2e_sender_rotate(s, scope, s->cfg.clock_ms());
 		if (st == E2E_OK)
 			st = scope_tx(s, scope, &tx);
 		if (st == E2E_OK)
-			st = e2e_tx_seal(tx, out, cap, out_len, (const uint8_t *)topic, topic_len, pt,
-				pt_len);
+			st = tx_seal(tx, will, out, cap, out_len, topic, topic_len, pt, pt_len);
 	}
-	if (st == E2E_OK && s->sum_cur)
+	/* A will is published only if the client vanishes, and only then
+	 * could a summary vouch for it. */
+	if (st == E2E_OK && s->sum_cur && !will)
 		summarize(s, topic, topic_len, out, *out_len);
 	return st;
+}
+
+enum e2e_status e2e_sender_seal(struct e2e_sender *s, uint8_t *out, size_t cap,
+	size_t *out_len, const char *topic, size_t topic_len, const uint8_t *pt, size_t pt_len)
+{
+	return seal(s, 0, out, cap, out_len, topic, topic_len, pt, pt_len);
+}
+
+enum e2e_status e2e_sender_seal_will(struct e2e_sender *s, uint8_t *out, size_t cap,
+	size_t *out_len, const char *topic, size_t topic_len, const uint8_t *pt, size_t pt_len)
+{
+	return seal(s, 1, out, cap, out_len, topic, topic_len, pt, pt_len);
 }
 
 enum e2e_status e2e_sender_control(struct e2e_sender *s, const uint8_t *msg, size_t len,

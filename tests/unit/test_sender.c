@@ -319,6 +319,67 @@ static void test_seal_maps_scopes(void)
 	sfx_free(&f);
 }
 
+/*
+ * L2: a will is sealed at CONNECT but published only if the client vanishes.
+ * Sealed in a run of its own, it takes no seq of the topic's stream: the
+ * next message is no GAP whether or not the will is ever published, and the
+ * will itself, when published, is a new stream (SPEC 5.1, 8).
+ */
+static void test_will_is_no_gap(void)
+{
+	struct sfx f;
+	struct e2e_keystore_entry k1;
+	struct e2e_header h, w, h2;
+	uint8_t env[3][ENV_CAP], pt[ENV_CAP];
+	size_t len[3], wlen = 0;
+	struct e2e_keyring *kr;
+	struct e2e_rx *rx;
+	struct e2e_rx_result res;
+	struct e2e_keyid id;
+
+	sfx_init(&f);
+	CU_ASSERT_EQUAL_FATAL(file_key(&f, 1, EP(1), &k1), 0);
+	len[0] = seal_on(&f, env[0], "sensors/a", &h);
+	CU_ASSERT_EQUAL_FATAL(e2e_sender_seal_will(f.s, env[1], ENV_CAP, &wlen, "sensors/a", 9,
+		(const uint8_t *)"gone", 4), E2E_OK);
+	len[1] = wlen;
+	CU_ASSERT_EQUAL_FATAL(e2e_header_parse(&w, env[1], wlen), E2E_OK);
+	len[2] = seal_on(&f, env[2], "sensors/a", &h2);
+	/* Its own run and seq 1; the key's counter still only moves up. */
+	CU_ASSERT(w.run != h.run && w.seq == 1 && w.scope == 1 && w.epoch == EP(1));
+	CU_ASSERT(h.counter < w.counter && w.counter < h2.counter);
+	CU_ASSERT(h2.run == h.run && h2.seq == h.seq + 1);
+	/* A subscriber: the stream goes on without a gap; the will, published
+	 * late, is a new stream and delivered once. */
+	id = (struct e2e_keyid){ e2e_sender_self(f.s), 1, EP(1) };
+	kr = tu_keyring_with(&id, k1.key);
+	rx = tu_rx_new(0, 0);
+	TU_ASSERT_VERDICT(tu_rx_open(rx, kr, &res, pt, sizeof pt, "sensors/a", env[0], len[0]),
+		E2E_V_OK);
+	TU_ASSERT_VERDICT(tu_rx_open(rx, kr, &res, pt, sizeof pt, "sensors/a", env[2], len[2]),
+		E2E_V_OK);
+	CU_ASSERT_EQUAL(res.gap, 0);
+	TU_ASSERT_VERDICT(tu_rx_open(rx, kr, &res, pt, sizeof pt, "sensors/a", env[1], len[1]),
+		E2E_V_OK);
+	CU_ASSERT(res.flags & E2E_RX_NEW_STREAM);
+	CU_ASSERT(res.pt_len == 4 && !memcmp(pt, "gone", 4));
+	TU_ASSERT_VERDICT(tu_rx_open(rx, kr, &res, pt, sizeof pt, "sensors/a", env[1], len[1]),
+		E2E_V_DUPLICATE);
+	{
+		struct e2e_rx_stats st;
+
+		e2e_rx_stats(rx, &st);
+		CU_ASSERT_EQUAL(st.gap_total, 0);
+		CU_ASSERT_EQUAL(st.pending + st.lost, 0);
+	}
+	/* The control topics stay refused for wills too. */
+	CU_ASSERT_EQUAL(e2e_sender_seal_will(f.s, env[1], ENV_CAP, &wlen, "e2e/control", 11,
+		(const uint8_t *)"x", 1), E2E_ERR_PERM);
+	e2e_rx_destroy(rx);
+	e2e_keyring_destroy(kr);
+	sfx_free(&f);
+}
+
 /* SPEC 11.1: senders MUST refuse to seal for topics under C and e2e/k/. */
 static void test_seal_refuses_control_topics(void)
 {
@@ -746,6 +807,7 @@ static const struct tu_test safety_tests[] = {
 static const struct tu_test sender_tests[] = {
 	{ "Open: epoch 1 keys for every scope, keys file 0600", test_open_creates_keys },
 	{ "Seal: topics map to scopes (header scope, key)", test_seal_maps_scopes },
+	{ "Seal: a will takes no seq of its topic (no false GAP)", test_will_is_no_gap },
 	{ "Seal: refuses control and reply topics", test_seal_refuses_control_topics },
 	{ "Key service: enrolled delivery, refusals", test_key_service },
 	{ "Rotate: new epoch, announcement, grace keys, pruning", test_rotate },

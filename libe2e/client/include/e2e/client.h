@@ -192,6 +192,11 @@ E2E_API enum e2e_status e2e_publisher_seal(struct e2e_publisher *p, uint8_t *out
 	size_t *out_len, const char *topic, size_t topic_len, const uint8_t *pt,
 	size_t pt_len) E2E_WARN_UNUSED;
 
+/** e2e_sender_seal_will behind the publisher's lock: seal a CONNECT's will. */
+E2E_API enum e2e_status e2e_publisher_seal_will(struct e2e_publisher *p, uint8_t *out,
+	size_t cap, size_t *out_len, const char *topic, size_t topic_len, const uint8_t *pt,
+	size_t pt_len) E2E_WARN_UNUSED;
+
 /**
  * Wait until every QoS 1/2 message published so far is acknowledged by the
  * broker (or failed), at most @p timeout_ms. Totals since creation go to
