@@ -243,7 +243,9 @@ static void test_corrupt(void)
 		{ "key 1 1 0 0 " K1 "\n# x\nkey 1 1 5 0 " K2 "\n", E2E_ERR_EXISTS,
 		  "keys:3: scope 1 epoch 1 listed twice" },
 		{ "key 1 1 0 0 " K1 " extra\n", E2E_ERR_CORRUPT, "keys:1: check value does not match" },
-		{ "key 1 1 0 0 " K1 " 00000000 extra\n", E2E_ERR_MALFORMED, "keys:1: too many fields" },
+		{ "key 1 1 0 0 " K1 " 00000000 signed extra\n", E2E_ERR_MALFORMED,
+			"keys:1: too many fields" },
+		{ "key 1 1 0 0 " K1 " 00000000 extra\n", E2E_ERR_MALFORMED, "keys:1: expected" },
 		{ "key 1 1 0 0 " K1 "\x1b\n", E2E_ERR_MALFORMED, "keys:1: control character" },
 	};
 
@@ -300,6 +302,10 @@ static void test_round_trip(void)
 	CU_ASSERT_EQUAL(e2e_keystore_ensure(ks, 0, 111, NULL), E2E_OK);
 	CU_ASSERT_EQUAL(e2e_keystore_ensure(ks, 255, 222, NULL), E2E_OK);
 	CU_ASSERT_EQUAL(e2e_keystore_rotate(ks, 0, 333, 86400000, NULL), E2E_OK);
+	/* The signed mark of one key survives the round trip. */
+	CU_ASSERT_EQUAL(e2e_keystore_set_flags(ks, 255, 1, E2E_KEYSTORE_SIGNED), E2E_OK);
+	CU_ASSERT_EQUAL(e2e_keystore_set_flags(ks, 254, 1, E2E_KEYSTORE_SIGNED), E2E_ERR_NOT_FOUND);
+	CU_ASSERT_EQUAL(e2e_keystore_set_flags(ks, 255, 1, 0x80), E2E_ERR_ARG);
 	CU_ASSERT_EQUAL(e2e_keystore_save(ks, path), E2E_OK);
 	CU_ASSERT_EQUAL(kt_mode(path), 0600);
 	CU_ASSERT_EQUAL_FATAL(e2e_keystore_load(&back, path, 0, err, sizeof err), E2E_OK);
@@ -312,8 +318,11 @@ static void test_round_trip(void)
 		CU_ASSERT_EQUAL(x->epoch, y->epoch);
 		CU_ASSERT_EQUAL(x->created_ms, y->created_ms);
 		CU_ASSERT_EQUAL(x->not_after_ms, y->not_after_ms);
+		CU_ASSERT_EQUAL(x->flags, y->flags);
 		CU_ASSERT(memcmp(x->key, y->key, E2E_KEY_BYTES) == 0);
 	}
+	CU_ASSERT_EQUAL(e2e_keystore_current(back, 255)->flags, E2E_KEYSTORE_SIGNED);
+	CU_ASSERT_EQUAL(e2e_keystore_current(back, 0)->flags, 0);
 	CU_ASSERT_EQUAL(e2e_keystore_find(back, 0, 1)->not_after_ms, 333 + 86400000ULL);
 	CU_ASSERT_EQUAL(e2e_keystore_current(back, 255)->created_ms, 222);
 	e2e_keystore_free(back);

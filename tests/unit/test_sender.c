@@ -541,6 +541,57 @@ static void test_rotate_by_count_and_age(void)
 	sfx_free(&f);
 }
 
+/*
+ * L4: turning `sign` on for a scope rotates it. Its old key was delivered as
+ * unsigned, so every subscriber holding it could forge suite 0x01 envelopes;
+ * only a new key, delivered as signed, makes the signature mandatory. The
+ * mode is kept per key, so a change made while the sender was stopped is
+ * caught at start, and turning signing off rotates too.
+ */
+static void test_sign_on_rotates(void)
+{
+	struct sfx f;
+	struct e2e_ctl m;
+	struct e2e_header h;
+	uint8_t env[ENV_CAP];
+	const struct e2e_ctl_key *k;
+
+	sfx_init(&f);
+	(void)seal_on(&f, env, "sensors/a", &h);
+	CU_ASSERT(h.suite == E2E_SUITE_V1_XCHACHA && h.epoch == EP(1));
+	CU_ASSERT_EQUAL(next_announce(&f, &m), 0);
+	/* The operator adds "sign telemetry"; the running sender reloads. */
+	g_now = T0 + 1000;
+	write_text(f.p_scopes, "scope 1 telemetry sensors/#\nsign telemetry\n", 0644);
+	CU_ASSERT_EQUAL(e2e_sender_tick(f.s, g_now), E2E_OK);
+	(void)seal_on(&f, env, "sensors/a", &h);
+	TU_CHECK(h.suite == E2E_SUITE_V1_SIGNED && h.epoch == EP(2),
+		"after sign on: suite %u epoch %u (want signed, a new epoch)", h.suite, h.epoch);
+	CU_ASSERT(next_announce(&f, &m) == 1 && m.scope == 1 && m.epoch == EP(2));
+	/* Delivered: the new key signed, the old one as it was used. */
+	CU_ASSERT_EQUAL_FATAL(ask(&f, &f.bob, &want1, 1, &m), E2E_CTL_DELIVERY);
+	k = tu_ctl_key(&m, 1, EP(2));
+	CU_ASSERT(k && k->flags == E2E_KEY_SIGNED);
+	k = tu_ctl_key(&m, 1, EP(1));
+	CU_ASSERT(k && k->flags == 0 && k->not_after_ms != 0);
+	/* Nothing more on the next ticks or a restart: the mode is on the key. */
+	CU_ASSERT_EQUAL(e2e_sender_tick(f.s, g_now), E2E_OK);
+	e2e_sender_close(f.s);
+	f.s = NULL;
+	sfx_open(&f);
+	(void)seal_on(&f, env, "sensors/a", &h);
+	CU_ASSERT(h.suite == E2E_SUITE_V1_SIGNED && h.epoch == EP(2));
+	/* Turned off while the sender is stopped: rotated at start. */
+	e2e_sender_close(f.s);
+	f.s = NULL;
+	write_text(f.p_scopes, "scope 1 telemetry sensors/#\n", 0644);
+	sfx_open(&f);
+	(void)seal_on(&f, env, "sensors/a", &h);
+	CU_ASSERT(h.suite == E2E_SUITE_V1_XCHACHA && h.epoch == EP(3));
+	e2e_ctl_wipe(&m);
+	sfx_free(&f);
+}
+
 /* ---- Reloading files changed on disk ----------------------------------- */
 
 static void test_reload(void)
@@ -808,6 +859,7 @@ static const struct tu_test sender_tests[] = {
 	{ "Open: epoch 1 keys for every scope, keys file 0600", test_open_creates_keys },
 	{ "Seal: topics map to scopes (header scope, key)", test_seal_maps_scopes },
 	{ "Seal: a will takes no seq of its topic (no false GAP)", test_will_is_no_gap },
+	{ "Rotate: turning sign on (or off) for a scope rotates it", test_sign_on_rotates },
 	{ "Seal: refuses control and reply topics", test_seal_refuses_control_topics },
 	{ "Key service: enrolled delivery, refusals", test_key_service },
 	{ "Rotate: new epoch, announcement, grace keys, pruning", test_rotate },
