@@ -480,6 +480,160 @@ static void test_v1_file(void)
 	saved_free(&sv);
 }
 
+/* ---- Vectors: protocol/vectors/state.json (SPEC 5.8, 6.3) -------------- */
+
+#define VEC_FILE_MAX 16384U
+
+/* A receiver and key ring as a state.json case describes them. */
+static int vec_setup(const json_t *c, struct e2e_rx **rx, struct e2e_keyring **kr)
+{
+	uint8_t hk[E2E_HASH_KEY_BYTES];
+	uint64_t w = 0, ms = 0, mf = 0;
+	size_t len = 0, i;
+	struct e2e_rx_config cfg;
+	const json_t *keys = json_object_get(c, "keys"), *k;
+
+	*rx = NULL;
+	*kr = NULL;
+	if (tu_juint(c, "window", &w) || tu_juint(c, "max_streams", &ms) ||
+	    tu_juint(c, "max_floors", &mf) || tu_jhex(c, "hash_key", hk, sizeof hk, &len) ||
+	    len != sizeof hk || !json_is_array(keys))
+		return -1;
+	memset(&cfg, 0, sizeof cfg);
+	cfg.window = (uint32_t)w;
+	cfg.max_streams = (uint32_t)ms;
+	cfg.max_floors = (uint32_t)mf;
+	cfg.hash_key = hk;
+	if (e2e_rx_create(rx, &cfg) != E2E_OK || e2e_keyring_create(kr, 16) != E2E_OK)
+		return -1;
+	json_array_foreach(keys, i, k) {
+		uint64_t sender = 0, scope = 0, epoch = 0;
+		uint8_t key[E2E_KEY_BYTES];
+		struct e2e_keyid id;
+
+		if (tu_juint(k, "sender", &sender) || tu_juint(k, "scope", &scope) ||
+		    tu_juint(k, "epoch", &epoch) || tu_jhex(k, "key", key, sizeof key, &len))
+			return -1;
+		id = (struct e2e_keyid){ (uint32_t)sender, (uint8_t)scope, (uint32_t)epoch };
+		if (e2e_keyring_add(*kr, &id, key, 0) != E2E_OK)
+			return -1;
+	}
+	return 0;
+}
+
+static void vec_events(const char *name, struct e2e_rx *rx, const struct e2e_keyring *kr,
+	const json_t *events)
+{
+	size_t i;
+	const json_t *ev;
+
+	json_array_foreach(events, i, ev) {
+		uint8_t env[TU_ENV_CAP], pt[TU_ENV_CAP];
+		size_t len = 0;
+		uint64_t gap = 0;
+		enum e2e_verdict want = E2E_V_OK, got;
+		struct e2e_rx_result res;
+		const char *topic = tu_jstr(ev, "topic");
+
+		if (!topic || tu_jhex(ev, "envelope", env, sizeof env, &len) ||
+		    tu_jverdict(ev, "verdict", &want) || tu_juint(ev, "gap", &gap)) {
+			TU_CHECK(0, "%s: event %zu unreadable", name, i);
+			return;
+		}
+		got = tu_rx_open(rx, kr, &res, pt, sizeof pt, topic, env, len);
+		TU_CHECK(got == want && res.gap == gap, "%s: event %zu on %s: %s gap %llu, "
+			"expected %s gap %llu", name, i, topic, tu_verdict_str(got),
+			(unsigned long long)res.gap, tu_verdict_str(want), (unsigned long long)gap);
+	}
+}
+
+/* Events give the verdicts of the vector, and the saved file is its bytes. */
+static void run_receiver_vector(const json_t *c)
+{
+	const char *name = tu_jstr(c, "name");
+	struct e2e_rx *rx = NULL;
+	struct e2e_keyring *kr = NULL;
+	static uint8_t want[VEC_FILE_MAX];
+	uint8_t *got;
+	size_t wlen = 0, glen = 0;
+	struct tu_tmp t;
+
+	if (!name || vec_setup(c, &rx, &kr) != 0 ||
+	    tu_jhex(c, "file", want, sizeof want, &wlen)) {
+		TU_CHECK(0, "receiver vector %s unreadable", name ? name : "?");
+		goto out;
+	}
+	vec_events(name, rx, kr, json_object_get(c, "events"));
+	tu_tmp_open(&t, "v.bin");
+	CU_ASSERT_EQUAL_FATAL(e2e_rx_save(rx, t.path), E2E_OK);
+	got = tu_read_file(t.path, &glen);
+	TU_CHECK(got && glen == wlen && !memcmp(got, want, wlen),
+		"%s: saved file differs from the vector (%zu vs %zu bytes)", name, glen, wlen);
+	free(got);
+	if (json_object_get(c, "file_v1")) {
+		struct e2e_rx *rx1 = NULL;
+		struct e2e_keyring *kr1 = NULL;
+
+		/* A version 1 file of the same state: loads, then the events after. */
+		if (vec_setup(c, &rx1, &kr1) == 0 &&
+		    tu_jhex(c, "file_v1", want, sizeof want, &wlen) == 0) {
+			CU_ASSERT_EQUAL_FATAL(tu_write_file(t.path, want, wlen, 0600), 0);
+			TU_CHECK(e2e_rx_load(rx1, t.path) == E2E_OK, "%s: version 1 file refused",
+				name);
+			vec_events(name, rx1, kr1, json_object_get(c, "after_v1_load"));
+		} else {
+			TU_CHECK(0, "%s: version 1 part unreadable", name);
+		}
+		e2e_rx_destroy(rx1);
+		e2e_keyring_destroy(kr1);
+	}
+	tu_tmp_close(&t);
+out:
+	e2e_rx_destroy(rx);
+	e2e_keyring_destroy(kr);
+}
+
+static const json_t *g_first_receiver;
+
+static void run_receiver_negative(const json_t *c)
+{
+	const char *name = tu_jstr(c, "name"), *err = tu_jstr(c, "error");
+	struct e2e_rx *rx = NULL;
+	struct e2e_keyring *kr = NULL;
+	static uint8_t data[VEC_FILE_MAX];
+	size_t len = 0;
+	enum e2e_status st, want;
+	struct tu_tmp t;
+
+	if (!name || !err || vec_setup(g_first_receiver, &rx, &kr) != 0 ||
+	    tu_jhex(c, "file", data, sizeof data, &len)) {
+		TU_CHECK(0, "negative receiver file %s unreadable", name ? name : "?");
+		goto out;
+	}
+	want = !strcmp(err, "VERSION") ? E2E_ERR_VERSION : E2E_ERR_CORRUPT;
+	tu_tmp_open(&t, "v.bin");
+	CU_ASSERT_EQUAL_FATAL(tu_write_file(t.path, data, len, 0600), 0);
+	st = e2e_rx_load(rx, t.path);
+	TU_CHECK(st == want, "%s: %s, expected %s", name, e2e_strerror(st), e2e_strerror(want));
+	assert_empty(rx);
+	tu_tmp_close(&t);
+out:
+	e2e_rx_destroy(rx);
+	e2e_keyring_destroy(kr);
+}
+
+static void test_state_vectors(void)
+{
+	json_t *root = tu_vectors("state.json");
+	json_t *arr = root ? tu_jarray(root, "receivers") : NULL;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(arr);
+	g_first_receiver = json_array_get(arr, 0);
+	tu_each_vector("state.json", "receivers", run_receiver_vector);
+	tu_each_vector("state.json", "receiver_negative", run_receiver_negative);
+	json_decref(root);
+}
+
 static const struct tu_test safety_tests[] = {
 	{ "Safety: NULL arguments", test_safety_args },
 	{ "Safety: missing file is E2E_ERR_NOT_FOUND", test_safety_missing },
@@ -496,6 +650,8 @@ static const struct tu_test state_tests[] = {
 	{ "Rxstate: other window size is E2E_ERR_VERSION", test_wrong_window },
 	{ "Rxstate: replay floors survive save/load", test_floors_survive },
 	{ "Rxstate: a version 1 file still loads and protects", test_v1_file },
+	{ "Vectors: state.json receivers (verdicts, file bytes) and damaged files",
+		test_state_vectors },
 	{ NULL, NULL },
 };
 
