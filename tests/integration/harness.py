@@ -577,7 +577,8 @@ class Sender(Identity):
             with open(os.path.join(self.dir, "keys")) as f:
                 for line in f:
                     p = line.split()
-                    if len(p) in (6, 7) and p[0] == "key":   # 7th: check value
+                    # 7th: check value; 8th: "signed" (a key made for a signed scope)
+                    if len(p) in (6, 7, 8) and p[0] == "key":
                         out.append((int(p[1]), int(p[2]), int(p[3]), int(p[4]),
                                     base64.b64decode(p[5])))
         except FileNotFoundError:
