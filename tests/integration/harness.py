@@ -554,7 +554,7 @@ class Sender(Identity):
                     for sid, sname, filters in scopes))
 
     def enroll(self, sub, scopes):
-        run(self.env, "keytool-enroll", [self.env.keytool, "enroll", sub.name, sub.public_line,
+        return run(self.env, "keytool-enroll", [self.env.keytool, "enroll", sub.name, sub.public_line,
                                          "--scope", ",".join(scopes), "--dir", self.dir])
 
     def revoke(self, sub):
