@@ -399,6 +399,7 @@ void e2e_client_stats(struct e2e_client *c, struct e2e_client_stats *st)
 	e2e_rx_stats(c->rx, &rs);
 	st->pending = rs.pending;
 	st->lost = rs.lost;
+	st->floors_dropped = rs.floors_dropped;
 	st->held_now = c->hold_count;
 	pthread_mutex_unlock(&c->mu);
 }

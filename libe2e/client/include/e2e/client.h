@@ -108,6 +108,10 @@ struct e2e_client_stats {
 	uint64_t held, held_now, key_requests, keys_received, refusals, control_rejected;
 	uint64_t summaries, summary_verified, insider_forgeries, unconfirmed, unsummarized, stalls;
 	uint64_t unchecked;          /* accepted messages no summary could judge (E2E_EV_UNCHECKED) */
+	/* Replay floors the receiver had to drop for keys it still holds
+	 * (e2e_rx_stats.floors_dropped): for those keys a replay of a stream
+	 * forgotten long ago is no longer caught (SPEC 5.8). */
+	uint64_t floors_dropped;
 };
 
 /** Load identity, trust store and state; does not connect yet. */
