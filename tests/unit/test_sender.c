@@ -453,6 +453,7 @@ static void test_key_service(void)
 
 static void test_rotate(void)
 {
+	uint32_t run0;
 	struct sfx f;
 	struct e2e_ctl m;
 	struct e2e_keystore_entry old, cur;
@@ -463,12 +464,15 @@ static void test_rotate(void)
 	sfx_init(&f);
 	(void)seal_on(&f, env, "sensors/a", &h);
 	CU_ASSERT_EQUAL(h.epoch, EP(1));
+	run0 = h.run;
 	CU_ASSERT_EQUAL(next_announce(&f, &m), 0);
 	g_now = T0 + 1000;
 	CU_ASSERT_EQUAL_FATAL(e2e_sender_rotate(f.s, 1, g_now), E2E_OK);
-	/* The next seal uses the new epoch; the other scope is unchanged. */
+	/* The next seal uses the new epoch in a new run (one stream, one key:
+	 * SPEC 5.1, 5.8); the other scope is unchanged. */
 	(void)seal_on(&f, env, "sensors/a", &h);
 	CU_ASSERT(h.scope == 1 && h.epoch == EP(2) && h.seq == 1);
+	CU_ASSERT(h.run != run0 && h.counter == 1);
 	(void)seal_on(&f, env, "plant/a", &h);
 	CU_ASSERT(h.scope == 0 && h.epoch == EP(1));
 	/* One announcement, once. */
