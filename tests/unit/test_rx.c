@@ -431,6 +431,53 @@ static void test_floor_table_full(void)
 	e2e_keyring_destroy(kr);
 }
 
+/* A (non-conforming) sender that changes keys inside one stream: the old
+ * key's counter becomes a floor at once, so neither key's past comes back. */
+static void test_key_change_inside_a_stream(void)
+{
+	struct e2e_rx_config cfg = { 1, 64, NULL, 0 };
+	struct e2e_rx *rx = NULL;
+	struct e2e_keyring *kr = NULL;
+	uint8_t key[3][E2E_KEY_BYTES], env[2][ENV_CAP], pt[ENV_CAP], other[ENV_CAP];
+	size_t len[2], ol;
+	struct e2e_rx_result res;
+	struct e2e_rx_stats st;
+
+	CU_ASSERT_EQUAL_FATAL(e2e_rx_create(&rx, &cfg), E2E_OK);
+	CU_ASSERT_EQUAL_FATAL(e2e_keyring_create(&kr, 4), E2E_OK);
+	for (uint32_t e = 1; e <= 2; e++) {
+		struct e2e_keyid id = { RX_ID.sender, RX_ID.scope, e };
+
+		tu_key(key[e], (uint8_t)(0x60 + e));
+		CU_ASSERT_EQUAL_FATAL(e2e_keyring_add(kr, &id, key[e], 0), E2E_OK);
+	}
+	for (uint32_t i = 0; i < 2; i++) {
+		struct e2e_header h = tu_header(RX_ID.sender, RX_ID.scope, i + 1, RUN_A,
+			i ? 5 : 10, i + 1);
+
+		len[i] = tu_seal(env[i], ENV_CAP, &h, key[i + 1], "a", (const uint8_t *)"x", 1);
+		TU_ASSERT_VERDICT(tu_rx_open(rx, kr, &res, pt, sizeof pt, "a", env[i], len[i]),
+			E2E_V_OK);
+	}
+	e2e_rx_stats(rx, &st);
+	CU_ASSERT_EQUAL(st.floors, 1);      /* epoch 1's counter, folded at the change */
+	/* Two more streams push "a" out for good (table 1, list 1). */
+	for (uint32_t i = 0; i < 2; i++) {
+		struct e2e_header h = tu_header(RX_ID.sender, RX_ID.scope, 2, RUN_B, 20 + i, 1);
+		const char *t = i ? "c" : "b";
+
+		ol = tu_seal(other, ENV_CAP, &h, key[2], t, (const uint8_t *)"y", 1);
+		TU_ASSERT_VERDICT(tu_rx_open(rx, kr, &res, pt, sizeof pt, t, other, ol), E2E_V_OK);
+	}
+	e2e_rx_stats(rx, &st);
+	CU_ASSERT_EQUAL(st.floors, 2);
+	for (uint32_t i = 0; i < 2; i++)
+		TU_ASSERT_VERDICT(tu_rx_open(rx, kr, &res, pt, sizeof pt, "a", env[i], len[i]),
+			E2E_V_FORGOTTEN);
+	e2e_rx_destroy(rx);
+	e2e_keyring_destroy(kr);
+}
+
 /* Only authenticated envelopes may refresh a stream's place in the LRU. */
 static void test_forgery_does_not_refresh_lru(void)
 {
@@ -752,6 +799,8 @@ static const struct tu_test verdict_tests[] = {
 	{ "Verdict: no replay accepted after more streams than the table holds",
 		test_replay_after_many_streams },
 	{ "Verdict: a full floor table drops keys no longer held first", test_floor_table_full },
+	{ "Verdict: a key change inside a stream keeps both keys' past out",
+		test_key_change_inside_a_stream },
 	{ NULL, NULL },
 };
 
