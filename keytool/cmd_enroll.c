@@ -13,7 +13,8 @@ static const char enroll_usage[] =
 	"\n"
 	"Allow subscriber NAME, identified by its public line (\"e2e1 <base64>\",\n"
 	"or '-' to read it from stdin), to fetch the keys of the given scopes.\n"
-	"Enrolling an enrolled NAME with the same key replaces its scopes.\n"
+	"Enrolling an enrolled NAME with the same key replaces its scopes; scopes\n"
+	"it loses are rotated (grace 24h), so it gets nothing new under them.\n"
 	"Refuses unknown scope names and keys that were revoked.\n"
 	"\n"
 	"  --scope LIST  comma-separated scope names (see '" KT_PROG " scopes')\n"
@@ -54,12 +55,18 @@ static int parse_scopes(const struct e2e_scopes *scopes, const char *list,
 	}
 }
 
-/* Add or update; refuses revoked keys and a name held by another key. */
+/*
+ * Add or update; refuses revoked keys and a name held by another key.
+ * @p lost gets the scopes an update takes away: the subscriber holds their
+ * keys, so they must be rotated like a revocation's.
+ */
 static int enroll_one(struct e2e_enroll *en, const char *name, const struct e2e_public *pub,
-	const uint8_t bm[E2E_SCOPE_BITMAP_BYTES])
+	const uint8_t bm[E2E_SCOPE_BITMAP_BYTES], uint8_t lost[E2E_SCOPE_BITMAP_BYTES])
 {
 	const struct e2e_enroll_entry *e = e2e_enroll_find_key(en, pub->sign_pk);
 	enum e2e_status st;
+
+	memset(lost, 0, E2E_SCOPE_BITMAP_BYTES);
 
 	if (e && e->revoked) {
 		fprintf(stderr, "%s: this key was revoked (as '%s'): refusing to enroll it again; "
@@ -75,6 +82,8 @@ static int enroll_one(struct e2e_enroll *en, const char *name, const struct e2e_
 			KT_PROG, name);
 		return -1;
 	}
+	for (unsigned i = 0; e && i < E2E_SCOPE_BITMAP_BYTES; i++)
+		lost[i] = (uint8_t)(e->scopes[i] & ~bm[i]);
 	st = e ? e2e_enroll_set_scopes(en, name, bm) : e2e_enroll_add(en, name, pub, bm);
 	if (st != E2E_OK) {
 		kt_fail(st, "enrolled", NULL);
@@ -89,9 +98,9 @@ int kt_cmd_enroll(int argc, char **argv)
 	struct e2e_public pub;
 	struct e2e_scopes *scopes;
 	struct e2e_enroll *en = NULL;
-	uint8_t bm[E2E_SCOPE_BITMAP_BYTES];
+	uint8_t bm[E2E_SCOPE_BITMAP_BYTES], lost[E2E_SCOPE_BITMAP_BYTES];
 	char dir[PATH_MAX], fp[E2E_FINGERPRINT_LEN];
-	int ret = kt_parse(argc, argv, "ds", enroll_usage, &o);
+	int ret = kt_parse(argc, argv, "ds", enroll_usage, &o), any = 0;
 
 	if (ret >= 0)
 		return ret;
@@ -105,11 +114,19 @@ int kt_cmd_enroll(int argc, char **argv)
 	if (!scopes || parse_scopes(scopes, o.scope, bm) != 0)
 		goto out;
 	en = kt_load_peers(dir, E2E_ENROLL_SENDER, scopes);
-	if (!en || enroll_one(en, o.argv[0], &pub, bm) != 0 ||
+	if (!en || enroll_one(en, o.argv[0], &pub, bm, lost) != 0 ||
 	    kt_save_peers(en, scopes, dir) != 0)
 		goto out;
 	e2e_public_fingerprint(fp, &pub);
 	fprintf(stderr, "%s: enrolled %s (%s) for %s\n", KT_PROG, o.argv[0], fp, o.scope);
+	for (unsigned i = 0; i < E2E_SCOPE_BITMAP_BYTES; i++)
+		any |= lost[i];
+	/* Saved first: the sender refuses the lost scopes within a second. */
+	if (any && kt_rotate_scopes(dir, scopes, lost, KT_GRACE_MS) != 0) {
+		fprintf(stderr, "%s: %s lost scopes that were NOT rotated: run '%s rotate'\n",
+			KT_PROG, o.argv[0], KT_PROG);
+		goto out;
+	}
 	ret = 0;
 out:
 	e2e_enroll_free(en);

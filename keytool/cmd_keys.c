@@ -11,7 +11,8 @@ static const char rotate_usage[] =
 	"Usage: " KT_PROG " rotate [--scope SCOPE] [--grace DURATION] [--dir DIR]\n"
 	"\n"
 	"Start a new key epoch for SCOPE (default: every scope in the scopes file).\n"
-	"A scope without keys gets epoch 1. The previous key stays valid for the\n"
+	"A new epoch is the highest known + 1, or the current Unix time in seconds\n"
+	"if that is larger. The previous key stays valid for the\n"
 	"grace period (default 24h; e.g. 30m, 90s, 7d), then is pruned. A running\n"
 	"sender picks the change up within a second.\n";
 
@@ -44,6 +45,11 @@ int kt_rotate_scopes(const char *dir, const struct e2e_scopes *scopes,
 		if (!e2e_scope_bitmap_has(bm, (uint8_t)id))
 			continue;
 		st = e2e_keystore_rotate(ks, (uint8_t)id, now, grace_ms, &epoch);
+		/* The new key in the scope's mode (a running sender checks it). */
+		if (st == E2E_OK)
+			st = e2e_keystore_set_flags(ks, (uint8_t)id, epoch,
+				e2e_scopes_get(scopes, (uint8_t)id) &&
+				e2e_scopes_get(scopes, (uint8_t)id)->sign ? E2E_KEYSTORE_SIGNED : 0);
 		if (st != E2E_OK) {
 			fprintf(stderr, "%s: scope %s (%u): %s\n", KT_PROG,
 				scope_name(scopes, (uint8_t)id), id, e2e_strerror(st));

@@ -274,18 +274,14 @@ static enum e2e_status parse_body(struct e2e_ctl *m, struct e2e_rd *r)
 	return r->bad || e2e_rd_left(r) != 0 ? E2E_ERR_MALFORMED : E2E_OK;
 }
 
-enum e2e_status e2e_ctl_parse(struct e2e_ctl *m, const uint8_t *msg, size_t len,
-	const char *topic, const struct e2e_public *signer)
+enum e2e_status e2e_ctl_peek(struct e2e_ctl *m, const uint8_t *msg, size_t len)
 {
-	uint8_t stack[CONTEXT_LEN + 2 + TOPIC_MAX + E2E_CTL_MSG_MAX], *buf = NULL;
-	size_t blen;
 	struct e2e_rd r;
 	enum e2e_status ret;
 
-	if (!m || (!msg && len) || !topic)
+	if (!m || (!msg && len))
 		return E2E_ERR_ARG;
 	memset(m, 0, sizeof *m);
-	/* Cheap checks first: size, version, type, layout; then the signature. */
 	if (len < E2E_CTL_HEAD_BYTES + E2E_CTL_SIG_BYTES || len > msg_max(msg[1]))
 		return E2E_ERR_MALFORMED;
 	if (msg[0] != E2E_CTL_VERSION)
@@ -297,7 +293,23 @@ enum e2e_status e2e_ctl_parse(struct e2e_ctl *m, const uint8_t *msg, size_t len,
 	m->time_ms = e2e_rd_u64(&r);
 	ret = parse_body(m, &r);
 	if (ret != E2E_OK)
-		goto fail;
+		e2e_ctl_wipe(m);
+	return ret;
+}
+
+enum e2e_status e2e_ctl_parse(struct e2e_ctl *m, const uint8_t *msg, size_t len,
+	const char *topic, const struct e2e_public *signer)
+{
+	uint8_t stack[CONTEXT_LEN + 2 + TOPIC_MAX + E2E_CTL_MSG_MAX], *buf = NULL;
+	size_t blen;
+	enum e2e_status ret;
+
+	if (!m || (!msg && len) || !topic)
+		return E2E_ERR_ARG;
+	/* Cheap checks first: size, version, type, layout; then the signature. */
+	ret = e2e_ctl_peek(m, msg, len);
+	if (ret != E2E_OK)
+		return ret;
 	if (!signer && m->type != E2E_CTL_REQUEST) {
 		ret = E2E_ERR_ARG;
 		goto fail;

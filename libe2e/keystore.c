@@ -135,10 +135,13 @@ static enum e2e_status parse_line(struct e2e_keystore *ks, struct e2e_text *t,
 	enum e2e_status st;
 
 	/* The 7th field (check value) is written by every version that has it;
-	 * lines without it (older files) are accepted. */
-	if ((n != KEY_FIELDS && n != KEY_FIELDS + 1) || !e2e_field_is(&f[0], "key"))
+	 * lines without it (older files) are accepted. An 8th, "signed", marks
+	 * a key made for a signed scope. */
+	if (n < KEY_FIELDS || n > KEY_FIELDS + 2 || !e2e_field_is(&f[0], "key") ||
+	    (n == KEY_FIELDS + 2 && !e2e_field_is(&f[7], "signed")))
 		return e2e_text_fail(t, E2E_ERR_MALFORMED,
-			"expected: key <scope> <epoch> <created-ms> <not-after-ms> <base64 key> <check>");
+			"expected: key <scope> <epoch> <created-ms> <not-after-ms> <base64 key> <check> "
+			"[signed]");
 	if (!e2e_field_uint(&f[1], 255, &scope))
 		return e2e_text_fail(t, E2E_ERR_MALFORMED, "scope must be 0..255");
 	if (!e2e_field_uint(&f[2], UINT32_MAX, &epoch))
@@ -154,13 +157,14 @@ static enum e2e_status parse_line(struct e2e_keystore *ks, struct e2e_text *t,
 		return e2e_text_fail(t, st, "more than %u keys", (unsigned)ks->cap);
 	e->created_ms = created;
 	e->not_after_ms = not_after;
+	e->flags = n == KEY_FIELDS + 2 ? E2E_KEYSTORE_SIGNED : 0;
 	if (!e2e_field_base64(&f[5], e->key, E2E_KEY_BYTES)) {
 		remove_at(ks, (uint32_t)(e - ks->e));
 		/* Say nothing about the key text itself: it is secret. */
 		return e2e_text_fail(t, E2E_ERR_MALFORMED, "key is not base64 of 32 bytes");
 	}
 	snprintf(want, sizeof want, "%08x", key_check(e->scope, e->epoch, e->key));
-	if (n == KEY_FIELDS + 1 && !e2e_field_is(&f[6], want)) {
+	if (n > KEY_FIELDS && !e2e_field_is(&f[6], want)) {
 		remove_at(ks, (uint32_t)(e - ks->e));
 		return e2e_text_fail(t, E2E_ERR_CORRUPT,
 			"check value does not match the key (the line is damaged)");
@@ -173,7 +177,7 @@ enum e2e_status e2e_keystore_parse(struct e2e_keystore **out, const char *buf, s
 {
 	struct e2e_keystore *ks = NULL;
 	struct e2e_text t;
-	struct e2e_field f[KEY_FIELDS + 1];
+	struct e2e_field f[KEY_FIELDS + 2];
 	enum e2e_status ret = E2E_ERR_ARG;
 	uint64_t lines = 0;
 	size_t n;
@@ -183,7 +187,7 @@ enum e2e_status e2e_keystore_parse(struct e2e_keystore **out, const char *buf, s
 	*out = NULL;
 	/* Count first so the guarded array is allocated exactly once. */
 	e2e_text_init(&t, buf, len, origin, err, err_cap);
-	while ((ret = e2e_text_next(&t, f, KEY_FIELDS + 1, &n)) == E2E_OK && n)
+	while ((ret = e2e_text_next(&t, f, KEY_FIELDS + 2, &n)) == E2E_OK && n)
 		lines++;
 	if (ret != E2E_OK)
 		goto out;
@@ -197,7 +201,7 @@ enum e2e_status e2e_keystore_parse(struct e2e_keystore **out, const char *buf, s
 	if (ret != E2E_OK)
 		goto out;
 	e2e_text_init(&t, buf, len, origin, err, err_cap);
-	while ((ret = e2e_text_next(&t, f, KEY_FIELDS + 1, &n)) == E2E_OK && n) {
+	while ((ret = e2e_text_next(&t, f, KEY_FIELDS + 2, &n)) == E2E_OK && n) {
 		ret = parse_line(ks, &t, f, n);
 		if (ret != E2E_OK)
 			break;
@@ -279,14 +283,20 @@ static uint32_t highest(const struct e2e_keystore *ks, uint8_t scope, int *any)
 	return top;
 }
 
-/* Append epoch (highest + 1) of @p scope with a fresh random key. */
+/*
+ * Append a new epoch of @p scope with a fresh random key: max(highest
+ * known + 1, Unix seconds now) (SPEC 6.4). The clock part is what keeps a
+ * state directory restored from a backup from issuing again an epoch it
+ * issued after that backup, with another key.
+ */
 static enum e2e_status add_next(struct e2e_keystore *ks, uint8_t scope, uint64_t now_ms,
 	uint32_t *epoch)
 {
 	struct e2e_keystore_entry *e;
 	enum e2e_status st;
 	int any;
-	uint32_t top = highest(ks, scope, &any);
+	uint32_t top = highest(ks, scope, &any), next;
+	uint64_t now_s = now_ms / 1000U;
 
 	/* A keys file that lost keys must not make us reissue their epochs. */
 	if (ks->floor[scope] > top || (!any && ks->floor[scope])) {
@@ -296,7 +306,10 @@ static enum e2e_status add_next(struct e2e_keystore *ks, uint8_t scope, uint64_t
 	/* Epochs never repeat: a reused epoch would reuse nonces. */
 	if (any && top == UINT32_MAX)
 		return E2E_ERR_EXHAUSTED;
-	e = insert(ks, scope, any ? top + 1 : 1, &st);
+	next = any ? top + 1 : 1;
+	if (now_s > next)
+		next = now_s > UINT32_MAX ? UINT32_MAX : (uint32_t)now_s;
+	e = insert(ks, scope, next, &st);
 	if (!e)
 		return st;
 	e->created_ms = now_ms;
@@ -304,6 +317,20 @@ static enum e2e_status add_next(struct e2e_keystore *ks, uint8_t scope, uint64_t
 	randombytes_buf(e->key, sizeof e->key);
 	if (epoch)
 		*epoch = e->epoch;
+	return E2E_OK;
+}
+
+enum e2e_status e2e_keystore_set_flags(struct e2e_keystore *ks, uint8_t scope,
+	uint32_t epoch, uint8_t flags)
+{
+	uint32_t i;
+
+	if (!ks || (flags & ~E2E_KEYSTORE_SIGNED))
+		return E2E_ERR_ARG;
+	i = position(ks, scope, epoch);
+	if (i >= ks->count || ks->e[i].scope != scope || ks->e[i].epoch != epoch)
+		return E2E_ERR_NOT_FOUND;
+	ks->e[i].flags = flags;
 	return E2E_OK;
 }
 
@@ -377,16 +404,18 @@ static void emit(struct e2e_textbuf *b, const void *arg)
 	char b64[sodium_base64_ENCODED_LEN(E2E_KEY_BYTES, sodium_base64_VARIANT_ORIGINAL)];
 
 	e2e_textbuf_add(b, "# mqtt-e2e payload keys: SECRET, keep mode 0600 (e2e-keytool rewrites this file)\n"
-		"# key <scope> <epoch> <created-unix-ms> <not-after-unix-ms or 0> <base64 key> <check>\n");
+		"# key <scope> <epoch> <created-unix-ms> <not-after-unix-ms or 0> <base64 key> <check>"
+		" [signed]\n");
 	for (uint32_t i = 0; i < ks->count; i++) {
 		const struct e2e_keystore_entry *e = &ks->e[i];
 
 		sodium_bin2base64(b64, sizeof b64, e->key, sizeof e->key,
 			sodium_base64_VARIANT_ORIGINAL);
-		e2e_textbuf_add(b, "key %u %u %llu %llu %s %08x\n", (unsigned)e->scope,
+		e2e_textbuf_add(b, "key %u %u %llu %llu %s %08x%s\n", (unsigned)e->scope,
 			(unsigned)e->epoch, (unsigned long long)e->created_ms,
 			(unsigned long long)e->not_after_ms, b64,
-			(unsigned)key_check(e->scope, e->epoch, e->key));
+			(unsigned)key_check(e->scope, e->epoch, e->key),
+			e->flags & E2E_KEYSTORE_SIGNED ? " signed" : "");
 	}
 	sodium_memzero(b64, sizeof b64);
 }

@@ -97,7 +97,18 @@ static uint64_t k64(const uint8_t *p)
 	return v;
 }
 
-static int identity_allowed(struct e2e_keysvc *ks, const struct e2e_public *who, uint64_t now_ms)
+/* Refill @p b by elapsed time; whether it holds a token (none is taken). */
+static int has_token(struct bucket *b, uint32_t burst, uint32_t every_ms, uint64_t now_ms)
+{
+	if (!take(b, burst, every_ms, now_ms))
+		return 0;
+	b->tokens++;
+	return 1;
+}
+
+/* The bucket of an enrolled (or revoked) identity, created full. */
+static struct bucket *identity_bucket(struct e2e_keysvc *ks, const struct e2e_public *who,
+	uint64_t now_ms)
 {
 	uint32_t i = e2e_lru_find(&ks->who, k64(who->sign_pk), k64(who->sign_pk + 8));
 
@@ -110,7 +121,7 @@ static int identity_allowed(struct e2e_keysvc *ks, const struct e2e_public *who,
 		ks->buckets[i].tokens = ks->cfg.per_identity_burst;
 		ks->buckets[i].last_ms = now_ms;
 	}
-	return take(&ks->buckets[i], ks->cfg.per_identity_burst, ks->cfg.per_identity_ms, now_ms);
+	return &ks->buckets[i];
 }
 
 /* Collect the keys for the request: wanted scopes, or all allowed ones. */
@@ -142,6 +153,7 @@ enum e2e_status e2e_keysvc_handle(struct e2e_keysvc *ks,
 	struct e2e_ctl req;
 	struct e2e_ctl_key keys[E2E_CTL_KEYS_MAX];
 	struct e2e_public who;
+	struct bucket *mine;
 	uint8_t hash[E2E_CTL_HASH_BYTES], allowed[32];
 	uint64_t skew;
 	int own;
@@ -152,15 +164,14 @@ enum e2e_status e2e_keysvc_handle(struct e2e_keysvc *ks,
 	if (!ks || !out || !out_len || !reply_topic || !topic)
 		goto out;
 	ks->st.requests++;
-	/* Cheapest first: peek at type and target before any crypto. */
-	ret = E2E_ERR_MALFORMED;
-	if (!msg || len < E2E_CTL_HEAD_BYTES + E2E_CTL_SIG_BYTES || len > E2E_CTL_MSG_MAX ||
-	    msg[0] != E2E_CTL_VERSION || msg[1] != E2E_CTL_REQUEST) {
+	/* Cheapest first: size, version, type, target and layout, no crypto. */
+	st = e2e_ctl_peek(&req, msg, len);
+	if (st != E2E_OK || req.type != E2E_CTL_REQUEST) {
 		ks->st.ignored_malformed++;
+		ret = st != E2E_OK ? st : E2E_ERR_MALFORMED;
 		goto out;
 	}
-	if (((uint32_t)msg[2] << 24 | (uint32_t)msg[3] << 16 | (uint32_t)msg[4] << 8 | msg[5]) !=
-	    ks->self) {
+	if (req.sender != ks->self) {
 		ks->st.ignored_other_sender++;
 		ret = E2E_ERR_NOT_FOUND;
 		goto out;
@@ -172,17 +183,19 @@ enum e2e_status e2e_keysvc_handle(struct e2e_keysvc *ks,
 		goto out;
 	}
 	/*
-	 * Who asks, from the layout alone (no crypto): an enrolled key spends
-	 * its own bucket, so a flood of forged requests under random keys cannot
-	 * starve enrolled subscribers. Strangers, and enrolled keys whose own
-	 * bucket is empty, share the global bucket, which bounds the signature
-	 * checks (and signed refusals) that traffic can cost.
+	 * Who asks, as the request claims (not yet verified). An enrolled key
+	 * whose own bucket holds a token is verified without spending anything
+	 * first, so neither a flood under random keys (the global bucket) nor
+	 * garbage carrying its public key can starve it: its own token is taken
+	 * only once the signature verifies, and garbage under a known key costs
+	 * a global token (SPEC 11.3). Everything else takes a global token
+	 * before the signature check, which bounds what strangers can cost.
 	 */
-	memcpy(who.sign_pk, msg + E2E_CTL_HEAD_BYTES, E2E_SIGN_PK_BYTES);
-	memcpy(who.dh_pk, msg + E2E_CTL_HEAD_BYTES + E2E_SIGN_PK_BYTES, E2E_DH_BYTES);
+	who = req.requester;
 	memset(allowed, 0, sizeof allowed);
 	est = ks->cfg.enrolled(ks->cfg.ctx, &who, allowed);
-	own = (est == E2E_OK || est == E2E_ERR_PERM) && identity_allowed(ks, &who, now_ms);
+	mine = est == E2E_OK || est == E2E_ERR_PERM ? identity_bucket(ks, &who, now_ms) : NULL;
+	own = mine && has_token(mine, ks->cfg.per_identity_burst, ks->cfg.per_identity_ms, now_ms);
 	ret = E2E_ERR_FULL;
 	if (!own && !take(&ks->global, ks->cfg.global_burst, ks->cfg.global_ms, now_ms)) {
 		ks->st.rate_limited++;
@@ -194,9 +207,13 @@ enum e2e_status e2e_keysvc_handle(struct e2e_keysvc *ks,
 			ks->st.ignored_bad_sig++;
 		else
 			ks->st.ignored_malformed++;
+		if (own)
+			(void)take(&ks->global, ks->cfg.global_burst, ks->cfg.global_ms, now_ms);
 		ret = st;
 		goto out;
 	}
+	if (own)
+		(void)take(mine, ks->cfg.per_identity_burst, ks->cfg.per_identity_ms, now_ms);
 	skew = req.time_ms > now_ms ? req.time_ms - now_ms : now_ms - req.time_ms;
 	if (skew > ks->cfg.max_skew_ms) {
 		reason = E2E_REFUSE_STALE;
@@ -229,6 +246,7 @@ enum e2e_status e2e_keysvc_handle(struct e2e_keysvc *ks,
 	}
 out:
 	sodium_memzero(keys, sizeof keys);
+	e2e_ctl_wipe(&req);
 	return ret;
 }
 

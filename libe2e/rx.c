@@ -16,15 +16,16 @@ enum e2e_status e2e_rx_create(struct e2e_rx **out, const struct e2e_rx_config *c
 {
 	struct e2e_rx *rx = NULL;
 	enum e2e_status ret = E2E_ERR_ARG;
-	uint32_t window, streams;
+	uint32_t window, streams, floors;
 
 	if (!out)
 		goto out;
 	*out = NULL;
 	window = cfg && cfg->window ? cfg->window : E2E_WINDOW_DEFAULT;
 	streams = cfg && cfg->max_streams ? cfg->max_streams : E2E_RX_STREAMS_DEFAULT;
+	floors = cfg && cfg->max_floors ? cfg->max_floors : E2E_RX_FLOORS_DEFAULT;
 	if (window < E2E_WINDOW_MIN || window > E2E_WINDOW_MAX || window % 64U ||
-	    streams > (1U << 24))
+	    streams > (1U << 24) || floors > (1U << 24))
 		goto out;
 	ret = E2E_ERR_CRYPTO;
 	if (sodium_init() < 0)
@@ -38,12 +39,17 @@ enum e2e_status e2e_rx_create(struct e2e_rx **out, const struct e2e_rx_config *c
 	rx->st = calloc(streams, sizeof *rx->st);
 	rx->bits = calloc((size_t)streams * E2E_WINDOW_WORDS(window), sizeof *rx->bits);
 	rx->gone = calloc(streams, sizeof *rx->gone);
-	if (!rx->st || !rx->bits || !rx->gone)
+	rx->max_floors = floors;
+	rx->floors = calloc(floors, sizeof *rx->floors);
+	if (!rx->st || !rx->bits || !rx->gone || !rx->floors)
 		goto out;
 	ret = e2e_lru_alloc(&rx->streams, streams);
 	if (ret != E2E_OK)
 		goto out;
 	ret = e2e_lru_alloc(&rx->gone_idx, streams);
+	if (ret != E2E_OK)
+		goto out;
+	ret = e2e_lru_alloc(&rx->floor_idx, floors);
 	if (ret != E2E_OK)
 		goto out;
 	if (cfg && cfg->hash_key)
@@ -64,9 +70,11 @@ void e2e_rx_destroy(struct e2e_rx *rx)
 		return;
 	e2e_lru_free(&rx->streams);
 	e2e_lru_free(&rx->gone_idx);
+	e2e_lru_free(&rx->floor_idx);
 	free(rx->st);
 	free(rx->bits);
 	free(rx->gone);
+	free(rx->floors);
 	free(rx);
 }
 
@@ -74,12 +82,54 @@ void e2e_rx_reset(struct e2e_rx *rx)
 {
 	e2e_lru_clear(&rx->streams);
 	e2e_lru_clear(&rx->gone_idx);
+	e2e_lru_clear(&rx->floor_idx);
 	memset(rx->verdicts, 0, sizeof rx->verdicts);
 	rx->gap_total = rx->evicted = rx->lost_evicted = 0;
+	rx->floors_dropped = rx->unfolded = 0;
+}
+
+/* The floor to give up when the table is full: the least recently raised
+ * one of a key no longer held (its envelopes are UNKNOWN_KEY anyway), else
+ * the least recently raised one, and that loss is counted (SPEC 5.8). */
+static uint32_t floor_victim(struct e2e_rx *rx)
+{
+	for (uint32_t i = rx->floor_idx.tail; rx->kr && i != E2E_LRU_NONE;
+	     i = rx->floor_idx.nodes[i].prev) {
+		const struct rx_floor *f = &rx->floors[i];
+		struct e2e_keyid id = { f->sender, f->kc.scope, f->kc.epoch };
+
+		if (!e2e_keyring_lookup(rx->kr, &id, rx->now_ms, NULL))
+			return i;
+	}
+	rx->floors_dropped++;
+	return rx->floor_idx.tail;
+}
+
+void e2e_rx_fold(struct e2e_rx *rx, uint32_t sender, const struct rx_keyctr *kc)
+{
+	uint64_t k1 = rx_fk1(kc->scope, kc->epoch);
+	uint32_t f;
+
+	if (kc->ctr == 0) {
+		rx->unfolded++;   /* key never known (version 1 file): nothing to keep */
+		return;
+	}
+	f = e2e_lru_find(&rx->floor_idx, k1, sender);
+	if (f != E2E_LRU_NONE) {
+		if (rx->floors[f].kc.ctr < kc->ctr)
+			rx->floors[f].kc.ctr = kc->ctr;
+		return;
+	}
+	f = e2e_lru_insert(&rx->floor_idx, k1, sender);
+	if (f == E2E_LRU_NONE) {
+		e2e_lru_remove(&rx->floor_idx, floor_victim(rx));
+		f = e2e_lru_insert(&rx->floor_idx, k1, sender);
+	}
+	rx->floors[f] = (struct rx_floor){ sender, *kc };
 }
 
 void e2e_rx_remember(struct e2e_rx *rx, uint32_t sender, uint32_t run, uint64_t th,
-	uint64_t top)
+	uint64_t top, const struct rx_keyctr *kc)
 {
 	uint64_t k2 = rx_k2(sender, run);
 	uint32_t g = e2e_lru_find(&rx->gone_idx, th, k2);
@@ -87,12 +137,13 @@ void e2e_rx_remember(struct e2e_rx *rx, uint32_t sender, uint32_t run, uint64_t 
 	if (g == E2E_LRU_NONE) {
 		g = e2e_lru_insert(&rx->gone_idx, th, k2);
 		if (g == E2E_LRU_NONE) {
-			/* Bounded: the oldest memory goes first. */
-			e2e_lru_evict(&rx->gone_idx);
+			/* Bounded: the oldest memory goes, its counter into its key's floor. */
+			g = e2e_lru_evict(&rx->gone_idx);
+			e2e_rx_fold(rx, rx->gone[g].sender, &rx->gone[g].kc);
 			g = e2e_lru_insert(&rx->gone_idx, th, k2);
 		}
 	}
-	rx->gone[g] = (struct rx_gone){ sender, run, th, top };
+	rx->gone[g] = (struct rx_gone){ sender, run, th, top, *kc };
 }
 
 uint32_t e2e_rx_track(struct e2e_rx *rx, uint32_t sender, uint32_t run, uint64_t th)
@@ -109,12 +160,14 @@ uint32_t e2e_rx_track(struct e2e_rx *rx, uint32_t sender, uint32_t run, uint64_t
 		e2e_window_losses(&old->w, &pending, &lost);
 		rx->lost_evicted += pending + lost;
 		rx->evicted++;
-		e2e_rx_remember(rx, old->sender, old->run, old->topic_hash, old->w.top);
+		e2e_rx_remember(rx, old->sender, old->run, old->topic_hash, old->w.top, &old->kc);
 		i = e2e_lru_insert(&rx->streams, th, rx_k2(sender, run));
 	}
 	rx->st[i].sender = sender;
 	rx->st[i].run = run;
 	rx->st[i].topic_hash = th;
+	memset(&rx->st[i].kc, 0, sizeof rx->st[i].kc);
+	rx->st[i].low = 0;
 	e2e_window_reset(&rx->st[i].w, rx_bits(rx, i), rx->window);
 	return i;
 }
@@ -134,6 +187,14 @@ static void resume_window(struct e2e_window *w, uint64_t top)
 	w->received = 0;
 }
 
+/* The replay floor of the header's key; 0 if none. */
+static uint64_t key_floor(const struct e2e_rx *rx, const struct e2e_header *h)
+{
+	uint32_t f = e2e_lru_peek(&rx->floor_idx, rx_fk1(h->scope, h->epoch), h->sender);
+
+	return f == E2E_LRU_NONE ? 0 : rx->floors[f].kc.ctr;
+}
+
 static enum e2e_verdict classify(struct e2e_rx *rx, const struct e2e_header *h,
 	uint64_t th, uint32_t *idx, struct e2e_rx_result *res)
 {
@@ -142,10 +203,23 @@ static enum e2e_verdict classify(struct e2e_rx *rx, const struct e2e_header *h,
 	uint32_t i = e2e_lru_peek(&rx->streams, th, k2), g;
 
 	*idx = i;
-	if (i != E2E_LRU_NONE)
-		return e2e_window_check(&rx->st[i].w, h->seq, &res->gap);
+	if (i != E2E_LRU_NONE) {
+		enum e2e_verdict v = e2e_window_check(&rx->st[i].w, h->seq, &res->gap);
+
+		if (e2e_verdict_delivers(v) && h->counter <= rx->st[i].low) {
+			res->gap = 0;
+			return E2E_V_FORGOTTEN;
+		}
+		return v;
+	}
 	g = e2e_lru_peek(&rx->gone_idx, th, k2);
 	if (g == E2E_LRU_NONE) {
+		uint64_t floor = key_floor(rx, h);
+
+		/* Neither tracked nor remembered: at or below its key's floor it
+		 * may be a replay of a stream forgotten for good (5.8). */
+		if (h->counter <= floor)
+			return E2E_V_FORGOTTEN;
 		res->flags |= E2E_RX_NEW_STREAM;
 		return E2E_V_OK;
 	}
@@ -153,6 +227,24 @@ static enum e2e_verdict classify(struct e2e_rx *rx, const struct e2e_header *h,
 		return E2E_V_FORGOTTEN;
 	res->gap = h->seq - rx->gone[g].top - 1;
 	return res->gap ? E2E_V_GAP : E2E_V_OK;
+}
+
+/*
+ * Keep the stream's key and highest counter, what its floor will be once
+ * it is forgotten for good. One stream has one key (a sender starts a new
+ * run at every rotation, 5.1); should another key ever appear, the old
+ * key's counter becomes a floor at once, which only makes floors higher.
+ */
+static void note_counter(struct e2e_rx *rx, struct rx_stream *s, const struct e2e_header *h)
+{
+	if (s->kc.ctr && (s->kc.scope != h->scope || s->kc.epoch != h->epoch)) {
+		e2e_rx_fold(rx, s->sender, &s->kc);
+		s->kc.ctr = 0;
+	}
+	s->kc.scope = h->scope;
+	s->kc.epoch = h->epoch;
+	if (h->counter > s->kc.ctr)
+		s->kc.ctr = h->counter;
 }
 
 /* Suite 0x02: the sender's own signature, not just the shared key. */
@@ -224,17 +316,35 @@ enum e2e_status e2e_rx_open(struct e2e_rx *rx, const struct e2e_keyring *kr,
 		res->pt_len = 0;
 		goto done;
 	}
+	rx->kr = kr;   /* for floor_victim, while tracking may fold */
+	rx->now_ms = now_ms;
 	if (i == E2E_LRU_NONE) {
 		uint32_t g = e2e_lru_peek(&rx->gone_idx, th, rx_k2(res->hdr.sender, res->hdr.run));
-		/* Read it now: tracking may evict and overwrite the gone list. */
-		uint64_t gone_top = g != E2E_LRU_NONE ? rx->gone[g].top : 0;
+		struct rx_gone gone = { 0 };
+		uint64_t low;
+
+		/* Take it out now: tracking may evict and overwrite the gone list,
+		 * and a resumed stream is tracked, no longer remembered (5.8). */
+		if (g != E2E_LRU_NONE) {
+			gone = rx->gone[g];
+			e2e_lru_remove(&rx->gone_idx, g);
+		}
+		/* A fresh stream refuses what its key's floor covers (classify
+		 * checked this message against the same value). A resumed one
+		 * refuses every seq up to the remembered top instead. */
+		low = gone.top ? 0 : key_floor(rx, &res->hdr);
 
 		i = e2e_rx_track(rx, res->hdr.sender, res->hdr.run, th);
-		if (gone_top)
-			resume_window(&rx->st[i].w, gone_top);
+		rx->st[i].low = low;
+		if (gone.top) {
+			resume_window(&rx->st[i].w, gone.top);
+			rx->st[i].kc = gone.kc;
+		}
 	} else {
 		e2e_lru_touch(&rx->streams, i);   /* authentic: now it counts as used */
 	}
+	note_counter(rx, &rx->st[i], &res->hdr);
+	rx->kr = NULL;
 	e2e_window_update(&rx->st[i].w, res->hdr.seq);
 	if (v == E2E_V_GAP)
 		rx->gap_total += res->gap;
@@ -254,6 +364,8 @@ void e2e_rx_stats(const struct e2e_rx *rx, struct e2e_rx_stats *st)
 	st->evicted = rx->evicted;
 	st->streams = rx->streams.count;
 	st->lost = rx->lost_evicted;
+	st->floors = rx->floor_idx.count;
+	st->floors_dropped = rx->floors_dropped + rx->unfolded;
 	for (uint32_t i = rx->streams.head; i != E2E_LRU_NONE; i = rx->streams.nodes[i].next) {
 		uint64_t pending, lost;
 

@@ -133,7 +133,8 @@ static uint8_t on_keys(void *ctx, uint8_t scope, struct e2e_ctl_key *out, uint8_
 		out[k].scope = e->scope;
 		out[k].epoch = e->epoch;
 		out[k].not_after_ms = e->not_after_ms;
-		out[k].flags = scope_signed(s, scope) ? E2E_KEY_SIGNED : 0;
+		/* Each key in the mode it was made in: its envelopes all are. */
+		out[k].flags = e->flags & E2E_KEYSTORE_SIGNED ? E2E_KEY_SIGNED : 0;
 		memcpy(out[k].key, e->key, E2E_KEY_BYTES);
 		k++;
 	}
@@ -142,6 +143,17 @@ static uint8_t on_keys(void *ctx, uint8_t scope, struct e2e_ctl_key *out, uint8_
 
 static enum e2e_status load_keys(struct e2e_sender *s);
 static void drop_tx(struct e2e_sender *s, uint8_t scope);
+
+/* Record on the current key of @p scope the mode the scope has now. */
+static enum e2e_status mark_mode(struct e2e_sender *s, uint8_t scope)
+{
+	const struct e2e_keystore_entry *cur = e2e_keystore_current(s->keys, scope);
+
+	if (!cur)
+		return E2E_ERR_NOT_FOUND;
+	return e2e_keystore_set_flags(s->keys, scope, cur->epoch,
+		scope_signed(s, scope) ? E2E_KEYSTORE_SIGNED : 0);
+}
 
 /* Every key's (scope, epoch) into the reservation file (SPEC 6.4). */
 static enum e2e_status note_keys(const char *txstate, uint32_t self,
@@ -241,13 +253,42 @@ static enum e2e_status ensure_keys(struct e2e_sender *s, uint64_t now_ms)
 	if (st != E2E_OK)
 		return st;
 	for (uint32_t i = 0; i < s->scopes->count; i++) {
-		st = e2e_keystore_ensure(s->keys, s->scopes->scope[i].id, now_ms, NULL);
+		uint8_t sc = s->scopes->scope[i].id;
+		int created = 0;
+
+		st = e2e_keystore_ensure(s->keys, sc, now_ms, &created);
+		if (st == E2E_OK && created)
+			st = mark_mode(s, sc);
 		if (st != E2E_OK) {
 			e2e_dir_unlock(lock);
 			return fail(s, st, "cannot create a key in", s->p_keys);
 		}
 	}
 	return keys_commit(s, lock);
+}
+
+/*
+ * A scope whose `sign` setting differs from the mode of its current key is
+ * rotated (L4): the old key was handed out as unsigned, so any subscriber
+ * holding it could seal suite 0x01 envelopes under it; only a new key,
+ * delivered as signed, makes the signature mandatory. Turning signing off
+ * rotates too, so that a key is only ever used in one mode.
+ */
+static enum e2e_status sync_sign_modes(struct e2e_sender *s, uint64_t now_ms)
+{
+	enum e2e_status ret = E2E_OK, st;
+
+	for (uint32_t i = 0; i < s->scopes->count; i++) {
+		uint8_t sc = s->scopes->scope[i].id;
+		const struct e2e_keystore_entry *cur = e2e_keystore_current(s->keys, sc);
+
+		if (!cur || !(cur->flags & E2E_KEYSTORE_SIGNED) == !scope_signed(s, sc))
+			continue;
+		st = e2e_sender_rotate(s, sc, now_ms);
+		if (st != E2E_OK)
+			ret = st;
+	}
+	return ret;
 }
 
 static enum e2e_status load_scopes(struct e2e_sender *s)
@@ -394,7 +435,8 @@ enum e2e_status e2e_sender_open(struct e2e_sender **out, const struct e2e_sender
 	if (ret != E2E_OK)
 		goto out;
 	if ((ret = load_scopes(s)) != E2E_OK || (ret = load_enrolled(s)) != E2E_OK ||
-	    (ret = load_keys(s)) != E2E_OK || (ret = ensure_keys(s, s->cfg.clock_ms())) != E2E_OK)
+	    (ret = load_keys(s)) != E2E_OK || (ret = ensure_keys(s, s->cfg.clock_ms())) != E2E_OK ||
+	    (ret = sync_sign_modes(s, s->cfg.clock_ms())) != E2E_OK)
 		goto out;
 	memset(&kc, 0, sizeof kc);
 	kc.identity = &s->id;
@@ -490,7 +532,8 @@ static enum e2e_status scope_tx(struct e2e_sender *s, uint8_t scope, struct e2e_
 			tc.block = s->cfg.reserve_block;
 			tc.reserve = reserve;
 			tc.reserve_ctx = s;
-			tc.sign_sk = scope_signed(s, scope) ? s->id.sign_sk : NULL;
+			/* The key's own mode, the one it was delivered with. */
+			tc.sign_sk = cur->flags & E2E_KEYSTORE_SIGNED ? s->id.sign_sk : NULL;
 			st = e2e_tx_create(&s->tx[scope].tx, &tc);
 			if (st == E2E_OK)
 				break;
@@ -520,6 +563,8 @@ enum e2e_status e2e_sender_rotate(struct e2e_sender *s, uint8_t scope, uint64_t 
 	if (st != E2E_OK)
 		return st;
 	st = e2e_keystore_rotate(s->keys, scope, now_ms, s->cfg.grace_ms, &epoch);
+	if (st == E2E_OK)
+		st = mark_mode(s, scope);
 	if (st != E2E_OK) {
 		e2e_dir_unlock(lock);
 		return st;
@@ -576,7 +621,14 @@ static void summarize(struct e2e_sender *s, const char *topic, size_t topic_len,
 	s->unsummarized++;
 }
 
-enum e2e_status e2e_sender_seal(struct e2e_sender *s, uint8_t *out, size_t cap,
+static enum e2e_status tx_seal(struct e2e_tx *tx, int alone, uint8_t *out, size_t cap,
+	size_t *out_len, const char *topic, size_t topic_len, const uint8_t *pt, size_t pt_len)
+{
+	return (alone ? e2e_tx_seal_alone : e2e_tx_seal)(tx, out, cap, out_len,
+		(const uint8_t *)topic, topic_len, pt, pt_len);
+}
+
+static enum e2e_status seal(struct e2e_sender *s, int will, uint8_t *out, size_t cap,
 	size_t *out_len, const char *topic, size_t topic_len, const uint8_t *pt, size_t pt_len)
 {
 	struct e2e_tx *tx;
@@ -593,19 +645,32 @@ enum e2e_status e2e_sender_seal(struct e2e_sender *s, uint8_t *out, size_t cap,
 	st = scope_tx(s, scope, &tx);
 	if (st != E2E_OK)
 		return st;
-	st = e2e_tx_seal(tx, out, cap, out_len, (const uint8_t *)topic, topic_len, pt, pt_len);
+	st = tx_seal(tx, will, out, cap, out_len, topic, topic_len, pt, pt_len);
 	if (st == E2E_ERR_EXHAUSTED) {
 		/* Key usage limit reached: rotate now and seal under the new key. */
 		st = e2e_sender_rotate(s, scope, s->cfg.clock_ms());
 		if (st == E2E_OK)
 			st = scope_tx(s, scope, &tx);
 		if (st == E2E_OK)
-			st = e2e_tx_seal(tx, out, cap, out_len, (const uint8_t *)topic, topic_len, pt,
-				pt_len);
+			st = tx_seal(tx, will, out, cap, out_len, topic, topic_len, pt, pt_len);
 	}
-	if (st == E2E_OK && s->sum_cur)
+	/* A will is published only if the client vanishes, and only then
+	 * could a summary vouch for it. */
+	if (st == E2E_OK && s->sum_cur && !will)
 		summarize(s, topic, topic_len, out, *out_len);
 	return st;
+}
+
+enum e2e_status e2e_sender_seal(struct e2e_sender *s, uint8_t *out, size_t cap,
+	size_t *out_len, const char *topic, size_t topic_len, const uint8_t *pt, size_t pt_len)
+{
+	return seal(s, 0, out, cap, out_len, topic, topic_len, pt, pt_len);
+}
+
+enum e2e_status e2e_sender_seal_will(struct e2e_sender *s, uint8_t *out, size_t cap,
+	size_t *out_len, const char *topic, size_t topic_len, const uint8_t *pt, size_t pt_len)
+{
+	return seal(s, 1, out, cap, out_len, topic, topic_len, pt, pt_len);
 }
 
 enum e2e_status e2e_sender_control(struct e2e_sender *s, const uint8_t *msg, size_t len,
@@ -635,6 +700,8 @@ enum e2e_status e2e_sender_tick(struct e2e_sender *s, uint64_t now_ms)
 	if (sig_changed(&fs, &s->sig_keys) && (st = load_keys(s)) != E2E_OK)
 		ret = st;
 	if ((st = ensure_keys(s, now_ms)) != E2E_OK)
+		ret = st;
+	if ((st = sync_sign_modes(s, now_ms)) != E2E_OK)
 		ret = st;
 	if (s->cfg.max_age_ms) {
 		for (uint32_t i = 0; i < s->scopes->count; i++) {

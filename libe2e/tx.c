@@ -142,15 +142,10 @@ static uint32_t topic_slot(struct e2e_tx *tx, uint64_t h)
 	return i;
 }
 
-enum e2e_status e2e_tx_seal(struct e2e_tx *tx, uint8_t *out, size_t out_cap,
-	size_t *out_len, const uint8_t *topic, size_t topic_len,
-	const uint8_t *pt, size_t pt_len)
+/* Argument checks and the counter reservation shared by both seals. */
+static enum e2e_status seal_prepare(struct e2e_tx *tx, uint8_t *out, size_t out_cap,
+	size_t *out_len, const uint8_t *topic, size_t topic_len, const uint8_t *pt, size_t pt_len)
 {
-	struct e2e_header h;
-	enum e2e_status st;
-	uint64_t th;
-	uint32_t i;
-
 	if (!tx || !out || !out_len || (!pt && pt_len) || !topic || topic_len == 0 ||
 	    topic_len > E2E_TOPIC_MAX || pt_len > E2E_PLAINTEXT_MAX)
 		return E2E_ERR_ARG;
@@ -159,35 +154,75 @@ enum e2e_status e2e_tx_seal(struct e2e_tx *tx, uint8_t *out, size_t out_cap,
 		return E2E_ERR_BUFFER;
 	if (tx->counter >= tx->limit)
 		return E2E_ERR_EXHAUSTED;
-	if (tx->counter == tx->ceiling) {
-		st = reserve_next(tx);
-		if (st != E2E_OK)
-			return st;
-	}
+	if (tx->counter == tx->ceiling)
+		return reserve_next(tx);
+	return E2E_OK;
+}
 
-	th = topichash(&tx->th, topic, topic_len);
-	i = topic_slot(tx, th);
-	if (tx->seqs[i] == (uint32_t)E2E_SEQ_MAX) {
-		new_run(tx, 0);
-		i = topic_slot(tx, th);
-	}
+/* Seal with the next counter under (run, seq); the counter moves on success. */
+static enum e2e_status seal_as(struct e2e_tx *tx, uint8_t *out, size_t out_cap,
+	size_t *out_len, const uint8_t *topic, size_t topic_len, const uint8_t *pt, size_t pt_len,
+	uint32_t run, uint32_t seq)
+{
+	struct e2e_header h;
+	enum e2e_status st;
 
 	h.suite = tx->sign_sk ? E2E_SUITE_V1_SIGNED : E2E_SUITE_V1_XCHACHA;
 	h.scope = tx->id.scope;
 	h.epoch = tx->id.epoch;
 	h.sender = tx->id.sender;
-	h.run = tx->run;
+	h.run = run;
 	h.counter = tx->counter + 1;
-	h.seq = tx->seqs[i] + 1;
+	h.seq = seq;
 	st = e2e_envelope_seal(out, out_cap, out_len, &h, tx->key, topic, topic_len, pt, pt_len);
 	if (st == E2E_OK && tx->sign_sk)
 		st = e2e_envelope_sign(out, out_cap, out_len, topic, topic_len, tx->sign_sk);
 	if (st != E2E_OK)
 		return st;
 	tx->counter = h.counter;
-	tx->seqs[i] = h.seq;
 	tx->sealed++;
 	return E2E_OK;
+}
+
+enum e2e_status e2e_tx_seal(struct e2e_tx *tx, uint8_t *out, size_t out_cap,
+	size_t *out_len, const uint8_t *topic, size_t topic_len,
+	const uint8_t *pt, size_t pt_len)
+{
+	enum e2e_status st;
+	uint64_t th;
+	uint32_t i;
+
+	st = seal_prepare(tx, out, out_cap, out_len, topic, topic_len, pt, pt_len);
+	if (st != E2E_OK)
+		return st;
+	th = topichash(&tx->th, topic, topic_len);
+	i = topic_slot(tx, th);
+	if (tx->seqs[i] == (uint32_t)E2E_SEQ_MAX) {
+		new_run(tx, 0);
+		i = topic_slot(tx, th);
+	}
+	st = seal_as(tx, out, out_cap, out_len, topic, topic_len, pt, pt_len, tx->run,
+		tx->seqs[i] + 1);
+	if (st == E2E_OK)
+		tx->seqs[i]++;
+	return st;
+}
+
+enum e2e_status e2e_tx_seal_alone(struct e2e_tx *tx, uint8_t *out, size_t out_cap,
+	size_t *out_len, const uint8_t *topic, size_t topic_len,
+	const uint8_t *pt, size_t pt_len)
+{
+	enum e2e_status st;
+	uint32_t run;
+
+	st = seal_prepare(tx, out, out_cap, out_len, topic, topic_len, pt, pt_len);
+	if (st != E2E_OK)
+		return st;
+	/* A run of its own: seq 1, and no seq of the current run is taken. */
+	do
+		run = random_run();
+	while (run == tx->run);
+	return seal_as(tx, out, out_cap, out_len, topic, topic_len, pt, pt_len, run, 1);
 }
 
 void e2e_tx_stats(const struct e2e_tx *tx, struct e2e_tx_stats *st)

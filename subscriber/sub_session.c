@@ -163,6 +163,12 @@ void sub_summary(const struct sub_out *o, const struct e2e_client_stats *st)
 	}
 	fprintf(stderr, "; lost %llu pending %llu\n", (unsigned long long)st->lost,
 		(unsigned long long)st->pending);
+	/* Never silent: the replay guarantee no longer covers some keys. */
+	if (st->floors_dropped)
+		fprintf(stderr, "%s: warning: %llu replay floor(s) dropped (floor table full, or "
+			"streams of an old state file forgotten before their key was known): replays "
+			"of long-forgotten streams under those keys are not caught (SPEC 5.8)\n", SUB_PROG,
+			(unsigned long long)st->floors_dropped);
 	/* What the signed summaries settled, when a sender sends them. */
 	if (st->summaries || st->stalls)
 		fprintf(stderr, "%s: summaries: %llu received; entries verified %llu, contradicted "

@@ -237,7 +237,7 @@ static enum e2e_status load_trust(struct e2e_client *c)
 static enum e2e_status setup(struct e2e_client *c)
 {
 	struct e2e_client_config *cfg = &c->cfg;
-	struct e2e_rx_config rc = { cfg->max_streams, cfg->window, NULL };
+	struct e2e_rx_config rc = { cfg->max_streams, cfg->window, NULL, 0 };
 	enum e2e_status st;
 
 	st = e2e_identity_load(&c->id, cfg->identity_file);
@@ -258,6 +258,10 @@ static enum e2e_status setup(struct e2e_client *c)
 	for (uint32_t i = 0; i < c->ntrust; i++)
 		if (e2e_keyring_set_signer(c->kr, c->trust[i].sender, c->trust[i].pub.sign_pk) != E2E_OK)
 			return fail(cfg, E2E_ERR_FULL, "too many senders in", cfg->trust_file);
+	/* More replay floors than the ring holds keys: a full floor table
+	 * always has a key no longer held to drop (SPEC 5.8). */
+	rc.max_floors = 64U * c->ntrust + 64U > E2E_RX_FLOORS_DEFAULT ?
+		64U * c->ntrust + 64U : E2E_RX_FLOORS_DEFAULT;
 	st = e2e_rx_create(&c->rx, &rc);
 	if (st != E2E_OK)
 		return fail(cfg, st, "replay state", NULL);
@@ -406,6 +410,7 @@ void e2e_client_stats(struct e2e_client *c, struct e2e_client_stats *st)
 	e2e_rx_stats(c->rx, &rs);
 	st->pending = rs.pending;
 	st->lost = rs.lost;
+	st->floors_dropped = rs.floors_dropped;
 	st->held_now = c->hold_count;
 	pthread_mutex_unlock(&c->mu);
 }

@@ -261,6 +261,19 @@ enum e2e_status e2e_publisher_seal(struct e2e_publisher *p, uint8_t *out, size_t
 	return st;
 }
 
+enum e2e_status e2e_publisher_seal_will(struct e2e_publisher *p, uint8_t *out, size_t cap,
+	size_t *out_len, const char *topic, size_t topic_len, const uint8_t *pt, size_t pt_len)
+{
+	enum e2e_status st;
+
+	if (!p)
+		return E2E_ERR_ARG;
+	pthread_mutex_lock(&p->mu);
+	st = e2e_sender_seal_will(p->sender, out, cap, out_len, topic, topic_len, pt, pt_len);
+	pthread_mutex_unlock(&p->mu);
+	return st;
+}
+
 enum e2e_status e2e_publisher_flush(struct e2e_publisher *p, uint32_t timeout_ms,
 	uint64_t *acked, uint64_t *failed, uint64_t *unacked)
 {

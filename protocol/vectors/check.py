@@ -568,9 +568,17 @@ def check_signed(doc, f):
 
 # ---------------------------------------------------------------- main
 
+def check_state_file(doc, f):
+    """state.json: decoded by check_state.py (SPEC 4.1-4.2, 5.1, 5.8, 6.2, 6.3)."""
+    sys.path.insert(0, HERE)
+    import check_state                                # noqa: E402
+    return check_state.check_state(doc, f)
+
+
 CHECKS = (("envelope.json", check_envelope), ("window.json", check_window),
           ("tx.json", check_tx), ("identity.json", check_identity),
-          ("control.json", check_control), ("signed.json", check_signed))
+          ("control.json", check_control), ("signed.json", check_signed),
+          ("state.json", check_state_file))
 
 
 def main(argv):

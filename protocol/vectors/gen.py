@@ -8,6 +8,7 @@ control deliveries is built here from crypto_box with a fixed ephemeral key,
 so it is deterministic), and writes
 
     envelope.json  window.json  tx.json  identity.json  control.json  signed.json
+    state.json (built by gen_state.py)
 
 into the directory given as argv[1] (default: the directory of this script).
 Every input is a constant, so running it twice gives byte-identical files;
@@ -931,6 +932,12 @@ def render(obj):
     return json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
+def build_state():
+    """state.json lives in gen_state.py (SPEC 4.1-4.2, 5.1, 5.8, 6.2, 6.3)."""
+    import gen_state                                  # noqa: E402 (imports gen)
+    return gen_state.build_state()
+
+
 def render_all():
     """File name -> exact file text."""
     return {
@@ -940,6 +947,7 @@ def render_all():
         "identity.json": render(build_identity()),
         "control.json": render(build_control()),
         "signed.json": render(build_signed()),
+        "state.json": render(build_state()),
     }
 
 

@@ -28,7 +28,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct e2e_rx_config rc = { 8, 64, NULL };
+	struct e2e_rx_config rc = { 8, 64, NULL, 0 };
 	struct e2e_rx *rx = NULL;
 	struct e2e_rx_stats st;
 	struct e2e_identity id;

@@ -556,7 +556,7 @@ class Sender(Identity):
             os.chmod(os.path.join(self.dir, "scopes"), 0o644)
 
     def enroll(self, sub, scopes):
-        run(self.env, "keytool-enroll", [self.env.keytool, "enroll", sub.name, sub.public_line,
+        return run(self.env, "keytool-enroll", [self.env.keytool, "enroll", sub.name, sub.public_line,
                                          "--scope", ",".join(scopes), "--dir", self.dir])
 
     def revoke(self, sub):
@@ -579,7 +579,8 @@ class Sender(Identity):
             with open(os.path.join(self.dir, "keys")) as f:
                 for line in f:
                     p = line.split()
-                    if len(p) in (6, 7) and p[0] == "key":   # 7th: check value
+                    # 7th: check value; 8th: "signed" (a key made for a signed scope)
+                    if len(p) in (6, 7, 8) and p[0] == "key":
                         out.append((int(p[1]), int(p[2]), int(p[3]), int(p[4]),
                                     base64.b64decode(p[5])))
         except FileNotFoundError:

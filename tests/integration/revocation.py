@@ -24,11 +24,12 @@ N_AFTER = 10
 def body(env, c):
     broker = h.Broker(env)
     adv = h.Adversary(env, broker)
-    s = h.Sender(env, "site", scopes=[(1, "plant", ["rev/#"])])
+    s = h.Sender(env, "site", scopes=[(1, "plant", ["rev/#"]), (2, "aux", ["aux/#"]),
+                                      (3, "other", ["other/#"])])
     kept = h.Subscriber(env, "kept", trust=[s])
     gone = h.Subscriber(env, "gone", trust=[s])
     s.enroll(kept, ["plant"])
-    s.enroll(gone, ["plant"])
+    s.enroll(gone, ["plant", "aux"])
 
     pub = h.start_pub_lines(env, broker, s, TOPIC, name="pub")
     c.require(adv.probe_key_service(s, 10) is not None, "e2e-pub key service up")
@@ -38,6 +39,7 @@ def body(env, c):
     c.require(sk.wait_err(h.EV_KEY, 10) and sg.wait_err(h.EV_KEY, 10),
               "both subscribers received the key before revocation")
     epoch0 = s.current_epoch(1)
+    aux0, other0 = s.current_epoch(2), s.current_epoch(3)
     before = ["before %d %s" % (i, os.urandom(3).hex()) for i in range(N_BEFORE)]
     pub.write("".join(l + "\n" for l in before))
     pub.flush()
@@ -49,6 +51,11 @@ def body(env, c):
     epoch1 = s.current_epoch(1)
     c.expect(epoch1 is not None and epoch0 is not None and epoch1 > epoch0,
              "revoke rotated the scope the subscriber held (epoch %s -> %s)" % (epoch0, epoch1))
+    aux1 = s.current_epoch(2)
+    c.expect(aux0 is not None and aux1 is not None and aux1 > aux0,
+             "revoke rotated every scope it held: aux too (epoch %s -> %s)" % (aux0, aux1))
+    c.expect(s.current_epoch(3) == other0,
+             "a scope it did not hold was not rotated (other stays at %s)" % other0)
     lst = h.run(env, "keytool-list", [env.keytool, "list", "--dir", s.dir], check=False)
     c.expect("gone" in lst.stdout.decode() and "revoked" in lst.stdout.decode(),
              "keytool list shows 'gone' as revoked")

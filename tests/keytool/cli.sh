@@ -109,9 +109,17 @@ run 1 "scopes with a bad filter" "$K" scopes --dir "$T/bad"
 has "$T/err" 'scopes:2: invalid topic filter' "the error names file and line"
 
 # --- rotate (initial keys) --------------------------------------------------
-run 0 "rotate creates epoch 1 for every scope" "$K" rotate --dir "$S"
-has "$T/out" '^scope telemetry \(1\): epoch 1$' "telemetry at epoch 1"
-has "$T/out" '^scope default \(0\): epoch 1$' "the implied default scope gets a key too"
+# A new epoch is max(highest + 1, Unix seconds now) (SPEC 6.4): the first
+# ones are the clock, later ones are read from the output and compared.
+START=$(date +%s)
+run 0 "rotate creates a first epoch for every scope" "$K" rotate --dir "$S"
+E1=$(sed -n 's/^scope telemetry (1): epoch \([0-9]*\)$/\1/p' "$T/out")
+if [ -n "$E1" ] && [ "$E1" -ge "$START" ] && [ "$E1" -le "$(date +%s)" ]; then
+	pass "telemetry's first epoch is the clock ($E1)"; else fail "telemetry's first epoch ($E1)"; fi
+has "$T/out" "^scope default \\(0\\): epoch $E1\$" "the implied default scope gets a key too"
+# epoch N: the epoch SCOPE-NAME got in $T/out
+epoch_of() { sed -n "s/^scope $1 ([0-9]*): epoch \([0-9]*\)\$/\1/p" "$T/out"; }
+after() { if [ -n "$2" ] && [ "$2" -gt "$1" ]; then pass "$3 ($2 > $1)"; else fail "$3 ('$2' after $1)"; fi; }
 same "$(mode "$S/keys")" 600 "keys is mode 600"
 same "$(grep -c '^key ' "$S/keys")" 4 "four keys written"
 
@@ -167,14 +175,15 @@ chmod 600 "$S/enrolled"
 
 # --- revoke -----------------------------------------------------------------
 run 0 "revoke" "$K" revoke alice --dir "$S"
-has "$T/out" '^scope telemetry \(1\): epoch 2$' "revoke rotated telemetry"
-has "$T/out" '^scope alarms \(2\): epoch 2$' "revoke rotated alarms"
+TE2=$(epoch_of telemetry)
+after "$E1" "$TE2" "revoke rotated telemetry"
+after "$E1" "$(epoch_of alarms)" "revoke rotated alarms"
 hasnt "$T/out" 'other|default' "scopes alice did not hold are not rotated"
 has "$S/enrolled" '^revoked alice e2e1 ' "a revoked line is kept"
 hasnt "$S/enrolled" '^alice ' "the active entry is gone"
-has "$S/keys" '^key 1 2 [0-9]+ 0 ' "telemetry epoch 2 is current"
-has "$S/keys" '^key 1 1 [0-9]+ [1-9][0-9]* ' "telemetry epoch 1 got a deadline"
-has "$S/keys" '^key 3 1 [0-9]+ 0 ' "scope other still at epoch 1"
+has "$S/keys" "^key 1 $TE2 [0-9]+ 0 " "telemetry's new epoch is current"
+has "$S/keys" "^key 1 $E1 [0-9]+ [1-9][0-9]* " "telemetry's first epoch got a deadline"
+has "$S/keys" "^key 3 $E1 [0-9]+ 0 " "scope other still at its first epoch"
 run_in 1 "re-enrolling a revoked key is refused" "$T/alice.pub" "$K" enroll alice - --scope alarms --dir "$S"
 has "$T/err" 'revoked' "the refusal says why"
 run_in 1 "a revoked key under a new name is refused" "$T/alice.pub" "$K" enroll alice2 - --scope alarms --dir "$S"
@@ -187,25 +196,28 @@ run_in 0 "a new key may reuse a revoked name" "$T/carol.pub" "$K" enroll alice -
 
 # --- rotate -----------------------------------------------------------------
 run 0 "rotate one scope with zero grace" "$K" rotate --scope telemetry --grace 0s --dir "$S"
-same "$(cat "$T/out")" "scope telemetry (1): epoch 3" "only telemetry rotated"
+TE3=$(epoch_of telemetry)
+same "$(cat "$T/out")" "scope telemetry (1): epoch $TE3" "only telemetry rotated"
+after "$TE2" "$TE3" "a new telemetry epoch"
 sleep 0.05
 run 0 "rotate again prunes the expired epoch" "$K" rotate --scope telemetry --dir "$S"
-has "$T/out" 'epoch 4$' "telemetry at epoch 4"
+TE4=$(epoch_of telemetry)
+after "$TE3" "$TE4" "telemetry at a newer epoch"
 has "$T/err" 'pruned 1 expired key' "one key pruned"
-hasnt "$S/keys" '^key 1 2 ' "epoch 2 (grace 0) is gone"
-has "$S/keys" '^key 1 1 ' "epoch 1 (grace 24h) is kept"
+hasnt "$S/keys" "^key 1 $TE2 " "the epoch with grace 0 is gone"
+has "$S/keys" "^key 1 $E1 " "the first epoch (grace 24h) is kept"
 run 1 "rotate with a stray argument" "$K" rotate --grace 5 parsecs --dir "$S"
 run 1 "rotate with a bad unit" "$K" rotate --grace 5y --dir "$S"
 run 1 "rotate an unknown scope" "$K" rotate --scope nope --dir "$S"
 run 0 "rotate with --grace 30m" "$K" rotate --scope other --grace 30m --dir "$S"
 
 # --- status -----------------------------------------------------------------
-if "$TXRESERVE" "$S" 1 4 4096; then pass "reservation recorded"; else fail "reservation recorded"; fi
+if "$TXRESERVE" "$S" 1 "$TE4" 4096; then pass "reservation recorded"; else fail "reservation recorded"; fi
 run 0 "status" "$K" status --dir "$S"
 has "$T/out" '^scope 1 telemetry$' "status lists the scope"
-has "$T/out" '^  epoch 4  current, age [0-9]+s  ≤4096 sealed \(reserved\)$' "current epoch with age and reservation"
-has "$T/out" '^  epoch 1  expires in 23h5[0-9]m  0 sealed$' "older epoch with its expiry"
-has "$T/out" '^  epoch 1  expires in 29m[0-9]+s' "30m grace shown"
+has "$T/out" "^  epoch $TE4  current, age [0-9]+s  ≤4096 sealed \\(reserved\\)\$" "current epoch with age and reservation"
+has "$T/out" "^  epoch $E1  expires in 23h5[0-9]m  0 sealed\$" "older epoch with its expiry"
+has "$T/out" "^  epoch $E1  expires in 29m[0-9]+s" "30m grace shown"
 has "$T/out" '^subscribers: 3 enrolled, 1 revoked$' "subscriber counts"
 chmod 640 "$S/keys"
 run 1 "status refuses a group-readable keys file" "$K" status --dir "$S"
@@ -218,8 +230,23 @@ cp "$S/keys" "$T/keys.good"
 printf 'key 1 9 0 0 notbase64\n' >>"$S/keys"
 run 1 "status with a corrupt keys line" "$K" status --dir "$S"
 has "$T/err" "keys:$(wc -l <"$S/keys"): key is not base64" "the error names file and line"
-lacks "$T/err" "$(grep '^key 1 1 ' "$T/keys.good" | cut -d' ' -f6)" "no key text in the error"
+lacks "$T/err" "$(grep "^key 1 $E1 " "$T/keys.good" | cut -d' ' -f6)" "no key text in the error"
 cp "$T/keys.good" "$S/keys"
+
+# --- re-enrolling with fewer scopes rotates the lost ones (M2) ---------------
+# bob holds alarms and other; keeping only alarms must rotate other, not alarms.
+current3() { sed -n 's/^key 3 \([0-9]*\) [0-9]* 0 .*/\1/p' "$S/keys"; }
+OTHER=$(current3)
+run 0 "enroll bob with fewer scopes" "$K" enroll bob "$(cat "$T/bob.pub")" --scope alarms --dir "$S"
+after "$OTHER" "$(current3)" "other (3) was rotated: bob lost it"
+hasnt "$T/out" 'alarms|telemetry|default' "scopes bob keeps are not rotated"
+run 0 "enroll bob again with the same scope" "$K" enroll bob "$(cat "$T/bob.pub")" --scope alarms --dir "$S"
+same "$(cat "$T/out")" "" "nothing lost, nothing rotated"
+# sign on for a scope: the keytool marks the keys it makes in the scope's mode.
+printf 'scope 1 telemetry sensors/# plant/+/temp\nscope 2 alarms alarms/#\nsign alarms\nscope 3 other other/#\n' >"$S/scopes"
+run 0 "rotate a signed scope" "$K" rotate --scope alarms --dir "$S"
+has "$S/keys" "^key 2 $(epoch_of alarms) [0-9]+ 0 [^ ]+ [0-9a-f]{8} signed\$" "its new key is marked signed"
+printf 'scope 1 telemetry sensors/# plant/+/temp\nscope 2 alarms alarms/#\nscope 3 other other/#\n' >"$S/scopes"
 
 # --- E2E_DIR ------------------------------------------------------------------
 E2E_DIR=$S run 0 "E2E_DIR is the default directory" "$K" list

@@ -96,7 +96,7 @@ static void test_rotate(void)
 
 	CU_ASSERT_EQUAL(e2e_keystore_ensure(ks, 1, 1000, NULL), E2E_OK);
 	memcpy(k1, e2e_keystore_current(ks, 1)->key, sizeof k1);
-	CU_ASSERT_EQUAL(e2e_keystore_rotate(ks, 1, 5000, 600, &epoch), E2E_OK);
+	CU_ASSERT_EQUAL(e2e_keystore_rotate(ks, 1, 1500, 600, &epoch), E2E_OK);
 	CU_ASSERT_EQUAL(epoch, 2);
 	e1 = e2e_keystore_find(ks, 1, 1);
 	e2 = e2e_keystore_find(ks, 1, 2);
@@ -104,17 +104,19 @@ static void test_rotate(void)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(e2);
 	/* The old key is unchanged but now has a grace deadline. */
 	CU_ASSERT(memcmp(e1->key, k1, sizeof k1) == 0);
-	CU_ASSERT_EQUAL(e1->not_after_ms, 5600);
+	CU_ASSERT_EQUAL(e1->not_after_ms, 2100);
 	CU_ASSERT_EQUAL(e2->not_after_ms, 0);
-	CU_ASSERT_EQUAL(e2->created_ms, 5000);
+	CU_ASSERT_EQUAL(e2->created_ms, 1500);
 	CU_ASSERT(memcmp(e2->key, k1, sizeof k1) != 0);
 	CU_ASSERT_PTR_EQUAL(e2e_keystore_current(ks, 1), e2);
 	/* Rotating a scope without keys starts at epoch 1. */
-	CU_ASSERT_EQUAL(e2e_keystore_rotate(ks, 9, 5000, 600, &epoch), E2E_OK);
+	CU_ASSERT_EQUAL(e2e_keystore_rotate(ks, 9, 1500, 600, &epoch), E2E_OK);
 	CU_ASSERT_EQUAL(epoch, 1);
-	/* A huge grace saturates instead of wrapping into the past. */
+	/* A huge grace saturates instead of wrapping into the past (and the
+	 * clock part of the epoch saturates at the largest epoch). */
 	CU_ASSERT_EQUAL(e2e_keystore_rotate(ks, 1, UINT64_MAX - 10, 1000, &epoch), E2E_OK);
-	CU_ASSERT_EQUAL(epoch, 3);
+	CU_ASSERT_EQUAL(epoch, UINT32_MAX);
+	CU_ASSERT_EQUAL(e2e_keystore_rotate(ks, 1, 1000, 1000, &epoch), E2E_ERR_EXHAUSTED);
 	CU_ASSERT_EQUAL(e2e_keystore_find(ks, 1, 2)->not_after_ms, UINT64_MAX);
 	/* Zero grace at time 0 still marks the key as retired (0 means current). */
 	CU_ASSERT_EQUAL(e2e_keystore_rotate(ks, 9, 0, 0, &epoch), E2E_OK);
@@ -127,6 +129,34 @@ static void test_rotate(void)
 		CU_ASSERT(a->scope < b->scope || (a->scope == b->scope && a->epoch < b->epoch));
 	}
 	e2e_keystore_free(ks);
+}
+
+/*
+ * SPEC 6.4 (P5): a new epoch is max(highest known + 1, Unix seconds now),
+ * so a keys file restored from a backup cannot hand out again an epoch that
+ * was issued after the backup (with another key) once the clock has passed it.
+ */
+static void test_epoch_clock_after_restore(void)
+{
+	const uint64_t t0 = 1700000000000ULL;
+	struct e2e_keystore *ks = empty(8), *backup = empty(8);
+	uint32_t e0, e1, e2, e3;
+
+	CU_ASSERT_EQUAL_FATAL(e2e_keystore_ensure(ks, 1, t0, NULL), E2E_OK);
+	e0 = e2e_keystore_current(ks, 1)->epoch;
+	CU_ASSERT_EQUAL(e0, (uint32_t)(t0 / 1000));
+	CU_ASSERT_EQUAL_FATAL(e2e_keystore_ensure(backup, 1, t0, NULL), E2E_OK);
+	CU_ASSERT_EQUAL(e2e_keystore_current(backup, 1)->epoch, e0);
+	/* Two rotations after the backup, the second within the same second. */
+	CU_ASSERT_EQUAL(e2e_keystore_rotate(ks, 1, t0 + 1000, 600, &e1), E2E_OK);
+	CU_ASSERT_EQUAL(e2e_keystore_rotate(ks, 1, t0 + 1200, 600, &e2), E2E_OK);
+	CU_ASSERT(e1 == e0 + 1 && e2 == e0 + 2);
+	/* The restored file knows only e0: counting on from it would reissue e1. */
+	CU_ASSERT_EQUAL(e2e_keystore_rotate(backup, 1, t0 + 3000, 600, &e3), E2E_OK);
+	CU_ASSERT(e3 > e2);
+	CU_ASSERT_EQUAL(e3, (uint32_t)(t0 / 1000) + 3);
+	e2e_keystore_free(ks);
+	e2e_keystore_free(backup);
 }
 
 static void test_prune(void)
@@ -213,7 +243,9 @@ static void test_corrupt(void)
 		{ "key 1 1 0 0 " K1 "\n# x\nkey 1 1 5 0 " K2 "\n", E2E_ERR_EXISTS,
 		  "keys:3: scope 1 epoch 1 listed twice" },
 		{ "key 1 1 0 0 " K1 " extra\n", E2E_ERR_CORRUPT, "keys:1: check value does not match" },
-		{ "key 1 1 0 0 " K1 " 00000000 extra\n", E2E_ERR_MALFORMED, "keys:1: too many fields" },
+		{ "key 1 1 0 0 " K1 " 00000000 signed extra\n", E2E_ERR_MALFORMED,
+			"keys:1: too many fields" },
+		{ "key 1 1 0 0 " K1 " 00000000 extra\n", E2E_ERR_MALFORMED, "keys:1: expected" },
 		{ "key 1 1 0 0 " K1 "\x1b\n", E2E_ERR_MALFORMED, "keys:1: control character" },
 	};
 
@@ -270,6 +302,10 @@ static void test_round_trip(void)
 	CU_ASSERT_EQUAL(e2e_keystore_ensure(ks, 0, 111, NULL), E2E_OK);
 	CU_ASSERT_EQUAL(e2e_keystore_ensure(ks, 255, 222, NULL), E2E_OK);
 	CU_ASSERT_EQUAL(e2e_keystore_rotate(ks, 0, 333, 86400000, NULL), E2E_OK);
+	/* The signed mark of one key survives the round trip. */
+	CU_ASSERT_EQUAL(e2e_keystore_set_flags(ks, 255, 1, E2E_KEYSTORE_SIGNED), E2E_OK);
+	CU_ASSERT_EQUAL(e2e_keystore_set_flags(ks, 254, 1, E2E_KEYSTORE_SIGNED), E2E_ERR_NOT_FOUND);
+	CU_ASSERT_EQUAL(e2e_keystore_set_flags(ks, 255, 1, 0x80), E2E_ERR_ARG);
 	CU_ASSERT_EQUAL(e2e_keystore_save(ks, path), E2E_OK);
 	CU_ASSERT_EQUAL(kt_mode(path), 0600);
 	CU_ASSERT_EQUAL_FATAL(e2e_keystore_load(&back, path, 0, err, sizeof err), E2E_OK);
@@ -282,8 +318,11 @@ static void test_round_trip(void)
 		CU_ASSERT_EQUAL(x->epoch, y->epoch);
 		CU_ASSERT_EQUAL(x->created_ms, y->created_ms);
 		CU_ASSERT_EQUAL(x->not_after_ms, y->not_after_ms);
+		CU_ASSERT_EQUAL(x->flags, y->flags);
 		CU_ASSERT(memcmp(x->key, y->key, E2E_KEY_BYTES) == 0);
 	}
+	CU_ASSERT_EQUAL(e2e_keystore_current(back, 255)->flags, E2E_KEYSTORE_SIGNED);
+	CU_ASSERT_EQUAL(e2e_keystore_current(back, 0)->flags, 0);
 	CU_ASSERT_EQUAL(e2e_keystore_find(back, 0, 1)->not_after_ms, 333 + 86400000ULL);
 	CU_ASSERT_EQUAL(e2e_keystore_current(back, 255)->created_ms, 222);
 	e2e_keystore_free(back);
@@ -295,6 +334,7 @@ static const struct kt_case cases[] = {
 	{ "Safety: NULL and invalid arguments", test_safety },
 	{ "Rotation: ensure creates epoch 1 once", test_ensure },
 	{ "Rotation: new epoch, grace deadline, saturation", test_rotate },
+	{ "Rotation: a restored keys file issues no epoch twice (clock)", test_epoch_clock_after_restore },
 	{ "Rotation: prune expired keys, never the current", test_prune },
 	{ "Rotation: epoch exhaustion and capacity", test_limits },
 	{ "Parse: fields, order and current key", test_parse },

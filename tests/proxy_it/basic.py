@@ -83,6 +83,16 @@ def body(env, c):
         wp.stop(signal.SIGKILL)
         expect[tok] = ("sensors/will/" + version, 1, False)
 
+    # A will that is never published is no GAP (L2): a message, then a client
+    # with a will on the same topic that publishes and disconnects cleanly
+    # (the will is discarded), then a third message. All must be OK: the
+    # will, sealed at CONNECT in a run of its own, took no seq of the topic.
+    unused = "sensors/will-unused"
+    pub(unused, 1, "mqttv311")
+    pub(unused, 1, "mqttv311", extra=["--will-topic", unused, "--will-payload",
+                                      ph.token("never"), "--will-qos", "1"])
+    pub(unused, 1, "mqttv5")
+
     # paho-mqtt publishers (3.1.1 and 5), QoS 1 and 2, one retained.
     for version in (4, 5):
         pp = ph.PahoPub(env, px.port, "paho-v%d" % version, version=version)

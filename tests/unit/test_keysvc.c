@@ -534,24 +534,19 @@ static void test_flood_garbage(void)
 
 		for (size_t j = 0; j < len; j++)
 			msg[j] = (uint8_t)tu_rand(&rng);
-		/* Every 4th looks like a v1 request for another sender. */
-		if (i % 4 == 0 && len >= 6) {
-			msg[0] = E2E_CTL_VERSION;
-			msg[1] = E2E_CTL_REQUEST;
-			if (len < E2E_CTL_HEAD_BYTES + E2E_CTL_SIG_BYTES || len > E2E_CTL_MSG_MAX)
-				len = 200;
+		/* Every 4th is a well-formed request for another sender. */
+		if (i % 4 == 0) {
+			struct tu_request o;
+
 			target = s.sid + 1 + (uint32_t)i;
-			msg[2] = (uint8_t)(target >> 24);
-			msg[3] = (uint8_t)(target >> 16);
-			msg[4] = (uint8_t)(target >> 8);
-			msg[5] = (uint8_t)target;
-		}
-		/* Classify as SPEC 11.3 step 1 does. */
-		if (len < E2E_CTL_HEAD_BYTES + E2E_CTL_SIG_BYTES || len > E2E_CTL_MSG_MAX ||
-		    msg[0] != E2E_CTL_VERSION || msg[1] != E2E_CTL_REQUEST)
-			want_malformed++;
-		else
+			tu_request(&o, &s.alice, target, &want1, 1, NOW);
+			memcpy(msg, o.msg, o.len);
+			len = o.len;
 			want_other++;
+		} else {
+			/* Random bytes fail size, version, type or layout (step 1). */
+			want_malformed++;
+		}
 		answered += handle_on(&s, msg, len, E2E_CTL_TOPIC_DEFAULT, NOW + (uint64_t)i) == E2E_OK;
 	}
 	st = stats(&s);
@@ -580,23 +575,23 @@ static void test_global_rate_limit(void)
 	uint64_t rng = 77;
 
 	svc_init(&s, NULL);
-	/* Default global burst 200, one more token per 10 ms. */
+	/* Default global burst 200, one more token per 10 ms. Well-formed
+	 * requests under random (unenrolled) keys with random signatures:
+	 * each costs a global token before its signature check. */
+	tu_request(&r, &s.mallory, s.sid, &want1, 1, NOW);
 	for (int i = 0; i < 10000; i++) {
-		for (size_t j = 0; j < sizeof msg; j++)
+		CU_ASSERT_FATAL(r.len <= sizeof msg);
+		memcpy(msg, r.msg, r.len);
+		for (size_t j = 0; j < E2E_SIGN_PK_BYTES; j++)
+			msg[E2E_CTL_HEAD_BYTES + j] = (uint8_t)tu_rand(&rng);
+		for (size_t j = r.len - E2E_CTL_SIG_BYTES; j < r.len; j++)
 			msg[j] = (uint8_t)tu_rand(&rng);
-		msg[0] = E2E_CTL_VERSION;
-		msg[1] = E2E_CTL_REQUEST;
-		msg[2] = (uint8_t)(s.sid >> 24);
-		msg[3] = (uint8_t)(s.sid >> 16);
-		msg[4] = (uint8_t)(s.sid >> 8);
-		msg[5] = (uint8_t)s.sid;
-		msg[126] = 38;      /* a plausible reply topic length, still not hex */
-		CU_ASSERT_NOT_EQUAL(handle_on(&s, msg, sizeof msg, E2E_CTL_TOPIC_DEFAULT, NOW),
+		CU_ASSERT_NOT_EQUAL(handle_on(&s, msg, r.len, E2E_CTL_TOPIC_DEFAULT, NOW),
 			E2E_OK);
 	}
 	st = stats(&s);
 	CU_ASSERT_EQUAL(st.requests, 10000);
-	CU_ASSERT_EQUAL(st.ignored_malformed + st.ignored_bad_sig, 200);
+	CU_ASSERT_EQUAL(st.ignored_bad_sig, 200);
 	CU_ASSERT_EQUAL(st.rate_limited, 9800);
 	CU_ASSERT_EQUAL(s.fake.keys_calls, 0);
 	/* The flood used the global bucket only: an enrolled subscriber still
@@ -642,6 +637,75 @@ static void test_global_rate_limit(void)
 	svc_free(&s);
 }
 
+/*
+ * M4: an attacker who knows alice's public keys (they are in every request
+ * she sends) floods garbage carrying them at 100 messages/s: bad signatures,
+ * and copies of her own request with the body changed. Her bucket is charged
+ * only for requests that verify, so her genuine requests, one a second, are
+ * all answered; the garbage costs global tokens only.
+ */
+static void test_targeted_starvation(void)
+{
+	struct svc s;
+	struct e2e_ctl m;
+	struct tu_request r;
+	struct e2e_keysvc_stats st;
+	uint64_t rng = 4242, t = NOW;
+	unsigned answered = 0, asked = 0;
+
+	svc_init(&s, NULL);
+	tu_request(&r, &s.alice, s.sid, &want1, 1, NOW);
+	for (int sec = 0; sec < 20; sec++) {
+		for (int i = 0; i < 100; i++, t += 10) {
+			uint8_t bad[E2E_CTL_MSG_MAX];
+
+			memcpy(bad, r.msg, r.len);
+			if (i % 2)
+				bad[r.len - 1 - (size_t)(tu_rand(&rng) % E2E_CTL_SIG_BYTES)] ^= 0x01;
+			else
+				bad[E2E_CTL_HEAD_BYTES + 3 * 32 + (size_t)(tu_rand(&rng) % 16)] ^= 0x20;
+			CU_ASSERT_EQUAL(handle_on(&s, bad, r.len, E2E_CTL_TOPIC_DEFAULT, t),
+				E2E_ERR_AUTH);
+			/* Mid-second: the garbage had the first go at any refill. */
+			if (i == 50) {
+				asked++;
+				answered += ask(&s, &s.alice, &want1, 1, t, &m) == E2E_CTL_DELIVERY;
+			}
+		}
+	}
+	TU_CHECK(answered == asked, "alice answered %u of %u under a targeted flood", answered,
+		asked);
+	st = stats(&s);
+	CU_ASSERT_EQUAL(st.ignored_bad_sig, 2000);
+	CU_ASSERT_EQUAL(st.delivered, asked);
+	/* Bob, enrolled too, never noticed. */
+	CU_ASSERT_EQUAL(ask(&s, &s.bob, &want1, 1, t, &m), E2E_CTL_DELIVERY);
+	svc_free(&s);
+
+	/* The garbage did cost the global bucket: with a small one, strangers
+	 * (who depend on it) are cut off, enrolled identities are not. */
+	{
+		struct e2e_keysvc_config cfg;
+
+		memset(&cfg, 0, sizeof cfg);
+		cfg.global_burst = 5;
+		cfg.global_ms = 1000000;
+		svc_init(&s, &cfg);
+		tu_request(&r, &s.alice, s.sid, &want1, 1, NOW);
+		for (int i = 0; i < 5; i++) {
+			uint8_t bad[E2E_CTL_MSG_MAX];
+
+			memcpy(bad, r.msg, r.len);
+			bad[r.len - 1] ^= (uint8_t)(1U << i);
+			CU_ASSERT_EQUAL(handle_on(&s, bad, r.len, E2E_CTL_TOPIC_DEFAULT, NOW),
+				E2E_ERR_AUTH);
+		}
+		CU_ASSERT_EQUAL(ask(&s, &s.mallory, &want1, 1, NOW, &m), 0);
+		CU_ASSERT_EQUAL(ask(&s, &s.alice, &want1, 1, NOW, &m), E2E_CTL_DELIVERY);
+		svc_free(&s);
+	}
+}
+
 /* ---- Registration ------------------------------------------------------ */
 
 static const struct tu_test safety_tests[] = {
@@ -661,6 +725,7 @@ static const struct tu_test keysvc_tests[] = {
 	{ "Ignored: garbage, bad signatures, other senders (counted)", test_ignored },
 	{ "Ignored: a flood of 10,000 garbage messages", test_flood_garbage },
 	{ "Global rate limit: flood, refill, configured burst", test_global_rate_limit },
+	{ "Targeted flood under alice's key does not starve alice (M4)", test_targeted_starvation },
 	{ NULL, NULL },
 };
 

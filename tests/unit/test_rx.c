@@ -315,6 +315,169 @@ static void test_forgotten_and_resume(void)
 	tu_fx_free(&f);
 }
 
+/*
+ * SPEC 5.8: a replay is never accepted, however many streams came between.
+ * Far more streams than the table and the forgotten list hold push the
+ * first ones out for good; their replays stay suppressed (their counters
+ * are at or below their key's floor), and newer messages still arrive.
+ */
+static void test_replay_after_many_streams(void)
+{
+	enum { N = 2 * E2E_RX_STREAMS_DEFAULT + 100 };
+	static uint8_t first[N][ENV_CAP];
+	static size_t flen[N];
+	uint8_t a[3][ENV_CAP];
+	size_t al[3];
+	struct tu_fx f;
+	struct e2e_rx_result res;
+	struct e2e_rx_stats st;
+	char t[16];
+	int delivered = 0;
+
+	tu_fx_init(&f, 0, 0);
+	for (uint32_t s = 1; s <= 3; s++) {
+		al[s - 1] = tu_fx_env(&f, a[s - 1], "a", RUN_A, s);
+		TU_ASSERT_VERDICT(tu_fx_open(&f, "a", a[s - 1], al[s - 1], &res), E2E_V_OK);
+	}
+	for (int i = 0; i < N; i++) {
+		snprintf(t, sizeof t, "t%d", i);
+		flen[i] = tu_fx_env(&f, first[i], t, RUN_B, 1);
+		TU_ASSERT_VERDICT(tu_fx_open(&f, t, first[i], flen[i], &res), E2E_V_OK);
+	}
+	st = tu_fx_stats(&f);
+	CU_ASSERT(st.evicted >= N + 1 - E2E_RX_STREAMS_DEFAULT);
+	CU_ASSERT_EQUAL(st.floors, 1);
+	CU_ASSERT_EQUAL(st.floors_dropped, 0);
+	for (int k = 0; k < 3; k++) {
+		TU_ASSERT_VERDICT(tu_fx_open(&f, "a", a[k], al[k], &res), E2E_V_FORGOTTEN);
+		CU_ASSERT_EQUAL(res.pt_len, 0);
+	}
+	/* Every stream's first message replayed: tracked ones are DUPLICATE,
+	 * remembered and forgotten-for-good ones FORGOTTEN; none delivered. */
+	for (int i = 0; i < N; i++) {
+		snprintf(t, sizeof t, "t%d", i);
+		delivered += e2e_verdict_delivers(tu_fx_open(&f, t, first[i], flen[i], &res));
+	}
+	CU_ASSERT_EQUAL(delivered, 0);
+	/* The genuine stream goes on (its next message is above the floor). */
+	TU_ASSERT_VERDICT(tu_fx_recv(&f, "a", RUN_A, 4, &res), E2E_V_OK);
+	CU_ASSERT(res.flags & E2E_RX_NEW_STREAM);
+	TU_ASSERT_VERDICT(tu_fx_open(&f, "a", a[2], al[2], &res), E2E_V_FORGOTTEN);
+	tu_fx_free(&f);
+}
+
+/* One stream under key @p epoch: topic, run and seq 1 at @p ctr. */
+static enum e2e_verdict floor_msg(struct e2e_rx *rx, const struct e2e_keyring *kr,
+	const uint8_t key[E2E_KEY_BYTES], uint32_t epoch, const char *topic, uint64_t ctr,
+	uint8_t env[ENV_CAP], size_t *len)
+{
+	struct e2e_header h = tu_header(RX_ID.sender, RX_ID.scope, epoch, RUN_A, ctr, 1);
+	struct e2e_rx_result res;
+	uint8_t pt[ENV_CAP];
+
+	*len = tu_seal(env, ENV_CAP, &h, key, topic, (const uint8_t *)"x", 1);
+	return tu_rx_open(rx, kr, &res, pt, sizeof pt, topic, env, *len);
+}
+
+/* A full floor table gives up the floor of a key no longer held first,
+ * and counts it when it must give up one of a held key. */
+static void test_floor_table_full(void)
+{
+	struct e2e_rx_config cfg = { 1, 64, NULL, 2 };
+	struct e2e_rx *rx = NULL;
+	struct e2e_keyring *kr = NULL;
+	uint8_t key[5][E2E_KEY_BYTES], env[8][ENV_CAP], pt[ENV_CAP];
+	size_t len[8];
+	struct e2e_rx_stats st;
+	struct e2e_rx_result res;
+
+	CU_ASSERT_EQUAL_FATAL(e2e_rx_create(&rx, &cfg), E2E_OK);
+	CU_ASSERT_EQUAL_FATAL(e2e_keyring_create(&kr, 8), E2E_OK);
+	for (uint32_t e = 1; e <= 4; e++) {
+		struct e2e_keyid id = { RX_ID.sender, RX_ID.scope, e };
+
+		tu_key(key[e], (uint8_t)(0x40 + e));
+		CU_ASSERT_EQUAL_FATAL(e2e_keyring_add(kr, &id, key[e], 0), E2E_OK);
+	}
+	/* One stream tracked, one remembered: the third new one folds the first. */
+	TU_ASSERT_VERDICT(floor_msg(rx, kr, key[2], 2, "a", 10, env[0], &len[0]), E2E_V_OK);
+	TU_ASSERT_VERDICT(floor_msg(rx, kr, key[1], 1, "b", 10, env[1], &len[1]), E2E_V_OK);
+	TU_ASSERT_VERDICT(floor_msg(rx, kr, key[3], 3, "c", 10, env[2], &len[2]), E2E_V_OK);
+	TU_ASSERT_VERDICT(floor_msg(rx, kr, key[3], 3, "d", 11, env[3], &len[3]), E2E_V_OK);
+	e2e_rx_stats(rx, &st);
+	CU_ASSERT_EQUAL(st.floors, 2);     /* epochs 2 (oldest) and 1 */
+	{
+		struct e2e_keyid id1 = { RX_ID.sender, RX_ID.scope, 1 };
+
+		CU_ASSERT_EQUAL(e2e_keyring_remove(kr, &id1), E2E_OK);
+	}
+	/* Folding "c" (epoch 3) needs room: epoch 1 is no longer held, so it goes,
+	 * not epoch 2 although that is older. */
+	TU_ASSERT_VERDICT(floor_msg(rx, kr, key[3], 3, "e", 12, env[4], &len[4]), E2E_V_OK);
+	e2e_rx_stats(rx, &st);
+	CU_ASSERT_EQUAL(st.floors, 2);
+	CU_ASSERT_EQUAL(st.floors_dropped, 0);
+	TU_ASSERT_VERDICT(tu_rx_open(rx, kr, &res, pt, sizeof pt, "a", env[0], len[0]),
+		E2E_V_FORGOTTEN);
+	TU_ASSERT_VERDICT(tu_rx_open(rx, kr, &res, pt, sizeof pt, "c", env[2], len[2]),
+		E2E_V_FORGOTTEN);
+	/* Epochs 2, 3 and 4 all held: the table is too small and says so. */
+	TU_ASSERT_VERDICT(floor_msg(rx, kr, key[4], 4, "f", 13, env[5], &len[5]), E2E_V_OK);
+	TU_ASSERT_VERDICT(floor_msg(rx, kr, key[4], 4, "g", 14, env[6], &len[6]), E2E_V_OK);
+	TU_ASSERT_VERDICT(floor_msg(rx, kr, key[4], 4, "h", 15, env[7], &len[7]), E2E_V_OK);
+	e2e_rx_stats(rx, &st);
+	CU_ASSERT(st.floors_dropped >= 1);
+	e2e_rx_destroy(rx);
+	e2e_keyring_destroy(kr);
+}
+
+/* A (non-conforming) sender that changes keys inside one stream: the old
+ * key's counter becomes a floor at once, so neither key's past comes back. */
+static void test_key_change_inside_a_stream(void)
+{
+	struct e2e_rx_config cfg = { 1, 64, NULL, 0 };
+	struct e2e_rx *rx = NULL;
+	struct e2e_keyring *kr = NULL;
+	uint8_t key[3][E2E_KEY_BYTES], env[2][ENV_CAP], pt[ENV_CAP], other[ENV_CAP];
+	size_t len[2], ol;
+	struct e2e_rx_result res;
+	struct e2e_rx_stats st;
+
+	CU_ASSERT_EQUAL_FATAL(e2e_rx_create(&rx, &cfg), E2E_OK);
+	CU_ASSERT_EQUAL_FATAL(e2e_keyring_create(&kr, 4), E2E_OK);
+	for (uint32_t e = 1; e <= 2; e++) {
+		struct e2e_keyid id = { RX_ID.sender, RX_ID.scope, e };
+
+		tu_key(key[e], (uint8_t)(0x60 + e));
+		CU_ASSERT_EQUAL_FATAL(e2e_keyring_add(kr, &id, key[e], 0), E2E_OK);
+	}
+	for (uint32_t i = 0; i < 2; i++) {
+		struct e2e_header h = tu_header(RX_ID.sender, RX_ID.scope, i + 1, RUN_A,
+			i ? 5 : 10, i + 1);
+
+		len[i] = tu_seal(env[i], ENV_CAP, &h, key[i + 1], "a", (const uint8_t *)"x", 1);
+		TU_ASSERT_VERDICT(tu_rx_open(rx, kr, &res, pt, sizeof pt, "a", env[i], len[i]),
+			E2E_V_OK);
+	}
+	e2e_rx_stats(rx, &st);
+	CU_ASSERT_EQUAL(st.floors, 1);      /* epoch 1's counter, folded at the change */
+	/* Two more streams push "a" out for good (table 1, list 1). */
+	for (uint32_t i = 0; i < 2; i++) {
+		struct e2e_header h = tu_header(RX_ID.sender, RX_ID.scope, 2, RUN_B, 20 + i, 1);
+		const char *t = i ? "c" : "b";
+
+		ol = tu_seal(other, ENV_CAP, &h, key[2], t, (const uint8_t *)"y", 1);
+		TU_ASSERT_VERDICT(tu_rx_open(rx, kr, &res, pt, sizeof pt, t, other, ol), E2E_V_OK);
+	}
+	e2e_rx_stats(rx, &st);
+	CU_ASSERT_EQUAL(st.floors, 2);
+	for (uint32_t i = 0; i < 2; i++)
+		TU_ASSERT_VERDICT(tu_rx_open(rx, kr, &res, pt, sizeof pt, "a", env[i], len[i]),
+			E2E_V_FORGOTTEN);
+	e2e_rx_destroy(rx);
+	e2e_keyring_destroy(kr);
+}
+
 /* Only authenticated envelopes may refresh a stream's place in the LRU. */
 static void test_forgery_does_not_refresh_lru(void)
 {
@@ -633,6 +796,11 @@ static const struct tu_test verdict_tests[] = {
 	{ "Verdict: UNKNOWN_KEY (new epoch, expired key)", test_unknown_key },
 	{ "Verdict: MALFORMED", test_malformed },
 	{ "Verdict: FORGOTTEN after eviction, resume with newer seq", test_forgotten_and_resume },
+	{ "Verdict: no replay accepted after more streams than the table holds",
+		test_replay_after_many_streams },
+	{ "Verdict: a full floor table drops keys no longer held first", test_floor_table_full },
+	{ "Verdict: a key change inside a stream keeps both keys' past out",
+		test_key_change_inside_a_stream },
 	{ NULL, NULL },
 };
 

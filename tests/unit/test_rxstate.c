@@ -14,10 +14,14 @@
 
 #define RUN_A 0x000A0001U
 #define WIN 64U
-#define HEAD_LEN 36U                           /* magic 8, 3 x u32, hash key 16 */
-#define STREAM_LEN (40U + 8U * E2E_WINDOW_WORDS(WIN))
-#define GONE_LEN 24U
+#define HEAD_LEN 40U                           /* magic 8, 4 x u32, hash key 16 */
+#define STREAM_LEN (64U + 8U * E2E_WINDOW_WORDS(WIN))
+#define GONE_LEN 40U
+#define FLOOR_LEN 20U
 #define SUM_LEN 32U
+#define HEAD_LEN_V1 36U
+#define STREAM_LEN_V1 (40U + 8U * E2E_WINDOW_WORDS(WIN))
+#define GONE_LEN_V1 24U
 
 /* Messages from before the "restart", kept for replay. */
 struct saved {
@@ -169,9 +173,11 @@ static void test_layout(void)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(buf);
 	/* 3 streams and 1 forgotten: exact size of wire-facts. */
 	CU_ASSERT_EQUAL(len, HEAD_LEN + 3 * STREAM_LEN + 1 * GONE_LEN + SUM_LEN);
-	CU_ASSERT(!memcmp(buf, "E2ERX1\0\0", 8));
+	CU_ASSERT(!memcmp(buf, "E2ERX2\0\0", 8));
 	CU_ASSERT(buf[8] == 0 && buf[9] == 0 && buf[10] == 0 && buf[11] == WIN);
-	CU_ASSERT(buf[15] == 3 && buf[19] == 1);
+	CU_ASSERT(buf[15] == 3 && buf[19] == 1 && buf[23] == 0);
+	/* Each stream record names its key (scope 1, epoch 1 of TU_FX_ID). */
+	CU_ASSERT(buf[HEAD_LEN + 16] == 1 && buf[HEAD_LEN + 23] == 1);
 	crypto_generichash(sum, sizeof sum, buf, len - SUM_LEN, NULL, 0);
 	CU_ASSERT(!memcmp(sum, buf + len - SUM_LEN, SUM_LEN));
 	free(buf);
@@ -263,7 +269,7 @@ static void test_flipped_and_magic(void)
 	}
 	/* Another magic, even with a matching checksum. */
 	memcpy(bad, good, len);
-	memcpy(bad, "E2ERX2\0\0", 8);
+	memcpy(bad, "E2ERX3\0\0", 8);
 	tu_reseal(bad, len);
 	{
 		struct e2e_rx *rx = fresh_rx(WIN);
@@ -298,18 +304,28 @@ static void test_inconsistent_records(void)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(bad);
 	/* top < base */
 	memcpy(bad, good, len);
-	put_u64(bad + s0 + 16, 1);
-	put_u64(bad + s0 + 24, 5);
+	put_u64(bad + s0 + 40, 1);
+	put_u64(bad + s0 + 48, 5);
 	tu_reseal(bad, len);
 	expect_refused(sv.t.path, bad, len, E2E_ERR_CORRUPT, "top < base", good, len);
 	/* base == 0 */
 	memcpy(bad, good, len);
-	put_u64(bad + s0 + 24, 0);
+	put_u64(bad + s0 + 48, 0);
 	tu_reseal(bad, len);
 	expect_refused(sv.t.path, bad, len, E2E_ERR_CORRUPT, "base 0", good, len);
+	/* low mark at or above the highest counter accepted */
+	memcpy(bad, good, len);
+	memcpy(bad + s0 + 32, bad + s0 + 24, 8);
+	tu_reseal(bad, len);
+	expect_refused(sv.t.path, bad, len, E2E_ERR_CORRUPT, "low = counter", good, len);
+	/* non-zero padding after the scope */
+	memcpy(bad, good, len);
+	bad[s0 + 17] = 1;
+	tu_reseal(bad, len);
+	expect_refused(sv.t.path, bad, len, E2E_ERR_CORRUPT, "pad", good, len);
 	/* received > top - base + 1 */
 	memcpy(bad, good, len);
-	put_u64(bad + s0 + 32, 1000);
+	put_u64(bad + s0 + 56, 1000);
 	tu_reseal(bad, len);
 	expect_refused(sv.t.path, bad, len, E2E_ERR_CORRUPT, "received too large", good, len);
 	/* stream count that does not match the size */
@@ -365,6 +381,259 @@ static void test_save_replaces(void)
 	saved_free(&sv);
 }
 
+/* One message on each of @p n new topics "s<i>", pushing older streams out. */
+static void other_streams(struct tu_fx *f, int from, int n)
+{
+	char t[16];
+
+	for (int i = from; i < from + n; i++) {
+		snprintf(t, sizeof t, "s%d", i);
+		tu_fx_recv_range(f, t, RUN_A, 1, 1);
+	}
+}
+
+/* A stream forgotten for good leaves its counter as its key's floor, and
+ * the floor is in the file: its replay stays FORGOTTEN after a restart. */
+static void test_floors_survive(void)
+{
+	struct tu_fx f;
+	struct tu_tmp t;
+	struct e2e_rx_result res;
+	uint8_t a1[TU_ENV_CAP], *buf;
+	size_t a1l, len = 0;
+	struct e2e_rx *rx;
+
+	tu_fx_init(&f, 2, WIN);
+	tu_tmp_open(&t, "state.bin");
+	a1l = tu_fx_env(&f, a1, "a", RUN_A, 1);
+	TU_ASSERT_VERDICT(tu_fx_open(&f, "a", a1, a1l, &res), E2E_V_OK);
+	other_streams(&f, 0, 6);   /* 2 tracked + 2 remembered < 6: "a" folded */
+	CU_ASSERT_EQUAL(tu_fx_stats(&f).floors, 1);
+	TU_ASSERT_VERDICT(tu_fx_open(&f, "a", a1, a1l, &res), E2E_V_FORGOTTEN);
+	CU_ASSERT_EQUAL_FATAL(e2e_rx_save(f.rx, t.path), E2E_OK);
+	buf = tu_read_file(t.path, &len);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(buf);
+	CU_ASSERT_EQUAL(len, HEAD_LEN + 2 * STREAM_LEN + 2 * GONE_LEN + FLOOR_LEN + SUM_LEN);
+	CU_ASSERT(buf[23] == 1);
+	free(buf);
+	rx = fresh_rx(WIN);
+	CU_ASSERT_EQUAL_FATAL(e2e_rx_load(rx, t.path), E2E_OK);
+	e2e_rx_destroy(f.rx);
+	f.rx = rx;
+	CU_ASSERT_EQUAL(tu_fx_stats(&f).floors, 1);
+	TU_ASSERT_VERDICT(tu_fx_open(&f, "a", a1, a1l, &res), E2E_V_FORGOTTEN);
+	/* New messages (higher counters) are not affected. */
+	TU_ASSERT_VERDICT(tu_fx_recv(&f, "a", RUN_A, 2, &res), E2E_V_OK);
+	TU_ASSERT_VERDICT(tu_fx_recv(&f, "z", RUN_A + 1, 1, &res), E2E_V_OK);
+	tu_fx_free(&f);
+	tu_tmp_close(&t);
+}
+
+/* A version 1 file (no keys, counters or floors) still loads, and keeps
+ * protecting what it recorded. */
+static void test_v1_file(void)
+{
+	struct tu_fx f;
+	struct saved sv;
+	struct e2e_rx_result res;
+	uint8_t *v2, *v1;
+	size_t len = 0, o = 0, p;
+	struct e2e_rx *rx;
+
+	build_and_save(&f, &sv);
+	v2 = tu_read_file(sv.t.path, &len);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(v2);
+	CU_ASSERT_EQUAL_FATAL(len, HEAD_LEN + 3 * STREAM_LEN + GONE_LEN + SUM_LEN);
+	v1 = malloc(len);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(v1);
+	memcpy(v1, "E2ERX1\0\0", 8);
+	memcpy(v1 + 8, v2 + 8, 12);             /* window, nstreams, nforgotten */
+	memcpy(v1 + 20, v2 + 24, 16);           /* hash key */
+	o = HEAD_LEN_V1;
+	for (p = HEAD_LEN; p < HEAD_LEN + 3 * STREAM_LEN; p += STREAM_LEN) {
+		memcpy(v1 + o, v2 + p, 16);
+		memcpy(v1 + o + 16, v2 + p + 40, STREAM_LEN - 40);
+		o += STREAM_LEN_V1;
+	}
+	memcpy(v1 + o, v2 + p, 16);
+	memcpy(v1 + o + 16, v2 + p + 32, 8);
+	o += GONE_LEN_V1 + SUM_LEN;
+	CU_ASSERT_EQUAL_FATAL(o, HEAD_LEN_V1 + 3 * STREAM_LEN_V1 + GONE_LEN_V1 + SUM_LEN);
+	tu_reseal(v1, o);
+	CU_ASSERT_EQUAL_FATAL(tu_write_file(sv.t.path, v1, o, 0600), 0);
+	rx = fresh_rx(WIN);
+	CU_ASSERT_EQUAL_FATAL(e2e_rx_load(rx, sv.t.path), E2E_OK);
+	e2e_rx_destroy(f.rx);
+	f.rx = rx;
+	TU_ASSERT_VERDICT(tu_fx_open(&f, "b", sv.env[1], sv.len[1], &res), E2E_V_DUPLICATE);
+	TU_ASSERT_VERDICT(tu_fx_open(&f, "a", sv.env[0], sv.len[0], &res), E2E_V_FORGOTTEN);
+	TU_ASSERT_VERDICT(tu_fx_open(&f, "b", sv.env[5], sv.len[5], &res), E2E_V_LATE);
+	/* Saved again, it is a version 2 file. */
+	CU_ASSERT_EQUAL_FATAL(e2e_rx_save(f.rx, sv.t.path), E2E_OK);
+	free(v2);
+	v2 = tu_read_file(sv.t.path, &len);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(v2);
+	CU_ASSERT(!memcmp(v2, "E2ERX2", 6));
+	free(v2);
+	free(v1);
+	tu_fx_free(&f);
+	saved_free(&sv);
+}
+
+/* ---- Vectors: protocol/vectors/state.json (SPEC 5.8, 6.3) -------------- */
+
+#define VEC_FILE_MAX 16384U
+
+/* A receiver and key ring as a state.json case describes them. */
+static int vec_setup(const json_t *c, struct e2e_rx **rx, struct e2e_keyring **kr)
+{
+	uint8_t hk[E2E_HASH_KEY_BYTES];
+	uint64_t w = 0, ms = 0, mf = 0;
+	size_t len = 0, i;
+	struct e2e_rx_config cfg;
+	const json_t *keys = json_object_get(c, "keys"), *k;
+
+	*rx = NULL;
+	*kr = NULL;
+	if (tu_juint(c, "window", &w) || tu_juint(c, "max_streams", &ms) ||
+	    tu_juint(c, "max_floors", &mf) || tu_jhex(c, "hash_key", hk, sizeof hk, &len) ||
+	    len != sizeof hk || !json_is_array(keys))
+		return -1;
+	memset(&cfg, 0, sizeof cfg);
+	cfg.window = (uint32_t)w;
+	cfg.max_streams = (uint32_t)ms;
+	cfg.max_floors = (uint32_t)mf;
+	cfg.hash_key = hk;
+	if (e2e_rx_create(rx, &cfg) != E2E_OK || e2e_keyring_create(kr, 16) != E2E_OK)
+		return -1;
+	json_array_foreach(keys, i, k) {
+		uint64_t sender = 0, scope = 0, epoch = 0;
+		uint8_t key[E2E_KEY_BYTES];
+		struct e2e_keyid id;
+
+		if (tu_juint(k, "sender", &sender) || tu_juint(k, "scope", &scope) ||
+		    tu_juint(k, "epoch", &epoch) || tu_jhex(k, "key", key, sizeof key, &len))
+			return -1;
+		id = (struct e2e_keyid){ (uint32_t)sender, (uint8_t)scope, (uint32_t)epoch };
+		if (e2e_keyring_add(*kr, &id, key, 0) != E2E_OK)
+			return -1;
+	}
+	return 0;
+}
+
+static void vec_events(const char *name, struct e2e_rx *rx, const struct e2e_keyring *kr,
+	const json_t *events)
+{
+	size_t i;
+	const json_t *ev;
+
+	json_array_foreach(events, i, ev) {
+		uint8_t env[TU_ENV_CAP], pt[TU_ENV_CAP];
+		size_t len = 0;
+		uint64_t gap = 0;
+		enum e2e_verdict want = E2E_V_OK, got;
+		struct e2e_rx_result res;
+		const char *topic = tu_jstr(ev, "topic");
+
+		if (!topic || tu_jhex(ev, "envelope", env, sizeof env, &len) ||
+		    tu_jverdict(ev, "verdict", &want) || tu_juint(ev, "gap", &gap)) {
+			TU_CHECK(0, "%s: event %zu unreadable", name, i);
+			return;
+		}
+		got = tu_rx_open(rx, kr, &res, pt, sizeof pt, topic, env, len);
+		TU_CHECK(got == want && res.gap == gap, "%s: event %zu on %s: %s gap %llu, "
+			"expected %s gap %llu", name, i, topic, tu_verdict_str(got),
+			(unsigned long long)res.gap, tu_verdict_str(want), (unsigned long long)gap);
+	}
+}
+
+/* Events give the verdicts of the vector, and the saved file is its bytes. */
+static void run_receiver_vector(const json_t *c)
+{
+	const char *name = tu_jstr(c, "name");
+	struct e2e_rx *rx = NULL;
+	struct e2e_keyring *kr = NULL;
+	static uint8_t want[VEC_FILE_MAX];
+	uint8_t *got;
+	size_t wlen = 0, glen = 0;
+	struct tu_tmp t;
+
+	if (!name || vec_setup(c, &rx, &kr) != 0 ||
+	    tu_jhex(c, "file", want, sizeof want, &wlen)) {
+		TU_CHECK(0, "receiver vector %s unreadable", name ? name : "?");
+		goto out;
+	}
+	vec_events(name, rx, kr, json_object_get(c, "events"));
+	tu_tmp_open(&t, "v.bin");
+	CU_ASSERT_EQUAL_FATAL(e2e_rx_save(rx, t.path), E2E_OK);
+	got = tu_read_file(t.path, &glen);
+	TU_CHECK(got && glen == wlen && !memcmp(got, want, wlen),
+		"%s: saved file differs from the vector (%zu vs %zu bytes)", name, glen, wlen);
+	free(got);
+	if (json_object_get(c, "file_v1")) {
+		struct e2e_rx *rx1 = NULL;
+		struct e2e_keyring *kr1 = NULL;
+
+		/* A version 1 file of the same state: loads, then the events after. */
+		if (vec_setup(c, &rx1, &kr1) == 0 &&
+		    tu_jhex(c, "file_v1", want, sizeof want, &wlen) == 0) {
+			CU_ASSERT_EQUAL_FATAL(tu_write_file(t.path, want, wlen, 0600), 0);
+			TU_CHECK(e2e_rx_load(rx1, t.path) == E2E_OK, "%s: version 1 file refused",
+				name);
+			vec_events(name, rx1, kr1, json_object_get(c, "after_v1_load"));
+		} else {
+			TU_CHECK(0, "%s: version 1 part unreadable", name);
+		}
+		e2e_rx_destroy(rx1);
+		e2e_keyring_destroy(kr1);
+	}
+	tu_tmp_close(&t);
+out:
+	e2e_rx_destroy(rx);
+	e2e_keyring_destroy(kr);
+}
+
+static const json_t *g_first_receiver;
+
+static void run_receiver_negative(const json_t *c)
+{
+	const char *name = tu_jstr(c, "name"), *err = tu_jstr(c, "error");
+	struct e2e_rx *rx = NULL;
+	struct e2e_keyring *kr = NULL;
+	static uint8_t data[VEC_FILE_MAX];
+	size_t len = 0;
+	enum e2e_status st, want;
+	struct tu_tmp t;
+
+	if (!name || !err || vec_setup(g_first_receiver, &rx, &kr) != 0 ||
+	    tu_jhex(c, "file", data, sizeof data, &len)) {
+		TU_CHECK(0, "negative receiver file %s unreadable", name ? name : "?");
+		goto out;
+	}
+	want = !strcmp(err, "VERSION") ? E2E_ERR_VERSION : E2E_ERR_CORRUPT;
+	tu_tmp_open(&t, "v.bin");
+	CU_ASSERT_EQUAL_FATAL(tu_write_file(t.path, data, len, 0600), 0);
+	st = e2e_rx_load(rx, t.path);
+	TU_CHECK(st == want, "%s: %s, expected %s", name, e2e_strerror(st), e2e_strerror(want));
+	assert_empty(rx);
+	tu_tmp_close(&t);
+out:
+	e2e_rx_destroy(rx);
+	e2e_keyring_destroy(kr);
+}
+
+static void test_state_vectors(void)
+{
+	json_t *root = tu_vectors("state.json");
+	json_t *arr = root ? tu_jarray(root, "receivers") : NULL;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(arr);
+	g_first_receiver = json_array_get(arr, 0);
+	tu_each_vector("state.json", "receivers", run_receiver_vector);
+	tu_each_vector("state.json", "receiver_negative", run_receiver_negative);
+	json_decref(root);
+}
+
 static const struct tu_test safety_tests[] = {
 	{ "Safety: NULL arguments", test_safety_args },
 	{ "Safety: missing file is E2E_ERR_NOT_FOUND", test_safety_missing },
@@ -379,6 +648,10 @@ static const struct tu_test state_tests[] = {
 	{ "Rxstate: flipped bits and bad magic are refused", test_flipped_and_magic },
 	{ "Rxstate: impossible records with valid checksum are refused", test_inconsistent_records },
 	{ "Rxstate: other window size is E2E_ERR_VERSION", test_wrong_window },
+	{ "Rxstate: replay floors survive save/load", test_floors_survive },
+	{ "Rxstate: a version 1 file still loads and protects", test_v1_file },
+	{ "Vectors: state.json receivers (verdicts, file bytes) and damaged files",
+		test_state_vectors },
 	{ NULL, NULL },
 };
 

@@ -19,6 +19,9 @@
 #include "testcu.h"
 
 #define T0 1700000000000ULL
+/* Epoch n of a scope whose keys were all made by T0 + (n-1) s: a new epoch
+ * is max(highest + 1, Unix seconds now) (SPEC 6.4). */
+#define EP(n) ((uint32_t)(T0 / 1000U) + (n) - 1U)
 #define GRACE 60000ULL
 #define ENV_CAP 512U
 #define PATH_CAP 4096U
@@ -272,8 +275,8 @@ static void test_open_creates_keys(void)
 	CU_ASSERT_EQUAL_FATAL(stat(f.p_keys, &sb), 0);
 	CU_ASSERT_EQUAL(sb.st_mode & 0777, 0600);
 	CU_ASSERT_EQUAL(file_key_count(&f), 2);
-	CU_ASSERT_EQUAL_FATAL(file_key(&f, 0, 1, &k0), 0);
-	CU_ASSERT_EQUAL_FATAL(file_key(&f, 1, 1, &k1), 0);
+	CU_ASSERT_EQUAL_FATAL(file_key(&f, 0, EP(1), &k0), 0);
+	CU_ASSERT_EQUAL_FATAL(file_key(&f, 1, EP(1), &k1), 0);
 	CU_ASSERT(k0.not_after_ms == 0 && k1.not_after_ms == 0);
 	CU_ASSERT(k0.created_ms == T0 && k1.created_ms == T0);
 	CU_ASSERT(memcmp(k0.key, k1.key, 32) != 0);
@@ -283,7 +286,7 @@ static void test_open_creates_keys(void)
 	g_now = T0 + 5000;
 	sfx_open(&f);
 	CU_ASSERT_EQUAL(file_key_count(&f), 2);
-	CU_ASSERT_EQUAL_FATAL(file_key(&f, 1, 1, &again), 0);
+	CU_ASSERT_EQUAL_FATAL(file_key(&f, 1, EP(1), &again), 0);
 	CU_ASSERT(!memcmp(again.key, k1.key, 32) && again.created_ms == T0);
 	sfx_free(&f);
 }
@@ -301,14 +304,14 @@ static void test_seal_maps_scopes(void)
 	};
 
 	sfx_init(&f);
-	CU_ASSERT_EQUAL_FATAL(file_key(&f, 0, 1, &k0), 0);
-	CU_ASSERT_EQUAL_FATAL(file_key(&f, 1, 1, &k1), 0);
+	CU_ASSERT_EQUAL_FATAL(file_key(&f, 0, EP(1), &k0), 0);
+	CU_ASSERT_EQUAL_FATAL(file_key(&f, 1, EP(1), &k1), 0);
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		const char *t = cases[i].topic;
 
 		len = seal_on(&f, env, t, &h);
 		TU_CHECK(h.scope == cases[i].scope, "%s sealed under scope %u", t, h.scope);
-		TU_CHECK(h.epoch == 1 && h.sender == e2e_sender_self(f.s), "%s: header", t);
+		TU_CHECK(h.epoch == EP(1) && h.sender == e2e_sender_self(f.s), "%s: header", t);
 		CU_ASSERT_EQUAL(h.seq, 1);
 		/* Under exactly that scope's key from the keys file. */
 		CU_ASSERT_EQUAL(e2e_envelope_open(pt, sizeof pt, &pt_len,
@@ -317,6 +320,67 @@ static void test_seal_maps_scopes(void)
 	}
 	len = seal_on(&f, env, "sensors/temp", &h);
 	CU_ASSERT_EQUAL(h.seq, 2);
+	sfx_free(&f);
+}
+
+/*
+ * L2: a will is sealed at CONNECT but published only if the client vanishes.
+ * Sealed in a run of its own, it takes no seq of the topic's stream: the
+ * next message is no GAP whether or not the will is ever published, and the
+ * will itself, when published, is a new stream (SPEC 5.1, 8).
+ */
+static void test_will_is_no_gap(void)
+{
+	struct sfx f;
+	struct e2e_keystore_entry k1;
+	struct e2e_header h, w, h2;
+	uint8_t env[3][ENV_CAP], pt[ENV_CAP];
+	size_t len[3], wlen = 0;
+	struct e2e_keyring *kr;
+	struct e2e_rx *rx;
+	struct e2e_rx_result res;
+	struct e2e_keyid id;
+
+	sfx_init(&f);
+	CU_ASSERT_EQUAL_FATAL(file_key(&f, 1, EP(1), &k1), 0);
+	len[0] = seal_on(&f, env[0], "sensors/a", &h);
+	CU_ASSERT_EQUAL_FATAL(e2e_sender_seal_will(f.s, env[1], ENV_CAP, &wlen, "sensors/a", 9,
+		(const uint8_t *)"gone", 4), E2E_OK);
+	len[1] = wlen;
+	CU_ASSERT_EQUAL_FATAL(e2e_header_parse(&w, env[1], wlen), E2E_OK);
+	len[2] = seal_on(&f, env[2], "sensors/a", &h2);
+	/* Its own run and seq 1; the key's counter still only moves up. */
+	CU_ASSERT(w.run != h.run && w.seq == 1 && w.scope == 1 && w.epoch == EP(1));
+	CU_ASSERT(h.counter < w.counter && w.counter < h2.counter);
+	CU_ASSERT(h2.run == h.run && h2.seq == h.seq + 1);
+	/* A subscriber: the stream goes on without a gap; the will, published
+	 * late, is a new stream and delivered once. */
+	id = (struct e2e_keyid){ e2e_sender_self(f.s), 1, EP(1) };
+	kr = tu_keyring_with(&id, k1.key);
+	rx = tu_rx_new(0, 0);
+	TU_ASSERT_VERDICT(tu_rx_open(rx, kr, &res, pt, sizeof pt, "sensors/a", env[0], len[0]),
+		E2E_V_OK);
+	TU_ASSERT_VERDICT(tu_rx_open(rx, kr, &res, pt, sizeof pt, "sensors/a", env[2], len[2]),
+		E2E_V_OK);
+	CU_ASSERT_EQUAL(res.gap, 0);
+	TU_ASSERT_VERDICT(tu_rx_open(rx, kr, &res, pt, sizeof pt, "sensors/a", env[1], len[1]),
+		E2E_V_OK);
+	CU_ASSERT(res.flags & E2E_RX_NEW_STREAM);
+	CU_ASSERT(res.pt_len == 4 && !memcmp(pt, "gone", 4));
+	TU_ASSERT_VERDICT(tu_rx_open(rx, kr, &res, pt, sizeof pt, "sensors/a", env[1], len[1]),
+		E2E_V_DUPLICATE);
+	{
+		struct e2e_rx_stats st;
+
+		e2e_rx_stats(rx, &st);
+		CU_ASSERT_EQUAL(st.gap_total, 0);
+		CU_ASSERT_EQUAL(st.pending + st.lost, 0);
+	}
+	/* The control topics stay refused for wills too. */
+	CU_ASSERT_EQUAL(e2e_sender_seal_will(f.s, env[1], ENV_CAP, &wlen, "e2e/control", 11,
+		(const uint8_t *)"x", 1), E2E_ERR_PERM);
+	e2e_rx_destroy(rx);
+	e2e_keyring_destroy(kr);
 	sfx_free(&f);
 }
 
@@ -354,11 +418,11 @@ static void test_key_service(void)
 	size_t len, pt_len = 0;
 
 	sfx_init(&f);
-	CU_ASSERT_EQUAL_FATAL(file_key(&f, 1, 1, &k1), 0);
+	CU_ASSERT_EQUAL_FATAL(file_key(&f, 1, EP(1), &k1), 0);
 	/* bob: scope 1 only. */
 	CU_ASSERT_EQUAL_FATAL(ask(&f, &f.bob, &want1, 1, &m), E2E_CTL_DELIVERY);
 	CU_ASSERT_EQUAL(m.nkeys, 1);
-	k = tu_ctl_key(&m, 1, 1);
+	k = tu_ctl_key(&m, 1, EP(1));
 	CU_ASSERT_FATAL(k != NULL);
 	CU_ASSERT(!memcmp(k->key, k1.key, 32) && k->not_after_ms == 0);
 	/* The delivered key opens what the sender seals for the scope. */
@@ -366,7 +430,7 @@ static void test_key_service(void)
 	CU_ASSERT_EQUAL(e2e_envelope_open(pt, sizeof pt, &pt_len, k->key,
 		(const uint8_t *)"sensors/t", 9, env, len), E2E_OK);
 	CU_ASSERT_EQUAL_FATAL(ask(&f, &f.bob, NULL, 0, &m), E2E_CTL_DELIVERY);
-	CU_ASSERT(m.nkeys == 1 && tu_ctl_key(&m, 1, 1) != NULL);
+	CU_ASSERT(m.nkeys == 1 && tu_ctl_key(&m, 1, EP(1)) != NULL);
 	CU_ASSERT_EQUAL(ask(&f, &f.bob, &want0, 1, &m), E2E_CTL_REFUSAL);
 	CU_ASSERT_EQUAL(m.reason, E2E_REFUSE_SCOPE);
 	/* Not enrolled, and bob's signing key with another X25519 key. */
@@ -393,6 +457,7 @@ static void test_key_service(void)
 
 static void test_rotate(void)
 {
+	uint32_t run0;
 	struct sfx f;
 	struct e2e_ctl m;
 	struct e2e_keystore_entry old, cur;
@@ -402,42 +467,45 @@ static void test_rotate(void)
 
 	sfx_init(&f);
 	(void)seal_on(&f, env, "sensors/a", &h);
-	CU_ASSERT_EQUAL(h.epoch, 1);
+	CU_ASSERT_EQUAL(h.epoch, EP(1));
+	run0 = h.run;
 	CU_ASSERT_EQUAL(next_announce(&f, &m), 0);
 	g_now = T0 + 1000;
 	CU_ASSERT_EQUAL_FATAL(e2e_sender_rotate(f.s, 1, g_now), E2E_OK);
-	/* The next seal uses the new epoch; the other scope is unchanged. */
+	/* The next seal uses the new epoch in a new run (one stream, one key:
+	 * SPEC 5.1, 5.8); the other scope is unchanged. */
 	(void)seal_on(&f, env, "sensors/a", &h);
-	CU_ASSERT(h.scope == 1 && h.epoch == 2 && h.seq == 1);
+	CU_ASSERT(h.scope == 1 && h.epoch == EP(2) && h.seq == 1);
+	CU_ASSERT(h.run != run0 && h.counter == 1);
 	(void)seal_on(&f, env, "plant/a", &h);
-	CU_ASSERT(h.scope == 0 && h.epoch == 1);
+	CU_ASSERT(h.scope == 0 && h.epoch == EP(1));
 	/* One announcement, once. */
 	CU_ASSERT_EQUAL_FATAL(next_announce(&f, &m), 1);
-	CU_ASSERT(m.scope == 1 && m.epoch == 2);
+	CU_ASSERT(m.scope == 1 && m.epoch == EP(2));
 	CU_ASSERT_EQUAL(next_announce(&f, &m), 0);
 	/* On disk: epoch 2 current, epoch 1 until now + grace. */
-	CU_ASSERT_EQUAL_FATAL(file_key(&f, 1, 1, &old), 0);
-	CU_ASSERT_EQUAL_FATAL(file_key(&f, 1, 2, &cur), 0);
+	CU_ASSERT_EQUAL_FATAL(file_key(&f, 1, EP(1), &old), 0);
+	CU_ASSERT_EQUAL_FATAL(file_key(&f, 1, EP(2), &cur), 0);
 	CU_ASSERT_EQUAL(old.not_after_ms, T0 + 1000 + GRACE);
 	CU_ASSERT_EQUAL(cur.not_after_ms, 0);
 	/* Both are delivered, the old one with its deadline. */
 	CU_ASSERT_EQUAL_FATAL(ask(&f, &f.bob, &want1, 1, &m), E2E_CTL_DELIVERY);
 	CU_ASSERT_EQUAL(m.nkeys, 2);
-	k = tu_ctl_key(&m, 1, 2);
+	k = tu_ctl_key(&m, 1, EP(2));
 	CU_ASSERT(k && k->not_after_ms == 0 && !memcmp(k->key, cur.key, 32));
-	k = tu_ctl_key(&m, 1, 1);
+	k = tu_ctl_key(&m, 1, EP(1));
 	CU_ASSERT(k && k->not_after_ms == T0 + 1000 + GRACE && !memcmp(k->key, old.key, 32));
 	/* By topic. */
 	CU_ASSERT_EQUAL(e2e_sender_rotate_topic(f.s, "sensors/zz", g_now), E2E_OK);
 	(void)seal_on(&f, env, "sensors/a", &h);
-	CU_ASSERT_EQUAL(h.epoch, 3);
-	CU_ASSERT(next_announce(&f, &m) == 1 && m.scope == 1 && m.epoch == 3);
+	CU_ASSERT_EQUAL(h.epoch, EP(3));
+	CU_ASSERT(next_announce(&f, &m) == 1 && m.scope == 1 && m.epoch == EP(3));
 	/* After the grace period the old keys are pruned: no longer delivered. */
 	g_now = T0 + 1000 + GRACE + 1;
 	CU_ASSERT_EQUAL(e2e_sender_tick(f.s, g_now), E2E_OK);
 	CU_ASSERT_EQUAL(file_key_count(&f), 2);       /* scope 0 epoch 1, scope 1 epoch 3 */
 	CU_ASSERT_EQUAL_FATAL(ask(&f, &f.bob, &want1, 1, &m), E2E_CTL_DELIVERY);
-	CU_ASSERT(m.nkeys == 1 && tu_ctl_key(&m, 1, 3) != NULL);
+	CU_ASSERT(m.nkeys == 1 && tu_ctl_key(&m, 1, EP(3)) != NULL);
 	e2e_ctl_wipe(&m);
 	sfx_free(&f);
 }
@@ -455,11 +523,11 @@ static void test_rotate_by_count_and_age(void)
 	sfx_open(&f);
 	for (int i = 0; i < 3; i++) {
 		(void)seal_on(&f, env, "sensors/a", &h);
-		CU_ASSERT_EQUAL(h.epoch, 1);
+		CU_ASSERT_EQUAL(h.epoch, EP(1));
 	}
 	(void)seal_on(&f, env, "sensors/a", &h);
-	CU_ASSERT_EQUAL(h.epoch, 2);
-	CU_ASSERT(next_announce(&f, &m) == 1 && m.scope == 1 && m.epoch == 2);
+	CU_ASSERT_EQUAL(h.epoch, EP(2));
+	CU_ASSERT(next_announce(&f, &m) == 1 && m.scope == 1 && m.epoch == EP(2));
 	CU_ASSERT_EQUAL(next_announce(&f, &m), 0);
 	e2e_sender_close(f.s);
 	f.s = NULL;
@@ -472,11 +540,63 @@ static void test_rotate_by_count_and_age(void)
 	CU_ASSERT_EQUAL(next_announce(&f, &m), 0);
 	g_now = T0 + 5000;
 	CU_ASSERT_EQUAL(e2e_sender_tick(f.s, g_now), E2E_OK);
-	CU_ASSERT(next_announce(&f, &m) == 1 && m.scope == 0 && m.epoch == 2);
-	CU_ASSERT(next_announce(&f, &m) == 1 && m.scope == 1 && m.epoch == 3);
+	/* At T0 + 5 s the clock is ahead of highest + 1 (SPEC 6.4). */
+	CU_ASSERT(next_announce(&f, &m) == 1 && m.scope == 0 && m.epoch == EP(6));
+	CU_ASSERT(next_announce(&f, &m) == 1 && m.scope == 1 && m.epoch == EP(6));
 	CU_ASSERT_EQUAL(next_announce(&f, &m), 0);
 	(void)seal_on(&f, env, "plant/a", &h);
-	CU_ASSERT_EQUAL(h.epoch, 2);
+	CU_ASSERT_EQUAL(h.epoch, EP(6));
+	sfx_free(&f);
+}
+
+/*
+ * L4: turning `sign` on for a scope rotates it. Its old key was delivered as
+ * unsigned, so every subscriber holding it could forge suite 0x01 envelopes;
+ * only a new key, delivered as signed, makes the signature mandatory. The
+ * mode is kept per key, so a change made while the sender was stopped is
+ * caught at start, and turning signing off rotates too.
+ */
+static void test_sign_on_rotates(void)
+{
+	struct sfx f;
+	struct e2e_ctl m;
+	struct e2e_header h;
+	uint8_t env[ENV_CAP];
+	const struct e2e_ctl_key *k;
+
+	sfx_init(&f);
+	(void)seal_on(&f, env, "sensors/a", &h);
+	CU_ASSERT(h.suite == E2E_SUITE_V1_XCHACHA && h.epoch == EP(1));
+	CU_ASSERT_EQUAL(next_announce(&f, &m), 0);
+	/* The operator adds "sign telemetry"; the running sender reloads. */
+	g_now = T0 + 1000;
+	write_text(f.p_scopes, "scope 1 telemetry sensors/#\nsign telemetry\n", 0644);
+	CU_ASSERT_EQUAL(e2e_sender_tick(f.s, g_now), E2E_OK);
+	(void)seal_on(&f, env, "sensors/a", &h);
+	TU_CHECK(h.suite == E2E_SUITE_V1_SIGNED && h.epoch == EP(2),
+		"after sign on: suite %u epoch %u (want signed, a new epoch)", h.suite, h.epoch);
+	CU_ASSERT(next_announce(&f, &m) == 1 && m.scope == 1 && m.epoch == EP(2));
+	/* Delivered: the new key signed, the old one as it was used. */
+	CU_ASSERT_EQUAL_FATAL(ask(&f, &f.bob, &want1, 1, &m), E2E_CTL_DELIVERY);
+	k = tu_ctl_key(&m, 1, EP(2));
+	CU_ASSERT(k && k->flags == E2E_KEY_SIGNED);
+	k = tu_ctl_key(&m, 1, EP(1));
+	CU_ASSERT(k && k->flags == 0 && k->not_after_ms != 0);
+	/* Nothing more on the next ticks or a restart: the mode is on the key. */
+	CU_ASSERT_EQUAL(e2e_sender_tick(f.s, g_now), E2E_OK);
+	e2e_sender_close(f.s);
+	f.s = NULL;
+	sfx_open(&f);
+	(void)seal_on(&f, env, "sensors/a", &h);
+	CU_ASSERT(h.suite == E2E_SUITE_V1_SIGNED && h.epoch == EP(2));
+	/* Turned off while the sender is stopped: rotated at start. */
+	e2e_sender_close(f.s);
+	f.s = NULL;
+	write_text(f.p_scopes, "scope 1 telemetry sensors/#\n", 0644);
+	sfx_open(&f);
+	(void)seal_on(&f, env, "sensors/a", &h);
+	CU_ASSERT(h.suite == E2E_SUITE_V1_XCHACHA && h.epoch == EP(3));
+	e2e_ctl_wipe(&m);
 	sfx_free(&f);
 }
 
@@ -499,9 +619,9 @@ static void test_reload(void)
 	g_now = T0 + 2000;
 	CU_ASSERT_EQUAL_FATAL(e2e_keystore_load(&ks, f.p_keys, 1, NULL, 0), E2E_OK);
 	CU_ASSERT_EQUAL_FATAL(e2e_keystore_rotate(ks, 0, g_now, GRACE, &epoch), E2E_OK);
-	CU_ASSERT_EQUAL(epoch, 2);
+	CU_ASSERT_EQUAL(epoch, EP(3));
 	{
-		struct e2e_keyid nid = { e2e_sender_id(&f.id.pub), 0, 2 };
+		struct e2e_keyid nid = { e2e_sender_id(&f.id.pub), 0, epoch };
 		char txp[PATH_MAX];
 
 		tu_path(txp, sizeof txp, f.t.dir, "txstate");
@@ -510,11 +630,11 @@ static void test_reload(void)
 	CU_ASSERT_EQUAL_FATAL(e2e_keystore_save(ks, f.p_keys), E2E_OK);
 	e2e_keystore_free(ks);
 	(void)seal_on(&f, env, "plant/a", &h);
-	CU_ASSERT_EQUAL(h.epoch, 1);      /* not yet picked up */
+	CU_ASSERT_EQUAL(h.epoch, EP(1));      /* not yet picked up */
 	CU_ASSERT_EQUAL(e2e_sender_tick(f.s, g_now), E2E_OK);
 	(void)seal_on(&f, env, "plant/a", &h);
-	CU_ASSERT(h.scope == 0 && h.epoch == 2);
-	CU_ASSERT(next_announce(&f, &m) == 1 && m.scope == 0 && m.epoch == 2);
+	CU_ASSERT(h.scope == 0 && h.epoch == EP(3));
+	CU_ASSERT(next_announce(&f, &m) == 1 && m.scope == 0 && m.epoch == EP(3));
 	CU_ASSERT_EQUAL(next_announce(&f, &m), 0);
 
 	/* mallory gets enrolled for both scopes. */
@@ -525,10 +645,10 @@ static void test_reload(void)
 	CU_ASSERT_EQUAL(e2e_sender_tick(f.s, g_now), E2E_OK);
 	CU_ASSERT_EQUAL_FATAL(ask(&f, &f.mallory, &want0, 1, &m), E2E_CTL_DELIVERY);
 	/* The scope 0 keys are the ones of the rewritten file. */
-	CU_ASSERT_EQUAL_FATAL(file_key(&f, 0, 2, &k), 0);
-	CU_ASSERT(m.nkeys == 2 && tu_ctl_key(&m, 0, 2) &&
-		!memcmp(tu_ctl_key(&m, 0, 2)->key, k.key, 32));
-	CU_ASSERT(tu_ctl_key(&m, 0, 1) && tu_ctl_key(&m, 0, 1)->not_after_ms == T0 + 2000 + GRACE);
+	CU_ASSERT_EQUAL_FATAL(file_key(&f, 0, EP(3), &k), 0);
+	CU_ASSERT(m.nkeys == 2 && tu_ctl_key(&m, 0, EP(3)) &&
+		!memcmp(tu_ctl_key(&m, 0, EP(3))->key, k.key, 32));
+	CU_ASSERT(tu_ctl_key(&m, 0, EP(1)) && tu_ctl_key(&m, 0, EP(1))->not_after_ms == T0 + 2000 + GRACE);
 
 	/* A broken file is reported and the previous configuration stays. */
 	write_text(f.p_enrolled, "this is not an enrollment line\n", 0644);
@@ -716,12 +836,12 @@ static void test_short_buffers_keep_queue(void)
 	CU_ASSERT_EQUAL_FATAL(e2e_sender_rotate(f.s, 1, g_now), E2E_OK);
 	CU_ASSERT_EQUAL(e2e_sender_next_announce(f.s, buf, 20, &len, topic, sizeof topic, g_now),
 		E2E_ERR_BUFFER);
-	TU_CHECK(next_announce(&f, &m) == 1 && m.scope == 1 && m.epoch == 2,
+	TU_CHECK(next_announce(&f, &m) == 1 && m.scope == 1 && m.epoch == EP(2),
 		"announcement lost after a short message buffer");
 	CU_ASSERT_EQUAL_FATAL(e2e_sender_rotate(f.s, 1, g_now), E2E_OK);
 	CU_ASSERT_EQUAL(e2e_sender_next_announce(f.s, buf, sizeof buf, &len, topic, 5, g_now),
 		E2E_ERR_BUFFER);
-	TU_CHECK(next_announce(&f, &m) == 1 && m.scope == 1 && m.epoch == 3,
+	TU_CHECK(next_announce(&f, &m) == 1 && m.scope == 1 && m.epoch == EP(3),
 		"announcement lost after a short topic buffer");
 	/* Summaries: the same, and the number stays consecutive. */
 	(void)seal_on(&f, env, "sensors/a", &h);
@@ -1023,6 +1143,8 @@ static const struct tu_test safety_tests[] = {
 static const struct tu_test sender_tests[] = {
 	{ "Open: epoch 1 keys for every scope, keys file 0600", test_open_creates_keys },
 	{ "Seal: topics map to scopes (header scope, key)", test_seal_maps_scopes },
+	{ "Seal: a will takes no seq of its topic (no false GAP)", test_will_is_no_gap },
+	{ "Rotate: turning sign on (or off) for a scope rotates it", test_sign_on_rotates },
 	{ "Seal: refuses control and reply topics", test_seal_refuses_control_topics },
 	{ "Key service: enrolled delivery, refusals", test_key_service },
 	{ "Rotate: new epoch, announcement, grace keys, pruning", test_rotate },

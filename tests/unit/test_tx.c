@@ -550,6 +550,108 @@ static void test_crash_restart(void)
 	tu_tmp_close(&t);
 }
 
+/* ---- Vectors: state.json tx_runs (SPEC 4.1-4.2, 5.1) -------------------- */
+
+struct ceilings {
+	uint64_t v[16];
+	unsigned n;
+};
+
+static enum e2e_status record_ceiling(void *ctx, const struct e2e_keyid *id, uint64_t ceiling)
+{
+	struct ceilings *c = ctx;
+
+	(void)id;
+	if (c->n < 16)
+		c->v[c->n] = ceiling;
+	c->n++;
+	return E2E_OK;
+}
+
+/* Runs are random in C: the vector's run index must map to one fresh run id each. */
+static void run_tx_runs(const json_t *c)
+{
+	const char *name = tu_jstr(c, "name"), *start = tu_jstr(c, "start");
+	const json_t *topics = json_object_get(c, "topics"), *expect = json_object_get(c, "expect");
+	const json_t *reserved = json_object_get(c, "reserved");
+	uint64_t floor = 0, block = 0, limit = 0, max_topics = 0;
+	uint32_t runs[16] = { 0 };
+	uint8_t key[E2E_KEY_BYTES], env[128];
+	struct ceilings cl = { { 0 }, 0 };
+	struct e2e_tx_config cfg;
+	struct e2e_tx *tx = NULL;
+	enum e2e_status st;
+	size_t i;
+
+	if (!name || !start || !json_is_array(topics) || !json_is_array(expect) ||
+	    !json_is_array(reserved) || tu_juint(c, "counter_floor", &floor) ||
+	    tu_juint(c, "block", &block) || tu_juint(c, "limit", &limit) ||
+	    tu_juint(c, "max_topics", &max_topics)) {
+		TU_CHECK(0, "tx_runs vector %s unreadable", name ? name : "?");
+		return;
+	}
+	tu_key(key, 9);
+	memset(&cfg, 0, sizeof cfg);
+	cfg.id = TX_ID;
+	cfg.key = key;
+	cfg.counter_floor = floor;
+	cfg.block = (uint32_t)block;
+	cfg.limit = limit;
+	cfg.max_streams = (uint32_t)max_topics;
+	cfg.reserve = record_ceiling;
+	cfg.reserve_ctx = &cl;
+	st = e2e_tx_create(&tx, &cfg);
+	TU_CHECK((st == E2E_OK) == !strcmp(start, "OK"), "%s: create %s, vector says %s", name,
+		e2e_strerror(st), start);
+	if (st != E2E_OK)
+		goto out;
+	for (i = 0; i < json_array_size(topics); i++) {
+		const char *t = json_string_value(json_array_get(topics, i));
+		const json_t *e = json_array_get(expect, i);
+		struct e2e_header h;
+		size_t n = 0;
+		uint64_t run = 0, counter = 0, seq = 0;
+
+		st = e2e_tx_seal(tx, env, sizeof env, &n, (const uint8_t *)t, strlen(t),
+			(const uint8_t *)"x", 1);
+		if (json_is_string(e)) {
+			TU_CHECK(st == E2E_ERR_EXHAUSTED, "%s: seal %zu: %s, expected EXHAUSTED", name, i,
+				e2e_strerror(st));
+			continue;
+		}
+		if (tu_juint(e, "run", &run) || tu_juint(e, "counter", &counter) ||
+		    tu_juint(e, "seq", &seq) || run >= 16 || st != E2E_OK ||
+		    e2e_header_parse(&h, env, n) != E2E_OK) {
+			TU_CHECK(0, "%s: seal %zu: %s", name, i, e2e_strerror(st));
+			continue;
+		}
+		if (!runs[run])
+			runs[run] = h.run;
+		TU_CHECK(h.run == runs[run] && h.counter == counter && h.seq == seq,
+			"%s: seal %zu: run %08x counter %llu seq %u, expected run #%llu counter %llu "
+			"seq %llu", name, i, h.run, (unsigned long long)h.counter, h.seq,
+			(unsigned long long)run, (unsigned long long)counter, (unsigned long long)seq);
+		TU_CHECK(run == 0 || runs[run] != runs[run - 1], "%s: run #%llu is not new", name,
+			(unsigned long long)run);
+	}
+	TU_CHECK(cl.n == json_array_size(reserved), "%s: %u reservations, vector has %zu", name,
+		cl.n, json_array_size(reserved));
+	for (i = 0; i < json_array_size(reserved) && i < cl.n && i < 16; i++) {
+		uint64_t want = 0;
+
+		(void)tu_juint_value(json_array_get(reserved, i), &want);
+		TU_CHECK(cl.v[i] == want, "%s: reservation %zu is %llu, expected %llu", name, i,
+			(unsigned long long)cl.v[i], (unsigned long long)want);
+	}
+out:
+	e2e_tx_destroy(tx);
+}
+
+static void test_run_vectors(void)
+{
+	tu_each_vector("state.json", "tx_runs", run_tx_runs);
+}
+
 static const struct tu_test safety_tests[] = {
 	{ "Safety: create with NULL or incomplete config", test_safety_create },
 	{ "Safety: seal NULL arguments and short buffer consume nothing", test_safety_seal },
@@ -558,6 +660,7 @@ static const struct tu_test safety_tests[] = {
 
 static const struct tu_test vector_tests[] = {
 	{ "Vectors: tx.json sequences byte-exact with fixed run", test_vectors },
+	{ "Vectors: state.json runs, reservations and limits", test_run_vectors },
 	{ NULL, NULL },
 };
 

@@ -232,6 +232,65 @@ static void test_many_updates_no_leftovers(void)
 	tu_tmp_close(&t);
 }
 
+/* ---- Vectors: state.json reservation files (SPEC 6.2) ------------------- */
+
+static void run_reservation_file(const json_t *c)
+{
+	const char *name = tu_jstr(c, "name");
+	const json_t *recs = json_object_get(c, "records"), *r;
+	uint8_t data[4096];
+	size_t len = 0, i;
+	struct tu_tmp t;
+
+	if (!name || !json_is_array(recs) || tu_jhex(c, "file", data, sizeof data, &len)) {
+		TU_CHECK(0, "reservation vector %s unreadable", name ? name : "?");
+		return;
+	}
+	tu_tmp_open(&t, "txstate");
+	CU_ASSERT_EQUAL_FATAL(tu_write_file(t.path, data, len, 0600), 0);
+	json_array_foreach(recs, i, r) {
+		uint64_t sender = 0, scope = 0, epoch = 0, want = 0, got = 0;
+		struct e2e_keyid id;
+		enum e2e_status st;
+
+		if (tu_juint(r, "sender", &sender) || tu_juint(r, "scope", &scope) ||
+		    tu_juint(r, "epoch", &epoch) || tu_juint(r, "ceiling", &want))
+			break;
+		id = (struct e2e_keyid){ (uint32_t)sender, (uint8_t)scope, (uint32_t)epoch };
+		st = e2e_txstate_get(t.path, &id, &got);
+		TU_CHECK(st == E2E_OK && got == want, "%s: record %zu: %s, ceiling %llu (want %llu)",
+			name, i, e2e_strerror(st), (unsigned long long)got, (unsigned long long)want);
+	}
+	tu_tmp_close(&t);
+}
+
+static void run_reservation_negative(const json_t *c)
+{
+	const char *name = tu_jstr(c, "name");
+	uint8_t data[4096];
+	size_t len = 0;
+	uint64_t ceiling = 99;
+	struct e2e_keyid id = { 0x1A2B3C4DU, 3, 7 };
+	struct tu_tmp t;
+	enum e2e_status st;
+
+	if (!name || tu_jhex(c, "file", data, sizeof data, &len)) {
+		TU_CHECK(0, "reservation negative %s unreadable", name ? name : "?");
+		return;
+	}
+	tu_tmp_open(&t, "txstate");
+	CU_ASSERT_EQUAL_FATAL(tu_write_file(t.path, data, len, 0600), 0);
+	st = e2e_txstate_get(t.path, &id, &ceiling);
+	TU_CHECK(st == E2E_ERR_CORRUPT, "%s: %s, expected corrupt", name, e2e_strerror(st));
+	tu_tmp_close(&t);
+}
+
+static void test_vectors(void)
+{
+	tu_each_vector("state.json", "reservation_files", run_reservation_file);
+	tu_each_vector("state.json", "reservation_negative", run_reservation_negative);
+}
+
 static const struct tu_test safety_tests[] = {
 	{ "Safety: NULL arguments", test_safety_args },
 	{ "Safety: missing file is E2E_ERR_NOT_FOUND with ceiling 0", test_safety_missing },
@@ -244,6 +303,7 @@ static const struct tu_test state_tests[] = {
 	{ "Txstate: layout, sort order, checksum, mode 0600, no temp file", test_layout_and_mode },
 	{ "Txstate: truncated, flipped and inconsistent files are E2E_ERR_CORRUPT", test_corrupt },
 	{ "Txstate: repeated updates leave exactly one file", test_many_updates_no_leftovers },
+	{ "Vectors: state.json reservation files and damaged ones", test_vectors },
 	{ NULL, NULL },
 };
 

@@ -131,6 +131,15 @@ E2E_API void e2e_ctl_reply_topic(char out[E2E_CTL_REPLY_MAX + 1]);
 E2E_API void e2e_ctl_hash(uint8_t out[E2E_CTL_HASH_BYTES], const uint8_t *msg, size_t len);
 
 /**
+ * Size, version, type and layout of a control message, without the
+ * signature: the cheap part of e2e_ctl_parse, for deciding what a message
+ * may cost before verifying it (a key service's rate buckets, SPEC 11.3).
+ * Nothing @p m holds is authentic yet.
+ */
+E2E_API enum e2e_status e2e_ctl_peek(struct e2e_ctl *m, const uint8_t *msg,
+	size_t len) E2E_WARN_UNUSED;
+
+/**
  * Parse a control message received on @p topic and check its signature with
  * @p signer (NULL for REQUEST: the requester's key inside is used). Cheap
  * structural checks run before the signature. E2E_ERR_MALFORMED,

@@ -26,8 +26,17 @@ struct e2e_keystore_entry {
 	uint32_t epoch;
 	uint64_t created_ms;
 	uint64_t not_after_ms;           /* 0: no deadline (a current key) */
+	uint8_t flags;                   /* E2E_KEYSTORE_SIGNED */
 	uint8_t key[E2E_KEY_BYTES];
 };
+
+/*
+ * The key was made for a signed scope: every envelope under it is suite
+ * 0x02 and it is delivered with the signed flag. A key keeps the mode it was
+ * made in; a scope whose `sign` setting no longer matches its current key
+ * is rotated (SPEC 11.5). In the keys file: an 8th field "signed".
+ */
+#define E2E_KEYSTORE_SIGNED 0x01U
 
 struct e2e_keystore;
 
@@ -64,6 +73,10 @@ E2E_API uint32_t e2e_keystore_count(const struct e2e_keystore *ks);
 /** Entry @p i in (scope, epoch) order, or NULL; valid until the next change. */
 E2E_API const struct e2e_keystore_entry *e2e_keystore_at(const struct e2e_keystore *ks,
 	uint32_t i);
+
+/** Set the flags of key (@p scope, @p epoch); E2E_ERR_NOT_FOUND if absent. */
+E2E_API enum e2e_status e2e_keystore_set_flags(struct e2e_keystore *ks, uint8_t scope,
+	uint32_t epoch, uint8_t flags) E2E_WARN_UNUSED;
 
 /** The key (@p scope, @p epoch), or NULL. */
 E2E_API const struct e2e_keystore_entry *e2e_keystore_find(const struct e2e_keystore *ks,

@@ -4,13 +4,17 @@
  * and from MQTT and supplies enrollment and keys through callbacks, so the
  * same code serves the proxy and native publisher apps.
  *
- * Order of checks: size/version/type, target sender, replay cache, the
- * requester's enrollment (a lookup of the key it carries, no crypto), a rate
- * token (the identity's own bucket if it is enrolled and has one left, else
- * the global bucket), then the Ed25519 signature. A flood of forged requests
- * under unenrolled keys thus spends only the global bucket and cannot starve
- * enrolled subscribers. Garbage and bad signatures get no answer (no
- * amplification); a valid request that is not allowed gets a signed refusal.
+ * Order of checks: size/version/type/target/layout (e2e_ctl_peek, no
+ * crypto), replay cache, the requester's enrollment (a lookup of the key it
+ * carries), then the Ed25519 signature. An enrolled key with a token left in
+ * its own bucket is verified at no charge and pays its own token only when
+ * the signature verifies; any other request pays a global token before the
+ * check; a bad signature under an enrolled key pays a global token. A flood
+ * under unenrolled keys thus spends only the global bucket, and garbage
+ * carrying an enrolled subscriber's public key never touches that
+ * subscriber's bucket: neither can starve it. Garbage and bad signatures
+ * get no answer (no amplification); a valid request that is not allowed
+ * gets a signed refusal.
  */
 #ifndef E2E_KEYSVC_H
 #define E2E_KEYSVC_H

@@ -17,6 +17,10 @@
 struct e2e_rx;
 
 #define E2E_RX_STREAMS_DEFAULT 1024U
+/* Replay floors (SPEC 5.8): one per key (sender, scope, epoch) of a
+ * forgotten stream. Keep it above the key ring's capacity: a full table
+ * then always has a key the receiver no longer holds to drop. */
+#define E2E_RX_FLOORS_DEFAULT 4096U
 #define E2E_HASH_KEY_BYTES 16U
 
 struct e2e_rx_config {
@@ -25,6 +29,8 @@ struct e2e_rx_config {
 	/* Key of the stream hash (E2E_HASH_KEY_BYTES), NULL = random. A loaded
 	 * state file replaces it. */
 	const uint8_t *hash_key;
+	/* Replay floors kept (0 = E2E_RX_FLOORS_DEFAULT); at most 2^24. */
+	uint32_t max_floors;
 };
 
 /* Flags in e2e_rx_result.flags */
@@ -60,6 +66,12 @@ struct e2e_rx_stats {
 	uint64_t lost;           /* holes behind the window: confirmed losses */
 	uint32_t streams;        /* streams tracked */
 	uint64_t evicted;        /* streams forgotten (LRU) */
+	uint32_t floors;         /* replay floors held (keys of forgotten streams) */
+	/* Floors of keys still held that had to be dropped (table full): the
+	 * replay guarantee of SPEC 5.8 no longer holds for those keys. Also
+	 * counts streams of a version 1 state file forgotten before their key
+	 * was known. Non-zero: raise max_floors. */
+	uint64_t floors_dropped;
 };
 
 /** Totals; pending/lost are computed over all streams (not a hot-path call). */

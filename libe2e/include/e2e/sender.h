@@ -62,6 +62,15 @@ E2E_API enum e2e_status e2e_sender_seal(struct e2e_sender *s, uint8_t *out, size
 	size_t *out_len, const char *topic, size_t topic_len,
 	const uint8_t *pt, size_t pt_len) E2E_WARN_UNUSED;
 
+/**
+ * Seal an MQTT will for @p topic: like e2e_sender_seal, but in a run of its
+ * own (e2e_tx_seal_alone) and not recorded for summaries, so a will that is
+ * never published leaves no gap and no missing message (SPEC 5.1, 8).
+ */
+E2E_API enum e2e_status e2e_sender_seal_will(struct e2e_sender *s, uint8_t *out, size_t cap,
+	size_t *out_len, const char *topic, size_t topic_len,
+	const uint8_t *pt, size_t pt_len) E2E_WARN_UNUSED;
+
 /** Handle a message from the control topic; see e2e_keysvc_handle. */
 E2E_API enum e2e_status e2e_sender_control(struct e2e_sender *s, const uint8_t *msg,
 	size_t len, const char *topic, uint8_t *out, size_t cap, size_t *out_len,

@@ -62,6 +62,16 @@ E2E_API enum e2e_status e2e_tx_seal(struct e2e_tx *tx, uint8_t *out, size_t out_
 	size_t *out_len, const uint8_t *topic, size_t topic_len,
 	const uint8_t *pt, size_t pt_len) E2E_WARN_UNUSED;
 
+/**
+ * Seal like e2e_tx_seal, but in a fresh run of its own with seq 1: the next
+ * counter of the key is used, no seq of any topic's stream is (SPEC 5.1).
+ * For a message that may never be published (an MQTT will), so that its
+ * absence is no gap in the topic's stream.
+ */
+E2E_API enum e2e_status e2e_tx_seal_alone(struct e2e_tx *tx, uint8_t *out, size_t out_cap,
+	size_t *out_len, const uint8_t *topic, size_t topic_len,
+	const uint8_t *pt, size_t pt_len) E2E_WARN_UNUSED;
+
 struct e2e_tx_stats {
 	uint32_t run;          /* current run id */
 	uint64_t counter;      /* last counter used (0 = none yet) */

@@ -108,6 +108,10 @@ struct e2e_client_stats {
 	uint64_t held, held_now, key_requests, keys_received, refusals, control_rejected;
 	uint64_t summaries, summary_verified, insider_forgeries, unconfirmed, unsummarized, stalls;
 	uint64_t unchecked;          /* accepted messages no summary could judge (E2E_EV_UNCHECKED) */
+	/* Replay floors the receiver had to drop for keys it still holds
+	 * (e2e_rx_stats.floors_dropped): for those keys a replay of a stream
+	 * forgotten long ago is no longer caught (SPEC 5.8). */
+	uint64_t floors_dropped;
 };
 
 /** Load identity, trust store and state; does not connect yet. */
@@ -190,6 +194,11 @@ E2E_API enum e2e_status e2e_publisher_publish(struct e2e_publisher *p, const cha
  */
 E2E_API enum e2e_status e2e_publisher_seal(struct e2e_publisher *p, uint8_t *out, size_t cap,
 	size_t *out_len, const char *topic, size_t topic_len, const uint8_t *pt,
+	size_t pt_len) E2E_WARN_UNUSED;
+
+/** e2e_sender_seal_will behind the publisher's lock: seal a CONNECT's will. */
+E2E_API enum e2e_status e2e_publisher_seal_will(struct e2e_publisher *p, uint8_t *out,
+	size_t cap, size_t *out_len, const char *topic, size_t topic_len, const uint8_t *pt,
 	size_t pt_len) E2E_WARN_UNUSED;
 
 /**
