@@ -341,9 +341,9 @@ def body_announce(r):
 
 
 def body_summary(r):
-    interval, number, part, parts, n = r.get("IIBBH")
-    if number == 0 or parts == 0 or part >= parts:
-        raise Layout("number/part/parts")
+    interval, boot, number, part, parts, n = r.get("IIIBBH")
+    if boot == 0 or number == 0 or parts == 0 or part >= parts:
+        raise Layout("boot/number/part/parts")
     entries = []
     for _ in range(n):
         run = r.get("I")
@@ -351,10 +351,11 @@ def body_summary(r):
         first, last = r.get("II")
         if first == 0 or first > last:
             raise Layout("first/last")
+        digests = [r.raw(8).hex() for _ in range(last - first + 1)]
         entries.append({"run": run, "topic": topic, "first": first, "last": last,
-                        "digest": r.raw(16).hex()})
-    return {"interval_ms": interval, "number": number, "part": part, "parts": parts,
-            "entries": entries}
+                        "digests": digests})
+    return {"interval_ms": interval, "boot": boot, "number": number, "part": part,
+            "parts": parts, "entries": entries}
 
 
 CTL_BODIES = {1: body_request, 2: body_delivery, 3: body_refusal, 4: body_announce,
@@ -429,7 +430,7 @@ def check_control_item(item, kind, requests, f):
         return
     for k, v in got.items():
         if k == "entries":
-            want = [{x: e[x] for x in ("run", "topic", "first", "last", "digest")}
+            want = [{x: e[x] for x in ("run", "topic", "first", "last", "digests")}
                     for e in item["entries"]]
             f.expect(v == want, where, "entries differ")
         else:
@@ -477,10 +478,13 @@ def check_control_item(item, kind, requests, f):
                 f.expect((h["suite"], h["sender"], h["run"], h["seq"])
                          == (1, got["sender"], e["run"], e["first"] + i), where,
                          "envelope %d of %s: header" % (i, e["topic"]))
-            ds = [hashlib.new("blake2b", env, digest_size=16).digest() for env in envs]
-            f.expect([d.hex() for d in ds] == e["digests"], where, "per-envelope digests")
-            f.expect(hashlib.new("blake2b", b"".join(ds), digest_size=16).hexdigest()
-                     == e["digest"], where, "chained digest of %s" % e["topic"])
+            ds = [hashlib.new("blake2b", env, digest_size=8).hexdigest() for env in envs]
+            f.expect(ds == e["digests"], where, "per-envelope digests d_s of %s" % e["topic"])
+        f.expect([{k: e[k] for k in ("run", "topic", "first", "last", "digests")}
+                  for e in item["entries"]] == got["entries"], where, "decoded entries")
+        f.expect((got["boot"], got["number"], got["part"], got["parts"], got["interval_ms"])
+                 == (item["boot"], item["number"], item["part"], item["parts"],
+                     item["interval_ms"]), where, "summary head")
 
 
 def check_control(doc, f):

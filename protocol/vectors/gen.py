@@ -605,27 +605,40 @@ def box_seal(plain, recipient_pk, box_sk):
     return sealed
 
 
-def summary_body(interval_ms, number, part, parts, entries, n=None):
-    out = (interval_ms.to_bytes(4, "big") + number.to_bytes(4, "big") + bytes([part, parts])
-           + (len(entries) if n is None else n).to_bytes(2, "big"))
+def summary_body(interval_ms, boot, number, part, parts, entries, n=None):
+    """SPEC 11.6: interval || boot || number || part || parts || n || entries,
+    each run || str16 topic || first || last || one d_s per seq."""
+    out = (interval_ms.to_bytes(4, "big") + boot.to_bytes(4, "big") + number.to_bytes(4, "big")
+           + bytes([part, parts]) + (len(entries) if n is None else n).to_bytes(2, "big"))
     for e in entries:
         tb = e["topic"].encode("utf-8")
         out += (e["run"].to_bytes(4, "big") + len(tb).to_bytes(2, "big") + tb
                 + e["first"].to_bytes(4, "big") + e["last"].to_bytes(4, "big")
-                + bytes.fromhex(e["digest"]))
+                + b"".join(bytes.fromhex(d) for d in e["digests"]))
     return out
+
+
+def d_s(env):
+    """The per-envelope digest of SPEC 11.6: BLAKE2b-64 of the envelope."""
+    return hashlib.blake2b(env, digest_size=8).digest()
+
+
+def summary_envelope(run, topic, seq, key=KEY_C, scope=1, epoch=1, counter0=100, pt=None):
+    return seal(key, hdr(scope=scope, epoch=epoch, sender=SENDER.id, run=run,
+                         counter=counter0 + seq, seq=seq),
+                topic.encode("utf-8"), pattern(seq % 23, 11, seq) if pt is None else pt)
 
 
 def summary_entry(run, topic, first, last, key=KEY_C, scope=1, epoch=1, counter0=100):
     """A stream's envelopes first..last as a conforming sender seals them, and
-    the chained digest BLAKE2b-128(d_first || ... || d_last)."""
-    envs = [seal(key, hdr(scope=scope, epoch=epoch, sender=SENDER.id, run=run,
-                          counter=counter0 + s, seq=s),
-                 topic.encode("utf-8"), pattern(s % 23, 11, s)) for s in range(first, last + 1)]
-    ds = [hashlib.blake2b(e, digest_size=16).digest() for e in envs]
+    their d_s in seq order."""
+    envs = [summary_envelope(run, topic, s, key, scope, epoch, counter0)
+            for s in range(first, last + 1)]
     return {"run": run, "topic": topic, "first": first, "last": last,
-            "envelopes": [e.hex() for e in envs], "digests": [d.hex() for d in ds],
-            "digest": hashlib.blake2b(b"".join(ds), digest_size=16).hexdigest()}
+            "envelopes": [e.hex() for e in envs], "digests": [d_s(e).hex() for e in envs]}
+
+
+BOOT = 0x0B007001                         # the sender run of the summary vectors
 
 
 def announce_topic(control=CONTROL_TOPIC, sender=None):
@@ -687,13 +700,13 @@ def build_control():
         announces.append(item)
         by_name[name] = item
 
-    def summary(name, time_ms, interval_ms, number, part, parts, entries):
+    def summary(name, time_ms, interval_ms, number, part, parts, entries, boot=BOOT):
         topic = announce_topic()
-        body = summary_body(interval_ms, number, part, parts, entries)
+        body = summary_body(interval_ms, boot, number, part, parts, entries)
         msg = ctl_sign(SENDER, topic, ctl_head(5, SENDER.id, time_ms) + body)
         assert len(msg) <= 65535
         item = common(name, "SUMMARY", SENDER, topic, msg, SENDER.id, time_ms)
-        item.update({"interval_ms": interval_ms, "number": number, "part": part,
+        item.update({"interval_ms": interval_ms, "boot": boot, "number": number, "part": part,
                      "parts": parts, "entries": entries})
         summaries.append(item)
         by_name[name] = item
@@ -741,8 +754,14 @@ def build_control():
              summary_entry(run, "plant/line2/pressure", 5, 5)])
     summary("summary-part-1-of-2", T0 + 30000, 10000, 3, 1, 2,
             [summary_entry(run, "usine/température/Δp", 7, 8)])
+    # One summary in two parts: each part signed on its own, both bound to
+    # (boot, number, parts); 30000-byte topics, so two entries fill a part.
+    big = [summary_entry(run + 8 + i, ("big%d/" % i) + "y" * 29995, 1, 2 + i) for i in range(3)]
+    summary("summary-two-parts-0", T0 + 35000, 10000, 5, 0, 2, big[:2], boot=0xFFFFFFFF)
+    summary("summary-two-parts-1", T0 + 35000, 10000, 5, 1, 2, big[2:], boot=0xFFFFFFFF)
+    assert len(bytes.fromhex(by_name["summary-two-parts-0"]["message"])) > 60000
     # Long topics: > 2048 bytes, legal for a summary only (up to 65535).
-    summary("summary-over-2048-bytes", T0 + 40000, 5000, 4, 0, 1,
+    summary("summary-over-2048-bytes", T0 + 40000, 5000, 6, 0, 1,
             [summary_entry(run + i, ("s%d/" % i) + "x" * 997, 1, 2) for i in range(3)])
     assert len(bytes.fromhex(by_name["summary-over-2048-bytes"]["message"])) > 2048
 
@@ -840,22 +859,33 @@ def build_control():
                        + bytes.fromhex(other["req_hash"]) + tail)
         neg(kind + "-req-hash-mismatch", msg, AUTH, signer=SENDER, base=req,
             request=req["name"])
-    # Summaries: part < parts, parts >= 1, number >= 1, 0 < first <= last, exactly n entries.
+    # Summaries: boot >= 1, part < parts, parts >= 1, number >= 1, 0 < first <= last,
+    # exactly last - first + 1 digests per entry, exactly n entries.
     entries = summ["entries"]
+    e0, e1 = entries
 
     def bad_summary(name, *args, n=None):
         neg("summary-" + name,
             ctl_sign(SENDER, summ["topic"], ctl_head(5, SENDER.id, T0)
                      + summary_body(*args, n=n)), MALFORMED, signer=SENDER, base=summ)
 
-    bad_summary("part-equals-parts", 10000, 2, 1, 1, entries)
-    bad_summary("part-above-parts", 10000, 2, 5, 2, entries)
-    bad_summary("parts-zero", 10000, 2, 0, 0, entries)
-    bad_summary("number-zero", 10000, 0, 0, 1, entries)
-    bad_summary("first-above-last", 10000, 2, 0, 1, [dict(entries[0], first=4, last=3)])
-    bad_summary("first-zero", 10000, 2, 0, 1, [dict(entries[0], first=0)])
-    bad_summary("n-above-entries", 10000, 2, 0, 1, entries, n=3)
-    bad_summary("n-below-entries", 10000, 2, 0, 1, entries, n=1)
+    bad_summary("part-equals-parts", 10000, BOOT, 2, 1, 1, entries)
+    bad_summary("part-above-parts", 10000, BOOT, 2, 5, 2, entries)
+    bad_summary("parts-zero", 10000, BOOT, 2, 0, 0, entries)
+    bad_summary("number-zero", 10000, BOOT, 0, 0, 1, entries)
+    bad_summary("boot-zero", 10000, 0, 2, 0, 1, entries)
+    bad_summary("first-above-last", 10000, BOOT, 2, 0, 1,
+                [dict(e0, first=4, last=3, digests=[])])
+    bad_summary("first-zero", 10000, BOOT, 2, 0, 1, [dict(e0, first=0, last=2)])
+    bad_summary("n-above-entries", 10000, BOOT, 2, 0, 1, entries, n=3)
+    bad_summary("n-below-entries", 10000, BOOT, 2, 0, 1, entries, n=1)
+    # One digest too few or too many for first..last (in the first and in the
+    # last entry: the count is implied, so the layout no longer adds up).
+    bad_summary("digests-one-short-first-entry", 10000, BOOT, 2, 0, 1,
+                [dict(e0, digests=e0["digests"][:-1]), e1])
+    bad_summary("digests-one-extra-last-entry", 10000, BOOT, 2, 0, 1,
+                [e0, dict(e1, digests=e1["digests"] + e1["digests"])])
+    bad_summary("digests-none", 10000, BOOT, 2, 0, 1, [dict(e1, digests=[])])
 
     names = [x["name"] for x in requests + deliveries + refusals + announces + summaries
              + negative]

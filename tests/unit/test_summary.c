@@ -363,7 +363,7 @@ static void check_summary_vector(const json_t *v)
 	    tu_juint(v, "boot", &boot))
 		return;
 	tu_identity_from_seed(&id, seed, NULL);
-	CU_ASSERT_EQUAL_FATAL(e2e_summary_create(&s, 16, 16384, 64), E2E_OK);
+	CU_ASSERT_EQUAL_FATAL(e2e_summary_create(&s, 16, 1U << 20, 64), E2E_OK);
 	CU_ASSERT_EQUAL_FATAL(e2e_sumcheck_create(&sc, NULL), E2E_OK);
 	json_array_foreach(entries, i, e) {
 		const char *et = tu_jstr(e, "topic");
