@@ -570,11 +570,158 @@ def check_signed(doc, f):
     return n
 
 
+# ---------------------------------------------------------------- sumcheck (SPEC 11.6)
+
+class SummaryReceiver:
+    """SPEC 11.6's receiver, written out with dicts and sets: what was accepted
+    waits in `pending` until a complete summary covers it; what a checked
+    entry listed but had not arrived waits in `open`."""
+
+    def __init__(self, window, open_ms):
+        self.window, self.open_ms = window, open_ms
+        self.pending = {}          # (run, topic, seq) -> (d_s, complete summaries arrived before)
+        self.open = {}             # (run, topic, seq) -> (d_s, since)
+        self.covered = {}          # (run, topic) -> set of seqs checked entries listed
+        self.top = {}              # (run, topic) -> highest seq accepted
+        self.arrived = 0           # complete summaries arrived
+        self.missed_at = 0
+        self.last = None           # (boot, number, parts, next part) of the accepted part 0
+        self.newest_time = -1
+        self.reports = []
+
+    def report(self, kind, first, last, count):
+        self.reports.append((kind, first, last, count))
+
+    def accept(self, run, topic, seq, env, at):
+        d = hashlib.blake2b(env, digest_size=8).digest()
+        key = (run, topic, seq)
+        self.top[(run, topic)] = max(self.top.get((run, topic), 0), seq)
+        if key in self.open:
+            want, _ = self.open.pop(key)
+            self.report("LATE" if want == d else "FORGED", seq, seq, 1)
+        elif seq in self.covered.get((run, topic), ()):
+            self.report("UNCHECKED", seq, seq, 1)
+        else:
+            self.pending[key] = (d, self.arrived)
+
+    def missing_summary(self):
+        self.missed_at = self.arrived + 1
+
+    def part(self, m, at):
+        """m: a decoded SUMMARY. The order rules, then the check."""
+        boot, number, part, parts = m["boot"], m["number"], m["part"], m["parts"]
+        if part == 0:
+            if self.last and self.last[0] == boot and number <= self.last[1]:
+                self.report("IGNORED", 0, 0, 1)
+                return
+            if self.last and self.last[0] != boot:
+                if m["time_ms"] <= self.newest_time:
+                    self.report("IGNORED", 0, 0, 1)
+                    return
+                if self.last[3] < self.last[2]:
+                    self.report("STALLED_PARTS", self.last[3], self.last[2] - 1, self.last[1])
+                self.last = None
+                self.missing_summary()
+            elif self.last is None and number > 1:
+                self.missing_summary()
+            if self.last and self.last[3] < self.last[2]:
+                self.report("STALLED_PARTS", self.last[3], self.last[2] - 1, self.last[1])
+                self.missing_summary()
+            if self.last and number > self.last[1] + 1:
+                self.report("STALLED", self.last[1] + 1, number - 1, number - self.last[1] - 1)
+                self.missing_summary()
+        else:
+            if (self.last is None or (self.last[0], self.last[1], self.last[2])
+                    != (boot, number, parts) or part < self.last[3]):
+                self.report("IGNORED", 0, 0, 1)
+                return
+            if part > self.last[3]:
+                self.report("STALLED_PARTS", self.last[3], part - 1, number)
+                self.missing_summary()
+        self.last = (boot, number, parts, part + 1)
+        self.newest_time = max(self.newest_time, m["time_ms"])
+        index = None
+        if part + 1 == parts:
+            self.arrived += 1
+            index = self.arrived
+        # Open seqs that can no longer come, or waited too long.
+        for key, (_, since) in list(self.open.items()):
+            if at - since >= self.open_ms or \
+                    self.top.get(key[:2], 0) - key[2] >= self.window:
+                del self.open[key]
+        for e in m["entries"]:
+            verdicts = []
+            for i, s in enumerate(range(e["first"], e["last"] + 1)):
+                key = (e["run"], e["topic"], s)
+                want = bytes.fromhex(e["digests"][i])
+                if key in self.pending:
+                    got, _ = self.pending.pop(key)
+                    verdicts.append("ok" if got == want else "forged")
+                    if got != want:
+                        self.report("FORGED", s, s, 1)
+                elif key not in self.open and s not in self.covered.get(key[:2], ()):
+                    self.open[key] = (want, at)
+                    verdicts.append("missing")
+            self.covered.setdefault((e["run"], e["topic"]), set()).update(
+                range(e["first"], e["last"] + 1))
+            if "missing" in verdicts:
+                self.report("UNCONFIRMED", e["first"], e["last"], verdicts.count("missing"))
+            if "missing" not in verdicts and "forged" not in verdicts:
+                self.report("VERIFIED", e["first"], e["last"], 0)
+        if index is None:
+            return
+        unchecked = []
+        for key, (_, seen) in list(self.pending.items()):
+            if seen + 2 > index:
+                continue
+            del self.pending[key]
+            if self.missed_at > seen:
+                unchecked.append(key[2])
+            else:
+                self.report("UNSUMMARIZED", key[2], key[2], 1)
+        if unchecked:
+            self.report("UNCHECKED", min(unchecked), max(unchecked), len(unchecked))
+
+
+def check_sumcheck(doc, f):
+    n = 0
+    signer = bytes.fromhex(doc["sender"]["sign_pk"])
+    f.expect(nb.crypto_sign_seed_keypair(bytes.fromhex(doc["sender"]["seed"]))[0] == signer,
+             "sumcheck", "seed does not give sign_pk")
+    f.expect(sender_id(signer) == doc["sender"]["id"], "sumcheck", "sender id")
+    f.expect(doc["control_topic"].endswith("/%08x" % doc["sender"]["id"]), "sumcheck",
+             "not C/<sender id>")
+    for c in doc["cases"]:
+        where = "sumcheck %r" % c["name"]
+        rx = SummaryReceiver(c["window"], c["open_ms"])
+        for ev in c["events"]:
+            if "accept" in ev:
+                a = ev["accept"]
+                env = bytes.fromhex(a["envelope"])
+                h = unpack_header(env)
+                f.expect((h["sender"], h["run"], h["seq"]) == (doc["sender"]["id"], a["run"],
+                                                               a["seq"]), where, "header")
+                rx.accept(a["run"], a["topic"], a["seq"], env, ev["at"])
+            else:
+                outcome, m = decode_control(bytes.fromhex(ev["summary"]), doc["control_topic"],
+                                            signer)
+                if not f.expect(outcome == "OK" and m["type"] == "SUMMARY", where,
+                                "summary: %s" % outcome):
+                    break
+                rx.part(m, ev["at"])
+        want = sorted((r["kind"], r["first"], r["last"], r["count"]) for r in c["reports"])
+        f.expect(sorted(rx.reports) == want, where, "reports %r, expected %r"
+                 % (sorted(rx.reports), want))
+        n += 1
+    return n
+
+
 # ---------------------------------------------------------------- main
 
 CHECKS = (("envelope.json", check_envelope), ("window.json", check_window),
           ("tx.json", check_tx), ("identity.json", check_identity),
-          ("control.json", check_control), ("signed.json", check_signed))
+          ("control.json", check_control), ("signed.json", check_signed),
+          ("sumcheck.json", check_sumcheck))
 
 
 def main(argv):

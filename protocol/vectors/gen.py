@@ -8,6 +8,7 @@ control deliveries is built here from crypto_box with a fixed ephemeral key,
 so it is deterministic), and writes
 
     envelope.json  window.json  tx.json  identity.json  control.json  signed.json
+    sumcheck.json
 
 into the directory given as argv[1] (default: the directory of this script).
 Every input is a constant, so running it twice gives byte-identical files;
@@ -895,6 +896,105 @@ def build_control():
 
 
 # --------------------------------------------------------------------------
+# sumcheck.json: receiver verdicts on summaries (SPEC 11.6)
+# --------------------------------------------------------------------------
+
+SUM_RUN = 0x5EED0100
+
+
+def build_sumcheck():
+    """Sequences of accepted envelopes and arriving SUMMARY parts of one sender,
+    each with the reports a receiver MUST give (a multiset: order free). The
+    expectations are written by hand from SPEC 11.6, not computed."""
+    ctl = announce_topic()
+    cases = []
+
+    def env(topic, seq, run=SUM_RUN, forged=False):
+        # An insider seals its own plaintext with the same header and key.
+        return summary_envelope(run, topic, seq, pt=b"insider" if forged else None)
+
+    def entry(topic, first, last, run=SUM_RUN):
+        return {"run": run, "topic": topic, "first": first, "last": last,
+                "digests": [d_s(env(topic, s, run)).hex() for s in range(first, last + 1)]}
+
+    def accept(at, topic, seq, run=SUM_RUN, forged=False):
+        return {"at": at, "accept": {"run": run, "topic": topic, "seq": seq,
+                                     "envelope": env(topic, seq, run, forged).hex()}}
+
+    def summary(at, number, entries, boot=BOOT, part=0, parts=1):
+        body = summary_body(1000, boot, number, part, parts, entries)
+        return {"at": at, "summary": ctl_sign(SENDER, ctl, ctl_head(5, SENDER.id, T0 + at)
+                                               + body).hex()}
+
+    def rep(kind, first, last, count):
+        return {"kind": kind, "first": first, "last": last, "count": count}
+
+    def case(name, events, reports, window=1024, open_ms=120000):
+        cases.append({"name": name, "window": window, "open_ms": open_ms, "events": events,
+                      "reports": reports})
+
+    a, b = "plant/a", "plant/b"
+    case("all-verified",
+         [accept(1, a, 1), accept(2, a, 2), accept(3, a, 3), summary(10, 1, [entry(a, 1, 3)])],
+         [rep("VERIFIED", 1, 3, 0)])
+    case("forgery-in-an-interval-with-a-loss",
+         [accept(1, a, 1), accept(2, a, 3, forged=True), accept(3, a, 4),
+          summary(10, 1, [entry(a, 1, 4)])],
+         [rep("FORGED", 3, 3, 1), rep("UNCONFIRMED", 1, 4, 1)])
+    case("late-arrival-corrects",
+         [accept(1, a, 1), accept(2, a, 3), summary(10, 1, [entry(a, 1, 3)]),
+          accept(20, a, 2), summary(30, 2, []), summary(40, 3, [])],
+         [rep("UNCONFIRMED", 1, 3, 1), rep("LATE", 2, 2, 1)])
+    case("late-forgery",
+         [accept(1, a, 1), summary(10, 1, [entry(a, 1, 2)]), accept(20, a, 2, forged=True),
+          summary(30, 2, []), summary(40, 3, [])],
+         [rep("UNCONFIRMED", 1, 2, 1), rep("FORGED", 2, 2, 1)])
+    case("unsummarized-after-two-arrivals",
+         [accept(1, a, 1), accept(2, a, 1, run=0xBAD0BAD0), summary(10, 1, [entry(a, 1, 1)]),
+          summary(20, 2, [])],
+         [rep("VERIFIED", 1, 1, 0), rep("UNSUMMARIZED", 1, 1, 1)])
+    case("open-closed-by-the-window",
+         [accept(1, a, 1), summary(10, 1, [entry(a, 1, 2)])]
+         + [accept(20, a, s) for s in range(3, 67)]
+         + [summary(30, 2, [entry(a, 3, 66)]), accept(40, a, 2)],
+         [rep("UNCONFIRMED", 1, 2, 1), rep("VERIFIED", 3, 66, 0), rep("UNCHECKED", 2, 2, 1)],
+         window=64)
+    case("open-closed-by-age",
+         [accept(1, a, 1), summary(10, 1, [entry(a, 1, 2)]), summary(5010, 2, []),
+          accept(5020, a, 2)],
+         [rep("UNCONFIRMED", 1, 2, 1), rep("UNCHECKED", 2, 2, 1)], open_ms=5000)
+    case("replayed-part-in-place-of-the-current-one",
+         [accept(1, a, 1), accept(2, b, 1),
+          summary(10, 1, [entry(a, 1, 1)], part=0, parts=2),
+          summary(10, 1, [entry(b, 1, 1)], part=1, parts=2),
+          accept(11, a, 2), accept(12, b, 2),
+          summary(20, 2, [entry(a, 2, 2)], part=0, parts=2),
+          summary(10, 1, [entry(b, 1, 1)], part=1, parts=2),     # #1's part 1 again
+          summary(30, 3, []), summary(40, 4, [])],
+         [rep("VERIFIED", 1, 1, 0), rep("VERIFIED", 1, 1, 0), rep("VERIFIED", 2, 2, 0),
+          rep("IGNORED", 0, 0, 1), rep("STALLED_PARTS", 1, 1, 2), rep("UNCHECKED", 2, 2, 1)])
+    case("gap-in-numbers",
+         [accept(1, a, 1), summary(10, 1, [entry(a, 1, 1)]), accept(11, a, 2),
+          accept(21, a, 3), summary(30, 3, [entry(a, 3, 3)]), summary(40, 4, [])],
+         [rep("VERIFIED", 1, 1, 0), rep("STALLED", 2, 2, 1), rep("VERIFIED", 3, 3, 0),
+          rep("UNCHECKED", 2, 2, 1)])
+    case("restart-and-an-older-run-replayed",
+         [accept(1, a, 1), summary(10, 1, [entry(a, 1, 1)], boot=0x11111111),
+          accept(21, b, 1, run=SUM_RUN + 1),
+          summary(30, 1, [entry(b, 1, 1, run=SUM_RUN + 1)], boot=0x22222222),
+          summary(20, 2, [], boot=0x11111111),
+          summary(30, 1, [entry(b, 1, 1, run=SUM_RUN + 1)], boot=0x22222222)],
+         [rep("VERIFIED", 1, 1, 0), rep("VERIFIED", 1, 1, 0), rep("IGNORED", 0, 0, 1),
+          rep("IGNORED", 0, 0, 1)])
+    case("first-summary-seen-is-not-number-1",
+         [accept(1, a, 7), summary(10, 5, []), summary(20, 6, [])],
+         [rep("UNCHECKED", 7, 7, 1)])
+    return {"sender": {"seed": SENDER.seed.hex(), "sign_pk": SENDER.sign_pk.hex(),
+                       "id": SENDER.id},
+            "control_topic": ctl, "cases": cases}
+
+
+# --------------------------------------------------------------------------
 # Output
 # --------------------------------------------------------------------------
 
@@ -970,6 +1070,7 @@ def render_all():
         "identity.json": render(build_identity()),
         "control.json": render(build_control()),
         "signed.json": render(build_signed()),
+        "sumcheck.json": render(build_sumcheck()),
     }
 
 

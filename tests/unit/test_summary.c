@@ -421,6 +421,161 @@ static void test_vectors(void)
 	tu_each_vector("control.json", "summaries", check_summary_vector);
 }
 
+/*
+ * sumcheck.json: receiver verdicts (SPEC 11.6). Each case's accepted
+ * envelopes and summary parts go through e2e_sumcheck_accept/record/summary;
+ * the reports (and the ordering outcomes the client turns into events) must
+ * equal the listed ones as a multiset.
+ */
+struct vrep {
+	char kind[16];
+	uint64_t first, last, count;
+};
+
+struct vlog {
+	unsigned n;
+	struct vrep r[64];
+};
+
+static void vlog_add(struct vlog *l, const char *kind, uint64_t first, uint64_t last,
+	uint64_t count)
+{
+	TU_CHECK(l->n < 64, "too many reports");
+	if (l->n >= 64)
+		return;
+	snprintf(l->r[l->n].kind, sizeof l->r[l->n].kind, "%s", kind);
+	l->r[l->n].first = first;
+	l->r[l->n].last = last;
+	l->r[l->n++].count = count;
+}
+
+static void vlog_report(void *ctx, const struct e2e_sumcheck_report *r)
+{
+	static const char *names[] = { "?", "VERIFIED", "FORGED", "UNCONFIRMED", "UNSUMMARIZED",
+		"UNCHECKED", "LATE" };
+
+	vlog_add(ctx, (unsigned)r->result <= E2E_SUM_LATE ? names[r->result] : "?", r->first,
+		r->last, r->missing);
+}
+
+static int vrep_cmp(const void *a, const void *b)
+{
+	const struct vrep *x = a, *y = b;
+	int c = strcmp(x->kind, y->kind);
+
+	if (c)
+		return c;
+	if (x->first != y->first)
+		return x->first < y->first ? -1 : 1;
+	if (x->last != y->last)
+		return x->last < y->last ? -1 : 1;
+	return x->count < y->count ? -1 : x->count > y->count;
+}
+
+static void replay_case(const json_t *c, const struct e2e_identity *id, uint32_t sid,
+	const char *ctl)
+{
+	static uint8_t msg[E2E_CTL_SUMMARY_MAX];
+	static struct vlog got, want;
+	const char *name = tu_jstr(c, "name");
+	const json_t *events = json_object_get(c, "events"), *reports = json_object_get(c, "reports");
+	const json_t *ev;
+	struct e2e_sumcheck_config cfg = { 0 };
+	struct e2e_sumcheck *sc = NULL;
+	uint64_t window = 0, open_ms = 0;
+	size_t i;
+
+	memset(&got, 0, sizeof got);
+	memset(&want, 0, sizeof want);
+	if (!name || !json_is_array(events) || !json_is_array(reports) ||
+	    tu_juint(c, "window", &window) || tu_juint(c, "open_ms", &open_ms))
+		return;
+	cfg.window = (uint32_t)window;
+	cfg.open_ms = (uint32_t)open_ms;
+	CU_ASSERT_EQUAL_FATAL(e2e_sumcheck_create(&sc, &cfg), E2E_OK);
+	json_array_foreach(events, i, ev) {
+		const json_t *a = json_object_get(ev, "accept");
+		uint64_t at = 0, run = 0, seq = 0;
+		size_t len = 0;
+
+		if (tu_juint(ev, "at", &at))
+			break;
+		if (a) {
+			const char *topic = tu_jstr(a, "topic");
+
+			if (!topic || tu_juint(a, "run", &run) || tu_juint(a, "seq", &seq) ||
+			    tu_jhex(a, "envelope", msg, sizeof msg, &len))
+				break;
+			e2e_sumcheck_record(sc, sid, (uint32_t)run, topic, strlen(topic),
+				(uint32_t)seq, msg, len, at, vlog_report, &got);
+		} else {
+			struct e2e_sumcheck_part pi;
+			struct e2e_ctl m;
+
+			if (tu_jhex(ev, "summary", msg, sizeof msg, &len))
+				break;
+			CU_ASSERT_EQUAL_FATAL(e2e_ctl_parse(&m, msg, len, ctl, &id->pub), E2E_OK);
+			CU_ASSERT_EQUAL(e2e_sumcheck_accept(sc, sid, &m, &pi), 0);
+			if (!pi.accepted) {
+				vlog_add(&got, "IGNORED", 0, 0, 1);
+				continue;
+			}
+			if (pi.parts_number)
+				vlog_add(&got, "STALLED_PARTS", pi.parts_from, pi.parts_to,
+					pi.parts_number);
+			if (pi.gap_to)
+				vlog_add(&got, "STALLED", pi.gap_from, pi.gap_to,
+					pi.gap_to - pi.gap_from + 1);
+			e2e_sumcheck_summary(sc, sid, &m, pi.index, at, NULL, vlog_report, &got);
+		}
+	}
+	json_array_foreach(reports, i, ev) {
+		const char *kind = tu_jstr(ev, "kind");
+		uint64_t first = 0, last = 0, count = 0;
+
+		if (!kind || tu_juint(ev, "first", &first) || tu_juint(ev, "last", &last) ||
+		    tu_juint(ev, "count", &count))
+			continue;
+		vlog_add(&want, kind, first, last, count);
+	}
+	qsort(got.r, got.n, sizeof got.r[0], vrep_cmp);
+	qsort(want.r, want.n, sizeof want.r[0], vrep_cmp);
+	TU_CHECK(got.n == want.n, "%s: %u reports, expected %u", name, got.n, want.n);
+	for (unsigned k = 0; k < got.n && k < want.n; k++)
+		TU_CHECK(!vrep_cmp(&got.r[k], &want.r[k]), "%s: report %s %llu..%llu (%llu), "
+			"expected %s %llu..%llu (%llu)", name, got.r[k].kind,
+			(unsigned long long)got.r[k].first, (unsigned long long)got.r[k].last,
+			(unsigned long long)got.r[k].count, want.r[k].kind,
+			(unsigned long long)want.r[k].first, (unsigned long long)want.r[k].last,
+			(unsigned long long)want.r[k].count);
+	e2e_sumcheck_destroy(sc);
+}
+
+static void test_verdict_vectors(void)
+{
+	json_t *root = tu_vectors("sumcheck.json");
+	const json_t *sender = root ? json_object_get(root, "sender") : NULL;
+	const char *ctl = root ? tu_jstr(root, "control_topic") : NULL;
+	json_t *cases = root ? tu_jarray(root, "cases") : NULL;
+	struct e2e_identity id;
+	uint8_t seed[32];
+	uint64_t sid = 0;
+	size_t n = 0, i;
+	const json_t *c;
+
+	if (!sender || !ctl || !cases || tu_jhex(sender, "seed", seed, sizeof seed, &n) ||
+	    n != 32 || tu_juint(sender, "id", &sid)) {
+		json_decref(root);
+		return;
+	}
+	tu_identity_from_seed(&id, seed, NULL);
+	CU_ASSERT_EQUAL(e2e_sender_id(&id.pub), sid);
+	json_array_foreach(cases, i, c)
+		replay_case(c, &id, (uint32_t)sid, ctl);
+	e2e_identity_wipe(&id);
+	json_decref(root);
+}
+
 /* ---- Behaviour --------------------------------------------------------- */
 
 static void test_all_received_verified(void)
@@ -1251,6 +1406,7 @@ static const struct tu_test safety_tests[] = {
 
 static const struct tu_test vector_tests[] = {
 	{ "Vectors: control.json summaries rebuilt and verified", test_vectors },
+	{ "Vectors: sumcheck.json receiver verdicts", test_verdict_vectors },
 	{ NULL, NULL },
 };
 
