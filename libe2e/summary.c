@@ -19,6 +19,9 @@
 #define PART_MAX (E2E_CTL_SUMMARY_MAX - E2E_CTL_SIG_BYTES - E2E_CTL_HEAD_BYTES - \
 	E2E_SUMMARY_HEAD_BYTES)
 #define NONE UINT32_MAX
+/* Greedy packing fills two consecutive parts with more than PART_MAX bytes,
+ * so an interval of at most 100 parts' worth of entries needs < 255 parts. */
+#define BYTES_MAX (100ULL * PART_MAX)
 
 struct stream {
 	uint32_t run;
@@ -40,6 +43,7 @@ struct e2e_summary {
 	uint32_t pool_cap, pool_used;
 	struct digest *log;
 	uint32_t log_cap, log_used;
+	uint64_t bytes;               /* entry heads and digests recorded: bounds the parts */
 	struct topichash th;
 };
 
@@ -108,6 +112,9 @@ enum e2e_status e2e_summary_add(struct e2e_summary *s, uint32_t run, const char 
 	i = e2e_lru_find(&s->idx, th, run);
 	if (i != E2E_LRU_NONE && seq != s->st[i].last + 1)
 		return E2E_ERR_ARG;   /* seqs of a stream are consecutive (SPEC 5.1) */
+	if (s->bytes + E2E_DIGEST_BYTES +
+	    (i == E2E_LRU_NONE ? E2E_SUMMARY_ENTRY_FIXED + topic_len : 0) > BYTES_MAX)
+		return E2E_ERR_FULL;  /* more than 255 parts: emit this interval first */
 	if (i == E2E_LRU_NONE) {
 		if (topic_len > s->pool_cap - s->pool_used)
 			return E2E_ERR_FULL;
@@ -122,6 +129,7 @@ enum e2e_status e2e_summary_add(struct e2e_summary *s, uint32_t run, const char 
 		s->pool_used += (uint32_t)topic_len;
 		x->first = seq;
 		x->head = x->tail = NONE;
+		s->bytes += E2E_SUMMARY_ENTRY_FIXED + topic_len;
 	}
 	x = &s->st[i];
 	d = &s->log[s->log_used];
@@ -133,6 +141,7 @@ enum e2e_status e2e_summary_add(struct e2e_summary *s, uint32_t run, const char 
 		s->log[x->tail].next = s->log_used;
 	x->tail = s->log_used++;
 	x->last = seq;
+	s->bytes += E2E_DIGEST_BYTES;
 	return E2E_OK;
 }
 
@@ -148,6 +157,7 @@ void e2e_summary_reset(struct e2e_summary *s)
 	e2e_lru_clear(&s->idx);
 	s->pool_used = 0;
 	s->log_used = 0;
+	s->bytes = 0;
 }
 
 /*
