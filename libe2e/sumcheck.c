@@ -227,7 +227,6 @@ void e2e_sumcheck_record(struct e2e_sumcheck *sc, uint32_t sender, uint32_t run,
 	struct stream *x;
 	uint32_t i;
 
-	(void)now_ms;
 	if (!sc || !topic || !env)
 		return;
 	no = nos_of(sc, sender);
@@ -238,6 +237,10 @@ void e2e_sumcheck_record(struct e2e_sumcheck *sc, uint32_t sender, uint32_t run,
 	e2e_summary_digest(d, env, env_len);
 	/* A seq a checked summary said had not arrived: judge it now. */
 	i = find_open(sc, k2, th, seq);
+	if (i != E2E_LRU_NONE && now_ms - sc->opens[i].since_ms >= sc->cfg.open_ms) {
+		e2e_lru_remove(&sc->oid, i);   /* open too long: closed (below) */
+		i = E2E_LRU_NONE;
+	}
 	if (i != E2E_LRU_NONE) {
 		int same = sodium_memcmp(d, sc->opens[i].d, sizeof d) == 0;
 

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Independent check of the mqtt-e2e v1 test vectors (protocol/SPEC.md section 12).
 
-Decodes the vectors with code written separately from gen.py on purpose:
+Decodes the vectors with code written separately from gen.py on purpose
+(sumcheck.json: a dict-and-set model of the summary receiver, SPEC 11.6):
 headers are parsed with struct, the receiver follows SPEC 5.4 step by step
 and the replay window is a plain set model instead of gen.py's RFC 6479
 ring, so a bug in one of them shows up as a mismatch here. Control messages
@@ -596,6 +597,8 @@ class SummaryReceiver:
         d = hashlib.blake2b(env, digest_size=8).digest()
         key = (run, topic, seq)
         self.top[(run, topic)] = max(self.top.get((run, topic), 0), seq)
+        if key in self.open and at - self.open[key][1] >= self.open_ms:
+            del self.open[key]               # open too long: closed
         if key in self.open:
             want, _ = self.open.pop(key)
             self.report("LATE" if want == d else "FORGED", seq, seq, 1)

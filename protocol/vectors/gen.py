@@ -963,6 +963,12 @@ def build_sumcheck():
          [accept(1, a, 1), summary(10, 1, [entry(a, 1, 2)]), summary(5010, 2, []),
           accept(5020, a, 2)],
          [rep("UNCONFIRMED", 1, 2, 1), rep("UNCHECKED", 2, 2, 1)], open_ms=5000)
+    case("open-expired-without-a-summary",
+         [accept(1, a, 1), summary(10, 1, [entry(a, 1, 2)]), accept(5010, a, 2)],
+         [rep("UNCONFIRMED", 1, 2, 1), rep("UNCHECKED", 2, 2, 1)], open_ms=5000)
+    case("open-still-open-just-before-the-bound",
+         [accept(1, a, 1), summary(10, 1, [entry(a, 1, 2)]), accept(5009, a, 2)],
+         [rep("UNCONFIRMED", 1, 2, 1), rep("LATE", 2, 2, 1)], open_ms=5000)
     case("replayed-part-in-place-of-the-current-one",
          [accept(1, a, 1), accept(2, b, 1),
           summary(10, 1, [entry(a, 1, 1)], part=0, parts=2),

@@ -142,6 +142,7 @@ E2E_API int e2e_sumcheck_accept(struct e2e_sumcheck *sc, uint32_t sender,
 	const struct e2e_ctl *m, struct e2e_sumcheck_part *out);
 
 /**
+ * (Without e2e_sumcheck_accept, which does both itself.)
  * A complete summary of @p sender has just ARRIVED (call when its last part
  * is received, before it is checked, possibly later). Returns its arrival
  * index, to pass to e2e_sumcheck_summary.
