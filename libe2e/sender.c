@@ -646,6 +646,17 @@ enum e2e_status e2e_sender_next_summary(struct e2e_sender *s, uint8_t *out, size
 		s->sum_boot = randombytes_random();
 	st = e2e_summary_build(s->sum_ready, &s->id, s->announce_topic, s->cfg.summary_ms,
 		s->sum_boot, number, s->ready_part, &s->ready_parts, out, cap, len, now_ms);
+	if (st == E2E_ERR_FULL) {
+		/* More than 255 parts (the accumulator's bound makes this
+		 * impossible): drop the interval rather than retry it forever;
+		 * subscribers see the number gap and report it. */
+		s->unsummarized += 1;
+		e2e_summary_reset(s->sum_ready);
+		s->ready_due = 0;
+		s->ready_part = 0;
+		s->sum_number = number;
+		return st;
+	}
 	if (st != E2E_OK)
 		return st;
 	if (s->ready_part == 0) {
