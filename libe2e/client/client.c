@@ -102,9 +102,12 @@ void e2e_client_process(struct e2e_client *c, const char *topic, const uint8_t *
 		m.payload = c->pt;
 		m.len = res.pt_len;
 		c->dirty = 1;
-		/* Its digest waits for the sender's summary (SPEC 11.6). */
-		e2e_sumcheck_record(c->sumcheck, res.hdr.sender, res.hdr.run, topic, tl,
-			res.hdr.seq, env, len, e2e_mono_ms(), e2e_client_sum_report, c);
+		/* Its digest waits for the sender's summary (SPEC 11.6); not for
+		 * topics only a shared subscription receives, whose entries are
+		 * never checked (the record would end up "unsummarized"). */
+		if (e2e_client_summarized(c, topic, tl))
+			e2e_sumcheck_record(c->sumcheck, res.hdr.sender, res.hdr.run, topic, tl,
+				res.hdr.seq, env, len, e2e_mono_ms(), e2e_client_sum_report, c);
 	}
 	c->st.verdicts[res.verdict]++;
 	if (res.verdict == E2E_V_GAP)

@@ -118,6 +118,9 @@ void e2e_client_retry_requests(struct e2e_client *c, uint64_t mono);
  * reports the stall (SPEC 11.6). The seam for the DELIVERY's interval. */
 void e2e_client_expect_summaries(struct e2e_client *c, struct trusted *t, uint32_t interval_ms,
 	uint64_t mono);
+/* Whether summary entries on @p topic are checked: it is matched by a
+ * subscription of ours other than a shared one (ctx = the client). */
+int e2e_client_summarized(void *ctx, const char *topic, size_t len);
 /* Where e2e_sumcheck reports go (ctx = the client). */
 void e2e_client_sum_report(void *ctx, const struct e2e_sumcheck_report *r);
 

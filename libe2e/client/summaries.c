@@ -12,7 +12,7 @@
 #include "client_impl.h"
 #include "e2e/scopes.h"
 
-static int subscribed(void *ctx, const char *topic, size_t len)
+int e2e_client_summarized(void *ctx, const char *topic, size_t len)
 {
 	struct e2e_client *c = ctx;
 	int hit = 0;
@@ -89,7 +89,7 @@ static void evaluate(struct e2e_client *c, struct pending_summary *p)
 	if (t && e2e_ctl_sender_topic(topic, sizeof topic, c->control_topic, t->sender) == E2E_OK &&
 	    e2e_ctl_parse(&m, p->msg, p->len, topic, &t->pub) == E2E_OK)
 		e2e_sumcheck_summary(c->sumcheck, t->sender, &m, p->index, e2e_mono_ms(),
-			subscribed, e2e_client_sum_report, c);
+			e2e_client_summarized, e2e_client_sum_report, c);
 	free(p->msg);
 	p->msg = NULL;
 }
