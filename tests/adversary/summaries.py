@@ -16,6 +16,8 @@ behind the malicious broker (mitm.py) with an attack of its own:
   I  an insider (holder of the enrolled scope key) forges a message in an
      interval in which the broker dropped another one: the forgery is found
      at its seq, the drop reported unconfirmed (L1).
+  S  (control) a shared subscription ($share/g/m/d) sees part of a stream, so
+     summaries skip it: none of its messages may be called unsummarized.
 """
 import collections
 import os
@@ -141,12 +143,13 @@ def body(env, c):
     site = ah.Site(env, c, scopes=((1, "telemetry", ["m/#", "L/#"]),),
                    sub_policy=lambda link: pol.factory(link) if pol else None)
     pol = Policies(site)
-    idents = {cid: site.subscriber(cid) for cid in ("subW", "subD", "subR", "subI")}
+    idents = {cid: site.subscriber(cid) for cid in ("subW", "subD", "subR", "subI", "subS")}
     site.start_proxy()
     subs = {"subW": site.start_sub(idents["subW"], ["m/#"], "subW"),
             "subD": site.start_sub(idents["subD"], ["m/d"], "subD"),
             "subR": site.start_sub(idents["subR"], ["L/#"], "subR"),
-            "subI": site.start_sub(idents["subI"], ["m/i"], "subI")}
+            "subI": site.start_sub(idents["subI"], ["m/i"], "subI"),
+            "subS": site.start_sub(idents["subS"], ["$share/g/m/d"], "subS")}
     t_key = {}
     for cid, p in subs.items():
         c.require(p.wait_err(h.EV_KEY, 15), "%s received the key" % cid)
@@ -182,7 +185,7 @@ def body(env, c):
         c.expect(p.stop() == 0, "%s exits 0" % cid)
         ends[cid] = end_counts(p)
         h.log("%s: %s" % (cid, ends[cid]))
-    for cid in ("subD", "subR", "subI"):
+    for cid in ("subD", "subR", "subI", "subS"):
         c.require(ends[cid] is not None, "%s printed the summaries exit line" % cid)
 
     # ---- D: delay is not forgery -------------------------------------------
@@ -222,6 +225,12 @@ def body(env, c):
     c.expect(i["contradicted"] == 1 and unconfirmed_total(pi) == 1,
              "I: one forgery, one message never arrived (%d, %d)" % (
                  i["contradicted"], unconfirmed_total(pi)))
+    # ---- S: a shared subscription is not summarized ------------------------
+    sh, ps = ends["subS"], subs["subS"]
+    c.expect(len(ps.messages()) > 0 and sh["unsummarized"] == 0 and
+             not ps.err_match(ah.RX_SUMMARY_ALARM) and sh["never_arrived"] == 0,
+             "S: shared subscription, %d messages: no unsummarized or forgery alarm, nothing "
+             "never arrived" % len(ps.messages()))
     ah.doc_section("a-summaries", "Signed summaries (interval %.0f s)" % INTERVAL, """
 Each subscriber is attacked by the broker in one way; what the signed summaries must report.""", [
         ("withhold C/<sender> from a fresh subscriber", pol.did["W-withheld"],
