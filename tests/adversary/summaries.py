@@ -16,13 +16,18 @@ behind the malicious broker (mitm.py) with an attack of its own:
   I  an insider (holder of the enrolled scope key) forges a message in an
      interval in which the broker dropped another one: the forgery is found
      at its seq, the drop reported unconfirmed (L1).
+  K  the sender's clock 60 s behind (summaries signed with its key, injected
+     while the real ones are withheld): clock skew reported once, again after
+     it recovered, and never trusted silently;
   S  (control) a shared subscription ($share/g/m/d) sees part of a stream, so
      summaries skip it: none of its messages may be called unsummarized.
 """
 import collections
 import os
 import re
+import struct
 import sys
+import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -67,14 +72,14 @@ class Policies:
 
     def factory(self, link):
         return {"subW": self.withhold, "subD": self.delay, "subR": self.replace_part,
-                "subI": self.insider}.get((link.client_id or "")[:4])
+                "subI": self.insider, "subK": self.withhold}.get((link.client_id or "")[:4])
 
     def ctl(self):
         return ah.summary_topic(self.site.sender).encode()
 
     def withhold(self, link, d, pub, idx):
         if d == mm.DOWN and pub.topic == self.ctl():
-            self.did["W-withheld"] += 1
+            self.did[link.client_id[:4] + "-withheld"] += 1
             link.drop(d, pub)
             return
         link.forward(d, pub)
@@ -143,13 +148,15 @@ def body(env, c):
     site = ah.Site(env, c, scopes=((1, "telemetry", ["m/#", "L/#"]),),
                    sub_policy=lambda link: pol.factory(link) if pol else None)
     pol = Policies(site)
-    idents = {cid: site.subscriber(cid) for cid in ("subW", "subD", "subR", "subI", "subS")}
+    idents = {cid: site.subscriber(cid) for cid in ("subW", "subD", "subR", "subI", "subS",
+                                                    "subK")}
     site.start_proxy()
     subs = {"subW": site.start_sub(idents["subW"], ["m/#"], "subW"),
             "subD": site.start_sub(idents["subD"], ["m/d"], "subD"),
             "subR": site.start_sub(idents["subR"], ["L/#"], "subR"),
             "subI": site.start_sub(idents["subI"], ["m/i"], "subI"),
-            "subS": site.start_sub(idents["subS"], ["$share/g/m/d"], "subS")}
+            "subS": site.start_sub(idents["subS"], ["$share/g/m/d"], "subS"),
+            "subK": site.start_sub(idents["subK"], ["m/none"], "subK")}
     t_key = {}
     for cid, p in subs.items():
         c.require(p.wait_err(h.EV_KEY, 15), "%s received the key" % cid)
@@ -167,6 +174,17 @@ def body(env, c):
             site.sm.call(setattr, pol, "armed_r", True)
         h.time.sleep(0.1)
     c.require(short.wait_acked(30) and long_.wait_acked(30), "publishers: all acknowledged")
+
+    # ---- K: summaries signed 60 s behind, on time, 60 s behind again --------
+    ident = h.load_identity(os.path.join(site.sender.dir, "identity.key"))
+    ctl = ah.summary_topic(site.sender)
+    link_k = site.sm.link("subK")
+    for number, off in ((1, -60000), (2, 0), (3, -60000)):
+        body = struct.pack(">IIIBBH", 1000, 0x5CE3ED01, number, 0, 1, 0)
+        msg = h.ctl_sign(ident["sign_sk"], ctl, h.ctl_head(5, site.sender.sender_id,
+                                                           int(time.time() * 1000) + off) + body)
+        site.sm.call(link_k.inject, mm.DOWN, ctl, msg)
+        h.time.sleep(0.3)
     h.time.sleep(DELAY + 3 * INTERVAL + 1)   # delayed data in, last summaries checked
 
     # ---- W: stalled although no summary ever arrived ---------------------
@@ -174,9 +192,9 @@ def body(env, c):
     stall = h.wait_until(lambda: subs["subW"].err_first(r"summary: no summary from"),
                          max(0.0, t_key["subW"] + bound - h.time.monotonic()) + 0.5)
     t_stall = (stall or h.time.monotonic()) - t_key["subW"]
-    c.expect(pol.did["W-withheld"] > 0 and stall and t_stall <= bound,
+    c.expect(pol.did["subW-withheld"] > 0 and stall and t_stall <= bound,
              "W: fresh subscriber, every summary withheld (%d): stalled %s after its key "
-             "install (bound 2.5 x %.0f s + 3 s)" % (pol.did["W-withheld"],
+             "install (bound 2.5 x %.0f s + 3 s)" % (pol.did["subW-withheld"],
                                                     "%.1f s" % t_stall if stall else "never",
                                                     EXPECT_I))
     # ---- stop everyone, read the exit lines --------------------------------
@@ -185,7 +203,7 @@ def body(env, c):
         c.expect(p.stop() == 0, "%s exits 0" % cid)
         ends[cid] = end_counts(p)
         h.log("%s: %s" % (cid, ends[cid]))
-    for cid in ("subD", "subR", "subI", "subS"):
+    for cid in ("subD", "subR", "subI", "subS", "subK"):
         c.require(ends[cid] is not None, "%s printed the summaries exit line" % cid)
 
     # ---- D: delay is not forgery -------------------------------------------
@@ -225,6 +243,14 @@ def body(env, c):
     c.expect(i["contradicted"] == 1 and unconfirmed_total(pi) == 1,
              "I: one forgery, one message never arrived (%d, %d)" % (
                  i["contradicted"], unconfirmed_total(pi)))
+    # ---- K: clock skew --------------------------------------------------------
+    k, pk = ends["subK"], subs["subK"]
+    skew_lines = pk.err_match(r"summary: \S+'s summary is signed \d+ ms behind our clock")
+    c.expect(k["clock_skews"] == 2 and len(skew_lines) == 2 and k["summaries"] == 3,
+             "K: summaries signed 60 s behind, on time, 60 s behind: clock skew reported "
+             "twice (%d, %d lines), all 3 accepted (%d)" % (k["clock_skews"], len(skew_lines),
+                                                          k["summaries"]))
+
     # ---- S: a shared subscription is not summarized ------------------------
     sh, ps = ends["subS"], subs["subS"]
     c.expect(len(ps.messages()) > 0 and sh["unsummarized"] == 0 and
@@ -233,7 +259,7 @@ def body(env, c):
              "never arrived" % len(ps.messages()))
     ah.doc_section("a-summaries", "Signed summaries (interval %.0f s)" % INTERVAL, """
 Each subscriber is attacked by the broker in one way; what the signed summaries must report.""", [
-        ("withhold C/<sender> from a fresh subscriber", pol.did["W-withheld"],
+        ("withhold C/<sender> from a fresh subscriber", pol.did["subW-withheld"],
          "stalled within 2.5 x I of key install", "after %.1f s" % t_stall if stall else "never",
          ah.yes(stall and t_stall <= bound)),
         ("data held back %.1f s (1.5 I)" % DELAY, pol.did["D-delayed"],
@@ -244,6 +270,8 @@ Each subscriber is attacked by the broker in one way; what the signed summaries 
         ("old part 1 replayed in place of the current one", pol.did["R-replaced"],
          "ignored, missing part reported", "%d ignored" % r["parts_ignored"],
          ah.yes(r["parts_ignored"] >= 1)),
+        ("sender clock 60 s behind, on time, behind again", 3, "clock skew twice",
+         "%d clock skews" % k["clock_skews"], ah.yes(k["clock_skews"] == 2)),
         ("insider forgery in an interval with a drop", 2, "forgery at its seq, 1 unconfirmed",
          "%d forgery, %d unconfirmed" % (i["contradicted"], unconfirmed_total(pi)),
          ah.yes(bool(forged)))])
