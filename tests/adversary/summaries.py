@@ -259,8 +259,9 @@ def body(env, c):
              "never arrived" % len(ps.messages()))
     ah.doc_section("a-summaries", "Signed summaries (interval %.0f s)" % INTERVAL, """
 Each subscriber is attacked by the broker in one way; what the signed summaries must report.""", [
-        ("withhold C/<sender> from a fresh subscriber", pol.did["subW-withheld"],
-         "stalled within 2.5 x I of key install", "after %.1f s" % t_stall if stall else "never",
+        ("withhold the sender's control topic from a fresh subscriber",
+         pol.did["subW-withheld"], "stalled within 2.5 x the interval it knows (%.0f s) of "
+         "key install" % EXPECT_I, "after %.1f s" % t_stall if stall else "never",
          ah.yes(stall and t_stall <= bound)),
         ("data held back %.1f s (1.5 I)" % DELAY, pol.did["D-delayed"],
          "no forgery/unsummarized; every not-arrived corrected late",
