@@ -170,13 +170,14 @@ enum e2e_status e2e_ctl_request(uint8_t *out, size_t cap, size_t *len,
 static enum e2e_status parse_summary(struct e2e_ctl *m, struct e2e_rd *r)
 {
 	m->interval_ms = e2e_rd_u32(r);
+	m->boot = e2e_rd_u32(r);
 	m->number = e2e_rd_u32(r);
 	m->part = e2e_rd_u8(r);
 	m->parts = e2e_rd_u8(r);
 	/* Two statements: the order of the two reads must not be left to C. */
 	m->nentries = (uint16_t)((unsigned)e2e_rd_u8(r) << 8);
 	m->nentries = (uint16_t)(m->nentries | e2e_rd_u8(r));
-	if (r->bad || m->parts == 0 || m->part >= m->parts || m->number == 0)
+	if (r->bad || m->parts == 0 || m->part >= m->parts || m->number == 0 || m->boot == 0)
 		return E2E_ERR_MALFORMED;
 	m->entries = r->p + r->off;
 	m->entries_len = e2e_rd_left(r);
@@ -191,7 +192,9 @@ static enum e2e_status parse_summary(struct e2e_ctl *m, struct e2e_rd *r)
 			return E2E_ERR_MALFORMED;
 		first = e2e_rd_u32(r);
 		last = e2e_rd_u32(r);
-		if (!e2e_rd_skip(r, 16) || first == 0 || last < first)
+		if (r->bad || first == 0 || last < first ||
+		    ((uint64_t)last - first + 1) * E2E_SUMMARY_DIGEST_BYTES > e2e_rd_left(r) ||
+		    !e2e_rd_skip(r, ((size_t)last - first + 1) * E2E_SUMMARY_DIGEST_BYTES))
 			return E2E_ERR_MALFORMED;
 	}
 	return r->bad || e2e_rd_left(r) != 0 ? E2E_ERR_MALFORMED : E2E_OK;
@@ -218,7 +221,8 @@ int e2e_summary_entry_next(struct e2e_summary_iter *it, struct e2e_summary_entry
 	e->topic = (const char *)e2e_rd_skip(&r, e->topic_len);
 	e->first = e2e_rd_u32(&r);
 	e->last = e2e_rd_u32(&r);
-	e2e_rd_bytes(&r, e->digest, sizeof e->digest);
+	e->digests = r.bad ? NULL :
+		e2e_rd_skip(&r, ((size_t)e->last - e->first + 1) * E2E_SUMMARY_DIGEST_BYTES);
 	it->off += r.off;
 	it->left--;
 	return !r.bad;

@@ -53,6 +53,7 @@ struct e2e_sender {
 	struct e2e_summary *sum_cur, *sum_ready;
 	int ready_due;
 	uint8_t ready_part, ready_parts;
+	uint32_t sum_boot;              /* random non-zero per start: binds every part */
 	uint32_t sum_number;
 	uint64_t sum_last_ms;
 	uint64_t unsummarized;
@@ -449,8 +450,10 @@ enum e2e_status e2e_sender_open(struct e2e_sender **out, const struct e2e_sender
 	if (!cfg->no_summaries) {
 		if (!s->cfg.summary_ms)
 			s->cfg.summary_ms = 10000;
-		if ((ret = e2e_summary_create(&s->sum_cur, 4096, 1U << 20)) != E2E_OK ||
-		    (ret = e2e_summary_create(&s->sum_ready, 4096, 1U << 20)) != E2E_OK)
+		/* 2^18 digests: 10,000 msg/s for 26 s, beyond the default
+		 * interval; a fuller interval is emitted early. */
+		if ((ret = e2e_summary_create(&s->sum_cur, 4096, 1U << 20, 1U << 18)) != E2E_OK ||
+		    (ret = e2e_summary_create(&s->sum_ready, 4096, 1U << 20, 1U << 18)) != E2E_OK)
 			goto out;
 		s->sum_last_ms = s->cfg.clock_ms();
 	}
@@ -779,8 +782,21 @@ enum e2e_status e2e_sender_next_summary(struct e2e_sender *s, uint8_t *out, size
 		return E2E_ERR_BUFFER;
 	/* On failure nothing changes: the same part is built again next call. */
 	number = s->ready_part == 0 ? s->sum_number + 1 : s->sum_number;
+	while (s->sum_boot == 0)
+		s->sum_boot = randombytes_random();
 	st = e2e_summary_build(s->sum_ready, &s->id, s->announce_topic, s->cfg.summary_ms,
-		number, s->ready_part, &s->ready_parts, out, cap, len, now_ms);
+		s->sum_boot, number, s->ready_part, &s->ready_parts, out, cap, len, now_ms);
+	if (st == E2E_ERR_FULL) {
+		/* More than 255 parts (the accumulator's bound makes this
+		 * impossible): drop the interval rather than retry it forever;
+		 * subscribers see the number gap and report it. */
+		s->unsummarized += 1;
+		e2e_summary_reset(s->sum_ready);
+		s->ready_due = 0;
+		s->ready_part = 0;
+		s->sum_number = number;
+		return st;
+	}
 	if (st != E2E_OK)
 		return st;
 	if (s->ready_part == 0) {

@@ -1,7 +1,11 @@
 /*
  * Sender side of signed summaries (protocol/SPEC.md sec. 11.6): per stream
- * of the interval, first/last seq and a BLAKE2b-128 chained over the
- * per-envelope digests, emitted as signed SUMMARY messages.
+ * of the interval, first/last seq and every envelope's 8-byte digest d_s,
+ * emitted as signed SUMMARY messages bound to (boot, number).
+ *
+ * Digests are logged in seal order, each linked to the next of its stream,
+ * so a stream's digests are walked in seq order without sorting. A stream
+ * too long for the room left in a part is split into consecutive entries.
  */
 #include <sodium.h>
 #include <stdlib.h>
@@ -12,17 +16,24 @@
 #include "topichash.h"
 #include "wire.h"
 
-#define HEAD 14U           /* control message head */
-#define SUM_HEAD 12U       /* interval, number, part, parts, n */
-#define ENTRY_FIXED 30U    /* run 4, topic len 2, first 4, last 4, digest 16 */
-#define PART_MAX (E2E_CTL_SUMMARY_MAX - E2E_CTL_SIG_BYTES - HEAD - SUM_HEAD)
+#define PART_MAX (E2E_CTL_SUMMARY_MAX - E2E_CTL_SIG_BYTES - E2E_CTL_HEAD_BYTES - \
+	E2E_SUMMARY_HEAD_BYTES)
+#define NONE UINT32_MAX
+/* Greedy packing fills two consecutive parts with more than PART_MAX bytes,
+ * so an interval of at most 100 parts' worth of entries needs < 255 parts. */
+#define BYTES_MAX (100ULL * PART_MAX)
 
 struct stream {
-	crypto_generichash_state h;   /* first member: keeps the 64-byte alignment */
 	uint32_t run;
 	uint32_t topic_off;
 	uint16_t topic_len;
 	uint32_t first, last;
+	uint32_t head, tail;          /* digest log indices */
+};
+
+struct digest {
+	uint32_t next;                /* next digest of the same stream, NONE at its end */
+	uint8_t d[E2E_DIGEST_BYTES];
 };
 
 struct e2e_summary {
@@ -30,6 +41,9 @@ struct e2e_summary {
 	struct stream *st;
 	char *pool;
 	uint32_t pool_cap, pool_used;
+	struct digest *log;
+	uint32_t log_cap, log_used;
+	uint64_t bytes;               /* entry heads and digests recorded: bounds the parts */
 	struct topichash th;
 };
 
@@ -38,7 +52,8 @@ void e2e_summary_digest(uint8_t d[E2E_DIGEST_BYTES], const uint8_t *env, size_t 
 	crypto_generichash(d, E2E_DIGEST_BYTES, env, len, NULL, 0);
 }
 
-enum e2e_status e2e_summary_create(struct e2e_summary **out, uint32_t max_streams, uint32_t pool)
+enum e2e_status e2e_summary_create(struct e2e_summary **out, uint32_t max_streams, uint32_t pool,
+	uint32_t max_digests)
 {
 	struct e2e_summary *s = NULL;
 	enum e2e_status ret = E2E_ERR_ARG;
@@ -46,17 +61,19 @@ enum e2e_status e2e_summary_create(struct e2e_summary **out, uint32_t max_stream
 	if (!out)
 		goto out;
 	*out = NULL;
-	if (max_streams == 0 || max_streams > 65535 || pool == 0)
+	if (max_streams == 0 || max_streams > 65535 || pool == 0 || max_digests == 0 ||
+	    max_digests >= NONE)
 		goto out;
 	ret = E2E_ERR_NOMEM;
 	if (sodium_init() < 0 || !(s = calloc(1, sizeof *s)))
 		goto out;
-	/* libsodium's hash state wants 64-byte alignment. */
-	s->st = aligned_alloc(64, ((size_t)max_streams * sizeof *s->st + 63) & ~(size_t)63);
+	s->st = calloc(max_streams, sizeof *s->st);
 	s->pool = malloc(pool);
-	if (!s->st || !s->pool)
+	s->log = calloc(max_digests, sizeof *s->log);
+	if (!s->st || !s->pool || !s->log)
 		goto out;
 	s->pool_cap = pool;
+	s->log_cap = max_digests;
 	ret = e2e_lru_alloc(&s->idx, max_streams);
 	if (ret != E2E_OK)
 		goto out;
@@ -75,21 +92,29 @@ void e2e_summary_destroy(struct e2e_summary *s)
 	e2e_lru_free(&s->idx);
 	free(s->st);
 	free(s->pool);
+	free(s->log);
 	free(s);
 }
 
 enum e2e_status e2e_summary_add(struct e2e_summary *s, uint32_t run, const char *topic,
 	size_t topic_len, uint32_t seq, const uint8_t *env, size_t env_len)
 {
-	uint8_t d[E2E_DIGEST_BYTES];
 	struct stream *x;
+	struct digest *d;
 	uint64_t th;
 	uint32_t i;
 
-	if (!s || !topic || topic_len == 0 || topic_len > 65535 || !env)
+	if (!s || !topic || topic_len == 0 || topic_len > E2E_SUMMARY_TOPIC_MAX || !env)
 		return E2E_ERR_ARG;
+	if (s->log_used == s->log_cap)
+		return E2E_ERR_FULL;
 	th = topichash(&s->th, (const uint8_t *)topic, topic_len);
 	i = e2e_lru_find(&s->idx, th, run);
+	if (i != E2E_LRU_NONE && seq != s->st[i].last + 1)
+		return E2E_ERR_ARG;   /* seqs of a stream are consecutive (SPEC 5.1) */
+	if (s->bytes + E2E_DIGEST_BYTES +
+	    (i == E2E_LRU_NONE ? E2E_SUMMARY_ENTRY_FIXED + topic_len : 0) > BYTES_MAX)
+		return E2E_ERR_FULL;  /* more than 255 parts: emit this interval first */
 	if (i == E2E_LRU_NONE) {
 		if (topic_len > s->pool_cap - s->pool_used)
 			return E2E_ERR_FULL;
@@ -103,12 +128,20 @@ enum e2e_status e2e_summary_add(struct e2e_summary *s, uint32_t run, const char 
 		memcpy(s->pool + s->pool_used, topic, topic_len);
 		s->pool_used += (uint32_t)topic_len;
 		x->first = seq;
-		crypto_generichash_init(&x->h, NULL, 0, E2E_DIGEST_BYTES);
+		x->head = x->tail = NONE;
+		s->bytes += E2E_SUMMARY_ENTRY_FIXED + topic_len;
 	}
 	x = &s->st[i];
-	e2e_summary_digest(d, env, env_len);
-	crypto_generichash_update(&x->h, d, sizeof d);
+	d = &s->log[s->log_used];
+	d->next = NONE;
+	e2e_summary_digest(d->d, env, env_len);
+	if (x->tail == NONE)
+		x->head = s->log_used;
+	else
+		s->log[x->tail].next = s->log_used;
+	x->tail = s->log_used++;
 	x->last = seq;
+	s->bytes += E2E_DIGEST_BYTES;
 	return E2E_OK;
 }
 
@@ -123,51 +156,77 @@ void e2e_summary_reset(struct e2e_summary *s)
 		return;
 	e2e_lru_clear(&s->idx);
 	s->pool_used = 0;
+	s->log_used = 0;
+	s->bytes = 0;
 }
 
-static size_t entry_size(const struct stream *x)
+/*
+ * The packing walk: streams in index order, each cut into entries of as many
+ * digests as the room left in the part allows (a part is closed when not even
+ * the entry head and one digest fit). Calls @p emit for every entry of part
+ * @p want (if @p w is not NULL); returns the number of parts, or 0 past 255.
+ */
+static unsigned walk(const struct e2e_summary *s, unsigned want, struct e2e_wr *w,
+	uint16_t *nentries)
 {
-	return ENTRY_FIXED + x->topic_len;
-}
+	unsigned part = 0;
+	size_t room = PART_MAX;
 
-/* Greedy packing: stream index where part @p part starts, and its end. */
-static uint8_t pack(const struct e2e_summary *s, uint8_t part, uint32_t *from, uint32_t *to)
-{
-	uint32_t i = 0, start = 0;
-	size_t used = 0;
-	uint8_t p = 0;
+	*nentries = 0;
+	for (uint32_t i = 0; i < s->idx.count; i++) {
+		const struct stream *x = &s->st[i];
+		uint32_t seq = x->first, di = x->head;
+		size_t head = E2E_SUMMARY_ENTRY_FIXED + x->topic_len;
 
-	*from = *to = 0;
-	for (; i < s->idx.count; i++) {
-		if (used + entry_size(&s->st[i]) > PART_MAX) {
-			if (p == part) {
-				*from = start;
-				*to = i;
+		while (seq - 1 != x->last) {
+			uint64_t left = (uint64_t)x->last - seq + 1, k;
+			uint64_t need = head + left * E2E_DIGEST_BYTES;
+
+			/* Split a stream only when it fills a part on its own. */
+			if ((need > room && need <= PART_MAX) || room < head + E2E_DIGEST_BYTES) {
+				part++;
+				room = PART_MAX;
 			}
-			p++;
-			start = i;
-			used = 0;
+			k = (room - head) / E2E_DIGEST_BYTES;
+			if (k > left)
+				k = left;
+			room -= head + (size_t)k * E2E_DIGEST_BYTES;
+			if (part == want && w) {
+				e2e_wr_u32(w, x->run);
+				e2e_wr_u8(w, (uint8_t)(x->topic_len >> 8));
+				e2e_wr_u8(w, (uint8_t)x->topic_len);
+				e2e_wr_bytes(w, (const uint8_t *)s->pool + x->topic_off, x->topic_len);
+				e2e_wr_u32(w, seq);
+				e2e_wr_u32(w, (uint32_t)(seq + k - 1));
+				(*nentries)++;
+			}
+			for (uint64_t j = 0; j < k; j++) {
+				if (part == want && w)
+					e2e_wr_bytes(w, s->log[di].d, E2E_DIGEST_BYTES);
+				di = s->log[di].next;
+			}
+			seq += (uint32_t)k;
 		}
-		used += entry_size(&s->st[i]);
 	}
-	if (p == part) {
-		*from = start;
-		*to = i;
-	}
-	return (uint8_t)(p + 1);
+	return part + 1 > 255 ? 0 : part + 1;
 }
 
-enum e2e_status e2e_summary_build(const struct e2e_summary *s, const struct e2e_identity *id,
-	const char *topic, uint32_t interval_ms, uint32_t number, uint8_t part, uint8_t *parts,
-	uint8_t *out, size_t cap, size_t *len, uint64_t now_ms)
+enum e2e_status e2e_summary_build(struct e2e_summary *s, const struct e2e_identity *id,
+	const char *topic, uint32_t interval_ms, uint32_t boot, uint32_t number, uint8_t part,
+	uint8_t *parts, uint8_t *out, size_t cap, size_t *len, uint64_t now_ms)
 {
 	struct e2e_wr w;
-	uint32_t from, to;
+	size_t at_n;
+	uint16_t n;
+	unsigned np;
 
-	if (!s || !id || !topic || !parts || !out || !len || number == 0)
+	if (!s || !id || !topic || !parts || !out || !len || number == 0 || boot == 0)
 		return E2E_ERR_ARG;
-	*parts = pack(s, part, &from, &to);
-	if (part >= *parts)
+	np = walk(s, 0, NULL, &n);
+	if (np == 0)
+		return E2E_ERR_FULL;
+	*parts = (uint8_t)np;
+	if (part >= np)
 		return E2E_ERR_ARG;
 	e2e_wr_init(&w, out, cap);
 	e2e_wr_u8(&w, E2E_CTL_VERSION);
@@ -175,27 +234,18 @@ enum e2e_status e2e_summary_build(const struct e2e_summary *s, const struct e2e_
 	e2e_wr_u32(&w, e2e_sender_id(&id->pub));
 	e2e_wr_u64(&w, now_ms);
 	e2e_wr_u32(&w, interval_ms);
+	e2e_wr_u32(&w, boot);
 	e2e_wr_u32(&w, number);
 	e2e_wr_u8(&w, part);
 	e2e_wr_u8(&w, *parts);
-	e2e_wr_u8(&w, (uint8_t)((to - from) >> 8));
-	e2e_wr_u8(&w, (uint8_t)(to - from));
-	for (uint32_t i = from; i < to; i++) {
-		const struct stream *x = &s->st[i];
-		crypto_generichash_state h = x->h;   /* final consumes the state */
-		uint8_t digest[E2E_DIGEST_BYTES];
-
-		crypto_generichash_final(&h, digest, sizeof digest);
-		e2e_wr_u32(&w, x->run);
-		e2e_wr_u8(&w, (uint8_t)(x->topic_len >> 8));
-		e2e_wr_u8(&w, (uint8_t)x->topic_len);
-		e2e_wr_bytes(&w, (const uint8_t *)s->pool + x->topic_off, x->topic_len);
-		e2e_wr_u32(&w, x->first);
-		e2e_wr_u32(&w, x->last);
-		e2e_wr_bytes(&w, digest, sizeof digest);
-	}
+	at_n = w.off;
+	e2e_wr_u8(&w, 0);
+	e2e_wr_u8(&w, 0);
+	(void)walk(s, part, &w, &n);
 	if (w.bad)
 		return E2E_ERR_BUFFER;
+	out[at_n] = (uint8_t)(n >> 8);
+	out[at_n + 1] = (uint8_t)n;
 	*len = w.off;
 	return e2e_ctl_sign(out, cap, len, topic, id);
 }

@@ -201,6 +201,8 @@ static const struct {
 	[E2E_EV_UNCONFIRMED] = { "summary", 0 },
 	[E2E_EV_UNSUMMARIZED] = { "summary", 1 },
 	[E2E_EV_UNCHECKED] = { "summary", 0 },
+	[E2E_EV_ARRIVED_LATE] = { "summary", 0 },
+	[E2E_EV_CLOCK_SKEW] = { "summary", 0 },
 };
 
 int cli_report_event(const struct e2e_client_event *ev)

@@ -173,9 +173,12 @@ void sub_summary(const struct sub_out *o, const struct e2e_client_stats *st)
 	if (st->summaries || st->stalls)
 		fprintf(stderr, "%s: summaries: %llu received; entries verified %llu, contradicted "
 			"%llu; messages never arrived %llu, unsummarized %llu, not checked %llu; "
-			"stalls %llu\n", SUB_PROG, (unsigned long long)st->summaries,
+			"stalls %llu; arrived late %llu, replayed parts ignored %llu, clock skews "
+			"%llu\n", SUB_PROG, (unsigned long long)st->summaries,
 			(unsigned long long)st->summary_verified,
 			(unsigned long long)st->insider_forgeries,
 			(unsigned long long)st->unconfirmed, (unsigned long long)st->unsummarized,
-			(unsigned long long)st->unchecked, (unsigned long long)st->stalls);
+			(unsigned long long)st->unchecked, (unsigned long long)st->stalls,
+			(unsigned long long)st->arrived_late, (unsigned long long)st->parts_ignored,
+			(unsigned long long)st->clock_skews);
 }

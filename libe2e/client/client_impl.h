@@ -37,11 +37,12 @@ struct trusted {
 	uint32_t attempts;
 	uint64_t last_announce_ms;        /* newest announcement accepted */
 	/* Summaries (SPEC 11.6) */
-	uint32_t sum_number;              /* last summary number seen */
-	uint64_t sum_time_ms;             /* its signed time: orders across restarts */
+	/* (the order of parts and numbers is kept by e2e_sumcheck_accept) */
+	uint32_t sum_boot;                /* sender run of the last part accepted (0 = none) */
 	uint32_t sum_interval_ms;
-	uint64_t sum_mono;                /* when it arrived (0 = none yet) */
+	uint64_t sum_mono;                /* last summary, or key install (0 = not expected) */
 	int stalled;
+	int skewed;                       /* clock skew reported, not yet back */
 };
 
 /* A verified summary waiting a moment for reordered data to arrive. */
@@ -121,6 +122,16 @@ void e2e_client_on_summary(struct e2e_client *c, struct trusted *t, const char *
 	const uint8_t *msg, size_t len, const struct e2e_ctl *m);
 void e2e_client_check_summaries(struct e2e_client *c, uint64_t mono);
 void e2e_client_retry_requests(struct e2e_client *c, uint64_t mono);
+/* Summaries of @p t are expected every @p interval_ms (0: none) from @p mono
+ * on: called when its keys are installed, so a subscriber that never sees one
+ * reports the stall (SPEC 11.6). The seam for the DELIVERY's interval. */
+void e2e_client_expect_summaries(struct e2e_client *c, struct trusted *t, uint32_t interval_ms,
+	uint64_t mono);
+/* Whether summary entries on @p topic are checked: it is matched by a
+ * subscription of ours other than a shared one (ctx = the client). */
+int e2e_client_summarized(void *ctx, const char *topic, size_t len);
+/* Where e2e_sumcheck reports go (ctx = the client). */
+void e2e_client_sum_report(void *ctx, const struct e2e_sumcheck_report *r);
 
 /* Publish what request_keys queued; call WITHOUT the client lock. */
 void e2e_client_flush(struct e2e_client *c);

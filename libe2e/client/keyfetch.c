@@ -217,6 +217,10 @@ void e2e_client_on_reply(struct e2e_client *c, const uint8_t *msg, size_t len)
 	}
 	e2e_ctl_wipe(&m);
 	finish_request(c, t);
+	/* Holding its keys, we expect its summaries: a broker that withholds
+	 * them from our first connection on is reported stalled (SPEC 11.6).
+	 * Seam: the interval becomes the DELIVERY's summary_interval_ms (P1). */
+	e2e_client_expect_summaries(c, t, c->cfg.summary_ms, e2e_mono_ms());
 	e2e_client_release(c, e2e_mono_ms(), 0);
 	if (t->again)
 		e2e_client_request_keys(c, t);

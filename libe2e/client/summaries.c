@@ -12,7 +12,7 @@
 #include "client_impl.h"
 #include "e2e/scopes.h"
 
-static int subscribed(void *ctx, const char *topic, size_t len)
+int e2e_client_summarized(void *ctx, const char *topic, size_t len)
 {
 	struct e2e_client *c = ctx;
 	int hit = 0;
@@ -31,7 +31,7 @@ static int subscribed(void *ctx, const char *topic, size_t len)
 	return hit;
 }
 
-static void on_report(void *ctx, const struct e2e_sumcheck_report *r)
+void e2e_client_sum_report(void *ctx, const struct e2e_sumcheck_report *r)
 {
 	struct e2e_client *c = ctx;
 	struct trusted *t = e2e_client_trusted(c, r->sender);
@@ -45,9 +45,9 @@ static void on_report(void *ctx, const struct e2e_sumcheck_report *r)
 		return;
 	case E2E_SUM_FORGED:
 		c->st.insider_forgeries++;
-		snprintf(d, sizeof d, "insider forgery: %s's summary contradicts accepted messages on "
-			"'%.*s' seqs %u..%u (sealed with the shared key by someone else)", who, tl,
-			r->topic, r->first, r->last);
+		snprintf(d, sizeof d, "insider forgery: %s's summary contradicts the accepted message "
+			"on '%.*s' seq %u (sealed with the shared key by someone else)", who, tl,
+			r->topic ? r->topic : "", r->first);
 		e2e_client_event(c, E2E_EV_INSIDER_FORGERY, r->sender, 0, 0, d);
 		return;
 	case E2E_SUM_UNCONFIRMED:
@@ -65,9 +65,16 @@ static void on_report(void *ctx, const struct e2e_sumcheck_report *r)
 	case E2E_SUM_UNCHECKED:
 		c->st.unchecked += r->missing;
 		snprintf(d, sizeof d, "%u accepted message(s) from %s (seqs %u..%u) not checked: "
-			"the summaries covering them never came (missing, or %s restarted)",
-			r->missing, who, r->first, r->last, who);
+			"the summaries covering them never came (missing, or %s restarted) or the "
+			"check's tables were full", r->missing, who, r->first, r->last, who);
 		e2e_client_event(c, E2E_EV_UNCHECKED, r->sender, 0, 0, d);
+		return;
+	case E2E_SUM_LATE:
+		c->st.arrived_late += r->missing;
+		c->st.unconfirmed -= r->missing <= c->st.unconfirmed ? r->missing : c->st.unconfirmed;
+		snprintf(d, sizeof d, "%u message(s) from %s (seq %u, run %08x) arrived late, as "
+			"summarized: not lost after all", r->missing, who, r->first, r->run);
+		e2e_client_event(c, E2E_EV_ARRIVED_LATE, r->sender, 0, 0, d);
 		return;
 	}
 }
@@ -81,54 +88,91 @@ static void evaluate(struct e2e_client *c, struct pending_summary *p)
 	/* Verified on arrival; parse again to walk its entries. */
 	if (t && e2e_ctl_sender_topic(topic, sizeof topic, c->control_topic, t->sender) == E2E_OK &&
 	    e2e_ctl_parse(&m, p->msg, p->len, topic, &t->pub) == E2E_OK)
-		e2e_sumcheck_summary(c->sumcheck, t->sender, &m, p->index, subscribed, on_report, c);
+		e2e_sumcheck_summary(c->sumcheck, t->sender, &m, p->index, e2e_mono_ms(),
+			e2e_client_summarized, e2e_client_sum_report, c);
 	free(p->msg);
 	p->msg = NULL;
+}
+
+void e2e_client_expect_summaries(struct e2e_client *c, struct trusted *t, uint32_t interval_ms,
+	uint64_t mono)
+{
+	(void)c;
+	if (interval_ms == 0)
+		return;
+	if (!t->sum_boot)
+		t->sum_interval_ms = interval_ms;   /* a summary's own interval wins */
+	if (!t->sum_mono)
+		t->sum_mono = mono;
+}
+
+/* The signed time against our clock: skew is reported, not silently trusted. */
+static void check_clock(struct e2e_client *c, struct trusted *t, uint64_t time_ms)
+{
+	uint64_t now = e2e_now_ms();
+	uint64_t diff = now > time_ms ? now - time_ms : time_ms - now;
+	char d[200];
+
+	if (diff <= c->cfg.clock_skew_ms) {
+		t->skewed = 0;
+		return;
+	}
+	if (t->skewed)
+		return;
+	t->skewed = 1;
+	c->st.clock_skews++;
+	snprintf(d, sizeof d, "%s's summary is signed %llu ms %s our clock (tolerance %u ms): "
+		"clocks skewed, or the summary was held back", t->name,
+		(unsigned long long)diff, now > time_ms ? "behind" : "ahead of",
+		c->cfg.clock_skew_ms);
+	e2e_client_event(c, E2E_EV_CLOCK_SKEW, t->sender, 0, 0, d);
+}
+
+/* Summaries (or parts) of @p t that should have come did not: stalled. */
+static void missed(struct e2e_client *c, struct trusted *t, const char *what, const char *which)
+{
+	char d[300];
+
+	snprintf(d, sizeof d, "%s of %s missing (%s): withheld?", what, t->name, which);
+	c->st.stalls++;
+	e2e_client_event(c, E2E_EV_STALLED, t->sender, 0, 0, d);
 }
 
 void e2e_client_on_summary(struct e2e_client *c, struct trusted *t, const char *topic,
 	const uint8_t *msg, size_t len, const struct e2e_ctl *m)
 {
 	struct pending_summary *p;
-	char d[200];
+	struct e2e_sumcheck_part pi;
+	char what[60], which[60];
 
 	(void)topic;
+	/* Part binding and order (replays, gaps, restarts): SPEC 11.6. */
+	if (e2e_sumcheck_accept(c->sumcheck, t->sender, m, &pi) != 0 || !pi.accepted) {
+		c->st.parts_ignored++;
+		return;
+	}
+	if (pi.parts_number) {
+		snprintf(what, sizeof what, "%u summary part(s)", pi.parts_to - pi.parts_from + 1U);
+		snprintf(which, sizeof which, "parts %u..%u of number %u", pi.parts_from,
+			pi.parts_to, pi.parts_number);
+		missed(c, t, what, which);
+	}
+	if (pi.gap_to) {
+		snprintf(what, sizeof what, "%u summary(ies)", pi.gap_to - pi.gap_from + 1);
+		snprintf(which, sizeof which, "numbers %u..%u", pi.gap_from, pi.gap_to);
+		missed(c, t, what, which);
+	}
 	c->st.summaries++;
-	/* Signed times order summaries across sender restarts, which start the
-	 * numbers again; numbers find gaps within one sender run. */
-	if (m->part == 0 && t->sum_mono) {
-		if (m->time_ms < t->sum_time_ms ||
-		    (m->time_ms == t->sum_time_ms && m->number <= t->sum_number))
-			return;   /* an old summary replayed: nothing new */
-		if (m->number <= t->sum_number) {
-			/* Newer but numbered from the start again: the sender
-			 * restarted. What it sealed since its last summary here
-			 * was never summarized. */
-			t->sum_number = 0;
-			e2e_sumcheck_missed(c->sumcheck, t->sender);
-		}
-	} else if (m->part == 0 && m->number > 1) {
-		/* The first one we see, and not the sender's first: what we
-		 * accepted before it (retained, queued in our session, sealed
-		 * before a broker outage) may be in summaries we never saw. */
-		e2e_sumcheck_missed(c->sumcheck, t->sender);
-	}
-	if (t->sum_number && m->number > t->sum_number + 1) {
-		snprintf(d, sizeof d, "%u summary(ies) of %s missing (numbers %u..%u): withheld?",
-			m->number - t->sum_number - 1, t->name, t->sum_number + 1, m->number - 1);
-		c->st.stalls++;
-		e2e_client_event(c, E2E_EV_STALLED, t->sender, 0, 0, d);
-		e2e_sumcheck_missed(c->sumcheck, t->sender);
-	}
-	if (m->number > t->sum_number)
-		t->sum_number = m->number;
-	if (m->time_ms > t->sum_time_ms)
-		t->sum_time_ms = m->time_ms;
+	t->sum_boot = m->boot;
+	check_clock(c, t, m->time_ms);
 	t->sum_interval_ms = m->interval_ms;
 	t->sum_mono = e2e_mono_ms();
 	t->stalled = 0;
-	if (c->nsumq == SUMMARY_QUEUE)
-		evaluate(c, &c->sumq[--c->nsumq]);   /* full: no more waiting */
+	if (c->nsumq == SUMMARY_QUEUE) {
+		/* Full: the oldest is checked now (in arrival order, parts in sequence). */
+		evaluate(c, &c->sumq[0]);
+		memmove(c->sumq, c->sumq + 1, --c->nsumq * sizeof *c->sumq);
+	}
 	p = &c->sumq[c->nsumq];
 	p->msg = malloc(len);
 	if (!p->msg)
@@ -137,7 +181,7 @@ void e2e_client_on_summary(struct e2e_client *c, struct trusted *t, const char *
 	p->len = len;
 	p->sender = t->sender;
 	/* Its arrival, counted now: what arrives from here on is not its business. */
-	p->index = m->part + 1 == m->parts ? e2e_sumcheck_arrived(c->sumcheck, t->sender) : 0;
+	p->index = pi.index;
 	p->due_mono = t->sum_mono + SUMMARY_DELAY_MS;
 	c->nsumq++;
 }
@@ -159,7 +203,7 @@ void e2e_client_check_summaries(struct e2e_client *c, uint64_t mono)
 		char d[200];
 
 		/* 2.5 intervals without a summary: the broker is withholding it. */
-		if (!t->sum_mono || t->stalled ||
+		if (!t->sum_mono || !t->sum_interval_ms || t->stalled ||
 		    mono - t->sum_mono <= (uint64_t)t->sum_interval_ms * 5 / 2)
 			continue;
 		t->stalled = 1;

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Independent check of the mqtt-e2e v1 test vectors (protocol/SPEC.md section 12).
 
-Decodes the vectors with code written separately from gen.py on purpose:
+Decodes the vectors with code written separately from gen.py on purpose
+(sumcheck.json: a dict-and-set model of the summary receiver, SPEC 11.6):
 headers are parsed with struct, the receiver follows SPEC 5.4 step by step
 and the replay window is a plain set model instead of gen.py's RFC 6479
 ring, so a bug in one of them shows up as a mismatch here. Control messages
@@ -341,9 +342,9 @@ def body_announce(r):
 
 
 def body_summary(r):
-    interval, number, part, parts, n = r.get("IIBBH")
-    if number == 0 or parts == 0 or part >= parts:
-        raise Layout("number/part/parts")
+    interval, boot, number, part, parts, n = r.get("IIIBBH")
+    if boot == 0 or number == 0 or parts == 0 or part >= parts:
+        raise Layout("boot/number/part/parts")
     entries = []
     for _ in range(n):
         run = r.get("I")
@@ -351,10 +352,11 @@ def body_summary(r):
         first, last = r.get("II")
         if first == 0 or first > last:
             raise Layout("first/last")
+        digests = [r.raw(8).hex() for _ in range(last - first + 1)]
         entries.append({"run": run, "topic": topic, "first": first, "last": last,
-                        "digest": r.raw(16).hex()})
-    return {"interval_ms": interval, "number": number, "part": part, "parts": parts,
-            "entries": entries}
+                        "digests": digests})
+    return {"interval_ms": interval, "boot": boot, "number": number, "part": part,
+            "parts": parts, "entries": entries}
 
 
 CTL_BODIES = {1: body_request, 2: body_delivery, 3: body_refusal, 4: body_announce,
@@ -429,7 +431,7 @@ def check_control_item(item, kind, requests, f):
         return
     for k, v in got.items():
         if k == "entries":
-            want = [{x: e[x] for x in ("run", "topic", "first", "last", "digest")}
+            want = [{x: e[x] for x in ("run", "topic", "first", "last", "digests")}
                     for e in item["entries"]]
             f.expect(v == want, where, "entries differ")
         else:
@@ -477,10 +479,13 @@ def check_control_item(item, kind, requests, f):
                 f.expect((h["suite"], h["sender"], h["run"], h["seq"])
                          == (1, got["sender"], e["run"], e["first"] + i), where,
                          "envelope %d of %s: header" % (i, e["topic"]))
-            ds = [hashlib.new("blake2b", env, digest_size=16).digest() for env in envs]
-            f.expect([d.hex() for d in ds] == e["digests"], where, "per-envelope digests")
-            f.expect(hashlib.new("blake2b", b"".join(ds), digest_size=16).hexdigest()
-                     == e["digest"], where, "chained digest of %s" % e["topic"])
+            ds = [hashlib.new("blake2b", env, digest_size=8).hexdigest() for env in envs]
+            f.expect(ds == e["digests"], where, "per-envelope digests d_s of %s" % e["topic"])
+        f.expect([{k: e[k] for k in ("run", "topic", "first", "last", "digests")}
+                  for e in item["entries"]] == got["entries"], where, "decoded entries")
+        f.expect((got["boot"], got["number"], got["part"], got["parts"], got["interval_ms"])
+                 == (item["boot"], item["number"], item["part"], item["parts"],
+                     item["interval_ms"]), where, "summary head")
 
 
 def check_control(doc, f):
@@ -566,6 +571,154 @@ def check_signed(doc, f):
     return n
 
 
+# ---------------------------------------------------------------- sumcheck (SPEC 11.6)
+
+class SummaryReceiver:
+    """SPEC 11.6's receiver, written out with dicts and sets: what was accepted
+    waits in `pending` until a complete summary covers it; what a checked
+    entry listed but had not arrived waits in `open`."""
+
+    def __init__(self, window, open_ms):
+        self.window, self.open_ms = window, open_ms
+        self.pending = {}          # (run, topic, seq) -> (d_s, complete summaries arrived before)
+        self.open = {}             # (run, topic, seq) -> (d_s, since)
+        self.covered = {}          # (run, topic) -> set of seqs checked entries listed
+        self.top = {}              # (run, topic) -> highest seq accepted
+        self.arrived = 0           # complete summaries arrived
+        self.missed_at = 0
+        self.last = None           # (boot, number, parts, next part) of the accepted part 0
+        self.newest_time = -1
+        self.reports = []
+
+    def report(self, kind, first, last, count):
+        self.reports.append((kind, first, last, count))
+
+    def accept(self, run, topic, seq, env, at):
+        d = hashlib.blake2b(env, digest_size=8).digest()
+        key = (run, topic, seq)
+        self.top[(run, topic)] = max(self.top.get((run, topic), 0), seq)
+        if key in self.open and at - self.open[key][1] >= self.open_ms:
+            del self.open[key]               # open too long: closed
+        if key in self.open:
+            want, _ = self.open.pop(key)
+            self.report("LATE" if want == d else "FORGED", seq, seq, 1)
+        elif seq in self.covered.get((run, topic), ()):
+            self.report("UNCHECKED", seq, seq, 1)
+        else:
+            self.pending[key] = (d, self.arrived)
+
+    def missing_summary(self):
+        self.missed_at = self.arrived + 1
+
+    def part(self, m, at):
+        """m: a decoded SUMMARY. The order rules, then the check."""
+        boot, number, part, parts = m["boot"], m["number"], m["part"], m["parts"]
+        if part == 0:
+            if self.last and self.last[0] == boot and number <= self.last[1]:
+                self.report("IGNORED", 0, 0, 1)
+                return
+            if self.last and self.last[0] != boot:
+                if m["time_ms"] <= self.newest_time:
+                    self.report("IGNORED", 0, 0, 1)
+                    return
+                if self.last[3] < self.last[2]:
+                    self.report("STALLED_PARTS", self.last[3], self.last[2] - 1, self.last[1])
+                self.last = None
+                self.missing_summary()
+            elif self.last is None and number > 1:
+                self.missing_summary()
+            if self.last and self.last[3] < self.last[2]:
+                self.report("STALLED_PARTS", self.last[3], self.last[2] - 1, self.last[1])
+                self.missing_summary()
+            if self.last and number > self.last[1] + 1:
+                self.report("STALLED", self.last[1] + 1, number - 1, number - self.last[1] - 1)
+                self.missing_summary()
+        else:
+            if (self.last is None or (self.last[0], self.last[1], self.last[2])
+                    != (boot, number, parts) or part < self.last[3]):
+                self.report("IGNORED", 0, 0, 1)
+                return
+            if part > self.last[3]:
+                self.report("STALLED_PARTS", self.last[3], part - 1, number)
+                self.missing_summary()
+        self.last = (boot, number, parts, part + 1)
+        self.newest_time = max(self.newest_time, m["time_ms"])
+        index = None
+        if part + 1 == parts:
+            self.arrived += 1
+            index = self.arrived
+        # Open seqs that can no longer come, or waited too long.
+        for key, (_, since) in list(self.open.items()):
+            if at - since >= self.open_ms or \
+                    self.top.get(key[:2], 0) - key[2] >= self.window:
+                del self.open[key]
+        for e in m["entries"]:
+            verdicts = []
+            for i, s in enumerate(range(e["first"], e["last"] + 1)):
+                key = (e["run"], e["topic"], s)
+                want = bytes.fromhex(e["digests"][i])
+                if key in self.pending:
+                    got, _ = self.pending.pop(key)
+                    verdicts.append("ok" if got == want else "forged")
+                    if got != want:
+                        self.report("FORGED", s, s, 1)
+                elif key not in self.open and s not in self.covered.get(key[:2], ()):
+                    self.open[key] = (want, at)
+                    verdicts.append("missing")
+            self.covered.setdefault((e["run"], e["topic"]), set()).update(
+                range(e["first"], e["last"] + 1))
+            if "missing" in verdicts:
+                self.report("UNCONFIRMED", e["first"], e["last"], verdicts.count("missing"))
+            if "missing" not in verdicts and "forged" not in verdicts:
+                self.report("VERIFIED", e["first"], e["last"], 0)
+        if index is None:
+            return
+        unchecked = []
+        for key, (_, seen) in list(self.pending.items()):
+            if seen + 2 > index:
+                continue
+            del self.pending[key]
+            if self.missed_at > seen:
+                unchecked.append(key[2])
+            else:
+                self.report("UNSUMMARIZED", key[2], key[2], 1)
+        if unchecked:
+            self.report("UNCHECKED", min(unchecked), max(unchecked), len(unchecked))
+
+
+def check_sumcheck(doc, f):
+    n = 0
+    signer = bytes.fromhex(doc["sender"]["sign_pk"])
+    f.expect(nb.crypto_sign_seed_keypair(bytes.fromhex(doc["sender"]["seed"]))[0] == signer,
+             "sumcheck", "seed does not give sign_pk")
+    f.expect(sender_id(signer) == doc["sender"]["id"], "sumcheck", "sender id")
+    f.expect(doc["control_topic"].endswith("/%08x" % doc["sender"]["id"]), "sumcheck",
+             "not C/<sender id>")
+    for c in doc["cases"]:
+        where = "sumcheck %r" % c["name"]
+        rx = SummaryReceiver(c["window"], c["open_ms"])
+        for ev in c["events"]:
+            if "accept" in ev:
+                a = ev["accept"]
+                env = bytes.fromhex(a["envelope"])
+                h = unpack_header(env)
+                f.expect((h["sender"], h["run"], h["seq"]) == (doc["sender"]["id"], a["run"],
+                                                               a["seq"]), where, "header")
+                rx.accept(a["run"], a["topic"], a["seq"], env, ev["at"])
+            else:
+                outcome, m = decode_control(bytes.fromhex(ev["summary"]), doc["control_topic"],
+                                            signer)
+                if not f.expect(outcome == "OK" and m["type"] == "SUMMARY", where,
+                                "summary: %s" % outcome):
+                    break
+                rx.part(m, ev["at"])
+        want = sorted((r["kind"], r["first"], r["last"], r["count"]) for r in c["reports"])
+        f.expect(sorted(rx.reports) == want, where, "reports %r, expected %r"
+                 % (sorted(rx.reports), want))
+        n += 1
+    return n
+
+
 # ---------------------------------------------------------------- main
 
 def check_state_file(doc, f):
@@ -578,7 +731,8 @@ def check_state_file(doc, f):
 CHECKS = (("envelope.json", check_envelope), ("window.json", check_window),
           ("tx.json", check_tx), ("identity.json", check_identity),
           ("control.json", check_control), ("signed.json", check_signed),
-          ("state.json", check_state_file))
+          ("state.json", check_state_file),
+          ("sumcheck.json", check_sumcheck))
 
 
 def main(argv):

@@ -9,6 +9,7 @@ so it is deterministic), and writes
 
     envelope.json  window.json  tx.json  identity.json  control.json  signed.json
     state.json (built by gen_state.py)
+    sumcheck.json
 
 into the directory given as argv[1] (default: the directory of this script).
 Every input is a constant, so running it twice gives byte-identical files;
@@ -606,27 +607,40 @@ def box_seal(plain, recipient_pk, box_sk):
     return sealed
 
 
-def summary_body(interval_ms, number, part, parts, entries, n=None):
-    out = (interval_ms.to_bytes(4, "big") + number.to_bytes(4, "big") + bytes([part, parts])
-           + (len(entries) if n is None else n).to_bytes(2, "big"))
+def summary_body(interval_ms, boot, number, part, parts, entries, n=None):
+    """SPEC 11.6: interval || boot || number || part || parts || n || entries,
+    each run || str16 topic || first || last || one d_s per seq."""
+    out = (interval_ms.to_bytes(4, "big") + boot.to_bytes(4, "big") + number.to_bytes(4, "big")
+           + bytes([part, parts]) + (len(entries) if n is None else n).to_bytes(2, "big"))
     for e in entries:
         tb = e["topic"].encode("utf-8")
         out += (e["run"].to_bytes(4, "big") + len(tb).to_bytes(2, "big") + tb
                 + e["first"].to_bytes(4, "big") + e["last"].to_bytes(4, "big")
-                + bytes.fromhex(e["digest"]))
+                + b"".join(bytes.fromhex(d) for d in e["digests"]))
     return out
+
+
+def d_s(env):
+    """The per-envelope digest of SPEC 11.6: BLAKE2b-64 of the envelope."""
+    return hashlib.blake2b(env, digest_size=8).digest()
+
+
+def summary_envelope(run, topic, seq, key=KEY_C, scope=1, epoch=1, counter0=100, pt=None):
+    return seal(key, hdr(scope=scope, epoch=epoch, sender=SENDER.id, run=run,
+                         counter=counter0 + seq, seq=seq),
+                topic.encode("utf-8"), pattern(seq % 23, 11, seq) if pt is None else pt)
 
 
 def summary_entry(run, topic, first, last, key=KEY_C, scope=1, epoch=1, counter0=100):
     """A stream's envelopes first..last as a conforming sender seals them, and
-    the chained digest BLAKE2b-128(d_first || ... || d_last)."""
-    envs = [seal(key, hdr(scope=scope, epoch=epoch, sender=SENDER.id, run=run,
-                          counter=counter0 + s, seq=s),
-                 topic.encode("utf-8"), pattern(s % 23, 11, s)) for s in range(first, last + 1)]
-    ds = [hashlib.blake2b(e, digest_size=16).digest() for e in envs]
+    their d_s in seq order."""
+    envs = [summary_envelope(run, topic, s, key, scope, epoch, counter0)
+            for s in range(first, last + 1)]
     return {"run": run, "topic": topic, "first": first, "last": last,
-            "envelopes": [e.hex() for e in envs], "digests": [d.hex() for d in ds],
-            "digest": hashlib.blake2b(b"".join(ds), digest_size=16).hexdigest()}
+            "envelopes": [e.hex() for e in envs], "digests": [d_s(e).hex() for e in envs]}
+
+
+BOOT = 0x0B007001                         # the sender run of the summary vectors
 
 
 def announce_topic(control=CONTROL_TOPIC, sender=None):
@@ -688,13 +702,13 @@ def build_control():
         announces.append(item)
         by_name[name] = item
 
-    def summary(name, time_ms, interval_ms, number, part, parts, entries):
+    def summary(name, time_ms, interval_ms, number, part, parts, entries, boot=BOOT):
         topic = announce_topic()
-        body = summary_body(interval_ms, number, part, parts, entries)
+        body = summary_body(interval_ms, boot, number, part, parts, entries)
         msg = ctl_sign(SENDER, topic, ctl_head(5, SENDER.id, time_ms) + body)
         assert len(msg) <= 65535
         item = common(name, "SUMMARY", SENDER, topic, msg, SENDER.id, time_ms)
-        item.update({"interval_ms": interval_ms, "number": number, "part": part,
+        item.update({"interval_ms": interval_ms, "boot": boot, "number": number, "part": part,
                      "parts": parts, "entries": entries})
         summaries.append(item)
         by_name[name] = item
@@ -742,8 +756,14 @@ def build_control():
              summary_entry(run, "plant/line2/pressure", 5, 5)])
     summary("summary-part-1-of-2", T0 + 30000, 10000, 3, 1, 2,
             [summary_entry(run, "usine/température/Δp", 7, 8)])
+    # One summary in two parts: each part signed on its own, both bound to
+    # (boot, number, parts); 30000-byte topics, so two entries fill a part.
+    big = [summary_entry(run + 8 + i, ("big%d/" % i) + "y" * 29995, 1, 2 + i) for i in range(3)]
+    summary("summary-two-parts-0", T0 + 35000, 10000, 5, 0, 2, big[:2], boot=0xFFFFFFFF)
+    summary("summary-two-parts-1", T0 + 35000, 10000, 5, 1, 2, big[2:], boot=0xFFFFFFFF)
+    assert len(bytes.fromhex(by_name["summary-two-parts-0"]["message"])) > 60000
     # Long topics: > 2048 bytes, legal for a summary only (up to 65535).
-    summary("summary-over-2048-bytes", T0 + 40000, 5000, 4, 0, 1,
+    summary("summary-over-2048-bytes", T0 + 40000, 5000, 6, 0, 1,
             [summary_entry(run + i, ("s%d/" % i) + "x" * 997, 1, 2) for i in range(3)])
     assert len(bytes.fromhex(by_name["summary-over-2048-bytes"]["message"])) > 2048
 
@@ -841,28 +861,144 @@ def build_control():
                        + bytes.fromhex(other["req_hash"]) + tail)
         neg(kind + "-req-hash-mismatch", msg, AUTH, signer=SENDER, base=req,
             request=req["name"])
-    # Summaries: part < parts, parts >= 1, number >= 1, 0 < first <= last, exactly n entries.
+    # Summaries: boot >= 1, part < parts, parts >= 1, number >= 1, 0 < first <= last,
+    # exactly last - first + 1 digests per entry, exactly n entries.
     entries = summ["entries"]
+    e0, e1 = entries
 
     def bad_summary(name, *args, n=None):
         neg("summary-" + name,
             ctl_sign(SENDER, summ["topic"], ctl_head(5, SENDER.id, T0)
                      + summary_body(*args, n=n)), MALFORMED, signer=SENDER, base=summ)
 
-    bad_summary("part-equals-parts", 10000, 2, 1, 1, entries)
-    bad_summary("part-above-parts", 10000, 2, 5, 2, entries)
-    bad_summary("parts-zero", 10000, 2, 0, 0, entries)
-    bad_summary("number-zero", 10000, 0, 0, 1, entries)
-    bad_summary("first-above-last", 10000, 2, 0, 1, [dict(entries[0], first=4, last=3)])
-    bad_summary("first-zero", 10000, 2, 0, 1, [dict(entries[0], first=0)])
-    bad_summary("n-above-entries", 10000, 2, 0, 1, entries, n=3)
-    bad_summary("n-below-entries", 10000, 2, 0, 1, entries, n=1)
+    bad_summary("part-equals-parts", 10000, BOOT, 2, 1, 1, entries)
+    bad_summary("part-above-parts", 10000, BOOT, 2, 5, 2, entries)
+    bad_summary("parts-zero", 10000, BOOT, 2, 0, 0, entries)
+    bad_summary("number-zero", 10000, BOOT, 0, 0, 1, entries)
+    bad_summary("boot-zero", 10000, 0, 2, 0, 1, entries)
+    bad_summary("first-above-last", 10000, BOOT, 2, 0, 1,
+                [dict(e0, first=4, last=3, digests=[])])
+    bad_summary("first-zero", 10000, BOOT, 2, 0, 1, [dict(e0, first=0, last=2)])
+    bad_summary("n-above-entries", 10000, BOOT, 2, 0, 1, entries, n=3)
+    bad_summary("n-below-entries", 10000, BOOT, 2, 0, 1, entries, n=1)
+    # One digest too few or too many for first..last (in the first and in the
+    # last entry: the count is implied, so the layout no longer adds up).
+    bad_summary("digests-one-short-first-entry", 10000, BOOT, 2, 0, 1,
+                [dict(e0, digests=e0["digests"][:-1]), e1])
+    bad_summary("digests-one-extra-last-entry", 10000, BOOT, 2, 0, 1,
+                [e0, dict(e1, digests=e1["digests"] + e1["digests"])])
+    bad_summary("digests-none", 10000, BOOT, 2, 0, 1, [dict(e1, digests=[])])
 
     names = [x["name"] for x in requests + deliveries + refusals + announces + summaries
              + negative]
     assert len(names) == len(set(names))
     return {"requests": requests, "deliveries": deliveries, "refusals": refusals,
             "announces": announces, "summaries": summaries, "negative": negative}
+
+
+# --------------------------------------------------------------------------
+# sumcheck.json: receiver verdicts on summaries (SPEC 11.6)
+# --------------------------------------------------------------------------
+
+SUM_RUN = 0x5EED0100
+
+
+def build_sumcheck():
+    """Sequences of accepted envelopes and arriving SUMMARY parts of one sender,
+    each with the reports a receiver MUST give (a multiset: order free). The
+    expectations are written by hand from SPEC 11.6, not computed."""
+    ctl = announce_topic()
+    cases = []
+
+    def env(topic, seq, run=SUM_RUN, forged=False):
+        # An insider seals its own plaintext with the same header and key.
+        return summary_envelope(run, topic, seq, pt=b"insider" if forged else None)
+
+    def entry(topic, first, last, run=SUM_RUN):
+        return {"run": run, "topic": topic, "first": first, "last": last,
+                "digests": [d_s(env(topic, s, run)).hex() for s in range(first, last + 1)]}
+
+    def accept(at, topic, seq, run=SUM_RUN, forged=False):
+        return {"at": at, "accept": {"run": run, "topic": topic, "seq": seq,
+                                     "envelope": env(topic, seq, run, forged).hex()}}
+
+    def summary(at, number, entries, boot=BOOT, part=0, parts=1):
+        body = summary_body(1000, boot, number, part, parts, entries)
+        return {"at": at, "summary": ctl_sign(SENDER, ctl, ctl_head(5, SENDER.id, T0 + at)
+                                               + body).hex()}
+
+    def rep(kind, first, last, count):
+        return {"kind": kind, "first": first, "last": last, "count": count}
+
+    def case(name, events, reports, window=1024, open_ms=120000):
+        cases.append({"name": name, "window": window, "open_ms": open_ms, "events": events,
+                      "reports": reports})
+
+    a, b = "plant/a", "plant/b"
+    case("all-verified",
+         [accept(1, a, 1), accept(2, a, 2), accept(3, a, 3), summary(10, 1, [entry(a, 1, 3)])],
+         [rep("VERIFIED", 1, 3, 0)])
+    case("forgery-in-an-interval-with-a-loss",
+         [accept(1, a, 1), accept(2, a, 3, forged=True), accept(3, a, 4),
+          summary(10, 1, [entry(a, 1, 4)])],
+         [rep("FORGED", 3, 3, 1), rep("UNCONFIRMED", 1, 4, 1)])
+    case("late-arrival-corrects",
+         [accept(1, a, 1), accept(2, a, 3), summary(10, 1, [entry(a, 1, 3)]),
+          accept(20, a, 2), summary(30, 2, []), summary(40, 3, [])],
+         [rep("UNCONFIRMED", 1, 3, 1), rep("LATE", 2, 2, 1)])
+    case("late-forgery",
+         [accept(1, a, 1), summary(10, 1, [entry(a, 1, 2)]), accept(20, a, 2, forged=True),
+          summary(30, 2, []), summary(40, 3, [])],
+         [rep("UNCONFIRMED", 1, 2, 1), rep("FORGED", 2, 2, 1)])
+    case("unsummarized-after-two-arrivals",
+         [accept(1, a, 1), accept(2, a, 1, run=0xBAD0BAD0), summary(10, 1, [entry(a, 1, 1)]),
+          summary(20, 2, [])],
+         [rep("VERIFIED", 1, 1, 0), rep("UNSUMMARIZED", 1, 1, 1)])
+    case("open-closed-by-the-window",
+         [accept(1, a, 1), summary(10, 1, [entry(a, 1, 2)])]
+         + [accept(20, a, s) for s in range(3, 67)]
+         + [summary(30, 2, [entry(a, 3, 66)]), accept(40, a, 2)],
+         [rep("UNCONFIRMED", 1, 2, 1), rep("VERIFIED", 3, 66, 0), rep("UNCHECKED", 2, 2, 1)],
+         window=64)
+    case("open-closed-by-age",
+         [accept(1, a, 1), summary(10, 1, [entry(a, 1, 2)]), summary(5010, 2, []),
+          accept(5020, a, 2)],
+         [rep("UNCONFIRMED", 1, 2, 1), rep("UNCHECKED", 2, 2, 1)], open_ms=5000)
+    case("open-expired-without-a-summary",
+         [accept(1, a, 1), summary(10, 1, [entry(a, 1, 2)]), accept(5010, a, 2)],
+         [rep("UNCONFIRMED", 1, 2, 1), rep("UNCHECKED", 2, 2, 1)], open_ms=5000)
+    case("open-still-open-just-before-the-bound",
+         [accept(1, a, 1), summary(10, 1, [entry(a, 1, 2)]), accept(5009, a, 2)],
+         [rep("UNCONFIRMED", 1, 2, 1), rep("LATE", 2, 2, 1)], open_ms=5000)
+    case("replayed-part-in-place-of-the-current-one",
+         [accept(1, a, 1), accept(2, b, 1),
+          summary(10, 1, [entry(a, 1, 1)], part=0, parts=2),
+          summary(10, 1, [entry(b, 1, 1)], part=1, parts=2),
+          accept(11, a, 2), accept(12, b, 2),
+          summary(20, 2, [entry(a, 2, 2)], part=0, parts=2),
+          summary(10, 1, [entry(b, 1, 1)], part=1, parts=2),     # #1's part 1 again
+          summary(30, 3, []), summary(40, 4, [])],
+         [rep("VERIFIED", 1, 1, 0), rep("VERIFIED", 1, 1, 0), rep("VERIFIED", 2, 2, 0),
+          rep("IGNORED", 0, 0, 1), rep("STALLED_PARTS", 1, 1, 2), rep("UNCHECKED", 2, 2, 1)])
+    case("gap-in-numbers",
+         [accept(1, a, 1), summary(10, 1, [entry(a, 1, 1)]), accept(11, a, 2),
+          accept(21, a, 3), summary(30, 3, [entry(a, 3, 3)]), summary(40, 4, [])],
+         [rep("VERIFIED", 1, 1, 0), rep("STALLED", 2, 2, 1), rep("VERIFIED", 3, 3, 0),
+          rep("UNCHECKED", 2, 2, 1)])
+    case("restart-and-an-older-run-replayed",
+         [accept(1, a, 1), summary(10, 1, [entry(a, 1, 1)], boot=0x11111111),
+          accept(21, b, 1, run=SUM_RUN + 1),
+          summary(30, 1, [entry(b, 1, 1, run=SUM_RUN + 1)], boot=0x22222222),
+          summary(20, 2, [], boot=0x11111111),
+          summary(30, 1, [entry(b, 1, 1, run=SUM_RUN + 1)], boot=0x22222222)],
+         [rep("VERIFIED", 1, 1, 0), rep("VERIFIED", 1, 1, 0), rep("IGNORED", 0, 0, 1),
+          rep("IGNORED", 0, 0, 1)])
+    case("first-summary-seen-is-not-number-1",
+         [accept(1, a, 7), summary(10, 5, []), summary(20, 6, [])],
+         [rep("UNCHECKED", 7, 7, 1)])
+    return {"sender": {"seed": SENDER.seed.hex(), "sign_pk": SENDER.sign_pk.hex(),
+                       "id": SENDER.id},
+            "control_topic": ctl, "cases": cases}
 
 
 # --------------------------------------------------------------------------
@@ -948,6 +1084,7 @@ def render_all():
         "control.json": render(build_control()),
         "signed.json": render(build_signed()),
         "state.json": render(build_state()),
+        "sumcheck.json": render(build_sumcheck()),
     }
 
 

@@ -43,7 +43,7 @@ SEED = int(os.environ.get("E2E_ADV_SEED", "20261123"))
 
 RX_UNCONFIRMED = re.compile(r"summary: (\d+) message\(s\) of '([^']*)' seqs (\d+)\.\.(\d+) "
                             r"from (\S+) never arrived")
-RX_STALLED = re.compile(r"summary: (?:no summary from|\d+ summary\(ies\) of) ")
+RX_STALLED = re.compile(r"summary: (?:no summary from|\d+ summary(?:\(ies\)| part\(s\)) of) ")
 RX_SUMMARY_ALARM = r"summary: (?:insider forgery|accepted message seq)"
 RX_REJECTED = r"control message rejected"
 RX_EXIT = re.compile(r"(\d+) received: (.*); lost (\d+) pending (\d+)")

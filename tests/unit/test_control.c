@@ -436,6 +436,25 @@ static void check_announce_vector(const json_t *v)
 	e2e_identity_destroy(&id);
 }
 
+/* The entry's "digests" array (hex d_s per seq) equals @p d. */
+static int digests_eq(const json_t *e, const uint8_t *d, size_t n)
+{
+	const json_t *a = json_object_get(e, "digests");
+
+	if (!json_is_array(a) || json_array_size(a) != n)
+		return 0;
+	for (size_t k = 0; k < n; k++) {
+		const char *h = json_string_value(json_array_get(a, k));
+		uint8_t b[E2E_SUMMARY_DIGEST_BYTES];
+
+		if (!h || strlen(h) != 2 * sizeof b ||
+		    sodium_hex2bin(b, sizeof b, h, strlen(h), NULL, NULL, NULL) != 0 ||
+		    memcmp(b, d + k * sizeof b, sizeof b) != 0)
+			return 0;
+	}
+	return 1;
+}
+
 static void check_summary_vector(const json_t *v)
 {
 	const char *name = tu_jstr(v, "name");
@@ -448,8 +467,8 @@ static void check_summary_vector(const json_t *v)
 	if (!name || parse_positive(v, &m, E2E_CTL_SUMMARY, 0))
 		return;
 	TU_CHECK(vec_uint_eq(v, "interval_ms", m.interval_ms) && vec_uint_eq(v, "number", m.number) &&
-		vec_uint_eq(v, "part", m.part) && vec_uint_eq(v, "parts", m.parts),
-		"%s: interval/number/part/parts", name);
+		vec_uint_eq(v, "part", m.part) && vec_uint_eq(v, "parts", m.parts) &&
+		vec_uint_eq(v, "boot", m.boot), "%s: interval/boot/number/part/parts", name);
 	TU_CHECK(json_is_array(entries) && m.nentries == json_array_size(entries), "%s: %u entries",
 		name, m.nentries);
 	e2e_summary_iter_init(&it, &m);
@@ -461,7 +480,8 @@ static void check_summary_vector(const json_t *v)
 		if (!topic)
 			break;
 		TU_CHECK(vec_uint_eq(e, "run", se.run) && vec_uint_eq(e, "first", se.first) &&
-			vec_uint_eq(e, "last", se.last) && vec_hex_eq(e, "digest", se.digest, 16) &&
+			vec_uint_eq(e, "last", se.last) &&
+			digests_eq(e, se.digests, (size_t)se.last - se.first + 1) &&
 			se.topic_len == strlen(topic) && !memcmp(se.topic, topic, se.topic_len),
 			"%s: entry #%zu", name, i - 1);
 	}
@@ -787,8 +807,9 @@ static size_t summary_by_hand(uint8_t *out, uint8_t type, uint32_t sid, uint16_t
 		out[off++] = (uint8_t)(sid >> (8 * i));
 	memset(out + off, 0, 8);
 	off += 8;
-	memcpy(out + off, "\x00\x00\x27\x10\x00\x00\x00\x01\x00\x01", 10); /* 10 s, #1, part 0/1 */
-	off += 10;
+	/* 10 s, boot 0x0b007001, #1, part 0/1 */
+	memcpy(out + off, "\x00\x00\x27\x10\x0b\x00\x70\x01\x00\x00\x00\x01\x00\x01", 14);
+	off += 14;
 	out[off++] = (uint8_t)(n >> 8);
 	out[off++] = (uint8_t)n;
 	for (uint16_t i = 0; i < n; i++) {
@@ -800,8 +821,8 @@ static size_t summary_by_hand(uint8_t *out, uint8_t type, uint32_t sid, uint16_t
 		off += tl;
 		memcpy(out + off, "\x00\x00\x00\x01\x00\x00\x00\x03", 8); /* seqs 1..3 */
 		off += 8;
-		memset(out + off, i, 16);
-		off += 16;
+		memset(out + off, i, 3 * E2E_SUMMARY_DIGEST_BYTES);   /* d_1..d_3 */
+		off += 3 * E2E_SUMMARY_DIGEST_BYTES;
 	}
 	return off;
 }
@@ -827,11 +848,13 @@ static void test_sign_large_summary(void)
 	CU_ASSERT_EQUAL(m.type, E2E_CTL_SUMMARY);
 	CU_ASSERT_EQUAL(m.interval_ms, 10000);
 	CU_ASSERT_EQUAL(m.number, 1);
+	CU_ASSERT_EQUAL(m.boot, 0x0b007001);
 	CU_ASSERT_EQUAL(m.nentries, 3);
 	e2e_summary_iter_init(&it, &m);
 	while (e2e_summary_entry_next(&it, &e)) {
 		CU_ASSERT(e.run == 9 && e.first == 1 && e.last == 3 && e.topic_len == 1000);
-		CU_ASSERT(e.topic[0] == 'a' + (int)count && e.digest[0] == count);
+		CU_ASSERT(e.topic[0] == 'a' + (int)count && e.digests[0] == count &&
+			e.digests[3 * E2E_SUMMARY_DIGEST_BYTES - 1] == count);
 		count++;
 	}
 	CU_ASSERT_EQUAL(count, 3);
@@ -840,11 +863,11 @@ static void test_sign_large_summary(void)
 	len = summary_by_hand(out, E2E_CTL_ANNOUNCE, sid, 3, 1000);
 	CU_ASSERT_EQUAL(e2e_ctl_sign(out, sizeof out, &len, "e2e/control/x", &sender), E2E_ERR_BUFFER);
 	/* A summary up to exactly 65535 bytes, and not one more. */
-	len = summary_by_hand(out, E2E_CTL_SUMMARY, sid, 1, 65535 - 64 - 14 - 12 - 30);
+	len = summary_by_hand(out, E2E_CTL_SUMMARY, sid, 1, 65535 - 64 - 14 - 16 - 38);
 	CU_ASSERT_EQUAL(len + 64, 65535);
 	CU_ASSERT_EQUAL(e2e_ctl_sign(out, sizeof out, &len, "t", &sender), E2E_OK);
 	CU_ASSERT_EQUAL(e2e_ctl_parse(&m, out, len, "t", &sender.pub), E2E_OK);
-	len = summary_by_hand(out, E2E_CTL_SUMMARY, sid, 1, 65535 - 64 - 14 - 12 - 29);
+	len = summary_by_hand(out, E2E_CTL_SUMMARY, sid, 1, 65535 - 64 - 14 - 16 - 37);
 	CU_ASSERT_EQUAL(e2e_ctl_sign(out, sizeof out, &len, "t", &sender), E2E_ERR_BUFFER);
 	e2e_identity_destroy(&sender);
 }

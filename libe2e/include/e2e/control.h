@@ -28,6 +28,11 @@
 #define E2E_CTL_REPLY_MAX    128U  /* reply topic length */
 #define E2E_CTL_MSG_MAX      2048U /* no control message but a summary is larger */
 #define E2E_CTL_SUMMARY_MAX  65535U
+#define E2E_SUMMARY_DIGEST_BYTES 8U  /* d_s = BLAKE2b-64(envelope), SPEC 11.6 */
+#define E2E_SUMMARY_HEAD_BYTES 16U   /* interval, boot, number, part, parts, n */
+#define E2E_SUMMARY_ENTRY_FIXED 14U  /* run, topic length, first, last */
+/* Longest topic a summary lists: one entry with one digest fits in a part. */
+#define E2E_SUMMARY_TOPIC_MAX 32767U
 #define E2E_CTL_TOPIC_DEFAULT "e2e/control"
 #define E2E_CTL_REPLY_PREFIX  "e2e/k/"
 
@@ -81,6 +86,7 @@ struct e2e_ctl {
 	uint32_t epoch;
 	/* SUMMARY: entries stay in the message; walk them with e2e_summary_entry_next */
 	uint32_t interval_ms;
+	uint32_t boot;               /* random non-zero per sender start */
 	uint32_t number;
 	uint8_t part, parts;
 	uint16_t nentries;
@@ -94,7 +100,7 @@ struct e2e_summary_entry {
 	const char *topic;
 	size_t topic_len;
 	uint32_t first, last;
-	uint8_t digest[16];
+	const uint8_t *digests;      /* (last - first + 1) x d_s, into the message */
 };
 
 /** Iterator over the entries of a parsed SUMMARY. */

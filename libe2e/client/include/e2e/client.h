@@ -58,7 +58,11 @@ enum e2e_client_event_type {
 	E2E_EV_INSIDER_FORGERY,      /* a summary contradicts accepted messages */
 	E2E_EV_UNCONFIRMED,          /* a summary lists messages that never arrived */
 	E2E_EV_UNSUMMARIZED,         /* an accepted message no summary covered */
-	E2E_EV_UNCHECKED,            /* accepted messages whose summaries never came */
+	E2E_EV_UNCHECKED,            /* accepted messages no summary could judge */
+	E2E_EV_ARRIVED_LATE,         /* a message reported never arrived came late after all
+	                              * (matching its summary): the count is corrected */
+	E2E_EV_CLOCK_SKEW,           /* a summary's signed time is off the local clock by more
+	                              * than the tolerance (once, until it is back) */
 };
 
 struct e2e_client_event {
@@ -92,6 +96,10 @@ struct e2e_client_config {
 	uint32_t hold_max;           /* messages held while a key is fetched (0 = 10000) */
 	uint32_t hold_ms;            /* then reported UNKNOWN_KEY (0 = 10000) */
 	uint32_t save_ms;            /* persist windows at most this often (0 = 1000) */
+	/* Summary interval to expect from a sender from its key install on,
+	 * until its key delivery carries the sender's own (0 = 10 s). */
+	uint32_t summary_ms;
+	uint32_t clock_skew_ms;      /* summary time vs local clock tolerance (0 = 30 s) */
 	int deliver_duplicates;      /* also hand DUPLICATE messages to on_message */
 	e2e_client_msg_fn on_message;
 	e2e_client_event_fn on_event;
@@ -112,6 +120,10 @@ struct e2e_client_stats {
 	 * (e2e_rx_stats.floors_dropped): for those keys a replay of a stream
 	 * forgotten long ago is no longer caught (SPEC 5.8). */
 	uint64_t floors_dropped;
+	uint64_t arrived_late;       /* reported never arrived, then came (E2E_EV_ARRIVED_LATE);
+	                              * already subtracted from unconfirmed */
+	uint64_t parts_ignored;      /* summary parts not bound to the current summary (replays) */
+	uint64_t clock_skews;        /* E2E_EV_CLOCK_SKEW reports */
 };
 
 /** Load identity, trust store and state; does not connect yet. */
