@@ -1,6 +1,7 @@
 /*
  * Receiver context (protocol/SPEC.md sec. 5.4): per message
- * parse -> key -> stream -> window check -> AEAD -> window update.
+ * parse -> scope of the topic -> key -> stream -> window check -> AEAD ->
+ * window update.
  * Nothing is allocated after e2e_rx_create, and only authenticated
  * messages may create, evict or move a stream.
  */
@@ -171,7 +172,8 @@ enum e2e_status e2e_rx_open(struct e2e_rx *rx, const struct e2e_keyring *kr,
 {
 	struct e2e_keyid id;
 	const uint8_t *key;
-	uint8_t kflags = 0;
+	uint8_t kflags = 0, scope = 0;
+	enum e2e_status st;
 	uint64_t th;
 	uint32_t i;
 	enum e2e_verdict v;
@@ -183,6 +185,20 @@ enum e2e_status e2e_rx_open(struct e2e_rx *rx, const struct e2e_keyring *kr,
 
 	if (e2e_header_parse(&res->hdr, env, env_len) != E2E_OK) {
 		v = E2E_V_MALFORMED;
+		goto done;
+	}
+	/*
+	 * The topic decides the scope, by the sender's own map (SPEC 5.4 step 2):
+	 * a holder of another scope's key (an insider) cannot seal for this
+	 * topic, whatever scope byte it writes. No map yet: a key fetch brings it.
+	 */
+	st = e2e_keyring_resolve(kr, res->hdr.sender, topic, topic_len, &scope);
+	if (st == E2E_ERR_UNKNOWN_KEY || !kr) {
+		v = E2E_V_UNKNOWN_KEY;
+		goto done;
+	}
+	if (st != E2E_OK || scope != res->hdr.scope) {
+		v = E2E_V_FORGED;
 		goto done;
 	}
 	id.sender = res->hdr.sender;

@@ -90,7 +90,14 @@ void e2e_client_release(struct e2e_client *c, uint64_t mono, int flush_all)
 		c->hold_count--;
 		if (e2e_header_parse(&hdr, h.env, h.len) == E2E_OK) {
 			id = (struct e2e_keyid){ hdr.sender, hdr.scope, hdr.epoch };
-			if (e2e_keyring_find(c->kr, &id, e2e_now_ms())) {
+			uint8_t sc = 0;
+			enum e2e_status rs = e2e_keyring_resolve(c->kr, hdr.sender,
+				(const uint8_t *)h.topic, strlen(h.topic), &sc);
+
+			/* Decidable now: its key arrived, or the sender's map shows
+			 * the topic is not of its scope (FORGED, no key needed). */
+			if (e2e_keyring_find(c->kr, &id, e2e_now_ms()) ||
+			    (rs != E2E_ERR_UNKNOWN_KEY && (rs != E2E_OK || sc != hdr.scope))) {
 				e2e_client_process(c, h.topic, h.env, h.len, h.qos, h.retained, 1);
 				drop(&h);
 				continue;
