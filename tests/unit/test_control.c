@@ -375,6 +375,9 @@ static void check_delivery_vector(const json_t *v)
 {
 	const char *name = tu_jstr(v, "name");
 	const json_t *keys = json_object_get(v, "keys"), *k;
+	const json_t *rules = json_object_get(v, "rules");
+	struct e2e_ctl_rule_iter it;
+	struct e2e_scope_rule rule;
 	uint8_t eph_pk[32], eph_sk[32], dh_sk[32], dh_pk[32];
 	size_t n1 = 0, n2 = 0, i;
 	struct e2e_ctl m;
@@ -399,7 +402,22 @@ static void check_delivery_vector(const json_t *v)
 		TU_CHECK(vec_uint_eq(k, "scope", m.keys[i].scope) &&
 			vec_uint_eq(k, "epoch", m.keys[i].epoch) &&
 			vec_uint_eq(k, "not_after_ms", m.keys[i].not_after_ms) &&
+			vec_uint_eq(k, "flags", m.keys[i].flags) &&
 			vec_hex_eq(k, "key", m.keys[i].key, 32), "%s: key #%zu", name, i);
+	}
+	/* The sender's map, rule by rule in its order, and its summary interval. */
+	TU_CHECK(vec_uint_eq(v, "summary_interval_ms", m.summary_interval_ms), "%s: interval",
+		name);
+	TU_CHECK(json_is_array(rules) && m.nrules == json_array_size(rules), "%s: %u rules", name,
+		m.nrules);
+	e2e_ctl_rules_init(&it, &m);
+	json_array_foreach(rules, i, k) {
+		const char *flt = tu_jstr(k, "filter");
+
+		if (!e2e_ctl_rule_next(&it, &rule) || !flt)
+			break;
+		TU_CHECK(vec_uint_eq(k, "scope", rule.scope) && strlen(flt) == rule.filter_len &&
+			!memcmp(flt, rule.filter, rule.filter_len), "%s: rule #%zu", name, i);
 	}
 	e2e_ctl_wipe(&m);
 }
@@ -482,16 +500,19 @@ static enum e2e_status expect_status(const char *s)
 }
 
 /* The named request's hash, from the vector file. */
-static int request_hash(json_t *root, const char *name, uint8_t hash[E2E_CTL_HASH_BYTES])
+static int request_hash(json_t *root, const char *name, uint8_t hash[E2E_CTL_HASH_BYTES],
+	uint64_t *target, uint8_t eph_pk[32], uint8_t eph_sk[32])
 {
 	const json_t *r;
-	size_t i, n = 0;
+	size_t i, n = 0, n1 = 0, n2 = 0;
 
 	json_array_foreach(json_object_get(root, "requests"), i, r) {
 		const char *rn = tu_jstr(r, "name");
 
 		if (rn && !strcmp(rn, name))
-			return tu_jhex(r, "req_hash", hash, E2E_CTL_HASH_BYTES, &n) || n != 32 ? -1 : 0;
+			return tu_jhex(r, "req_hash", hash, E2E_CTL_HASH_BYTES, &n) || n != 32 ||
+				tu_juint(r, "sender", target) || tu_jhex(r, "eph_pk", eph_pk, 32, &n1) ||
+				tu_jhex(r, "eph_sk", eph_sk, 32, &n2) ? -1 : 0;
 	}
 	TU_CHECK(0, "no request named %s", name);
 	return -1;
@@ -519,14 +540,19 @@ static void check_negatives(json_t *root)
 		st = e2e_ctl_parse(&m, msg, len, topic, json_is_null(js) ? NULL : &signer);
 		if (st != E2E_OK)
 			TU_CHECK(tu_all_zero((const uint8_t *)&m, sizeof m), "%s: not wiped", name);
-		/* An authentic answer must still answer the outstanding request (11.4). */
+		/* An authentic answer must still answer the outstanding request, to
+		 * the sender asked (11.4), and a delivery must open to a valid layout. */
 		if (st == E2E_OK && json_is_string(jr)) {
-			uint8_t hash[E2E_CTL_HASH_BYTES];
+			uint8_t hash[E2E_CTL_HASH_BYTES], eph_pk[32], eph_sk[32];
+			uint64_t target = 0;
 
-			if (request_hash(root, json_string_value(jr), hash))
+			if (request_hash(root, json_string_value(jr), hash, &target, eph_pk, eph_sk))
 				continue;
-			if (memcmp(hash, m.request_hash, sizeof hash))
+			if (memcmp(hash, m.request_hash, sizeof hash) || m.sender != target)
 				st = E2E_ERR_AUTH;
+			else if (m.type == E2E_CTL_DELIVERY)
+				st = e2e_ctl_open_delivery(&m, eph_pk, eph_sk, TU_PLAIN);
+			e2e_ctl_wipe(&m);
 		}
 		TU_CHECK(st == want, "%s: %s, expected %s", name, e2e_strerror(st), e2e_strerror(want));
 	}
