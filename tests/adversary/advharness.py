@@ -63,6 +63,7 @@ class Site:
         self.env, self.c = env, c
         self.broker = h.Broker(env)
         self.sender = h.Sender(env, "edge", scopes=list(scopes))
+        self.scopes = list(scopes)
         self.scope_names = [n for _i, n, _f in scopes]
         self.pm = mm.Mitm(env, self.broker, "proxy-side", proxy_policy)
         self.sm = mm.Mitm(env, self.broker, "sub-side", sub_policy)
@@ -96,6 +97,14 @@ class Site:
     def keys(self):
         """The model's key ring: every key of the sender directory."""
         return {(self.sender.sender_id, sc, ep): k for sc, ep, _c, _na, k in self.sender.keys()}
+
+    def maps(self):
+        """The sender's topic map as its deliveries carry it (SPEC 11.2): its
+        scopes in order, then the implied default scope 0 '#'."""
+        rules = [{"scope": i, "filter": f} for i, _n, fs in self.scopes for f in fs]
+        if not any(i == 0 for i, _n, _f in self.scopes):
+            rules.append({"scope": 0, "filter": "#"})
+        return {self.sender.sender_id: rules}
 
 
 class Traffic:
@@ -151,9 +160,9 @@ def data_sent(link, prefix=b""):
             if not s.topic.startswith(b"e2e/") and s.topic.startswith(prefix)]
 
 
-def oracle(records, keys, window):
+def oracle(records, keys, window, maps):
     """The verdict of every record, in order (check.py's Receiver + the gap)."""
-    rx = model.Receiver(keys, window)
+    rx = model.Receiver(keys, maps, window)
     out = []
     for s in records:
         env = bytes(s.payload)
@@ -170,9 +179,10 @@ def oracle(records, keys, window):
     return out
 
 
-def reported_now(records, keys):
+def reported_now(records, keys, maps):
     """How many of records a subscriber reports at once: all but those held
-    for a key (UNKNOWN_KEY from a trusted sender, reported later)."""
+    for a key (UNKNOWN_KEY from a trusted sender, reported later). One whose
+    scope byte is not its topic's by the sender's map is FORGED at once."""
     senders = {k[0] for k in keys}
     n = 0
     for s in records:
@@ -180,6 +190,7 @@ def reported_now(records, keys):
         if len(p) >= model.HEADER.size + model.TAG and p[0] == 1:
             hd = model.unpack_header(p)
             if hd["run"] and hd["counter"] and hd["seq"] and hd["sender"] in senders and \
+                    model.topic_scope(maps.get(hd["sender"], []), s.topic) == hd["scope"] and \
                     (hd["sender"], hd["scope"], hd["epoch"]) not in keys:
                 continue
         n += 1
@@ -230,9 +241,9 @@ def compare(exp, obs):
     return pairs, bad
 
 
-def model_final(records, keys, window):
+def model_final(records, keys, window, maps):
     """Σ lost and pending over the streams after records (SPEC 5.6)."""
-    rx = model.Receiver(keys, window)
+    rx = model.Receiver(keys, maps, window)
     for s in records:
         rx.receive(s.topic, bytes(s.payload))
     tot = collections.Counter()
