@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "e2e/identity.h"
-#include "e2e/keyring.h"
+#include "keyring_impl.h"
 
 struct slot {
 	struct e2e_keyid id;
@@ -40,6 +40,7 @@ struct e2e_keyring {
 	uint32_t cap;
 	uint32_t count;
 	struct slot *slots;      /* sodium_allocarray */
+	uint64_t gen;            /* changes with every profile: see keyring_impl.h */
 	uint32_t nsigners;
 	struct signer signers[SIGNERS_MAX];   /* public keys and maps: not secret */
 };
@@ -87,6 +88,7 @@ enum e2e_status e2e_keyring_create(struct e2e_keyring **out, uint32_t capacity)
 	kr->cap = capacity;
 	kr->count = 0;
 	kr->nsigners = 0;
+	randombytes_buf(&kr->gen, sizeof kr->gen);
 	*out = kr;
 	ret = E2E_OK;
 out:
@@ -292,6 +294,7 @@ enum e2e_status e2e_keyring_set_profile(struct e2e_keyring *kr, uint32_t sender,
 	}
 	free(g->prof);
 	g->prof = p;
+	kr->gen++;
 	ret = E2E_OK;
 out:
 	return ret;
@@ -309,6 +312,11 @@ enum e2e_status e2e_keyring_resolve(const struct e2e_keyring *kr, uint32_t sende
 		return E2E_ERR_UNKNOWN_KEY;
 	return e2e_scope_rules_match(g->prof->rules, g->prof->nrules, (const char *)topic,
 		topic_len, scope) ? E2E_OK : E2E_ERR_NOT_FOUND;
+}
+
+uint64_t e2e_keyring_generation(const struct e2e_keyring *kr)
+{
+	return kr->gen;
 }
 
 enum e2e_status e2e_keyring_summary_interval(const struct e2e_keyring *kr, uint32_t sender,

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "keyring_impl.h"
 #include "rx_impl.h"
 #include "window_impl.h"
 #include "wire.h"
@@ -39,7 +40,8 @@ enum e2e_status e2e_rx_create(struct e2e_rx **out, const struct e2e_rx_config *c
 	rx->st = calloc(streams, sizeof *rx->st);
 	rx->bits = calloc((size_t)streams * E2E_WINDOW_WORDS(window), sizeof *rx->bits);
 	rx->gone = calloc(streams, sizeof *rx->gone);
-	if (!rx->st || !rx->bits || !rx->gone)
+	rx->memo = calloc(RX_SCOPE_MEMOS, sizeof *rx->memo);
+	if (!rx->st || !rx->bits || !rx->gone || !rx->memo)
 		goto out;
 	ret = e2e_lru_alloc(&rx->streams, streams);
 	if (ret != E2E_OK)
@@ -68,6 +70,7 @@ void e2e_rx_destroy(struct e2e_rx *rx)
 	free(rx->st);
 	free(rx->bits);
 	free(rx->gone);
+	free(rx->memo);
 	free(rx);
 }
 
@@ -156,6 +159,36 @@ static enum e2e_verdict classify(struct e2e_rx *rx, const struct e2e_header *h,
 	return res->gap ? E2E_V_GAP : E2E_V_OK;
 }
 
+/*
+ * SPEC 5.4 step 2 through the memo: E2E_OK and *scope, E2E_ERR_NOT_FOUND (no
+ * rule matches: FORGED) or E2E_ERR_UNKNOWN_KEY (no map of this sender yet,
+ * never remembered: the map may arrive any moment).
+ */
+static enum e2e_status topic_scope(struct e2e_rx *rx, const struct e2e_keyring *kr,
+	uint32_t sender, uint64_t th, const uint8_t *topic, size_t topic_len, uint8_t *scope)
+{
+	struct rx_scope_memo *m = &rx->memo[th % RX_SCOPE_MEMOS];
+	uint64_t gen = e2e_keyring_generation(kr);
+	enum e2e_status st;
+
+	if (m->len == topic_len && m->kr == kr && m->gen == gen && m->sender == sender &&
+	    memcmp(m->topic, topic, topic_len) == 0) {
+		*scope = m->scope;
+		return m->found ? E2E_OK : E2E_ERR_NOT_FOUND;
+	}
+	st = e2e_keyring_resolve(kr, sender, topic, topic_len, scope);
+	if ((st == E2E_OK || st == E2E_ERR_NOT_FOUND) && topic_len <= RX_SCOPE_TOPIC) {
+		m->kr = kr;
+		m->gen = gen;
+		m->sender = sender;
+		m->len = (uint16_t)topic_len;
+		m->found = st == E2E_OK;
+		m->scope = st == E2E_OK ? *scope : 0;
+		memcpy(m->topic, topic, topic_len);
+	}
+	return st;
+}
+
 /* Suite 0x02: the sender's own signature, not just the shared key. */
 static int signed_by_sender(const struct e2e_keyring *kr, const struct e2e_rx_result *res,
 	const uint8_t *topic, size_t topic_len, const uint8_t *env, size_t env_len)
@@ -192,8 +225,10 @@ enum e2e_status e2e_rx_open(struct e2e_rx *rx, const struct e2e_keyring *kr,
 	 * a holder of another scope's key (an insider) cannot seal for this
 	 * topic, whatever scope byte it writes. No map yet: a key fetch brings it.
 	 */
-	st = e2e_keyring_resolve(kr, res->hdr.sender, topic, topic_len, &scope);
-	if (st == E2E_ERR_UNKNOWN_KEY || !kr) {
+	th = topichash(&rx->th, topic, topic_len);
+	st = kr ? topic_scope(rx, kr, res->hdr.sender, th, topic, topic_len, &scope) :
+		E2E_ERR_UNKNOWN_KEY;
+	if (st == E2E_ERR_UNKNOWN_KEY) {
 		v = E2E_V_UNKNOWN_KEY;
 		goto done;
 	}
@@ -217,7 +252,6 @@ enum e2e_status e2e_rx_open(struct e2e_rx *rx, const struct e2e_keyring *kr,
 	if (pt_cap < env_len - e2e_suite_overhead(res->hdr.suite))
 		return E2E_ERR_BUFFER;
 
-	th = topichash(&rx->th, topic, topic_len);
 	v = classify(rx, &res->hdr, th, &i, res);
 	if (!e2e_verdict_delivers(v) && v != E2E_V_FORGOTTEN)
 		goto done;  /* DUPLICATE, TOO_OLD: decided before any crypto */
