@@ -234,6 +234,7 @@ enum e2e_status e2e_rx_open(struct e2e_rx *rx, const struct e2e_keyring *kr,
 	}
 	if (st != E2E_OK || scope != res->hdr.scope) {
 		v = E2E_V_FORGED;
+		res->flags |= E2E_RX_SCOPE_MISMATCH;
 		goto done;
 	}
 	id.sender = res->hdr.sender;

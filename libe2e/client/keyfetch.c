@@ -129,6 +129,8 @@ static enum e2e_status install_profile(struct e2e_client *c, struct trusted *t,
 		n++;
 	st = n == m->nrules ? e2e_keyring_set_profile(c->kr, t->sender, rules, n,
 		m->summary_interval_ms) : E2E_ERR_MALFORMED;
+	if (st == E2E_OK)
+		t->maps++;   /* messages held for a newer map are decided now */
 out:
 	free(rules);
 	return st;

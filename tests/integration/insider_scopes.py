@@ -14,7 +14,11 @@ publishes to the real mosquitto. Checked:
      with the insider's own key), delivers no forged plaintext, and the
      genuine messages with those seqs then arrive OK, not DUPLICATE;
   3. control: the same crafting on a telemetry topic is accepted (the
-     insider's key is real, only the topic's scope refuses it).
+     insider's key is real, only the topic's scope refuses it);
+  4. a stale map costs latency, not messages: the operator moves s/# to
+     telemetry while the victim runs; the sender's next message on s/line
+     (now scope 1) is refused by the victim's old map, held while it fetches
+     the sender's current map, and then delivered OK.
 """
 import hashlib
 import os
@@ -116,6 +120,19 @@ def body(env, c):
     own = [m for m in vic.messages() if h.payload_of(m) == b"insider on t/x"]
     c.expect(own and h.verdict_of(own[0]) == "OK",
              "control: the insider's key is accepted on its own scope's topic (crafting is right)")
+
+    # ---- 4. the sender moves s/# to telemetry: the victim's map is stale
+    with open(os.path.join(s.dir, "scopes"), "w") as f:
+        f.write("scope 1 telemetry t/# s/#\nscope 2 alarms a/#\nscope 3 status st/#\n"
+                "sign alarms\n")
+    time.sleep(2.5)   # both e2e-pub reload their scopes file within about a second
+    moved = genuine(spub, "s/line", "moved to telemetry")
+    raw = adv.seen(lambda m: m[1] == "s/line")
+    c.expect(raw and h.env_parse(raw[-1][2])["scope"] == 1,
+             "after the reload the sender seals s/line under scope 1")
+    c.expect(moved and h.verdict_of(moved[0]) == "OK",
+             "the victim, holding the old map, fetches the new one and accepts it OK (%s)" %
+             (moved and h.verdict_of(moved[0])))
     c.expect(h.finish_pub(apub) == 0 and h.finish_pub(spub) == 0, "publishers exited 0")
     vic.stop()
 

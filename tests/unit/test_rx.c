@@ -718,6 +718,7 @@ static void test_insider_cross_scope(void)
 	len = scoped_env(&x, env, SC_A, SC_A, "alarm/boiler", 1, 0, "all clear");
 	TU_ASSERT_VERDICT(scoped_open(&x, "alarm/boiler", env, len, &res), E2E_V_FORGED);
 	CU_ASSERT_EQUAL(res.pt_len, 0);
+	CU_ASSERT(res.flags & E2E_RX_SCOPE_MISMATCH);   /* refused by the map, not the AEAD */
 	len = scoped_env(&x, env, SC_A, SC_A, "line1/status", 1, 0, "ok");
 	TU_ASSERT_VERDICT(scoped_open(&x, "line1/status", env, len, &res), E2E_V_FORGED);
 	/* Nor by naming the victim scope in the header with its own key. */
@@ -735,6 +736,11 @@ static void test_insider_cross_scope(void)
 	/* The insider's own scope still works on its own topics. */
 	len = scoped_env(&x, env, SC_A, SC_A, "plant/line1", 1, 0, "21C");
 	TU_ASSERT_VERDICT(scoped_open(&x, "plant/line1", env, len, &res), E2E_V_OK);
+	CU_ASSERT_FALSE(res.flags & E2E_RX_SCOPE_MISMATCH);
+	/* Another scope's key under the right scope byte: the AEAD refuses it. */
+	len = scoped_env(&x, env, SC_A, SC_C, "plant/line1", 2, 0, "x");
+	TU_ASSERT_VERDICT(scoped_open(&x, "plant/line1", env, len, &res), E2E_V_FORGED);
+	CU_ASSERT_FALSE(res.flags & E2E_RX_SCOPE_MISMATCH);
 	scoped_free(&x);
 }
 

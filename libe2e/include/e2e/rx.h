@@ -31,6 +31,11 @@ struct e2e_rx_config {
 
 /* Flags in e2e_rx_result.flags */
 #define E2E_RX_NEW_STREAM 0x01U  /* first message of a stream this receiver tracks */
+/* FORGED by the sender's topic map (SPEC 5.4 step 2), before any key or
+ * crypto: not of the scope the map gives the topic, or no rule matches.
+ * With a map older than the sender's scopes table this can be a genuine
+ * message: a client may fetch the sender's current map and decide again. */
+#define E2E_RX_SCOPE_MISMATCH 0x02U
 
 struct e2e_rx_result {
 	enum e2e_verdict verdict;
