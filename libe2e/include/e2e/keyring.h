@@ -2,7 +2,10 @@
  * The receiver's key ring: payload keys of several senders, scopes and
  * epochs, held in guarded (mlocked, zeroed-on-free) libsodium memory.
  * Old epochs stay usable until their grace deadline, so no message in
- * flight across a rotation becomes undecryptable.
+ * flight across a rotation becomes undecryptable. Next to the keys it holds
+ * each sender's profile from its newest key delivery: the topic map that
+ * binds scopes to topics (e2e_rx_open accepts nothing from a sender without
+ * one) and the summary interval.
  */
 #ifndef E2E_KEYRING_H
 #define E2E_KEYRING_H
