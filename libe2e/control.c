@@ -15,7 +15,8 @@
 #define CONTEXT_LEN 16U
 #define TOPIC_MAX 256U
 #define KEY_REC 46U                  /* scope 1, epoch 4, not_after 8, flags 1, key 32 */
-#define PLAIN_MAX (1U + E2E_CTL_KEYS_MAX * KEY_REC)
+#define RULE_MIN 4U                  /* scope 1, u16 length, a filter of 1 byte */
+#define PLAIN_MIN (1U + 4U + 2U + RULE_MIN)   /* no key, interval, one rule */
 
 static enum e2e_status sig_input(uint8_t *buf, size_t cap, size_t *len, const char *topic,
 	const uint8_t *msg, size_t msg_len)
@@ -40,11 +41,18 @@ static enum e2e_status sig_input(uint8_t *buf, size_t cap, size_t *len, const ch
 /* Append the signature to the message of @p *len bytes in @p out. */
 static size_t msg_max(uint8_t type)
 {
-	return type == E2E_CTL_SUMMARY ? E2E_CTL_SUMMARY_MAX : E2E_CTL_MSG_MAX;
+	switch (type) {
+	case E2E_CTL_SUMMARY:
+		return E2E_CTL_SUMMARY_MAX;
+	case E2E_CTL_DELIVERY:
+		return E2E_CTL_DELIVERY_MAX;   /* it carries the sender's whole map */
+	default:
+		return E2E_CTL_MSG_MAX;
+	}
 }
 
 /* Ed25519 needs the signed bytes contiguous: small messages use the
- * stack, summaries (up to 64 KiB, a few per interval) the heap. */
+ * stack, summaries and deliveries (up to 64 KiB, rare) the heap. */
 static uint8_t *sig_buf(uint8_t *stack, size_t stack_len, size_t need)
 {
 	return need <= stack_len ? stack : malloc(need);
@@ -257,7 +265,7 @@ static enum e2e_status parse_body(struct e2e_ctl *m, struct e2e_rd *r)
 		e2e_rd_bytes(r, m->request_hash, E2E_CTL_HASH_BYTES);
 		n = (size_t)e2e_rd_u8(r) << 8;
 		n |= e2e_rd_u8(r);
-		if (n < crypto_box_SEALBYTES + 1 || n > crypto_box_SEALBYTES + PLAIN_MAX)
+		if (n < crypto_box_SEALBYTES + PLAIN_MIN || n > crypto_box_SEALBYTES + E2E_CTL_PLAIN_MAX)
 			return E2E_ERR_MALFORMED;
 		m->sealed = e2e_rd_skip(r, n);
 		m->sealed_len = n;
@@ -340,20 +348,46 @@ fail:
 	return ret;
 }
 
+size_t e2e_ctl_map_size(const struct e2e_ctl_map *map)
+{
+	size_t n = 2;
+
+	if (!map || !map->rules || map->nrules == 0 || map->nrules > 65535U)
+		return 0;
+	for (uint32_t i = 0; i < map->nrules; i++) {
+		if (map->rules[i].filter_len > 65535U ||
+		    !e2e_topic_filter_valid(map->rules[i].filter, map->rules[i].filter_len))
+			return 0;
+		n += 3U + map->rules[i].filter_len;
+	}
+	return n;
+}
+
 enum e2e_status e2e_ctl_delivery(uint8_t *out, size_t cap, size_t *len,
 	const struct e2e_identity *sender, const struct e2e_ctl *req,
 	const uint8_t req_hash[E2E_CTL_HASH_BYTES],
-	const struct e2e_ctl_key *keys, uint8_t nkeys, uint64_t now_ms)
+	const struct e2e_ctl_key *keys, uint8_t nkeys, const struct e2e_ctl_map *map,
+	uint64_t now_ms)
 {
-	uint8_t plain[PLAIN_MAX];
-	size_t sealed_len = crypto_box_SEALBYTES + 1U + (size_t)nkeys * KEY_REC;
+	uint8_t *plain = NULL;
+	size_t map_len = e2e_ctl_map_size(map), plen, sealed_len;
 	struct e2e_wr w, pw;
 	enum e2e_status ret = E2E_ERR_ARG;
 
 	if (!out || !len || !sender || !req || !req_hash || (!keys && nkeys) ||
-	    nkeys > E2E_CTL_KEYS_MAX)
+	    nkeys > E2E_CTL_KEYS_MAX || map_len == 0)
 		goto out;
-	e2e_wr_init(&pw, plain, sizeof plain);
+	plen = 1U + (size_t)nkeys * KEY_REC + 4U + map_len;
+	sealed_len = crypto_box_SEALBYTES + plen;
+	ret = E2E_ERR_BUFFER;
+	if (plen > E2E_CTL_PLAIN_MAX)
+		goto out;
+	ret = E2E_ERR_NOMEM;
+	plain = malloc(plen);
+	if (!plain)
+		goto out;
+	/* u8 k || keys || u32 summary interval || u16 r || r x (scope, str16 filter) */
+	e2e_wr_init(&pw, plain, plen);
 	e2e_wr_u8(&pw, nkeys);
 	for (uint8_t i = 0; i < nkeys; i++) {
 		e2e_wr_u8(&pw, keys[i].scope);
@@ -362,43 +396,107 @@ enum e2e_status e2e_ctl_delivery(uint8_t *out, size_t cap, size_t *len,
 		e2e_wr_u8(&pw, keys[i].flags);
 		e2e_wr_bytes(&pw, keys[i].key, E2E_KEY_BYTES);
 	}
+	e2e_wr_u32(&pw, map->summary_interval_ms);
+	e2e_wr_u8(&pw, (uint8_t)(map->nrules >> 8));
+	e2e_wr_u8(&pw, (uint8_t)map->nrules);
+	for (uint32_t i = 0; i < map->nrules; i++) {
+		e2e_wr_u8(&pw, map->rules[i].scope);
+		e2e_wr_u8(&pw, (uint8_t)(map->rules[i].filter_len >> 8));
+		e2e_wr_u8(&pw, (uint8_t)map->rules[i].filter_len);
+		e2e_wr_bytes(&pw, (const uint8_t *)map->rules[i].filter, map->rules[i].filter_len);
+	}
 	e2e_wr_init(&w, out, cap);
 	write_head(&w, E2E_CTL_DELIVERY, e2e_sender_id(&sender->pub), now_ms);
 	e2e_wr_bytes(&w, req_hash, E2E_CTL_HASH_BYTES);
 	e2e_wr_u8(&w, (uint8_t)(sealed_len >> 8));
 	e2e_wr_u8(&w, (uint8_t)sealed_len);
 	ret = E2E_ERR_BUFFER;
-	if (w.bad || pw.bad || cap - w.off < sealed_len)
+	if (w.bad || pw.bad || pw.off != plen || cap - w.off < sealed_len)
 		goto out;
 	/* Sealed to the request's ephemeral key: forward secrecy. */
 	ret = E2E_ERR_CRYPTO;
-	if (crypto_box_seal(out + w.off, plain, pw.off, req->eph_pk) != 0)
+	if (crypto_box_seal(out + w.off, plain, plen, req->eph_pk) != 0)
 		goto out;
 	*len = w.off + sealed_len;
 	ret = e2e_ctl_sign(out, cap, len, req->reply_topic, sender);
 out:
-	sodium_memzero(plain, sizeof plain);
+	if (plain) {
+		sodium_memzero(plain, plen);
+		free(plain);
+	}
 	return ret;
 }
 
-enum e2e_status e2e_ctl_open_delivery(struct e2e_ctl *m, const uint8_t eph_pk[E2E_DH_BYTES],
-	const uint8_t eph_sk[E2E_DH_BYTES])
+/* The map after the keys: u32 interval || u16 r || r x (scope, str16 filter),
+ * r >= 1, every filter a valid MQTT filter, consumed exactly. */
+static enum e2e_status parse_map(struct e2e_ctl *m, struct e2e_rd *r)
 {
-	uint8_t plain[PLAIN_MAX];
-	size_t plen;
+	m->summary_interval_ms = e2e_rd_u32(r);
+	m->nrules = (uint16_t)((unsigned)e2e_rd_u8(r) << 8);
+	m->nrules = (uint16_t)(m->nrules | e2e_rd_u8(r));
+	if (r->bad || m->nrules == 0)
+		return E2E_ERR_MALFORMED;
+	m->rules = r->p + r->off;
+	m->rules_len = e2e_rd_left(r);
+	for (uint32_t i = 0; i < m->nrules; i++) {
+		const uint8_t *f;
+		size_t fl;
+
+		(void)e2e_rd_u8(r);
+		fl = (size_t)e2e_rd_u8(r) << 8;
+		fl |= e2e_rd_u8(r);
+		f = e2e_rd_skip(r, fl);
+		if (!f || !e2e_topic_filter_valid((const char *)f, fl))
+			return E2E_ERR_MALFORMED;
+	}
+	return r->bad || e2e_rd_left(r) != 0 ? E2E_ERR_MALFORMED : E2E_OK;
+}
+
+void e2e_ctl_rules_init(struct e2e_ctl_rule_iter *it, const struct e2e_ctl *m)
+{
+	it->p = m->rules;
+	it->len = m->rules_len;
+	it->off = 0;
+	it->left = m->type == E2E_CTL_DELIVERY && m->rules ? m->nrules : 0;
+}
+
+int e2e_ctl_rule_next(struct e2e_ctl_rule_iter *it, struct e2e_scope_rule *rule)
+{
+	struct e2e_rd r;
+
+	if (it->left == 0)
+		return 0;
+	e2e_rd_init(&r, it->p + it->off, it->len - it->off);
+	rule->scope = e2e_rd_u8(&r);
+	rule->filter_len = (size_t)e2e_rd_u8(&r) << 8;
+	rule->filter_len |= e2e_rd_u8(&r);
+	rule->filter = (const char *)e2e_rd_skip(&r, rule->filter_len);
+	it->off += r.off;
+	it->left--;
+	return !r.bad;
+}
+
+enum e2e_status e2e_ctl_open_delivery(struct e2e_ctl *m, const uint8_t eph_pk[E2E_DH_BYTES],
+	const uint8_t eph_sk[E2E_DH_BYTES], uint8_t *plain, size_t plain_cap)
+{
+	size_t plen = 0;
 	struct e2e_rd r;
 	enum e2e_status ret = E2E_ERR_ARG;
 
-	if (!m || m->type != E2E_CTL_DELIVERY || !m->sealed || !eph_pk || !eph_sk)
+	if (!m || m->type != E2E_CTL_DELIVERY || !m->sealed || !eph_pk || !eph_sk || !plain ||
+	    m->sealed_len < crypto_box_SEALBYTES)
 		goto out;
 	plen = m->sealed_len - crypto_box_SEALBYTES;
+	ret = E2E_ERR_BUFFER;
+	if (plain_cap < plen)
+		goto out;
 	ret = E2E_ERR_AUTH;
 	if (crypto_box_seal_open(plain, m->sealed, m->sealed_len, eph_pk, eph_sk) != 0)
 		goto out;
 	e2e_rd_init(&r, plain, plen);
 	m->nkeys = e2e_rd_u8(&r);
 	ret = E2E_ERR_MALFORMED;
-	if (m->nkeys > E2E_CTL_KEYS_MAX || plen != 1U + (size_t)m->nkeys * KEY_REC)
+	if (m->nkeys > E2E_CTL_KEYS_MAX)
 		goto out;
 	for (uint8_t i = 0; i < m->nkeys; i++) {
 		m->keys[i].scope = e2e_rd_u8(&r);
@@ -406,13 +504,21 @@ enum e2e_status e2e_ctl_open_delivery(struct e2e_ctl *m, const uint8_t eph_pk[E2
 		m->keys[i].not_after_ms = e2e_rd_u64(&r);
 		m->keys[i].flags = e2e_rd_u8(&r);
 		e2e_rd_bytes(&r, m->keys[i].key, E2E_KEY_BYTES);
+		if (m->keys[i].flags & ~E2E_KEY_SIGNED)
+			goto out;   /* SPEC 11.2: other bits MUST be 0 */
 	}
-	ret = r.bad ? E2E_ERR_MALFORMED : E2E_OK;
+	if (r.bad)
+		goto out;
+	ret = parse_map(m, &r);
 out:
-	sodium_memzero(plain, sizeof plain);
 	if (ret != E2E_OK && m && ret != E2E_ERR_ARG) {
+		if (plen && ret != E2E_ERR_BUFFER)
+			sodium_memzero(plain, plen);
 		sodium_memzero(m->keys, sizeof m->keys);
 		m->nkeys = 0;
+		m->nrules = 0;
+		m->rules = NULL;
+		m->rules_len = 0;
 	}
 	return ret;
 }

@@ -4,9 +4,11 @@
  * grace epochs per sender and scope), so lookup is a linear scan.
  */
 #include <sodium.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include "e2e/keyring.h"
+#include "e2e/identity.h"
+#include "keyring_impl.h"
 
 struct slot {
 	struct e2e_keyid id;
@@ -17,18 +19,30 @@ struct slot {
 };
 
 #define SIGNERS_MAX 256U
+#define RULES_MAX 65535U           /* a u16 count on the wire (SPEC 11.2) */
 
+/* A sender's map and summary interval: one allocation, filters in pool. */
+struct profile {
+	uint32_t interval_ms;
+	uint32_t nrules;
+	struct e2e_scope_rule *rules;   /* filters point into the same block */
+};
+
+/* What we know of one sender: public data, not secret. */
 struct signer {
 	uint32_t sender;
+	uint8_t has_pk;
 	uint8_t pk[32];
+	struct profile *prof;
 };
 
 struct e2e_keyring {
 	uint32_t cap;
 	uint32_t count;
 	struct slot *slots;      /* sodium_allocarray */
+	uint64_t gen;            /* changes with every profile: see keyring_impl.h */
 	uint32_t nsigners;
-	struct signer signers[SIGNERS_MAX];   /* public keys: not secret */
+	struct signer signers[SIGNERS_MAX];   /* public keys and maps: not secret */
 };
 
 static int same_id(const struct e2e_keyid *a, const struct e2e_keyid *b)
@@ -74,6 +88,7 @@ enum e2e_status e2e_keyring_create(struct e2e_keyring **out, uint32_t capacity)
 	kr->cap = capacity;
 	kr->count = 0;
 	kr->nsigners = 0;
+	randombytes_buf(&kr->gen, sizeof kr->gen);
 	*out = kr;
 	ret = E2E_OK;
 out:
@@ -84,6 +99,8 @@ void e2e_keyring_destroy(struct e2e_keyring *kr)
 {
 	if (!kr)
 		return;
+	for (uint32_t i = 0; i < kr->nsigners; i++)
+		free(kr->signers[i].prof);
 	sodium_free(kr->slots);   /* zeroes before unmapping */
 	sodium_free(kr);
 }
@@ -191,30 +208,137 @@ const uint8_t *e2e_keyring_find(const struct e2e_keyring *kr, const struct e2e_k
 	return e2e_keyring_lookup(kr, id, now_ms, NULL);
 }
 
+static struct signer *find_signer(const struct e2e_keyring *kr, uint32_t sender)
+{
+	for (uint32_t i = 0; i < kr->nsigners; i++)
+		if (kr->signers[i].sender == sender)
+			return (struct signer *)&kr->signers[i];
+	return NULL;
+}
+
+static struct signer *get_signer(struct e2e_keyring *kr, uint32_t sender)
+{
+	struct signer *g = find_signer(kr, sender);
+
+	if (g || kr->nsigners == SIGNERS_MAX)
+		return g;
+	g = &kr->signers[kr->nsigners++];
+	memset(g, 0, sizeof *g);
+	g->sender = sender;
+	return g;
+}
+
 enum e2e_status e2e_keyring_set_signer(struct e2e_keyring *kr, uint32_t sender,
 	const uint8_t sign_pk[32])
 {
-	uint32_t i;
+	struct e2e_public pub;
+	struct signer *g;
 
 	if (!kr || !sign_pk)
 		return E2E_ERR_ARG;
-	for (i = 0; i < kr->nsigners && kr->signers[i].sender != sender; i++)
-		;
-	if (i == SIGNERS_MAX)
+	/* The id names the key (SPEC 3.3): a pair that disagrees would let one
+	 * sender's envelopes be checked against another's key. */
+	memset(&pub, 0, sizeof pub);
+	memcpy(pub.sign_pk, sign_pk, sizeof pub.sign_pk);
+	if (e2e_sender_id(&pub) != sender)
+		return E2E_ERR_ARG;
+	g = get_signer(kr, sender);
+	if (!g)
 		return E2E_ERR_FULL;
-	kr->signers[i].sender = sender;
-	memcpy(kr->signers[i].pk, sign_pk, 32);
-	if (i == kr->nsigners)
-		kr->nsigners++;
+	memcpy(g->pk, sign_pk, 32);
+	g->has_pk = 1;
 	return E2E_OK;
 }
 
 const uint8_t *e2e_keyring_signer(const struct e2e_keyring *kr, uint32_t sender)
 {
-	for (uint32_t i = 0; kr && i < kr->nsigners; i++)
-		if (kr->signers[i].sender == sender)
-			return kr->signers[i].pk;
-	return NULL;
+	const struct signer *g = kr ? find_signer(kr, sender) : NULL;
+
+	return g && g->has_pk ? g->pk : NULL;
+}
+
+enum e2e_status e2e_keyring_set_profile(struct e2e_keyring *kr, uint32_t sender,
+	const struct e2e_scope_rule *rules, uint32_t nrules, uint32_t summary_interval_ms)
+{
+	struct profile *p = NULL;
+	struct signer *g;
+	size_t pool = 0, off = 0;
+	char *dst;
+	enum e2e_status ret = E2E_ERR_ARG;
+
+	if (!kr || !rules || nrules == 0 || nrules > RULES_MAX)
+		goto out;
+	for (uint32_t i = 0; i < nrules; i++) {
+		if (!e2e_topic_filter_valid(rules[i].filter, rules[i].filter_len))
+			goto out;
+		pool += rules[i].filter_len;
+	}
+	ret = E2E_ERR_FULL;
+	g = get_signer(kr, sender);
+	if (!g)
+		goto out;
+	ret = E2E_ERR_NOMEM;
+	p = malloc(sizeof *p + (size_t)nrules * sizeof *p->rules + pool);
+	if (!p)
+		goto out;
+	p->interval_ms = summary_interval_ms;
+	p->nrules = nrules;
+	p->rules = (struct e2e_scope_rule *)(p + 1);
+	dst = (char *)(p->rules + nrules);
+	for (uint32_t i = 0; i < nrules; i++) {
+		memcpy(dst + off, rules[i].filter, rules[i].filter_len);
+		p->rules[i].scope = rules[i].scope;
+		p->rules[i].filter = dst + off;
+		p->rules[i].filter_len = rules[i].filter_len;
+		off += rules[i].filter_len;
+	}
+	free(g->prof);
+	g->prof = p;
+	kr->gen++;
+	ret = E2E_OK;
+out:
+	return ret;
+}
+
+enum e2e_status e2e_keyring_resolve(const struct e2e_keyring *kr, uint32_t sender,
+	const uint8_t *topic, size_t topic_len, uint8_t *scope)
+{
+	const struct signer *g;
+
+	if (!kr || !scope || (!topic && topic_len))
+		return E2E_ERR_ARG;
+	g = find_signer(kr, sender);
+	if (!g || !g->prof)
+		return E2E_ERR_UNKNOWN_KEY;
+	return e2e_scope_rules_match(g->prof->rules, g->prof->nrules, (const char *)topic,
+		topic_len, scope) ? E2E_OK : E2E_ERR_NOT_FOUND;
+}
+
+uint64_t e2e_keyring_generation(const struct e2e_keyring *kr)
+{
+	return kr->gen;
+}
+
+enum e2e_status e2e_keyring_summary_interval(const struct e2e_keyring *kr, uint32_t sender,
+	uint32_t *interval_ms)
+{
+	const struct signer *g;
+
+	if (!kr || !interval_ms)
+		return E2E_ERR_ARG;
+	g = find_signer(kr, sender);
+	if (!g || !g->prof)
+		return E2E_ERR_NOT_FOUND;
+	*interval_ms = g->prof->interval_ms;
+	return E2E_OK;
+}
+
+enum e2e_status e2e_keyring_set_single_scope(struct e2e_keyring *kr, uint32_t sender,
+	uint8_t scope)
+{
+	struct e2e_scope_rule all = { scope, "#", 1 };
+
+	return e2e_keyring_set_profile(kr, sender, &all, 1, 0);
 }
 
 uint32_t e2e_keyring_count(const struct e2e_keyring *kr)

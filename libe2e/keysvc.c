@@ -31,7 +31,7 @@ enum e2e_status e2e_keysvc_create(struct e2e_keysvc **out, const struct e2e_keys
 	if (!out)
 		goto out;
 	*out = NULL;
-	if (!cfg || !cfg->identity || !cfg->enrolled || !cfg->keys)
+	if (!cfg || !cfg->identity || !cfg->enrolled || !cfg->keys || !cfg->map)
 		goto out;
 	ret = E2E_ERR_NOMEM;
 	ks = calloc(1, sizeof *ks);
@@ -154,6 +154,7 @@ enum e2e_status e2e_keysvc_handle(struct e2e_keysvc *ks,
 	struct e2e_ctl_key keys[E2E_CTL_KEYS_MAX];
 	struct e2e_public who;
 	struct bucket *mine;
+	struct e2e_ctl_map map;
 	uint8_t hash[E2E_CTL_HASH_BYTES], allowed[32];
 	uint64_t skew;
 	int own;
@@ -230,9 +231,9 @@ enum e2e_status e2e_keysvc_handle(struct e2e_keysvc *ks,
 	memcpy(reply_topic, req.reply_topic, sizeof req.reply_topic);
 	if (reason)
 		ret = e2e_ctl_refusal(out, cap, out_len, ks->cfg.identity, &req, hash, reason, now_ms);
-	else
+	else if ((ret = ks->cfg.map(ks->cfg.ctx, &map)) == E2E_OK)
 		ret = e2e_ctl_delivery(out, cap, out_len, ks->cfg.identity, &req, hash, keys, nkeys,
-			now_ms);
+			&map, now_ms);
 	if (ret != E2E_OK)
 		goto out;   /* nothing answered: a retry of this request stays welcome */
 	if (reason)

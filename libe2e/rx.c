@@ -1,6 +1,7 @@
 /*
  * Receiver context (protocol/SPEC.md sec. 5.4): per message
- * parse -> key -> stream -> window check -> AEAD -> window update.
+ * parse -> scope of the topic -> key -> stream -> window check -> AEAD ->
+ * window update.
  * Nothing is allocated after e2e_rx_create, and only authenticated
  * messages may create, evict or move a stream.
  */
@@ -8,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "keyring_impl.h"
 #include "rx_impl.h"
 #include "window_impl.h"
 #include "wire.h"
@@ -39,9 +41,11 @@ enum e2e_status e2e_rx_create(struct e2e_rx **out, const struct e2e_rx_config *c
 	rx->st = calloc(streams, sizeof *rx->st);
 	rx->bits = calloc((size_t)streams * E2E_WINDOW_WORDS(window), sizeof *rx->bits);
 	rx->gone = calloc(streams, sizeof *rx->gone);
+	rx->memo = calloc(RX_SCOPE_MEMOS, sizeof *rx->memo);
 	rx->max_floors = floors;
 	rx->floors = calloc(floors, sizeof *rx->floors);
-	if (!rx->st || !rx->bits || !rx->gone || !rx->floors)
+	if (!rx->st || !rx->bits || !rx->gone || !rx->floors ||
+	    !rx->memo)
 		goto out;
 	ret = e2e_lru_alloc(&rx->streams, streams);
 	if (ret != E2E_OK)
@@ -75,6 +79,7 @@ void e2e_rx_destroy(struct e2e_rx *rx)
 	free(rx->bits);
 	free(rx->gone);
 	free(rx->floors);
+	free(rx->memo);
 	free(rx);
 }
 
@@ -247,6 +252,36 @@ static void note_counter(struct e2e_rx *rx, struct rx_stream *s, const struct e2
 		s->kc.ctr = h->counter;
 }
 
+/*
+ * SPEC 5.4 step 2 through the memo: E2E_OK and *scope, E2E_ERR_NOT_FOUND (no
+ * rule matches: FORGED) or E2E_ERR_UNKNOWN_KEY (no map of this sender yet,
+ * never remembered: the map may arrive any moment).
+ */
+static enum e2e_status topic_scope(struct e2e_rx *rx, const struct e2e_keyring *kr,
+	uint32_t sender, uint64_t th, const uint8_t *topic, size_t topic_len, uint8_t *scope)
+{
+	struct rx_scope_memo *m = &rx->memo[th % RX_SCOPE_MEMOS];
+	uint64_t gen = e2e_keyring_generation(kr);
+	enum e2e_status st;
+
+	if (m->len == topic_len && m->kr == kr && m->gen == gen && m->sender == sender &&
+	    memcmp(m->topic, topic, topic_len) == 0) {
+		*scope = m->scope;
+		return m->found ? E2E_OK : E2E_ERR_NOT_FOUND;
+	}
+	st = e2e_keyring_resolve(kr, sender, topic, topic_len, scope);
+	if ((st == E2E_OK || st == E2E_ERR_NOT_FOUND) && topic_len <= RX_SCOPE_TOPIC) {
+		m->kr = kr;
+		m->gen = gen;
+		m->sender = sender;
+		m->len = (uint16_t)topic_len;
+		m->found = st == E2E_OK;
+		m->scope = st == E2E_OK ? *scope : 0;
+		memcpy(m->topic, topic, topic_len);
+	}
+	return st;
+}
+
 /* Suite 0x02: the sender's own signature, not just the shared key. */
 static int signed_by_sender(const struct e2e_keyring *kr, const struct e2e_rx_result *res,
 	const uint8_t *topic, size_t topic_len, const uint8_t *env, size_t env_len)
@@ -263,7 +298,8 @@ enum e2e_status e2e_rx_open(struct e2e_rx *rx, const struct e2e_keyring *kr,
 {
 	struct e2e_keyid id;
 	const uint8_t *key;
-	uint8_t kflags = 0;
+	uint8_t kflags = 0, scope = 0;
+	enum e2e_status st;
 	uint64_t th;
 	uint32_t i;
 	enum e2e_verdict v;
@@ -275,6 +311,23 @@ enum e2e_status e2e_rx_open(struct e2e_rx *rx, const struct e2e_keyring *kr,
 
 	if (e2e_header_parse(&res->hdr, env, env_len) != E2E_OK) {
 		v = E2E_V_MALFORMED;
+		goto done;
+	}
+	/*
+	 * The topic decides the scope, by the sender's own map (SPEC 5.4 step 2):
+	 * a holder of another scope's key (an insider) cannot seal for this
+	 * topic, whatever scope byte it writes. No map yet: a key fetch brings it.
+	 */
+	th = topichash(&rx->th, topic, topic_len);
+	st = kr ? topic_scope(rx, kr, res->hdr.sender, th, topic, topic_len, &scope) :
+		E2E_ERR_UNKNOWN_KEY;
+	if (st == E2E_ERR_UNKNOWN_KEY) {
+		v = E2E_V_UNKNOWN_KEY;
+		goto done;
+	}
+	if (st != E2E_OK || scope != res->hdr.scope) {
+		v = E2E_V_FORGED;
+		res->flags |= E2E_RX_SCOPE_MISMATCH;
 		goto done;
 	}
 	id.sender = res->hdr.sender;
@@ -293,7 +346,6 @@ enum e2e_status e2e_rx_open(struct e2e_rx *rx, const struct e2e_keyring *kr,
 	if (pt_cap < env_len - e2e_suite_overhead(res->hdr.suite))
 		return E2E_ERR_BUFFER;
 
-	th = topichash(&rx->th, topic, topic_len);
 	v = classify(rx, &res->hdr, th, &i, res);
 	if (!e2e_verdict_delivers(v) && v != E2E_V_FORGOTTEN)
 		goto done;  /* DUPLICATE, TOO_OLD: decided before any crypto */

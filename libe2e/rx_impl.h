@@ -43,6 +43,24 @@ struct rx_floor {
 	struct rx_keyctr kc;
 };
 
+/*
+ * A remembered answer of the scope step (SPEC 5.4 step 2) for one topic of
+ * one sender, valid while the key ring's generation is unchanged: a
+ * stream's messages pay a compare, not a walk over the sender's map.
+ */
+#define RX_SCOPE_MEMOS 256U           /* direct-mapped by topic hash */
+#define RX_SCOPE_TOPIC 128U           /* longer topics are not remembered */
+
+struct rx_scope_memo {
+	const struct e2e_keyring *kr;
+	uint64_t gen;
+	uint32_t sender;
+	uint16_t len;                     /* 0: empty */
+	uint8_t found;                    /* a rule matched (else: FORGED) */
+	uint8_t scope;
+	uint8_t topic[RX_SCOPE_TOPIC];
+};
+
 struct e2e_rx {
 	uint32_t window;
 	uint32_t max_streams;
@@ -65,6 +83,7 @@ struct e2e_rx {
 	uint64_t lost_evicted;    /* losses of streams no longer tracked */
 	uint64_t floors_dropped;  /* floors of held keys dropped: guarantee lost */
 	uint64_t unfolded;        /* v1-file streams forgotten without a known key */
+	struct rx_scope_memo *memo;   /* RX_SCOPE_MEMOS entries */
 };
 
 static inline uint64_t rx_k2(uint32_t sender, uint32_t run)

@@ -289,6 +289,43 @@ enum e2e_status e2e_scopes_lookup(const struct e2e_scopes *s, const char *topic,
 	return E2E_ERR_NOT_FOUND;
 }
 
+enum e2e_status e2e_scopes_rules(const struct e2e_scopes *s, struct e2e_scope_rule *out,
+	uint32_t cap, uint32_t *n)
+{
+	uint32_t k = 0;
+
+	if (!s || !n || (!out && cap))
+		return E2E_ERR_ARG;
+	/* The same order as e2e_scopes_lookup: receivers resolve exactly like us. */
+	for (uint32_t i = 0; i < s->count; i++) {
+		const struct e2e_scope *sc = &s->scope[i];
+
+		for (uint32_t f = 0; f < sc->nfilters; f++, k++) {
+			if (k >= cap)
+				continue;
+			out[k].scope = sc->id;
+			out[k].filter = s->pool + sc->filter_off[f];
+			out[k].filter_len = sc->filter_len[f];
+		}
+	}
+	*n = k;
+	return k > cap ? E2E_ERR_BUFFER : E2E_OK;
+}
+
+int e2e_scope_rules_match(const struct e2e_scope_rule *rules, uint32_t n, const char *topic,
+	size_t topic_len, uint8_t *scope)
+{
+	if (!rules || !scope || !e2e_topic_name_valid(topic, topic_len))
+		return 0;
+	for (uint32_t i = 0; i < n; i++) {
+		if (match(rules[i].filter, rules[i].filter_len, topic, topic_len)) {
+			*scope = rules[i].scope;
+			return 1;
+		}
+	}
+	return 0;
+}
+
 enum e2e_status e2e_scopes_id(const struct e2e_scopes *s, const char *name, size_t name_len,
 	uint8_t *scope_id)
 {

@@ -42,6 +42,8 @@ struct e2e_sender {
 	struct e2e_identity id;
 	uint32_t self;
 	struct e2e_scopes *scopes;
+	struct e2e_scope_rule *rules;   /* scopes as the map in deliveries */
+	uint32_t nrules;
 	struct e2e_enroll *enrolled;
 	struct e2e_keystore *keys;
 	struct file_sig sig_scopes, sig_enrolled, sig_keys;
@@ -116,6 +118,16 @@ static int scope_signed(const struct e2e_sender *s, uint8_t scope)
 	const struct e2e_scope *sc = e2e_scopes_get(s->scopes, scope);
 
 	return sc && sc->sign;
+}
+
+static enum e2e_status on_map(void *ctx, struct e2e_ctl_map *map)
+{
+	struct e2e_sender *s = ctx;
+
+	map->summary_interval_ms = s->cfg.no_summaries ? 0 : s->cfg.summary_ms;
+	map->nrules = s->nrules;
+	map->rules = s->rules;
+	return E2E_OK;
 }
 
 static uint8_t on_keys(void *ctx, uint8_t scope, struct e2e_ctl_key *out, uint8_t cap,
@@ -292,21 +304,57 @@ static enum e2e_status sync_sign_modes(struct e2e_sender *s, uint64_t now_ms)
 	return ret;
 }
 
+/* The table as the map every delivery carries (SPEC 11.2); refused when
+ * it cannot fit one next to 32 keys, so no subscriber would get keys. */
+static enum e2e_status scope_rules(struct e2e_sender *s, const struct e2e_scopes *tbl,
+	struct e2e_scope_rule **out, uint32_t *n)
+{
+	struct e2e_ctl_map map;
+	size_t size;
+
+	*out = NULL;
+	if (e2e_scopes_rules(tbl, NULL, 0, n) == E2E_ERR_ARG || *n == 0)
+		return E2E_ERR_ARG;
+	*out = calloc(*n, sizeof **out);
+	if (!*out)
+		return E2E_ERR_NOMEM;
+	if (e2e_scopes_rules(tbl, *out, *n, n) != E2E_OK)
+		return E2E_ERR_ARG;
+	map = (struct e2e_ctl_map){ 0, *n, *out };
+	size = e2e_ctl_map_size(&map);
+	if (size == 0 || size > E2E_CTL_MAP_MAX) {
+		if (s->cfg.err && s->cfg.err_len)
+			snprintf(s->cfg.err, s->cfg.err_len, "%s: the topic map (%zu bytes) does "
+				"not fit a key delivery (at most %u bytes of rules)", s->p_scopes,
+				size, (unsigned)E2E_CTL_MAP_MAX);
+		return E2E_ERR_FULL;
+	}
+	return E2E_OK;
+}
+
 static enum e2e_status load_scopes(struct e2e_sender *s)
 {
 	struct e2e_scopes *n = malloc(sizeof *n);
+	struct e2e_scope_rule *rules = NULL;
+	uint32_t nrules = 0;
 	enum e2e_status st;
 
 	if (!n)
 		return E2E_ERR_NOMEM;
 	file_sig(&s->sig_scopes, s->p_scopes);
 	st = e2e_scopes_load(n, s->p_scopes, s->cfg.err, s->cfg.err_len);
+	if (st == E2E_OK)
+		st = scope_rules(s, n, &rules, &nrules);
 	if (st != E2E_OK) {
+		free(rules);
 		free(n);
 		return st;
 	}
 	free(s->scopes);
+	free(s->rules);
 	s->scopes = n;
+	s->rules = rules;
+	s->nrules = nrules;
 	/* Scopes may have changed their signing mode: rebuild every tx. */
 	for (unsigned sc = 0; sc < E2E_SCOPES_MAX; sc++)
 		drop_tx(s, (uint8_t)sc);
@@ -443,6 +491,7 @@ enum e2e_status e2e_sender_open(struct e2e_sender **out, const struct e2e_sender
 	kc.identity = &s->id;
 	kc.enrolled = on_enrolled;
 	kc.keys = on_keys;
+	kc.map = on_map;
 	kc.ctx = s;
 	ret = e2e_keysvc_create(&s->svc, &kc);
 	if (ret != E2E_OK)
@@ -476,6 +525,7 @@ void e2e_sender_close(struct e2e_sender *s)
 	e2e_keystore_free(s->keys);
 	e2e_enroll_free(s->enrolled);
 	free(s->scopes);
+	free(s->rules);
 	e2e_identity_destroy(&s->id);
 	e2e_dir_unlock(s->owner);
 	free(s);

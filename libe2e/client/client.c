@@ -83,7 +83,16 @@ void e2e_client_process(struct e2e_client *c, const char *topic, const uint8_t *
 	}
 	t = res.verdict == E2E_V_MALFORMED ? NULL : e2e_client_trusted(c, res.hdr.sender);
 	if (res.verdict == E2E_V_UNKNOWN_KEY && t && !from_hold) {
-		e2e_client_hold(c, topic, env, len, qos, retained, res.hdr.sender);
+		e2e_client_hold(c, topic, env, len, qos, retained, res.hdr.sender, 0);
+		e2e_client_request_keys(c, t);
+		return;
+	}
+	/* Refused by the sender's map: genuine if our map is older than its
+	 * scopes table (a reload moved the topic). Fetch its current map and
+	 * decide again, as for a missing key; forgeries are FORGED after that. */
+	if (res.verdict == E2E_V_FORGED && (res.flags & E2E_RX_SCOPE_MISMATCH) && t &&
+	    !from_hold) {
+		e2e_client_hold(c, topic, env, len, qos, retained, res.hdr.sender, 1);
 		e2e_client_request_keys(c, t);
 		return;
 	}

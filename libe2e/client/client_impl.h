@@ -36,6 +36,7 @@ struct trusted {
 	uint64_t sent_mono;
 	uint32_t attempts;
 	uint64_t last_announce_ms;        /* newest announcement accepted */
+	uint32_t maps;                    /* topic maps installed from its deliveries */
 	/* Summaries (SPEC 11.6) */
 	/* (the order of parts and numbers is kept by e2e_sumcheck_accept) */
 	uint32_t sum_boot;                /* sender run of the last part accepted (0 = none) */
@@ -64,6 +65,10 @@ struct held {
 	int qos, retained;
 	uint64_t since_mono;
 	uint32_t sender;
+	/* Held for a newer topic map (FORGED by a map that may be stale): decided
+	 * once the sender's map count differs from @maps, or at the timeout. */
+	int await_map;
+	uint32_t maps;
 };
 
 /*
@@ -138,7 +143,7 @@ void e2e_client_flush(struct e2e_client *c);
 
 /* hold.c */
 void e2e_client_hold(struct e2e_client *c, const char *topic, const uint8_t *env, size_t len,
-	int qos, int retained, uint32_t sender);
+	int qos, int retained, uint32_t sender, int await_map);
 void e2e_client_release(struct e2e_client *c, uint64_t mono, int flush_all);
 
 /* client.c */

@@ -132,12 +132,48 @@ static void finish_request(struct e2e_client *c, struct trusted *t)
 	pthread_cond_broadcast(&c->keys_cond);
 }
 
+/* The trusted sender whose outstanding request has hash @p h, or NULL. */
+static struct trusted *asked(struct e2e_client *c, const uint8_t h[E2E_CTL_HASH_BYTES])
+{
+	for (uint32_t i = 0; i < c->ntrust; i++)
+		if (c->trust[i].pending &&
+		    sodium_memcmp(c->trust[i].req_hash, h, E2E_CTL_HASH_BYTES) == 0)
+			return &c->trust[i];
+	return NULL;
+}
+
+/* The sender's map and summary interval, as delivered (SPEC 11.2): from now
+ * on its envelopes are accepted only under the scope it uses per topic. */
+static enum e2e_status install_profile(struct e2e_client *c, struct trusted *t,
+	const struct e2e_ctl *m)
+{
+	struct e2e_scope_rule *rules = calloc(m->nrules, sizeof *rules);
+	struct e2e_ctl_rule_iter it;
+	uint32_t n = 0;
+	enum e2e_status st = E2E_ERR_NOMEM;
+
+	if (!rules)
+		goto out;
+	e2e_ctl_rules_init(&it, m);
+	while (n < m->nrules && e2e_ctl_rule_next(&it, &rules[n]))
+		n++;
+	st = n == m->nrules ? e2e_keyring_set_profile(c->kr, t->sender, rules, n,
+		m->summary_interval_ms) : E2E_ERR_MALFORMED;
+	if (st == E2E_OK)
+		t->maps++;   /* messages held for a newer map are decided now */
+out:
+	free(rules);
+	return st;
+}
+
 void e2e_client_on_reply(struct e2e_client *c, const uint8_t *msg, size_t len)
 {
 	struct e2e_ctl m;
-	struct trusted *t;
-	char detail[160];
+	struct trusted *t, *target;
+	uint8_t *plain = NULL;
+	char detail[200];
 	enum e2e_status st;
+	int profiled = 0;
 
 	/* The issuer named in the message picks the key that must have signed it. */
 	if (len < E2E_CTL_HEAD_BYTES) {
@@ -160,20 +196,32 @@ void e2e_client_on_reply(struct e2e_client *c, const uint8_t *msg, size_t len)
 		e2e_ctl_wipe(&m);
 		return;
 	}
-	/* Bound to our outstanding request: an old or redirected answer fails here. */
-	if (st == E2E_OK && (!t->pending ||
+	/*
+	 * Bound to our outstanding request to exactly this sender (SPEC 11.4):
+	 * an old or redirected answer fails the hash, and an answer signed by
+	 * another trusted sender than the one we asked is refused even though
+	 * its signature is good (it would install that sender's map and keys
+	 * under the wrong name otherwise).
+	 */
+	target = st == E2E_OK ? asked(c, m.request_hash) : NULL;
+	if (st == E2E_OK && target && target != t)
+		st = E2E_ERR_AUTH;
+	else if (st == E2E_OK && (!t->pending ||
 	    sodium_memcmp(m.request_hash, t->req_hash, sizeof t->req_hash) != 0))
 		st = E2E_ERR_EXISTS;
-	if (st == E2E_OK && m.type == E2E_CTL_DELIVERY)
-		st = e2e_ctl_open_delivery(&m, t->eph_pk, t->eph_sk);
+	if (st == E2E_OK && m.type == E2E_CTL_DELIVERY) {
+		plain = malloc(E2E_CTL_PLAIN_MAX);
+		st = plain ? e2e_ctl_open_delivery(&m, t->eph_pk, t->eph_sk, plain,
+			E2E_CTL_PLAIN_MAX) : E2E_ERR_NOMEM;
+	}
 	if (st != E2E_OK) {
 		c->st.control_rejected++;
 		snprintf(detail, sizeof detail, "key answer from %s rejected: %s", t->name,
 			st == E2E_ERR_EXISTS ? "not an answer to our request (replayed or redirected)" :
-			e2e_strerror(st));
+			st == E2E_ERR_AUTH && target && target != t ?
+			"it answers our request to another sender" : e2e_strerror(st));
 		e2e_client_event(c, E2E_EV_CONTROL_REJECTED, t->sender, 0, 0, detail);
-		e2e_ctl_wipe(&m);
-		return;
+		goto out;
 	}
 	if (m.type == E2E_CTL_REFUSAL) {
 		c->st.refusals++;
@@ -184,16 +232,19 @@ void e2e_client_on_reply(struct e2e_client *c, const uint8_t *msg, size_t len)
 			snprintf(detail, sizeof detail, "%s is rate-limiting our key requests; "
 				"retrying", t->name);
 			e2e_client_event(c, E2E_EV_KEY_TIMEOUT, t->sender, 0, 0, detail);
-			e2e_ctl_wipe(&m);
-			return;
+			goto out;
 		}
 		finish_request(c, t);
 		snprintf(detail, sizeof detail, "%s refused our key request: %s", t->name,
 			e2e_refusal_name(m.reason));
 		e2e_client_event(c, E2E_EV_KEY_REFUSED, t->sender, 0, 0, detail);
-		e2e_ctl_wipe(&m);
-		return;
+		goto out;
 	}
+	/* The map first: keys without it would leave every envelope UNKNOWN_KEY. */
+	st = install_profile(c, t, &m);
+	profiled = st == E2E_OK;
+	if (st != E2E_OK)
+		e2e_client_event(c, E2E_EV_ERROR, t->sender, 0, 0, e2e_strerror(st));
 	for (uint8_t i = 0; i < m.nkeys; i++) {
 		struct e2e_keyid id = { t->sender, m.keys[i].scope, m.keys[i].epoch };
 		int known = e2e_keyring_find(c->kr, &id, 0) != NULL;
@@ -215,15 +266,21 @@ void e2e_client_on_reply(struct e2e_client *c, const uint8_t *msg, size_t len)
 		c->st.keys_received++;
 		e2e_client_event(c, E2E_EV_KEY_RECEIVED, t->sender, id.scope, id.epoch, t->name);
 	}
-	e2e_ctl_wipe(&m);
 	finish_request(c, t);
-	/* Holding its keys, we expect its summaries: a broker that withholds
-	 * them from our first connection on is reported stalled (SPEC 11.6).
-	 * Seam: the interval becomes the DELIVERY's summary_interval_ms (P1). */
-	e2e_client_expect_summaries(c, t, c->cfg.summary_ms, e2e_mono_ms());
+	/* Holding its keys, we expect its summaries at the interval its signed
+	 * delivery names (0: it sends none): a broker that withholds them from
+	 * our first connection on is reported stalled (SPEC 11.4, 11.6). */
+	e2e_client_expect_summaries(c, t, profiled ? m.summary_interval_ms : c->cfg.summary_ms,
+		e2e_mono_ms());
 	e2e_client_release(c, e2e_mono_ms(), 0);
 	if (t->again)
 		e2e_client_request_keys(c, t);
+out:
+	if (plain) {
+		sodium_memzero(plain, E2E_CTL_PLAIN_MAX);
+		free(plain);
+	}
+	e2e_ctl_wipe(&m);
 }
 
 void e2e_client_on_announce(struct e2e_client *c, const char *topic, const uint8_t *msg,

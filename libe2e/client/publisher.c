@@ -50,7 +50,7 @@ static void on_msg(void *ctx, const char *topic, const uint8_t *payload, size_t 
 	int retained)
 {
 	struct e2e_publisher *p = ctx;
-	uint8_t out[E2E_CTL_MSG_MAX];
+	uint8_t *out;
 	char reply[E2E_CTL_REPLY_MAX + 1];
 	size_t olen;
 	enum e2e_status st;
@@ -59,13 +59,21 @@ static void on_msg(void *ctx, const char *topic, const uint8_t *payload, size_t 
 	(void)retained;
 	if (strcmp(topic, p->control_topic) != 0)
 		return;
+	/* A delivery carries the whole topic map: up to 64 KiB, too big for
+	 * a callback's stack; requests are rare and rate-limited. */
+	out = malloc(E2E_CTL_DELIVERY_MAX);
+	if (!out) {
+		event(p, E2E_EV_ERROR, "cannot answer key request: out of memory");
+		return;
+	}
 	pthread_mutex_lock(&p->mu);
-	st = e2e_sender_control(p->sender, payload, len, topic, out, sizeof out, &olen, reply,
-		e2e_now_ms());
+	st = e2e_sender_control(p->sender, payload, len, topic, out, E2E_CTL_DELIVERY_MAX, &olen,
+		reply, e2e_now_ms());
 	pthread_mutex_unlock(&p->mu);
 	/* Anything but OK (garbage, replays, other senders) gets no answer. */
 	if (st == E2E_OK && e2e_session_publish(&p->sess, reply, out, olen, 1, 0) != E2E_OK)
 		event(p, E2E_EV_ERROR, "cannot publish key answer");
+	free(out);
 }
 
 static void on_state(void *ctx, int connected, const char *why)

@@ -92,12 +92,66 @@ class SetWindow:
                 "pending": pending, "lost": holes - pending}
 
 
-class Receiver:
-    """SPEC 5.4: parse -> key lookup -> stream lookup -> window check ->
-    AEAD open -> window update -> deliver."""
+def mqtt_filter_ok(f):
+    """A topic filter as bytes: non-empty, at most 65535 bytes, no NUL, a
+    wildcard is a whole level, '#' is the last level."""
+    if len(f) == 0 or len(f) > 65535 or 0 in f:
+        return False
+    n = len(f)
+    for i, c in enumerate(f):
+        whole = (i == 0 or f[i - 1] == 0x2F) and (i == n - 1 or f[i + 1] == 0x2F)
+        if c == 0x2B and not whole:
+            return False
+        if c == 0x23 and not (whole and i == n - 1):
+            return False
+    return True
 
-    def __init__(self, keys, window=1024):
-        self.keys, self.window, self.streams = keys, window, {}
+
+def mqtt_match(flt, topic):
+    """Walk filter and topic level by level (written apart from gen.py's)."""
+    if topic.startswith(b"$") and flt[:1] in (b"+", b"#"):
+        return False
+    fi = ti = 0
+    while True:
+        fe = flt.find(b"/", fi)
+        fe = len(flt) if fe < 0 else fe
+        level = flt[fi:fe]
+        if level == b"#":
+            return True
+        if ti > len(topic):
+            return False               # the topic ran out of levels first
+        te = topic.find(b"/", ti)
+        te = len(topic) if te < 0 else te
+        if level != b"+" and level != topic[ti:te]:
+            return False
+        fi, ti = fe + 1, te + 1
+        if fi > len(flt):
+            return ti > len(topic)
+        if ti > len(topic) and flt[fi:] != b"#":
+            return False
+
+
+def topic_scope(rules, topic):
+    """SPEC 5.4 step 2: the first rule (in the sender's order) whose filter
+    matches; None for no rule or a topic that is no valid topic name."""
+    if len(topic) == 0 or any(c in (0, 0x23, 0x2B) for c in topic):
+        return None
+    for r in rules:
+        if mqtt_match(r["filter"].encode("utf-8"), topic):
+            return r["scope"]
+    return None
+
+
+def maps_by_sender(items):
+    return {m["sender"]: m["rules"] for m in items}
+
+
+class Receiver:
+    """SPEC 5.4: parse -> scope by the sender's map -> key lookup -> stream
+    lookup -> window check -> AEAD open -> window update -> deliver."""
+
+    def __init__(self, keys, maps, window=1024):
+        self.keys, self.maps, self.window, self.streams = keys, maps, window, {}
 
     def receive(self, topic, env):
         if len(env) < HEADER.size + TAG:
@@ -105,6 +159,10 @@ class Receiver:
         h = unpack_header(env)
         if h["suite"] != 1 or not (h["run"] and h["counter"] and h["seq"]):
             return "MALFORMED", None
+        if h["sender"] not in self.maps:
+            return "UNKNOWN_KEY", None
+        if topic_scope(self.maps[h["sender"]], topic) != h["scope"]:
+            return "FORGED", None
         key = self.keys.get((h["sender"], h["scope"], h["epoch"]))
         if key is None:
             return "UNKNOWN_KEY", None
@@ -140,7 +198,7 @@ def check_envelope(doc, f):
         f.expect(sealed == env, where, "re-encryption differs from stored envelope")
         f.expect(len(env) == len(pt) + 40, where, "overhead is not 40 bytes")
         h = p["header"]
-        rx = Receiver({(h["sender"], h["scope"], h["epoch"]): key})
+        rx = Receiver({(h["sender"], h["scope"], h["epoch"]): key}, maps_by_sender(p["maps"]))
         verdict, got = rx.receive(tb, env)
         f.expect(verdict == "OK" and got == pt, where,
                  "decode gave %s, plaintext %s" % (verdict, "ok" if got == pt else "differs"))
@@ -152,13 +210,66 @@ def check_envelope(doc, f):
         tb = topic_bytes(q, f, where)
         keys = {(k["sender"], k["scope"], k["epoch"]): bytes.fromhex(k["key"]) for k in q["keys"]}
         f.expect(len(keys) == len(q["keys"]), where, "duplicate key ids")
-        verdict, got = Receiver(keys).receive(tb, bytes.fromhex(q["envelope"]))
+        verdict, got = Receiver(keys, maps_by_sender(q["maps"])).receive(
+            tb, bytes.fromhex(q["envelope"]))
         f.expect(q["verdict"] in ("FORGED", "MALFORMED", "UNKNOWN_KEY"), where,
                  "unexpected verdict class %s" % q["verdict"])
         f.expect(verdict == q["verdict"] and got is None, where,
                  "expected %s, decoder says %s" % (q["verdict"], verdict))
         n += 1
+    for t in doc["topic_hashes"]:
+        where = "topic hash %r" % t["topic"][:40]
+        tb = topic_bytes(t, f, where)
+        got = siphash24(bytes.fromhex(t["key"]), tb)
+        f.expect(got.hex() == t["siphash"], where, "SipHash-2-4 differs")
+        f.expect(struct.unpack("<Q", got)[0] == int(t["topic_hash"], 16), where,
+                 "topic_hash is not the output read little-endian")
+        n += 1
     return n
+
+
+def siphash24(key, data):
+    """SipHash-2-4 (Aumasson, Bernstein) in plain Python: 8 output bytes."""
+    mask = (1 << 64) - 1
+
+    def rotl(x, b):
+        return ((x << b) | (x >> (64 - b))) & mask
+
+    k0, k1 = struct.unpack("<QQ", key)
+    v = [k0 ^ 0x736F6D6570736575, k1 ^ 0x646F72616E646F6D,
+         k0 ^ 0x6C7967656E657261, k1 ^ 0x7465646279746573]
+
+    def rnd():
+        v[0] = (v[0] + v[1]) & mask
+        v[1] = rotl(v[1], 13) ^ v[0]
+        v[0] = rotl(v[0], 32)
+        v[2] = (v[2] + v[3]) & mask
+        v[3] = rotl(v[3], 16) ^ v[2]
+        v[0] = (v[0] + v[3]) & mask
+        v[3] = rotl(v[3], 21) ^ v[0]
+        v[2] = (v[2] + v[1]) & mask
+        v[1] = rotl(v[1], 17) ^ v[2]
+        v[2] = rotl(v[2], 32)
+
+    tail = len(data) % 8
+    blocks = data[:len(data) - tail]
+    for i in range(0, len(blocks), 8):
+        m = struct.unpack_from("<Q", blocks, i)[0]
+        v[3] ^= m
+        rnd()
+        rnd()
+        v[0] ^= m
+    last = (len(data) & 0xFF) << 56
+    for i, c in enumerate(data[len(data) - tail:]):
+        last |= c << (8 * i)
+    v[3] ^= last
+    rnd()
+    rnd()
+    v[0] ^= last
+    v[2] ^= 0xFF
+    for _ in range(4):
+        rnd()
+    return struct.pack("<Q", v[0] ^ v[1] ^ v[2] ^ v[3])
 
 
 # ---------------------------------------------------------------- window
@@ -196,7 +307,9 @@ def check_tx(doc, f):
         key = bytes.fromhex(s["key"])
         f.expect(len(s["topics"]) == len(s["plaintexts"]) == len(s["expect"]), where,
                  "topics/plaintexts/expect lengths differ")
-        rx = Receiver({(s["sender"], s["scope"], s["epoch"]): key})
+        # The sender seals all its topics under this one scope.
+        rx = Receiver({(s["sender"], s["scope"], s["epoch"]): key},
+                      {s["sender"]: [{"scope": s["scope"], "filter": "#"}]})
         seqs = {}
         for i, (topic, pt_hex, e) in enumerate(zip(s["topics"], s["plaintexts"], s["expect"])):
             seqs[topic] = seqs.get(topic, 0) + 1
@@ -325,8 +438,9 @@ def body_request(r):
 def body_delivery(r):
     f = {"req_hash": r.raw(32).hex()}
     m = r.get("H")
-    # The sealed plaintext is u8 k || k x 45 bytes with k <= 32.
-    if not SEALBYTES + 1 <= m <= SEALBYTES + 1 + 32 * KEY_REC.size:
+    # The smallest sealed plaintext: no key, the interval, one rule of a
+    # one-byte filter: 1 + 4 + 2 + 4 bytes.
+    if m < SEALBYTES + 11:
         raise Layout("sealed length")
     f["sealed"] = r.raw(m).hex()
     return f
@@ -369,7 +483,7 @@ def decode_control(msg, topic, signer_pk):
     Returns (outcome, fields): "OK" or one of OUTCOMES."""
     if len(msg) < CTL_HEAD.size + CTL_SIG:
         return "MALFORMED", None
-    if len(msg) > (65535 if msg[1] == 5 else 2048):
+    if len(msg) > (65535 if msg[1] in (2, 5) else 2048):
         return "MALFORMED", None
     version, type_, sender, time_ms = CTL_HEAD.unpack_from(msg)
     if version != 1:
@@ -400,19 +514,33 @@ def decode_control(msg, topic, signer_pk):
 
 
 def open_keys(sealed, eph_pk, eph_sk):
-    """The keys of a delivery: (plaintext, [key dicts])."""
+    """A delivery's sealed plaintext: (plaintext, [key dicts], interval, [rules]).
+    Layout errors raise Layout."""
     plain = nb.crypto_box_seal_open(sealed, eph_pk, eph_sk)
-    k = plain[0]
-    if k > 32 or len(plain) != 1 + k * KEY_REC.size:
-        raise ValueError("delivery plaintext layout")
+    r = Reader(plain)
+    k = r.get("B")
+    if k > 32:
+        raise Layout("more than 32 keys")
     keys = []
-    for i in range(k):
-        scope, epoch, not_after, flags, key = KEY_REC.unpack_from(plain, 1 + i * KEY_REC.size)
+    for _ in range(k):
+        scope, epoch, not_after, flags, key = KEY_REC.unpack(r.raw(KEY_REC.size))
         if flags & ~1:
-            raise ValueError("unknown key flags")
+            raise Layout("unknown key flags")
         keys.append({"scope": scope, "epoch": epoch, "not_after_ms": not_after,
                      "flags": flags, "key": key.hex()})
-    return plain, keys
+    interval, nrules = r.get("IH")
+    if nrules == 0:
+        raise Layout("a map of no rule")
+    rules = []
+    for _ in range(nrules):
+        scope = r.get("B")
+        flt = r.raw(r.get("H"))
+        if not mqtt_filter_ok(flt):
+            raise Layout("invalid topic filter")
+        rules.append({"scope": scope, "filter": flt.decode("utf-8")})
+    if r.pos != len(plain):
+        raise Layout("trailing bytes")
+    return plain, keys, interval, rules
 
 
 def sender_id(sign_pk):
@@ -420,7 +548,7 @@ def sender_id(sign_pk):
     return struct.unpack(">I", d[:4])[0]
 
 
-def check_control_item(item, kind, requests, f):
+def check_control_item(item, kind, requests, delivered, f):
     where = "control %s %r" % (kind, item["name"])
     msg = bytes.fromhex(item["message"])
     signer = bytes.fromhex(item["signer"])
@@ -460,12 +588,20 @@ def check_control_item(item, kind, requests, f):
                  "ephemeral key is not the request's")
         sealed = bytes.fromhex(got["sealed"])
         try:
-            plain, keys = open_keys(sealed, bytes.fromhex(req["eph_pk"]),
-                                    bytes.fromhex(req["eph_sk"]))
-        except (CryptoError, ValueError) as e:
+            plain, keys, interval, rules = open_keys(sealed, bytes.fromhex(req["eph_pk"]),
+                                                     bytes.fromhex(req["eph_sk"]))
+        except (CryptoError, ValueError, Layout) as e:
             f.expect(False, where, "sealed box: %s" % e)
             return
         f.expect(plain.hex() == item["plain"] and keys == item["keys"], where, "keys differ")
+        f.expect(interval == item["summary_interval_ms"] and rules == item["rules"], where,
+                 "map differs")
+        wanted = {w["scope"] for w in req["want"]}
+        f.expect(not wanted or all(k["scope"] in wanted for k in keys), where,
+                 "keys for scopes the request did not ask for")
+        for k in keys:
+            seen = delivered.setdefault((got["sender"], k["scope"], k["epoch"]), k["key"])
+            f.expect(seen == k["key"], where, "two keys for (%d, %d)" % (k["scope"], k["epoch"]))
         f.expect(sealed[:32] == nb.crypto_scalarmult_base(bytes.fromhex(item["box_sk"])), where,
                  "box_sk does not give the sealed box's ephemeral key")
     elif kind in ("ANNOUNCE", "SUMMARY"):
@@ -491,21 +627,32 @@ def check_control_item(item, kind, requests, f):
 def check_control(doc, f):
     n = 0
     requests = {r["name"]: r for r in doc["requests"]}
+    delivered = {}                    # (sender, scope, epoch) -> key, across deliveries
     kinds = (("requests", "REQUEST"), ("deliveries", "DELIVERY"), ("refusals", "REFUSAL"),
              ("announces", "ANNOUNCE"), ("summaries", "SUMMARY"))
     for key, kind in kinds:
         f.expect(len(doc[key]) > 0, "control", "no %s" % key)
         for item in doc[key]:
-            check_control_item(item, kind, requests, f)
+            check_control_item(item, kind, requests, delivered, f)
             n += 1
     for q in doc["negative"]:
         where = "control negative %r" % q["name"]
         signer = bytes.fromhex(q["signer"]) if q["signer"] is not None else None
         outcome, got = decode_control(bytes.fromhex(q["message"]), q["topic"], signer)
-        # An authentic answer still has to answer the outstanding request (11.4).
+        # An authentic answer still has to answer the outstanding request, to
+        # the sender asked (11.4), and a delivery must open to a valid layout.
         if outcome == "OK" and q["request"] is not None:
-            if got["req_hash"] != requests[q["request"]]["req_hash"]:
+            req = requests[q["request"]]
+            if got["req_hash"] != req["req_hash"] or got["sender"] != req["sender"]:
                 outcome = "AUTH"
+            elif got["type"] == "DELIVERY":
+                try:
+                    open_keys(bytes.fromhex(got["sealed"]), bytes.fromhex(req["eph_pk"]),
+                              bytes.fromhex(req["eph_sk"]))
+                except CryptoError:
+                    outcome = "AUTH"
+                except (Layout, UnicodeDecodeError, struct.error):
+                    outcome = "MALFORMED"
         f.expect(q["expect"] in OUTCOMES, where, "unexpected outcome class %s" % q["expect"])
         f.expect(outcome == q["expect"], where, "expected %s, decoder says %s"
                  % (q["expect"], outcome))
@@ -517,55 +664,76 @@ def check_control(doc, f):
 
 # ---------------------------------------------------------------- signed (SPEC 3.4)
 
-def signed_receive(keys, signers, topic, env):
-    """SPEC 3.4 written out separately: parse, key, AEAD, then the signature."""
-    if len(env) < 104 or env[0] != 2:
-        return ("MALFORMED" if len(env) < 104 or env[0] not in (1,) else None), None
-    h = HEADER.unpack(env[:24])
-    key = keys.get((h[3], h[1], h[2]))
-    if key is None:
+def signed_receive(keys, flagged, signers, maps, topic, env):
+    """SPEC 5.4 with both suites, written out separately: parse (minimum 40
+    bytes for suite 1, 104 for suite 2), scope by the sender's map, key,
+    signed-scope rule, AEAD, then the signature."""
+    if len(env) < 1 or env[0] not in (1, 2) or len(env) < (104 if env[0] == 2 else 40):
+        return "MALFORMED", None
+    h = unpack_header(env)
+    if not (h["run"] and h["counter"] and h["seq"]):
+        return "MALFORMED", None
+    kid = (h["sender"], h["scope"], h["epoch"])
+    if h["sender"] not in maps:
         return "UNKNOWN_KEY", None
-    body, sig = env[:-64], env[-64:]
+    if topic_scope(maps[h["sender"]], topic) != h["scope"]:
+        return "FORGED", None
+    if kid not in keys:
+        return "UNKNOWN_KEY", None
+    if kid in flagged and h["suite"] != 2:
+        return "FORGED", None
+    body = env[:-64] if h["suite"] == 2 else env
     try:
         pt = nb.crypto_aead_xchacha20poly1305_ietf_decrypt(body[24:], body[:24] + topic,
-                                                          body[:24], key)
+                                                          body[:24], keys[kid])
     except CryptoError:
         return "FORGED", None
-    pk = signers.get(h[3])
-    msg = hashlib.blake2b(b"mqtt-e2e/v1/sig\x00" + struct.pack(">H", len(topic)) + topic + body,
-                          digest_size=64).digest()
-    try:
-        if pk is None:
-            raise CryptoError("no signer")
-        nb.crypto_sign_open(sig + msg, pk)
-    except CryptoError:
-        return "FORGED", None
+    if h["suite"] == 2:
+        pk = signers.get(h["sender"])
+        msg = hashlib.blake2b(b"mqtt-e2e/v1/sig\x00" + struct.pack(">H", len(topic)) + topic
+                              + body, digest_size=64).digest()
+        try:
+            if pk is None:
+                raise CryptoError("no signer")
+            nb.crypto_sign_open(env[-64:] + msg, pk)
+        except CryptoError:
+            return "FORGED", None
     return "OK", pt
 
 
 def check_signed(doc, f):
     n = 0
     for p in doc["positive"]:
-        keys = {(p["header"]["sender"], p["header"]["scope"], p["header"]["epoch"]):
-                bytes.fromhex(p["key"])}
-        signers = {p["signer"]["sender"]: bytes.fromhex(p["signer"]["sign_pk"])}
-        v, pt = signed_receive(keys, signers, bytes.fromhex(p["topic_hex"]),
-                               bytes.fromhex(p["envelope"]))
-        f.expect(v == "OK" and pt is not None and pt.hex() == p["plaintext"],
-                 "signed/" + p["name"], "got %s" % v)
+        where = "signed/" + p["name"]
+        h = p["header"]
+        kid = (h["sender"], h["scope"], h["epoch"])
+        keys = {kid: bytes.fromhex(p["key"])}
+        pk = bytes.fromhex(p["signer"]["sign_pk"])
+        f.expect(nb.crypto_sign_seed_keypair(bytes.fromhex(p["signer"]["seed"]))[0] == pk,
+                 where, "seed does not give sign_pk")
+        f.expect(p["signer"]["sender"] == sender_id(pk) == h["sender"], where,
+                 "sender id is not the one SPEC 3.3 derives from sign_pk")
+        signers = {p["signer"]["sender"]: pk}
+        tb = bytes.fromhex(p["topic_hex"])
+        env = bytes.fromhex(p["envelope"])
+        digest = hashlib.blake2b(b"mqtt-e2e/v1/sig\x00" + struct.pack(">H", len(tb)) + tb
+                                 + env[:-64], digest_size=64).digest()
+        f.expect(digest.hex() == p["digest"] and env[-64:].hex() == p["signature"], where,
+                 "digest or signature field")
+        v, pt = signed_receive(keys, {kid}, signers, maps_by_sender(p["maps"]), tb, env)
+        f.expect(v == "OK" and pt is not None and pt.hex() == p["plaintext"], where,
+                 "got %s" % v)
         n += 1
     for q in doc["negative"]:
         keys = {(k["sender"], k["scope"], k["epoch"]): bytes.fromhex(k["key"]) for k in q["keys"]}
+        flagged = {(k["sender"], k["scope"], k["epoch"]) for k in q["keys"]
+                   if k.get("flags", 0) & 1}
         signers = {s["sender"]: bytes.fromhex(s["sign_pk"]) for s in q["signers"]}
-        env = bytes.fromhex(q["envelope"])
-        signed_keys = {(k["sender"], k["scope"], k["epoch"]) for k in q["keys"]
-                       if k.get("flags", 0) & 1}
-        if env and env[0] == 1 and len(env) >= 40:
-            # Suite 1 under a key delivered as signed: refused before any crypto.
-            h = HEADER.unpack(env[:24])
-            v = "FORGED" if (h[3], h[1], h[2]) in signed_keys else "OK?"
-        else:
-            v, _ = signed_receive(keys, signers, bytes.fromhex(q["topic_hex"]), env)
+        for s_ in q["signers"]:
+            f.expect(sender_id(bytes.fromhex(s_["sign_pk"])) == s_["sender"],
+                     "signed/" + q["name"], "signer id does not match its key")
+        v, _ = signed_receive(keys, flagged, signers, maps_by_sender(q["maps"]),
+                              bytes.fromhex(q["topic_hex"]), bytes.fromhex(q["envelope"]))
         f.expect(v == q["verdict"], "signed/" + q["name"], "got %s, want %s" % (v, q["verdict"]))
         n += 1
     return n

@@ -150,13 +150,56 @@ class Window:
                 "pending": pending, "lost": lost}
 
 
-class Receiver:
-    """Minimal receiver: parse -> key lookup -> stream lookup -> window check
-    -> AEAD -> window update. Streams are keyed by the exact topic bytes here
-    (no LRU, no hash): the vectors never need more than a few streams."""
+def filter_valid(f):
+    """MQTT topic filter (bytes): 1..65535 bytes, no NUL, '+' and '#' only as
+    whole levels, '#' only last."""
+    if not 1 <= len(f) <= 65535 or b"\x00" in f:
+        return False
+    levels = f.split(b"/")
+    for i, lv in enumerate(levels):
+        if b"+" in lv and lv != b"+":
+            return False
+        if b"#" in lv and (lv != b"#" or i != len(levels) - 1):
+            return False
+    return True
 
-    def __init__(self, keys, window=1024):
+
+def topic_matches(f, topic):
+    """MQTT 3.1.1 4.7: level by level; '#' also matches the parent level;
+    a topic starting with '$' is not matched by a leading wildcard."""
+    if topic[:1] == b"$" and f[:1] in (b"+", b"#"):
+        return False
+    fl, tl = f.split(b"/"), topic.split(b"/")
+    for i, lv in enumerate(fl):
+        if lv == b"#":
+            return True
+        if i >= len(tl):
+            return False
+        if lv != b"+" and lv != tl[i]:
+            return False
+    return len(fl) == len(tl)
+
+
+def resolve_scope(rules, topic):
+    """The scope of the first rule whose filter matches topic (bytes), or None.
+    rules: [{"scope", "filter"}] in match order (SPEC 5.4 step 2)."""
+    if not topic or b"+" in topic or b"#" in topic or b"\x00" in topic:
+        return None
+    for r in rules:
+        if topic_matches(r["filter"].encode("utf-8"), topic):
+            return r["scope"]
+    return None
+
+
+class Receiver:
+    """Minimal receiver: parse -> scope of the topic -> key lookup -> stream
+    lookup -> window check -> AEAD -> window update. Streams are keyed by the
+    exact topic bytes here (no LRU, no hash): the vectors never need more
+    than a few streams."""
+
+    def __init__(self, keys, maps, window=1024):
         self.keys = dict(keys)          # (sender, scope, epoch) -> key
+        self.maps = dict(maps)          # sender -> rules
         self.window = window
         self.streams = {}               # (sender, run, topic) -> Window
 
@@ -165,6 +208,11 @@ class Receiver:
         hdr, bad = parse_header(env)
         if bad:
             return bad, 0, None
+        rules = self.maps.get(hdr["sender"])
+        if rules is None:
+            return UNKNOWN_KEY, 0, None
+        if resolve_scope(rules, topic) != hdr["scope"]:
+            return FORGED, 0, None      # another scope's topic: before any crypto
         key = self.keys.get((hdr["sender"], hdr["scope"], hdr["epoch"]))
         if key is None:
             return UNKNOWN_KEY, 0, None
@@ -211,6 +259,19 @@ def key_entry(h, key):
     return {"sender": h["sender"], "scope": h["scope"], "epoch": h["epoch"], "key": key.hex()}
 
 
+def rule(scope, filter_):
+    return {"scope": scope, "filter": filter_}
+
+
+def sender_map(sender, rules):
+    """A sender's topic map as delivered (SPEC 11.2), rules in match order."""
+    return {"sender": sender, "rules": rules}
+
+
+def maps_of(items):
+    return {m["sender"]: m["rules"] for m in items}
+
+
 def flip(env, byte, bit=0):
     out = bytearray(env)
     out[byte] ^= 1 << bit
@@ -226,9 +287,15 @@ def build_envelope():
 
     def pos(name, key, h, topic, pt):
         tb = topic.encode("utf-8")
+        # The sender's map: another scope first (not matching), then its own;
+        # '$'-topics need a rule of their own ('#' does not match them).
+        rules = [rule((h["scope"] + 1) % 256, "other/#"), rule(h["scope"], "#")]
+        if topic.startswith("$"):
+            rules.append(rule(h["scope"], topic.split("/")[0] + "/#"))
         positive.append({
             "name": name, "key": key.hex(), "header": h, "topic": topic,
             "topic_hex": tb.hex(), "plaintext": pt.hex(),
+            "maps": [sender_map(h["sender"], rules)],
             "envelope": seal(key, h, tb, pt).hex(),
         })
 
@@ -262,10 +329,13 @@ def build_envelope():
     h0 = hdr(counter=0x0102030405, seq=0x00010203, run=0x5EED0F0F)
     base = seal(KEY_A, h0, tb, pattern(16))          # 56 bytes
     keys0 = [key_entry(h0, KEY_A)]
+    # The sender seals plant/ topics under scope 3 (h0) and alarm/ ones under 5.
+    rules0 = [rule(3, "plant/#"), rule(5, "alarm/#")]
+    maps0 = [sender_map(h0["sender"], rules0)]
 
-    def neg(name, verdict, env, keys=keys0, on_topic=topic):
+    def neg(name, verdict, env, keys=keys0, on_topic=topic, maps=maps0):
         negative.append({
-            "name": name, "keys": keys, "topic": on_topic,
+            "name": name, "keys": keys, "maps": maps, "topic": on_topic,
             "topic_hex": on_topic.encode("utf-8").hex(), "envelope": env.hex(),
             "verdict": verdict,
         })
@@ -273,9 +343,10 @@ def build_envelope():
     # Header field regions, one flipped bit each (offsets: SPEC 3.1).
     neg("flip-suite", MALFORMED, flip(base, 0, 0))
     neg("flip-suite-high-bit", MALFORMED, flip(base, 0, 7))
-    neg("flip-scope", UNKNOWN_KEY, flip(base, 1, 0))
+    # The topic's scope (by the sender's map) is 3: another scope byte is
+    # FORGED before any key lookup, held key or not (SPEC 5.4 step 2).
+    neg("flip-scope", FORGED, flip(base, 1, 0))
     other_scope = dict(h0, scope=h0["scope"] ^ 1)
-    # Same key value held for the flipped id too: only the AAD can catch it.
     neg("flip-scope-same-key-held", FORGED, flip(base, 1, 0),
         keys=keys0 + [key_entry(other_scope, KEY_A)])
     neg("flip-epoch-high", UNKNOWN_KEY, flip(base, 2, 7))
@@ -286,8 +357,10 @@ def build_envelope():
     neg("flip-sender-high", UNKNOWN_KEY, flip(base, 6, 7))
     neg("flip-sender-low", UNKNOWN_KEY, flip(base, 9, 0))
     other_sender = dict(h0, sender=h0["sender"] ^ 1)
+    # Same key and map held for the flipped sender too: only the AAD catches it.
     neg("flip-sender-same-key-held", FORGED, flip(base, 9, 0),
-        keys=keys0 + [key_entry(other_sender, KEY_A)])
+        keys=keys0 + [key_entry(other_sender, KEY_A)],
+        maps=maps0 + [sender_map(other_sender["sender"], rules0)])
     neg("flip-run-high", FORGED, flip(base, 10, 7))
     neg("flip-run-low", FORGED, flip(base, 13, 0))
     neg("flip-counter-high", FORGED, flip(base, 14, 7))
@@ -330,22 +403,64 @@ def build_envelope():
     neg("suite-0x00", MALFORMED, seal(KEY_A, dict(h0, suite=0x00), tb, pattern(16)))
     # Parse before key lookup: malformed wins over an unknown key.
     neg("seq-zero-unknown-key", MALFORMED, seal(KEY_A, dict(h0, seq=0), tb, b""), keys=[])
+    # Scopes bound to topics (SPEC 5.4 step 2). No map of the sender yet: a
+    # key fetch brings one, so UNKNOWN_KEY even with the key held.
+    neg("no-map-for-sender", UNKNOWN_KEY, base, maps=[])
+    # An insider holding scope 3's key seals, header scope 3, on a topic the
+    # sender puts in scope 5 (whose key the victim holds too): FORGED.
+    h5 = dict(h0, scope=5)
+    insider = seal(KEY_A, h0, b"alarm/boiler", pattern(16))
+    neg("insider-scope-3-key-on-scope-5-topic", FORGED, insider, on_topic="alarm/boiler",
+        keys=keys0 + [key_entry(h5, KEY_B)])
+    # Header scope 5 with scope 3's key on a scope 3 topic: FORGED by the
+    # map before the key of scope 5 is even looked up (none is held).
+    neg("header-scope-5-on-scope-3-topic", FORGED, seal(KEY_A, h5, tb, pattern(16)))
+    neg("topic-matches-no-rule", FORGED, seal(KEY_A, h0, b"office/door", pattern(16)),
+        on_topic="office/door")
+    # '#' does not match a topic starting with '$' (MQTT 4.7.2).
+    neg("dollar-topic-not-matched-by-hash", FORGED,
+        seal(KEY_A, h0, b"$plant/x", pattern(16)), on_topic="$plant/x",
+        maps=[sender_map(h0["sender"], [rule(3, "#")])])
+    # First matching rule wins: plant/line1/# is scope 5, listed before plant/#.
+    neg("first-match-wins", FORGED, base,
+        maps=[sender_map(h0["sender"], [rule(5, "plant/line1/#"), rule(3, "plant/#")])],
+        keys=keys0 + [key_entry(h5, KEY_A)])
 
     # Cross-check every declared verdict with this file's own receiver.
     for p in positive:
         h = p["header"]
-        rx = Receiver({(h["sender"], h["scope"], h["epoch"]): bytes.fromhex(p["key"])})
+        rx = Receiver({(h["sender"], h["scope"], h["epoch"]): bytes.fromhex(p["key"])},
+                      maps_of(p["maps"]))
         v, _, pt = rx.receive(bytes.fromhex(p["topic_hex"]), bytes.fromhex(p["envelope"]))
         assert v == OK and pt.hex() == p["plaintext"], p["name"]
     for n in negative:
         rx = Receiver({(k["sender"], k["scope"], k["epoch"]): bytes.fromhex(k["key"])
-                       for k in n["keys"]})
+                       for k in n["keys"]}, maps_of(n["maps"]))
         v, _, _ = rx.receive(bytes.fromhex(n["topic_hex"]), bytes.fromhex(n["envelope"]))
         assert v == n["verdict"], (n["name"], v)
     names = [x["name"] for x in positive + negative]
     assert len(names) == len(set(names))
 
-    return {"suite": SUITE_V1, "positive": positive, "negative": negative}
+    return {"suite": SUITE_V1, "positive": positive, "negative": negative,
+            "topic_hashes": build_topic_hashes()}
+
+
+def build_topic_hashes():
+    """SPEC 5.2: topic_hash = SipHash-2-4(k, topic), the 8 output bytes read
+    as a little-endian u64 (how files store it, big-endian, in 6.3)."""
+    out = []
+    for key, topic in ((bytes(16), "a"), (bytes(range(16)), "plant/line1/temp"),
+                       (bytes(range(16)), "plant/line1/temP"),
+                       (pattern(16, 29, 1), "usine/température/Δp"),
+                       (bytes([0xFF] * 16), "$SYS/broker/clients"),
+                       (pattern(16, 3, 7), "x" * 1000)):
+        tb = topic.encode("utf-8")
+        h = nb.crypto_shorthash_siphash24(tb, key)
+        out.append({"key": key.hex(), "topic": topic, "topic_hex": tb.hex(),
+                    "siphash": h.hex(),
+                    # u64 written big-endian as in files (6.3); JSON integers stop at 2^63.
+                    "topic_hash": int.from_bytes(h, "little").to_bytes(8, "big").hex()})
+    return out
 
 
 # --------------------------------------------------------------------------
@@ -589,11 +704,33 @@ def request_body(requester, eph_pk, nonce, reply_topic, want):
 
 
 def key_records(keys):
-    """The plaintext of a delivery: u8 k || k x (scope, epoch, not_after, flags, key)."""
+    """The plaintext of a delivery starts u8 k || k x (scope, epoch, not_after, flags, key)."""
     return bytes([len(keys)]) + b"".join(
         bytes([k["scope"]]) + k["epoch"].to_bytes(4, "big")
         + k["not_after_ms"].to_bytes(8, "big") + bytes([k["flags"]])
         + bytes.fromhex(k["key"]) for k in keys)
+
+
+def map_records(interval_ms, rules):
+    """... and ends u32 summary_interval_ms || u16 r || r x (scope u8, str16 filter)."""
+    out = interval_ms.to_bytes(4, "big") + len(rules).to_bytes(2, "big")
+    for r in rules:
+        fb = r["filter"].encode("utf-8")
+        out += bytes([r["scope"]]) + len(fb).to_bytes(2, "big") + fb
+    return out
+
+
+def vector_key(scope, epoch):
+    """The sender's key of (scope, epoch): one value per id in every vector."""
+    return hashlib.blake2b(b"vector key" + bytes([scope]) + epoch.to_bytes(4, "big"),
+                           digest_size=32).digest()
+
+
+# The sender's scopes table as its deliveries carry it: match order, the
+# implied default (scope 0 '#') listed, '$SYS' needing a rule of its own.
+SENDER_RULES = [rule(1, "plant/+/temp"), rule(17, "alarm/#"), rule(34, "$SYS/#"),
+                rule(0, "#")]
+SENDER_INTERVAL = 10000
 
 
 def box_seal(plain, recipient_pk, box_sk):
@@ -669,16 +806,19 @@ def build_control():
         requests.append(item)
         by_name[name] = item
 
-    def delivery(name, req, time_ms, box_sk, keys):
+    def delivery(name, req, time_ms, box_sk, keys, rules=SENDER_RULES,
+                 interval_ms=SENDER_INTERVAL):
         r = by_name[req]
-        plain = key_records(keys)
+        plain = key_records(keys) + map_records(interval_ms, rules)
         sealed = box_seal(plain, bytes.fromhex(r["eph_pk"]), box_sk)
         body = bytes.fromhex(r["req_hash"]) + len(sealed).to_bytes(2, "big") + sealed
         msg = ctl_sign(SENDER, r["reply_topic"], ctl_head(2, SENDER.id, time_ms) + body)
         item = common(name, "DELIVERY", SENDER, r["reply_topic"], msg, SENDER.id, time_ms)
         item.update({"request": req, "req_hash": r["req_hash"], "sealed": sealed.hex(),
                      "eph_sk": r["eph_sk"], "eph_pk": r["eph_pk"], "box_sk": box_sk.hex(),
-                     "plain": plain.hex(), "keys": keys})
+                     "plain": plain.hex(), "keys": keys, "summary_interval_ms": interval_ms,
+                     "rules": rules})
+        assert len(msg) <= 65535
         # libsodium's own opener accepts the deterministic construction.
         assert nb.crypto_box_seal_open(sealed, bytes.fromhex(r["eph_pk"]),
                                        bytes.fromhex(r["eph_sk"])) == plain
@@ -713,9 +853,9 @@ def build_control():
         summaries.append(item)
         by_name[name] = item
 
-    def key(scope, epoch, not_after_ms, seed, flags=0):
+    def key(scope, epoch, not_after_ms, flags=0):
         return {"scope": scope, "epoch": epoch, "not_after_ms": not_after_ms,
-                "flags": flags, "key": pattern(32, 3, seed).hex()}
+                "flags": flags, "key": vector_key(scope, epoch).hex()}
 
     # ---- positive
     hex32 = "0123456789abcdef" * 2
@@ -730,15 +870,29 @@ def build_control():
             bytes(16), "e2e/k/" + "0" * 32, [(0, 0)])
     assert len(by_name["request-all-scopes-max-reply-topic"]["reply_topic"]) == 128
 
+    # The same (scope, epoch) always has the same key (vector_key); each
+    # delivery answers exactly the scopes its request wants (all: 0 and 1).
     delivery("delivery-one-key", "request-one-scope", T0 + 5, pattern(32, 7, 21),
-             [key(1, 1, 0, 0x30)])
+             [key(1, 1, 0)])
     delivery("delivery-current-and-grace", "request-all-scopes-max-reply-topic", T0 + 6,
              pattern(32, 7, 22),
-             [key(0, 3, T0 + GRACE, 0x40), key(0, 4, 0, 0x41), key(1, 1, 0, 0x42)])
-    delivery("delivery-32-keys", "request-16-scopes", T0 + 7, pattern(32, 7, 23),
-             [key(i * 17 % 256, 0xFFFFFFF0 + i % 16, (1 << 63) - 1 if i == 31 else 0, 0x50 + i)
-              for i in range(32)])
+             [key(0, 3, T0 + GRACE), key(0, 4, 0), key(1, 1, 0)])
+    wanted = [w["scope"] for w in by_name["request-16-scopes"]["want"]]
+    assert len(set(wanted)) == 16
+    keys32 = []
+    for i, sc in enumerate(wanted):
+        cur = 4 if sc == 0 else 2             # scope 0 as in the delivery above
+        grace_end = (1 << 63) - 1 if i == 15 else T0 + GRACE
+        flags = 1 if sc == 17 else 0          # alarm/# is a signed scope
+        keys32 += [key(sc, cur - 1, grace_end, flags), key(sc, cur, 0, flags)]
+    delivery("delivery-32-keys", "request-16-scopes", T0 + 7, pattern(32, 7, 23), keys32)
     assert len(bytes.fromhex(by_name["delivery-32-keys"]["message"])) <= 2048
+    # A large map (after a reload of the sender's scopes): over 2048 bytes,
+    # legal for a delivery (up to 65535).
+    big_rules = [rule(1 + i % 200, "site%03d/+/line/#" % i) for i in range(150)] + SENDER_RULES
+    delivery("delivery-large-map", "request-one-scope", T0 + 8, pattern(32, 7, 24),
+             [key(1, 1, 0)], rules=big_rules, interval_ms=0)
+    assert len(bytes.fromhex(by_name["delivery-large-map"]["message"])) > 2048
 
     for reason in (1, 2, 3, 4, 5):
         refusal("refusal-reason-%d" % reason, "request-16-scopes" if reason % 2
@@ -854,13 +1008,49 @@ def build_control():
         ctl_sign(SENDER, dlv["topic"], ctl_head(2, SENDER.id, T0) + bytes.fromhex(dlv["req_hash"])
                  + b"\x00\x00"), MALFORMED, signer=SENDER, base=dlv)
     # Authentic answers to another request (11.4): replayed or redirected.
+    # Each is a positive answer to request-one-scope with only req_hash
+    # replaced (and signed again), on that request's reply topic.
     other = by_name["request-all-scopes-max-reply-topic"]
-    for kind, tail in (("delivery", dv[14 + 32:-CTL_SIG]), ("refusal", b"\x01")):
+    for kind, good in (("delivery", dv), ("refusal", raw("refusal-reason-2"))):
         msg = ctl_sign(SENDER, req["reply_topic"],
-                       ctl_head(CTL_TYPE[kind.upper()], SENDER.id, T0 + 50)
-                       + bytes.fromhex(other["req_hash"]) + tail)
-        neg(kind + "-req-hash-mismatch", msg, AUTH, signer=SENDER, base=req,
+                       good[:14] + bytes.fromhex(other["req_hash"]) + good[46:-CTL_SIG])
+        assert len(msg) == len(good) and msg[46:-CTL_SIG] == good[46:-CTL_SIG]
+        neg(kind + "-req-hash-mismatch", msg, AUTH, topic=req["reply_topic"], signer=SENDER,
             request=req["name"])
+    # An authentic answer by another (trusted) sender than the one asked, with
+    # the right req_hash (anyone reads requests on C): bound to the target
+    # sender, it is refused (11.4).
+    msg = ctl_sign(MALLORY, req["reply_topic"], ctl_head(2, MALLORY.id, T0 + 5) + dv[14:-CTL_SIG])
+    neg("delivery-from-another-sender", msg, AUTH, topic=req["reply_topic"], signer=MALLORY,
+        request=req["name"])
+    # Authentic deliveries answering the request whose sealed plaintext breaks
+    # the layout of 11.2 (found when opened with the request's eph_sk).
+    eph_pk1 = bytes.fromhex(req["eph_pk"])
+    k1 = key_records([key(1, 1, 0)])
+    for mname, plain in (
+            ("no-rule", k1 + map_records(0, [])),
+            ("filter-hash-not-last", k1 + map_records(0, [rule(1, "a/#/b")])),
+            ("filter-plus-in-level", k1 + map_records(0, [rule(1, "a+")])),
+            ("filter-empty", k1 + map_records(0, [rule(1, "")])),
+            ("filter-nul", k1 + map_records(0, [rule(1, "a\x00")])),
+            ("rule-count-above-rules", k1 + map_records(0, [rule(1, "#")])[:4] + b"\x00\x02"
+             + map_records(0, [rule(1, "#")])[6:]),
+            ("filter-past-the-end", k1 + map_records(0, [rule(1, "#")])[:-1] + b"\x00\x05#"),
+            ("trailing-byte", k1 + map_records(0, [rule(1, "#")]) + b"\x00"),
+            ("key-flag-bit-1", key_records([key(1, 1, 0, flags=2)]) + map_records(0, [rule(1, "#")])),
+            ("key-count-above-records", bytes([2]) + k1[1:] + map_records(0, [rule(1, "#")]))):
+        sealed = box_seal(plain, eph_pk1, pattern(32, 11, len(mname)))
+        msg = ctl_sign(SENDER, req["reply_topic"], ctl_head(2, SENDER.id, T0 + 5)
+                       + bytes.fromhex(req["req_hash"]) + len(sealed).to_bytes(2, "big") + sealed)
+        neg("delivery-map-" + mname, msg, MALFORMED, topic=req["reply_topic"], signer=SENDER,
+            request=req["name"])
+    # The keys without interval and map: found when opened. A sealed box
+    # shorter than any delivery's (48 + 11 bytes) is a layout error at once.
+    for mname, plain in (("delivery-without-map", k1), ("delivery-sealed-too-short", b"\x00")):
+        sealed = box_seal(plain, eph_pk1, pattern(32, 11, 99))
+        msg = ctl_sign(SENDER, req["reply_topic"], ctl_head(2, SENDER.id, T0 + 5)
+                       + bytes.fromhex(req["req_hash"]) + len(sealed).to_bytes(2, "big") + sealed)
+        neg(mname, msg, MALFORMED, topic=req["reply_topic"], signer=SENDER, request=req["name"])
     # Summaries: boot >= 1, part < parts, parts >= 1, number >= 1, 0 < first <= last,
     # exactly last - first + 1 digests per entry, exactly n entries.
     entries = summ["entries"]
@@ -1024,41 +1214,66 @@ def build_signed():
     seed = bytes(range(0x40, 0x60))
     sign_pk, sign_sk = nb.crypto_sign_seed_keypair(seed)
     other_pk, other_sk = nb.crypto_sign_seed_keypair(bytes(range(0x60, 0x80)))
-    signer = {"sender": SENDER_A, "sign_pk": sign_pk.hex()}
+    # The header names the id SPEC 3.3 derives from the signing key: a
+    # receiver refuses a (sender, sign_pk) pair that disagrees.
+    sid = sender_id_of(sign_pk)
+    signer = {"sender": sid, "sign_pk": sign_pk.hex()}
     topic = "alarms/boiler/overheat"
     tb = topic.encode()
+    # The sender's map: alarms/ is the signed scope 3, everything else the
+    # unsigned scope 4 (an insider of scope 4 holds KEY_C).
+    maps = [sender_map(sid, [rule(3, "alarms/#"), rule(4, "#")])]
     positive, negative = [], []
 
-    def signed(h, pt, sk=sign_sk, on=tb):
-        return sign_envelope(sk, seal(KEY_A, h, on, pt), on)
+    def signed(h, pt, sk=sign_sk, on=tb, key=KEY_A):
+        return sign_envelope(sk, seal(key, h, on, pt), on)
 
     for name, h, pt in (
-            ("signed-empty", hdr(suite=SUITE_SIGNED, counter=1, seq=1), b""),
-            ("signed-64", hdr(suite=SUITE_SIGNED, counter=2, seq=2), pattern(64)),
-            ("signed-text", hdr(suite=SUITE_SIGNED, counter=3, seq=3), b"boiler 1 over 95 C")):
+            ("signed-empty", hdr(suite=SUITE_SIGNED, sender=sid, counter=1, seq=1), b""),
+            ("signed-64", hdr(suite=SUITE_SIGNED, sender=sid, counter=2, seq=2), pattern(64)),
+            ("signed-text", hdr(suite=SUITE_SIGNED, sender=sid, counter=3, seq=3),
+             b"boiler 1 over 95 C")):
+        env = signed(h, pt)
+        body = env[:-64]
+        digest = hashlib.blake2b(SIG_CONTEXT + len(tb).to_bytes(2, "big") + tb + body,
+                                 digest_size=64).digest()
         positive.append({"name": name, "key": KEY_A.hex(), "header": h, "topic": topic,
-                         "topic_hex": tb.hex(), "plaintext": pt.hex(),
+                         "topic_hex": tb.hex(), "plaintext": pt.hex(), "maps": maps,
                          "signer": dict(signer, seed=seed.hex()),
-                         "envelope": signed(h, pt).hex()})
-    h = hdr(suite=SUITE_SIGNED, counter=9, seq=9)
+                         "digest": digest.hex(), "signature": env[-64:].hex(),
+                         "envelope": env.hex()})
+    h = hdr(suite=SUITE_SIGNED, sender=sid, counter=9, seq=9)
     good = signed(h, pattern(16))
-    keys = [dict(key_entry(h, KEY_A), flags=1)]   # delivered with E2E_KEY_SIGNED
+    h4 = dict(h, scope=4, suite=SUITE_V1)
+    keys = [dict(key_entry(h, KEY_A), flags=1),   # delivered with E2E_KEY_SIGNED
+            key_entry(h4, KEY_C)]
 
     def neg(name, verdict, env, signers=(signer,), on=topic):
-        negative.append({"name": name, "keys": keys, "signers": list(signers), "topic": on,
-                         "topic_hex": on.encode().hex(), "envelope": env.hex(),
+        negative.append({"name": name, "keys": keys, "maps": maps, "signers": list(signers),
+                         "topic": on, "topic_hex": on.encode().hex(), "envelope": env.hex(),
                          "verdict": verdict})
 
     neg("flip-signature", FORGED, flip(good, len(good) - 1, 0))
     neg("signed-by-another-key", FORGED, signed(h, pattern(16), sk=other_sk))
     neg("no-signer-known", FORGED, good, signers=())
     neg("signature-stripped", FORGED, good[:-64] + bytes(64))
-    neg("too-short-for-a-signature", MALFORMED, seal(KEY_A, h, tb, b"")[:OVERHEAD + 63])
+    # One byte under the suite 0x02 minimum of 104 (an empty plaintext).
+    neg("too-short-for-a-signature-103", MALFORMED, signed(h, b"")[:OVERHEAD + 63])
     neg("re-topicked", FORGED, good, on="alarms/boiler/normal")
     # The shared key alone (an insider) cannot pass in a signed scope, also
     # not by falling back to suite 0x01: the key was delivered flagged signed.
     neg("insider-unsigned-suite-1", FORGED, seal(KEY_A, dict(h, suite=SUITE_V1), tb, b"x"))
     neg("insider-wrong-signer", FORGED, signed(h, b"y", sk=other_sk))
+    # An insider of the unsigned scope 4 seals with its own key and scope on a
+    # topic of the signed scope: FORGED by the map, signed or not (H1).
+    neg("insider-other-scope-key-suite-1", FORGED, seal(KEY_C, h4, tb, b"z"))
+    neg("insider-other-scope-key-own-signature", FORGED,
+        signed(dict(h4, suite=SUITE_SIGNED), b"z", sk=other_sk, key=KEY_C))
+    # Suite 0x02 under an unsigned scope's key is verified like any other:
+    # with the sender's signature it is accepted, with another one FORGED.
+    neg("unsigned-scope-suite-2-wrong-signer", FORGED,
+        signed(dict(h4, suite=SUITE_SIGNED), b"w", sk=other_sk, key=KEY_C,
+               on=b"plant/x"), on="plant/x")
     return {"suite": SUITE_SIGNED, "positive": positive, "negative": negative}
 
 

@@ -63,6 +63,7 @@ class Site:
         self.env, self.c = env, c
         self.broker = h.Broker(env)
         self.sender = h.Sender(env, "edge", scopes=list(scopes))
+        self.scopes = list(scopes)
         self.scope_names = [n for _i, n, _f in scopes]
         self.pm = mm.Mitm(env, self.broker, "proxy-side", proxy_policy)
         self.sm = mm.Mitm(env, self.broker, "sub-side", sub_policy)
@@ -96,6 +97,14 @@ class Site:
     def keys(self):
         """The model's key ring: every key of the sender directory."""
         return {(self.sender.sender_id, sc, ep): k for sc, ep, _c, _na, k in self.sender.keys()}
+
+    def maps(self):
+        """The sender's topic map as its deliveries carry it (SPEC 11.2): its
+        scopes in order, then the implied default scope 0 '#'."""
+        rules = [{"scope": i, "filter": f} for i, _n, fs in self.scopes for f in fs]
+        if not any(i == 0 for i, _n, _f in self.scopes):
+            rules.append({"scope": 0, "filter": "#"})
+        return {self.sender.sender_id: rules}
 
 
 class Traffic:
@@ -142,7 +151,9 @@ class Traffic:
 # Oracle: what the subscriber must report for what the Mitm wrote to it
 # ---------------------------------------------------------------------------
 
-Exp = collections.namedtuple("Exp", "topic verdict gap seq payload kind origin")
+# held: FORGED by the sender's map (SPEC 5.4 step 2): the client holds it while
+# it fetches the current map (11.4, stale maps) and reports it later.
+Exp = collections.namedtuple("Exp", "topic verdict gap seq payload kind origin held")
 
 
 def data_sent(link, prefix=b""):
@@ -151,28 +162,32 @@ def data_sent(link, prefix=b""):
             if not s.topic.startswith(b"e2e/") and s.topic.startswith(prefix)]
 
 
-def oracle(records, keys, window):
+def oracle(records, keys, window, maps):
     """The verdict of every record, in order (check.py's Receiver + the gap)."""
-    rx = model.Receiver(keys, window)
+    rx = model.Receiver(keys, maps, window)
     out = []
     for s in records:
         env = bytes(s.payload)
         gap = seq = 0
+        held = False
         if len(env) >= model.HEADER.size + model.TAG:
             hd = model.unpack_header(env)
             seq = hd["seq"]
             w = rx.streams.get((hd["sender"], hd["run"], s.topic))
             if w is not None:
                 gap = w.check(seq)[1]
+            held = hd["sender"] in maps and \
+                model.topic_scope(maps[hd["sender"]], s.topic) != hd["scope"]
         v, pt = rx.receive(s.topic, env)
         out.append(Exp(s.topic.decode("utf-8", "replace"), v, gap if v == "GAP" else 0, seq, pt,
-                       s.kind, s.origin))
+                       s.kind, s.origin, held and v == "FORGED"))
     return out
 
 
-def reported_now(records, keys):
+def reported_now(records, keys, maps):
     """How many of records a subscriber reports at once: all but those held
-    for a key (UNKNOWN_KEY from a trusted sender, reported later)."""
+    for a key (UNKNOWN_KEY from a trusted sender, reported later) or for the
+    sender's current map (FORGED by the map the subscriber holds)."""
     senders = {k[0] for k in keys}
     n = 0
     for s in records:
@@ -180,7 +195,8 @@ def reported_now(records, keys):
         if len(p) >= model.HEADER.size + model.TAG and p[0] == 1:
             hd = model.unpack_header(p)
             if hd["run"] and hd["counter"] and hd["seq"] and hd["sender"] in senders and \
-                    (hd["sender"], hd["scope"], hd["epoch"]) not in keys:
+                    (model.topic_scope(maps.get(hd["sender"], []), s.topic) != hd["scope"] or
+                     (hd["sender"], hd["scope"], hd["epoch"]) not in keys):
                 continue
         n += 1
     return n
@@ -208,9 +224,24 @@ def compare(exp, obs):
     compared as a multiset. Returns (pairs [(Exp or None, obs or None)],
     mismatch strings)."""
     bad = []
-    e_ord = [e for e in exp if e.verdict != "UNKNOWN_KEY"]
-    o_ord = [o for o in obs if h.verdict_of(o) != "UNKNOWN_KEY"]
-    pairs = []
+    e_ord = [e for e in exp if e.verdict != "UNKNOWN_KEY" and not e.held]
+    # FORGED by the map: held, so reported late; take the last observed ones
+    # with their (topic, seq) out of the ordered comparison.
+    want_held = collections.Counter((e.topic, e.seq) for e in exp if e.held)
+    left = collections.Counter(want_held)
+    o_held, o_rev = [], []
+    for o in reversed(obs):
+        k = (o.get("topic"), o.get("seq"))
+        if h.verdict_of(o) == "FORGED" and left[k] > 0:
+            left[k] -= 1
+            o_held.append(o)
+        elif h.verdict_of(o) != "UNKNOWN_KEY":
+            o_rev.append(o)
+    o_ord = list(reversed(o_rev))
+    if +left:
+        bad.append("FORGED by the map: expected %s, not observed %s" % (dict(want_held),
+                                                                       dict(+left)))
+    pairs = [(e, o) for e, o in zip([e for e in exp if e.held], reversed(o_held))]
     for i in range(max(len(e_ord), len(o_ord))):
         e = e_ord[i] if i < len(e_ord) else None
         o = o_ord[i] if i < len(o_ord) else None
@@ -230,9 +261,9 @@ def compare(exp, obs):
     return pairs, bad
 
 
-def model_final(records, keys, window):
+def model_final(records, keys, window, maps):
     """Σ lost and pending over the streams after records (SPEC 5.6)."""
-    rx = model.Receiver(keys, window)
+    rx = model.Receiver(keys, maps, window)
     for s in records:
         rx.receive(s.topic, bytes(s.payload))
     tot = collections.Counter()

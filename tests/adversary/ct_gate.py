@@ -27,6 +27,7 @@ ALLOW = [
     ("libe2e/fileio.c", "magic, E2E_STATE_MAGIC_LEN", "file magic string: public constant"),
     ("libe2e/rxstate.c", "MAGIC_V1, MAGIC_LEN", "file magic string: public constant"),
     ("libe2e/topichash.h", "memcmp(topic, t->last, len)", "topic name cache: topics are public"),
+    ("libe2e/rx.c", "memcmp(m->topic, topic, topic_len)", "topic -> scope memo: topics are public"),
     ("libe2e/textfile.c", "memcmp(f->p, word, wl)", "keyword of a text file line: public"),
     ("libe2e/sender.c", "s->control_topic", "refusing publishes to the control topic: public"),
     ("libe2e/sender.c", "E2E_CTL_REPLY_PREFIX", "refusing publishes to e2e/k/: public prefix"),

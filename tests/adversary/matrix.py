@@ -68,9 +68,10 @@ def body(env, c):
            delivered=lambda: min(len(lk.arrived[mm.DOWN]) for lk in links.values()))
     c.require(tr.wait_acked(120), "publishers: all %d messages acknowledged" % tr.sent)
     keys = site.keys()
+    maps = site.maps()
 
     def settled():
-        return all(len(subs[k].messages()) >= ah.reported_now(ah.data_sent(links[k]), keys)
+        return all(len(subs[k].messages()) >= ah.reported_now(ah.data_sent(links[k]), keys, maps)
                    for k in SUBS)
     c.expect(h.wait_until(settled, 60, step=0.5), "subscribers reported every message")
 
@@ -147,7 +148,7 @@ def body(env, c):
     # ---- judge ----------------------------------------------------------------
     rows = []
     for cid in SUBS:
-        rows += judge(c, cid, subs[cid], links[cid], keys, ends[cid], plan)
+        rows += judge(c, cid, subs[cid], links[cid], keys, maps, ends[cid], plan)
     c.expect(links["subC"].sent[mm.DOWN] and all(s.kind == "fwd" for s in
                                                  links["subC"].sent[mm.DOWN]),
              "control run C: the Mitm relayed everything unchanged")
@@ -197,14 +198,14 @@ to the broker by the man in the middle. *Messages*: envelopes the subscriber was
 topic (its share of injected, duplicated or tampered copies included).""", rows)
 
 
-def judge(c, cid, proc, link, keys, end, plan):
+def judge(c, cid, proc, link, keys, maps, end, plan):
     recs = ah.data_sent(link)
-    exp = ah.oracle(recs, keys, SUBS[cid])
+    exp = ah.oracle(recs, keys, SUBS[cid], maps)
     obs = ah.observed(proc)
     pairs, bad = ah.compare(exp, obs)
     c.expect(not bad, "%s: %d messages, subscriber verdicts == oracle, message by message%s" % (
         cid, len(exp), ("\n    " + "\n    ".join(bad)) if bad else ""))
-    mf = ah.model_final(recs, keys, SUBS[cid])
+    mf = ah.model_final(recs, keys, SUBS[cid], maps)
     c.expect(end and (end["lost"], end["pending"]) == (mf["lost"], mf["pending"]),
              "%s: exit line lost/pending %s == model %s" % (
                  cid, end and (end["lost"], end["pending"]), dict(mf)))

@@ -35,10 +35,9 @@ import advharness as ah  # noqa: E402
 
 h, mm = ah.h, ah.mm
 INTERVAL = 1.0                       # the proxy's summary interval, s
-# The interval a subscriber expects from key install until a summary arrives:
-# its default (10 s) until the key delivery carries the sender's own (P1);
-# then this becomes INTERVAL.
-EXPECT_I = float(os.environ.get("E2E_ADV_EXPECT_I", "10"))
+# The interval a subscriber expects from key install on, before any summary
+# arrived: the one the sender's signed key delivery names (SPEC 11.2, 11.6).
+EXPECT_I = INTERVAL
 DELAY = 1.5 * INTERVAL
 LONG = ["L/%s/" % c + c * 29995 for c in "abc"]      # two fill a part, the third spills
 FORGE_AT = 20                        # on m/i: drop #20, forge #21

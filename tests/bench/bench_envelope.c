@@ -269,6 +269,7 @@ int main(int argc, char **argv)
 	rcfg.max_streams = 4096;
 	if (e2e_keyring_create(&b.kr, 4) != E2E_OK ||
 	    e2e_keyring_add(b.kr, &BENCH_ID, b.key, 0) != E2E_OK ||
+	    e2e_keyring_set_single_scope(b.kr, BENCH_ID.sender, BENCH_ID.scope) != E2E_OK ||
 	    e2e_rx_create(&b.rx, &rcfg) != E2E_OK) {
 		fprintf(stderr, "bench: set-up failed\n");
 		return 2;

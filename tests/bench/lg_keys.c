@@ -66,6 +66,16 @@ static uint8_t one_key(void *ctx, uint8_t scope, struct e2e_ctl_key *out, uint8_
 	return 1;
 }
 
+/* Every topic in scope 0, no summaries: the smallest map a delivery carries. */
+static enum e2e_status one_rule(void *ctx, struct e2e_ctl_map *map)
+{
+	static const struct e2e_scope_rule all = { 0, "#", 1 };
+
+	(void)ctx;
+	*map = (struct e2e_ctl_map){ 0, 1, &all };
+	return E2E_OK;
+}
+
 struct msgs {
 	uint8_t (*m)[E2E_CTL_MSG_MAX];
 	size_t *len;
@@ -96,7 +106,7 @@ static int build_requests(struct msgs *M, uint32_t n, const struct e2e_identity 
 
 static double handle_all(struct e2e_keysvc *ks, const struct msgs *M, uint32_t *ok)
 {
-	static uint8_t out[E2E_CTL_MSG_MAX];
+	static uint8_t out[E2E_CTL_DELIVERY_MAX];
 	char reply[E2E_CTL_REPLY_MAX + 1];
 	uint64_t t0 = lg_now_ns(), now = wall_ms();
 
@@ -117,7 +127,7 @@ static int inproc(uint32_t n)
 	struct e2e_keysvc *ks = NULL;
 	struct msgs valid = { 0 }, forged = { 0 };
 	struct e2e_keysvc_config cfg = { .identity = &sender, .enrolled = all_enrolled,
-		.keys = one_key, .per_identity_burst = 1000000000U, .per_identity_ms = 1,
+		.keys = one_key, .map = one_rule, .per_identity_burst = 1000000000U, .per_identity_ms = 1,
 		.global_burst = 1000000000U, .global_ms = 1, .replay_cache = 4096 };
 	uint32_t ok_v = 0, ok_f = 0;
 	double tv, tf;
@@ -188,6 +198,7 @@ static void on_answer(struct keyreq *K, const uint8_t *pkt, size_t len)
 	struct mqtt_publish p;
 	char topic[E2E_CTL_REPLY_MAX + 1];
 	struct e2e_ctl *m;
+	static uint8_t plain[E2E_CTL_PLAIN_MAX];
 	unsigned prefix = 0, k = 0;
 	struct pending *q;
 
@@ -205,7 +216,7 @@ static void on_answer(struct keyreq *K, const uint8_t *pkt, size_t len)
 	if (q->kind || e2e_ctl_parse(m, p.payload.p, p.payload.len, topic, &K->sender) != E2E_OK) {
 		K->bad_answers++;
 	} else if (m->type == E2E_CTL_DELIVERY &&
-		   e2e_ctl_open_delivery(m, q->eph_pk, q->eph_sk) == E2E_OK && m->nkeys > 0) {
+		   e2e_ctl_open_delivery(m, q->eph_pk, q->eph_sk, plain, sizeof plain) == E2E_OK && m->nkeys > 0) {
 		q->kind = 2;
 		q->answered_ns = lg_now_ns();
 		K->delivered++;

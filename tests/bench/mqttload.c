@@ -128,12 +128,15 @@ static int load_keys(struct sub_ctx *x, const char *dir)
 	char path[512], err[256] = "";
 	struct e2e_identity id;
 	struct e2e_keystore *ks = NULL;
-	uint32_t sender;
+	struct e2e_scopes *tbl = malloc(sizeof *tbl);
+	struct e2e_scope_rule *rules = NULL;
+	uint32_t sender, nrules = 0;
 	int ret = -1;
 
 	snprintf(path, sizeof path, "%s/identity.key", dir);
-	if (e2e_identity_load(&id, path) != E2E_OK) {
+	if (!tbl || e2e_identity_load(&id, path) != E2E_OK) {
 		fprintf(stderr, "mqttload: cannot load %s\n", path);
+		free(tbl);
 		return -1;
 	}
 	sender = e2e_sender_id(&id.pub);
@@ -152,10 +155,22 @@ static int load_keys(struct sub_ctx *x, const char *dir)
 		if (e2e_keyring_add(x->kr, &kid, e->key, e->not_after_ms) != E2E_OK)
 			goto out;
 	}
+	/* The sender's own topic map, as its deliveries would carry it. */
+	snprintf(path, sizeof path, "%s/scopes", dir);
+	if (e2e_scopes_load(tbl, path, err, sizeof err) != E2E_OK ||
+	    e2e_scopes_rules(tbl, NULL, 0, &nrules) == E2E_ERR_ARG || nrules == 0 ||
+	    !(rules = calloc(nrules, sizeof *rules)) ||
+	    e2e_scopes_rules(tbl, rules, nrules, &nrules) != E2E_OK ||
+	    e2e_keyring_set_profile(x->kr, sender, rules, nrules, 0) != E2E_OK) {
+		fprintf(stderr, "mqttload: scopes %s: %s\n", path, err);
+		goto out;
+	}
 	ret = e2e_keystore_count(ks) ? 0 : -1;
 	if (ret)
 		fprintf(stderr, "mqttload: no key in %s\n", path);
 out:
+	free(rules);
+	free(tbl);
 	e2e_keystore_free(ks);
 	return ret;
 }

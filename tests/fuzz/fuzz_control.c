@@ -31,6 +31,15 @@ static uint8_t keys(void *ctx, uint8_t scope, struct e2e_ctl_key *out, uint8_t c
 	return 1;
 }
 
+static enum e2e_status map(void *ctx, struct e2e_ctl_map *m)
+{
+	static const struct e2e_scope_rule all = { 0, "#", 1 };
+
+	(void)ctx;
+	*m = (struct e2e_ctl_map){ 0, 1, &all };
+	return E2E_OK;
+}
+
 static void setup(void)
 {
 	struct e2e_keysvc_config kc = { 0 };
@@ -40,6 +49,7 @@ static void setup(void)
 	kc.identity = &id;
 	kc.enrolled = enrolled;
 	kc.keys = keys;
+	kc.map = map;
 	if (e2e_keysvc_create(&svc, &kc) != E2E_OK)
 		abort();
 }
@@ -48,7 +58,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static uint8_t out[E2E_CTL_MSG_MAX];
+	static uint8_t out[E2E_CTL_DELIVERY_MAX];
 	char reply[E2E_CTL_REPLY_MAX + 1];
 	struct e2e_ctl m;
 	size_t olen;

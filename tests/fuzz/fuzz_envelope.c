@@ -20,8 +20,14 @@ static void setup(void)
 	static const uint8_t key[32] = { 1 };
 	struct e2e_keyid id = { 0x01020304, 1, 1 };
 
+	/* A map with wildcards, so the scope step's matching is fuzzed too. */
+	static const struct e2e_scope_rule map[] = {
+		{ 2, "a/#", 3 }, { 1, "+/b", 3 }, { 3, "$x/+", 4 }, { 1, "#", 1 },
+	};
+
 	if (e2e_init() != E2E_OK || e2e_rx_create(&rx, &rc) != E2E_OK ||
-	    e2e_keyring_create(&kr, 4) != E2E_OK || e2e_keyring_add(kr, &id, key, 0) != E2E_OK)
+	    e2e_keyring_create(&kr, 4) != E2E_OK || e2e_keyring_add(kr, &id, key, 0) != E2E_OK ||
+	    e2e_keyring_set_profile(kr, id.sender, map, 4, 0) != E2E_OK)
 		abort();
 }
 

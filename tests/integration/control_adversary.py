@@ -12,6 +12,11 @@ answers in the subscriber's place:
       topic but for an older request (request-hash binding) -> rejected.
   (c) redirect: a delivery for subscriber X put on subscriber Y's reply
       topic, as is and even re-signed for Y's topic -> rejected by Y.
+  (d) another trusted sender answers: Z trusts two senders; an authentic
+      delivery by the second one, carrying the hash of Z's request to the
+      first, on Z's reply topic -> rejected as an answer to a request to
+      another sender (SPEC 11.4); the same signed by the sender asked is
+      accepted.
 Positive controls use the sender's real key (the test can read the sender
 directory): the same crafted deliveries, correctly signed and bound, ARE
 accepted, so each rejection is due to the one property under test.
@@ -167,6 +172,41 @@ def body(env, c):
     c.expect(not any(h.payload_of(o) == x_pt for o in y1.messages()),
              "(c) Y decrypts nothing under the redirected key")
     c.expect(not y1.err_match(h.EV_KEY), "(c) Y installed no key at all")
+
+    # ---- (d) an answer by another trusted sender than the one asked ------
+    s2 = h.Sender(env, "other-site")
+    z = h.Subscriber(env, "zoe", trust=[s, s2])
+    s.enroll(z, ["default"])
+    s2.enroll(z, ["default"])
+    t_z = time.monotonic()
+    z1 = h.start_sub(env, broker, z, ["d/#"], name="z", args=["--show-all", "--state", "none"])
+
+    def z_request_to(target):
+        h.wait_until(lambda: [r for r in adv.requests(t_z, z.sign_pk) if r["sender"] == target],
+                     10)
+        rs = [r for r in adv.requests(t_z, z.sign_pk) if r["sender"] == target]
+        return rs[-1] if rs else None
+
+    rz = z_request_to(sid)
+    c.require(rz is not None and z_request_to(s2.sender_id) is not None,
+              "Z asked both trusted senders for keys")
+    k_z = os.urandom(32)
+    wrong_issuer = h.build_delivery(s2.id["sign_sk"], s2.sender_id, rz["raw"],
+                                    [(0, 995, 0, k_z)], rz["reply_topic"])
+    since = time.monotonic()
+    adv.publish(rz["reply_topic"], wrong_issuer)
+    c.expect(z1.wait_err(r"reject.*request to another sender", 5, since),
+             "(d) authentic delivery by the other sender, bound to Z's request to the first "
+             "-> rejected as answering a request to another sender; stderr:\n" + z1.tail(5))
+    c.expect(not new_lines(z1, h.EV_KEY, since), "(d) no key installed from it")
+    rz = z_request_to(sid)
+    right_issuer = h.build_delivery(s.id["sign_sk"], sid, rz["raw"], [(0, 995, 0, k_z)],
+                                    rz["reply_topic"])
+    since = time.monotonic()
+    adv.publish(rz["reply_topic"], right_issuer)
+    c.expect(z1.wait_err(h.EV_KEY + r".*epoch 995", 5, since),
+             "control: the same delivery by the sender asked is accepted")
+    z1.stop()
 
     y1.stop()
     x2.stop()

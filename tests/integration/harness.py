@@ -735,18 +735,74 @@ def build_request(sign_sk, sign_pk, dh_pk, eph_pk, target_sender, reply_topic, w
     return body + os.urandom(CTL_SIG)
 
 
-def build_delivery(sign_sk, issuer, request_msg, keys, reply_topic, time_ms=None):
-    """keys: list of (scope, epoch, not_after_ms, key32[, flags]). Sealed to
-    the request's ephemeral key, bound to the request hash, signed for
-    reply_topic (key record: SPEC 11.2)."""
+def map_bytes(rules, interval_ms=0):
+    """The end of a delivery's plaintext (SPEC 11.2): u32 summary interval ||
+    u16 r || r x (scope u8, str16 filter); rules: [(scope, filter)]."""
+    out = struct.pack(">IH", interval_ms, len(rules))
+    for scope, flt in rules:
+        fb = flt.encode()
+        out += struct.pack(">BH", scope, len(fb)) + fb
+    return out
+
+
+def build_delivery(sign_sk, issuer, request_msg, keys, reply_topic, time_ms=None,
+                   rules=((0, "#"),), interval_ms=0):
+    """keys: list of (scope, epoch, not_after_ms, key32[, flags]); rules: the
+    sender's topic map. Sealed to the request's ephemeral key, bound to the
+    request hash, signed for reply_topic (SPEC 11.2)."""
     req = parse_ctl(request_msg)
     plain = bytes([len(keys)]) + b"".join(
         struct.pack(">BIQB", k[0], k[1], k[2], k[4] if len(k) > 4 else 0) + k[3] for k in keys)
+    plain += map_bytes(list(rules), interval_ms)
     sealed = nb.crypto_box_seal(plain, req["eph_pk"])
     body = (ctl_head(CTL_DELIVERY, issuer, time_ms if time_ms is not None else
                      int(time.time() * 1000)) + ctl_hash(request_msg) +
             struct.pack(">H", len(sealed)) + sealed)
     return ctl_sign(sign_sk, reply_topic, body)
+
+
+def open_delivery_plain(plain):
+    """A delivery's sealed plaintext -> (keys [(scope, epoch, not_after, flags,
+    key)], summary_interval_ms, rules [(scope, filter)])."""
+    k = plain[0]
+    keys = [struct.unpack(">BIQB", plain[1 + 46 * i: 15 + 46 * i]) + (plain[15 + 46 * i:
+            47 + 46 * i],) for i in range(k)]
+    off = 1 + 46 * k
+    interval, r = struct.unpack(">IH", plain[off:off + 6])
+    off += 6
+    rules = []
+    for _ in range(r):
+        scope, n = struct.unpack(">BH", plain[off:off + 3])
+        rules.append((scope, plain[off + 3:off + 3 + n].decode()))
+        off += 3 + n
+    return keys, interval, rules
+
+
+def fetch_keys(adv, sub, sender, timeout=10.0):
+    """What an enrolled subscriber's own key ring receives: a real key request
+    signed with @sub's identity, answered by @sender's key service over the
+    broker, opened with the request's ephemeral key. Returns (keys, interval,
+    rules) as open_delivery_plain, or None."""
+    reply = "e2e/k/" + os.urandom(16).hex()
+    adv.c.subscribe(reply, qos=1)
+    time.sleep(0.2)
+    try:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            eph_pk, eph_sk = nb.crypto_box_keypair()
+            since = time.monotonic()
+            adv.publish(CONTROL_TOPIC, build_request(sub.id["sign_sk"], sub.sign_pk, sub.dh_pk,
+                                                     eph_pk, sender.sender_id, reply))
+            got = adv.wait_seen(lambda m: m[1] == reply and ctl_verify(sender.sign_pk, reply,
+                                                                        m[2]), 1.0, since=since)
+            for _t, _topic, msg, _r in got:
+                d = parse_ctl(msg)
+                if d and d["type"] == CTL_DELIVERY:
+                    return open_delivery_plain(nb.crypto_box_seal_open(d["sealed"], eph_pk,
+                                                                       eph_sk))
+    finally:
+        adv.c.unsubscribe(reply)
+    return None
 
 
 def env_header(scope, epoch, sender, run, counter, seq, suite=1):

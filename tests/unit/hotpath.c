@@ -111,7 +111,9 @@ static int setup(struct ctx *c)
 	cfg.reserve = e2e_txstate_reserve_cb;
 	cfg.reserve_ctx = c->state;
 	if (e2e_tx_create(&c->tx, &cfg) != E2E_OK || e2e_keyring_create(&c->kr, 4) != E2E_OK ||
-	    e2e_keyring_add(c->kr, &id, c->key, 0) != E2E_OK || e2e_rx_create(&c->rx, NULL) != E2E_OK)
+	    e2e_keyring_add(c->kr, &id, c->key, 0) != E2E_OK ||
+	    e2e_keyring_set_single_scope(c->kr, id.sender, id.scope) != E2E_OK ||
+	    e2e_rx_create(&c->rx, NULL) != E2E_OK)
 		return -1;
 	return 0;
 }

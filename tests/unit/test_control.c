@@ -33,7 +33,7 @@ static size_t deliver(uint8_t *out, size_t cap, const struct e2e_identity *sende
 	const struct tu_request *r, const struct e2e_ctl_key *keys, uint8_t nkeys)
 {
 	size_t len = 0;
-	enum e2e_status st = e2e_ctl_delivery(out, cap, &len, sender, &r->req, r->hash, keys, nkeys,
+	enum e2e_status st = e2e_ctl_delivery(out, cap, &len, sender, &r->req, r->hash, keys, nkeys, &TU_MAP,
 		TIME0 + 1);
 
 	TU_CHECK(st == E2E_OK, "e2e_ctl_delivery: %s", e2e_strerror(st));
@@ -131,31 +131,32 @@ static void test_safety_answers(void)
 	tu_request(&r, &alice, e2e_sender_id(&sender.pub), want_1_2, 2, TIME0);
 	for (unsigned i = 0; i <= E2E_CTL_KEYS_MAX; i++)
 		keys[i] = make_key(1, i + 1, 0, (uint8_t)i);
-	CU_ASSERT_EQUAL(e2e_ctl_delivery(NULL, sizeof out, &len, &sender, &r.req, r.hash, keys, 1, 1),
+	CU_ASSERT_EQUAL(e2e_ctl_delivery(NULL, sizeof out, &len, &sender, &r.req, r.hash, keys, 1, &TU_MAP, 1),
 		E2E_ERR_ARG);
-	CU_ASSERT_EQUAL(e2e_ctl_delivery(out, sizeof out, NULL, &sender, &r.req, r.hash, keys, 1, 1),
+	CU_ASSERT_EQUAL(e2e_ctl_delivery(out, sizeof out, NULL, &sender, &r.req, r.hash, keys, 1, &TU_MAP, 1),
 		E2E_ERR_ARG);
-	CU_ASSERT_EQUAL(e2e_ctl_delivery(out, sizeof out, &len, NULL, &r.req, r.hash, keys, 1, 1),
+	CU_ASSERT_EQUAL(e2e_ctl_delivery(out, sizeof out, &len, NULL, &r.req, r.hash, keys, 1, &TU_MAP, 1),
 		E2E_ERR_ARG);
-	CU_ASSERT_EQUAL(e2e_ctl_delivery(out, sizeof out, &len, &sender, NULL, r.hash, keys, 1, 1),
+	CU_ASSERT_EQUAL(e2e_ctl_delivery(out, sizeof out, &len, &sender, NULL, r.hash, keys, 1, &TU_MAP, 1),
 		E2E_ERR_ARG);
-	CU_ASSERT_EQUAL(e2e_ctl_delivery(out, sizeof out, &len, &sender, &r.req, NULL, keys, 1, 1),
+	CU_ASSERT_EQUAL(e2e_ctl_delivery(out, sizeof out, &len, &sender, &r.req, NULL, keys, 1, &TU_MAP, 1),
 		E2E_ERR_ARG);
-	CU_ASSERT_EQUAL(e2e_ctl_delivery(out, sizeof out, &len, &sender, &r.req, r.hash, NULL, 1, 1),
+	CU_ASSERT_EQUAL(e2e_ctl_delivery(out, sizeof out, &len, &sender, &r.req, r.hash, NULL, 1, &TU_MAP, 1),
 		E2E_ERR_ARG);
 	CU_ASSERT_EQUAL(e2e_ctl_delivery(out, sizeof out, &len, &sender, &r.req, r.hash, keys,
-		E2E_CTL_KEYS_MAX + 1, 1), E2E_ERR_ARG);
-	/* head 14 + hash 32 + u16 + sealed (48 + 1 + 46) + sig 64 */
-	need = 14 + 32 + 2 + 48 + 1 + 46 + 64;
-	CU_ASSERT_EQUAL(e2e_ctl_delivery(out, need - 1, &len, &sender, &r.req, r.hash, keys, 1, 1),
+		E2E_CTL_KEYS_MAX + 1, &TU_MAP, 1), E2E_ERR_ARG);
+	/* head 14 + hash 32 + u16 + sealed (48 + 1 + 46 + map: interval 4, u16 r,
+	 * rule (0, "#") 4) + sig 64 */
+	need = 14 + 32 + 2 + 48 + 1 + 46 + 4 + 2 + 4 + 64;
+	CU_ASSERT_EQUAL(e2e_ctl_delivery(out, need - 1, &len, &sender, &r.req, r.hash, keys, 1, &TU_MAP, 1),
 		E2E_ERR_BUFFER);
-	CU_ASSERT_EQUAL(e2e_ctl_delivery(out, need - 64, &len, &sender, &r.req, r.hash, keys, 1, 1),
+	CU_ASSERT_EQUAL(e2e_ctl_delivery(out, need - 64, &len, &sender, &r.req, r.hash, keys, 1, &TU_MAP, 1),
 		E2E_ERR_BUFFER);
-	CU_ASSERT_EQUAL(e2e_ctl_delivery(out, need, &len, &sender, &r.req, r.hash, keys, 1, 1), E2E_OK);
+	CU_ASSERT_EQUAL(e2e_ctl_delivery(out, need, &len, &sender, &r.req, r.hash, keys, 1, &TU_MAP, 1), E2E_OK);
 	CU_ASSERT_EQUAL(len, need);
 	/* The largest delivery still fits a control message. */
 	CU_ASSERT_EQUAL(e2e_ctl_delivery(out, sizeof out, &len, &sender, &r.req, r.hash, keys,
-		E2E_CTL_KEYS_MAX, 1), E2E_OK);
+		E2E_CTL_KEYS_MAX, &TU_MAP, 1), E2E_OK);
 	CU_ASSERT(len <= E2E_CTL_MSG_MAX);
 
 	CU_ASSERT_EQUAL(e2e_ctl_refusal(NULL, sizeof out, &len, &sender, &r.req, r.hash, 1, 1),
@@ -185,14 +186,14 @@ static void test_safety_answers(void)
 	CU_ASSERT_EQUAL(len, need);
 
 	/* open_delivery: only a parsed delivery, with both halves of the key. */
-	CU_ASSERT_EQUAL(e2e_ctl_open_delivery(NULL, r.req.eph_pk, r.eph_sk), E2E_ERR_ARG);
+	CU_ASSERT_EQUAL(e2e_ctl_open_delivery(NULL, r.req.eph_pk, r.eph_sk, TU_PLAIN), E2E_ERR_ARG);
 	CU_ASSERT_EQUAL(e2e_ctl_parse(&m, r.msg, r.len, E2E_CTL_TOPIC_DEFAULT, NULL), E2E_OK);
-	CU_ASSERT_EQUAL(e2e_ctl_open_delivery(&m, r.req.eph_pk, r.eph_sk), E2E_ERR_ARG);
+	CU_ASSERT_EQUAL(e2e_ctl_open_delivery(&m, r.req.eph_pk, r.eph_sk, TU_PLAIN), E2E_ERR_ARG);
 	len = deliver(out, sizeof out, &sender, &r, keys, 2);
 	CU_ASSERT_EQUAL_FATAL(e2e_ctl_parse(&m, out, len, r.req.reply_topic, &sender.pub), E2E_OK);
-	CU_ASSERT_EQUAL(e2e_ctl_open_delivery(&m, NULL, r.eph_sk), E2E_ERR_ARG);
-	CU_ASSERT_EQUAL(e2e_ctl_open_delivery(&m, r.req.eph_pk, NULL), E2E_ERR_ARG);
-	CU_ASSERT_EQUAL(e2e_ctl_open_delivery(&m, r.req.eph_pk, r.eph_sk), E2E_OK);
+	CU_ASSERT_EQUAL(e2e_ctl_open_delivery(&m, NULL, r.eph_sk, TU_PLAIN), E2E_ERR_ARG);
+	CU_ASSERT_EQUAL(e2e_ctl_open_delivery(&m, r.req.eph_pk, NULL, TU_PLAIN), E2E_ERR_ARG);
+	CU_ASSERT_EQUAL(e2e_ctl_open_delivery(&m, r.req.eph_pk, r.eph_sk, TU_PLAIN), E2E_OK);
 	CU_ASSERT_EQUAL(m.nkeys, 2);
 	e2e_ctl_wipe(&m);
 	CU_ASSERT(tu_all_zero((const uint8_t *)&m, sizeof m));
@@ -374,6 +375,9 @@ static void check_delivery_vector(const json_t *v)
 {
 	const char *name = tu_jstr(v, "name");
 	const json_t *keys = json_object_get(v, "keys"), *k;
+	const json_t *rules = json_object_get(v, "rules");
+	struct e2e_ctl_rule_iter it;
+	struct e2e_scope_rule rule;
 	uint8_t eph_pk[32], eph_sk[32], dh_sk[32], dh_pk[32];
 	size_t n1 = 0, n2 = 0, i;
 	struct e2e_ctl m;
@@ -387,9 +391,9 @@ static void check_delivery_vector(const json_t *v)
 	memcpy(dh_sk, eph_sk, sizeof dh_sk);
 	dh_sk[0] ^= 0x40;
 	CU_ASSERT_EQUAL(crypto_scalarmult_base(dh_pk, dh_sk), 0);
-	CU_ASSERT_EQUAL(e2e_ctl_open_delivery(&m, dh_pk, dh_sk), E2E_ERR_AUTH);
+	CU_ASSERT_EQUAL(e2e_ctl_open_delivery(&m, dh_pk, dh_sk, TU_PLAIN), E2E_ERR_AUTH);
 	CU_ASSERT_EQUAL(m.nkeys, 0);
-	CU_ASSERT_EQUAL_FATAL(e2e_ctl_open_delivery(&m, eph_pk, eph_sk), E2E_OK);
+	CU_ASSERT_EQUAL_FATAL(e2e_ctl_open_delivery(&m, eph_pk, eph_sk, TU_PLAIN), E2E_OK);
 	TU_CHECK(json_is_array(keys) && m.nkeys == json_array_size(keys), "%s: %u keys", name,
 		m.nkeys);
 	json_array_foreach(keys, i, k) {
@@ -398,7 +402,22 @@ static void check_delivery_vector(const json_t *v)
 		TU_CHECK(vec_uint_eq(k, "scope", m.keys[i].scope) &&
 			vec_uint_eq(k, "epoch", m.keys[i].epoch) &&
 			vec_uint_eq(k, "not_after_ms", m.keys[i].not_after_ms) &&
+			vec_uint_eq(k, "flags", m.keys[i].flags) &&
 			vec_hex_eq(k, "key", m.keys[i].key, 32), "%s: key #%zu", name, i);
+	}
+	/* The sender's map, rule by rule in its order, and its summary interval. */
+	TU_CHECK(vec_uint_eq(v, "summary_interval_ms", m.summary_interval_ms), "%s: interval",
+		name);
+	TU_CHECK(json_is_array(rules) && m.nrules == json_array_size(rules), "%s: %u rules", name,
+		m.nrules);
+	e2e_ctl_rules_init(&it, &m);
+	json_array_foreach(rules, i, k) {
+		const char *flt = tu_jstr(k, "filter");
+
+		if (!e2e_ctl_rule_next(&it, &rule) || !flt)
+			break;
+		TU_CHECK(vec_uint_eq(k, "scope", rule.scope) && strlen(flt) == rule.filter_len &&
+			!memcmp(flt, rule.filter, rule.filter_len), "%s: rule #%zu", name, i);
 	}
 	e2e_ctl_wipe(&m);
 }
@@ -501,16 +520,19 @@ static enum e2e_status expect_status(const char *s)
 }
 
 /* The named request's hash, from the vector file. */
-static int request_hash(json_t *root, const char *name, uint8_t hash[E2E_CTL_HASH_BYTES])
+static int request_hash(json_t *root, const char *name, uint8_t hash[E2E_CTL_HASH_BYTES],
+	uint64_t *target, uint8_t eph_pk[32], uint8_t eph_sk[32])
 {
 	const json_t *r;
-	size_t i, n = 0;
+	size_t i, n = 0, n1 = 0, n2 = 0;
 
 	json_array_foreach(json_object_get(root, "requests"), i, r) {
 		const char *rn = tu_jstr(r, "name");
 
 		if (rn && !strcmp(rn, name))
-			return tu_jhex(r, "req_hash", hash, E2E_CTL_HASH_BYTES, &n) || n != 32 ? -1 : 0;
+			return tu_jhex(r, "req_hash", hash, E2E_CTL_HASH_BYTES, &n) || n != 32 ||
+				tu_juint(r, "sender", target) || tu_jhex(r, "eph_pk", eph_pk, 32, &n1) ||
+				tu_jhex(r, "eph_sk", eph_sk, 32, &n2) ? -1 : 0;
 	}
 	TU_CHECK(0, "no request named %s", name);
 	return -1;
@@ -538,14 +560,19 @@ static void check_negatives(json_t *root)
 		st = e2e_ctl_parse(&m, msg, len, topic, json_is_null(js) ? NULL : &signer);
 		if (st != E2E_OK)
 			TU_CHECK(tu_all_zero((const uint8_t *)&m, sizeof m), "%s: not wiped", name);
-		/* An authentic answer must still answer the outstanding request (11.4). */
+		/* An authentic answer must still answer the outstanding request, to
+		 * the sender asked (11.4), and a delivery must open to a valid layout. */
 		if (st == E2E_OK && json_is_string(jr)) {
-			uint8_t hash[E2E_CTL_HASH_BYTES];
+			uint8_t hash[E2E_CTL_HASH_BYTES], eph_pk[32], eph_sk[32];
+			uint64_t target = 0;
 
-			if (request_hash(root, json_string_value(jr), hash))
+			if (request_hash(root, json_string_value(jr), hash, &target, eph_pk, eph_sk))
 				continue;
-			if (memcmp(hash, m.request_hash, sizeof hash))
+			if (memcmp(hash, m.request_hash, sizeof hash) || m.sender != target)
 				st = E2E_ERR_AUTH;
+			else if (m.type == E2E_CTL_DELIVERY)
+				st = e2e_ctl_open_delivery(&m, eph_pk, eph_sk, TU_PLAIN);
+			e2e_ctl_wipe(&m);
 		}
 		TU_CHECK(st == want, "%s: %s, expected %s", name, e2e_strerror(st), e2e_strerror(want));
 	}
@@ -644,7 +671,7 @@ static void test_round_trip(void)
 		uint8_t hash[32];
 
 		e2e_ctl_hash(hash, r.msg, r.len);
-		CU_ASSERT_EQUAL(e2e_ctl_delivery(out, sizeof out, &len, &sender, &m, hash, keys, 3,
+		CU_ASSERT_EQUAL(e2e_ctl_delivery(out, sizeof out, &len, &sender, &m, hash, keys, 3, &TU_MAP,
 			TIME0 + 2), E2E_OK);
 	}
 	CU_ASSERT_EQUAL_FATAL(tu_answer(&m, &r, out, len, r.req.reply_topic, &sender.pub),
@@ -695,7 +722,7 @@ static void test_forward_secrecy(void)
 	len = deliver(out, sizeof out, &sender, &r, &key, 1);
 	CU_ASSERT_EQUAL_FATAL(e2e_ctl_parse(&m, out, len, r.req.reply_topic, &sender.pub), E2E_OK);
 	/* Alice's long-term X25519 key, later compromised, opens nothing. */
-	CU_ASSERT_EQUAL(e2e_ctl_open_delivery(&m, alice.pub.dh_pk, alice.dh_sk), E2E_ERR_AUTH);
+	CU_ASSERT_EQUAL(e2e_ctl_open_delivery(&m, alice.pub.dh_pk, alice.dh_sk, TU_PLAIN), E2E_ERR_AUTH);
 	CU_ASSERT_EQUAL(m.nkeys, 0);
 	CU_ASSERT(tu_all_zero((const uint8_t *)m.keys, sizeof m.keys));
 	/* Nor does the ephemeral key of another request of hers. */
@@ -703,11 +730,11 @@ static void test_forward_secrecy(void)
 	CU_ASSERT(memcmp(r2.req.eph_pk, r.req.eph_pk, 32) != 0);
 	CU_ASSERT_STRING_NOT_EQUAL(r2.req.reply_topic, r.req.reply_topic);
 	CU_ASSERT(memcmp(r2.req.nonce, r.req.nonce, 16) != 0);
-	CU_ASSERT_EQUAL(e2e_ctl_open_delivery(&m, r2.req.eph_pk, r2.eph_sk), E2E_ERR_AUTH);
+	CU_ASSERT_EQUAL(e2e_ctl_open_delivery(&m, r2.req.eph_pk, r2.eph_sk, TU_PLAIN), E2E_ERR_AUTH);
 	/* The right public key with a wrong secret fails as well. */
-	CU_ASSERT_EQUAL(e2e_ctl_open_delivery(&m, r.req.eph_pk, r2.eph_sk), E2E_ERR_AUTH);
+	CU_ASSERT_EQUAL(e2e_ctl_open_delivery(&m, r.req.eph_pk, r2.eph_sk, TU_PLAIN), E2E_ERR_AUTH);
 	/* Only this request's ephemeral key does. */
-	CU_ASSERT_EQUAL(e2e_ctl_open_delivery(&m, r.req.eph_pk, r.eph_sk), E2E_OK);
+	CU_ASSERT_EQUAL(e2e_ctl_open_delivery(&m, r.req.eph_pk, r.eph_sk, TU_PLAIN), E2E_OK);
 	CU_ASSERT_EQUAL(m.nkeys, 1);
 	CU_ASSERT(m.keys[0].scope == 5 && m.keys[0].epoch == 9 && !memcmp(m.keys[0].key, key.key, 32));
 	/* The key is not in the message in clear. */
@@ -723,15 +750,18 @@ static void test_delivery_plaintext_layout(void)
 	struct e2e_identity alice, sender;
 	struct tu_request r;
 	struct e2e_ctl m;
-	uint8_t out[BUF_CAP], plain[1 + 2 * 46];
+	uint8_t out[BUF_CAP], plain[1 + 2 * 46 + 4 + 2 + 4];
 	size_t len = 0, sealed_len;
 	uint32_t sid;
+	static const uint8_t map[] = { 0, 0, 0, 0, 0, 1, 0, 0, 1, '#' };
 
 	tu_identity(&alice);
 	tu_identity(&sender);
 	sid = e2e_sender_id(&sender.pub);
 	tu_request(&r, &alice, sid, NULL, 0, TIME0);
 	memset(plain, 0x5a, sizeof plain);
+	plain[1 + 13] = plain[1 + 46 + 13] = 0;   /* flags */
+	memcpy(plain + 1 + 2 * 46, map, sizeof map);
 	for (uint8_t k = 0; k < 4; k++) {
 		plain[0] = k;   /* 2 records follow: only k = 2 is well formed */
 		sealed_len = crypto_box_SEALBYTES + sizeof plain;
@@ -751,7 +781,7 @@ static void test_delivery_plaintext_layout(void)
 			E2E_OK);
 		CU_ASSERT_EQUAL_FATAL(e2e_ctl_parse(&m, out, len, r.req.reply_topic, &sender.pub),
 			E2E_OK);
-		TU_CHECK(e2e_ctl_open_delivery(&m, r.req.eph_pk, r.eph_sk) ==
+		TU_CHECK(e2e_ctl_open_delivery(&m, r.req.eph_pk, r.eph_sk, TU_PLAIN) ==
 			(k == 2 ? E2E_OK : E2E_ERR_MALFORMED), "count byte %u", k);
 		TU_CHECK(m.nkeys == (k == 2 ? 2 : 0), "count byte %u: %u keys", k, m.nkeys);
 	}
@@ -883,6 +913,144 @@ static const struct tu_test safety_tests[] = {
 	{ NULL, NULL },
 };
 
+/* A signed delivery whose sealed plaintext is exactly @p plain. */
+static size_t deliver_plain(uint8_t *out, size_t cap, const struct e2e_identity *sender,
+	const struct tu_request *r, const uint8_t *plain, size_t plen)
+{
+	uint32_t sid = e2e_sender_id(&sender->pub);
+	size_t sealed_len = crypto_box_SEALBYTES + plen, len;
+
+	CU_ASSERT_FATAL(48 + sealed_len + 64 <= cap);
+	memset(out, 0, 14);
+	out[0] = E2E_CTL_VERSION;
+	out[1] = E2E_CTL_DELIVERY;
+	out[2] = (uint8_t)(sid >> 24);
+	out[3] = (uint8_t)(sid >> 16);
+	out[4] = (uint8_t)(sid >> 8);
+	out[5] = (uint8_t)sid;
+	memcpy(out + 14, r->hash, 32);
+	out[46] = (uint8_t)(sealed_len >> 8);
+	out[47] = (uint8_t)sealed_len;
+	CU_ASSERT_EQUAL_FATAL(crypto_box_seal(out + 48, plain, plen, r->req.eph_pk), 0);
+	len = 48 + sealed_len;
+	CU_ASSERT_EQUAL_FATAL(e2e_ctl_sign(out, cap, &len, r->req.reply_topic, sender), E2E_OK);
+	return len;
+}
+
+/* The map of a delivery (SPEC 11.2): interval and rules in order, every
+ * filter a valid MQTT filter, at least one rule, consumed exactly. */
+static void test_delivery_map(void)
+{
+	struct e2e_identity alice, sender;
+	struct tu_request r;
+	struct e2e_ctl m;
+	struct e2e_ctl_rule_iter it;
+	struct e2e_scope_rule rule;
+	static uint8_t out[E2E_CTL_DELIVERY_MAX];
+	static struct e2e_scope_rule big[600];
+	static char filters[600][16];
+	struct e2e_ctl_map map = { 4321, 600, big };
+	size_t len;
+	uint32_t n = 0;
+	/* k = 0 || interval 1234 || r = 2 || (3, "a/#") || (0, "#") */
+	static const uint8_t good[] = { 0, 0, 0, 0x04, 0xd2, 0, 2, 3, 0, 3, 'a', '/', '#',
+		0, 0, 1, '#' };
+	struct { const char *name; uint8_t p[32]; size_t len; enum e2e_status want; } bad[] = {
+		{ "no rule", { 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0 }, 11, E2E_ERR_MALFORMED },
+		{ "invalid filter a/#/b", { 0, 0, 0, 0, 1, 0, 1, 3, 0, 5, 'a', '/', '#', '/', 'b' },
+			15, E2E_ERR_MALFORMED },
+		{ "invalid filter a+", { 0, 0, 0, 0, 1, 0, 1, 3, 0, 2, 'a', '+' }, 12,
+			E2E_ERR_MALFORMED },
+		{ "empty filter", { 0, 0, 0, 0, 1, 0, 1, 3, 0, 0, 0, 0 }, 12, E2E_ERR_MALFORMED },
+		{ "NUL in filter", { 0, 0, 0, 0, 1, 0, 1, 3, 0, 2, 'a', 0 }, 12, E2E_ERR_MALFORMED },
+		{ "filter past the end", { 0, 0, 0, 0, 1, 0, 1, 3, 0, 3, 'a', 'b' }, 12,
+			E2E_ERR_MALFORMED },
+		{ "count above rules", { 0, 0, 0, 0, 1, 0, 2, 3, 0, 1, '#' }, 11, E2E_ERR_MALFORMED },
+		{ "trailing byte", { 0, 0, 0, 0, 1, 0, 1, 3, 0, 1, '#', 0 }, 12, E2E_ERR_MALFORMED },
+	};
+
+	tu_identity(&alice);
+	tu_identity(&sender);
+	tu_request(&r, &alice, e2e_sender_id(&sender.pub), NULL, 0, TIME0);
+	len = deliver_plain(out, sizeof out, &sender, &r, good, sizeof good);
+	CU_ASSERT_EQUAL_FATAL(e2e_ctl_parse(&m, out, len, r.req.reply_topic, &sender.pub), E2E_OK);
+	CU_ASSERT_EQUAL_FATAL(e2e_ctl_open_delivery(&m, r.req.eph_pk, r.eph_sk, TU_PLAIN), E2E_OK);
+	CU_ASSERT_EQUAL(m.nkeys, 0);
+	CU_ASSERT_EQUAL(m.summary_interval_ms, 1234);
+	CU_ASSERT_EQUAL(m.nrules, 2);
+	e2e_ctl_rules_init(&it, &m);
+	CU_ASSERT(e2e_ctl_rule_next(&it, &rule) && rule.scope == 3 && rule.filter_len == 3 &&
+		!memcmp(rule.filter, "a/#", 3));
+	CU_ASSERT(e2e_ctl_rule_next(&it, &rule) && rule.scope == 0 && rule.filter_len == 1 &&
+		rule.filter[0] == '#');
+	CU_ASSERT_FALSE(e2e_ctl_rule_next(&it, &rule));
+	/* Too small a plain buffer: nothing decrypted. */
+	CU_ASSERT_EQUAL(e2e_ctl_open_delivery(&m, r.req.eph_pk, r.eph_sk, tu_plain, sizeof good - 1),
+		E2E_ERR_BUFFER);
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		enum e2e_status st;
+
+		len = deliver_plain(out, sizeof out, &sender, &r, bad[i].p, bad[i].len);
+		st = e2e_ctl_parse(&m, out, len, r.req.reply_topic, &sender.pub);
+		TU_CHECK(st == E2E_OK, "%s: parse %s", bad[i].name, e2e_strerror(st));
+		st = e2e_ctl_open_delivery(&m, r.req.eph_pk, r.eph_sk, TU_PLAIN);
+		TU_CHECK(st == bad[i].want, "%s: open gives %s", bad[i].name, e2e_strerror(st));
+		CU_ASSERT_EQUAL(m.nrules, 0);
+	}
+	/* Without the interval and map the sealed box is too short for a delivery. */
+	{
+		static const uint8_t keys_only[] = { 0 };
+
+		len = deliver_plain(out, sizeof out, &sender, &r, keys_only, sizeof keys_only);
+		CU_ASSERT_EQUAL(e2e_ctl_parse(&m, out, len, r.req.reply_topic, &sender.pub),
+			E2E_ERR_MALFORMED);
+	}
+	/* A key flag other than bit 0: MALFORMED (SPEC 11.2). */
+	{
+		struct e2e_ctl_key k = make_key(1, 1, 0, 9);
+
+		k.flags = 0x02;
+		len = deliver(out, sizeof out, &sender, &r, &k, 1);
+		CU_ASSERT_EQUAL_FATAL(e2e_ctl_parse(&m, out, len, r.req.reply_topic, &sender.pub),
+			E2E_OK);
+		CU_ASSERT_EQUAL(e2e_ctl_open_delivery(&m, r.req.eph_pk, r.eph_sk, TU_PLAIN),
+			E2E_ERR_MALFORMED);
+	}
+	/* A large map: the delivery outgrows 2048 bytes and still round-trips. */
+	for (unsigned i = 0; i < 600; i++) {
+		int fl = snprintf(filters[i], sizeof filters[i], "site%u/+/x", i);
+
+		big[i] = (struct e2e_scope_rule){ (uint8_t)(i % 7), filters[i], (size_t)fl };
+	}
+	CU_ASSERT_EQUAL_FATAL(e2e_ctl_delivery(out, sizeof out, &len, &sender, &r.req, r.hash, NULL,
+		0, &map, TIME0), E2E_OK);
+	CU_ASSERT(len > E2E_CTL_MSG_MAX && len <= E2E_CTL_DELIVERY_MAX);
+	CU_ASSERT_EQUAL_FATAL(tu_answer(&m, &r, out, len, r.req.reply_topic, &sender.pub),
+		E2E_CTL_DELIVERY);
+	CU_ASSERT_EQUAL(m.summary_interval_ms, 4321);
+	e2e_ctl_rules_init(&it, &m);
+	while (e2e_ctl_rule_next(&it, &rule)) {
+		TU_CHECK(n < 600 && rule.scope == big[n].scope && rule.filter_len == big[n].filter_len &&
+			!memcmp(rule.filter, big[n].filter, rule.filter_len), "rule %u", n);
+		n++;
+	}
+	CU_ASSERT_EQUAL(n, 600);
+	/* Too big for one delivery: E2E_ERR_BUFFER, nothing half-built is sent. */
+	{
+		static struct e2e_scope_rule huge[E2E_CTL_PLAIN_MAX / 4];
+		struct e2e_ctl_map hm = { 0, E2E_CTL_PLAIN_MAX / 4, huge };
+
+		for (size_t i = 0; i < sizeof huge / sizeof huge[0]; i++)
+			huge[i] = (struct e2e_scope_rule){ 1, "#", 1 };
+		CU_ASSERT(e2e_ctl_map_size(&hm) > E2E_CTL_MAP_MAX);
+		CU_ASSERT_EQUAL(e2e_ctl_delivery(out, sizeof out, &len, &sender, &r.req, r.hash,
+			NULL, 0, &hm, TIME0), E2E_ERR_BUFFER);
+	}
+	e2e_ctl_wipe(&m);
+	e2e_identity_wipe(&alice);
+	e2e_identity_wipe(&sender);
+}
+
 static const struct tu_test vector_tests[] = {
 	{ "Vectors: control.json positives parse to their fields", test_vectors_positive },
 	{ "Vectors: control.json negatives give their status", test_vectors_negative },
@@ -894,6 +1062,7 @@ static const struct tu_test control_tests[] = {
 	{ "Round trip: request -> delivery -> open", test_round_trip },
 	{ "Delivery: forward secrecy (only the ephemeral key opens)", test_forward_secrecy },
 	{ "Delivery: key count must match the sealed records", test_delivery_plaintext_layout },
+	{ "Delivery: the sender's map round-trips; malformed maps are refused", test_delivery_map },
 	{ "Refusal reasons and announcements round trip", test_refusal_and_announce },
 	{ "e2e_ctl_sign: summaries beyond 2048 bytes", test_sign_large_summary },
 	{ NULL, NULL },

@@ -9,6 +9,7 @@
 #include <sodium.h>
 
 #include "testcu.h"
+#include "topichash.h"
 
 #define BIG 2048U
 
@@ -368,6 +369,37 @@ static struct e2e_keyring *ring_of(const json_t *keys, const char *name)
 	return kr;
 }
 
+/* "maps": each sender's topic map as its deliveries carry it (SPEC 11.2). */
+static void add_maps(struct e2e_keyring *kr, const json_t *maps, const char *name)
+{
+	const json_t *mp, *r;
+	size_t i, j;
+
+	TU_CHECK(json_is_array(maps), "%s: maps is not an array", name);
+	json_array_foreach(maps, i, mp) {
+		struct e2e_scope_rule rules[16];
+		uint64_t sender = 0, scope = 0;
+		const json_t *jr = json_object_get(mp, "rules");
+		size_t n = 0;
+
+		if (tu_juint(mp, "sender", &sender) || !json_is_array(jr) ||
+		    json_array_size(jr) > 16) {
+			TU_CHECK(0, "%s: map %zu unreadable", name, i);
+			continue;
+		}
+		json_array_foreach(jr, j, r) {
+			const char *flt = tu_jstr(r, "filter");
+
+			if (!flt || tu_juint(r, "scope", &scope))
+				break;
+			rules[n++] = (struct e2e_scope_rule){ (uint8_t)scope, flt, strlen(flt) };
+		}
+		TU_CHECK(n == json_array_size(jr) &&
+			e2e_keyring_set_profile(kr, (uint32_t)sender, rules, (uint32_t)n, 0) == E2E_OK,
+			"%s: map %zu refused", name, i);
+	}
+}
+
 /* Optional "signers" (signed.json): sender ids and their Ed25519 keys. */
 static void add_signers(struct e2e_keyring *kr, const json_t *signers, const char *name)
 {
@@ -407,6 +439,7 @@ static void check_negative(const json_t *n)
 		return;
 	}
 	kr = ring_of(json_object_get(n, "keys"), name);
+	add_maps(kr, json_object_get(n, "maps"), name);
 	add_signers(kr, json_object_get(n, "signers"), name);
 	rx = tu_rx_new(0, 0);
 	memset(pt, 0xAA, sizeof pt);
@@ -457,10 +490,23 @@ static void check_signed_positive(const json_t *p)
 	TU_CHECK(el == wl && el == pl + E2E_SIGNED_OVERHEAD && !memcmp(env, want, wl),
 		"%s: signed envelope differs", name);
 	CU_ASSERT_EQUAL(e2e_envelope_verify(want, wl, topic, tl, pk), E2E_OK);
+	/* The signature is Ed25519 over the listed BLAKE2b-512 digest (SPEC 3.4). */
+	{
+		uint8_t digest[64], sig[64];
+		size_t dl = 0, gl = 0;
+
+		if (!tu_jhex(p, "digest", digest, sizeof digest, &dl) &&
+		    !tu_jhex(p, "signature", sig, sizeof sig, &gl))
+			TU_CHECK(dl == 64 && gl == 64 && !memcmp(sig, want + wl - 64, 64) &&
+				crypto_sign_verify_detached(sig, digest, 64, pk) == 0,
+				"%s: signature is not over the digest", name);
+	}
 	id = (struct e2e_keyid){ h.sender, h.scope, h.epoch };
 	CU_ASSERT_EQUAL_FATAL(e2e_keyring_create(&kr, 2), E2E_OK);
 	CU_ASSERT_EQUAL(e2e_keyring_add_flags(kr, &id, key, 0, E2E_KEYRING_SIGNED), E2E_OK);
+	/* The vector's sender is the id of its key: the ring takes the pair. */
 	CU_ASSERT_EQUAL(e2e_keyring_set_signer(kr, h.sender, pk), E2E_OK);
+	add_maps(kr, json_object_get(p, "maps"), name);
 	rx = tu_rx_new(0, 0);
 	CU_ASSERT_EQUAL(e2e_rx_open(rx, kr, back, sizeof back, &res, topic, tl, want, wl, 1), E2E_OK);
 	TU_CHECK(res.verdict == E2E_V_OK && res.pt_len == pl && !memcmp(back, pt, pl),
@@ -486,6 +532,40 @@ static void test_vectors_negative(void)
 	tu_each_vector("envelope.json", "negative", check_negative);
 }
 
+/* SPEC 5.2: the receiver's topic hash is SipHash-2-4, read little-endian. */
+static void check_topic_hash(const json_t *t)
+{
+	uint8_t key[16], topic[1024], out[8], be[8];
+	uint64_t want = 0;
+	size_t kl = 0, tl = 0, bl = 0;
+	struct topichash th;
+
+	if (tu_jhex(t, "key", key, sizeof key, &kl) || kl != 16 ||
+	    tu_jhex(t, "topic_hex", topic, sizeof topic, &tl) ||
+	    tu_jhex(t, "topic_hash", be, sizeof be, &bl) || bl != 8)
+		return;
+	for (size_t i = 0; i < 8; i++)
+		want = want << 8 | be[i];   /* written big-endian, as in files (6.3) */
+	memset(&th, 0, sizeof th);
+	memcpy(th.key, key, sizeof key);
+	CU_ASSERT_EQUAL(crypto_shorthash(out, topic, tl, key), 0);
+	{
+		uint8_t sh[8];
+		size_t sl = 0;
+
+		TU_CHECK(!tu_jhex(t, "siphash", sh, sizeof sh, &sl) && sl == 8 && !memcmp(sh, out, 8),
+			"siphash of %zu-byte topic", tl);
+	}
+	TU_CHECK(topichash(&th, topic, tl) == want, "topic_hash of %zu-byte topic", tl);
+	/* The one-entry cache gives the same answer. */
+	TU_CHECK(topichash(&th, topic, tl) == want, "cached topic_hash of %zu-byte topic", tl);
+}
+
+static void test_vectors_topic_hash(void)
+{
+	tu_each_vector("envelope.json", "topic_hashes", check_topic_hash);
+}
+
 static const struct tu_test safety_tests[] = {
 	{ "Safety: header parse NULL and short input", test_safety_parse },
 	{ "Safety: seal NULL arguments and short output buffer", test_safety_seal },
@@ -498,6 +578,7 @@ static const struct tu_test vector_tests[] = {
 	{ "Vectors: positive envelopes byte-exact (seal and open)", test_vectors_positive },
 	{ "Vectors: negative envelopes give their verdict", test_vectors_negative },
 	{ "Vectors: signed envelopes (suite 0x02) and signed scopes", test_vectors_signed },
+	{ "Vectors: topic hash (SipHash-2-4, SPEC 5.2)", test_vectors_topic_hash },
 	{ NULL, NULL },
 };
 

@@ -293,6 +293,71 @@ static void test_retire_earlier(void)
 	e2e_keyring_destroy(kr);
 }
 
+/* SPEC 3.3: the id names the key; a ring refuses a pair that disagrees. */
+static void test_signer_id_must_match(void)
+{
+	struct e2e_keyring *kr;
+	struct e2e_identity a, b;
+	uint32_t ida, idb;
+
+	tu_identity(&a);
+	tu_identity(&b);
+	ida = e2e_sender_id(&a.pub);
+	idb = e2e_sender_id(&b.pub);
+	CU_ASSERT_EQUAL_FATAL(e2e_keyring_create(&kr, 2), E2E_OK);
+	CU_ASSERT_EQUAL(e2e_keyring_set_signer(kr, ida, a.pub.sign_pk), E2E_OK);
+	CU_ASSERT(e2e_keyring_signer(kr, ida) && !memcmp(e2e_keyring_signer(kr, ida),
+		a.pub.sign_pk, 32));
+	/* b's key under a's id (replacing), or under any made-up id: refused. */
+	CU_ASSERT_EQUAL(e2e_keyring_set_signer(kr, ida, b.pub.sign_pk), E2E_ERR_ARG);
+	CU_ASSERT_EQUAL(e2e_keyring_set_signer(kr, 0x1a2b3c4dU, b.pub.sign_pk), E2E_ERR_ARG);
+	CU_ASSERT_EQUAL(e2e_keyring_set_signer(kr, idb ^ 1U, b.pub.sign_pk), E2E_ERR_ARG);
+	CU_ASSERT_PTR_NULL(e2e_keyring_signer(kr, 0x1a2b3c4dU));
+	CU_ASSERT(!memcmp(e2e_keyring_signer(kr, ida), a.pub.sign_pk, 32));
+	CU_ASSERT_EQUAL(e2e_keyring_set_signer(kr, idb, b.pub.sign_pk), E2E_OK);
+	e2e_keyring_destroy(kr);
+	e2e_identity_wipe(&a);
+	e2e_identity_wipe(&b);
+}
+
+/* Profiles: validated filters, at least one rule, replaced as a whole. */
+static void test_profile_rules(void)
+{
+	struct e2e_keyring *kr;
+	uint8_t sc = 0;
+	uint32_t iv = 7;
+	static const struct e2e_scope_rule good[] = { { 4, "a/+/c", 5 }, { 5, "#", 1 } };
+	static const struct e2e_scope_rule bad[][1] = {
+		{ { 1, "a/#/b", 5 } }, { { 1, "a+", 2 } }, { { 1, "", 0 } }, { { 1, "a#", 2 } },
+		{ { 1, "a\0b", 3 } }, { { 1, NULL, 1 } },
+	};
+
+	CU_ASSERT_EQUAL_FATAL(e2e_keyring_create(&kr, 2), E2E_OK);
+	CU_ASSERT_EQUAL(e2e_keyring_set_profile(NULL, 1, good, 2, 0), E2E_ERR_ARG);
+	CU_ASSERT_EQUAL(e2e_keyring_set_profile(kr, 1, NULL, 2, 0), E2E_ERR_ARG);
+	CU_ASSERT_EQUAL(e2e_keyring_set_profile(kr, 1, good, 0, 0), E2E_ERR_ARG);
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		TU_CHECK(e2e_keyring_set_profile(kr, 1, bad[i], 1, 0) == E2E_ERR_ARG,
+			"bad filter #%zu accepted", i);
+	CU_ASSERT_EQUAL(e2e_keyring_summary_interval(kr, 1, &iv), E2E_ERR_NOT_FOUND);
+	CU_ASSERT_EQUAL(e2e_keyring_set_profile(kr, 1, good, 2, 2500), E2E_OK);
+	CU_ASSERT_EQUAL(e2e_keyring_summary_interval(kr, 1, &iv), E2E_OK);
+	CU_ASSERT_EQUAL(iv, 2500);
+	CU_ASSERT_EQUAL(e2e_keyring_resolve(kr, 1, (const uint8_t *)"a/x/c", 5, &sc), E2E_OK);
+	CU_ASSERT_EQUAL(sc, 4);
+	CU_ASSERT_EQUAL(e2e_keyring_resolve(kr, 1, (const uint8_t *)"a/x/d", 5, &sc), E2E_OK);
+	CU_ASSERT_EQUAL(sc, 5);
+	CU_ASSERT_EQUAL(e2e_keyring_resolve(kr, 1, (const uint8_t *)"$a", 2, &sc),
+		E2E_ERR_NOT_FOUND);
+	/* Replaced as a whole by the next one. */
+	CU_ASSERT_EQUAL(e2e_keyring_set_profile(kr, 1, good + 1, 1, 0), E2E_OK);
+	CU_ASSERT_EQUAL(e2e_keyring_resolve(kr, 1, (const uint8_t *)"a/x/c", 5, &sc), E2E_OK);
+	CU_ASSERT_EQUAL(sc, 5);
+	CU_ASSERT_EQUAL(e2e_keyring_summary_interval(kr, 1, &iv), E2E_OK);
+	CU_ASSERT_EQUAL(iv, 0);
+	e2e_keyring_destroy(kr);
+}
+
 static const struct tu_test safety_tests[] = {
 	{ "Safety: NULL arguments and zero capacity", test_safety_args },
 	{ "Safety: operations on an empty ring", test_safety_empty },
@@ -309,6 +374,8 @@ static const struct tu_test ring_tests[] = {
 	{ "Keyring: remove", test_remove },
 	{ "Keyring: latest epoch per sender and scope", test_latest },
 	{ "Keyring: expire returns how many keys it removed", test_expire_count },
+	{ "Keyring: signer refused unless sender = id of sign_pk", test_signer_id_must_match },
+	{ "Keyring: profiles validate filters and replace the old", test_profile_rules },
 	{ NULL, NULL },
 };
 

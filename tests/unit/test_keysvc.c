@@ -12,7 +12,7 @@
 #include "testcu.h"
 
 #define NOW 1700000000000ULL
-#define OUT_CAP E2E_CTL_MSG_MAX
+#define OUT_CAP E2E_CTL_DELIVERY_MAX
 #define GRACE_END (NOW + 3600000ULL)
 
 /* Enrollment and keys as the fakes see them. */
@@ -61,6 +61,16 @@ static uint8_t fake_keys(void *ctx, uint8_t scope, struct e2e_ctl_key *out, uint
 	return n;
 }
 
+/* The sender's map: scope 2 for "alarm/#", scope 1 for the rest, 5 s summaries. */
+static const struct e2e_scope_rule fake_rules[] = { { 2, "alarm/#", 7 }, { 1, "#", 1 } };
+
+static enum e2e_status fake_map(void *ctx, struct e2e_ctl_map *map)
+{
+	(void)ctx;
+	*map = (struct e2e_ctl_map){ 5000, 2, fake_rules };
+	return E2E_OK;
+}
+
 struct svc {
 	struct e2e_identity sender, alice, bob, carol, mallory;
 	struct fake fake;
@@ -104,6 +114,7 @@ static void svc_init(struct svc *s, const struct e2e_keysvc_config *base)
 	cfg.identity = &s->sender;
 	cfg.enrolled = fake_enrolled;
 	cfg.keys = fake_keys;
+	cfg.map = fake_map;
 	cfg.ctx = &s->fake;
 	CU_ASSERT_EQUAL_FATAL(e2e_keysvc_create(&s->ks, &cfg), E2E_OK);
 }
@@ -191,6 +202,7 @@ static void test_safety_create(void)
 	cfg.identity = &id;
 	cfg.enrolled = fake_enrolled;
 	cfg.keys = fake_keys;
+	cfg.map = fake_map;
 	cfg.ctx = &f;
 	CU_ASSERT_EQUAL(e2e_keysvc_create(NULL, &cfg), E2E_ERR_ARG);
 	CU_ASSERT_EQUAL(e2e_keysvc_create(&ks, NULL), E2E_ERR_ARG);
@@ -205,6 +217,10 @@ static void test_safety_create(void)
 	CU_ASSERT_EQUAL(e2e_keysvc_create(&ks, &cfg), E2E_ERR_ARG);
 	CU_ASSERT_PTR_NULL(ks);
 	cfg.keys = fake_keys;
+	cfg.map = NULL;
+	CU_ASSERT_EQUAL(e2e_keysvc_create(&ks, &cfg), E2E_ERR_ARG);
+	CU_ASSERT_PTR_NULL(ks);
+	cfg.map = fake_map;
 	CU_ASSERT_EQUAL(e2e_keysvc_create(&ks, &cfg), E2E_OK);
 	e2e_keysvc_destroy(ks);
 	e2e_keysvc_destroy(NULL);

@@ -393,6 +393,7 @@ static void test_floor_table_full(void)
 
 	CU_ASSERT_EQUAL_FATAL(e2e_rx_create(&rx, &cfg), E2E_OK);
 	CU_ASSERT_EQUAL_FATAL(e2e_keyring_create(&kr, 8), E2E_OK);
+	CU_ASSERT_EQUAL_FATAL(e2e_keyring_set_single_scope(kr, RX_ID.sender, RX_ID.scope), E2E_OK);
 	for (uint32_t e = 1; e <= 4; e++) {
 		struct e2e_keyid id = { RX_ID.sender, RX_ID.scope, e };
 
@@ -445,6 +446,7 @@ static void test_key_change_inside_a_stream(void)
 
 	CU_ASSERT_EQUAL_FATAL(e2e_rx_create(&rx, &cfg), E2E_OK);
 	CU_ASSERT_EQUAL_FATAL(e2e_keyring_create(&kr, 4), E2E_OK);
+	CU_ASSERT_EQUAL_FATAL(e2e_keyring_set_single_scope(kr, RX_ID.sender, RX_ID.scope), E2E_OK);
 	for (uint32_t e = 1; e <= 2; e++) {
 		struct e2e_keyid id = { RX_ID.sender, RX_ID.scope, e };
 
@@ -767,6 +769,7 @@ static void test_streams_per_sender(void)
 	other.sender ^= 0x80000000U;
 	tu_key(key2, 0x99);
 	CU_ASSERT_EQUAL_FATAL(e2e_keyring_add(f.kr, &other, key2, 0), E2E_OK);
+	CU_ASSERT_EQUAL_FATAL(e2e_keyring_set_single_scope(f.kr, other.sender, other.scope), E2E_OK);
 	tu_fx_recv_range(&f, "shared/topic", RUN_A, 1, 5);
 	/* Same topic, same run value, seq 1..5 again: a different sender. */
 	for (uint32_t s = 1; s <= 5; s++) {
@@ -778,6 +781,222 @@ static void test_streams_per_sender(void)
 	CU_ASSERT_EQUAL(tu_fx_stats(&f).streams, 2);
 	CU_ASSERT_EQUAL(tu_fx_stats(&f).gap_total, 0);
 	tu_fx_free(&f);
+}
+
+/* ---- Scopes bound to topics (SPEC 5.4 step 2) ---------------------------- */
+
+/*
+ * A sender with three scopes: 1 "plant/#" (unsigned, the insider's), 2
+ * "alarm/#" (signed), 3 "+/status" (unsigned). The receiver (the victim)
+ * holds all three keys, the sender's map and its signer key.
+ */
+#define SC_A 1
+#define SC_B 2
+#define SC_C 3
+
+struct scoped {
+	struct e2e_identity sender;
+	struct e2e_keyring *kr;
+	struct e2e_rx *rx;
+	uint8_t key[4][E2E_KEY_BYTES];
+	uint32_t sid;
+	uint64_t counter;
+	uint8_t pt[TU_ENV_CAP];
+};
+
+static const struct e2e_scope_rule scoped_map[] = {
+	{ SC_A, "plant/#", 7 }, { SC_B, "alarm/#", 7 }, { SC_C, "+/status", 8 },
+};
+
+static void scoped_init(struct scoped *x)
+{
+	memset(x, 0, sizeof *x);
+	tu_identity(&x->sender);
+	x->sid = e2e_sender_id(&x->sender.pub);
+	CU_ASSERT_EQUAL_FATAL(e2e_keyring_create(&x->kr, 8), E2E_OK);
+	for (uint8_t sc = SC_A; sc <= SC_C; sc++) {
+		struct e2e_keyid id = { x->sid, sc, 1 };
+
+		tu_key(x->key[sc], (uint8_t)(0x40 + sc));
+		CU_ASSERT_EQUAL_FATAL(e2e_keyring_add_flags(x->kr, &id, x->key[sc], 0,
+			sc == SC_B ? E2E_KEYRING_SIGNED : 0), E2E_OK);
+	}
+	CU_ASSERT_EQUAL_FATAL(e2e_keyring_set_signer(x->kr, x->sid, x->sender.pub.sign_pk), E2E_OK);
+	CU_ASSERT_EQUAL_FATAL(e2e_keyring_set_profile(x->kr, x->sid, scoped_map, 3, 10000), E2E_OK);
+	x->rx = tu_rx_new(0, 0);
+}
+
+static struct e2e_rx_stats rx_stats(const struct e2e_rx *rx)
+{
+	struct e2e_rx_stats st;
+
+	e2e_rx_stats(rx, &st);
+	return st;
+}
+
+static void scoped_free(struct scoped *x)
+{
+	e2e_rx_destroy(x->rx);
+	e2e_keyring_destroy(x->kr);
+	e2e_identity_wipe(&x->sender);
+}
+
+/* An envelope with header scope @p scope sealed with key @p key_scope on
+ * @p topic; suite 0x02 signed by the real sender when @p sign. */
+static size_t scoped_env(struct scoped *x, uint8_t *env, uint8_t scope, uint8_t key_scope,
+	const char *topic, uint32_t seq, int sign, const char *pt)
+{
+	struct e2e_header h = tu_header(x->sid, scope, 1, RUN_A, ++x->counter, seq);
+	size_t len = 0;
+
+	if (sign)
+		h.suite = E2E_SUITE_V1_SIGNED;
+	len = tu_seal(env, TU_ENV_CAP, &h, x->key[key_scope], topic, (const uint8_t *)pt,
+		strlen(pt));
+	if (sign)
+		CU_ASSERT_EQUAL(e2e_envelope_sign(env, TU_ENV_CAP, &len, (const uint8_t *)topic,
+			strlen(topic), x->sender.sign_sk), E2E_OK);
+	return len;
+}
+
+static enum e2e_verdict scoped_open(struct scoped *x, const char *topic, const uint8_t *env,
+	size_t len, struct e2e_rx_result *res)
+{
+	return tu_rx_open(x->rx, x->kr, res, x->pt, sizeof x->pt, topic, env, len);
+}
+
+/*
+ * H1: a subscriber enrolled only for unsigned scope A seals with A's key,
+ * header scope A, on a topic of signed scope B (and of unsigned scope C).
+ * Both are FORGED before decryption; the genuine messages with those seqs
+ * are then still OK (the forgery marked nothing as seen).
+ */
+static void test_insider_cross_scope(void)
+{
+	struct scoped x;
+	struct e2e_rx_result res;
+	uint8_t env[TU_ENV_CAP];
+	size_t len;
+
+	scoped_init(&x);
+	/* The insider's forgeries: its own (valid) key, its own scope byte. */
+	len = scoped_env(&x, env, SC_A, SC_A, "alarm/boiler", 1, 0, "all clear");
+	TU_ASSERT_VERDICT(scoped_open(&x, "alarm/boiler", env, len, &res), E2E_V_FORGED);
+	CU_ASSERT_EQUAL(res.pt_len, 0);
+	CU_ASSERT(res.flags & E2E_RX_SCOPE_MISMATCH);   /* refused by the map, not the AEAD */
+	len = scoped_env(&x, env, SC_A, SC_A, "line1/status", 1, 0, "ok");
+	TU_ASSERT_VERDICT(scoped_open(&x, "line1/status", env, len, &res), E2E_V_FORGED);
+	/* Nor by naming the victim scope in the header with its own key. */
+	len = scoped_env(&x, env, SC_C, SC_A, "line1/status", 2, 0, "ok");
+	TU_ASSERT_VERDICT(scoped_open(&x, "line1/status", env, len, &res), E2E_V_FORGED);
+	CU_ASSERT_EQUAL(rx_stats(x.rx).streams, 0);
+	/* The genuine messages of those seqs: OK, not DUPLICATE. */
+	len = scoped_env(&x, env, SC_B, SC_B, "alarm/boiler", 1, 1, "OVERHEAT");
+	TU_ASSERT_VERDICT(scoped_open(&x, "alarm/boiler", env, len, &res), E2E_V_OK);
+	CU_ASSERT(res.pt_len == 8 && !memcmp(x.pt, "OVERHEAT", 8));
+	len = scoped_env(&x, env, SC_C, SC_C, "line1/status", 1, 0, "down");
+	TU_ASSERT_VERDICT(scoped_open(&x, "line1/status", env, len, &res), E2E_V_OK);
+	len = scoped_env(&x, env, SC_C, SC_C, "line1/status", 2, 0, "up");
+	TU_ASSERT_VERDICT(scoped_open(&x, "line1/status", env, len, &res), E2E_V_OK);
+	/* The insider's own scope still works on its own topics. */
+	len = scoped_env(&x, env, SC_A, SC_A, "plant/line1", 1, 0, "21C");
+	TU_ASSERT_VERDICT(scoped_open(&x, "plant/line1", env, len, &res), E2E_V_OK);
+	CU_ASSERT_FALSE(res.flags & E2E_RX_SCOPE_MISMATCH);
+	/* Another scope's key under the right scope byte: the AEAD refuses it. */
+	len = scoped_env(&x, env, SC_A, SC_C, "plant/line1", 2, 0, "x");
+	TU_ASSERT_VERDICT(scoped_open(&x, "plant/line1", env, len, &res), E2E_V_FORGED);
+	CU_ASSERT_FALSE(res.flags & E2E_RX_SCOPE_MISMATCH);
+	scoped_free(&x);
+}
+
+/* Mismatch is decided before any key lookup or decryption: even a garbage
+ * body is FORGED (not UNKNOWN_KEY), and nothing moves. */
+static void test_scope_mismatch_before_crypto(void)
+{
+	struct scoped x;
+	struct e2e_rx_result res;
+	struct e2e_rx_stats st;
+	uint8_t env[TU_ENV_CAP];
+	size_t len;
+
+	scoped_init(&x);
+	for (uint32_t seq = 1; seq <= 2; seq++) {
+		len = scoped_env(&x, env, SC_A, SC_A, "plant/line1", seq, 0, "x");
+		TU_ASSERT_VERDICT(scoped_open(&x, "plant/line1", env, len, &res), E2E_V_OK);
+	}
+	/* Header scope 9 (no key held at all): FORGED by the map, not UNKNOWN_KEY. */
+	len = scoped_env(&x, env, 9, SC_A, "plant/line1", 5, 0, "x");
+	TU_ASSERT_VERDICT(scoped_open(&x, "plant/line1", env, len, &res), E2E_V_FORGED);
+	/* A body of zeros with the right scope would be FORGED by the AEAD; with
+	 * the wrong scope it never gets there: same verdict, window untouched. */
+	len = scoped_env(&x, env, SC_B, SC_A, "plant/line1", 3, 0, "x");
+	memset(env + E2E_HEADER_BYTES, 0, len - E2E_HEADER_BYTES);
+	TU_ASSERT_VERDICT(scoped_open(&x, "plant/line1", env, len, &res), E2E_V_FORGED);
+	st = rx_stats(x.rx);
+	CU_ASSERT_EQUAL(st.streams, 1);
+	CU_ASSERT_EQUAL(st.pending, 0);
+	CU_ASSERT_EQUAL(st.gap_total, 0);
+	/* Seq 3 after the forgeries: the next in order, so no gap was opened. */
+	len = scoped_env(&x, env, SC_A, SC_A, "plant/line1", 3, 0, "x");
+	TU_ASSERT_VERDICT(scoped_open(&x, "plant/line1", env, len, &res), E2E_V_OK);
+	scoped_free(&x);
+}
+
+/* A topic no rule matches ('$'-topics against '#', an unmapped prefix) is
+ * FORGED; a sender without a map yet is UNKNOWN_KEY (a key fetch brings it). */
+static void test_scope_no_rule_and_no_map(void)
+{
+	struct scoped x;
+	struct e2e_rx_result res;
+	uint8_t env[TU_ENV_CAP];
+	struct e2e_keyring *bare;
+	struct e2e_keyid id;
+	uint8_t sc = 0xff;
+	uint32_t interval = 0;
+	size_t len;
+
+	scoped_init(&x);
+	len = scoped_env(&x, env, SC_A, SC_A, "office/door", 1, 0, "x");
+	TU_ASSERT_VERDICT(scoped_open(&x, "office/door", env, len, &res), E2E_V_FORGED);
+	len = scoped_env(&x, env, SC_A, SC_A, "$plant/x", 1, 0, "x");
+	TU_ASSERT_VERDICT(scoped_open(&x, "$plant/x", env, len, &res), E2E_V_FORGED);
+	/* Resolve follows the sender's first-match order and MQTT rules. */
+	CU_ASSERT_EQUAL(e2e_keyring_resolve(x.kr, x.sid, (const uint8_t *)"plant/status", 12, &sc),
+		E2E_OK);
+	CU_ASSERT_EQUAL(sc, SC_A);          /* "plant/#" comes before "+/status" */
+	CU_ASSERT_EQUAL(e2e_keyring_resolve(x.kr, x.sid, (const uint8_t *)"alarm", 5, &sc), E2E_OK);
+	CU_ASSERT_EQUAL(sc, SC_B);          /* "alarm/#" matches its parent */
+	CU_ASSERT_EQUAL(e2e_keyring_resolve(x.kr, x.sid, (const uint8_t *)"a/b/status", 10, &sc),
+		E2E_ERR_NOT_FOUND);
+	CU_ASSERT_EQUAL(e2e_keyring_resolve(x.kr, x.sid, (const uint8_t *)"plant/+", 7, &sc),
+		E2E_ERR_NOT_FOUND);          /* not a topic name */
+	CU_ASSERT_EQUAL(e2e_keyring_resolve(x.kr, x.sid ^ 1, (const uint8_t *)"plant/a", 7, &sc),
+		E2E_ERR_UNKNOWN_KEY);
+	CU_ASSERT_EQUAL(e2e_keyring_summary_interval(x.kr, x.sid, &interval), E2E_OK);
+	CU_ASSERT_EQUAL(interval, 10000);
+	CU_ASSERT_EQUAL(e2e_keyring_summary_interval(x.kr, x.sid ^ 1, &interval),
+		E2E_ERR_NOT_FOUND);
+	/* Keys but no map: UNKNOWN_KEY, then OK once the map is installed. */
+	CU_ASSERT_EQUAL_FATAL(e2e_keyring_create(&bare, 4), E2E_OK);
+	id = (struct e2e_keyid){ x.sid, SC_A, 1 };
+	CU_ASSERT_EQUAL(e2e_keyring_add(bare, &id, x.key[SC_A], 0), E2E_OK);
+	len = scoped_env(&x, env, SC_A, SC_A, "plant/line2", 1, 0, "x");
+	TU_ASSERT_VERDICT(tu_rx_open(x.rx, bare, &res, x.pt, sizeof x.pt, "plant/line2", env, len),
+		E2E_V_UNKNOWN_KEY);
+	CU_ASSERT_EQUAL(e2e_keyring_set_profile(bare, x.sid, scoped_map, 3, 0), E2E_OK);
+	TU_ASSERT_VERDICT(tu_rx_open(x.rx, bare, &res, x.pt, sizeof x.pt, "plant/line2", env, len),
+		E2E_V_OK);
+	/* A newer map replaces the old one: plant/ moves to scope C. */
+	{
+		static const struct e2e_scope_rule moved[] = { { SC_C, "#", 1 } };
+
+		CU_ASSERT_EQUAL(e2e_keyring_set_profile(bare, x.sid, moved, 1, 0), E2E_OK);
+		len = scoped_env(&x, env, SC_A, SC_A, "plant/line2", 2, 0, "x");
+		TU_ASSERT_VERDICT(tu_rx_open(x.rx, bare, &res, x.pt, sizeof x.pt, "plant/line2",
+			env, len), E2E_V_FORGED);
+	}
+	e2e_keyring_destroy(bare);
+	scoped_free(&x);
 }
 
 static const struct tu_test safety_tests[] = {
@@ -812,6 +1031,12 @@ static const struct tu_test state_tests[] = {
 	{ "State: wildcard subscription sees zero false gaps", test_wildcard_subscription },
 	{ "State: statistics count every verdict", test_stats_counts },
 	{ "State: streams are per sender", test_streams_per_sender },
+	{ "Scope: insider of unsigned A forges nothing on B (signed) or C (H1)",
+		test_insider_cross_scope },
+	{ "Scope: mismatch is FORGED before decryption, window untouched",
+		test_scope_mismatch_before_crypto },
+	{ "Scope: no matching rule is FORGED, no map is UNKNOWN_KEY",
+		test_scope_no_rule_and_no_map },
 	{ "Defaults: window of 1024", test_default_window },
 	{ "Defaults: 1024 streams, LRU eviction", test_default_max_streams },
 	{ NULL, NULL },

@@ -515,7 +515,10 @@ static int vec_setup(const json_t *c, struct e2e_rx **rx, struct e2e_keyring **k
 		    tu_juint(k, "epoch", &epoch) || tu_jhex(k, "key", key, sizeof key, &len))
 			return -1;
 		id = (struct e2e_keyid){ (uint32_t)sender, (uint8_t)scope, (uint32_t)epoch };
-		if (e2e_keyring_add(*kr, &id, key, 0) != E2E_OK)
+		/* state.json: every sender's map is the one rule '#' -> its keys'
+		 * scope (each receiver case has one scope per sender, SPEC 12). */
+		if (e2e_keyring_add(*kr, &id, key, 0) != E2E_OK ||
+		    e2e_keyring_set_single_scope(*kr, id.sender, id.scope) != E2E_OK)
 			return -1;
 	}
 	return 0;

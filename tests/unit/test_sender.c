@@ -134,7 +134,7 @@ static uint8_t ask(struct sfx *f, const struct e2e_identity *who, const struct e
 	uint8_t nwant, struct e2e_ctl *m)
 {
 	struct tu_request r;
-	uint8_t out[E2E_CTL_MSG_MAX];
+	static uint8_t out[E2E_CTL_DELIVERY_MAX];
 	size_t len = 0;
 	char reply[E2E_CTL_REPLY_MAX + 1];
 	enum e2e_status st;
@@ -425,6 +425,19 @@ static void test_key_service(void)
 	k = tu_ctl_key(&m, 1, EP(1));
 	CU_ASSERT_FATAL(k != NULL);
 	CU_ASSERT(!memcmp(k->key, k1.key, 32) && k->not_after_ms == 0);
+	/* With the sender's complete map (the implied default listed) and interval. */
+	{
+		struct e2e_ctl_rule_iter it;
+		struct e2e_scope_rule r;
+
+		CU_ASSERT_EQUAL(m.summary_interval_ms, 10000);
+		CU_ASSERT_EQUAL_FATAL(m.nrules, 2);
+		e2e_ctl_rules_init(&it, &m);
+		CU_ASSERT(e2e_ctl_rule_next(&it, &r) && r.scope == 1 && r.filter_len == 9 &&
+			!memcmp(r.filter, "sensors/#", 9));
+		CU_ASSERT(e2e_ctl_rule_next(&it, &r) && r.scope == 0 && r.filter_len == 1 &&
+			r.filter[0] == '#');
+	}
 	/* The delivered key opens what the sender seals for the scope. */
 	len = seal_on(&f, env, "sensors/t", &h);
 	CU_ASSERT_EQUAL(e2e_envelope_open(pt, sizeof pt, &pt_len, k->key,
@@ -450,6 +463,46 @@ static void test_key_service(void)
 	CU_ASSERT_EQUAL(st.delivered, 2);
 	CU_ASSERT_EQUAL(st.refused, 3);
 	e2e_ctl_wipe(&m);
+	sfx_free(&f);
+}
+
+/* A map too large for one delivery (65535 bytes next to 32 keys): refused
+ * at start, and at reload the previous table stays in force. */
+static void test_map_too_large(void)
+{
+	struct sfx f;
+	struct e2e_sender *s = NULL;
+	static char text[70000];
+	char filter[1001];
+	size_t used = 0;
+
+	sfx_dir(&f);
+	memset(filter, 'x', 1000);
+	filter[1000] = '\0';
+	/* 64 filters of 1000 bytes: 64 x 1003 bytes of rules, over E2E_CTL_MAP_MAX. */
+	for (unsigned i = 0; i < 64; i++)
+		used += (size_t)snprintf(text + used, sizeof text - used, "scope %u s%u %c%s\n",
+			i + 1, i, 'a' + i % 26, filter + 1);
+	write_text(f.p_scopes, text, 0644);
+	CU_ASSERT_EQUAL(e2e_sender_open(&s, &f.cfg), E2E_ERR_FULL);
+	CU_ASSERT_PTR_NULL(s);
+	TU_CHECK(strstr(f.err, "does not fit a key delivery") != NULL, "error: %s", f.err);
+	write_text(f.p_scopes, "scope 1 telemetry sensors/#\n", 0644);
+	sfx_open(&f);
+	write_text(f.p_scopes, text, 0644);
+	g_now += 2000;
+	CU_ASSERT_EQUAL(e2e_sender_tick(f.s, g_now), E2E_ERR_FULL);
+	{
+		struct e2e_ctl m;
+		struct e2e_header h;
+		uint8_t env[ENV_CAP];
+
+		(void)seal_on(&f, env, "sensors/t", &h);
+		CU_ASSERT_EQUAL(h.scope, 1);
+		CU_ASSERT_EQUAL_FATAL(ask(&f, &f.bob, &want1, 1, &m), E2E_CTL_DELIVERY);
+		CU_ASSERT_EQUAL(m.nrules, 2);
+		e2e_ctl_wipe(&m);
+	}
 	sfx_free(&f);
 }
 
@@ -1144,6 +1197,7 @@ static const struct tu_test sender_tests[] = {
 	{ "Seal: topics map to scopes (header scope, key)", test_seal_maps_scopes },
 	{ "Seal: a will takes no seq of its topic (no false GAP)", test_will_is_no_gap },
 	{ "Rotate: turning sign on (or off) for a scope rotates it", test_sign_on_rotates },
+	{ "Key service: a map too large for a delivery is refused", test_map_too_large },
 	{ "Seal: refuses control and reply topics", test_seal_refuses_control_topics },
 	{ "Key service: enrolled delivery, refusals", test_key_service },
 	{ "Rotate: new epoch, announcement, grace keys, pruning", test_rotate },

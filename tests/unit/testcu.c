@@ -194,6 +194,8 @@ struct e2e_keyring *tu_keyring_with(const struct e2e_keyid *id, const uint8_t ke
 
 	CU_ASSERT_EQUAL_FATAL(e2e_keyring_create(&kr, 8), E2E_OK);
 	CU_ASSERT_EQUAL_FATAL(e2e_keyring_add(kr, id, key, 0), E2E_OK);
+	/* Its sender seals every topic ('#') under this scope (SPEC 5.4 step 2). */
+	CU_ASSERT_EQUAL_FATAL(e2e_keyring_set_single_scope(kr, id->sender, id->scope), E2E_OK);
 	return kr;
 }
 
@@ -314,6 +316,10 @@ void tu_identity_twin(struct e2e_identity *twin, const struct e2e_identity *of)
 	sodium_memzero(dh_sk, sizeof dh_sk);
 }
 
+static const struct e2e_scope_rule tu_map_rules[] = { { 0, "#", 1 } };
+const struct e2e_ctl_map TU_MAP = { 10000, 1, tu_map_rules };
+uint8_t tu_plain[E2E_CTL_PLAIN_MAX];
+
 void tu_request(struct tu_request *r, const struct e2e_identity *who, uint32_t target,
 	const struct e2e_ctl_want *want, uint8_t nwant, uint64_t now_ms)
 {
@@ -342,7 +348,8 @@ uint8_t tu_answer(struct e2e_ctl *m, const struct tu_request *r, const uint8_t *
 	TU_CHECK(!memcmp(m->request_hash, r->hash, sizeof r->hash), "answer binds another request");
 	TU_CHECK(m->sender == e2e_sender_id(sender), "answer from sender %08x", m->sender);
 	if (m->type == E2E_CTL_DELIVERY) {
-		st = e2e_ctl_open_delivery(m, r->req.eph_pk, r->eph_sk);
+		/* The map's rules point into tu_plain: valid until its next use. */
+		st = e2e_ctl_open_delivery(m, r->req.eph_pk, r->eph_sk, TU_PLAIN);
 		TU_CHECK(st == E2E_OK, "open delivery: %s", e2e_strerror(st));
 		if (st != E2E_OK)
 			return 0;

@@ -55,7 +55,7 @@ int tu_jverdict(const json_t *o, const char *key, enum e2e_verdict *v);
 size_t tu_seal(uint8_t *out, size_t cap, const struct e2e_header *h,
 	const uint8_t key[E2E_KEY_BYTES], const char *topic, const uint8_t *pt, size_t pt_len);
 
-/** A ring holding one key without deadline. */
+/** A ring holding one key without deadline, and a map sending every topic ('#') to its scope. */
 struct e2e_keyring *tu_keyring_with(const struct e2e_keyid *id, const uint8_t key[E2E_KEY_BYTES]);
 
 /** A receiver with the given limits (0 = defaults) and a random hash key. */
@@ -126,6 +126,11 @@ void tu_identity_from_seed(struct e2e_identity *id, const uint8_t seed[32], cons
 
 /** @p of's signing key with a fresh X25519 key pair (destroy it). */
 void tu_identity_twin(struct e2e_identity *twin, const struct e2e_identity *of);
+/** A one-rule map (scope 0 '#', summaries every 10 s) for deliveries built in tests. */
+extern const struct e2e_ctl_map TU_MAP;
+/** Scratch for e2e_ctl_open_delivery: rules of an opened delivery point into it. */
+extern uint8_t tu_plain[E2E_CTL_PLAIN_MAX];
+#define TU_PLAIN tu_plain, sizeof tu_plain
 
 /** A key request made with e2e_ctl_request on the default control topic (asserted). */
 struct tu_request {

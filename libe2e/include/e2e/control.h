@@ -11,6 +11,7 @@
 #include "common.h"
 #include "envelope.h"
 #include "identity.h"
+#include "scopes.h"
 
 #define E2E_CTL_VERSION      0x01U
 #define E2E_CTL_REQUEST      0x01U
@@ -26,13 +27,21 @@
 #define E2E_CTL_WANT_MAX     16U   /* scopes per request */
 #define E2E_CTL_KEYS_MAX     32U   /* keys per delivery */
 #define E2E_CTL_REPLY_MAX    128U  /* reply topic length */
-#define E2E_CTL_MSG_MAX      2048U /* no control message but a summary is larger */
+#define E2E_CTL_MSG_MAX      2048U /* no control message but a summary or delivery is larger */
 #define E2E_CTL_SUMMARY_MAX  65535U
 #define E2E_SUMMARY_DIGEST_BYTES 8U  /* d_s = BLAKE2b-64(envelope), SPEC 11.6 */
 #define E2E_SUMMARY_HEAD_BYTES 16U   /* interval, boot, number, part, parts, n */
 #define E2E_SUMMARY_ENTRY_FIXED 14U  /* run, topic length, first, last */
 /* Longest topic a summary lists: one entry with one digest fits in a part. */
 #define E2E_SUMMARY_TOPIC_MAX 32767U
+#define E2E_CTL_DELIVERY_MAX 65535U
+/* Sealed plaintext of a delivery: head, req_hash, u16 m, box overhead and
+ * signature leave this much of E2E_CTL_DELIVERY_MAX. */
+#define E2E_CTL_PLAIN_MAX    (E2E_CTL_DELIVERY_MAX - E2E_CTL_HEAD_BYTES - E2E_CTL_HASH_BYTES - \
+	2U - 48U - E2E_CTL_SIG_BYTES)
+/* Bytes left for the encoded map (u16 r and the rules) next to 32 keys and
+ * the summary interval: a sender whose map is larger cannot start. */
+#define E2E_CTL_MAP_MAX      (E2E_CTL_PLAIN_MAX - 1U - E2E_CTL_KEYS_MAX * 46U - 4U)
 #define E2E_CTL_TOPIC_DEFAULT "e2e/control"
 #define E2E_CTL_REPLY_PREFIX  "e2e/k/"
 
@@ -77,6 +86,10 @@ struct e2e_ctl {
 	/* DELIVERY (after e2e_ctl_open_delivery) */
 	uint8_t nkeys;
 	struct e2e_ctl_key keys[E2E_CTL_KEYS_MAX];
+	uint32_t summary_interval_ms;  /* the sender's (0 = no summaries) */
+	uint16_t nrules;               /* its topic map, >= 1 rules in match order; */
+	const uint8_t *rules;          /* encoded, in the caller's plain buffer: */
+	size_t rules_len;              /* walk with e2e_ctl_rule_next */
 	const uint8_t *sealed;       /* DELIVERY: points into the message */
 	size_t sealed_len;
 	/* REFUSAL */
@@ -114,6 +127,28 @@ E2E_API void e2e_summary_iter_init(struct e2e_summary_iter *it, const struct e2e
 
 /** Next entry: 1 and @p e filled, or 0 at the end (entries were validated by parse). */
 E2E_API int e2e_summary_entry_next(struct e2e_summary_iter *it, struct e2e_summary_entry *e);
+
+/** A sender's profile as carried in a delivery (SPEC 11.2). */
+struct e2e_ctl_map {
+	uint32_t summary_interval_ms;
+	uint32_t nrules;                        /* 1..65535, match order */
+	const struct e2e_scope_rule *rules;
+};
+
+/** Iterator over the map rules of an opened DELIVERY. */
+struct e2e_ctl_rule_iter {
+	const uint8_t *p;
+	size_t len, off;
+	uint32_t left;
+};
+
+E2E_API void e2e_ctl_rules_init(struct e2e_ctl_rule_iter *it, const struct e2e_ctl *m);
+
+/** Next rule: 1 and @p r filled (filter points into the plain buffer), or 0 at the end. */
+E2E_API int e2e_ctl_rule_next(struct e2e_ctl_rule_iter *it, struct e2e_scope_rule *r);
+
+/** Encoded size of @p map in a delivery (u16 r and the rules), 0 if it cannot be encoded. */
+E2E_API size_t e2e_ctl_map_size(const struct e2e_ctl_map *map);
 
 /** Zero a decoded message (it may hold payload keys). */
 E2E_API void e2e_ctl_wipe(struct e2e_ctl *m);
@@ -154,15 +189,32 @@ E2E_API enum e2e_status e2e_ctl_peek(struct e2e_ctl *m, const uint8_t *msg,
 E2E_API enum e2e_status e2e_ctl_parse(struct e2e_ctl *m, const uint8_t *msg, size_t len,
 	const char *topic, const struct e2e_public *signer) E2E_WARN_UNUSED;
 
-/** Build a signed delivery of @p keys sealed to the request's ephemeral key. */
+/**
+ * Build a signed delivery of @p keys and the sender's profile @p map (its
+ * complete topic map and summary interval), sealed to the request's
+ * ephemeral key. Up to E2E_CTL_DELIVERY_MAX bytes: size @p out for that.
+ * @return E2E_ERR_ARG also for a map of no rule, an invalid filter or one
+ *         longer than 65535; E2E_ERR_BUFFER if it does not fit.
+ */
 E2E_API enum e2e_status e2e_ctl_delivery(uint8_t *out, size_t cap, size_t *len,
 	const struct e2e_identity *sender, const struct e2e_ctl *req,
 	const uint8_t req_hash[E2E_CTL_HASH_BYTES],
-	const struct e2e_ctl_key *keys, uint8_t nkeys, uint64_t now_ms) E2E_WARN_UNUSED;
+	const struct e2e_ctl_key *keys, uint8_t nkeys, const struct e2e_ctl_map *map,
+	uint64_t now_ms) E2E_WARN_UNUSED;
 
-/** Decrypt the keys of a parsed delivery with the request's ephemeral key pair. */
+/**
+ * Decrypt a parsed delivery with the request's ephemeral key pair into
+ * @p plain (at least m->sealed_len - 48 bytes; E2E_CTL_PLAIN_MAX always
+ * suffices) and decode it: keys into m->keys, the map and interval into
+ * m->rules (pointing into @p plain) and m->summary_interval_ms. Every rule's
+ * filter is checked to be a valid MQTT filter. @p plain holds the payload
+ * keys: zero it when done.
+ * @return E2E_ERR_AUTH (not sealed to us), E2E_ERR_MALFORMED (layout,
+ *         flags, no rule, bad filter), E2E_ERR_BUFFER, E2E_ERR_ARG.
+ */
 E2E_API enum e2e_status e2e_ctl_open_delivery(struct e2e_ctl *m,
-	const uint8_t eph_pk[E2E_DH_BYTES], const uint8_t eph_sk[E2E_DH_BYTES]) E2E_WARN_UNUSED;
+	const uint8_t eph_pk[E2E_DH_BYTES], const uint8_t eph_sk[E2E_DH_BYTES],
+	uint8_t *plain, size_t plain_cap) E2E_WARN_UNUSED;
 
 E2E_API enum e2e_status e2e_ctl_refusal(uint8_t *out, size_t cap, size_t *len,
 	const struct e2e_identity *sender, const struct e2e_ctl *req,

@@ -2,13 +2,17 @@
  * The receiver's key ring: payload keys of several senders, scopes and
  * epochs, held in guarded (mlocked, zeroed-on-free) libsodium memory.
  * Old epochs stay usable until their grace deadline, so no message in
- * flight across a rotation becomes undecryptable.
+ * flight across a rotation becomes undecryptable. Next to the keys it holds
+ * each sender's profile from its newest key delivery: the topic map that
+ * binds scopes to topics (e2e_rx_open accepts nothing from a sender without
+ * one) and the summary interval.
  */
 #ifndef E2E_KEYRING_H
 #define E2E_KEYRING_H
 
 #include "common.h"
 #include "envelope.h"
+#include "scopes.h"
 
 struct e2e_keyring;
 
@@ -66,12 +70,54 @@ E2E_API const uint8_t *e2e_keyring_find(const struct e2e_keyring *kr,
 /**
  * Remember the Ed25519 public key of @p sender, needed to verify signed
  * (suite 0x02) envelopes. At most 256 senders; replacing is allowed.
+ * @return E2E_ERR_ARG also if @p sender is not the id of @p sign_pk
+ *         (SPEC 3.3): a key ring never holds a mismatched (id, key) pair.
  */
 E2E_API enum e2e_status e2e_keyring_set_signer(struct e2e_keyring *kr, uint32_t sender,
 	const uint8_t sign_pk[32]) E2E_WARN_UNUSED;
 
 /** The signer key of @p sender, or NULL. */
 E2E_API const uint8_t *e2e_keyring_signer(const struct e2e_keyring *kr, uint32_t sender);
+
+/**
+ * Install the profile of @p sender from its newest accepted key delivery
+ * (SPEC 11.2): its topic map (@p rules in match order, 1..65535 rules,
+ * every filter a valid MQTT topic filter, copied) and its summary interval
+ * (0 = the sender publishes no summaries). Replaces the previous profile.
+ * e2e_rx_open accepts an envelope of @p sender only on a topic the map
+ * gives the envelope's scope (SPEC 5.4). Allocates (not a hot-path call).
+ * @return E2E_OK; E2E_ERR_ARG (bad rule or no rule); E2E_ERR_FULL (256
+ *         senders already); E2E_ERR_NOMEM.
+ */
+E2E_API enum e2e_status e2e_keyring_set_profile(struct e2e_keyring *kr, uint32_t sender,
+	const struct e2e_scope_rule *rules, uint32_t nrules,
+	uint32_t summary_interval_ms) E2E_WARN_UNUSED;
+
+/**
+ * The scope @p sender uses for @p topic, by its installed map (first
+ * matching rule).
+ * @return E2E_OK and *@p scope; E2E_ERR_UNKNOWN_KEY if no profile of
+ *         @p sender is installed; E2E_ERR_NOT_FOUND if no rule matches
+ *         (or @p topic is no valid topic name): the sender cannot have
+ *         sealed on it.
+ */
+E2E_API enum e2e_status e2e_keyring_resolve(const struct e2e_keyring *kr, uint32_t sender,
+	const uint8_t *topic, size_t topic_len, uint8_t *scope) E2E_WARN_UNUSED;
+
+/**
+ * The summary interval of @p sender's installed profile, in ms (0 = no
+ * summaries). Start expecting its summaries when its keys are installed.
+ * @return E2E_OK; E2E_ERR_NOT_FOUND if no profile is installed.
+ */
+E2E_API enum e2e_status e2e_keyring_summary_interval(const struct e2e_keyring *kr,
+	uint32_t sender, uint32_t *interval_ms) E2E_WARN_UNUSED;
+
+/**
+ * Test and tool helper: a profile of one rule, every topic ('#') in
+ * @p scope, and summaries off. '$'-topics match no rule under it.
+ */
+E2E_API enum e2e_status e2e_keyring_set_single_scope(struct e2e_keyring *kr, uint32_t sender,
+	uint8_t scope) E2E_WARN_UNUSED;
 
 /** Number of keys held. */
 E2E_API uint32_t e2e_keyring_count(const struct e2e_keyring *kr);

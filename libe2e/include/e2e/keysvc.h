@@ -39,10 +39,18 @@ typedef enum e2e_status (*e2e_keysvc_enrolled_fn)(void *ctx, const struct e2e_pu
 typedef uint8_t (*e2e_keysvc_keys_fn)(void *ctx, uint8_t scope, struct e2e_ctl_key *out,
 	uint8_t cap, uint64_t now_ms);
 
+/**
+ * The sender's profile to put in every delivery (SPEC 11.2): its complete
+ * topic map in match order (the implied default listed) and its summary
+ * interval. @p map's rules must stay valid until the next call.
+ */
+typedef enum e2e_status (*e2e_keysvc_map_fn)(void *ctx, struct e2e_ctl_map *map);
+
 struct e2e_keysvc_config {
 	const struct e2e_identity *identity;   /* the sender's; must outlive the service */
 	e2e_keysvc_enrolled_fn enrolled;
 	e2e_keysvc_keys_fn keys;
+	e2e_keysvc_map_fn map;                 /* required */
 	void *ctx;
 	uint64_t max_skew_ms;       /* accepted |now - request time| (0 = 300 s) */
 	uint32_t per_identity_burst; /* requests per identity before limiting (0 = 10) */
@@ -63,7 +71,8 @@ E2E_API void e2e_keysvc_destroy(struct e2e_keysvc *ks);
 
 /**
  * Handle one message from the control topic @p topic. On E2E_OK an answer
- * (delivery or refusal) of *out_len bytes is in @p out, to be published on
+ * (delivery or refusal) of *out_len bytes is in @p out (size it
+ * E2E_CTL_DELIVERY_MAX: a delivery carries the whole map), to be published on
  * @p reply_topic. Any other status: publish nothing (the reason is counted
  * in the stats: malformed, bad signature, replay, not for this sender).
  */

@@ -3,8 +3,10 @@
  * A stream is (sender, run, topic): what one subscriber sees in order, so a
  * partial or wildcard subscription counts gaps exactly on its own topics.
  *
- * Order per message: parse -> key lookup -> window check -> AEAD open ->
- * window update. Nothing moves unless the envelope authenticated.
+ * Order per message (SPEC 5.4): parse -> scope of the topic by the
+ * sender's map (e2e_keyring_set_profile) -> key lookup -> window check ->
+ * AEAD open -> signature (suite 0x02) -> window update. Nothing moves
+ * unless the envelope authenticated.
  */
 #ifndef E2E_RX_H
 #define E2E_RX_H
@@ -35,6 +37,11 @@ struct e2e_rx_config {
 
 /* Flags in e2e_rx_result.flags */
 #define E2E_RX_NEW_STREAM 0x01U  /* first message of a stream this receiver tracks */
+/* FORGED by the sender's topic map (SPEC 5.4 step 2), before any key or
+ * crypto: not of the scope the map gives the topic, or no rule matches.
+ * With a map older than the sender's scopes table this can be a genuine
+ * message: a client may fetch the sender's current map and decide again. */
+#define E2E_RX_SCOPE_MISMATCH 0x02U
 
 struct e2e_rx_result {
 	enum e2e_verdict verdict;
@@ -50,6 +57,9 @@ E2E_API void e2e_rx_destroy(struct e2e_rx *rx);
 
 /**
  * Classify and, where authentic, decrypt one envelope received on @p topic.
+ * No profile of the header's sender in @p kr: UNKNOWN_KEY. The topic
+ * matching no rule of the sender's map, or a rule of another scope than
+ * the header's: FORGED, before any key lookup or decryption.
  * Returns E2E_OK whenever a verdict was reached (see res->verdict; the
  * plaintext is valid iff e2e_verdict_delivers()); other statuses mean bad
  * arguments (E2E_ERR_ARG) or a too-small @p pt (E2E_ERR_BUFFER: nothing moved).

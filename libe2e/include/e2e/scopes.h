@@ -45,6 +45,17 @@ struct e2e_scopes {
 	char pool[E2E_SCOPES_POOL];             /* NUL-terminated filters */
 };
 
+/**
+ * One rule of a sender's topic map (SPEC 11.2, DELIVERY): topics matching
+ * @p filter belong to @p scope. A map is a list of rules in match order:
+ * the first rule whose filter matches a topic gives its scope.
+ */
+struct e2e_scope_rule {
+	uint8_t scope;
+	const char *filter;     /* MQTT topic filter; need not be NUL-terminated */
+	size_t filter_len;      /* 1..E2E_TOPIC_MAX */
+};
+
 /** Reset @p s to the implied table: scope 0 "default" matching '#'. */
 E2E_API void e2e_scopes_init(struct e2e_scopes *s);
 
@@ -73,6 +84,25 @@ E2E_API enum e2e_status e2e_scopes_load(struct e2e_scopes *s, const char *path,
  */
 E2E_API enum e2e_status e2e_scopes_lookup(const struct e2e_scopes *s, const char *topic,
 	size_t topic_len, uint8_t *scope_id) E2E_WARN_UNUSED;
+
+/**
+ * The table as a map in match order (the order e2e_scopes_lookup tries):
+ * scope by scope in file order, each scope's filters in line order, the
+ * implied default last. @p out receives at most @p cap rules (filters
+ * point into @p s); *@p n is the full count, so E2E_ERR_BUFFER tells the
+ * size needed (at most E2E_SCOPES_MAX * E2E_SCOPE_FILTERS_MAX).
+ */
+E2E_API enum e2e_status e2e_scopes_rules(const struct e2e_scopes *s,
+	struct e2e_scope_rule *out, uint32_t cap, uint32_t *n) E2E_WARN_UNUSED;
+
+/**
+ * The scope of @p topic under a map: the first rule whose filter matches.
+ * Filters must have been validated (e2e_topic_filter_valid).
+ * @return 1 and *@p scope set; 0 if no rule matches or @p topic is not a
+ *         valid topic name.
+ */
+E2E_API int e2e_scope_rules_match(const struct e2e_scope_rule *rules, uint32_t n,
+	const char *topic, size_t topic_len, uint8_t *scope);
 
 /** Scope id of a name; E2E_ERR_NOT_FOUND if no scope has it. */
 E2E_API enum e2e_status e2e_scopes_id(const struct e2e_scopes *s, const char *name,

@@ -96,8 +96,9 @@ struct e2e_client_config {
 	uint32_t hold_max;           /* messages held while a key is fetched (0 = 10000) */
 	uint32_t hold_ms;            /* then reported UNKNOWN_KEY (0 = 10000) */
 	uint32_t save_ms;            /* persist windows at most this often (0 = 1000) */
-	/* Summary interval to expect from a sender from its key install on,
-	 * until its key delivery carries the sender's own (0 = 10 s). */
+	/* Summary interval to expect from a sender whose key delivery could
+	 * not be installed with its profile (0 = 10 s); normally the interval
+	 * comes signed in the sender's delivery (SPEC 11.2). */
 	uint32_t summary_ms;
 	uint32_t clock_skew_ms;      /* summary time vs local clock tolerance (0 = 30 s) */
 	int deliver_duplicates;      /* also hand DUPLICATE messages to on_message */
