@@ -55,8 +55,10 @@ def body(env, c):
     s.enroll(victim, ["telemetry", "alarms", "status"])
     s.enroll(insider, ["telemetry"])
 
+    # One sender process per state directory (SPEC 6.5): the two topics'
+    # publishers take turns, a/boiler's first, then s/line's to the end.
     apub = h.start_pub_lines(env, broker, s, "a/boiler", qos=1, name="pub-a")
-    spub = h.start_pub_lines(env, broker, s, "s/line", qos=1, name="pub-s")
+    spub = None
     c.require(adv.probe_key_service(s, 10) is not None, "sender's key service is up")
 
     # ---- 1. the insider's own keys, and the map that comes with them
@@ -81,7 +83,13 @@ def body(env, c):
         return [m for m in vic.messages() if h.payload_of(m) == text.encode()]
 
     # ---- 2. forgeries on the signed and on the unsigned scope's topics
-    for pub, topic, signed in ((apub, "a/boiler", True), (spub, "s/line", False)):
+    for topic, signed in (("a/boiler", True), ("s/line", False)):
+        if signed:
+            pub = apub
+        else:
+            c.expect(h.finish_pub(apub) == 0, "a/boiler's publisher exited 0")
+            spub = pub = h.start_pub_lines(env, broker, s, "s/line", qos=1, name="pub-s")
+            c.require(adv.probe_key_service(s, 10) is not None, "key service up again")
         first = genuine(pub, topic, "genuine %s 1" % topic)
         c.require(first and h.verdict_of(first[0]) == "OK",
                   "%s: first genuine message OK (%s)" % (topic, first and h.verdict_of(first[0])))
@@ -125,7 +133,7 @@ def body(env, c):
     with open(os.path.join(s.dir, "scopes"), "w") as f:
         f.write("scope 1 telemetry t/# s/#\nscope 2 alarms a/#\nscope 3 status st/#\n"
                 "sign alarms\n")
-    time.sleep(2.5)   # both e2e-pub reload their scopes file within about a second
+    time.sleep(2.5)   # e2e-pub reloads its scopes file within about a second
     moved = genuine(spub, "s/line", "moved to telemetry")
     raw = adv.seen(lambda m: m[1] == "s/line")
     c.expect(raw and h.env_parse(raw[-1][2])["scope"] == 1,
@@ -133,7 +141,7 @@ def body(env, c):
     c.expect(moved and h.verdict_of(moved[0]) == "OK",
              "the victim, holding the old map, fetches the new one and accepts it OK (%s)" %
              (moved and h.verdict_of(moved[0])))
-    c.expect(h.finish_pub(apub) == 0 and h.finish_pub(spub) == 0, "publishers exited 0")
+    c.expect(h.finish_pub(spub) == 0, "s/line's publisher exited 0")
     vic.stop()
 
 
