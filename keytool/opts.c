@@ -160,29 +160,8 @@ uint64_t kt_now_ms(void)
 
 int kt_duration_parse(const char *s, uint64_t *ms)
 {
-	static const struct { const char *unit; uint64_t ms; } units[] = {
-		{ "ms", 1 }, { "s", 1000 }, { "", 1000 }, { "m", 60000 },
-		{ "h", 3600000 }, { "d", 86400000 },
-	};
-	uint64_t v = 0;
-	const char *p = s;
-
-	if (!s || *s < '0' || *s > '9')
-		return -1;
-	for (; *p >= '0' && *p <= '9'; p++) {
-		if (v > (UINT64_MAX - 9) / 10)
-			return -1;
-		v = v * 10 + (uint64_t)(*p - '0');
-	}
-	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-		if (strcmp(p, units[i].unit) != 0)
-			continue;
-		if (v > UINT64_MAX / units[i].ms)
-			return -1;
-		*ms = v * units[i].ms;
-		return 0;
-	}
-	return -1;
+	/* The syntax shared with e2e-proxy, e2e-sub and e2e-pub. */
+	return e2e_duration_parse(s, ms) == E2E_OK ? 0 : -1;
 }
 
 void kt_duration_format(char *buf, size_t cap, uint64_t ms)

@@ -23,10 +23,13 @@ int main(int argc, char **argv)
 		plog(LOG_ERR, "libsodium failed to initialise");
 		return 1;
 	}
+	px.statsfd = -1;   /* none bound yet: teardown must not remove anyone's socket */
 	if (px.cfg.check_only) {
-		rc = proxy_setup(&px);
+		rc = proxy_check(&px);
 		if (rc == 0)
 			printf("configuration OK\n");
+		else
+			fprintf(stderr, "e2e-proxy: configuration has %d problem(s), listed above\n", rc);
 		proxy_teardown(&px);
 		return rc ? 1 : 0;
 	}

@@ -90,7 +90,21 @@ static int on_connect(struct conn *c, const uint8_t *pkt, size_t len)
 		if (seal(c, cn.will_topic.p, cn.will_topic.len, pt, &will) < 0)
 			return -1;
 	}
-	if (creds_find(px, c->client_id, &u, &pw) == 0) {
+	if (!strcmp(c->client_id, px->service_id)) {
+		/* The key service's identity on the broker: a publisher using it
+		 * would knock the key service off (MQTT takes over the session). */
+		static const uint8_t rej4[] = { 0x20, 0x02, 0x00, 0x02 };        /* identifier rejected */
+		static const uint8_t rej5[] = { 0x20, 0x03, 0x00, 0x85, 0x00 };  /* client id not valid */
+
+		plog(LOG_WARNING, "%s: refused client id '%s': it is the key service's "
+			"(CONNACK identifier rejected)", c->peer, c->client_id);
+		if (cn.version == MQTT_V5)
+			(void)buf_append(&c->dout, rej5, sizeof rej5, sizeof rej5);
+		else
+			(void)buf_append(&c->dout, rej4, sizeof rej4, sizeof rej4);
+		return -1;
+	}
+	if (upstream_credentials(px, c->client_id, &u, &pw) == 0) {
 		user = (struct mqtt_span){ (const uint8_t *)u, strlen(u) };
 		pass = (struct mqtt_span){ (const uint8_t *)pw, strlen(pw) };
 	}
