@@ -441,8 +441,8 @@ void proxy_reload(struct proxy *px)
 	if (restart[0])
 		plog(LOG_WARNING, "SIGHUP: changed but needs a restart (still the old value): %s",
 			restart);
-	plog(LOG_INFO, "SIGHUP: reloaded (certificates, CA and credentials re-read for new "
-		"connections; %u connection(s) kept)", px->nconns);
+	/* Certificates, CA and credentials were re-read for new connections. */
+	plog(LOG_INFO, "SIGHUP: reloaded (%u connection(s) kept)", px->nconns);
 #undef NOTE
 }
 
