@@ -39,6 +39,25 @@ bad:
 	return -1;
 }
 
+int cli_duration(const char *name, const char *arg, uint64_t min_ms, uint64_t max_ms,
+	uint64_t *out_ms)
+{
+	uint64_t v;
+
+	if (e2e_duration_parse(arg, &v) != E2E_OK) {
+		fprintf(stderr, "%s: %s wants a duration (a number and a unit: 250ms, 10s, 5m, 24h, "
+			"7d; a bare number is seconds), not '%s'\n", cli_prog, name, arg);
+		return -1;
+	}
+	if (v < min_ms || v > max_ms) {
+		fprintf(stderr, "%s: %s must be from %llums to %llus, not '%s'\n", cli_prog, name,
+			(unsigned long long)min_ms, (unsigned long long)(max_ms / 1000), arg);
+		return -1;
+	}
+	*out_ms = v;
+	return 0;
+}
+
 static int protocol_version(const char *arg)
 {
 	/* mosquitto_sub spells them "mqttv311" and "mqttv5"; accept both forms. */

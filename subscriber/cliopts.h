@@ -108,6 +108,11 @@ void cli_common_usage(FILE *f, const char *default_dir);
 int cli_number(const char *name, const char *arg, unsigned long min, unsigned long max,
 	unsigned long *out);
 
+/** Parse a duration (e2e_duration_parse: "250ms", "10s", "5m"; a bare number
+ * is seconds) in [min_ms, max_ms] for option @p name; 0 or -1 (printed). */
+int cli_duration(const char *name, const char *arg, uint64_t min_ms, uint64_t max_ms,
+	uint64_t *out_ms);
+
 /**
  * The state directory: --dir, else $E2E_DIR, else @p fallback; with
  * @p fallback NULL, $HOME/.config/mqtt-e2e. 0 or -1 (printed).

@@ -31,7 +31,8 @@ struct sub_args {
 	struct cli_common cc;
 	const char *topics[TOPICS_MAX];
 	int ntopics, strict;
-	unsigned long qos, wait_s, window;
+	unsigned long qos, window;
+	uint64_t wait_ms;
 	const char *identity, *trust, *state;
 };
 
@@ -43,7 +44,7 @@ static int usage(FILE *f)
 		"  -q QOS             subscription QoS 0-2 (default 0)\n"
 		"  -v                 print the topic before the payload\n"
 		"  -C COUNT           exit after COUNT delivered messages\n"
-		"  -W SECONDS         exit after SECONDS\n"
+		"  -W TIME            exit after TIME (10s, 5m; a bare number is seconds)\n"
 		"  --identity FILE    identity (default DIR/identity.key)\n"
 		"  --trust FILE       trusted senders (default DIR/trust)\n"
 		"  --state FILE|none  replay windows (default DIR/rxstate; none: not kept)\n"
@@ -75,7 +76,7 @@ static int parse(int argc, char **argv, struct sub_args *a, struct sub_out *o)
 		case 'q': r = cli_number("-q", optarg, 0, 2, &a->qos); break;
 		case 'v': o->verbose = 1; break;
 		case 'C': r = cli_number("-C", optarg, 1, ULONG_MAX, &o->count); break;
-		case 'W': r = cli_number("-W", optarg, 1, 31536000UL, &a->wait_s); break;
+		case 'W': r = cli_duration("-W", optarg, 1, 31536000000ULL, &a->wait_ms); break;
 		case OPT_IDENTITY: a->identity = optarg; break;
 		case OPT_TRUST: a->trust = optarg; break;
 		case OPT_STATE: a->state = optarg; break;
@@ -147,7 +148,7 @@ int main(int argc, char **argv)
 	if (e2e_client_connect(c, CONNECT_MS) != E2E_OK)
 		goto out;
 	cli_signals_release();
-	sub_run(c, &out, a.wait_s);
+	sub_run(c, &out, a.wait_ms);
 	e2e_client_stats(c, &st);
 	ret = CLI_EXIT_OK;
 out:
