@@ -143,9 +143,19 @@ static int start_keys(struct proxy *px)
 	/* TCP and TLS each get connect-timeout in keylink, then the CONNACK. */
 	st = e2e_publisher_connect(px->keys, c->connect_timeout_ms * 2 + 1000);
 	if (st != E2E_OK) {
+		char link[64];
+		const char *at;
+
 		keylink_error(px, lerr, sizeof lerr);
+		/* Paho's words name its loopback URI: the operator's broker is meant. */
+		snprintf(link, sizeof link, "tcp://127.0.0.1:%d ", px->link.port);
+		at = strstr(err, link);
 		if (lerr[0])
 			plog(LOG_ERR, "key service as '%s': %s", px->service_id, lerr);
+		else if (at)
+			plog(LOG_ERR, "key service as '%s': %.*sbroker %s:%s %s", px->service_id,
+				(int)(at - err), err, px->broker_host, px->broker_port,
+				at + strlen(link));
 		else
 			plog(LOG_ERR, "key service as '%s': %s", px->service_id,
 				err[0] ? err : e2e_strerror(st));
@@ -259,7 +269,10 @@ int proxy_check(struct proxy *px)
 	serr[0] = '\0';
 	if (sc && px_file_problem(path, 0) == NULL &&
 	    e2e_scopes_load(sc, path, serr, sizeof serr) != E2E_OK) {
-		plog(LOG_ERR, "%s: %s", path, serr[0] ? serr : "invalid");
+		if (serr[0])
+			plog(LOG_ERR, "%s", serr);   /* names the file and line */
+		else
+			plog(LOG_ERR, "%s: invalid", path);
 		n++;
 	}
 	free(sc);

@@ -1,0 +1,289 @@
+#!/usr/bin/python3
+"""Proxy 10: deployment as an operator meets it (issue 14).
+
+Real mosquitto brokers configured here, certificates from the run's PKI.
+  * Password-only broker (allow_anonymous false, password_file made with
+    mosquitto_passwd): the key service logs in with service-username +
+    service-password-file, a publisher with its credentials line; the proxy
+    starts and the subscriber (its own password) decrypts.
+  * A second proxy with another state dir on the same broker, its key service
+    credentials from the credentials line of its derived client id: both run
+    side by side, neither key service is knocked off, both keep serving.
+  * Wrong service password: the proxy exits 1 saying "bad user name or
+    password" (the CONNACK reason), not "Unknown error code".
+  * A publisher using the key service's client id: CONNACK "identifier
+    rejected" (0x02; MQTT 5: 0x85), the key service stays connected.
+  * tls-min 1.3 against a broker that only speaks TLS 1.2: the key service
+    refuses (same recipe as the relays) and the error says why; without
+    tls-min the same broker is accepted.
+  * --check-config: a good configuration passes while the proxy runs; a bad
+    one lists every problem (missing dir, missing cafile, world-readable
+    credentials and identity, bad scopes) and exits 1; the running proxy's
+    stats socket is left alone and still answers.
+  * SIGHUP: log level, max packet, drain timeout reported as applied and in
+    effect (debug lines, a packet above the old limit relayed), a setting
+    that needs a restart named; --listen on the command line replaces the
+    file's listen (one listener, the file's port stays closed).
+  * Durations: one syntax; "10x" refused with the syntax in the message by
+    e2e-proxy, e2e-keytool, e2e-sub and e2e-pub.
+"""
+import os
+import re
+import signal
+import sys
+import time
+
+sys.dont_write_bytecode = True   # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import proxyharness as ph  # noqa: E402
+
+h = ph.h
+
+PASSWORDS = {"keysvc": "k-" + os.urandom(6).hex(), "dev1": "d-" + os.urandom(6).hex(),
+             "alice": "a-" + os.urandom(6).hex(), "keysvc2": "k2-" + os.urandom(6).hex()}
+
+
+def private_file(env, name, text, mode=0o600):
+    path = os.path.join(env.dir, name)
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, mode)
+    return path
+
+
+def connack(port, cid, version=4):
+    s = ph.raw_conn(port)
+    s.sendall(ph.connect_pkt(cid, version=version))
+    closed, data = ph.read_until_closed(s, 8)
+    s.close()
+    return closed, data
+
+
+def sub_args(user):
+    return ["-u", user, "-P", PASSWORDS[user], "--state", "none"]
+
+
+def passwords_and_collision(env, c):
+    broker = ph.Mosquitto(env, passwords=PASSWORDS, name="mosq-passwd")
+    pki = broker.pki
+    s = h.Sender(env, "edge", scopes=[(1, "telemetry", ["sensors/#"])])
+    s2 = h.Sender(env, "edge2", scopes=[(1, "telemetry", ["sensors/#"])])
+    alice = h.Subscriber(env, "alice", trust=[s, s2])
+    s.enroll(alice, ["telemetry"])
+    s2.enroll(alice, ["telemetry"])
+    svc, svc2 = "e2e-keys-%08x" % s.sender_id, "e2e-keys-%08x" % s2.sender_id
+    creds = private_file(env, "credentials",
+                         "# client-id username password\ndev1 dev1 %s\n%s keysvc2 %s\n" % (
+                             PASSWORDS["dev1"], svc2, PASSWORDS["keysvc2"]))
+    pwfile = private_file(env, "keysvc.pw", PASSWORDS["keysvc"] + "\n")
+    base = ["--cafile", pki["ca_crt"], "--credentials", creds, "--connect-timeout", "3s"]
+    px = ph.Proxy(env, broker.addr(), base + ["--dir", s.dir, "--service-username", "keysvc",
+                                              "--service-password-file", pwfile])
+    c.expect(px.err_match(r"key service connected as '%s'" % svc),
+             "password broker: key service logged in as %s (service-username)" % svc)
+    c.expect(broker.wait_log(r"New client connected .* as %s .*u'keysvc'" % svc, 5),
+             "broker: the key service used username keysvc")
+    sp = h.start_sub(env, broker, alice, ["sensors/#"], name="sub", args=sub_args("alice"))
+    c.require(sp.wait_err(h.EV_KEY, 15), "subscriber (password login) got the key")
+    tok = ph.token("pw")
+    cp = ph.mosq_pub(env, px, "sensors/pw/1", tok, qos=1, cid="dev1", check=False)
+    c.expect(cp.returncode == 0, "dev1 publishes with its injected password (rc %d %s)" % (
+        cp.returncode, cp.stderr.decode(errors="replace")[-200:]))
+    c.expect(sp.wait_json(1, 10, pred=lambda o: h.payload_of(o) == tok.encode() and
+                          h.verdict_of(o) == "OK"), "subscriber decrypted dev1's message")
+
+    # A second proxy, another state dir, same broker: its own derived id,
+    # credentials from the credentials line of that id.
+    px2 = ph.Proxy(env, broker.addr(), base + ["--dir", s2.dir], name="proxy2")
+    c.expect(px2.err_match(r"key service connected as '%s'" % svc2) and svc != svc2,
+             "second proxy: key service %s (credentials line), distinct from %s" % (svc2, svc))
+    time.sleep(1.5)
+    c.expect(px.alive() and px2.alive(), "both proxies run side by side")
+    c.expect(not px.err_match(r"key service: .*(connection lost|reconnect)") and
+             not px2.err_match(r"key service: .*(connection lost|reconnect)") and
+             not broker.wait_log(r"already connected, closing old connection", 0.1),
+             "neither key service was knocked off the broker")
+    for p, tag in ((px, "one"), (px2, "two")):
+        tok = ph.token(tag)
+        ph.mosq_pub(env, p, "sensors/side/" + tag, tok, qos=1, cid="dev1", check=False)
+        c.expect(sp.wait_json(1, 10, pred=lambda o, t=tok: h.payload_of(o) == t.encode() and
+                              h.verdict_of(o) == "OK"),
+                 "side by side: subscriber decrypted the message through proxy %s" % tag)
+
+    # The key service's client id is not for publishers.
+    for version, want in ((4, b"\x20\x02\x00\x02"), (5, b"\x20\x03\x00\x85")):
+        closed, data = connack(px.port, svc, version)
+        c.expect(closed and data.startswith(want),
+                 "MQTT %s publisher with client id %s: CONNACK identifier rejected (got %r)" % (
+                     "5" if version == 5 else "3.1.1", svc, data[:8]))
+    c.expect(px.wait_err(r"refused client id '%s'" % svc, 3), "the refusal is logged")
+    time.sleep(0.5)
+    c.expect(not px.err_match(r"key service: .*connection lost") and
+             broker.log_text().count("as %s " % svc) == 1,
+             "the key service kept its one session")
+    tok = ph.token("after")
+    ph.mosq_pub(env, px, "sensors/pw/after", tok, qos=1, cid="dev1", check=False)
+    c.expect(sp.wait_json(1, 10, pred=lambda o: h.payload_of(o) == tok.encode()),
+             "after the refused collision the proxy still encrypts and the subscriber decrypts")
+
+    # Wrong password: the CONNACK reason, by name.
+    bad = private_file(env, "bad.pw", "wrong\n")
+    p3 = ph.Proxy(env, broker.addr(), base + ["--dir", s.dir, "--service-username", "keysvc",
+                                              "--service-password-file", bad,
+                                              "--service-id", "keys-bad"],
+                  name="proxy-badpw", ready=False)
+    rc = p3.proc.wait_exit(20)
+    # mosquitto answers a wrong password to MQTT 3.1.1 with return code 5.
+    line = p3.err_match(r"error: key service.*broker 127\.0\.0\.1:%d refused the connection: "
+                        r"(bad user name or password|not authorized)" % broker.port)
+    c.expect(rc == 1 and line, "wrong service password: exit 1 naming the CONNACK reason "
+             "(rc %r): %s" % (rc, line or p3.proc.tail(3)))
+    c.expect(not p3.err_match(r"Unknown error code|: Failure"), "no 'Unknown error code'")
+    return px, s, pki, creds
+
+
+def tls_min(env, c, pki):
+    """openssl s_server -tls1_2 stands for a broker that only speaks TLS 1.2
+    (mosquitto's tls_version is a minimum). With tls-min 1.3 the key service
+    must refuse it in the handshake; with tls-min 1.2 the handshake completes
+    (and the start fails later, for want of MQTT)."""
+    s = h.Sender(env, "edge-tls", scopes=[(1, "telemetry", ["sensors/#"])])
+    port = h.free_port()
+    srv = h.Proc(env, "s_server-tls12", [h.OPENSSL, "s_server", "-accept", "%s:%d" % (ph.LOCAL, port),
+                                         "-cert", pki["server_crt"], "-key", pki["server_key"],
+                                         "-tls1_2"], stdin=True)
+    c.require(h.wait_until(lambda: ph.port_open(port), 5), "s_server -tls1_2 listening")
+    common = ["--cafile", pki["ca_crt"], "--dir", s.dir, "--connect-timeout", "2s",
+              "--log-level", "debug"]
+    p = ph.Proxy(env, "%s:%d" % (ph.LOCAL, port), common + ["--tls-min", "1.3"],
+                 name="proxy-tls13", ready=False)
+    rc = p.proc.wait_exit(20)
+    line = p.err_match(r"error: key service.*(protocol version|tls-min)")
+    c.expect(rc == 1 and line and not p.err_match(r"upstream TLSv1\.2"),
+             "tls-min 1.3 against a TLS 1.2-only server: the key service refuses in the "
+             "handshake, exit 1 saying why (rc %r): %s" % (rc, line or p.proc.tail(3)))
+    p = ph.Proxy(env, "%s:%d" % (ph.LOCAL, port), common + ["--tls-min", "1.2"],
+                 name="proxy-tls12", ready=False)
+    c.expect(p.wait_err(r"key service: upstream TLSv1\.2", 10),
+             "the same server with tls-min 1.2: the key service's handshake completes (TLSv1.2)")
+    p.stop()
+    srv.stop()
+
+
+def check_config(env, c, px, s, pki, creds):
+    argv = [ph.proxy_bin(), "--broker", "127.0.0.1:1", "--cafile", pki["ca_crt"], "--dir", s.dir,
+            "--stats-socket", px.stats_path, "--listen", "127.0.0.1:%d" % px.port,
+            "--credentials", creds, "--check-config"]
+    cp = h.run(env, "check-good", argv, check=False)
+    out = (cp.stdout + cp.stderr).decode(errors="replace")
+    c.expect(cp.returncode == 0 and "configuration OK" in out,
+             "--check-config with the running proxy's settings: OK (rc %d): %s" % (
+                 cp.returncode, out[-300:]))
+    bad_dir = os.path.join(env.dir, "sender-loose")
+    os.makedirs(bad_dir, mode=0o700)
+    with open(os.path.join(s.dir, "identity.key"), "rb") as f:
+        ident = f.read()
+    with open(os.path.join(bad_dir, "identity.key"), "wb") as f:
+        f.write(ident)
+    os.chmod(os.path.join(bad_dir, "identity.key"), 0o644)
+    with open(os.path.join(bad_dir, "scopes"), "w") as f:
+        f.write("this is not a scope line\n")
+    loose = private_file(env, "credentials-loose", "dev1 dev1 x\n", 0o644)
+    checks = [(["--dir", os.path.join(env.dir, "nonexistent")], r"dir .*nonexistent: No such file"),
+              (["--dir", bad_dir], r"identity\.key: mode 0644"),
+              (["--dir", bad_dir], r"scopes: "),
+              (["--cafile", os.path.join(env.dir, "no-ca.crt")], r"cafile .*no-ca\.crt: No such"),
+              (["--cafile", env.dir], r"cafile .*: is a directory, not a file"),
+              (["--credentials", loose], r"credentials .*credentials-loose: must be mode 0600.*"
+                                         r"0644")]
+    for extra, _want in checks:
+        cp = h.run(env, "check-bad", [ph.proxy_bin(), "--broker", "127.0.0.1:1",
+                                      "--stats-socket", px.stats_path, "--check-config",
+                                      "--cafile", pki["ca_crt"], "--dir", s.dir] + extra,
+                   check=False)
+        out = (cp.stdout + cp.stderr).decode(errors="replace")
+        for e2, want in checks:
+            if e2 == extra:
+                c.expect(cp.returncode == 1 and re.search(want, out),
+                         "--check-config %s: exit 1, '%s' listed (rc %d): %s" % (
+                             " ".join(extra), want, cp.returncode, out.strip()[-400:]))
+    # Every problem at once, counted.
+    cp = h.run(env, "check-all", [ph.proxy_bin(), "--broker", "127.0.0.1:1", "--check-config",
+                                  "--stats-socket", px.stats_path, "--dir", bad_dir,
+                                  "--cafile", os.path.join(env.dir, "no-ca.crt"),
+                                  "--credentials", loose], check=False)
+    out = (cp.stdout + cp.stderr).decode(errors="replace")
+    c.expect(cp.returncode == 1 and re.search(r"has [3-9] problem", out) and
+             "identity.key" in out and "no-ca.crt" in out and "credentials-loose" in out,
+             "--check-config lists every problem, not just the first: %s" % out.strip()[-600:])
+    c.expect(os.path.exists(px.stats_path) and px.stats() is not None,
+             "the running proxy's stats socket is untouched and still answers")
+
+
+def sighup(env, c, pki):
+    s = h.Sender(env, "edge-hup", scopes=[(1, "telemetry", ["sensors/#"])])
+    broker = ph.Mosquitto(env, name="mosq-hup")
+    alice = h.Subscriber(env, "bob", trust=[s])
+    s.enroll(alice, ["telemetry"])
+    file_port = h.free_port()
+    conf = os.path.join(env.dir, "hup.conf")
+
+    def write(level, maxp, ctl):
+        with open(conf, "w") as f:
+            f.write("listen 127.0.0.1:%d\ncafile %s\ndir %s\nlog-level %s\nmax-packet %d\n"
+                    "drain-timeout 5s\ncontrol-topic %s\n" % (file_port, pki["ca_crt"], s.dir,
+                                                              level, maxp, ctl))
+    write("info", 1000, "e2e/control")
+    px = ph.Proxy(env, broker.addr(), name="proxy-hup", config=conf)
+    c.expect(len(px.err_match(r"listening on")) == 1 and not ph.port_open(file_port),
+             "--listen on the command line replaces the file's listen (one listener: %s)" %
+             px.err_match(r"listening on"))
+    sp = h.start_sub(env, broker, alice, ["sensors/#"], name="sub-hup", args=["--state", "none"])
+    c.require(sp.wait_err(h.EV_KEY, 15), "subscriber got the key")
+    big = ph.token("big") + "x" * 1500
+    cp = ph.mosq_pub(env, px, "sensors/hup/big", big, qos=1, check=False)
+    c.expect(px.wait_err(r"packet too big", 3),
+             "before SIGHUP: a 1.5 kB PUBLISH is over max-packet 1000")
+    write("debug", 2000000, "e2e/other")
+    since = time.monotonic()
+    px.send(signal.SIGHUP)
+    applied = px.wait_err(r"SIGHUP: applied .*log-level.*max-packet", 5, since=since)
+    c.expect(applied, "SIGHUP: log-level and max-packet reported applied (%s)" %
+             px.err_match(r"SIGHUP", since))
+    c.expect(px.wait_err(r"SIGHUP: .*needs a restart.*control-topic", 2, since=since),
+             "SIGHUP: control-topic named as needing a restart")
+    c.expect(not px.err_match(r"needs a restart.*listen", since),
+             "SIGHUP: listen not reported changed (the command line still wins)")
+    cp = ph.mosq_pub(env, px, "sensors/hup/big", big, qos=1, cid="big-after", check=False)
+    c.expect(cp.returncode == 0 and sp.wait_json(1, 10, pred=lambda o: h.payload_of(o) ==
+                                                 big.encode()),
+             "after SIGHUP: the 1.5 kB PUBLISH is relayed and decrypted (max-packet applied)")
+    c.expect(px.err_match(r"debug: .*big-after", since),
+             "after SIGHUP: debug lines are logged (log-level applied)")
+    px.stop()
+
+
+def durations(env, c, s):
+    for name, argv in (
+            ("e2e-proxy", [ph.proxy_bin(), "--broker", "127.0.0.1:1", "--check-config",
+                           "--connect-timeout", "10x"]),
+            ("e2e-keytool", [env.keytool, "rotate", "--dir", s.dir, "--grace", "10x"]),
+            ("e2e-sub", [env.sub_bin, "-t", "a", "-W", "10x"]),
+            ("e2e-pub", [env.pub_bin, "-t", "a", "-m", "x", "--linger", "10x"])):
+        cp = h.run(env, name + "-duration", argv, check=False)
+        out = (cp.stdout + cp.stderr).decode(errors="replace")
+        c.expect(cp.returncode != 0 and "10x" in out and ("duration" in out or "24h" in out),
+                 "%s: '10x' refused as a duration, naming the syntax (rc %d): %s" % (
+                     name, cp.returncode, out.strip()[-200:]))
+
+
+def body(env, c):
+    px, s, pki, creds = passwords_and_collision(env, c)
+    check_config(env, c, px, s, pki, creds)
+    tls_min(env, c, pki)
+    sighup(env, c, pki)
+    durations(env, c, s)
+
+
+if __name__ == "__main__":
+    h.main("proxy-deploy", body)
