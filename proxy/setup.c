@@ -217,6 +217,7 @@ static void check_dir(const char *opt, const char *dir, int *n)
  */
 int proxy_check(struct proxy *px)
 {
+	static const char *state_files[] = { "scopes", "enrolled", "keys", "txstate" };
 	char path[4096], buf[200], serr[512];
 	const char *why;
 	struct e2e_scopes *sc;
@@ -244,8 +245,8 @@ int proxy_check(struct proxy *px)
 	}
 	check_dir("dir", px->cfg.dir, &n);
 	problem(&n, service_identity(px) != 0);
-	for (const char *f = "scopes"; f; f = !strcmp(f, "scopes") ? "enrolled" :
-			!strcmp(f, "enrolled") ? "keys" : !strcmp(f, "keys") ? "txstate" : NULL) {
+	for (size_t i = 0; i < sizeof state_files / sizeof state_files[0]; i++) {
+		const char *f = state_files[i];
 		struct stat sb;
 
 		snprintf(path, sizeof path, "%s/%s", px->cfg.dir, f);
@@ -259,7 +260,7 @@ int proxy_check(struct proxy *px)
 				"e2e-keytool as the service user, or chown)", path,
 				(unsigned)sb.st_uid, (unsigned)geteuid());
 			n++;
-		} else if (strcmp(f, "scopes") && secret_problem(path, buf, sizeof buf)) {
+		} else if (i > 0 && secret_problem(path, buf, sizeof buf)) {   /* not scopes */
 			plog(LOG_ERR, "%s: %s", path, secret_problem(path, buf, sizeof buf));
 			n++;
 		}
