@@ -33,12 +33,12 @@ int main(int argc, char **argv)
 		proxy_teardown(&px);
 		return rc ? 1 : 0;
 	}
-	/* Signals are blocked before any thread (Paho's) starts. */
-	if (proxy_loop_init(&px) != 0 || proxy_setup(&px) != 0) {
-		proxy_teardown(&px);
-		return 1;
-	}
-	if (proxy_drop_privileges(&px) != 0) {
+	/* Signals are blocked before any thread (Paho's) starts. Privileges
+	 * go right after binding: the state, certificates and credentials are
+	 * read as the service user, as SIGHUP will read them again, and the
+	 * owner checks of the state files hold against that user. */
+	if (proxy_loop_init(&px) != 0 || proxy_drop_privileges(&px) != 0 ||
+	    proxy_setup(&px) != 0) {
 		proxy_teardown(&px);
 		return 1;
 	}
