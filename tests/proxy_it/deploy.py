@@ -191,7 +191,7 @@ def check_config(env, c, px, s, pki, creds):
     loose = private_file(env, "credentials-loose", "dev1 dev1 x\n", 0o644)
     checks = [(["--dir", os.path.join(env.dir, "nonexistent")], r"dir .*nonexistent: No such file"),
               (["--dir", bad_dir], r"identity\.key: mode 0644"),
-              (["--dir", bad_dir], r"scopes: "),
+              (["--dir", bad_dir], r"sender-loose/scopes:1: expected"),
               (["--cafile", os.path.join(env.dir, "no-ca.crt")], r"cafile .*no-ca\.crt: No such"),
               (["--cafile", env.dir], r"cafile .*: is a directory, not a file"),
               (["--credentials", loose], r"credentials .*credentials-loose: must be mode 0600.*"
@@ -263,6 +263,65 @@ def sighup(env, c, pki):
     px.stop()
 
 
+def service_user(env, c, pki):
+    """The documented enroll/rotate flow for a service running as its own
+    user (e2e-proxy.8, dist/e2e-proxy.service): the state dir belongs to the
+    service user; e2e-keytool run as root becomes that owner, or is run as
+    that user (runuser -u); the proxy, started as root with --user, drops
+    before reading its state and serves. 'nobody' stands in for mqtt-e2e."""
+    import pwd
+    if os.geteuid() != 0:
+        h.log("not root: service-user flow skipped")
+        return
+    pw = pwd.getpwnam("nobody")
+    for d in (env.dir, os.path.dirname(pki["ca_crt"])):
+        os.chmod(d, 0o711)
+    os.chmod(pki["ca_crt"], 0o644)
+    state = os.path.join(env.dir, "svc-state")
+    os.mkdir(state, 0o700)
+    os.chown(state, pw.pw_uid, pw.pw_gid)
+    sender = os.path.join(state, "sender")
+    cp = h.run(env, "keytool-genkey-root", [env.keytool, "genkey", "--dir", sender], check=False)
+    err = cp.stderr.decode(errors="replace")
+    st = os.stat(os.path.join(sender, "identity.key"))
+    c.expect(cp.returncode == 0 and st.st_uid == pw.pw_uid and "running as nobody" in err,
+             "keytool genkey as root on the service's dir: identity.key owned by the service "
+             "user (rc %d, uid %d): %s" % (cp.returncode, st.st_uid, err.strip()))
+    with open(os.path.join(env.dir, "svc-scopes"), "w") as f:
+        f.write("scope 1 telemetry sensors/#\n")
+    # Scopes are written by hand as the service user would.
+    h.run(env, "scopes-as-user", ["runuser", "-u", "nobody", "--", "cp",
+                                  os.path.join(env.dir, "svc-scopes"),
+                                  os.path.join(sender, "scopes")], check=False)
+    pub = h.run(env, "keytool-pubkey", [env.keytool, "pubkey", "--dir", sender])
+    line = pub.stdout.decode().split("\n")[0]
+    carol_sender = type("SvcSender", (), {"name": "svc", "public_line": " ".join(
+        line.split()[:2])})()
+    carol = h.Subscriber(env, "carol", trust=[carol_sender])
+    cp = h.run(env, "keytool-enroll-root", [env.keytool, "enroll", "carol", carol.public_line,
+                                            "--scope", "telemetry", "--dir", sender], check=False)
+    c.expect(cp.returncode == 0, "keytool enroll as root on the service's dir works (rc %d): %s" %
+             (cp.returncode, cp.stderr.decode(errors="replace").strip()))
+    cp = h.run(env, "keytool-rotate-user", ["runuser", "-u", "nobody", "--", env.keytool,
+                                            "rotate", "--dir", sender], check=False)
+    c.expect(cp.returncode == 0, "keytool rotate run as the service user works (rc %d): %s" % (
+        cp.returncode, cp.stderr.decode(errors="replace").strip()))
+    bad = [f for f in os.listdir(sender) if os.stat(os.path.join(sender, f)).st_uid != pw.pw_uid]
+    c.expect(not bad, "every file of the state dir belongs to the service user (%s)" % bad)
+    broker = ph.Mosquitto(env, name="mosq-svc")
+    px = ph.Proxy(env, broker.addr(), ["--cafile", pki["ca_crt"], "--dir", sender, "--user",
+                                       "nobody"], name="proxy-svc", stats=False)
+    c.expect(px.err_match(r"running as nobody"), "the proxy runs as the service user")
+    sp = h.start_sub(env, broker, carol, ["sensors/#"], name="sub-svc", args=["--state", "none"])
+    c.require(sp.wait_err(h.EV_KEY, 15), "the service user's proxy answered the key request")
+    tok = ph.token("svc")
+    ph.mosq_pub(env, px, "sensors/svc/1", tok, qos=1, check=False)
+    c.expect(sp.wait_json(1, 10, pred=lambda o: h.payload_of(o) == tok.encode() and
+                          h.verdict_of(o) == "OK"),
+             "subscriber decrypted a message sealed by the service user's proxy")
+    px.stop()
+
+
 def durations(env, c, s):
     for name, argv in (
             ("e2e-proxy", [ph.proxy_bin(), "--broker", "127.0.0.1:1", "--check-config",
@@ -283,6 +342,7 @@ def body(env, c):
     tls_min(env, c, pki)
     sighup(env, c, pki)
     durations(env, c, s)
+    service_user(env, c, pki)
 
 
 if __name__ == "__main__":
