@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cliopts.h"
+#include "e2e/scopes.h"
 #include "sub.h"
 
 #define TOPICS_MAX 32             /* the session keeps 64 filters; ours are a few */
@@ -68,10 +69,17 @@ static int parse(int argc, char **argv, struct sub_args *a, struct sub_out *o)
 		case 0: r = -1; break;
 		case 't':
 			r = a->ntopics < TOPICS_MAX ? 0 : -1;
-			if (r == 0)
-				a->topics[a->ntopics++] = optarg;
-			else
+			if (r != 0) {
 				fprintf(stderr, "%s: at most %d -t options\n", SUB_PROG, TOPICS_MAX);
+			} else if (!e2e_topic_filter_valid(optarg, strlen(optarg))) {
+				/* The broker would refuse it on every reconnect, forever. */
+				fprintf(stderr, "%s: -t '%s' is not a valid topic filter ('#' only "
+					"as the whole last level, '+' only as a whole level)\n",
+					SUB_PROG, optarg);
+				r = -1;
+			} else {
+				a->topics[a->ntopics++] = optarg;
+			}
 			break;
 		case 'q': r = cli_number("-q", optarg, 0, 2, &a->qos); break;
 		case 'v': o->verbose = 1; break;

@@ -261,6 +261,14 @@ def sighup(env, c, pki):
     c.expect(px.err_match(r"debug: .*big-after", since),
              "after SIGHUP: debug lines are logged (log-level applied)")
     px.stop()
+    # Misleading messages of the tools, now saying what is wrong.
+    cp = h.run(env, "pub-reserved", [env.pub_bin] + broker.tls_args() + [
+        "--dir", s.dir, "-t", "e2e/k/abc", "-m", "x", "-q", "1"], check=False)
+    out = cp.stderr.decode(errors="replace")
+    c.expect(cp.returncode != 0 and "reserved for key distribution" in out and
+             "insecure permissions" not in out,
+             "e2e-pub to e2e/k/...: 'reserved for key distribution' (rc %d): %s" % (
+                 cp.returncode, out.strip()[-200:]))
 
 
 def service_user(env, c, pki):
@@ -323,6 +331,11 @@ def service_user(env, c, pki):
 
 
 def durations(env, c, s):
+    cp = h.run(env, "sub-bad-filter", [env.sub_bin, "-t", "a/#/b"], check=False)
+    out = cp.stderr.decode(errors="replace")
+    c.expect(cp.returncode == 1 and "not a valid topic filter" in out,
+             "e2e-sub -t 'a/#/b': refused at once as an invalid filter (rc %d): %s" % (
+                 cp.returncode, out.strip()))
     for name, argv in (
             ("e2e-proxy", [ph.proxy_bin(), "--broker", "127.0.0.1:1", "--check-config",
                            "--connect-timeout", "10x"]),
