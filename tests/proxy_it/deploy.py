@@ -92,6 +92,27 @@ def passwords_and_collision(env, c):
     c.expect(sp.wait_json(1, 10, pred=lambda o: h.payload_of(o) == tok.encode() and
                           h.verdict_of(o) == "OK"), "subscriber decrypted dev1's message")
 
+    # e2e-sub and e2e-pub name the cause of a refused connection too.
+    cp = h.run(env, "sub-badpw", [env.sub_bin] + broker.tls_args() + [
+        "--dir", alice.dir, "-t", "x", "-u", "alice", "-P", "wrong", "--state", "none"],
+        check=False, timeout=40)
+    out = cp.stderr.decode(errors="replace")
+    c.expect(cp.returncode == 2 and re.search(r"refused the connection: (bad user name or "
+                                              r"password|not authorized)", out),
+             "e2e-sub with a wrong password: exit 2 naming the CONNACK reason: %s" %
+             out.strip()[-200:])
+    rogue = os.path.join(os.path.dirname(pki["ca_crt"]), "rogue-ca.crt")
+    cp = h.run(env, "pub-rogue-ca", [env.pub_bin, "-h", ph.LOCAL, "-p", str(broker.port),
+                                     "--cafile", rogue, "--dir", s.dir, "-t", "sensors/x",
+                                     "-m", "x", "-u", "dev1", "-P", PASSWORDS["dev1"]],
+               check=False, timeout=40)
+    out = cp.stderr.decode(errors="replace")
+    c.expect(cp.returncode != 0 and re.search(r"certificate verify failed: (unable to get "
+                                              r"local issuer|self-signed certificate)", out) and
+             rogue in out and "Failure" not in out,
+             "e2e-pub with the wrong CA: the verification result and the CA file: %s" %
+             out.strip()[-300:])
+
     # A second proxy, another state dir, same broker: its own derived id,
     # credentials from the credentials line of that id.
     px2 = ph.Proxy(env, broker.addr(), base + ["--dir", s2.dir], name="proxy2")
@@ -167,6 +188,24 @@ def tls_min(env, c, pki):
     c.expect(p.wait_err(r"key service: upstream TLSv1\.2", 10),
              "the same server with tls-min 1.2: the key service's handshake completes (TLSv1.2)")
     p.stop()
+    srv.stop()
+    # A broker certificate for another name: e2e-sub says hostname mismatch.
+    crt, key = ph.issue(env, "other-name", "other.example", usage="serverAuth",
+                        san="DNS:other.example")
+    port = h.free_port()
+    srv = h.Proc(env, "s_server-other", [h.OPENSSL, "s_server", "-accept", "%s:%d" % (ph.LOCAL,
+                                                                                      port),
+                                         "-cert", crt, "-key", key], stdin=True)
+    c.require(h.wait_until(lambda: ph.port_open(port), 5), "s_server (other.example) listening")
+    sub = h.Subscriber(env, "dave", trust=[s])
+    cp = h.run(env, "sub-other-name", [env.sub_bin, "-h", ph.LOCAL, "-p", str(port), "--cafile",
+                                       pki["ca_crt"], "--dir", sub.dir, "-t", "x", "--state",
+                                       "none"], check=False, timeout=40)
+    out = cp.stderr.decode(errors="replace")
+    c.expect(cp.returncode == 2 and re.search(r"hostname mismatch|IP address mismatch", out) and
+             pki["ca_crt"] in out,
+             "e2e-sub against a certificate for another name: 'mismatch' and the CA file: %s" %
+             out.strip()[-300:])
     srv.stop()
 
 
