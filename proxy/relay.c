@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <MQTTReasonCodes.h>
+
 #include "e2e/control.h"
 #include "e2e/envelope.h"
 #include "log.h"
@@ -260,6 +262,21 @@ int relay_down(struct conn *c)
 	return 0;
 }
 
+/* The broker refused a publisher's CONNECT: say why in the proxy's log too
+ * (the publisher gets the CONNACK itself). */
+static void log_refusal(const struct conn *c, uint8_t rc)
+{
+	static const char *v311[] = { NULL, "unacceptable protocol version",
+		"identifier rejected", "server unavailable", "bad user name or password",
+		"not authorized" };
+	const char *why = c->version == MQTT_V5 ?
+		MQTTReasonCode_toString((enum MQTTReasonCodes)rc) :
+		rc < sizeof v311 / sizeof v311[0] ? v311[rc] : NULL;
+
+	plog(LOG_WARNING, "%s (%s): broker refused the connection: %s (CONNACK %u)", c->peer,
+		c->client_id, why ? why : "unknown reason", rc);
+}
+
 int relay_up_frames(struct conn *c)
 {
 	size_t off = 0;
@@ -281,6 +298,8 @@ int relay_up_frames(struct conn *c)
 			return -1;
 		}
 		type = pkt[0] >> 4;
+		if (type == MQTT_CONNACK && plen >= hlen + 2 && pkt[hlen + 1] != 0)
+			log_refusal(c, pkt[hlen + 1]);
 		if ((type == MQTT_PUBACK || type == MQTT_PUBCOMP ||
 		     (type == MQTT_PUBREC && plen > 4 && c->version == MQTT_V5 && pkt[4] >= 0x80)) &&
 		    c->inflight)

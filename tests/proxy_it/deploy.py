@@ -92,6 +92,14 @@ def passwords_and_collision(env, c):
     c.expect(sp.wait_json(1, 10, pred=lambda o: h.payload_of(o) == tok.encode() and
                           h.verdict_of(o) == "OK"), "subscriber decrypted dev1's message")
 
+    # A publisher without a credentials line: the broker refuses it, the
+    # proxy's log says why (the publisher gets the CONNACK itself).
+    cp = ph.mosq_pub(env, px, "sensors/pw/2", "x", qos=1, cid="stranger", check=False)
+    c.expect(cp.returncode != 0 and px.wait_err(
+        r"\(stranger\): broker refused the connection: (not authorized|bad user name)", 3),
+        "relay refused by the broker: the proxy logs the CONNACK reason (%s)" %
+        px.err_match("stranger")[-2:])
+
     # e2e-sub and e2e-pub name the cause of a refused connection too.
     cp = h.run(env, "sub-badpw", [env.sub_bin] + broker.tls_args() + [
         "--dir", alice.dir, "-t", "x", "-u", "alice", "-P", "wrong", "--state", "none"],
