@@ -332,8 +332,9 @@ static int str_differs(const char *a, const char *b)
 /*
  * SIGHUP: the file and the same command line are read again (flags still
  * win). Applied at once: log level, max packet, limits and timeouts, drain
- * timeout, summary interval, rotation and grace, credentials, and the TLS
- * files for new connections (open ones keep their session; OpenSSL
+ * timeout, summary interval, rotation and grace, publishers' credentials, and
+ * the TLS files and settings for new connections (the key service's too, at
+ * its next connect) (open ones keep their session; OpenSSL
  * reference-counts the old context). Enrollment, scopes and keys are
  * reloaded by the key service on its own within a second. Every other
  * changed setting is named with "needs a restart".
@@ -377,6 +378,11 @@ void proxy_reload(struct proxy *px)
 	    str_differs(nc.listen_cafile, c->listen_cafile))
 		NOTE(restart, "listen-tls/listen-cert/listen-key/listen-cafile");
 	if (str_differs(nc.stats_socket, c->stats_socket)) NOTE(restart, "stats-socket");
+	/* The key service's MQTT login is given to its client once, at start
+	 * (its TLS settings and certificate do follow, at its next connect). */
+	if (str_differs(nc.service_username, c->service_username) ||
+	    str_differs(nc.service_password_file, c->service_password_file))
+		NOTE(restart, "service-username/service-password-file");
 	if (str_differs(nc.user, c->user)) NOTE(restart, "user");
 	if (nc.syslog != c->syslog) NOTE(restart, "syslog");
 
@@ -420,14 +426,11 @@ void proxy_reload(struct proxy *px)
 	pthread_mutex_lock(&px->tls_mu);
 	{
 		char **mine[] = { &c->credentials, &c->cafile, &c->capath, &c->tls_min, &c->ciphers,
-			&c->cert, &c->key, &c->psk, &c->psk_identity, &c->alpn, &c->sni,
-			&c->service_username, &c->service_password_file };
+			&c->cert, &c->key, &c->psk, &c->psk_identity, &c->alpn, &c->sni };
 		char **theirs[] = { &nc.credentials, &nc.cafile, &nc.capath, &nc.tls_min,
-			&nc.ciphers, &nc.cert, &nc.key, &nc.psk, &nc.psk_identity, &nc.alpn, &nc.sni,
-			&nc.service_username, &nc.service_password_file };
+			&nc.ciphers, &nc.cert, &nc.key, &nc.psk, &nc.psk_identity, &nc.alpn, &nc.sni };
 		static const char *names[] = { "credentials", "cafile", "capath", "tls-min",
-			"ciphers", "cert", "key", "psk", "psk-identity", "alpn", "sni",
-			"service-username", "service-password-file" };
+			"ciphers", "cert", "key", "psk", "psk-identity", "alpn", "sni" };
 
 		for (size_t i = 0; i < sizeof mine / sizeof mine[0]; i++) {
 			char *t = *mine[i];
