@@ -179,6 +179,7 @@ static int send_all(int fd, SSL *ssl, const uint8_t *p, size_t n)
 static void pump(struct proxy *px, int afd, int ufd, SSL *ssl)
 {
 	uint8_t buf[16384];
+	uint64_t got = 0;      /* bytes from the broker */
 
 	(void)fcntl(ufd, F_SETFL, fcntl(ufd, F_GETFL) | O_NONBLOCK);
 
@@ -213,10 +214,17 @@ static void pump(struct proxy *px, int afd, int ufd, SSL *ssl)
 				if (n <= 0)
 					break;
 			}
+			got += (uint64_t)n;
 			if (send_all(afd, NULL, buf, (size_t)n) != 0)
 				break;
 		}
 	}
+	if (!got && !px->link.stop)
+		/* Not even a CONNACK: a broker that wants something else of the
+		 * connection (ALPN, a client certificate) closes it like this. */
+		set_err(px, "broker %s:%s closed the connection without answering the MQTT CONNECT "
+			"(does it require alpn, a client certificate, or another port?)",
+			px->broker_host, px->broker_port);
 	plog(LOG_DEBUG, "key service: broker connection closed");
 }
 

@@ -148,12 +148,12 @@ static int start_keys(struct proxy *px)
 
 		keylink_error(px, lerr, sizeof lerr);
 		/* Paho's words name its loopback URI: the operator's broker is meant. */
-		snprintf(link, sizeof link, "tcp://127.0.0.1:%d ", px->link.port);
+		snprintf(link, sizeof link, "tcp://127.0.0.1:%d", px->link.port);
 		at = strstr(err, link);
 		if (lerr[0])
 			plog(LOG_ERR, "key service as '%s': %s", px->service_id, lerr);
 		else if (at)
-			plog(LOG_ERR, "key service as '%s': %.*sbroker %s:%s %s", px->service_id,
+			plog(LOG_ERR, "key service as '%s': %.*sbroker %s:%s%s", px->service_id,
 				(int)(at - err), err, px->broker_host, px->broker_port,
 				at + strlen(link));
 		else

@@ -26,10 +26,23 @@ Real mosquitto brokers configured here, certificates from the run's PKI.
     file's listen (one listener, the file's port stays closed).
   * Durations: one syntax; "10x" refused with the syntax in the message by
     e2e-proxy, e2e-keytool, e2e-sub and e2e-pub.
+  * Errors name their cause: a relay refused by the broker (CONNACK reason
+    in the proxy log); e2e-sub/e2e-pub with a wrong password (CONNACK), the
+    wrong CA and a certificate for another name (verification result, name
+    checked, CA file); e2e-pub to e2e/k/... (reserved, not "insecure
+    permissions"); e2e-sub -t 'a/#/b' (invalid filter, not reconnecting).
+  * An ALPN-only TLS front (port 443 when free) before mosquitto: without
+    --alpn the key service is closed on and the proxy says it may need alpn;
+    with --alpn x-amzn-mqtt-ca it gets in, answers, and relays decrypt.
+  * The service-user flow (as root): the state dir belongs to 'nobody'
+    (standing in for mqtt-e2e); e2e-keytool run as root switches to it,
+    e2e-keytool run as that user works, every file stays the user's, and
+    e2e-proxy --user nobody serves: the subscriber decrypts.
 """
 import os
 import re
 import signal
+import socket
 import sys
 import time
 
@@ -377,6 +390,115 @@ def service_user(env, c, pki):
     px.stop()
 
 
+class AlpnFront:
+    """A TLS front that, like AWS IoT on 443, accepts only clients offering
+    the ALPN protocol it wants, and forwards them to a plain MQTT port.
+    Listens on 443 when it can (root and free), else on a free port."""
+
+    def __init__(self, env, pki, backend_port, proto="x-amzn-mqtt-ca"):
+        import ssl
+        import threading
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(pki["server_crt"], pki["server_key"])
+        self.ctx.set_alpn_protocols([proto])
+        self.proto, self.backend = proto, backend_port
+        self.accepted, self.refused = 0, 0
+        self.ls = socket.socket()
+        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            self.ls.bind((ph.LOCAL, 443))
+        except OSError:
+            self.ls.bind((ph.LOCAL, 0))
+        self.port = self.ls.getsockname()[1]
+        self.ls.listen(16)
+        self.stop_ev = threading.Event()
+        self.t = threading.Thread(target=self._serve, daemon=True)
+        self.t.start()
+        env.clients.append(self)
+
+    def _serve(self):
+        import ssl
+        import threading
+        self.ls.settimeout(0.2)
+        while not self.stop_ev.is_set():
+            try:
+                a, _ = self.ls.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            try:
+                a.settimeout(5)
+                t = self.ctx.wrap_socket(a, server_side=True)
+            except (OSError, ssl.SSLError):
+                self.refused += 1
+                a.close()
+                continue
+            if t.selected_alpn_protocol() != self.proto:
+                self.refused += 1
+                t.close()
+                continue
+            self.accepted += 1
+            b = socket.create_connection((ph.LOCAL, self.backend), timeout=3)
+            threading.Thread(target=self._pipe, args=(t, b), daemon=True).start()
+
+    def _pipe(self, t, b):
+        t.settimeout(0.2)
+        b.settimeout(0.2)
+        try:
+            while not self.stop_ev.is_set():
+                for src, dst in ((t, b), (b, t)):
+                    try:
+                        d = src.recv(65536)
+                    except (socket.timeout, BlockingIOError):
+                        continue
+                    if not d:
+                        return
+                    dst.sendall(d)
+        except OSError:
+            return
+        finally:
+            t.close()
+            b.close()
+
+    def close(self):
+        self.stop_ev.set()
+        self.ls.close()
+        self.t.join(2)
+
+
+def alpn_broker(env, c, pki):
+    """An ALPN-only TLS endpoint (443 when possible) in front of mosquitto:
+    the proxy's key service reaches it with --alpn and answers a subscriber;
+    without --alpn it is refused there, and the proxy says so."""
+    broker = ph.Mosquitto(env, listeners=[{"kind": "tls"}, {"kind": "plain"}], name="mosq-alpn")
+    front = AlpnFront(env, pki, broker.ports[1])
+    s = h.Sender(env, "edge-alpn", scopes=[(1, "telemetry", ["sensors/#"])])
+    erin = h.Subscriber(env, "erin", trust=[s])
+    s.enroll(erin, ["telemetry"])
+    p = ph.Proxy(env, "%s:%d" % (ph.LOCAL, front.port), ["--cafile", pki["ca_crt"], "--dir", s.dir,
+                                                          "--connect-timeout", "3s"],
+                 name="proxy-no-alpn", ready=False)
+    rc = p.proc.wait_exit(20)
+    c.expect(rc == 1 and front.accepted == 0 and
+             p.err_match(r"error: key service.*closed the connection without answering.*alpn"),
+             "ALPN broker on port %d without --alpn: refused, the proxy exits 1 (rc %r): %s" % (
+                 front.port, rc, p.err_match(r"error: key service")))
+    px = ph.Proxy(env, "%s:%d" % (ph.LOCAL, front.port), ["--cafile", pki["ca_crt"], "--dir",
+                                                           s.dir, "--alpn", "x-amzn-mqtt-ca"],
+                  name="proxy-alpn")
+    c.expect(front.accepted >= 1, "ALPN broker on port %d: the key service offered "
+             "x-amzn-mqtt-ca and got in" % front.port)
+    sp = h.start_sub(env, broker, erin, ["sensors/#"], name="sub-alpn", args=["--state", "none"])
+    c.require(sp.wait_err(h.EV_KEY, 15), "the key service behind the ALPN broker answered")
+    tok = ph.token("alpn")
+    ph.mosq_pub(env, px, "sensors/alpn/1", tok, qos=1, check=False)
+    c.expect(sp.wait_json(1, 10, pred=lambda o: h.payload_of(o) == tok.encode() and
+                          h.verdict_of(o) == "OK"),
+             "a publisher relayed through the ALPN broker: subscriber decrypted it")
+    px.stop()
+
+
 def durations(env, c, s):
     cp = h.run(env, "sub-bad-filter", [env.sub_bin, "-t", "a/#/b"], check=False)
     out = cp.stderr.decode(errors="replace")
@@ -402,6 +524,7 @@ def body(env, c):
     tls_min(env, c, pki)
     sighup(env, c, pki)
     durations(env, c, s)
+    alpn_broker(env, c, pki)
     service_user(env, c, pki)
 
 

@@ -97,7 +97,7 @@ def issue(env, name, cn, ca="ca", san=None, usage="clientAuth"):
 
 class Mosquitto(h.Broker):
     """mosquitto 2.0 on 127.0.0.1. listeners: list of dicts with "kind":
-    "tls" (server certificate of the run's PKI; "require_certificate",
+    "plain" (no TLS), "tls" (server certificate of the run's PKI; "require_certificate",
     "identity" = use_identity_as_username) or "psk" ("hint"). The first
     listener is .port; all are in .ports. A harness.Broker with its own
     configuration (tls_args, log_text, stop are inherited) for
@@ -142,6 +142,8 @@ class Mosquitto(h.Broker):
             body = []
             for port, li in zip(self.ports, listeners):
                 body.append("listener %d %s" % (port, LOCAL))
+                if li["kind"] == "plain":
+                    continue
                 if li["kind"] == "psk":
                     body.append("psk_hint " + li.get("hint", "mqtt-e2e"))
                     if li.get("identity"):
