@@ -280,6 +280,19 @@ int proxy_check(struct proxy *px)
 	problem(&n, creds_load(px) != 0);
 	problem(&n, px->cfg.tls && tls_ctx_init(&px->tls, &px->cfg, px->broker_host) != 0);
 	problem(&n, px->cfg.listen_tls && tls_server_init(&px->tls_down, &px->cfg) != 0);
+	if (px->cfg.tls && px->cfg.cert && strstr(px->cfg.cert, "%c") && px->service_id[0]) {
+		/* A certificate template: the key service needs the files of its
+		 * own client id (publishers' are checked when they connect). */
+		char cert[1024], key[1024];
+		SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+
+		if (!ctx || tls_template(cert, sizeof cert, px->cfg.cert, px->service_id) != 0 ||
+		    tls_template(key, sizeof key, px->cfg.key ? px->cfg.key : px->cfg.cert,
+			    px->service_id) != 0 ||
+		    tls_load_pair(ctx, NULL, cert, key, "cert (key service)", "key (key service)"))
+			n++;
+		SSL_CTX_free(ctx);
+	}
 	if (px->cfg.service_username && !px->cfg.service_password_file) {
 		plog(LOG_ERR, "service-username needs service-password-file");
 		n++;
@@ -439,6 +452,18 @@ void proxy_reload(struct proxy *px)
 				NOTE(changed, names[i]);
 			*mine[i] = *theirs[i];
 			*theirs[i] = t;
+		}
+	}
+	if (c->listen_tls) {
+		/* Renewed files under the same names: publishers' new TLS
+		 * connections get them (the old context lives on in open ones). */
+		struct tls_ctx nd;
+
+		if (tls_server_init(&nd, c) == 0) {
+			tls_ctx_free(&px->tls_down);
+			px->tls_down = nd;
+		} else {
+			plog(LOG_ERR, "SIGHUP: listen-cert/listen-key invalid; keeping the running ones");
 		}
 	}
 	if (have_nt) {

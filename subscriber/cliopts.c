@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <pthread.h>
 
 #include "cliopts.h"
@@ -185,6 +187,40 @@ int cli_dir(char *buf, size_t cap, const char *dir, const char *fallback)
 	fprintf(stderr, "%s: %s\n", cli_prog, n < 0 ? "no state directory: use --dir, or set "
 		"$E2E_DIR or $HOME" : "state directory name empty or too long");
 	return -1;
+}
+
+int cli_file_check(const char *what, const char *path, int may_be_missing)
+{
+	char parent[4096];
+	struct stat sb;
+	char *slash;
+
+	if (stat(path, &sb) == 0) {
+		if (!S_ISDIR(sb.st_mode))
+			return 0;
+		fprintf(stderr, "%s: %s %s: is a directory, not a file\n", cli_prog, what, path);
+		return -1;
+	}
+	if (!may_be_missing)
+		return 0;   /* the library says "not found" with the path */
+	snprintf(parent, sizeof parent, "%s", path);
+	slash = strrchr(parent, '/');
+	if (!slash)
+		return 0;
+	*slash = '\0';
+	if (slash == parent)
+		return 0;
+	if (stat(parent, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+		fprintf(stderr, "%s: %s %s: directory %s does not exist\n", cli_prog, what, path,
+			parent);
+		return -1;
+	}
+	if (access(parent, W_OK | X_OK) != 0) {
+		fprintf(stderr, "%s: %s %s: directory %s is not writable: %s\n", cli_prog, what, path,
+			parent, strerror(errno));
+		return -1;
+	}
+	return 0;
 }
 
 int cli_join(char *buf, size_t cap, const char *dir, const char *file)

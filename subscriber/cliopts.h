@@ -119,6 +119,14 @@ int cli_duration(const char *name, const char *arg, uint64_t min_ms, uint64_t ma
  */
 int cli_dir(char *buf, size_t cap, const char *dir, const char *fallback);
 
+/**
+ * Say what is wrong with a file option before the library's generic words:
+ * a directory where the file belongs, or (@p may_be_missing: a file created
+ * later) a directory that does not exist or cannot be written. 0 or -1
+ * (printed, naming @p what).
+ */
+int cli_file_check(const char *what, const char *path, int may_be_missing);
+
 /** @p dir "/" @p file into @p buf; 0 or -1 (printed). */
 int cli_join(char *buf, size_t cap, const char *dir, const char *file);
 

@@ -500,6 +500,16 @@ def alpn_broker(env, c, pki):
 
 
 def durations(env, c, s):
+    sub = h.Subscriber(env, "frank", trust=[s])
+    for state, want in ((os.path.join(env.dir, "nowhere", "state"), "does not exist"),
+                        (env.dir, "is a directory, not a file")):
+        cp = h.run(env, "sub-bad-state", [env.sub_bin, "--dir", sub.dir, "-t", "x", "--state",
+                                          state, "-p", "1"], check=False)
+        out = cp.stderr.decode(errors="replace")
+        c.expect(cp.returncode == 1 and want in out and "input/output" not in out and
+                 "insecure permissions" not in out,
+                 "e2e-sub --state %s: '%s' (rc %d): %s" % (state, want, cp.returncode,
+                                                          out.strip()))
     cp = h.run(env, "sub-bad-filter", [env.sub_bin, "-t", "a/#/b"], check=False)
     out = cp.stderr.decode(errors="replace")
     c.expect(cp.returncode == 1 and "not a valid topic filter" in out,
