@@ -250,6 +250,9 @@ static void serve(struct proxy *px, int afd)
 		if (r != 1) {
 			if (ssl)
 				tls_why(&px->tls, ssl, r, why, sizeof why);
+			else if (px->tls.per_client_cert)
+				snprintf(why, sizeof why, "no usable client certificate for client id "
+					"'%s' from the cert/key template (see above)", px->service_id);
 			else
 				snprintf(why, sizeof why, "%s", tls_error());
 		}
