@@ -123,8 +123,10 @@ def passwords_and_collision(env, c):
              "e2e-sub with a wrong password: exit 2 naming the CONNACK reason: %s" %
              out.strip()[-200:])
     rogue = os.path.join(os.path.dirname(pki["ca_crt"]), "rogue-ca.crt")
+    # Its own state dir: the running proxy's may be locked.
+    spare = h.Sender(env, "spare", scopes=[(1, "telemetry", ["sensors/#"])])
     cp = h.run(env, "pub-rogue-ca", [env.pub_bin, "-h", ph.LOCAL, "-p", str(broker.port),
-                                     "--cafile", rogue, "--dir", s.dir, "-t", "sensors/x",
+                                     "--cafile", rogue, "--dir", spare.dir, "-t", "sensors/x",
                                      "-m", "x", "-u", "dev1", "-P", PASSWORDS["dev1"]],
                check=False, timeout=40)
     out = cp.stderr.decode(errors="replace")
@@ -170,7 +172,7 @@ def passwords_and_collision(env, c):
 
     # Wrong password: the CONNACK reason, by name.
     bad = private_file(env, "bad.pw", "wrong\n")
-    p3 = ph.Proxy(env, broker.addr(), base + ["--dir", s.dir, "--service-username", "keysvc",
+    p3 = ph.Proxy(env, broker.addr(), base + ["--dir", spare.dir, "--service-username", "keysvc",
                                               "--service-password-file", bad,
                                               "--service-id", "keys-bad"],
                   name="proxy-badpw", ready=False)
