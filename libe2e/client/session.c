@@ -390,6 +390,9 @@ enum e2e_status e2e_session_connect(struct e2e_session *s, uint32_t timeout_ms, 
 	char tls_err[sizeof s->tls_err];
 	int rc, done, reason;
 
+	/* The version asked for, no silent fall back to 3.1: a refusal is then
+	 * reported once, with its own reason. */
+	o->MQTTVersion = s->conn.mqtt_version == 5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1;
 	o->keepAliveInterval = s->conn.keepalive_s ? s->conn.keepalive_s : 30;
 	o->username = s->conn.username;
 	o->password = s->conn.password;
