@@ -79,8 +79,10 @@ void proxy_usage(FILE *out)
 	for (size_t i = 0; i < NOPTS; i++)
 		fprintf(out, "  --%-18s %s\n", opts[i].name, opts[i].help);
 	fprintf(out, "  --%-18s %s\n  --%-18s %s\n  --%-18s %s\n", "check-config",
-		"validate the configuration and exit", "help", "this text", "version",
-		"print the version");
+		"check what a start checks, list every problem, exit", "help", "this text",
+		"version", "print the version");
+	fprintf(out, "\nDurations: a number and a unit (250ms, 10s, 5m, 24h, 7d); a bare number "
+		"is seconds.\n");
 }
 
 /* The duration syntax of every tool (e2e_duration_parse): a bare number is seconds. */
