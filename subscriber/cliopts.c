@@ -223,6 +223,20 @@ int cli_file_check(const char *what, const char *path, int may_be_missing)
 	return 0;
 }
 
+int cli_dir_exists(const char *dir, const char *kind)
+{
+	struct stat sb;
+
+	if (stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode))
+		return 0;
+	if (stat(dir, &sb) == 0)
+		fprintf(stderr, "%s: %s directory %s: not a directory\n", cli_prog, kind, dir);
+	else
+		fprintf(stderr, "%s: %s directory %s does not exist (e2e-keytool genkey --dir %s "
+			"creates it; or give --dir)\n", cli_prog, kind, dir, dir);
+	return -1;
+}
+
 int cli_join(char *buf, size_t cap, const char *dir, const char *file)
 {
 	int n = snprintf(buf, cap, "%s/%s", dir, file);

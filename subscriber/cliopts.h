@@ -127,6 +127,9 @@ int cli_dir(char *buf, size_t cap, const char *dir, const char *fallback);
  */
 int cli_file_check(const char *what, const char *path, int may_be_missing);
 
+/** 0 if @p dir is a directory, else -1 after saying so (@p kind: "state"). */
+int cli_dir_exists(const char *dir, const char *kind);
+
 /** @p dir "/" @p file into @p buf; 0 or -1 (printed). */
 int cli_join(char *buf, size_t cap, const char *dir, const char *file);
 

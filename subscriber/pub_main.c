@@ -116,6 +116,15 @@ int main(int argc, char **argv)
 	if (cli_dir(dir, sizeof dir, a.cc.dir, SENDER_DIR) || pub_load(a.source, a.file, &buf, &len))
 		return CLI_EXIT_USAGE;
 	cfg.conn = a.cc.conn;
+	{
+		char idf[PATH_MAX + 16];
+
+		snprintf(idf, sizeof idf, "%s/identity.key", dir);
+		if (cli_dir_exists(dir, "sender state") || cli_file_check("identity", idf, 0)) {
+			free(buf);
+			return CLI_EXIT_USAGE;
+		}
+	}
 	cfg.dir = dir;
 	cfg.control_topic = a.cc.control_topic;
 	cfg.summary_ms = (uint32_t)a.summary_ms;

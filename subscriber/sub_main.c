@@ -135,7 +135,8 @@ int main(int argc, char **argv)
 	cfg.identity_file = a.identity ? a.identity : idf;
 	cfg.trust_file = a.trust ? a.trust : trf;
 	cfg.state_file = !a.state ? stf : strcmp(a.state, "none") ? a.state : NULL;
-	if (cli_file_check("identity", cfg.identity_file, 0) ||
+	if ((!a.identity && cli_dir_exists(dir, "state")) ||
+	    cli_file_check("identity", cfg.identity_file, 0) ||
 	    cli_file_check("trust", cfg.trust_file, 0) ||
 	    (cfg.state_file && cli_file_check("--state", cfg.state_file, 1)))
 		return CLI_EXIT_USAGE;

@@ -502,6 +502,15 @@ def alpn_broker(env, c, pki):
 
 
 def durations(env, c, s):
+    nowhere = os.path.join(env.dir, "no-such-dir")
+    for prog in (env.sub_bin, env.pub_bin):
+        cp = h.run(env, "missing-dir", [prog, "--dir", nowhere, "-t", "a", "-m", "x", "-p", "1"]
+                   if prog == env.pub_bin else [prog, "--dir", nowhere, "-t", "a", "-p", "1"],
+                   check=False)
+        out = cp.stderr.decode(errors="replace")
+        c.expect(cp.returncode == 1 and "directory %s does not exist" % nowhere in out,
+                 "%s --dir missing: the directory is named (rc %d): %s" % (
+                     os.path.basename(prog), cp.returncode, out.strip()))
     sub = h.Subscriber(env, "frank", trust=[s])
     for state, want in ((os.path.join(env.dir, "nowhere", "state"), "does not exist"),
                         (env.dir, "is a directory, not a file")):
