@@ -73,6 +73,10 @@ uint64_t kt_now_ms(void);
 /* "90s", "30m", "24h", "7d", "500ms" or plain seconds; 0 or -1. */
 int kt_duration_parse(const char *s, uint64_t *ms);
 
+/* What is really wrong with @p path after @p st (missing, a directory,
+ * someone else's, readable by others), or NULL; written into @p buf. */
+const char *kt_path_problem(const char *path, enum e2e_status st, char *buf, size_t cap);
+
 /* Compact duration: "1d2h", "3h4m", "5m6s", "7s". */
 void kt_duration_format(char *buf, size_t cap, uint64_t ms);
 

@@ -5,11 +5,14 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "keytool.h"
 
@@ -70,11 +73,109 @@ int kt_parse(int argc, char **argv, const char *allowed, const char *usage,
 	return -1;
 }
 
+/*
+ * What is really wrong with @p path when a library call said "permissions",
+ * "I/O error" or "not found": missing (and which directory), a directory
+ * where a file belongs, someone else's file, or readable by others. NULL
+ * when none of these (the library's word stands).
+ */
+const char *kt_path_problem(const char *path, enum e2e_status st, char *buf, size_t cap)
+{
+	char parent[PATH_MAX];
+	struct stat sb;
+	char *slash;
+
+	if (!strchr(path, '/'))
+		return NULL;
+	if (stat(path, &sb) != 0) {
+		int err = errno;
+
+		snprintf(parent, sizeof parent, "%s", path);
+		slash = strrchr(parent, '/');
+		if (slash && slash != parent) {
+			*slash = '\0';
+			if (stat(parent, &sb) != 0) {
+				snprintf(buf, cap, "directory %s does not exist (create it with "
+					"genkey, or give --dir)", parent);
+				return buf;
+			}
+		}
+		snprintf(buf, cap, "%s", strerror(err));
+		return buf;
+	}
+	if (S_ISDIR(sb.st_mode) && st != E2E_ERR_IO)
+		return "is a directory, not a file";
+	if (sb.st_uid != geteuid()) {
+		snprintf(buf, cap, "owned by uid %u, but this runs as uid %u: run e2e-keytool as "
+			"the owner (e.g. sudo -u mqtt-e2e e2e-keytool ...)", (unsigned)sb.st_uid,
+			(unsigned)geteuid());
+		return buf;
+	}
+	/* Public files (trust, enrolled, scopes) may be read by others, never
+	 * written; a secret file may be neither (SPEC 7.1, 7.4). A refused file
+	 * that others may only read is therefore a secret one. */
+	if (st == E2E_ERR_PERM && !S_ISDIR(sb.st_mode) && (sb.st_mode & 022)) {
+		snprintf(buf, cap, "mode %04o: writable by group or others (chmod go-w it)",
+			(unsigned)(sb.st_mode & 07777));
+		return buf;
+	}
+	if (st == E2E_ERR_PERM && !S_ISDIR(sb.st_mode) && (sb.st_mode & 077)) {
+		snprintf(buf, cap, "mode %04o: readable by group or others (chmod 600 it)",
+			(unsigned)(sb.st_mode & 07777));
+		return buf;
+	}
+	return NULL;
+}
+
 int kt_fail(enum e2e_status st, const char *path, const char *detail)
 {
-	fprintf(stderr, "%s: %s: %s%s%s\n", KT_PROG, path, e2e_strerror(st),
+	char buf[PATH_MAX + 128];
+	const char *why = NULL;
+
+	if (st == E2E_ERR_PERM || st == E2E_ERR_IO || st == E2E_ERR_NOT_FOUND)
+		why = kt_path_problem(path, st, buf, sizeof buf);
+	if (why)
+		detail = NULL;   /* the generic advice would contradict the real cause */
+	fprintf(stderr, "%s: %s: %s%s%s\n", KT_PROG, path, why ? why : e2e_strerror(st),
 		detail ? ": " : "", detail ? detail : "");
 	return 1;
+}
+
+/*
+ * Run as root on a directory someone else owns (the service user's state
+ * directory): become that owner before touching anything, so every file
+ * written stays readable by the service ("insecure permissions" otherwise).
+ * The nearest existing ancestor decides for a directory not created yet.
+ */
+static int adopt_owner(const char *dir)
+{
+	static int done;
+	char p[PATH_MAX];
+	struct stat sb;
+	struct passwd *pw;
+
+	if (done || geteuid() != 0)
+		return 0;
+	done = 1;
+	snprintf(p, sizeof p, "%s", dir);
+	while (stat(p, &sb) != 0) {
+		char *slash = strrchr(p, '/');
+
+		if (!slash || slash == p)
+			return 0;
+		*slash = '\0';
+	}
+	if (sb.st_uid == 0)
+		return 0;
+	if (setgroups(0, NULL) != 0 || setgid(sb.st_gid) != 0 || setuid(sb.st_uid) != 0) {
+		fprintf(stderr, "%s: cannot switch to uid %u, the owner of %s: %s\n", KT_PROG,
+			(unsigned)sb.st_uid, p, strerror(errno));
+		return -1;
+	}
+	pw = getpwuid(sb.st_uid);
+	fprintf(stderr, "%s: running as %s (uid %u), the owner of %s\n", KT_PROG,
+		pw ? pw->pw_name : "?", (unsigned)sb.st_uid, p);
+	return 0;
 }
 
 int kt_dir(char *buf, size_t cap, const struct kt_opts *o, enum kt_side side)
@@ -98,7 +199,7 @@ int kt_dir(char *buf, size_t cap, const struct kt_opts *o, enum kt_side side)
 		fprintf(stderr, "%s: directory name empty or too long\n", KT_PROG);
 		return -1;
 	}
-	return 0;
+	return adopt_owner(buf);
 }
 
 int kt_path(char *buf, size_t cap, const char *dir, const char *file)
@@ -160,29 +261,8 @@ uint64_t kt_now_ms(void)
 
 int kt_duration_parse(const char *s, uint64_t *ms)
 {
-	static const struct { const char *unit; uint64_t ms; } units[] = {
-		{ "ms", 1 }, { "s", 1000 }, { "", 1000 }, { "m", 60000 },
-		{ "h", 3600000 }, { "d", 86400000 },
-	};
-	uint64_t v = 0;
-	const char *p = s;
-
-	if (!s || *s < '0' || *s > '9')
-		return -1;
-	for (; *p >= '0' && *p <= '9'; p++) {
-		if (v > (UINT64_MAX - 9) / 10)
-			return -1;
-		v = v * 10 + (uint64_t)(*p - '0');
-	}
-	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-		if (strcmp(p, units[i].unit) != 0)
-			continue;
-		if (v > UINT64_MAX / units[i].ms)
-			return -1;
-		*ms = v * units[i].ms;
-		return 0;
-	}
-	return -1;
+	/* The syntax shared with e2e-proxy, e2e-sub and e2e-pub. */
+	return e2e_duration_parse(s, ms) == E2E_OK ? 0 : -1;
 }
 
 void kt_duration_format(char *buf, size_t cap, uint64_t ms)

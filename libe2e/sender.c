@@ -442,6 +442,17 @@ static enum e2e_status own_dir(struct e2e_sender *s)
 	return st == E2E_OK ? st : fail(s, st, "cannot lock", s->cfg.dir);
 }
 
+void e2e_sender_set_policy(struct e2e_sender *s, uint64_t grace_ms, uint64_t max_age_ms,
+	uint64_t max_messages, uint32_t summary_ms)
+{
+	s->cfg.grace_ms = grace_ms ? grace_ms : 24ULL * 3600 * 1000;
+	s->cfg.max_age_ms = max_age_ms;
+	s->cfg.max_messages = max_messages;
+	/* Summaries stay off if they were off: the tables exist only when on. */
+	if (!s->cfg.no_summaries)
+		s->cfg.summary_ms = summary_ms ? summary_ms : 10000;
+}
+
 enum e2e_status e2e_sender_open(struct e2e_sender **out, const struct e2e_sender_config *cfg)
 {
 	struct e2e_sender *s = NULL;

@@ -10,6 +10,7 @@
 #include <syslog.h>
 
 #include "config.h"
+#include "e2e/common.h"
 
 enum opt_type { T_STR, T_BOOL, T_U32, T_U64, T_MS32, T_MS64, T_LEVEL, T_POLICY, T_LISTEN };
 
@@ -44,7 +45,12 @@ static const struct opt opts[] = {
 	{ "credentials", T_STR, O(credentials), "file of 'client-id username password' to inject" },
 	{ "dir", T_STR, O(dir), "sender state directory (default /var/lib/mqtt-e2e/sender)" },
 	{ "control-topic", T_STR, O(control_topic), "key distribution topic (default e2e/control)" },
-	{ "service-id", T_STR, O(service_id), "client id of the key service connection" },
+	{ "service-id", T_STR, O(service_id),
+	  "client id of the key service (default e2e-keys-<sender id>)" },
+	{ "service-username", T_STR, O(service_username),
+	  "username of the key service (default: its credentials line)" },
+	{ "service-password-file", T_STR, O(service_password_file),
+	  "file holding the key service's password (mode 0600)" },
 	{ "unmapped", T_POLICY, O(unmapped), "topics in no scope: refuse (default) or plaintext" },
 	{ "max-connections", T_U32, O(max_connections), "publisher connections (default 1024)" },
 	{ "max-packet", T_U32, O(max_packet), "largest MQTT packet in bytes (default 1048576)" },
@@ -73,31 +79,16 @@ void proxy_usage(FILE *out)
 	for (size_t i = 0; i < NOPTS; i++)
 		fprintf(out, "  --%-18s %s\n", opts[i].name, opts[i].help);
 	fprintf(out, "  --%-18s %s\n  --%-18s %s\n  --%-18s %s\n", "check-config",
-		"validate the configuration and exit", "help", "this text", "version",
-		"print the version");
+		"check what a start checks, list every problem, exit", "help", "this text",
+		"version", "print the version");
+	fprintf(out, "\nDurations: a number and a unit (250ms, 10s, 5m, 24h, 7d); a bare number "
+		"is seconds.\n");
 }
 
-/* "250ms", "10s", "5m", "24h", "7d" or plain milliseconds. */
+/* The duration syntax of every tool (e2e_duration_parse): a bare number is seconds. */
 static int parse_ms(const char *v, uint64_t *out)
 {
-	char *end;
-	unsigned long long n;
-	uint64_t mul = 1;
-
-	errno = 0;
-	n = strtoull(v, &end, 10);
-	if (errno || end == v)
-		return -1;
-	if (!strcmp(end, "s")) mul = 1000;
-	else if (!strcmp(end, "m")) mul = 60000;
-	else if (!strcmp(end, "h")) mul = 3600000;
-	else if (!strcmp(end, "d")) mul = 86400000;
-	else if (*end && strcmp(end, "ms"))
-		return -1;
-	if (n > UINT64_MAX / mul)
-		return -1;
-	*out = n * mul;
-	return 0;
+	return e2e_duration_parse(v, out) == E2E_OK ? 0 : -1;
 }
 
 static int parse_bool(const char *v, int *out)
@@ -123,6 +114,14 @@ static int set(struct proxy_config *c, const struct opt *o, const char *v, const
 		*(char **)(base + o->off) = strdup(v);
 		return 0;
 	case T_LISTEN:
+		if (!strcmp(where, "command line") && !c->listen_from_flags) {
+			/* The command line wins over the file for the same setting:
+			 * its first --listen replaces the file's addresses. */
+			for (int i = 0; i < c->nlisten; i++)
+				free(c->listen[i]);
+			c->nlisten = 0;
+			c->listen_from_flags = 1;
+		}
 		if (c->nlisten == PROXY_LISTEN_MAX) {
 			fprintf(stderr, "e2e-proxy: %s: at most %d listen addresses\n", where,
 				PROXY_LISTEN_MAX);
@@ -167,7 +166,11 @@ static int set(struct proxy_config *c, const struct opt *o, const char *v, const
 		else break;
 		return 0;
 	}
-	fprintf(stderr, "e2e-proxy: %s: invalid value '%s' for %s\n", where, v, o->name);
+	if (o->type == T_MS32 || o->type == T_MS64)
+		fprintf(stderr, "e2e-proxy: %s: invalid duration '%s' for %s (a number and a unit: "
+			"250ms, 10s, 5m, 24h, 7d; a bare number is seconds)\n", where, v, o->name);
+	else
+		fprintf(stderr, "e2e-proxy: %s: invalid value '%s' for %s\n", where, v, o->name);
 	return -1;
 }
 

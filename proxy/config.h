@@ -17,6 +17,7 @@ struct proxy_config {
 	char *config_file;
 	char *listen[PROXY_LISTEN_MAX];
 	int nlisten;
+	int listen_from_flags;        /* --listen given: the file's listen lines are dropped */
 	char *broker;                 /* host:port */
 	int tls;                      /* TLS to the broker (default on) */
 	char *cafile, *capath;
@@ -33,6 +34,8 @@ struct proxy_config {
 	char *dir;                    /* sender state directory */
 	char *control_topic;
 	char *service_id;             /* client id of the key service connection */
+	char *service_username;       /* its username (else its credentials line) */
+	char *service_password_file;  /* its password, first line of a 0600 file */
 	int unmapped;                 /* enum unmapped_policy */
 	uint32_t max_connections;
 	uint32_t max_packet;

@@ -293,12 +293,14 @@ static int tls_step(struct conn *c)
 	case SSL_ERROR_WANT_WRITE:
 		c->ssl_want_write = 1;
 		return 0;
-	default:
+	default: {
+		char why[1400];
+
 		c->px->st.tls_failures++;
-		plog(LOG_WARNING, "%s (%s): TLS to broker failed: %s (verify result: %s)", c->peer,
-			c->client_id, tls_error(),
-			X509_verify_cert_error_string(SSL_get_verify_result(c->ssl)));
+		tls_why(&c->px->tls, c->ssl, r, why, sizeof why);
+		plog(LOG_WARNING, "%s (%s): TLS to broker failed: %s", c->peer, c->client_id, why);
 		return -1;
+	}
 	}
 }
 

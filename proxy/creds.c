@@ -55,6 +55,58 @@ static int add(struct proxy *px, const char *id, const char *user, const char *p
 	return 0;
 }
 
+/* The key service's password: the first line of a private file. */
+static int service_pass_load(struct proxy *px)
+{
+	const char *path = px->cfg.service_password_file;
+	char line[512];
+	struct stat sb;
+	FILE *f;
+	int ret = -1;
+
+	if (px->service_pass) {
+		memset(px->service_pass, 0, strlen(px->service_pass));
+		free(px->service_pass);
+		px->service_pass = NULL;
+	}
+	if (!path)
+		return 0;
+	f = fopen(path, "r");
+	if (!f) {
+		plog(LOG_ERR, "service-password-file %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+		plog(LOG_ERR, "service-password-file %s: not a regular file", path);
+	} else if ((sb.st_mode & 077) || sb.st_uid != geteuid()) {
+		plog(LOG_ERR, "service-password-file %s: must be mode 0600 and owned by uid %u "
+			"(it is mode %04o, uid %u)", path, (unsigned)geteuid(),
+			(unsigned)(sb.st_mode & 07777), (unsigned)sb.st_uid);
+	} else if (!fgets(line, sizeof line, f) || (line[strcspn(line, "\r\n")] = '\0',
+		   line[0] == '\0')) {
+		plog(LOG_ERR, "service-password-file %s: empty", path);
+	} else {
+		px->service_pass = strdup(line);
+		ret = px->service_pass ? 0 : -1;
+	}
+	memset(line, 0, sizeof line);
+	fclose(f);
+	return ret;
+}
+
+int upstream_credentials(const struct proxy *px, const char *client_id, const char **user,
+	const char **pass)
+{
+	/* The key service: its own settings first, else its credentials line
+	 * like any client id. */
+	if (!strcmp(client_id, px->service_id) && px->cfg.service_username) {
+		*user = px->cfg.service_username;
+		*pass = px->service_pass;
+		return 0;
+	}
+	return creds_find(px, client_id, user, pass);
+}
+
 int creds_load(struct proxy *px)
 {
 	const char *path = px->cfg.credentials;
@@ -65,6 +117,8 @@ int creds_load(struct proxy *px)
 	int ret = 0;
 
 	creds_free(px);
+	if (service_pass_load(px) != 0)
+		return -1;
 	if (!path)
 		return 0;
 	f = fopen(path, "r");
@@ -74,8 +128,15 @@ int creds_load(struct proxy *px)
 	}
 	/* Our buffer, not stdio's: it is wiped after fclose. */
 	setvbuf(f, iobuf, _IOFBF, sizeof iobuf);
-	if (fstat(fileno(f), &sb) != 0 || (sb.st_mode & 077) || sb.st_uid != geteuid()) {
-		plog(LOG_ERR, "credentials %s must be mode 0600 and ours (it holds passwords)", path);
+	if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+		plog(LOG_ERR, "credentials %s: not a regular file", path);
+		fclose(f);
+		return -1;
+	}
+	if ((sb.st_mode & 077) || sb.st_uid != geteuid()) {
+		plog(LOG_ERR, "credentials %s: must be mode 0600 and owned by uid %u, it holds "
+			"passwords (it is mode %04o, uid %u)", path, (unsigned)geteuid(),
+			(unsigned)(sb.st_mode & 07777), (unsigned)sb.st_uid);
 		fclose(f);
 		return -1;
 	}

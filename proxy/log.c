@@ -16,13 +16,19 @@ void plog_init(int level, int use_syslog)
 		openlog("e2e-proxy", LOG_PID, LOG_DAEMON);
 }
 
+void plog_set_level(int level)
+{
+	/* SIGHUP on the main thread; the key service thread reads it too. */
+	__atomic_store_n(&max_level, level, __ATOMIC_RELAXED);
+}
+
 void plog(int level, const char *fmt, ...)
 {
 	static const char *names[] = { "emerg", "alert", "crit", "error", "warning", "notice",
 		"info", "debug" };
 	va_list ap;
 
-	if (level > max_level)
+	if (level > __atomic_load_n(&max_level, __ATOMIC_RELAXED))
 		return;
 	va_start(ap, fmt);
 	if (to_syslog) {

@@ -5,6 +5,7 @@
 #include <syslog.h>
 
 void plog_init(int level, int use_syslog);
+void plog_set_level(int level);
 void plog(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif

@@ -90,6 +90,16 @@ static int stats_socket(struct proxy *px)
 		return -1;
 	}
 	strcpy(sa.sun_path, px->cfg.stats_socket);
+	/* A socket someone still answers on belongs to a running instance:
+	 * never take it over. A stale one (nobody listening) is replaced. */
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
+		close(fd);
+		plog(LOG_ERR, "stats-socket %s: in use by a running instance", sa.sun_path);
+		return -1;
+	}
+	if (fd >= 0)
+		close(fd);
 	unlink(sa.sun_path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, 8) != 0) {

@@ -13,6 +13,7 @@ void proxy_stats_json(struct proxy *px, char *out, size_t cap);
 /* setup.c */
 int proxy_setup(struct proxy *px);          /* broker address, TLS, key service */
 void proxy_teardown(struct proxy *px);
+int proxy_check(struct proxy *px);          /* --check-config: number of problems */
 void proxy_reload(struct proxy *px);        /* SIGHUP */
 int proxy_drop_privileges(const struct proxy *px);
 

@@ -23,19 +23,22 @@ int main(int argc, char **argv)
 		plog(LOG_ERR, "libsodium failed to initialise");
 		return 1;
 	}
+	px.statsfd = -1;   /* none bound yet: teardown must not remove anyone's socket */
 	if (px.cfg.check_only) {
-		rc = proxy_setup(&px);
+		rc = proxy_check(&px);
 		if (rc == 0)
 			printf("configuration OK\n");
+		else
+			fprintf(stderr, "e2e-proxy: configuration has %d problem(s), listed above\n", rc);
 		proxy_teardown(&px);
 		return rc ? 1 : 0;
 	}
-	/* Signals are blocked before any thread (Paho's) starts. */
-	if (proxy_loop_init(&px) != 0 || proxy_setup(&px) != 0) {
-		proxy_teardown(&px);
-		return 1;
-	}
-	if (proxy_drop_privileges(&px) != 0) {
+	/* Signals are blocked before any thread (Paho's) starts. Privileges
+	 * go right after binding: the state, certificates and credentials are
+	 * read as the service user, as SIGHUP will read them again, and the
+	 * owner checks of the state files hold against that user. */
+	if (proxy_loop_init(&px) != 0 || proxy_drop_privileges(&px) != 0 ||
+	    proxy_setup(&px) != 0) {
 		proxy_teardown(&px);
 		return 1;
 	}

@@ -4,6 +4,7 @@
 
 #include <netdb.h>
 #include <openssl/ssl.h>
+#include <pthread.h>
 #include <stdint.h>
 
 #include "buf.h"
@@ -64,8 +65,22 @@ struct proxy_stats {
 	uint64_t tls_failures, upstream_failures, timeouts;
 };
 
+/* The key service's loopback link to the broker (keylink.c). */
+struct keylink {
+	int lfd, port;
+	pthread_t thread;
+	int running, inited;
+	volatile int stop;
+	pthread_mutex_t mu;           /* guards err */
+	char err[512];                /* why the last upstream attempt failed, "" if it worked */
+};
+
 struct proxy {
 	struct proxy_config cfg;
+	pthread_mutex_t tls_mu;       /* px->tls against SIGHUP while keylink uses it */
+	struct keylink link;
+	char service_id[64];          /* client id of the key service */
+	char *service_pass;           /* service-password-file, read at start and SIGHUP */
 	struct tls_ctx tls;
 	struct tls_ctx tls_down;      /* listen-tls: server side */
 	struct e2e_publisher *keys;   /* key service + sealing */
@@ -109,5 +124,15 @@ int creds_load(struct proxy *px);
 void creds_free(struct proxy *px);
 int creds_find(const struct proxy *px, const char *client_id, const char **user,
 	const char **pass);
+/* The username/password a connection with @p client_id presents to the
+ * broker (publishers and the key service alike); 0 if there are any. */
+int upstream_credentials(const struct proxy *px, const char *client_id, const char **user,
+	const char **pass);
+
+/* keylink.c */
+int keylink_start(struct proxy *px);
+void keylink_stop(struct proxy *px);
+/* Why the key service's last upstream attempt failed ("" if it did not). */
+void keylink_error(struct proxy *px, char *out, size_t cap);
 
 #endif

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <MQTTReasonCodes.h>
+
 #include "e2e/control.h"
 #include "e2e/envelope.h"
 #include "log.h"
@@ -103,7 +105,21 @@ static int on_connect(struct conn *c, const uint8_t *pkt, size_t len)
 		if (seal(c, 1, cn.will_topic.p, cn.will_topic.len, pt, &will) < 0)
 			return -1;
 	}
-	if (creds_find(px, c->client_id, &u, &pw) == 0) {
+	if (!strcmp(c->client_id, px->service_id)) {
+		/* The key service's identity on the broker: a publisher using it
+		 * would knock the key service off (MQTT takes over the session). */
+		static const uint8_t rej4[] = { 0x20, 0x02, 0x00, 0x02 };        /* identifier rejected */
+		static const uint8_t rej5[] = { 0x20, 0x03, 0x00, 0x85, 0x00 };  /* client id not valid */
+
+		plog(LOG_WARNING, "%s: refused client id '%s': it is the key service's "
+			"(CONNACK identifier rejected)", c->peer, c->client_id);
+		if (cn.version == MQTT_V5)
+			(void)buf_append(&c->dout, rej5, sizeof rej5, sizeof rej5);
+		else
+			(void)buf_append(&c->dout, rej4, sizeof rej4, sizeof rej4);
+		return -1;
+	}
+	if (upstream_credentials(px, c->client_id, &u, &pw) == 0) {
 		user = (struct mqtt_span){ (const uint8_t *)u, strlen(u) };
 		pass = (struct mqtt_span){ (const uint8_t *)pw, strlen(pw) };
 	}
@@ -281,6 +297,21 @@ static int ack_ends_flow(const uint8_t *pkt, size_t len, uint8_t version)
 		mqtt_parse_ack_reason(pkt, len, &id, &reason) == MQTT_OK && reason >= 0x80;
 }
 
+/* The broker refused a publisher's CONNECT: say why in the proxy's log too
+ * (the publisher gets the CONNACK itself). */
+static void log_refusal(const struct conn *c, uint8_t rc)
+{
+	static const char *v311[] = { NULL, "unacceptable protocol version",
+		"identifier rejected", "server unavailable", "bad user name or password",
+		"not authorized" };
+	const char *why = c->version == MQTT_V5 ?
+		MQTTReasonCode_toString((enum MQTTReasonCodes)rc) :
+		rc < sizeof v311 / sizeof v311[0] ? v311[rc] : NULL;
+
+	plog(LOG_WARNING, "%s (%s): broker refused the connection: %s (CONNACK %u)", c->peer,
+		c->client_id, why ? why : "unknown reason", rc);
+}
+
 int relay_up_frames(struct conn *c)
 {
 	size_t off = 0;
@@ -299,6 +330,8 @@ int relay_up_frames(struct conn *c)
 				mqtt_strerror(ms));
 			return -1;
 		}
+		if ((pkt[0] >> 4) == MQTT_CONNACK && plen >= hlen + 2 && pkt[hlen + 1] != 0)
+			log_refusal(c, pkt[hlen + 1]);
 		if (ack_ends_flow(pkt, plen, c->version) && c->inflight)
 			c->inflight--;
 		off += plen;

@@ -1,7 +1,10 @@
 /* OpenSSL upstream contexts; see tls.h. */
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
+#include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "e2e/client.h"
@@ -18,6 +21,81 @@ const char *tls_error(void)
 	ERR_error_string_n(e, buf, sizeof buf);
 	ERR_clear_error();
 	return buf;
+}
+
+const char *px_file_problem(const char *path, int want_dir)
+{
+	struct stat sb;
+
+	if (stat(path, &sb) != 0)
+		return strerror(errno);
+	if (want_dir && !S_ISDIR(sb.st_mode))
+		return "not a directory";
+	if (!want_dir && S_ISDIR(sb.st_mode))
+		return "is a directory, not a file";
+	if (access(path, want_dir ? R_OK | X_OK : R_OK) != 0)
+		return strerror(errno);
+	return NULL;
+}
+
+/* OpenSSL's reason for the last error, without the "error:0A000086:..." prefix. */
+static const char *reason(void)
+{
+	static char buf[256];
+	unsigned long e = ERR_peek_last_error();
+	const char *r = e ? ERR_reason_error_string(e) : NULL;
+
+	if (!e)
+		snprintf(buf, sizeof buf, "unknown TLS error");
+	else if (r)
+		snprintf(buf, sizeof buf, "%s", r);
+	else
+		ERR_error_string_n(e, buf, sizeof buf);
+	ERR_clear_error();
+	return buf;
+}
+
+void tls_why(const struct tls_ctx *t, SSL *ssl, int r, char *out, size_t cap)
+{
+	const struct proxy_config *c = t->cfg;
+	int serr = SSL_get_error(ssl, r), err = errno;
+	long v = SSL_get_verify_result(ssl);
+	unsigned long e = ERR_peek_last_error();
+	char trust[1100];
+
+	if (c->cafile)
+		snprintf(trust, sizeof trust, "CA file %s", c->cafile);
+	else if (c->capath)
+		snprintf(trust, sizeof trust, "CA directory %s", c->capath);
+	else
+		snprintf(trust, sizeof trust, "the system trust store");
+	if (!c->psk && !c->insecure && v != X509_V_OK) {
+		/* The verification result says what is wrong with the certificate. */
+		snprintf(out, cap, "certificate verify failed: %s (name checked: '%s'; trusted "
+			"CAs: %s)", X509_verify_cert_error_string(v), t->server_name, trust);
+		ERR_clear_error();
+	} else if (e) {
+		const char *why = reason();
+		const char *hint = "";
+
+		if (strstr(why, "wrong version number") || strstr(why, "packet length too long"))
+			hint = " (the broker port does not speak TLS? 'tls no' for plain MQTT)";
+		else if (strstr(why, "protocol version") || strstr(why, "unsupported protocol") ||
+			 strstr(why, "no protocols available"))
+			hint = c->tls_min ? " (tls-min is set: the broker does not offer that version)" :
+				" (the broker offers no TLS version >= 1.2)";
+		else if (strstr(why, "no shared cipher") || strstr(why, "handshake failure"))
+			hint = c->ciphers ? " (check 'ciphers')" : "";
+		snprintf(out, cap, "%s%s%s", strstr(why, "alert") ? "the broker sent TLS alert: " :
+			"", why, hint);
+	} else if (serr == SSL_ERROR_SYSCALL && (err == EAGAIN || err == EWOULDBLOCK)) {
+		snprintf(out, cap, "no TLS answer within connect-timeout");
+	} else if (serr == SSL_ERROR_SYSCALL && err && r < 0) {
+		snprintf(out, cap, "handshake failed: %s", strerror(err));
+	} else {
+		snprintf(out, cap, "the broker closed the connection during the TLS handshake%s",
+			c->psk ? " (wrong psk or psk-identity?)" : "");
+	}
 }
 
 int tls_template(char *out, size_t cap, const char *tmpl, const char *client_id)
@@ -96,9 +174,43 @@ static void ctx_buffers(SSL_CTX *ctx)
 	SSL_CTX_set_read_ahead(ctx, 1);
 }
 
+int tls_load_pair(SSL_CTX *ctx, SSL *ssl, const char *cert, const char *key,
+	const char *cert_opt, const char *key_opt)
+{
+	const char *why;
+
+	/* Each failure names the option and the file, and says what is wrong. */
+	if ((why = px_file_problem(cert, 0)) != NULL) {
+		plog(LOG_ERR, "%s %s: %s", cert_opt, cert, why);
+		return -1;
+	}
+	if ((why = px_file_problem(key, 0)) != NULL) {
+		plog(LOG_ERR, "%s %s: %s", key_opt, key, why);
+		return -1;
+	}
+	if ((ctx ? SSL_CTX_use_certificate_chain_file(ctx, cert) :
+			SSL_use_certificate_chain_file(ssl, cert)) != 1) {
+		plog(LOG_ERR, "%s %s: not a PEM certificate: %s", cert_opt, cert, reason());
+		return -1;
+	}
+	if ((ctx ? SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) :
+			SSL_use_PrivateKey_file(ssl, key, SSL_FILETYPE_PEM)) != 1) {
+		plog(LOG_ERR, "%s %s: not a PEM private key, or it does not match %s %s: %s",
+			key_opt, key, cert_opt, cert, reason());
+		return -1;
+	}
+	if ((ctx ? SSL_CTX_check_private_key(ctx) : SSL_check_private_key(ssl)) != 1) {
+		plog(LOG_ERR, "%s %s does not match %s %s", key_opt, key, cert_opt, cert);
+		ERR_clear_error();
+		return -1;
+	}
+	return 0;
+}
+
 int tls_ctx_init(struct tls_ctx *t, const struct proxy_config *cfg, const char *host)
 {
 	unsigned char alpn[512];
+	const char *why;
 
 	memset(t, 0, sizeof *t);
 	t->cfg = cfg;
@@ -108,18 +220,32 @@ int tls_ctx_init(struct tls_ctx *t, const struct proxy_config *cfg, const char *
 		goto fail;
 	SSL_CTX_set_app_data(t->ctx, t);
 	ctx_buffers(t->ctx);
-	if (!SSL_CTX_set_min_proto_version(t->ctx, cfg->tls_min && !strcmp(cfg->tls_min, "1.3") ?
-			TLS1_3_VERSION : TLS1_2_VERSION))
-		goto fail;
 	if (cfg->tls_min && strcmp(cfg->tls_min, "1.2") && strcmp(cfg->tls_min, "1.3")) {
 		plog(LOG_ERR, "tls-min must be 1.2 or 1.3, not %s", cfg->tls_min);
 		goto fail_quiet;
 	}
-	if (cfg->ciphers && !SSL_CTX_set_cipher_list(t->ctx, cfg->ciphers))
+	if (!SSL_CTX_set_min_proto_version(t->ctx, cfg->tls_min && !strcmp(cfg->tls_min, "1.3") ?
+			TLS1_3_VERSION : TLS1_2_VERSION))
 		goto fail;
+	if (cfg->ciphers && !SSL_CTX_set_cipher_list(t->ctx, cfg->ciphers)) {
+		plog(LOG_ERR, "ciphers '%s': %s", cfg->ciphers, reason());
+		goto fail_quiet;
+	}
+	if (cfg->cafile && (why = px_file_problem(cfg->cafile, 0)) != NULL) {
+		plog(LOG_ERR, "cafile %s: %s", cfg->cafile, why);
+		goto fail_quiet;
+	}
+	if (cfg->capath && (why = px_file_problem(cfg->capath, 1)) != NULL) {
+		plog(LOG_ERR, "capath %s: %s", cfg->capath, why);
+		goto fail_quiet;
+	}
 	if (cfg->cafile || cfg->capath) {
-		if (!SSL_CTX_load_verify_locations(t->ctx, cfg->cafile, cfg->capath))
-			goto fail;
+		if (!SSL_CTX_load_verify_locations(t->ctx, cfg->cafile, cfg->capath)) {
+			plog(LOG_ERR, "%s %s: no CA certificate could be loaded: %s",
+				cfg->cafile ? "cafile" : "capath", cfg->cafile ? cfg->cafile :
+				cfg->capath, reason());
+			goto fail_quiet;
+		}
 	} else if (!SSL_CTX_set_default_verify_paths(t->ctx)) {
 		goto fail;
 	}
@@ -154,10 +280,9 @@ int tls_ctx_init(struct tls_ctx *t, const struct proxy_config *cfg, const char *
 	}
 	t->per_client_cert = cfg->cert && strstr(cfg->cert, "%c");
 	if (cfg->cert && !t->per_client_cert) {
-		if (SSL_CTX_use_certificate_chain_file(t->ctx, cfg->cert) != 1 ||
-		    SSL_CTX_use_PrivateKey_file(t->ctx, cfg->key ? cfg->key : cfg->cert,
-			    SSL_FILETYPE_PEM) != 1)
-			goto fail;
+		if (tls_load_pair(t->ctx, NULL, cfg->cert, cfg->key ? cfg->key : cfg->cert, "cert",
+				"key") != 0)
+			goto fail_quiet;
 		check_expiry(t, cfg->cert);
 	}
 	return 0;
@@ -178,16 +303,24 @@ int tls_server_init(struct tls_ctx *t, const struct proxy_config *cfg)
 	ctx_buffers(t->ctx);
 	if (!SSL_CTX_set_min_proto_version(t->ctx, cfg->tls_min && !strcmp(cfg->tls_min, "1.3") ?
 			TLS1_3_VERSION : TLS1_2_VERSION) ||
-	    (cfg->ciphers && !SSL_CTX_set_cipher_list(t->ctx, cfg->ciphers)) ||
-	    SSL_CTX_use_certificate_chain_file(t->ctx, cfg->listen_cert) != 1 ||
-	    SSL_CTX_use_PrivateKey_file(t->ctx, cfg->listen_key, SSL_FILETYPE_PEM) != 1 ||
-	    SSL_CTX_check_private_key(t->ctx) != 1)
+	    (cfg->ciphers && !SSL_CTX_set_cipher_list(t->ctx, cfg->ciphers)))
 		goto fail;
+	if (tls_load_pair(t->ctx, NULL, cfg->listen_cert, cfg->listen_key, "listen-cert",
+			"listen-key") != 0) {
+		tls_ctx_free(t);
+		return -1;
+	}
 	check_expiry(t, cfg->listen_cert);
 	if (cfg->listen_cafile) {
+		const char *why = px_file_problem(cfg->listen_cafile, 0);
+
 		/* Publishers must present a certificate from this CA. */
-		if (!SSL_CTX_load_verify_locations(t->ctx, cfg->listen_cafile, NULL))
-			goto fail;
+		if (why || !SSL_CTX_load_verify_locations(t->ctx, cfg->listen_cafile, NULL)) {
+			plog(LOG_ERR, "listen-cafile %s: %s", cfg->listen_cafile,
+				why ? why : reason());
+			tls_ctx_free(t);
+			return -1;
+		}
 		SSL_CTX_set_verify(t->ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
 	}
 	return 0;
@@ -220,10 +353,9 @@ SSL *tls_new(struct tls_ctx *t, int fd, const char *client_id)
 			plog(LOG_WARNING, "client '%s': id not usable in a certificate path", client_id);
 			goto fail;
 		}
-		if (SSL_use_certificate_chain_file(ssl, cert) != 1 ||
-		    SSL_use_PrivateKey_file(ssl, key, SSL_FILETYPE_PEM) != 1) {
-			plog(LOG_WARNING, "client '%s': certificate %s / key %s: %s", client_id, cert,
-				key, tls_error());
+		if (tls_load_pair(NULL, ssl, cert, key, "certificate", "key") != 0) {
+			plog(LOG_WARNING, "client '%s': no usable certificate %s / key %s (cert/key "
+				"template)", client_id, cert, key);
 			goto fail;
 		}
 	}

@@ -36,6 +36,19 @@ int tls_server_init(struct tls_ctx *t, const struct proxy_config *cfg);
 /* Expand %c in @p tmpl with @p client_id (refusing '/' and '..' in ids). */
 int tls_template(char *out, size_t cap, const char *tmpl, const char *client_id);
 
+/* Why a handshake on @p ssl failed (SSL_connect returned @p r): the
+ * certificate verification result with the name checked and the CA file
+ * it came from, the TLS alert, or the socket error. */
+void tls_why(const struct tls_ctx *t, SSL *ssl, int r, char *out, size_t cap);
+
+/* Load a certificate chain and its key into @p ctx or @p ssl, checking
+ * that they match; logs which option and file is wrong. 0 or -1. */
+int tls_load_pair(SSL_CTX *ctx, SSL *ssl, const char *cert, const char *key,
+	const char *cert_opt, const char *key_opt);
+
+/* NULL if @p path is a readable file (@p want_dir: directory), else why not. */
+const char *px_file_problem(const char *path, int want_dir);
+
 /* Text of the last OpenSSL error (for logs). */
 const char *tls_error(void);
 

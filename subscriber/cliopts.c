@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <pthread.h>
 
 #include "cliopts.h"
@@ -37,6 +39,25 @@ bad:
 	fprintf(stderr, "%s: %s wants a number from %lu to %lu, not '%s'\n", cli_prog, name,
 		min, max, arg);
 	return -1;
+}
+
+int cli_duration(const char *name, const char *arg, uint64_t min_ms, uint64_t max_ms,
+	uint64_t *out_ms)
+{
+	uint64_t v;
+
+	if (e2e_duration_parse(arg, &v) != E2E_OK) {
+		fprintf(stderr, "%s: %s wants a duration (a number and a unit: 250ms, 10s, 5m, 24h, "
+			"7d; a bare number is seconds), not '%s'\n", cli_prog, name, arg);
+		return -1;
+	}
+	if (v < min_ms || v > max_ms) {
+		fprintf(stderr, "%s: %s must be from %llums to %llus, not '%s'\n", cli_prog, name,
+			(unsigned long long)min_ms, (unsigned long long)(max_ms / 1000), arg);
+		return -1;
+	}
+	*out_ms = v;
+	return 0;
 }
 
 static int protocol_version(const char *arg)
@@ -165,6 +186,54 @@ int cli_dir(char *buf, size_t cap, const char *dir, const char *fallback)
 		return 0;
 	fprintf(stderr, "%s: %s\n", cli_prog, n < 0 ? "no state directory: use --dir, or set "
 		"$E2E_DIR or $HOME" : "state directory name empty or too long");
+	return -1;
+}
+
+int cli_file_check(const char *what, const char *path, int may_be_missing)
+{
+	char parent[4096];
+	struct stat sb;
+	char *slash;
+
+	if (stat(path, &sb) == 0) {
+		if (!S_ISDIR(sb.st_mode))
+			return 0;
+		fprintf(stderr, "%s: %s %s: is a directory, not a file\n", cli_prog, what, path);
+		return -1;
+	}
+	if (!may_be_missing)
+		return 0;   /* the library says "not found" with the path */
+	snprintf(parent, sizeof parent, "%s", path);
+	slash = strrchr(parent, '/');
+	if (!slash)
+		return 0;
+	*slash = '\0';
+	if (slash == parent)
+		return 0;
+	if (stat(parent, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+		fprintf(stderr, "%s: %s %s: directory %s does not exist\n", cli_prog, what, path,
+			parent);
+		return -1;
+	}
+	if (access(parent, W_OK | X_OK) != 0) {
+		fprintf(stderr, "%s: %s %s: directory %s is not writable: %s\n", cli_prog, what, path,
+			parent, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int cli_dir_exists(const char *dir, const char *kind)
+{
+	struct stat sb;
+
+	if (stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode))
+		return 0;
+	if (stat(dir, &sb) == 0)
+		fprintf(stderr, "%s: %s directory %s: not a directory\n", cli_prog, kind, dir);
+	else
+		fprintf(stderr, "%s: %s directory %s does not exist (e2e-keytool genkey --dir %s "
+			"creates it; or give --dir)\n", cli_prog, kind, dir, dir);
 	return -1;
 }
 

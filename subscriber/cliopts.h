@@ -108,11 +108,27 @@ void cli_common_usage(FILE *f, const char *default_dir);
 int cli_number(const char *name, const char *arg, unsigned long min, unsigned long max,
 	unsigned long *out);
 
+/** Parse a duration (e2e_duration_parse: "250ms", "10s", "5m"; a bare number
+ * is seconds) in [min_ms, max_ms] for option @p name; 0 or -1 (printed). */
+int cli_duration(const char *name, const char *arg, uint64_t min_ms, uint64_t max_ms,
+	uint64_t *out_ms);
+
 /**
  * The state directory: --dir, else $E2E_DIR, else @p fallback; with
  * @p fallback NULL, $HOME/.config/mqtt-e2e. 0 or -1 (printed).
  */
 int cli_dir(char *buf, size_t cap, const char *dir, const char *fallback);
+
+/**
+ * Say what is wrong with a file option before the library's generic words:
+ * a directory where the file belongs, or (@p may_be_missing: a file created
+ * later) a directory that does not exist or cannot be written. 0 or -1
+ * (printed, naming @p what).
+ */
+int cli_file_check(const char *what, const char *path, int may_be_missing);
+
+/** 0 if @p dir is a directory, else -1 after saying so (@p kind: "state"). */
+int cli_dir_exists(const char *dir, const char *kind);
 
 /** @p dir "/" @p file into @p buf; 0 or -1 (printed). */
 int cli_join(char *buf, size_t cap, const char *dir, const char *file);

@@ -33,6 +33,9 @@ void pub_one(struct pub_job *j, const void *msg, size_t len)
 		return;
 	fprintf(stderr, "%s: message %lu (%zu bytes) on '%s': %s%s\n", PUB_PROG, j->sent, len,
 		j->topic, st == E2E_ERR_IO ? "not sent (disconnected, or the client's queue is full)" :
+		st == E2E_ERR_PERM ? "topic reserved for key distribution (the control topic and "
+		"the e2e/k/ reply topics): publish elsewhere" :
+		st == E2E_ERR_NOT_FOUND ? "topic is in no scope of the sender's scopes file" :
 		e2e_strerror(st), j->failed == REPORT_MAX ? " (further failures only counted)" : "");
 }
 

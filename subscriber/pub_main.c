@@ -27,7 +27,8 @@ struct pub_args {
 	const char *topic, *message, *file;
 	int source;                   /* the option letter of -m, -f, -l, -s or -n */
 	int retain;
-	unsigned long qos, linger, summary_ms;
+	unsigned long qos;
+	uint64_t linger_ms, summary_ms;
 };
 
 static int usage(FILE *f)
@@ -42,8 +43,9 @@ static int usage(FILE *f)
 		"  -n                 publish an empty message\n"
 		"  -q QOS             QoS 0-2 (default 0); 1 and 2 are all acknowledged before exit\n"
 		"  -r                 retain\n"
-		"  --linger SECONDS   stay connected afterwards to answer key requests (default 0)\n"
-		"  --summary-interval MS  signed summaries every MS milliseconds (default 10000)\n",
+		"  --linger TIME      stay connected afterwards to answer key requests (default 0)\n"
+		"  --summary-interval TIME  signed summaries this often (default 10s)\n"
+		"TIME: a number and a unit (250ms, 10s, 5m, 24h); a bare number is seconds.\n",
 		PUB_PROG);
 	cli_common_usage(f, SENDER_DIR);
 	return f == stdout ? CLI_EXIT_OK : CLI_EXIT_USAGE;
@@ -74,9 +76,11 @@ static int parse(int argc, char **argv, struct pub_args *a)
 		case 'l': case 's': case 'n': r = set_source(a, c); break;
 		case 'q': r = cli_number("-q", optarg, 0, 2, &a->qos); break;
 		case 'r': a->retain = 1; break;
-		case OPT_LINGER: r = cli_number("--linger", optarg, 0, 31536000UL, &a->linger); break;
+		case OPT_LINGER:
+			r = cli_duration("--linger", optarg, 0, 31536000000ULL, &a->linger_ms);
+			break;
 		case OPT_SUMMARY:
-			r = cli_number("--summary-interval", optarg, 100, 3600000UL, &a->summary_ms);
+			r = cli_duration("--summary-interval", optarg, 100, 3600000ULL, &a->summary_ms);
 			break;
 		default: return cli_bad_option(c, argv);
 		}
@@ -112,6 +116,15 @@ int main(int argc, char **argv)
 	if (cli_dir(dir, sizeof dir, a.cc.dir, SENDER_DIR) || pub_load(a.source, a.file, &buf, &len))
 		return CLI_EXIT_USAGE;
 	cfg.conn = a.cc.conn;
+	{
+		char idf[PATH_MAX + 16];
+
+		snprintf(idf, sizeof idf, "%s/identity.key", dir);
+		if (cli_dir_exists(dir, "sender state") || cli_file_check("identity", idf, 0)) {
+			free(buf);
+			return CLI_EXIT_USAGE;
+		}
+	}
 	cfg.dir = dir;
 	cfg.control_topic = a.cc.control_topic;
 	cfg.summary_ms = (uint32_t)a.summary_ms;
@@ -137,7 +150,7 @@ int main(int argc, char **argv)
 		pub_one(&job, buf ? (const void *)buf : "", len);   /* -n, or an empty -f/-s */
 	unacked = pub_finish(&job);
 	/* Subscribers that meet our new key ask for it: stay to answer. */
-	for (until = cli_mono_ms() + a.linger * 1000U; !cli_stopped() && cli_mono_ms() < until;)
+	for (until = cli_mono_ms() + a.linger_ms; !cli_stopped() && cli_mono_ms() < until;)
 		cli_sleep_ms(50);
 	ret = CLI_EXIT_OK;
 	if (unacked) {

@@ -29,7 +29,7 @@ void sub_on_message(void *ctx, const struct e2e_client_msg *m);
 void sub_on_event(void *ctx, const struct e2e_client_event *ev);
 
 /** Until -C delivered messages, @p wait_s seconds (0: no limit), or a signal. */
-void sub_run(struct e2e_client *c, struct sub_out *o, unsigned long wait_s);
+void sub_run(struct e2e_client *c, struct sub_out *o, uint64_t wait_ms);
 
 /** One line to stderr: per-verdict counts, then lost and pending from @p st. */
 void sub_summary(const struct sub_out *o, const struct e2e_client_stats *st);

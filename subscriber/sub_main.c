@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cliopts.h"
+#include "e2e/scopes.h"
 #include "sub.h"
 
 #define TOPICS_MAX 32             /* the session keeps 64 filters; ours are a few */
@@ -31,7 +32,8 @@ struct sub_args {
 	struct cli_common cc;
 	const char *topics[TOPICS_MAX];
 	int ntopics, strict;
-	unsigned long qos, wait_s, window;
+	unsigned long qos, window;
+	uint64_t wait_ms;
 	const char *identity, *trust, *state;
 };
 
@@ -43,7 +45,7 @@ static int usage(FILE *f)
 		"  -q QOS             subscription QoS 0-2 (default 0)\n"
 		"  -v                 print the topic before the payload\n"
 		"  -C COUNT           exit after COUNT delivered messages\n"
-		"  -W SECONDS         exit after SECONDS\n"
+		"  -W TIME            exit after TIME (10s, 5m; a bare number is seconds)\n"
 		"  --identity FILE    identity (default DIR/identity.key)\n"
 		"  --trust FILE       trusted senders (default DIR/trust)\n"
 		"  --state FILE|none  replay windows (default DIR/rxstate; none: not kept)\n"
@@ -67,15 +69,22 @@ static int parse(int argc, char **argv, struct sub_args *a, struct sub_out *o)
 		case 0: r = -1; break;
 		case 't':
 			r = a->ntopics < TOPICS_MAX ? 0 : -1;
-			if (r == 0)
-				a->topics[a->ntopics++] = optarg;
-			else
+			if (r != 0) {
 				fprintf(stderr, "%s: at most %d -t options\n", SUB_PROG, TOPICS_MAX);
+			} else if (!e2e_topic_filter_valid(optarg, strlen(optarg))) {
+				/* The broker would refuse it on every reconnect, forever. */
+				fprintf(stderr, "%s: -t '%s' is not a valid topic filter ('#' only "
+					"as the whole last level, '+' only as a whole level)\n",
+					SUB_PROG, optarg);
+				r = -1;
+			} else {
+				a->topics[a->ntopics++] = optarg;
+			}
 			break;
 		case 'q': r = cli_number("-q", optarg, 0, 2, &a->qos); break;
 		case 'v': o->verbose = 1; break;
 		case 'C': r = cli_number("-C", optarg, 1, ULONG_MAX, &o->count); break;
-		case 'W': r = cli_number("-W", optarg, 1, 31536000UL, &a->wait_s); break;
+		case 'W': r = cli_duration("-W", optarg, 1, 31536000000ULL, &a->wait_ms); break;
 		case OPT_IDENTITY: a->identity = optarg; break;
 		case OPT_TRUST: a->trust = optarg; break;
 		case OPT_STATE: a->state = optarg; break;
@@ -126,6 +135,11 @@ int main(int argc, char **argv)
 	cfg.identity_file = a.identity ? a.identity : idf;
 	cfg.trust_file = a.trust ? a.trust : trf;
 	cfg.state_file = !a.state ? stf : strcmp(a.state, "none") ? a.state : NULL;
+	if ((!a.identity && cli_dir_exists(dir, "state")) ||
+	    cli_file_check("identity", cfg.identity_file, 0) ||
+	    cli_file_check("trust", cfg.trust_file, 0) ||
+	    (cfg.state_file && cli_file_check("--state", cfg.state_file, 1)))
+		return CLI_EXIT_USAGE;
 	cfg.control_topic = a.cc.control_topic;
 	cfg.window = (uint32_t)a.window;
 	cfg.deliver_duplicates = 1;   /* counted for the summary; shown with --show-all */
@@ -147,7 +161,7 @@ int main(int argc, char **argv)
 	if (e2e_client_connect(c, CONNECT_MS) != E2E_OK)
 		goto out;
 	cli_signals_release();
-	sub_run(c, &out, a.wait_s);
+	sub_run(c, &out, a.wait_ms);
 	e2e_client_stats(c, &st);
 	ret = CLI_EXIT_OK;
 out:

@@ -127,7 +127,7 @@ void sub_on_event(void *ctx, const struct e2e_client_event *ev)
 		atomic_store(&o->anomaly, 1);
 }
 
-void sub_run(struct e2e_client *c, struct sub_out *o, unsigned long wait_s)
+void sub_run(struct e2e_client *c, struct sub_out *o, uint64_t wait_ms)
 {
 	uint64_t start = cli_mono_ms(), now;
 	int keys_done = 0;
@@ -135,7 +135,7 @@ void sub_run(struct e2e_client *c, struct sub_out *o, unsigned long wait_s)
 	/* Messages arrive on the client's thread; this one only watches the clock. */
 	while (!cli_stopped() && !(o->count && atomic_load(&o->delivered) >= o->count)) {
 		now = cli_mono_ms();
-		if (wait_s && now - start >= wait_s * 1000U)
+		if (wait_ms && now - start >= wait_ms)
 			break;
 		if (!keys_done && e2e_client_wait_keys(c, 0) == E2E_OK)
 			keys_done = 1;

@@ -315,6 +315,16 @@ enum e2e_status e2e_publisher_rotate(struct e2e_publisher *p, const char *topic)
 	return st;
 }
 
+void e2e_publisher_set_policy(struct e2e_publisher *p, uint64_t grace_ms, uint64_t max_age_ms,
+	uint64_t max_messages, uint32_t summary_ms)
+{
+	if (!p)
+		return;
+	pthread_mutex_lock(&p->mu);
+	e2e_sender_set_policy(p->sender, grace_ms, max_age_ms, max_messages, summary_ms);
+	pthread_mutex_unlock(&p->mu);
+}
+
 void e2e_publisher_stats(struct e2e_publisher *p, struct e2e_publisher_stats *st)
 {
 	struct e2e_keysvc_stats ks;

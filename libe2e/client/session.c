@@ -1,5 +1,12 @@
 /* Paho C async session; see session.h. */
 #include <errno.h>
+#include <MQTTReasonCodes.h>
+#include <netdb.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -221,10 +228,126 @@ static void conn_ok5(void *ctx, MQTTAsync_successData5 *d)
 
 static void conn_fail5(void *ctx, MQTTAsync_failureData5 *d)
 {
+	struct e2e_session *s = ctx;
 	MQTTAsync_failureData f = { 0 };
 
+	pthread_mutex_lock(&s->lock);
+	s->connect_reason = d && (int)d->reasonCode >= 0x80 ? (int)d->reasonCode : 0;
+	pthread_mutex_unlock(&s->lock);
 	f.code = d ? (d->code ? d->code : (int)d->reasonCode) : -1;
 	conn_fail(ctx, &f);
+}
+
+static int on_ssl_error(const char *str, size_t len, void *u)
+{
+	struct e2e_session *s = u;
+	const char *r = str;
+
+	/* "error:0A000086:SSL routines::certificate verify failed:..." -> the words. */
+	for (int i = 0; i < 4 && memchr(r, ':', len - (size_t)(r - str)); i++)
+		r = (const char *)memchr(r, ':', len - (size_t)(r - str)) + 1;
+	if (r >= str + len)
+		r = str;
+	pthread_mutex_lock(&s->lock);
+	snprintf(s->tls_err, sizeof s->tls_err, "%.*s", (int)(len - (size_t)(r - str)), r);
+	s->tls_err[strcspn(s->tls_err, "\n")] = '\0';
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+/* A refused CONNECT in words: MQTT 3.1.1 return codes (Paho hands them over
+ * as positive codes) and MQTT 5 reason codes. */
+static const char *connack_text(int code, int reason)
+{
+	static const char *v311[] = { NULL, "unacceptable protocol version",
+		"identifier rejected (client id refused or in use)", "server unavailable",
+		"bad user name or password", "not authorized" };
+
+	if (reason >= 0x80)
+		return MQTTReasonCode_toString((enum MQTTReasonCodes)reason);
+	if (code > 0 && code < (int)(sizeof v311 / sizeof v311[0]))
+		return v311[code];
+	return NULL;
+}
+
+/*
+ * Paho reports a failed TLS handshake only as "Failure"/"TCP/TLS connect
+ * failure": shake hands once more with OpenSSL directly, with the same
+ * settings, to say why (the certificate verification result, the alert).
+ * Only called after a failed connect, so it costs nothing on the good path.
+ */
+static void tls_diagnose(const struct e2e_session *s, const char *host, int port, char *out,
+	size_t cap)
+{
+	const struct e2e_conn_config *c = &s->conn;
+	struct addrinfo hints = { 0 }, *ai = NULL;
+	struct timeval tv = { 5, 0 };
+	char ps[16], trust[600];
+	SSL_CTX *ctx = NULL;
+	SSL *ssl = NULL;
+	int fd = -1, r;
+	long v;
+
+	out[0] = '\0';
+	snprintf(ps, sizeof ps, "%d", port);
+	hints.ai_socktype = SOCK_STREAM;
+	if (getaddrinfo(host, ps, &hints, &ai) != 0 || !ai)
+		goto out;
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) != 0 ||
+	    connect(fd, ai->ai_addr, ai->ai_addrlen) != 0)
+		goto out;
+	ctx = SSL_CTX_new(TLS_client_method());
+	if (!ctx)
+		goto out;
+	if (c->cafile || c->capath)
+		(void)SSL_CTX_load_verify_locations(ctx, c->cafile, c->capath);
+	else
+		(void)SSL_CTX_set_default_verify_paths(ctx);
+	if (c->certfile && (SSL_CTX_use_certificate_chain_file(ctx, c->certfile) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(ctx, c->keyfile ? c->keyfile : c->certfile,
+		    SSL_FILETYPE_PEM) != 1)) {
+		snprintf(out, cap, "client certificate %s / key %s not usable", c->certfile,
+			c->keyfile ? c->keyfile : c->certfile);
+		goto out;
+	}
+	if (s->alpn_len)
+		(void)SSL_CTX_set_alpn_protos(ctx, s->alpn, s->alpn_len);
+	SSL_CTX_set_verify(ctx, c->insecure ? SSL_VERIFY_NONE : SSL_VERIFY_PEER, NULL);
+	ssl = SSL_new(ctx);
+	if (!ssl || !SSL_set_fd(ssl, fd))
+		goto out;
+	SSL_set_tlsext_host_name(ssl, host);
+	if (!c->insecure)
+		(void)SSL_set1_host(ssl, host);
+	ERR_clear_error();
+	r = SSL_connect(ssl);
+	v = SSL_get_verify_result(ssl);
+	if (c->cafile)
+		snprintf(trust, sizeof trust, "CA file %s", c->cafile);
+	else if (c->capath)
+		snprintf(trust, sizeof trust, "CA directory %s", c->capath);
+	else
+		snprintf(trust, sizeof trust, "the system trust store");
+	if (r != 1 && !c->insecure && v != X509_V_OK) {
+		snprintf(out, cap, "certificate verify failed: %s (name checked: '%s'; trusted CAs: "
+			"%s)", X509_verify_cert_error_string(v), host, trust);
+	} else if (r != 1 && ERR_peek_last_error()) {
+		const char *why = ERR_reason_error_string(ERR_peek_last_error());
+
+		snprintf(out, cap, "%s%s", why && strstr(why, "alert") ? "the broker sent TLS alert: " :
+			"TLS handshake failed: ", why ? why : "unknown reason");
+	}
+out:
+	ERR_clear_error();
+	if (ssl)
+		SSL_free(ssl);
+	SSL_CTX_free(ctx);
+	if (fd >= 0)
+		close(fd);
+	if (ai)
+		freeaddrinfo(ai);
 }
 
 /* Absolute CLOCK_REALTIME deadline @p ms from now, for pthread_cond_timedwait. */
@@ -252,6 +375,11 @@ static int wait_flag(struct e2e_session *s, int *flag, uint32_t timeout_ms)
 	return *flag;
 }
 
+static int port_of(const struct e2e_session *s)
+{
+	return s->conn.port ? s->conn.port : (use_tls(&s->conn) ? 8883 : 1883);
+}
+
 enum e2e_status e2e_session_connect(struct e2e_session *s, uint32_t timeout_ms, char *err,
 	size_t err_len)
 {
@@ -259,8 +387,12 @@ enum e2e_status e2e_session_connect(struct e2e_session *s, uint32_t timeout_ms, 
 	MQTTAsync_connectOptions co5 = MQTTAsync_connectOptions_initializer5;
 	MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
 	MQTTAsync_connectOptions *o = s->conn.mqtt_version == 5 ? &co5 : &co;
-	int rc, done;
+	char tls_err[sizeof s->tls_err];
+	int rc, done, reason;
 
+	/* The version asked for, no silent fall back to 3.1: a refusal is then
+	 * reported once, with its own reason. */
+	o->MQTTVersion = s->conn.mqtt_version == 5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1;
 	o->keepAliveInterval = s->conn.keepalive_s ? s->conn.keepalive_s : 30;
 	o->username = s->conn.username;
 	o->password = s->conn.password;
@@ -296,6 +428,8 @@ enum e2e_status e2e_session_connect(struct e2e_session *s, uint32_t timeout_ms, 
 			ssl.protos = s->alpn;
 			ssl.protos_len = s->alpn_len;
 		}
+		ssl.ssl_error_cb = on_ssl_error;
+		ssl.ssl_error_context = s;
 		o->ssl = &ssl;
 	}
 	rc = MQTTAsync_connect(s->handle, o);
@@ -306,13 +440,27 @@ enum e2e_status e2e_session_connect(struct e2e_session *s, uint32_t timeout_ms, 
 	pthread_mutex_lock(&s->lock);
 	done = wait_flag(s, &s->connect_done, timeout_ms);
 	rc = s->connect_rc;
+	reason = s->connect_reason;
+	snprintf(tls_err, sizeof tls_err, "%s", s->tls_err);
 	pthread_mutex_unlock(&s->lock);
-	if (!done || rc != 0) {
-		snprintf(err, err_len, "cannot connect to %s: %s", s->uri,
-			!done ? "timed out" : MQTTAsync_strerror(rc));
-		return E2E_ERR_IO;
+	if (done && rc == 0)
+		return E2E_OK;
+	if (done && connack_text(rc, reason)) {
+		snprintf(err, err_len, "%s refused the connection: %s (CONNACK)", s->uri,
+			connack_text(rc, reason));
+	} else {
+		char why[900] = "";
+
+		if (use_tls(&s->conn))
+			tls_diagnose(s, s->conn.host ? s->conn.host : "127.0.0.1", port_of(s), why,
+				sizeof why);
+		snprintf(err, err_len, "cannot connect to %s: %s", s->uri, why[0] ? why :
+			tls_err[0] ? tls_err : !done ? "timed out" : rc == MQTTASYNC_FAILURE &&
+			use_tls(&s->conn) ? "TCP or TLS connection failed" :
+			rc == MQTTASYNC_FAILURE ? "TCP connection failed (is the broker running?)" :
+			MQTTAsync_strerror(rc));
 	}
-	return E2E_OK;
+	return E2E_ERR_IO;
 }
 
 struct waiter {

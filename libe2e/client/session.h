@@ -39,6 +39,8 @@ struct e2e_session {
 	int connected;
 	int connect_done;            /* first connect attempt finished */
 	int connect_rc;
+	int connect_reason;          /* MQTT 5 CONNACK reason code of a refusal, else 0 */
+	char tls_err[256];           /* OpenSSL's words from Paho's ssl_error_cb */
 	/* Messages handed to Paho and not yet completed: [0] the library's own
 	 * (key answers, requests, summaries), [1] the application's. */
 	uint64_t inflight[2];

@@ -59,7 +59,7 @@ def body(env, c):
     x = site.start_sub(x_id, ["m/#"], "subX", args=["--state", state])
     y = site.start_sub(y_id, ["m/#"], "subY")
     c.require(x.wait_err(h.EV_KEY, 15) and y.wait_err(h.EV_KEY, 15), "X and Y received keys")
-    lx, ly, lk = site.sm.link("subX"), site.sm.link("subY"), site.pm.link("e2e-proxy-keys")
+    lx, ly, lk = site.sm.link("subX"), site.sm.link("subY"), site.pm.link("e2e-keys-%08x" % sid)
     c.require(lx and ly and lk, "X, Y and the key service go through the Mitms")
     req_x = up(lx, h.CONTROL_TOPIC)[0].payload
     rx_topic = h.parse_ctl(req_x)["reply_topic"]

@@ -65,7 +65,7 @@ def body(env, c):
 
     # ---- 1. summaries catch an insider forgery in the live stream
     pub = h.start_pub_lines(env, broker, s, "t/x", qos=1, name="pub-t",
-                            args=["--summary-interval", str(INTERVAL_MS)])
+                            args=["--summary-interval", "%dms" % INTERVAL_MS])
     c.require(adv.probe_key_service(s, 10) is not None, "sender's key service is up")
     sub = h.start_sub(env, broker, reader, ["t/#", "a/#"], name="reader",
                       args=["--show-all", "--state", "none"])
@@ -103,7 +103,7 @@ def body(env, c):
 
     # ---- 2. a signed scope refuses the insider at once
     apub = h.start_pub_lines(env, broker, s, "a/boiler", qos=1, name="pub-a",
-                             args=["--summary-interval", str(INTERVAL_MS)])
+                             args=["--summary-interval", "%dms" % INTERVAL_MS])
     c.require(adv.probe_key_service(s, 10) is not None, "alarm publisher's key service is up")
     feed(apub, ["overheat 1"])
     c.require(sub.wait_json(1, 15, pred=lambda m: m.get("topic") == "a/boiler") >= 1,

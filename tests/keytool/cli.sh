@@ -91,10 +91,15 @@ run 0 "genkey --force replaces" "$K" genkey -o "$T/other.key" --force
 if cmp -s "$T/out" "$T/other.pub"; then fail "--force made a new key"; else pass "--force made a new key"; fi
 chmod 640 "$S/identity.key"
 run 1 "pubkey refuses a group-readable identity" "$K" pubkey --dir "$S"
-contains "$T/err" "$S/identity.key: insecure permissions" "the refusal names the file and cause"
+contains "$T/err" "$S/identity.key: mode 0640: readable by group or others" "the refusal names the file and cause"
 chmod 600 "$S/identity.key"
 run 1 "pubkey of a missing file" "$K" pubkey "$T/none.key"
-has "$T/err" 'none.key: not found' "missing file reported with its path"
+has "$T/err" 'none.key: No such file or directory' "missing file reported with its path"
+mkdir "$T/adir.key"
+run 1 "pubkey of a directory" "$K" pubkey "$T/adir.key"
+contains "$T/err" "$T/adir.key: is a directory, not a file" "a directory is not called 'insecure permissions'"
+run 1 "status of a missing directory" "$K" status --dir "$T/nowhere/sender"
+contains "$T/err" "directory $T/nowhere does not exist" "a missing directory is named, not 'I/O error'"
 
 # --- scopes -----------------------------------------------------------------
 run 0 "scopes without a scopes file" "$K" scopes --dir "$S"
@@ -158,8 +163,8 @@ has "$T/err" 'enrolled:1: bad public key' "the error names file and line"
 # An enrolled file others may write decides who gets keys: refused, with owner and mode.
 chmod 664 "$S/enrolled"
 run 1 "list refuses a group-writable enrolled file" "$K" list --dir "$S"
-has "$T/err" "$S/enrolled: insecure permissions: owner uid [0-9]+, mode 0664" \
-	"the refusal names the file, its owner and mode"
+has "$T/err" "$S/enrolled: mode 0664: writable by group or others \\(chmod go-w it\\)" \
+	"the refusal names the file, its mode and the fix"
 run_in 1 "enroll refuses a group-writable enrolled file" "$T/carol.pub" "$K" enroll carol - --scope alarms --dir "$S"
 chmod 646 "$S/enrolled"
 run 1 "a world-writable enrolled file is refused" "$K" list --dir "$S"
@@ -168,7 +173,7 @@ run 0 "a world-readable enrolled file is fine (it is not secret)" "$K" list --di
 if [ "$(id -u)" = 0 ]; then
 	chown 65534 "$S/enrolled"
 	run 1 "an enrolled file of another owner is refused" "$K" list --dir "$S"
-	has "$T/err" "$S/enrolled: insecure permissions: owner uid 65534" "names the owner"
+	has "$T/err" "$S/enrolled: owned by uid 65534, but this runs as uid 0" "names the owner"
 	chown 0 "$S/enrolled"
 fi
 chmod 600 "$S/enrolled"
@@ -221,7 +226,7 @@ has "$T/out" "^  epoch $E1  expires in 29m[0-9]+s" "30m grace shown"
 has "$T/out" '^subscribers: 3 enrolled, 1 revoked$' "subscriber counts"
 chmod 640 "$S/keys"
 run 1 "status refuses a group-readable keys file" "$K" status --dir "$S"
-contains "$T/err" "$S/keys: insecure permissions" "names the file and the cause"
+contains "$T/err" "$S/keys: mode 0640: readable by group or others" "names the file and the cause"
 run 1 "rotate refuses a group-readable keys file" "$K" rotate --dir "$S"
 chmod 604 "$S/keys"
 run 1 "a world-readable keys file is refused too" "$K" rotate --dir "$S"
@@ -267,8 +272,8 @@ has "$SUB/trust" '^site2 ' "site2 kept"
 run 1 "untrust of an unknown name" "$K" untrust site1 --dir "$SUB"
 chmod 620 "$SUB/trust"
 run 1 "trust refuses a group-writable trust file" "$K" trust site3 "$(cat "$T/proxy.pub")" --dir "$SUB"
-has "$T/err" "$SUB/trust: insecure permissions: owner uid [0-9]+, mode 0620" \
-	"the refusal names the trust file, its owner and mode"
+has "$T/err" "$SUB/trust: mode 0620: writable by group or others" \
+	"the refusal names the trust file, its mode and the fix"
 run 1 "untrust refuses a group-writable trust file" "$K" untrust site2 --dir "$SUB"
 has "$SUB/trust" '^site2 ' "the trust file was not rewritten"
 chmod 602 "$SUB/trust"
@@ -276,7 +281,7 @@ run 1 "trust refuses a world-writable trust file" "$K" untrust site2 --dir "$SUB
 mv "$SUB/trust" "$SUB/trust.real"
 mkdir "$SUB/trust"
 run 1 "a directory named trust is refused" "$K" untrust site2 --dir "$SUB"
-has "$T/err" "$SUB/trust: insecure permissions: not a regular file" "says it is not a file"
+has "$T/err" "$SUB/trust: is a directory, not a file" "says it is not a file"
 rmdir "$SUB/trust"
 mv "$SUB/trust.real" "$SUB/trust"
 chmod 644 "$SUB/trust"

@@ -4,7 +4,8 @@
 mosquitto with require_certificate true + use_identity_as_username true and
 an ACL that lets a client write only below sensors/<its certificate CN>/.
 Certificates (CN = client id) are made for devA, devB and the key service
-(e2e-proxy-keys). Checks:
+(e2e-keys-<sender id>, the id the proxy derives for it: the documented
+service certificate is the template's file for that id). Checks:
   * the broker's log shows each relayed connection with the username of its
     own certificate (u'devA', u'devB');
   * devA may publish to sensors/devA/..., devB to sensors/devB/...: the
@@ -35,20 +36,21 @@ pattern write sensors/%u/#
 
 
 def body(env, c):
-    for cid in ("devA", "devB", "e2e-proxy-keys"):
+    s = h.Sender(env, "edge", scopes=[(1, "telemetry", ["sensors/#"])])
+    svc = "e2e-keys-%08x" % s.sender_id
+    for cid in ("devA", "devB", svc):
         ph.issue(env, cid, cid)
     certs = os.path.join(env.dir, "certs")
     broker = ph.Mosquitto(env, listeners=[{"kind": "tls", "require_certificate": True,
                                            "identity": True}], acl=ACL)
     pki = broker.pki
-    s = h.Sender(env, "edge", scopes=[(1, "telemetry", ["sensors/#"])])
     alice = h.Subscriber(env, "alice", trust=[s])
     s.enroll(alice, ["telemetry"])
     px = ph.Proxy(env, broker.addr(), [
         "--cafile", pki["ca_crt"], "--dir", s.dir, "--cert", os.path.join(certs, "%c.crt"),
         "--key", os.path.join(certs, "%c.key")])
-    c.expect(broker.wait_log(r"as e2e-proxy-keys \(.*u'e2e-proxy-keys'\)", 5),
-             "key service connected with its own certificate (username e2e-proxy-keys)")
+    c.expect(broker.wait_log(r"as %s \(.*u'%s'\)" % (svc, svc), 5),
+             "key service connected with its own certificate (username %s)" % svc)
     sp = h.start_sub(env, broker, alice, ["sensors/#"], client_cert=True, name="sub",
                      args=["--state", "none"])
     c.require(sp.wait_err(h.EV_KEY, 15), "subscriber (client certificate) got the key")

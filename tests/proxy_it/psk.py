@@ -47,7 +47,7 @@ def body(env, c):
     raw = ph.RawSub(env, broker)
     px = ph.Proxy(env, broker.addr(1), ["--psk", key, "--psk-identity", IDENTITY, "--dir", s.dir,
                                         "--log-level", "debug"])
-    c.expect(broker.wait_log(r"as e2e-proxy-keys \(.*u'%s'\)" % IDENTITY, 5),
+    c.expect(broker.wait_log(r"as e2e-keys-%08x \(.*u'%s'\)" % (s.sender_id, IDENTITY), 5),
              "key service connected over PSK (username = PSK identity %s)" % IDENTITY)
     sp = h.start_sub(env, broker, alice, ["sensors/#"], name="sub", args=["--state", "none"])
     c.require(sp.wait_err(h.EV_KEY, 15), "subscriber got the key from the PSK-connected proxy")

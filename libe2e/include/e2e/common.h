@@ -41,6 +41,13 @@ enum e2e_status {
 /** Static, human-readable text for a status; never NULL. */
 E2E_API const char *e2e_strerror(enum e2e_status st);
 
+/**
+ * Parse a duration: digits and a unit (ms, s, m, h, d), e.g. "250ms", "10s",
+ * "5m", "24h"; a bare number is seconds. E2E_ERR_ARG for anything else
+ * (signs, blanks, other units, overflow). The one syntax of every tool.
+ */
+E2E_API enum e2e_status e2e_duration_parse(const char *s, uint64_t *ms) E2E_WARN_UNUSED;
+
 /** Initialise libsodium once; safe to call repeatedly. */
 E2E_API enum e2e_status e2e_init(void) E2E_WARN_UNUSED;
 

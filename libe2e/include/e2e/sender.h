@@ -49,6 +49,14 @@ E2E_API enum e2e_status e2e_sender_open(struct e2e_sender **out,
 	const struct e2e_sender_config *cfg) E2E_WARN_UNUSED;
 E2E_API void e2e_sender_close(struct e2e_sender *s);
 
+/**
+ * Change the key lifetime and summary settings of a running sender (SIGHUP):
+ * 0 keeps the defaults of e2e_sender_open. They apply from the next tick,
+ * rotation and key on.
+ */
+E2E_API void e2e_sender_set_policy(struct e2e_sender *s, uint64_t grace_ms, uint64_t max_age_ms,
+	uint64_t max_messages, uint32_t summary_ms);
+
 /** Our sender id and public key. */
 E2E_API uint32_t e2e_sender_self(const struct e2e_sender *s);
 E2E_API const struct e2e_public *e2e_sender_public(const struct e2e_sender *s);

@@ -229,6 +229,10 @@ E2E_API enum e2e_status e2e_publisher_rotate(struct e2e_publisher *p, const char
 
 E2E_API void e2e_publisher_stats(struct e2e_publisher *p, struct e2e_publisher_stats *st);
 
+/** New grace, rotation and summary settings (as in the config; 0 = default). */
+E2E_API void e2e_publisher_set_policy(struct e2e_publisher *p, uint64_t grace_ms,
+	uint64_t max_age_ms, uint64_t max_messages, uint32_t summary_ms);
+
 /** Disconnect and free. */
 E2E_API void e2e_publisher_destroy(struct e2e_publisher *p);
 
