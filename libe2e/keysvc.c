@@ -218,8 +218,10 @@ enum e2e_status e2e_keysvc_handle(struct e2e_keysvc *ks,
 			now_ms);
 	if (ret != E2E_OK)
 		goto out;   /* nothing answered: a retry of this request stays welcome */
-	if (reason)
+	if (reason) {
 		ks->st.refused++;
+		ks->st.refused_by[reason & 7U]++;
+	}
 	else
 		ks->st.delivered++;
 	/* Answered: remember it so a replay gets nothing. */

@@ -11,7 +11,8 @@
 
 #include "config.h"
 
-enum opt_type { T_STR, T_BOOL, T_U32, T_U64, T_MS32, T_MS64, T_LEVEL, T_POLICY, T_LISTEN };
+enum opt_type { T_STR, T_BOOL, T_U32, T_U64, T_MS32, T_MS64, T_LEVEL, T_POLICY, T_LISTEN,
+	T_LOGFMT };
 
 struct opt {
 	const char *name;
@@ -60,6 +61,10 @@ static const struct opt opts[] = {
 	{ "stats-socket", T_STR, O(stats_socket), "unix socket path answering with JSON stats" },
 	{ "user", T_STR, O(user), "drop privileges to this user after binding" },
 	{ "config", T_STR, O(config_file), "configuration file (same names, 'name value' lines)" },
+	/* Operators' observability: metrics and log format. */
+	{ "metrics-listen", T_STR, O(metrics_listen),
+		"ADDR:PORT serving Prometheus metrics at /metrics (default off)" },
+	{ "log-format", T_LOGFMT, O(log_json), "text (default) or json: one JSON object per line" },
 };
 
 #define NOPTS (sizeof opts / sizeof opts[0])
@@ -159,6 +164,11 @@ static int set(struct proxy_config *c, const struct opt *o, const char *v, const
 		else if (!strcmp(v, "warning")) c->log_level = LOG_WARNING;
 		else if (!strcmp(v, "info")) c->log_level = LOG_INFO;
 		else if (!strcmp(v, "debug")) c->log_level = LOG_DEBUG;
+		else break;
+		return 0;
+	case T_LOGFMT:
+		if (!strcmp(v, "text")) c->log_json = 0;
+		else if (!strcmp(v, "json")) c->log_json = 1;
 		else break;
 		return 0;
 	case T_POLICY:

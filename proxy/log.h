@@ -1,10 +1,18 @@
-/* Logging for e2e-proxy: stderr with a level prefix, or syslog. */
+/*
+ * Logging for e2e-proxy: one line per event on stderr, or syslog. On
+ * stderr a line is "<N>message" when stderr is the journal (JOURNAL_STREAM
+ * names stderr's device and inode: journald reads the priority from the
+ * prefix and stamps the time itself), else "TIME e2e-proxy LEVEL: message";
+ * with log-format json, one JSON object per line (time, level, priority,
+ * program, message; the <N> prefix still leads it on the journal).
+ */
 #ifndef E2E_PROXY_LOG_H
 #define E2E_PROXY_LOG_H
 
 #include <syslog.h>
 
 void plog_init(int level, int use_syslog);
+void plog_set_json(int json);
 void plog(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif

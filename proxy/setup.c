@@ -37,7 +37,16 @@ static int resolve_broker(struct proxy *px)
 
 static void on_key_event(void *ctx, const struct e2e_client_event *ev)
 {
-	(void)ctx;
+	struct proxy *px = ctx;
+
+	/* Paho's thread: the metrics and the STATUS line read these. */
+	if (ev->type == E2E_EV_CONNECTED) {
+		atomic_fetch_add_explicit(&px->ksv.connects, 1, memory_order_relaxed);
+		atomic_store_explicit(&px->ksv.up, 1, memory_order_relaxed);
+	} else if (ev->type == E2E_EV_CONNECTION_LOST) {
+		atomic_fetch_add_explicit(&px->ksv.losses, 1, memory_order_relaxed);
+		atomic_store_explicit(&px->ksv.up, 0, memory_order_relaxed);
+	}
 	plog(ev->type == E2E_EV_ERROR || ev->type == E2E_EV_CONNECTION_LOST ? LOG_WARNING :
 		LOG_INFO, "key service: %s", ev->detail);
 }
@@ -76,6 +85,7 @@ static int start_keys(struct proxy *px)
 	pc.max_messages = c->rotate_messages;
 	pc.summary_ms = c->summary_ms;
 	pc.on_event = on_key_event;
+	pc.ctx = px;
 	pc.err = err;
 	pc.err_len = sizeof err;
 	st = e2e_publisher_create(&px->keys, &pc);
@@ -115,6 +125,7 @@ int proxy_setup(struct proxy *px)
 
 void proxy_teardown(struct proxy *px)
 {
+	proxy_metrics_stop(px);   /* its thread reads px: stopped first */
 	e2e_publisher_destroy(px->keys);
 	px->keys = NULL;
 	tls_ctx_free(&px->tls);

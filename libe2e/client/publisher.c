@@ -88,8 +88,11 @@ static void announce_all(struct e2e_publisher *p)
 		pthread_mutex_unlock(&p->mu);
 		if (st != E2E_OK)
 			break;
-		if (e2e_session_publish(&p->sess, topic, msg, len, 1, 0) == E2E_OK)
+		if (e2e_session_publish(&p->sess, topic, msg, len, 1, 0) == E2E_OK) {
+			pthread_mutex_lock(&p->mu);   /* read by e2e_publisher_stats */
 			p->st.announcements++;
+			pthread_mutex_unlock(&p->mu);
+		}
 	}
 }
 
@@ -112,8 +115,13 @@ static void summaries(struct e2e_publisher *p)
 			event(p, E2E_EV_ERROR, e2e_strerror(st));
 			break;
 		}
-		if (e2e_session_publish(&p->sess, topic, p->sum, len, 1, 0) != E2E_OK)
+		if (e2e_session_publish(&p->sess, topic, p->sum, len, 1, 0) != E2E_OK) {
 			event(p, E2E_EV_ERROR, "cannot publish summary");
+		} else {
+			pthread_mutex_lock(&p->mu);   /* read by e2e_publisher_stats */
+			p->st.summaries++;
+			pthread_mutex_unlock(&p->mu);
+		}
 	}
 }
 
@@ -307,6 +315,7 @@ void e2e_publisher_stats(struct e2e_publisher *p, struct e2e_publisher_stats *st
 	st->requests = ks.requests;
 	st->delivered = ks.delivered;
 	st->refused = ks.refused;
+	memcpy(st->refused_by, ks.refused_by, sizeof st->refused_by);
 	st->ignored = ks.ignored_malformed + ks.ignored_bad_sig + ks.ignored_replay +
 		ks.rate_limited;
 }

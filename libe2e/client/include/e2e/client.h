@@ -168,6 +168,8 @@ struct e2e_publisher_config {
 struct e2e_publisher_stats {
 	uint64_t published, failed, announcements;
 	uint64_t requests, delivered, refused, ignored;
+	uint64_t refused_by[8];      /* refusals per enum e2e_refusal */
+	uint64_t summaries;          /* summary messages published */
 };
 
 E2E_API enum e2e_status e2e_publisher_create(struct e2e_publisher **out,
