@@ -339,6 +339,9 @@ int proxy_loop_run(struct proxy *px)
 		now = px_now_ms();
 		if (now >= next_tick) {
 			next_tick = now + TICK_MS;
+			/* A short WatchdogSec must not wait for the next tick. */
+			if (px->watchdog_us && px->next_watchdog_ms < next_tick)
+				next_tick = px->next_watchdog_ms > now ? px->next_watchdog_ms : now + 1;
 			sweep_timeouts(px, now);
 			conn_reap(px);
 			proxy_metrics_publish(px);
