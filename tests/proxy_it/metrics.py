@@ -8,7 +8,8 @@ the sender never enrolled. Prometheus runs with a minimal configuration (a
 free 127.0.0.1 port, storage in the temp dir, scrape and rule evaluation
 every second, dist/prometheus/e2e-alerts.yml loaded) and is stopped by its
 PID. Checks:
-  * promtool check rules accepts the shipped alert rules;
+  * promtool check rules accepts the shipped alert rules; every metric the
+    rules and the Grafana dashboard (dist/grafana) use is exported;
   * both /metrics endpoints answer in the text exposition format, other
     paths 404;
   * /api/v1/targets: both targets up;
@@ -25,6 +26,7 @@ PID. Checks:
 """
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -141,6 +143,18 @@ def body(env, c):
                      name, st, ctype))
         c.expect(http_get("http://127.0.0.1:%d/other" % port)[0] == 404,
                  "%s: other paths 404" % name)
+
+    # Every metric the shipped dashboard and alert rules use is exported.
+    exported = set()
+    for port in (pm, sm):
+        exported |= set(re.findall(r"^(e2e_\w+?)(?:\{| )", http_get(
+            "http://127.0.0.1:%d/metrics" % port)[2], re.M))
+    dist = os.path.dirname(os.path.dirname(rules))
+    for f in (rules, os.path.join(dist, "grafana", "mqtt-e2e-dashboard.json")):
+        with open(f) as fh:
+            used = set(re.findall(r"\b(e2e_(?:proxy|sub)_\w+)", fh.read()))
+        c.expect(used and not (used - exported), "%s: every metric used is exported (missing %s)" % (
+            os.path.basename(f), sorted(used - exported)))
 
     prom = Prometheus(env, [("e2e-proxy", "127.0.0.1:%d" % pm), ("e2e-sub", "127.0.0.1:%d" % sm)],
                       rules)
