@@ -303,6 +303,7 @@ int proxy_loop_run(struct proxy *px)
 	uint64_t next_tick = px_now_ms() + TICK_MS;
 
 	/* Listeners bound (loop_init) and key service connected (setup). */
+	proxy_audit_tick(px);
 	proxy_metrics_publish(px);
 	proxy_notify_ready(px);
 
@@ -346,6 +347,8 @@ int proxy_loop_run(struct proxy *px)
 			conn_reap(px);
 			proxy_metrics_publish(px);
 			proxy_notify_tick(px, now);
+			if (++px->audit_ticks % 4 == 0)   /* about once a second */
+				proxy_audit_tick(px);
 		}
 		if (px->draining && (drained(px) || now > px->drain_deadline)) {
 			int clean = drained(px);

@@ -86,6 +86,7 @@ struct proxy_keysvc_state {
 
 struct e2e_metrics;
 struct proxy_snapshot;
+struct proxy_audit;
 
 struct proxy {
 	struct proxy_config cfg;
@@ -116,6 +117,8 @@ struct proxy {
 	uint64_t started_ms;
 	uint64_t watchdog_us;             /* systemd watchdog (0: off) */
 	uint64_t next_watchdog_ms, next_status_ms;
+	struct proxy_audit *audit;        /* audit.c: enrollment changes */
+	uint32_t audit_ticks;
 };
 
 uint64_t px_now_ms(void);
@@ -126,6 +129,10 @@ int proxy_metrics_start(struct proxy *px);      /* --metrics-listen; 0 if none *
 void proxy_metrics_publish(struct proxy *px);   /* at the loop's tick */
 void proxy_metrics_stop(struct proxy *px);
 void proxy_latency_observe(struct proxy_stats *st, uint64_t ns, uint32_t n);
+
+/* audit.c: log enrollment changes (from the loop's tick) */
+void proxy_audit_tick(struct proxy *px);
+void proxy_audit_free(struct proxy *px);
 
 /* notify.c: systemd sd_notify (no-ops without NOTIFY_SOCKET) */
 void proxy_notify_ready(struct proxy *px);

@@ -47,8 +47,14 @@ static void on_key_event(void *ctx, const struct e2e_client_event *ev)
 		atomic_fetch_add_explicit(&px->ksv.losses, 1, memory_order_relaxed);
 		atomic_store_explicit(&px->ksv.up, 0, memory_order_relaxed);
 	}
-	plog(ev->type == E2E_EV_ERROR || ev->type == E2E_EV_CONNECTION_LOST ? LOG_WARNING :
-		LOG_INFO, "key service: %s", ev->detail);
+	if (ev->type == E2E_EV_ROTATED)
+		plog(LOG_NOTICE, "key service: rotation: sender %08x scope %u epoch %u announced",
+			(unsigned)ev->sender, ev->scope, (unsigned)ev->epoch);
+	else if (ev->type == E2E_EV_REQUEST_REFUSED)
+		plog(LOG_WARNING, "key service: sender %08x: %s", (unsigned)ev->sender, ev->detail);
+	else
+		plog(ev->type == E2E_EV_ERROR || ev->type == E2E_EV_CONNECTION_LOST ? LOG_WARNING :
+			LOG_INFO, "key service: %s", ev->detail);
 }
 
 static int start_keys(struct proxy *px)
@@ -126,6 +132,7 @@ int proxy_setup(struct proxy *px)
 void proxy_teardown(struct proxy *px)
 {
 	proxy_metrics_stop(px);   /* its thread reads px: stopped first */
+	proxy_audit_free(px);
 	e2e_publisher_destroy(px->keys);
 	px->keys = NULL;
 	tls_ctx_free(&px->tls);

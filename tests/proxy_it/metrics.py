@@ -22,7 +22,11 @@ PID. Checks:
     mallory's refusal is counted under reason not_enrolled; a rotation
     (keytool rotate) adds one to the rotations counter; summaries were sent
     and received, none contradicted;
-  * the E2EForgedMessages alert of the shipped rules fires.
+  * the E2EForgedMessages alert of the shipped rules fires;
+  * the proxy's log: the rotation once with sender, scope and new epoch;
+    mallory's refusal with its reason and her key; enrolling and then
+    revoking mallory (keytool, proxy running) logged once each, with her
+    scopes and key; alice (unchanged) not at all.
 """
 import json
 import os
@@ -242,6 +246,28 @@ def body(env, c):
              "alert E2EForgedMessages fires (%s)" % json.dumps(prom.api("/api/v1/alerts"))[:600])
     prom.proc.stop()
     pub.c.disconnect()
+
+    # The audit log: each event once, with sender, scope, epoch or key.
+    def count(pattern):
+        rx = re.compile(pattern)
+        return sum(1 for _, l in px.proc.err_lines if rx.search(l))
+    sid = "%08x" % s.sender_id
+    epoch = s.current_epoch(1)
+    c.expect(count(r"rotation: sender %s scope 1 epoch %d announced$" % (sid, epoch)) == 1,
+             "rotation logged once with sender, scope and epoch %d" % epoch)
+    mkey = mallory.sign_pk[:8].hex()
+    c.expect(count(r"sender %s: key request refused \(not enrolled\): subscriber key %s$" % (
+        sid, mkey)) >= 1, "mallory's refusal logged with the reason and her key")
+    s.enroll(mallory, ["telemetry"])
+    c.expect(px.wait_err(r"enrollment: mallory enrolled for scope\(s\) telemetry \(1\) "
+                         r"\(key %s\)" % mkey, 5), "enrollment logged with scope and key")
+    s.revoke(mallory)
+    c.expect(px.wait_err(r"enrollment: mallory revoked \(key %s\)" % mkey, 5),
+             "revocation logged with the key")
+    time.sleep(1.5)
+    c.expect(count(r"enrollment: mallory enrolled") == 1 and
+             count(r"enrollment: mallory revoked") == 1 and count(r"enrollment: alice") == 0,
+             "each enrollment change logged once, unchanged entries not at all")
 
 
 if __name__ == "__main__":

@@ -59,6 +59,9 @@ enum e2e_client_event_type {
 	E2E_EV_UNCONFIRMED,          /* a summary lists messages that never arrived */
 	E2E_EV_UNSUMMARIZED,         /* an accepted message no summary covered */
 	E2E_EV_UNCHECKED,            /* accepted messages whose summaries never came */
+	/* e2e_publisher only (the key service side): */
+	E2E_EV_ROTATED,              /* new epoch announced: sender, scope, epoch set */
+	E2E_EV_REQUEST_REFUSED,      /* a subscriber's key request got a signed refusal */
 };
 
 struct e2e_client_event {
