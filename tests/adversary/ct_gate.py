@@ -32,6 +32,8 @@ ALLOW = [
     ("libe2e/identity.c", "SECRET_TAG", "the literal 'e2e-secret1 ' line prefix, not the secret"),
     ("libe2e/identity.c", "PUBLIC_TAG", "the literal 'e2e1 ' line prefix"),
     ("libe2e/enroll.c", "pub.sign_pk", "public signing keys: sorting and duplicate detection"),
+    ("proxy/audit.c", "memcmp(v[i].key, key", "subscribers' public signing keys (enrollment log)"),
+    ("proxy/audit.c", "memcmp(o->scopes, nv[i].scopes", "allowed-scope bitmaps of `enrolled`: public"),
     ("libe2e/enroll.c", "name", "peer names in enrolled/trust files: public"),
     ("libe2e/enroll_edit.c", "name", "peer names in enrolled/trust files: public"),
     ("libe2e/control.c", "E2E_CTL_REPLY_PREFIX", "reply topic prefix 'e2e/k/': public"),
