@@ -307,6 +307,15 @@ int proxy_config_load(struct proxy_config *c, int argc, char **argv)
 		fprintf(stderr, "e2e-proxy: --listen-tls needs --listen-cert and --listen-key\n");
 		return 1;
 	}
+	if (c->metrics_listen) {
+		char h[256], p[16];
+
+		if (proxy_split_hostport(c->metrics_listen, h, sizeof h, p, sizeof p) != 0) {
+			fprintf(stderr, "e2e-proxy: metrics-listen: '%s' is not ADDR:PORT\n",
+				c->metrics_listen);
+			return 1;
+		}
+	}
 	if (c->psk && !c->psk_identity) {
 		fprintf(stderr, "e2e-proxy: --psk needs --psk-identity\n");
 		return 1;
