@@ -40,7 +40,8 @@ void proxy_notify_ready(struct proxy *px)
 	uint64_t usec = 0;
 
 	/* WATCHDOG_USEC (and WATCHDOG_PID, if set, naming us) come from systemd. */
-	if (sd_watchdog_enabled(0, &usec) > 0 && usec >= 2000) {
+	/* Called again after each reload: log the interval only when it is new. */
+	if (sd_watchdog_enabled(0, &usec) > 0 && usec >= 2000 && usec != px->watchdog_us) {
 		px->watchdog_us = usec;
 		plog(LOG_INFO, "systemd watchdog: every %llu ms",
 			(unsigned long long)(usec / 2000));

@@ -54,7 +54,8 @@ static int usage(FILE *f)
 		"  --json             one JSON object per message\n"
 		"  --show-all         also show DUPLICATE messages\n"
 		"  --strict           exit 3 if a security anomaly was seen\n"
-		"  --metrics-listen ADDR:PORT  serve Prometheus metrics at /metrics\n",
+		"  --metrics-listen ADDR:PORT\n"
+		"                     serve Prometheus metrics at http://ADDR:PORT/metrics\n",
 		SUB_PROG, E2E_WINDOW_DEFAULT);
 	cli_common_usage(f, "$HOME/.config/mqtt-e2e");
 	return f == stdout ? CLI_EXIT_OK : CLI_EXIT_USAGE;
