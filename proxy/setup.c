@@ -63,6 +63,7 @@ static int start_keys(struct proxy *px)
 	char err[512] = "", cert[1024], key[1024], id[64];
 	const struct proxy_config *c = &px->cfg;
 	enum e2e_status st;
+	uint_fast64_t losses;
 
 	memset(&pc, 0, sizeof pc);
 	snprintf(id, sizeof id, "%s", c->service_id ? c->service_id : "e2e-proxy-keys");
@@ -99,6 +100,7 @@ static int start_keys(struct proxy *px)
 		plog(LOG_ERR, "key service: %s", err[0] ? err : e2e_strerror(st));
 		return -1;
 	}
+	losses = atomic_load_explicit(&px->ksv.losses, memory_order_relaxed);
 	st = e2e_publisher_connect(px->keys, c->connect_timeout_ms);
 	if (st != E2E_OK) {
 		/* Paho reports TLS failures only as "Failure": say where to look. */
@@ -107,6 +109,11 @@ static int start_keys(struct proxy *px)
 			err[0] ? err : e2e_strerror(st));
 		return -1;
 	}
+	/* Paho reports the connection to the waiter before its "connected"
+	 * callback runs: mark it up now (READY's STATUS reads it), unless a
+	 * loss came in between. */
+	if (atomic_load_explicit(&px->ksv.losses, memory_order_relaxed) == losses)
+		atomic_store_explicit(&px->ksv.up, 1, memory_order_relaxed);
 	plog(LOG_INFO, "key service connected as '%s'", id);
 	return 0;
 }
