@@ -189,6 +189,11 @@ void proxy_reload(struct proxy *px)
 		px->cfg.connect_timeout_ms = nc.connect_timeout_ms;
 		px->cfg.idle_timeout_ms = nc.idle_timeout_ms;
 		px->cfg.unmapped = nc.unmapped;
+		/* The metrics thread keeps its socket: say so rather than ignore it. */
+		if ((nc.metrics_listen != NULL) != (px->cfg.metrics_listen != NULL) ||
+		    (nc.metrics_listen && strcmp(nc.metrics_listen, px->cfg.metrics_listen)))
+			plog(LOG_WARNING, "SIGHUP: metrics-listen changed: takes effect at the next "
+				"restart");
 	}
 	if (nc.tls) {
 		tls_ctx_free(&px->tls);

@@ -34,6 +34,7 @@ ALLOW = [
     ("libe2e/enroll.c", "pub.sign_pk", "public signing keys: sorting and duplicate detection"),
     ("proxy/audit.c", "memcmp(v[i].key, key", "subscribers' public signing keys (enrollment log)"),
     ("proxy/audit.c", "memcmp(o->scopes, nv[i].scopes", "allowed-scope bitmaps of `enrolled`: public"),
+    ("proxy/setup.c", "strcmp(nc.metrics_listen", "metrics-listen address from the configuration"),
     ("libe2e/enroll.c", "name", "peer names in enrolled/trust files: public"),
     ("libe2e/enroll_edit.c", "name", "peer names in enrolled/trust files: public"),
     ("libe2e/control.c", "E2E_CTL_REPLY_PREFIX", "reply topic prefix 'e2e/k/': public"),

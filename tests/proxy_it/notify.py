@@ -110,9 +110,13 @@ def body(env, c):
             seen_at_ready["listen"] = bool(px and ph.port_open(px.port))
     ns.hook = on_dgram
     try:
+        conf = os.path.join(env.dir, "notify.conf")
+        with open(conf, "w") as f:
+            f.write("metrics-listen 127.0.0.1:%d\n" % h.free_port())
         px = start_proxy(env, broker, s, "proxy-notify", {
             "NOTIFY_SOCKET": ns.path, "WATCHDOG_USEC": "1000000",
-            "JOURNAL_STREAM": "1:1"})   # not its stderr: plain lines
+            "JOURNAL_STREAM": "1:1"},   # not its stderr: plain lines
+            args=["--config", conf])
         c.require(ns.wait(lambda m: "READY=1" in m, 15), "READY=1 received:\n" + px.tail())
         first = ns.texts()[0][1]
         c.expect("READY=1" in first and "STATUS=" in first,
@@ -134,7 +138,10 @@ def body(env, c):
                      len(pings), max(gaps) if gaps else -1))
         c.expect(px.wait_err(r"systemd watchdog: every 500 ms", 1), "watchdog interval logged")
 
-        # SIGHUP: RELOADING=1 then READY=1.
+        # SIGHUP: RELOADING=1 then READY=1 (and a changed metrics-listen is
+        # reported as needing a restart, not silently ignored).
+        with open(conf, "w") as f:
+            f.write("metrics-listen 127.0.0.1:%d\n" % h.free_port())
         t1 = time.monotonic()
         px.p.send_signal(signal.SIGHUP)
         c.expect(ns.wait(lambda m: "READY=1" in m, 5, since=t1), "READY=1 after SIGHUP")
@@ -143,6 +150,8 @@ def body(env, c):
                  "SIGHUP: RELOADING=1, then READY=1 (%r)" % seq[:2])
         c.expect(seq and re.search(r"MONOTONIC_USEC=\d+", seq[0]) is not None,
                  "RELOADING=1 carries MONOTONIC_USEC")
+        c.expect(px.wait_err(r"warning: SIGHUP: metrics-listen changed: takes effect at the next "
+                             r"restart", 3), "changed metrics-listen: warned at SIGHUP")
 
         # Plain lines: JOURNAL_STREAM names some other file.
         lines = [l for _, l in px.err_lines]
