@@ -67,28 +67,33 @@ static const struct audit_entry *find(const struct audit_entry *v, uint32_t n, c
 static void diff(struct proxy_audit *a, const struct audit_entry *nv, uint32_t nn)
 {
 	char key[17], sc[512];
+	struct plog_about ab = { "enrollment", -1, -1, -1, NULL };
 
 	for (uint32_t i = 0; i < nn; i++) {
 		const struct audit_entry *o = find(a->e, a->n, nv[i].key);
 
 		hex8(key, nv[i].key);
+		ab.subscriber = nv[i].name;
+		ab.event = nv[i].revoked ? "revocation" : "enrollment";
 		if (nv[i].revoked) {
 			if (!o || !o->revoked)
-				plog(LOG_NOTICE, "enrollment: %s revoked (key %s)", nv[i].name, key);
+				plog_event(LOG_NOTICE, &ab, "enrollment: %s revoked (key %s)", nv[i].name, key);
 			continue;
 		}
 		scope_names(a, nv[i].scopes, sc, sizeof sc);
 		if (!o)
-			plog(LOG_NOTICE, "enrollment: %s enrolled for scope(s) %s (key %s)",
+			plog_event(LOG_NOTICE, &ab, "enrollment: %s enrolled for scope(s) %s (key %s)",
 				nv[i].name, sc, key);
 		else if (memcmp(o->scopes, nv[i].scopes, sizeof o->scopes))
-			plog(LOG_NOTICE, "enrollment: %s now allowed scope(s) %s (key %s)",
+			plog_event(LOG_NOTICE, &ab, "enrollment: %s now allowed scope(s) %s (key %s)",
 				nv[i].name, sc, key);
 	}
 	for (uint32_t i = 0; i < a->n; i++)
 		if (!find(nv, nn, a->e[i].key)) {
 			hex8(key, a->e[i].key);
-			plog(LOG_NOTICE, "enrollment: %s removed (key %s)", a->e[i].name, key);
+			ab.subscriber = a->e[i].name;
+			ab.event = "enrollment";
+			plog_event(LOG_NOTICE, &ab, "enrollment: %s removed (key %s)", a->e[i].name, key);
 		}
 }
 

@@ -39,12 +39,28 @@ void plog_set_json(int json)
 	as_json = json;
 }
 
-static void line_json(int level, const char *name, const char *when, const char *msg)
+static void line_json(int level, const char *name, const char *when, const char *msg,
+	const struct plog_about *a)
 {
 	json_t *o = json_pack("{s:s, s:s, s:i, s:s, s:s}", "time", when, "level", name,
 		"priority", level, "program", "e2e-proxy", "message", msg);
-	char *s = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	char *s = NULL, hex[9];
 
+	if (o && a) {
+		if (a->event)
+			json_object_set_new(o, "event", json_string(a->event));
+		if (a->sender >= 0) {
+			snprintf(hex, sizeof hex, "%08x", (unsigned)a->sender);
+			json_object_set_new(o, "sender", json_string(hex));
+		}
+		if (a->scope >= 0)
+			json_object_set_new(o, "scope", json_integer(a->scope));
+		if (a->epoch >= 0)
+			json_object_set_new(o, "epoch", json_integer(a->epoch));
+		if (a->subscriber)
+			json_object_set_new(o, "subscriber", json_string(a->subscriber));
+	}
+	s = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
 	if (s && to_journal)
 		fprintf(stderr, "<%d>%s\n", level, s);
 	else if (s)
@@ -55,15 +71,16 @@ static void line_json(int level, const char *name, const char *when, const char 
 	json_decref(o);
 }
 
-void plog(int level, const char *fmt, ...)
+static void vplog(int level, const struct plog_about *a, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
+
+static void vplog(int level, const struct plog_about *a, const char *fmt, va_list ap)
 {
 	static const char *names[] = { "emerg", "alert", "crit", "error", "warning", "notice",
 		"info", "debug" };
-	va_list ap;
 
 	if (level > max_level)
 		return;
-	va_start(ap, fmt);
 	if (to_syslog) {
 		vsyslog(level, fmt, ap);
 	} else {
@@ -78,11 +95,28 @@ void plog(int level, const char *fmt, ...)
 		snprintf(when + 19, sizeof when - 19, ".%03ldZ", ts.tv_nsec / 1000000);
 		/* One call per line: the key service thread logs too. */
 		if (as_json)
-			line_json(level & 7, names[level & 7], when, msg);
+			line_json(level & 7, names[level & 7], when, msg, a);
 		else if (to_journal)
 			fprintf(stderr, "<%d>%s\n", level & 7, msg);
 		else
 			fprintf(stderr, "%s e2e-proxy %s: %s\n", when, names[level & 7], msg);
 	}
+}
+
+void plog(int level, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vplog(level, NULL, fmt, ap);
+	va_end(ap);
+}
+
+void plog_event(int level, const struct plog_about *a, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vplog(level, a, fmt, ap);
 	va_end(ap);
 }

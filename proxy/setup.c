@@ -47,14 +47,27 @@ static void on_key_event(void *ctx, const struct e2e_client_event *ev)
 		atomic_fetch_add_explicit(&px->ksv.losses, 1, memory_order_relaxed);
 		atomic_store_explicit(&px->ksv.up, 0, memory_order_relaxed);
 	}
-	if (ev->type == E2E_EV_ROTATED)
-		plog(LOG_NOTICE, "key service: rotation: sender %08x scope %u epoch %u announced",
-			(unsigned)ev->sender, ev->scope, (unsigned)ev->epoch);
-	else if (ev->type == E2E_EV_REQUEST_REFUSED)
-		plog(LOG_WARNING, "key service: sender %08x: %s", (unsigned)ev->sender, ev->detail);
-	else
-		plog(ev->type == E2E_EV_ERROR || ev->type == E2E_EV_CONNECTION_LOST ? LOG_WARNING :
-			LOG_INFO, "key service: %s", ev->detail);
+	if (ev->type == E2E_EV_ROTATED) {
+		struct plog_about a = { "rotation", ev->sender, ev->scope, ev->epoch, NULL };
+
+		plog_event(LOG_NOTICE, &a, "key service: rotation: sender %08x scope %u epoch %u "
+			"announced", (unsigned)ev->sender, ev->scope, (unsigned)ev->epoch);
+	} else if (ev->type == E2E_EV_REQUEST_REFUSED) {
+		/* The detail ends with the requester's key prefix (publisher.c). */
+		const char *k = strstr(ev->detail, "subscriber key ");
+		struct plog_about a = { "refusal", ev->sender, -1, -1, k ? k + 15 : NULL };
+
+		plog_event(LOG_WARNING, &a, "key service: sender %08x: %s", (unsigned)ev->sender,
+			ev->detail);
+	} else if (ev->type == E2E_EV_CONNECTED || ev->type == E2E_EV_CONNECTION_LOST) {
+		struct plog_about a = { "upstream", -1, -1, -1, NULL };
+
+		plog_event(ev->type == E2E_EV_CONNECTED ? LOG_INFO : LOG_WARNING, &a,
+			"key service: %s", ev->detail);
+	} else {
+		plog(ev->type == E2E_EV_ERROR ? LOG_WARNING : LOG_INFO, "key service: %s",
+			ev->detail);
+	}
 }
 
 static int start_keys(struct proxy *px)
@@ -207,7 +220,11 @@ void proxy_reload(struct proxy *px)
 		proxy_config_free(&nc);
 	if (creds_load(px) != 0)
 		plog(LOG_ERR, "SIGHUP: credentials not reloaded");
-	plog(LOG_INFO, "SIGHUP: reloaded (%u connection(s) kept)", px->nconns);
+	{
+		struct plog_about a = { "reload", -1, -1, -1, NULL };
+
+		plog_event(LOG_INFO, &a, "SIGHUP: reloaded (%u connection(s) kept)", px->nconns);
+	}
 }
 
 int proxy_drop_privileges(const struct proxy *px)

@@ -16,7 +16,9 @@ mosquitto with WATCHDOG_USEC=1000000 (systemd's WatchdogSec=1s). Checks:
     naming another file, the plain "TIME e2e-proxy LEVEL: message" lines;
   * --log-format json: every line is a JSON object with time, level,
     priority, program and message (a topic with quotes and a backslash
-    survives escaping).
+    survives escaping); a rotation (keytool rotate while running) is one
+    line with event, sender, scope and epoch as fields; SIGHUP gives an
+    event "reload" line.
 """
 import json
 import os
@@ -184,6 +186,10 @@ def body(env, c):
         c.require(pjs.wait_err(r"relaying to", 15), "json proxy ready:\n" + pjs.tail())
         ph.mosq_pub(env, pjs, 'q"uote\\d/x', "x", qos=0, check=False)
         c.expect(pjs.wait_err(r"refused publish", 5), "json: refused publish logged")
+        s.rotate("telemetry")
+        c.expect(pjs.wait_err(r'"event":"rotation"', 5), "json: rotation logged")
+        pjs.p.send_signal(signal.SIGHUP)
+        c.expect(pjs.wait_err(r'"event":"reload"', 5), "json: reload logged")
         objs, bad = [], []
         for _, l in pjs.err_lines:
             try:
@@ -197,6 +203,10 @@ def body(env, c):
         c.expect(any(o["level"] == "warning" and o["priority"] == 4 and
                      "'q\"uote\\d/x'" in o["message"] for o in objs),
                  "json: the refusal with the topic's quote and backslash intact")
+        rot = [o for o in objs if o.get("event") == "rotation"]
+        c.expect(len(rot) == 1 and rot[0].get("sender") == "%08x" % s.sender_id and
+                 rot[0].get("scope") == 1 and rot[0].get("epoch") == s.current_epoch(1),
+                 "json: the rotation once, with sender, scope and epoch as fields (%r)" % rot)
         pjs.stop()
     finally:
         ns.close()
