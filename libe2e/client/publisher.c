@@ -54,7 +54,7 @@ static uint32_t be32(const uint8_t *b)
 	return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
 }
 
-/* An ANNOUNCE we just published (SPEC 11.5: head, scope u8, epoch u32). */
+/* An ANNOUNCE we just published (SPEC 11.2: 14-byte head, scope u8, epoch u32). */
 static void event_rotated(struct e2e_publisher *p, const uint8_t *msg, size_t len)
 {
 	struct e2e_client_event ev = { E2E_EV_ROTATED, 0, 0, 0, "new epoch announced" };
