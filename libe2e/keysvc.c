@@ -236,10 +236,12 @@ enum e2e_status e2e_keysvc_handle(struct e2e_keysvc *ks,
 			&map, now_ms);
 	if (ret != E2E_OK)
 		goto out;   /* nothing answered: a retry of this request stays welcome */
-	if (reason)
+	if (reason) {
 		ks->st.refused++;
-	else
+		ks->st.refused_by[reason & 7U]++;
+	} else {
 		ks->st.delivered++;
+	}
 	/* Answered: remember it so a replay gets nothing. */
 	if (e2e_lru_insert(&ks->seen, k64(hash), k64(hash + 8)) == E2E_LRU_NONE) {
 		(void)e2e_lru_evict(&ks->seen);

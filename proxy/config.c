@@ -12,7 +12,8 @@
 #include "config.h"
 #include "e2e/common.h"
 
-enum opt_type { T_STR, T_BOOL, T_U32, T_U64, T_MS32, T_MS64, T_LEVEL, T_POLICY, T_LISTEN };
+enum opt_type { T_STR, T_BOOL, T_U32, T_U64, T_MS32, T_MS64, T_LEVEL, T_POLICY, T_LISTEN,
+	T_LOGFMT };
 
 struct opt {
 	const char *name;
@@ -66,6 +67,10 @@ static const struct opt opts[] = {
 	{ "stats-socket", T_STR, O(stats_socket), "unix socket path answering with JSON stats" },
 	{ "user", T_STR, O(user), "drop privileges to this user after binding" },
 	{ "config", T_STR, O(config_file), "configuration file (same names, 'name value' lines)" },
+	/* Operators' observability: metrics and log format. */
+	{ "metrics-listen", T_STR, O(metrics_listen),
+		"ADDR:PORT serving Prometheus metrics at /metrics (default off)" },
+	{ "log-format", T_LOGFMT, O(log_json), "text (default) or json: one JSON object per line" },
 };
 
 #define NOPTS (sizeof opts / sizeof opts[0])
@@ -158,6 +163,11 @@ static int set(struct proxy_config *c, const struct opt *o, const char *v, const
 		else if (!strcmp(v, "warning")) c->log_level = LOG_WARNING;
 		else if (!strcmp(v, "info")) c->log_level = LOG_INFO;
 		else if (!strcmp(v, "debug")) c->log_level = LOG_DEBUG;
+		else break;
+		return 0;
+	case T_LOGFMT:
+		if (!strcmp(v, "text")) c->log_json = 0;
+		else if (!strcmp(v, "json")) c->log_json = 1;
 		else break;
 		return 0;
 	case T_POLICY:
@@ -299,6 +309,15 @@ int proxy_config_load(struct proxy_config *c, int argc, char **argv)
 	if (c->listen_tls && (!c->listen_cert || !c->listen_key)) {
 		fprintf(stderr, "e2e-proxy: --listen-tls needs --listen-cert and --listen-key\n");
 		return 1;
+	}
+	if (c->metrics_listen) {
+		char h[256], p[16];
+
+		if (proxy_split_hostport(c->metrics_listen, h, sizeof h, p, sizeof p) != 0) {
+			fprintf(stderr, "e2e-proxy: metrics-listen: '%s' is not ADDR:PORT\n",
+				c->metrics_listen);
+			return 1;
+		}
 	}
 	if (c->psk && !c->psk_identity) {
 		fprintf(stderr, "e2e-proxy: --psk needs --psk-identity\n");

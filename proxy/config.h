@@ -50,6 +50,9 @@ struct proxy_config {
 	char *user;
 	int check_only;
 	int foreground;
+	/* Operators' observability (metrics.c, log.c). */
+	char *metrics_listen;         /* ADDR:PORT for Prometheus, NULL: off */
+	int log_json;                 /* log-format json */
 };
 
 /* Defaults, then the config file named by --config (if any), then flags.

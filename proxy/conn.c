@@ -305,7 +305,7 @@ static int tls_step(struct conn *c)
 }
 
 /* Write uout into TLS (or the plain socket). */
-static int flush_up(struct conn *c)
+static int flush_up_bytes(struct conn *c)
 {
 	while (c->uout.len) {
 		int n;
@@ -337,6 +337,29 @@ static int flush_up(struct conn *c)
 		}
 	}
 	return 0;
+}
+
+/*
+ * Everything sealed since batch_t0_ns is now with the broker socket: one
+ * clock read (vDSO, no syscall) per flushed batch, not per message.
+ */
+static void observe_batch(struct conn *c)
+{
+	uint64_t now = px_now_ns();
+
+	proxy_latency_observe(&c->px->st, now > c->batch_t0_ns ? now - c->batch_t0_ns : 0,
+		c->batch_pubs);
+	c->batch_pubs = 0;
+}
+
+/* flush_up_bytes, then the latency of what went out whole. */
+static int flush_up(struct conn *c)
+{
+	int r = flush_up_bytes(c);
+
+	if (r == 0 && !c->uout.len && c->batch_pubs)
+		observe_batch(c);
+	return r;
 }
 
 /* Bytes from the broker: plain socket or TLS. >0, 0 would block, -1 closed/error. */
@@ -478,9 +501,15 @@ static int read_down(struct conn *c, int sock_ready, const char **why)
 			return *why = "publisher disconnected", -1;
 		more = r > 0 && (c->dssl || (size_t)r == READ_CHUNK);
 		if (r > 0) {
+			/* The clock read this loop always did, now in ns: it also
+			 * stamps the publishes of this read for the latency histogram. */
+			uint64_t t = px_now_ns();
+
 			c->din.len += (size_t)r;
 			c->down_read += (uint64_t)r;
-			c->last_down_ms = px_now_ms();
+			c->last_down_ms = t / 1000000U;
+			if (!c->batch_pubs)
+				c->batch_t0_ns = t;
 			if (relay_down(c) != 0)
 				return *why = NULL, -1;   /* relay_down said why */
 		}

@@ -31,6 +31,14 @@
 #define IDLE_TRIM_TICKS 4   /* free an idle connection's buffers after ~1 s */
 #define TRIM_RETURN_BYTES (4U << 20)
 
+uint64_t px_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);   /* vDSO: no syscall */
+	return (uint64_t)ts.tv_sec * 1000000000U + (uint64_t)ts.tv_nsec;
+}
+
 uint64_t px_now_ms(void)
 {
 	struct timespec ts;
@@ -232,6 +240,7 @@ static void start_drain(struct proxy *px)
 {
 	plog(LOG_INFO, "SIGTERM: draining %u connection(s)", px->nconns);
 	px->draining = 1;
+	proxy_notify_stopping(px);
 	px->drain_deadline = px_now_ms() + px->cfg.drain_timeout_ms;
 	for (int i = 0; i < px->nlfds; i++) {
 		epoll_ctl(px->epfd, EPOLL_CTL_DEL, px->lfds[i], NULL);
@@ -257,7 +266,10 @@ static int on_signal(struct proxy *px)
 				start_drain(px);
 			break;
 		case SIGHUP:
+			proxy_notify_reloading(px);
 			proxy_reload(px);
+			px->st.reloads++;
+			proxy_notify_ready(px);
 			break;
 		case SIGUSR1:
 			proxy_stats_json(px, buf, sizeof buf);
@@ -291,13 +303,19 @@ int proxy_loop_init(struct proxy *px)
 		if (listen_on(px, px->cfg.listen[i]) != 0 ||
 		    add_fd(px, px->lfds[px->nlfds - 1], TAG_LISTEN) != 0)
 			return -1;
-	return stats_socket(px);
+	/* After the signal mask: the metrics thread inherits it. */
+	return stats_socket(px) != 0 ? -1 : proxy_metrics_start(px);
 }
 
 int proxy_loop_run(struct proxy *px)
 {
 	struct epoll_event evs[128];
 	uint64_t next_tick = px_now_ms() + TICK_MS;
+
+	/* Listeners bound (loop_init) and key service connected (setup). */
+	proxy_audit_tick(px);
+	proxy_metrics_publish(px);
+	proxy_notify_ready(px);
 
 	for (;;) {
 		uint64_t now = px_now_ms();
@@ -332,8 +350,15 @@ int proxy_loop_run(struct proxy *px)
 		now = px_now_ms();
 		if (now >= next_tick) {
 			next_tick = now + TICK_MS;
+			/* A short WatchdogSec must not wait for the next tick. */
+			if (px->watchdog_us && px->next_watchdog_ms < next_tick)
+				next_tick = px->next_watchdog_ms > now ? px->next_watchdog_ms : now + 1;
 			sweep_timeouts(px, now);
 			conn_reap(px);
+			proxy_metrics_publish(px);
+			proxy_notify_tick(px, now);
+			if (++px->audit_ticks % 4 == 0)   /* about once a second */
+				proxy_audit_tick(px);
 		}
 		if (px->draining && (drained(px) || now > px->drain_deadline)) {
 			int clean = drained(px);

@@ -19,6 +19,7 @@ int main(int argc, char **argv)
 	if (rc)
 		return rc == 2 ? 0 : 1;
 	plog_init(px.cfg.log_level, px.cfg.syslog);
+	plog_set_json(px.cfg.log_json);
 	if (e2e_init() != E2E_OK) {
 		plog(LOG_ERR, "libsodium failed to initialise");
 		return 1;

@@ -5,6 +5,7 @@
 #include <netdb.h>
 #include <openssl/ssl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "buf.h"
@@ -54,15 +55,26 @@ struct conn {
 	uint64_t last_down_ms;
 	uint8_t idle_ticks;       /* sweeps since the last event (loop.c trims when idle) */
 	uint32_t ev_down, ev_up;  /* current epoll interest */
+	uint64_t batch_t0_ns;     /* read time of the oldest publish not yet flushed up */
+	uint32_t batch_pubs;      /* sealed publishes queued since then (latency histogram) */
 	int closing;
 	int dead;                 /* closed; freed after the current event batch */
 };
 
+/* Relay latency buckets (seconds, upper edges); metrics.c names them. */
+#define PX_LAT_BUCKETS 12U
+
+/* Loop thread only: plain integers, published to the metrics thread as a
+ * snapshot at the loop's tick (metrics.c), never read across threads. */
 struct proxy_stats {
 	uint64_t accepted, refused_conns, active, closed;
 	uint64_t publishes, sealed, plaintext_passed, refused_publishes, malformed;
 	uint64_t bytes_down, bytes_up;
 	uint64_t tls_failures, upstream_failures, timeouts;
+	uint64_t publishes_qos[3], sealed_qos[3];
+	uint64_t lat[PX_LAT_BUCKETS + 1];   /* relay latency: count per bucket, last = +Inf */
+	uint64_t lat_sum_ns;
+	uint64_t reloads;
 };
 
 /* The key service's loopback link to the broker (keylink.c). */
@@ -74,6 +86,16 @@ struct keylink {
 	pthread_mutex_t mu;           /* guards err */
 	char err[512];                /* why the last upstream attempt failed, "" if it worked */
 };
+
+/* Key service connection (written on Paho's thread, read anywhere). */
+struct proxy_keysvc_state {
+	atomic_uint_fast64_t connects, losses;
+	atomic_int up;
+};
+
+struct e2e_metrics;
+struct proxy_snapshot;
+struct proxy_audit;
 
 struct proxy {
 	struct proxy_config cfg;
@@ -101,9 +123,35 @@ struct proxy {
 	int argc;                     /* the command line, parsed again on SIGHUP */
 	char **argv;
 	struct proxy_stats st;
+	struct proxy_keysvc_state ksv;
+	struct e2e_metrics *metrics;      /* --metrics-listen: MHD thread */
+	pthread_mutex_t snap_mu;          /* taken at the tick and per scrape only */
+	struct proxy_snapshot *snap;
+	uint64_t started_ms;
+	uint64_t watchdog_us;             /* systemd watchdog (0: off) */
+	uint64_t next_watchdog_ms, next_status_ms;
+	struct proxy_audit *audit;        /* audit.c: enrollment changes */
+	uint32_t audit_ticks;
 };
 
 uint64_t px_now_ms(void);
+uint64_t px_now_ns(void);
+
+/* metrics.c */
+int proxy_metrics_start(struct proxy *px);      /* --metrics-listen; 0 if none */
+void proxy_metrics_publish(struct proxy *px);   /* at the loop's tick */
+void proxy_metrics_stop(struct proxy *px);
+void proxy_latency_observe(struct proxy_stats *st, uint64_t ns, uint32_t n);
+
+/* audit.c: log enrollment changes (from the loop's tick) */
+void proxy_audit_tick(struct proxy *px);
+void proxy_audit_free(struct proxy *px);
+
+/* notify.c: systemd sd_notify (no-ops without NOTIFY_SOCKET) */
+void proxy_notify_ready(struct proxy *px);
+void proxy_notify_tick(struct proxy *px, uint64_t now_ms);
+void proxy_notify_reloading(struct proxy *px);
+void proxy_notify_stopping(struct proxy *px);
 
 /* conn.c */
 struct conn *conn_new(struct proxy *px, int dfd, const char *peer);

@@ -202,6 +202,8 @@ static int on_publish(struct conn *c, const uint8_t *pkt, size_t len)
 		return -1;
 	}
 	c->px->st.publishes++;
+	if (p.qos < 3)
+		c->px->st.publishes_qos[p.qos]++;
 	if (resolve_alias(c, &p, &topic) != 0)
 		return -1;
 	r = seal(c, 0, topic.p, topic.len, p.payload, &env);
@@ -220,6 +222,11 @@ static int on_publish(struct conn *c, const uint8_t *pkt, size_t len)
 	c->uout.len += need;
 	if (p.qos > 0)
 		c->inflight++;
+	if (r == 1) {
+		if (p.qos < 3)
+			c->px->st.sealed_qos[p.qos]++;
+		c->batch_pubs++;
+	}
 	return 0;
 }
 

@@ -40,9 +40,37 @@ static int resolve_broker(struct proxy *px)
 
 static void on_key_event(void *ctx, const struct e2e_client_event *ev)
 {
-	(void)ctx;
-	plog(ev->type == E2E_EV_ERROR || ev->type == E2E_EV_CONNECTION_LOST ? LOG_WARNING :
-		LOG_INFO, "key service: %s", ev->detail);
+	struct proxy *px = ctx;
+
+	/* Paho's thread: the metrics and the STATUS line read these. */
+	if (ev->type == E2E_EV_CONNECTED) {
+		atomic_fetch_add_explicit(&px->ksv.connects, 1, memory_order_relaxed);
+		atomic_store_explicit(&px->ksv.up, 1, memory_order_relaxed);
+	} else if (ev->type == E2E_EV_CONNECTION_LOST) {
+		atomic_fetch_add_explicit(&px->ksv.losses, 1, memory_order_relaxed);
+		atomic_store_explicit(&px->ksv.up, 0, memory_order_relaxed);
+	}
+	if (ev->type == E2E_EV_ROTATED) {
+		struct plog_about a = { "rotation", ev->sender, ev->scope, ev->epoch, NULL };
+
+		plog_event(LOG_NOTICE, &a, "key service: rotation: sender %08x scope %u epoch %u "
+			"announced", (unsigned)ev->sender, ev->scope, (unsigned)ev->epoch);
+	} else if (ev->type == E2E_EV_REQUEST_REFUSED) {
+		/* The detail ends with the requester's key prefix (publisher.c). */
+		const char *k = strstr(ev->detail, "subscriber key ");
+		struct plog_about a = { "refusal", ev->sender, -1, -1, k ? k + 15 : NULL };
+
+		plog_event(LOG_WARNING, &a, "key service: sender %08x: %s", (unsigned)ev->sender,
+			ev->detail);
+	} else if (ev->type == E2E_EV_CONNECTED || ev->type == E2E_EV_CONNECTION_LOST) {
+		struct plog_about a = { "upstream", -1, -1, -1, NULL };
+
+		plog_event(ev->type == E2E_EV_CONNECTED ? LOG_INFO : LOG_WARNING, &a,
+			"key service: %s", ev->detail);
+	} else {
+		plog(ev->type == E2E_EV_ERROR ? LOG_WARNING : LOG_INFO, "key service: %s",
+			ev->detail);
+	}
 }
 
 /*
@@ -113,6 +141,7 @@ static int start_keys(struct proxy *px)
 	const struct proxy_config *c = &px->cfg;
 	const char *user = NULL, *pass = NULL;
 	enum e2e_status st;
+	uint_fast64_t losses;
 
 	/* Paho speaks plain MQTT to keylink, which reaches the broker exactly
 	 * like a relay does (keylink.c); credentials the same way too. */
@@ -133,6 +162,7 @@ static int start_keys(struct proxy *px)
 	pc.max_messages = c->rotate_messages;
 	pc.summary_ms = c->summary_ms;
 	pc.on_event = on_key_event;
+	pc.ctx = px;
 	pc.err = err;
 	pc.err_len = sizeof err;
 	st = e2e_publisher_create(&px->keys, &pc);
@@ -140,6 +170,7 @@ static int start_keys(struct proxy *px)
 		plog(LOG_ERR, "key service: %s", err[0] ? err : e2e_strerror(st));
 		return -1;
 	}
+	losses = atomic_load_explicit(&px->ksv.losses, memory_order_relaxed);
 	/* TCP and TLS each get connect-timeout in keylink, then the CONNACK. */
 	st = e2e_publisher_connect(px->keys, c->connect_timeout_ms * 2 + 1000);
 	if (st != E2E_OK) {
@@ -161,6 +192,11 @@ static int start_keys(struct proxy *px)
 				err[0] ? err : e2e_strerror(st));
 		return -1;
 	}
+	/* Paho reports the connection to the waiter before its "connected"
+	 * callback runs: mark it up now (READY's STATUS reads it), unless a
+	 * loss came in between. */
+	if (atomic_load_explicit(&px->ksv.losses, memory_order_relaxed) == losses)
+		atomic_store_explicit(&px->ksv.up, 1, memory_order_relaxed);
 	plog(LOG_INFO, "key service connected as '%s'", px->service_id);
 	return 0;
 }
@@ -320,6 +356,8 @@ int proxy_check(struct proxy *px)
 
 void proxy_teardown(struct proxy *px)
 {
+	proxy_metrics_stop(px);   /* its thread reads px: stopped first */
+	proxy_audit_free(px);
 	e2e_publisher_destroy(px->keys);
 	px->keys = NULL;
 	keylink_stop(px);
@@ -383,6 +421,11 @@ void proxy_reload(struct proxy *px)
 			ls = strcmp(nc.listen[i], c->listen[i]) != 0;
 		if (ls)
 			NOTE(restart, "listen");
+		/* The metrics thread keeps its socket: say so rather than ignore it. */
+		if ((nc.metrics_listen != NULL) != (px->cfg.metrics_listen != NULL) ||
+		    (nc.metrics_listen && strcmp(nc.metrics_listen, px->cfg.metrics_listen)))
+			plog(LOG_WARNING, "SIGHUP: metrics-listen changed: takes effect at the next "
+				"restart");
 	}
 	if (str_differs(nc.broker, c->broker)) NOTE(restart, "broker");
 	if (nc.tls != c->tls) NOTE(restart, "tls");
@@ -487,7 +530,11 @@ void proxy_reload(struct proxy *px)
 		plog(LOG_WARNING, "SIGHUP: changed but needs a restart (still the old value): %s",
 			restart);
 	/* Certificates, CA and credentials were re-read for new connections. */
-	plog(LOG_INFO, "SIGHUP: reloaded (%u connection(s) kept)", px->nconns);
+	{
+		struct plog_about a = { "reload", -1, -1, -1, NULL };
+
+		plog_event(LOG_INFO, &a, "SIGHUP: reloaded (%u connection(s) kept)", px->nconns);
+	}
 #undef NOTE
 }
 

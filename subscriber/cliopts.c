@@ -272,6 +272,8 @@ static const struct {
 	[E2E_EV_UNCHECKED] = { "summary", 0 },
 	[E2E_EV_ARRIVED_LATE] = { "summary", 0 },
 	[E2E_EV_CLOCK_SKEW] = { "summary", 0 },
+	[E2E_EV_ROTATED] = { "key rotated", 0 },
+	[E2E_EV_REQUEST_REFUSED] = { "key service", 0 },
 };
 
 int cli_report_event(const struct e2e_client_event *ev)
@@ -290,6 +292,9 @@ int cli_report_event(const struct e2e_client_event *ev)
 	if (ev->type == E2E_EV_KEY_RECEIVED)
 		fprintf(stderr, "%s: key received from %s (sender %08x, scope %u, epoch %u)\n",
 			cli_prog, ev->detail, (unsigned)ev->sender, ev->scope, (unsigned)ev->epoch);
+	else if (ev->type == E2E_EV_ROTATED)
+		fprintf(stderr, "%s: key rotated: sender %08x scope %u epoch %u announced\n",
+			cli_prog, (unsigned)ev->sender, ev->scope, (unsigned)ev->epoch);
 	else
 		fprintf(stderr, "%s: %s%s%s\n", cli_prog, event_kinds[t].label,
 			*ev->detail ? ": " : "", ev->detail);

@@ -22,7 +22,17 @@ struct sub_out {
 	/* Callback thread only, read by main after e2e_client_destroy. */
 	uint64_t verdicts[E2E_V_FORGOTTEN + 1];
 	uint64_t gap_total;
+	/* Callback thread, read by the metrics thread (--metrics-listen). */
+	atomic_uint_fast64_t bytes;   /* payload bytes delivered */
+	atomic_uint_fast64_t connects;
+	atomic_int connected;
 };
+
+struct e2e_metrics;
+
+/** --metrics-listen: serve Prometheus metrics of @p c; NULL if it failed (printed). */
+struct e2e_metrics *sub_metrics_start(const char *hostport, struct e2e_client *c,
+	struct sub_out *o);
 
 /* e2e_client callbacks; ctx is a struct sub_out. */
 void sub_on_message(void *ctx, const struct e2e_client_msg *m);

@@ -8,13 +8,14 @@
 
 #include "cliopts.h"
 #include "e2e/scopes.h"
+#include "metrics.h"
 #include "sub.h"
 
 #define TOPICS_MAX 32             /* the session keeps 64 filters; ours are a few */
 #define CONNECT_MS 10000U
 
 enum { OPT_IDENTITY = CLI_OPT_OWN, OPT_TRUST, OPT_STATE, OPT_WINDOW, OPT_JSON, OPT_SHOW_ALL,
-	OPT_STRICT };
+	OPT_STRICT, OPT_METRICS };
 
 static const struct option long_opts[] = {
 	CLI_CONN_LONG,
@@ -25,6 +26,7 @@ static const struct option long_opts[] = {
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "show-all", no_argument, NULL, OPT_SHOW_ALL },
 	{ "strict", no_argument, NULL, OPT_STRICT },
+	{ "metrics-listen", required_argument, NULL, OPT_METRICS },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -35,6 +37,7 @@ struct sub_args {
 	unsigned long qos, window;
 	uint64_t wait_ms;
 	const char *identity, *trust, *state;
+	const char *metrics;          /* --metrics-listen ADDR:PORT */
 };
 
 static int usage(FILE *f)
@@ -52,7 +55,9 @@ static int usage(FILE *f)
 		"  --window N         replay window, multiple of 64 (default %u)\n"
 		"  --json             one JSON object per message\n"
 		"  --show-all         also show DUPLICATE messages\n"
-		"  --strict           exit 3 if a security anomaly was seen\n",
+		"  --strict           exit 3 if a security anomaly was seen\n"
+		"  --metrics-listen ADDR:PORT\n"
+		"                     serve Prometheus metrics at http://ADDR:PORT/metrics\n",
 		SUB_PROG, E2E_WINDOW_DEFAULT);
 	cli_common_usage(f, "$HOME/.config/mqtt-e2e");
 	return f == stdout ? CLI_EXIT_OK : CLI_EXIT_USAGE;
@@ -98,6 +103,7 @@ static int parse(int argc, char **argv, struct sub_args *a, struct sub_out *o)
 		case OPT_JSON: o->json = 1; break;
 		case OPT_SHOW_ALL: o->show_all = 1; break;
 		case OPT_STRICT: a->strict = 1; break;
+		case OPT_METRICS: a->metrics = optarg; break;
 		default: return cli_bad_option(c, argv);
 		}
 	}
@@ -118,6 +124,7 @@ int main(int argc, char **argv)
 	struct sub_args a = { 0 };
 	struct e2e_client_config cfg = { 0 };
 	struct e2e_client *c = NULL;
+	struct e2e_metrics *metrics = NULL;
 	struct e2e_client_stats st = { 0 };
 	char dir[PATH_MAX], idf[PATH_MAX], trf[PATH_MAX], stf[PATH_MAX], err[PATH_MAX + 200] = "";
 	int ret, i;
@@ -125,6 +132,9 @@ int main(int argc, char **argv)
 	cli_prog = SUB_PROG;
 	atomic_init(&out.delivered, 0);
 	atomic_init(&out.anomaly, 0);
+	atomic_init(&out.bytes, 0);
+	atomic_init(&out.connects, 0);
+	atomic_init(&out.connected, 0);
 	ret = parse(argc, argv, &a, &out);
 	if (ret >= 0)
 		return ret;
@@ -157,6 +167,11 @@ int main(int argc, char **argv)
 			snprintf(err, sizeof err, "cannot subscribe to '%s'", a.topics[i]);
 			goto out;
 		}
+	/* Signals still held: the metrics thread inherits the blocked mask. */
+	if (a.metrics && !(metrics = sub_metrics_start(a.metrics, c, &out))) {
+		snprintf(err, sizeof err, "--metrics-listen %s: cannot serve metrics", a.metrics);
+		goto out;
+	}
 	ret = CLI_EXIT_CONNECT;
 	if (e2e_client_connect(c, CONNECT_MS) != E2E_OK)
 		goto out;
@@ -165,6 +180,7 @@ int main(int argc, char **argv)
 	e2e_client_stats(c, &st);
 	ret = CLI_EXIT_OK;
 out:
+	e2e_metrics_stop(metrics);   /* its thread reads c: stopped first */
 	e2e_client_destroy(c);   /* held messages are reported here, before the summary */
 	if (ret == CLI_EXIT_USAGE || ret == CLI_EXIT_CONNECT)
 		fprintf(stderr, "%s: %s\n", SUB_PROG, *err ? err : "setup failed");

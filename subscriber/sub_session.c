@@ -115,14 +115,22 @@ void sub_on_message(void *ctx, const struct e2e_client_msg *m)
 	fflush(stdout);
 	if (m->verdict != E2E_V_OK && (!o->json || is_anomaly(m->verdict)))
 		marker(m);
-	if (delivers)
+	if (delivers) {
 		atomic_fetch_add(&o->delivered, 1);
+		atomic_fetch_add_explicit(&o->bytes, m->len, memory_order_relaxed);
+	}
 }
 
 void sub_on_event(void *ctx, const struct e2e_client_event *ev)
 {
 	struct sub_out *o = ctx;
 
+	if (ev->type == E2E_EV_CONNECTED) {
+		atomic_fetch_add_explicit(&o->connects, 1, memory_order_relaxed);
+		atomic_store_explicit(&o->connected, 1, memory_order_relaxed);
+	} else if (ev->type == E2E_EV_CONNECTION_LOST) {
+		atomic_store_explicit(&o->connected, 0, memory_order_relaxed);
+	}
 	if (cli_report_event(ev))
 		atomic_store(&o->anomaly, 1);
 }

@@ -4,6 +4,7 @@
 E2E_DEB_PACKAGES=(
 	gcc libc6-dev pkg-config meson ninja-build
 	libsodium-dev libssl-dev libpaho-mqtt-dev libcunit1-dev libjansson-dev
+	libmicrohttpd-dev libsystemd-dev prometheus
 	mosquitto mosquitto-clients openssl
 	python3 python3-nacl python3-paho-mqtt
 	strace xxd valgrind

@@ -63,6 +63,7 @@ struct e2e_keysvc_config {
 struct e2e_keysvc_stats {
 	uint64_t requests, delivered, refused, ignored_malformed, ignored_bad_sig,
 		ignored_replay, ignored_other_sender, rate_limited;
+	uint64_t refused_by[8];      /* signed refusals per enum e2e_refusal (metrics) */
 };
 
 E2E_API enum e2e_status e2e_keysvc_create(struct e2e_keysvc **out,

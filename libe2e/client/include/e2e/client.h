@@ -63,6 +63,9 @@ enum e2e_client_event_type {
 	                              * (matching its summary): the count is corrected */
 	E2E_EV_CLOCK_SKEW,           /* a summary's signed time is off the local clock by more
 	                              * than the tolerance (once, until it is back) */
+	/* e2e_publisher only (the key service side): */
+	E2E_EV_ROTATED,              /* new epoch announced: sender, scope, epoch set */
+	E2E_EV_REQUEST_REFUSED,      /* a subscriber's key request got a signed refusal */
 };
 
 struct e2e_client_event {
@@ -185,6 +188,8 @@ struct e2e_publisher_config {
 struct e2e_publisher_stats {
 	uint64_t published, failed, announcements;
 	uint64_t requests, delivered, refused, ignored;
+	uint64_t refused_by[8];      /* refusals per enum e2e_refusal */
+	uint64_t summaries;          /* summary messages published */
 };
 
 E2E_API enum e2e_status e2e_publisher_create(struct e2e_publisher **out,
