@@ -77,13 +77,62 @@ static int on_arrived(void *ctx, char *topic, int topic_len, MQTTAsync_message *
 	return 1;
 }
 
+/* A SUBACK (or a failure) of a subscription made at connection. */
+static void suback(void *ctx)
+{
+	struct e2e_session *s = ctx;
+
+	pthread_mutex_lock(&s->lock);
+	s->subs_answered++;
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+}
+
+static void sub_ok(void *ctx, MQTTAsync_successData *d) { (void)d; suback(ctx); }
+static void sub_fail(void *ctx, MQTTAsync_failureData *d) { (void)d; suback(ctx); }
+static void sub_ok5(void *ctx, MQTTAsync_successData5 *d) { (void)d; suback(ctx); }
+static void sub_fail5(void *ctx, MQTTAsync_failureData5 *d) { (void)d; suback(ctx); }
+
+/* Called with s->lock held. */
 static void resubscribe(struct e2e_session *s)
 {
+	s->subs_asked = s->subs_answered = 0;
 	for (int i = 0; i < s->nsubs; i++) {
 		MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
 
-		(void)MQTTAsync_subscribe(s->handle, s->subs[i], s->sub_qos[i], &ro);
+		/* Counted, so a caller can wait for them (mosquitto_sub -E). */
+		ro.context = s;
+		if (s->conn.mqtt_version == 5) {
+			ro.onSuccess5 = sub_ok5;
+			ro.onFailure5 = sub_fail5;
+		} else {
+			ro.onSuccess = sub_ok;
+			ro.onFailure = sub_fail;
+		}
+		if (MQTTAsync_subscribe(s->handle, s->subs[i], s->sub_qos[i], &ro) ==
+				MQTTASYNC_SUCCESS)
+			s->subs_asked++;
 	}
+}
+
+int e2e_session_wait_subscribed(struct e2e_session *s, uint32_t timeout_ms)
+{
+	struct timespec ts;
+	int rc = 0, done;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&s->lock);
+	while (!(s->connected && s->subs_answered >= s->subs_asked) && rc != ETIMEDOUT)
+		rc = pthread_cond_timedwait(&s->cond, &s->lock, &ts);
+	done = s->connected && s->subs_answered >= s->subs_asked;
+	pthread_mutex_unlock(&s->lock);
+	return done ? 0 : -1;
 }
 
 static void on_connected(void *ctx, char *cause)
@@ -183,6 +232,7 @@ void e2e_session_fini(struct e2e_session *s)
 			nanosleep(&(struct timespec){ 0, 10000000 }, NULL);
 	}
 	MQTTAsync_destroy(&s->handle);
+	MQTTProperties_free(&s->connect_props);
 	for (int i = 0; i < s->nsubs; i++)
 		free(s->subs[i]);
 	pthread_mutex_destroy(&s->lock);
@@ -252,6 +302,43 @@ static int wait_flag(struct e2e_session *s, int *flag, uint32_t timeout_ms)
 	return *flag;
 }
 
+/*
+ * What mosquitto_sub/pub's -c, -x and --will-* set (e2e_conn_config's
+ * session and will fields); nothing when they are zero.
+ */
+static void conn_extras(struct e2e_session *s, MQTTAsync_connectOptions *o)
+{
+	const struct e2e_conn_config *c = &s->conn;
+
+	if (c->clean && s->conn.mqtt_version == 5)
+		o->cleanstart = c->clean > 0;
+	else if (c->clean)
+		o->cleansession = c->clean > 0;
+	if (c->session_expiry_set && s->conn.mqtt_version == 5) {
+		MQTTProperty p;
+
+		memset(&p, 0, sizeof p);
+		p.identifier = MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL;
+		p.value.integer4 = c->session_expiry_s;
+		MQTTProperties_free(&s->connect_props);
+		if (MQTTProperties_add(&s->connect_props, &p) == 0)
+			o->connectProperties = &s->connect_props;
+	}
+	if (c->will_topic) {
+		MQTTAsync_willOptions w = MQTTAsync_willOptions_initializer;
+
+		s->will = w;
+		s->will.topicName = c->will_topic;
+		s->will.qos = c->will_qos;
+		s->will.retained = c->will_retain;
+		/* Binary payload (may be empty): payload.data/len, not message. */
+		s->will.message = NULL;
+		s->will.payload.data = c->will_len ? c->will_payload : "";
+		s->will.payload.len = (int)c->will_len;
+		o->will = &s->will;
+	}
+}
+
 enum e2e_status e2e_session_connect(struct e2e_session *s, uint32_t timeout_ms, char *err,
 	size_t err_len)
 {
@@ -279,12 +366,14 @@ enum e2e_status e2e_session_connect(struct e2e_session *s, uint32_t timeout_ms, 
 		o->onSuccess = conn_ok;
 		o->onFailure = conn_fail;
 	}
+	conn_extras(s, o);
 	if (use_tls(&s->conn)) {
 		ssl.trustStore = s->conn.cafile;
 		ssl.CApath = s->conn.capath;
 		ssl.keyStore = s->conn.certfile;
 		ssl.privateKey = s->conn.keyfile ? s->conn.keyfile : NULL;
-		ssl.sslVersion = MQTT_SSL_VERSION_TLS_1_2;
+		ssl.sslVersion = s->conn.tls_version == 11 ? MQTT_SSL_VERSION_TLS_1_1 :
+			s->conn.tls_version == 13 ? MQTT_SSL_VERSION_DEFAULT : MQTT_SSL_VERSION_TLS_1_2;
 		ssl.enableServerCertAuth = s->conn.psk_hex ? 0 : 1;
 		ssl.verify = s->conn.insecure || s->conn.psk_hex ? 0 : 1;
 		if (s->conn.psk_hex) {

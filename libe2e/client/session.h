@@ -47,6 +47,9 @@ struct e2e_session {
 	char *subs[E2E_SESSION_SUBS_MAX];
 	int sub_qos[E2E_SESSION_SUBS_MAX];
 	int nsubs;
+	int subs_asked, subs_answered;  /* SUBACKs of the current connection's subscriptions */
+	MQTTAsync_willOptions will;
+	MQTTProperties connect_props;   /* MQTT 5 CONNECT: session expiry */
 	e2e_session_msg_fn on_msg;
 	e2e_session_state_fn on_state;
 	void *ctx;
@@ -65,6 +68,8 @@ enum e2e_status e2e_session_subscribe(struct e2e_session *s, const char *filter,
 enum e2e_status e2e_session_subscribe_now(struct e2e_session *s, const char *filter, int qos,
 	int wait_ms);
 enum e2e_status e2e_session_unsubscribe(struct e2e_session *s, const char *filter);
+/* Wait until every subscription made at connection got its SUBACK; 0 if so. */
+int e2e_session_wait_subscribed(struct e2e_session *s, uint32_t timeout_ms);
 
 enum e2e_status e2e_session_connect(struct e2e_session *s, uint32_t timeout_ms, char *err,
 	size_t err_len);

@@ -27,6 +27,20 @@ struct e2e_conn_config {
 	const char *psk_hex, *psk_identity;
 	const char *alpn;            /* comma-separated, e.g. "x-amzn-mqtt-ca" */
 	int insecure;                /* skip certificate hostname verification */
+	/*
+	 * Session and will, as mosquitto_sub/pub's -c, -x and --will-* (all zero:
+	 * as before). The will is published by the broker, so it is NOT sealed:
+	 * it travels and is delivered in plaintext, and e2e subscribers see it
+	 * as MALFORMED.
+	 */
+	int clean;                   /* 0: clean unless client_id is set; 1: clean; -1: keep */
+	int session_expiry_set;      /* MQTT 5: send session_expiry_s in CONNECT */
+	uint32_t session_expiry_s;   /* Session Expiry Interval; 0xFFFFFFFF: never */
+	const char *will_topic;      /* NULL: no will */
+	const void *will_payload;
+	size_t will_len;
+	int will_qos, will_retain;
+	int tls_version;             /* 0 or 12: TLS 1.2 only; 11: 1.1; 13: highest both support */
 };
 
 /* What the application receives for each message, and for anomalies. */
@@ -121,6 +135,17 @@ E2E_API enum e2e_status e2e_client_create(struct e2e_client **out,
  */
 E2E_API enum e2e_status e2e_client_subscribe(struct e2e_client *c, const char *filter,
 	int qos) E2E_WARN_UNUSED;
+
+/** Unsubscribe @p filter (also one never subscribed here, as mosquitto_sub -U). */
+E2E_API enum e2e_status e2e_client_unsubscribe(struct e2e_client *c, const char *filter) E2E_WARN_UNUSED;
+
+/**
+ * Wait until the broker has answered (SUBACK) every subscription made at
+ * the current connection, at most @p timeout_ms (mosquitto_sub -E).
+ * @return E2E_OK, or E2E_ERR_IO on time-out or when not connected.
+ */
+E2E_API enum e2e_status e2e_client_wait_subscribed(struct e2e_client *c,
+	uint32_t timeout_ms) E2E_WARN_UNUSED;
 
 /**
  * Connect, subscribe, request keys from every trusted sender. Blocks up to
