@@ -9,7 +9,6 @@
  * unauthenticated anyway (SPEC 1), so they print as absent; %m prints 0,
  * the packet id not being passed up either.
  */
-#include <ctype.h>
 #include <jansson.h>
 #include <string.h>
 #include <time.h>
@@ -108,12 +107,12 @@ static void json_time(char *buf, size_t cap, struct clock *c)
 	snprintf(buf, cap, "%s.%06ldZ%s", t, c->ns / 1000, z);
 }
 
-static int printable(const uint8_t *p, size_t len)
+static int utf8_ok(const uint8_t *p, size_t len)
 {
-	for (size_t i = 0; i < len; i++)
-		if (!isprint(p[i]))
-			return 0;
-	return 1;
+	json_t *s = json_stringn((const char *)p, len);   /* NULL when not valid UTF-8 */
+
+	json_decref(s);
+	return s != NULL;
 }
 
 /* %j (@p raw 0: payload as a string, or bytes) and %J (raw: payload is JSON). */
@@ -144,7 +143,9 @@ static void put_json(FILE *f, const struct e2e_client_msg *m, int raw, struct cl
 				m->topic);
 			goto out;
 		}
-	} else if (printable(m->payload, m->len)) {
+	} else if (utf8_ok(m->payload, m->len)) {
+		/* As mosquitto 2.0.11: the payload as an escaped string. Bytes that
+		 * are not UTF-8 would make invalid JSON: those go as numbers. */
 		pl = json_stringn((const char *)m->payload, m->len);
 	} else {
 		pl = json_array();
@@ -291,4 +292,56 @@ void sub_fmt_print(FILE *f, const char *format, int eol, const struct e2e_client
 	}
 	if (eol)
 		fputc('\n', f);
+}
+
+/* mosquitto's sequences and ours (%V %n %e %s %o %g). */
+static const char conversions[] = "%ACDEFIjJlmpPqRrStUxXVnesog";
+
+int sub_fmt_check(const char *format, char *why, size_t cap)
+{
+	size_t len = strlen(format), i;
+
+	/* The same refusals, in the same order, as mosquitto_sub's -F check. */
+	for (i = 0; i < len; i++) {
+		if (format[i] == '%') {
+			if (i == len - 1)
+				goto incomplete;
+			if (format[i + 1] == '0' || format[i + 1] == '-')
+				if (++i == len - 1)
+					goto incomplete;
+			while (format[i + 1] >= '0' && format[i + 1] <= '9')
+				if (++i == len - 1)
+					goto incomplete;
+			if (format[i + 1] == '.') {
+				if (++i == len - 1)
+					goto incomplete;
+				while (format[i + 1] >= '0' && format[i + 1] <= '9')
+					if (++i == len - 1)
+						goto incomplete;
+			}
+			if (!strchr(conversions, format[i + 1])) {
+				snprintf(why, cap, "invalid format specifier '%c'", format[i + 1]);
+				return -1;
+			}
+			i++;
+		} else if (format[i] == '@') {
+			if (i == len - 1)
+				goto incomplete;
+			i++;
+		} else if (format[i] == '\\') {
+			if (i == len - 1) {
+				snprintf(why, cap, "incomplete escape specifier");
+				return -1;
+			}
+			if (!strchr("\\0aenrtv", format[i + 1])) {
+				snprintf(why, cap, "invalid escape specifier '%c'", format[i + 1]);
+				return -1;
+			}
+			i++;
+		}
+	}
+	return 0;
+incomplete:
+	snprintf(why, cap, "incomplete format specifier");
+	return -1;
 }

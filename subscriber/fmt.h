@@ -17,4 +17,10 @@
  */
 void sub_fmt_print(FILE *f, const char *format, int eol, const struct e2e_client_msg *m);
 
+/**
+ * Check @p format as mosquitto_sub checks -F (incomplete or unknown
+ * sequences are refused). 0, or -1 with the reason in @p why.
+ */
+int sub_fmt_check(const char *format, char *why, size_t cap);
+
 #endif

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cliparity.h"
+#include "fmt.h"
 #include "sub.h"
 
 #define TOPICS_MAX 32             /* the session keeps 64 filters; ours are a few */
@@ -96,11 +97,17 @@ static int add_filter(const char **list, int *n, const char *f, const char *opt)
  * -2 unknown. */
 static int sub_parity_opt(struct sub_args *a, struct sub_out *o, int c, char **argv)
 {
+	char why[64];
 	int r;
 
 	switch (c) {
 	case 'N': o->eol = 0; return 0;
-	case 'F': o->format = optarg; return 0;
+	case 'F':
+		o->format = optarg;
+		if (sub_fmt_check(optarg, why, sizeof why) == 0)
+			return 0;
+		fprintf(stderr, "%s: -F: %s\n", SUB_PROG, why);
+		return -1;
 	case 'R': o->no_retain = 1; return 0;
 	case OPT_RETAINED_ONLY: o->retained_only = 1; return 0;
 	case 'E': a->exit_after_sub = 1; return 0;
