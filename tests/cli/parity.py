@@ -200,6 +200,8 @@ def body(env, c):
             ("-x 60 -c -E", ["-t", "c19", "-x", "60", "-c", "-E"], 0),
             ("-k 30 -V 5 -E", ["-t", "c19", "-k", "30", "-V", "5", "-E"], 0),
             ("--tls-version tlsv1.2 -E", ["-t", "c19", "--tls-version", "tlsv1.2", "-E"], 0),
+            ("--tls-version tlsv1.3 -E", ["-t", "c19", "--tls-version", "tlsv1.3", "-E"], 0),
+            ("--tls-version tlsv9 refused", ["-t", "c19", "--tls-version", "tlsv9", "-E"], 1),
             ("-q 2 -E", ["-t", "c19", "-q", "2", "-E"], 0)]:
         same(name, args, want_rc=want, timeout=15)
     # -c needs an id: both refuse when none is given (sub_run always adds -i, so run here).
@@ -274,6 +276,34 @@ def body(env, c):
     c.expect(r["plain"][:2] == r["e2e"][:2] == (0, b"1 p7/t kept\n"),
              "mosquitto_pub vs e2e-pub -r: retained for later subscribers (%r vs %r)" % (
                  r["plain"][:2], r["e2e"][:2]))
+
+    # -L: host, port, TLS and the topic from the URL.
+    r = {}
+    for side in ("plain", "e2e"):
+        url = "mqtts://%s:%d/p8/t" % (LOCAL, s.broker(side).port)
+        r[side] = s.sub_run(side, ["-t", "p8/t", "-C", "1", "-v"], live=[()], timeout=30,
+                            publish=pub_with(["-L", url, "-m", "via url", "-d"]))
+    c.expect(r["plain"][:2] == r["e2e"][:2] == (0, b"p8/t via url\n"),
+             "mosquitto_pub vs e2e-pub -L URL -d: same (%r vs %r)" % (r["plain"][:2],
+                                                                     r["e2e"][:2]))
+    # Wills: a publisher killed mid-stream; the broker publishes its will (plaintext).
+    wills = {}
+    for side in ("plain", "e2e"):
+        w = ph.RawSub(env, s.broker(side), topics=("p9/#",), name="pwill-watch-" + side)
+        binary = [ph.MOSQ_PUB] if side == "plain" else [env.pub_bin, "--dir", s.pubber.dir]
+        p = h.Proc(env, "pwill-" + side, binary + s.conn(side) + [
+            "-t", "p9/t", "-l", "-q", "1", "--will-topic", "p9/will", "--will-payload",
+            "bye " + side, "--will-retain"], stdin=True)
+        p.write(b"first\n")
+        p.flush()
+        h.wait_until(lambda: any(l.startswith("p9/t ") for l in w.lines()), 10)
+        p.stop(signal.SIGKILL)
+        h.wait_until(lambda: any("p9/will" in l for l in w.lines()), 10)
+        wills[side] = [l for l in w.lines() if l.startswith("p9/will")]
+        w.stop()
+    c.expect(wills["plain"] == ["p9/will bye plain"] and wills["e2e"] == ["p9/will bye e2e"],
+             "publisher --will-*: the broker published the will (in plaintext) when the "
+             "publisher was killed (%r)" % wills)
 
     # --- refusals that say why ------------------------------------------------------------
     for binary, args, why in [
