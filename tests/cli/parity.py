@@ -64,15 +64,16 @@ class Sides:
         h.run(self.env, "pub-" + side, argv, timeout=20)
 
     # -- one subscriber run ------------------------------------------------------
-    def sub_run(self, side, args, pre=(), live=(), timeout=20, publish=None, stop_after=None):
+    def sub_run(self, side, args, pre=(), live=(), timeout=20, publish=None, stop_after=None,
+                cid=None):
         """Start the subscriber of @side with @args, publish @pre (before) and
         @live (after it is subscribed, and on B after it has the key), wait
         for its exit. Returns (rc or None, stdout bytes, stderr text)."""
         for m in pre:
             (publish or self.publish)(side, *m)
         self.n += 1
-        cid = "par-%s-%d" % (side, self.n)
-        base = os.path.join(self.env.dir, cid)
+        cid = "%s-%s" % (cid, side) if cid else "par-%s-%d" % (side, self.n)
+        base = os.path.join(self.env.dir, "%s-%d" % (cid, self.n))
         if side == "plain":
             argv = [ph.MOSQ_SUB] + self.conn(side) + ["-i", cid] + list(args)
         else:
@@ -192,6 +193,22 @@ def body(env, c):
     c.expect(outs["plain"][:2] == outs["e2e"][:2] == (0, b"c18/t via url\n"),
              "-L mqtts://host:port/topic: same output and status (%r, %r)" % (
                  outs["plain"][:2], outs["e2e"][:2]))
+
+    # -c keeps the session (QoS 1 queued while away); -U takes a filter out of it.
+    sess = {}
+    for side in ("plain", "e2e"):
+        steps = [s.sub_run(side, ["-c", "-q", "1", "-t", "c21/x", "-E"], cid="keep")]
+        s.publish(side, "c21/x", "while away")
+        steps.append(s.sub_run(side, ["-c", "-q", "1", "-t", "c21/x", "-C", "1"], cid="keep"))
+        steps.append(s.sub_run(side, ["-c", "-q", "1", "-t", "c21/y", "-U", "c21/x", "-E"],
+                               cid="keep"))
+        s.publish(side, "c21/x", "after -U")
+        steps.append(s.sub_run(side, ["-c", "-q", "1", "-t", "c21/y", "-W", "3"], cid="keep"))
+        sess[side] = [st[:2] for st in steps]
+    c.expect(sess["plain"] == sess["e2e"] == [(0, b""), (0, b"while away\n"), (0, b""),
+                                              (27, b"")],
+             "-c -i: queued while away, then -U: nothing more queued (%r vs %r)" % (
+                 sess["plain"], sess["e2e"]))
 
     # --- session, keepalive, TLS version, usage errors ---------------------------------
     for name, args, want in [
