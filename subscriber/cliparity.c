@@ -33,6 +33,13 @@ static const struct {
 	{ "--keyform", "OpenSSL engines are not offered by the MQTT library (Paho)" },
 	{ "--tls-engine-kpass-sha1", "OpenSSL engines are not offered by the MQTT library (Paho)" },
 	{ "--nodelay", "the MQTT library (Paho) sets its sockets itself" },
+	{ "--remove-retained", "clearing a retained message takes a plaintext empty publish, "
+		"which e2e-sub does not send: use mosquitto_pub -r -n -t TOPIC" },
+	{ "--retain-as-published", "MQTT 5 subscription options are not offered by the client "
+		"library (libe2e-client)" },
+	{ "--random-filter", "every message is checked and counted; thin out the output "
+		"downstream instead" },
+	{ "--pretty", "JSON is printed one object per line; pipe it through jq for layout" },
 	{ "--quiet", "security verdicts and anomalies are reported on stderr; redirect it "
 		"(2>/dev/null) if you must" },
 };

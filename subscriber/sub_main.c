@@ -80,6 +80,7 @@ static int usage(FILE *f)
 		SUB_PROG, E2E_WINDOW_DEFAULT);
 	cli_common_usage(f, "$HOME/.config/mqtt-e2e");
 	cli_parity_usage(f);
+	fprintf(f, "  --remove-retained, --retain-as-published, --random-filter, --pretty\n");
 	return f == stdout ? CLI_EXIT_OK : CLI_EXIT_USAGE;
 }
 

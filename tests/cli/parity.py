@@ -329,7 +329,10 @@ def body(env, c):
             (env.sub_bin, ["-t", "x", "-D", "subscribe", "user-property", "a", "b"], "plaintext"),
             (env.sub_bin, ["-t", "x", "--quiet"], "stderr"),
             (env.pub_bin, ["-t", "x", "-m", "y", "--unix", "/tmp/s"], "Paho"),
-            (env.sub_bin, ["-t", "x", "--remove-retained"], "not supported"),
+            (env.sub_bin, ["-t", "x", "--remove-retained"], "mosquitto_pub -r -n"),
+            (env.sub_bin, ["-t", "x", "--pretty"], "jq"),
+            (env.sub_bin, ["-t", "x", "-A", "127.0.0.1"], "Paho"),
+            (env.pub_bin, ["-t", "x", "-m", "y", "--tls-engine", "e"], "Paho"),
             (env.sub_bin, ["-t", "x", "--will-qos", "1"], "--will-topic"),
             (env.pub_bin, ["-t", "x", "-m", "y", "--repeat", "0"], "--repeat")]:
         cp = h.run(env, "refuse", [binary] + args, check=False, timeout=10)
