@@ -115,26 +115,6 @@ static void resubscribe(struct e2e_session *s)
 	}
 }
 
-int e2e_session_wait_subscribed(struct e2e_session *s, uint32_t timeout_ms)
-{
-	struct timespec ts;
-	int rc = 0, done;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += timeout_ms / 1000;
-	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	pthread_mutex_lock(&s->lock);
-	while (!(s->connected && s->subs_answered >= s->subs_asked) && rc != ETIMEDOUT)
-		rc = pthread_cond_timedwait(&s->cond, &s->lock, &ts);
-	done = s->connected && s->subs_answered >= s->subs_asked;
-	pthread_mutex_unlock(&s->lock);
-	return done ? 0 : -1;
-}
-
 static void on_connected(void *ctx, char *cause)
 {
 	struct e2e_session *s = ctx;
@@ -300,6 +280,19 @@ static int wait_flag(struct e2e_session *s, int *flag, uint32_t timeout_ms)
 	while (!*flag && rc != ETIMEDOUT)
 		rc = pthread_cond_timedwait(&s->cond, &s->lock, &ts);
 	return *flag;
+}
+
+int e2e_session_wait_subscribed(struct e2e_session *s, uint32_t timeout_ms)
+{
+	struct timespec ts = deadline(timeout_ms);
+	int rc = 0, done;
+
+	pthread_mutex_lock(&s->lock);
+	while (!(s->connected && s->subs_answered >= s->subs_asked) && rc != ETIMEDOUT)
+		rc = pthread_cond_timedwait(&s->cond, &s->lock, &ts);
+	done = s->connected && s->subs_answered >= s->subs_asked;
+	pthread_mutex_unlock(&s->lock);
+	return done ? 0 : -1;
 }
 
 /*
