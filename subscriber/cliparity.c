@@ -264,7 +264,8 @@ void cli_parity_usage(FILE *f)
 		"  --host, --port, --id, --username, --pw, --protocol-version, --url,\n"
 		"  --keepalive, --disable-clean-session, --debug, --tls-alpn,\n"
 		"  --tls-use-os-certs: mosquitto's long names of the options above\n"
-		"Refused, with the reason: -D/--property (MQTT 5 properties are plaintext),\n"
+		"Refused, with the reason: e2e-sub -D/--property (MQTT 5 properties are\n"
+		"  plaintext and unauthenticated, SPEC 1),\n"
 		"  -A, -I, -S, --unix, --proxy, --nodelay, --quiet, --ciphers, --tls-engine,\n"
 		"  --keyform\n");
 }

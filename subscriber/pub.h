@@ -22,6 +22,20 @@ struct pub_job {
 	int debug;                    /* -d: a line per message on stderr */
 };
 
+#define PUB_PROPS_MAX 32
+
+/* -D publish properties (plaintext, unauthenticated: SPEC 1). */
+struct pub_props {
+	struct e2e_mqtt_property p[PUB_PROPS_MAX];
+	size_t n;
+};
+
+/**
+ * -D @p command, with the identifier and value(s) taken from argv at optind
+ * (which moves past them), as mosquitto_pub reads them. 0, or -1 (printed).
+ */
+int pub_prop_opt(struct pub_props *pp, const char *command, int argc, char **argv);
+
 /** Publish one message; acknowledgements are collected by pub_finish. */
 void pub_one(struct pub_job *j, const void *msg, size_t len);
 

@@ -36,6 +36,7 @@ static const struct option long_opts[] = {
 struct pub_args {
 	struct cli_common cc;
 	struct cli_parity par;
+	struct pub_props props;       /* -D */
 	unsigned long repeat;         /* --repeat: publish the one message this many times */
 	unsigned long repeat_delay_ms;
 	const char *topic, *message, *file;
@@ -58,6 +59,9 @@ static int usage(FILE *f)
 		"  -r                 retain\n"
 		"  --repeat N         publish the message (-m, -f, -s, -n) N times, each sealed anew\n"
 		"  --repeat-delay S   seconds (may be fractional) between repeats (default 0)\n"
+		"  -D publish PROP V  MQTT 5 property on every message (content-type,\n"
+		"                     correlation-data, message-expiry-interval, response-topic,\n"
+		"                     user-property NAME V): PLAINTEXT, unauthenticated (SPEC 1)\n"
 		"  --linger SECONDS   stay connected afterwards to answer key requests (default 0)\n"
 		"  --summary-interval MS  signed summaries every MS milliseconds (default 10000)\n",
 		PUB_PROG);
@@ -110,6 +114,7 @@ static int parse(int argc, char **argv, struct pub_args *a)
 		case OPT_SUMMARY:
 			r = cli_number("--summary-interval", optarg, 100, 3600000UL, &a->summary_ms);
 			break;
+		case 'D': r = pub_prop_opt(&a->props, optarg, argc, argv); break;
 		case OPT_REPEAT: r = cli_number("--repeat", optarg, 1, ULONG_MAX, &a->repeat); break;
 		case OPT_REPEAT_DELAY: r = repeat_delay(optarg, &a->repeat_delay_ms); break;
 		default:
@@ -122,6 +127,9 @@ static int parse(int argc, char **argv, struct pub_args *a)
 	}
 	if (r == 0 && !a->topic)
 		a->topic = a->par.url_topic;
+	/* -D makes an MQTT 5 client, as in mosquitto_pub. */
+	if (r == 0 && a->props.n)
+		a->cc.conn.mqtt_version = 5;
 	if (r == 0 && cli_parity_done(&a->cc, &a->par) != 0)
 		r = -1;
 	r = cli_parse_done(&a->cc, r, usage);
@@ -165,6 +173,15 @@ int main(int argc, char **argv)
 	ret = CLI_EXIT_USAGE;
 	if (e2e_publisher_create(&job.p, &cfg) != E2E_OK)
 		goto out;
+	if (a.props.n) {
+		fprintf(stderr, "%s: note: the %zu -D propert%s travel%s in plaintext and "
+			"unauthenticated (SPEC 1): only the payload is sealed\n", PUB_PROG, a.props.n,
+			a.props.n == 1 ? "y" : "ies", a.props.n == 1 ? "s" : "");
+		if (e2e_publisher_set_properties(job.p, a.props.p, a.props.n) != E2E_OK) {
+			snprintf(err, sizeof err, "cannot attach the -D properties");
+			goto out;
+		}
+	}
 	ret = CLI_EXIT_CONNECT;
 	if (e2e_publisher_connect(job.p, CONNECT_MS) != E2E_OK)
 		goto out;

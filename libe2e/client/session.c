@@ -213,6 +213,7 @@ void e2e_session_fini(struct e2e_session *s)
 	}
 	MQTTAsync_destroy(&s->handle);
 	MQTTProperties_free(&s->connect_props);
+	MQTTProperties_free(&s->app_props);
 	for (int i = 0; i < s->nsubs; i++)
 		free(s->subs[i]);
 	pthread_mutex_destroy(&s->lock);
@@ -610,6 +611,9 @@ enum e2e_status e2e_session_send(struct e2e_session *s, const char *topic,
 	m.payloadlen = (int)len;
 	m.qos = qos;
 	m.retained = retained;
+	/* Paho copies them with the message. Set before the first send only. */
+	if (app && s->app_props.count)
+		m.properties = s->app_props;
 	/* Completion is counted in callbacks, not polled: Paho's own
 	 * waitForCompletion sleeps 100 ms between checks. */
 	ro.context = t;
@@ -631,6 +635,60 @@ enum e2e_status e2e_session_send(struct e2e_session *s, const char *topic,
 		return E2E_ERR_IO;
 	}
 	return E2E_OK;
+}
+
+enum e2e_status e2e_session_set_app_props(struct e2e_session *s,
+	const struct e2e_mqtt_property *props, size_t n)
+{
+	MQTTProperties np = MQTTProperties_initializer;
+	enum e2e_status ret = E2E_ERR_ARG;
+
+	if (n && s->conn.mqtt_version != 5)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		const struct e2e_mqtt_property *q = &props[i];
+		MQTTProperty p;
+
+		memset(&p, 0, sizeof p);
+		p.identifier = (enum MQTTPropertyCodes)q->id;
+		if (q->value_len > 65535 || (q->name && strlen(q->name) > 65535))
+			goto out;
+		switch (q->id) {
+		case MQTTPROPERTY_CODE_MESSAGE_EXPIRY_INTERVAL:
+			p.value.integer4 = q->num;
+			break;
+		case MQTTPROPERTY_CODE_USER_PROPERTY:
+			if (!q->name || !q->value)
+				goto out;
+			p.value.data.data = (char *)(uintptr_t)q->name;
+			p.value.data.len = (int)strlen(q->name);
+			p.value.value.data = (char *)(uintptr_t)q->value;
+			p.value.value.len = (int)q->value_len;
+			break;
+		case MQTTPROPERTY_CODE_CONTENT_TYPE:
+		case MQTTPROPERTY_CODE_RESPONSE_TOPIC:
+		case MQTTPROPERTY_CODE_CORRELATION_DATA:
+			if (!q->value)
+				goto out;
+			p.value.data.data = (char *)(uintptr_t)q->value;
+			p.value.data.len = (int)q->value_len;
+			break;
+		default:
+			goto out;
+		}
+		/* Paho copies the strings. */
+		ret = E2E_ERR_NOMEM;
+		if (MQTTProperties_add(&np, &p) != 0)
+			goto out;
+		ret = E2E_ERR_ARG;
+	}
+	MQTTProperties_free(&s->app_props);
+	s->app_props = np;
+	np = (MQTTProperties)MQTTProperties_initializer;
+	ret = E2E_OK;
+out:
+	MQTTProperties_free(&np);
+	return ret;
 }
 
 enum e2e_status e2e_session_flush(struct e2e_session *s, int wait_ms)

@@ -50,6 +50,7 @@ struct e2e_session {
 	int subs_asked, subs_answered;  /* SUBACKs of the current connection's subscriptions */
 	MQTTAsync_willOptions will;
 	MQTTProperties connect_props;   /* MQTT 5 CONNECT: session expiry */
+	MQTTProperties app_props;       /* MQTT 5 properties of application messages */
 	e2e_session_msg_fn on_msg;
 	e2e_session_state_fn on_state;
 	void *ctx;
@@ -90,6 +91,10 @@ enum e2e_status e2e_session_send(struct e2e_session *s, const char *topic,
  * or failed), at most @p wait_ms. E2E_OK only if none is left in flight.
  */
 enum e2e_status e2e_session_flush(struct e2e_session *s, int wait_ms);
+
+/* Properties of every application message from now on (MQTT 5; n 0: none). */
+enum e2e_status e2e_session_set_app_props(struct e2e_session *s,
+	const struct e2e_mqtt_property *props, size_t n);
 
 /* Publish one of the library's own messages (never blocks). */
 enum e2e_status e2e_session_publish(struct e2e_session *s, const char *topic,

@@ -49,6 +49,7 @@ ALLOW = [
     ("subscriber/cliparity.c", "*", "command-line option names and values (-L URL, --tls-version, -x): public"),
     ("subscriber/sub_session.c", "filter", "-T topic filter vs received topic name: public"),
     ("keytool/cmd_identity.c", "\"-\"", "'-' (stdin/stdout) as a file name argument: public"),
+    ("subscriber/pub_props.c", "*", "-D command and property names: public"),
     ("keytool/opts.c", "*", "command-line option values and units: public"),
     ("keytool/main.c", "*", "subcommand names: public"),
     ("keytool/cmd_trust.c", "name", "peer names: public"),

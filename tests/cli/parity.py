@@ -322,10 +322,36 @@ def body(env, c):
              "publisher --will-*: the broker published the will (in plaintext) when the "
              "publisher was killed (%r)" % wills)
 
+    # -D publish: the properties reach the broker (in plaintext, and e2e-pub says so).
+    props = ["-D", "publish", "user-property", "k1", "v1", "-D", "publish", "content-type",
+             "text/x", "-D", "publish", "response-topic", "rt/x", "-D", "publish",
+             "message-expiry-interval", "60", "-D", "publish", "user-property", "k2", "v2"]
+    seen = {}
+    for side in ("plain", "e2e"):
+        cid = "props-watch-" + side
+        w = h.Proc(env, cid, [ph.MOSQ_SUB] + s.conn(side) + [
+            "-V", "5", "-i", cid, "-t", "p10/t", "-F", "%t|%P|%C|%R|%E", "-C", "1"])
+        h.wait_until(lambda: ("Sending SUBACK to " + cid) in s.broker(side).log_text(), 10)
+        binary = [ph.MOSQ_PUB] if side == "plain" else [env.pub_bin, "--dir", s.pubber.dir]
+        cp = h.run(env, "props-" + side, binary + s.conn(side) + [
+            "-V", "5", "-t", "p10/t", "-m", "with props", "-q", "1"] + props, check=False)
+        seen[side] = (cp.returncode, w.wait_exit(10), w.out_lines[:])
+        if side == "e2e":
+            c.expect("plaintext" in cp.stderr.decode(errors="replace"),
+                     "e2e-pub -D says the properties travel in plaintext")
+    c.expect(seen["plain"] == seen["e2e"] and seen["plain"][2] == [
+        "p10/t|k1:v1 k2:v2|text/x|rt/x|60"],
+             "mosquitto_pub vs e2e-pub -D publish ...: the broker passes the same properties "
+             "(%r vs %r)" % (seen["plain"], seen["e2e"]))
+
     # --- refusals that say why ------------------------------------------------------------
     for binary, args, why in [
-            (env.pub_bin, ["-t", "x", "-m", "y", "-D", "publish", "user-property", "a", "b"],
-             "plaintext"),
+            (env.pub_bin, ["-t", "x", "-m", "y", "-D", "connect", "user-property", "a", "b"],
+             "only PUBLISH properties"),
+            (env.pub_bin, ["-t", "x", "-m", "y", "-D", "publish", "topic-alias", "3"],
+             "bound into each envelope"),
+            (env.pub_bin, ["-t", "x", "-m", "y", "-D", "publish", "payload-format-indicator",
+                           "1"], "binary envelope"),
             (env.sub_bin, ["-t", "x", "-D", "subscribe", "user-property", "a", "b"], "plaintext"),
             (env.sub_bin, ["-t", "x", "--quiet"], "stderr"),
             (env.pub_bin, ["-t", "x", "-m", "y", "--unix", "/tmp/s"], "Paho"),

@@ -230,6 +230,29 @@ E2E_API enum e2e_status e2e_publisher_flush(struct e2e_publisher *p, uint32_t ti
 /** Rotate the key of the scope that @p topic belongs to, and announce it. */
 E2E_API enum e2e_status e2e_publisher_rotate(struct e2e_publisher *p, const char *topic) E2E_WARN_UNUSED;
 
+/*
+ * An MQTT 5 PUBLISH property (e2e-pub -D). Properties are NOT sealed: they
+ * travel in plaintext and unauthenticated (SPEC 1), and the broker or
+ * anyone on the way may read, change or drop them.
+ */
+struct e2e_mqtt_property {
+	int id;                      /* 2 message expiry, 3 content type, 8 response topic,
+	                                9 correlation data, 38 user property */
+	uint32_t num;                /* message expiry interval */
+	const char *name;            /* user property: its name */
+	const char *value;           /* the string or binary value */
+	size_t value_len;
+};
+
+/**
+ * Attach @p n properties (copied) to every message e2e_publisher_publish
+ * sends from now on; @p n 0 removes them. MQTT 5 connections only.
+ * @return E2E_OK, E2E_ERR_ARG (unsupported id, MQTT 3.1.1, too long),
+ *         E2E_ERR_NOMEM.
+ */
+E2E_API enum e2e_status e2e_publisher_set_properties(struct e2e_publisher *p,
+	const struct e2e_mqtt_property *props, size_t n) E2E_WARN_UNUSED;
+
 E2E_API void e2e_publisher_stats(struct e2e_publisher *p, struct e2e_publisher_stats *st);
 
 /** Disconnect and free. */
