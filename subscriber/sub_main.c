@@ -182,7 +182,8 @@ static int parse(int argc, char **argv, struct sub_args *a, struct sub_out *o)
 }
 
 /* After connecting: -U, then -E or the run. The exit status. */
-static int session(struct e2e_client *c, const struct sub_args *a, struct sub_out *o)
+static int session(struct e2e_client *c, const struct sub_args *a, struct sub_out *o,
+	char *err, size_t err_len)
 {
 	for (int i = 0; i < a->nunsub; i++) {
 		if (e2e_client_unsubscribe(c, a->unsub[i]) != E2E_OK)
@@ -192,7 +193,7 @@ static int session(struct e2e_client *c, const struct sub_args *a, struct sub_ou
 	}
 	if (a->exit_after_sub) {
 		if (e2e_client_wait_subscribed(c, SUBACK_MS) != E2E_OK) {
-			fprintf(stderr, "%s: subscriptions not acknowledged within %u s\n", SUB_PROG,
+			snprintf(err, err_len, "subscriptions not acknowledged within %u s (-E)",
 				SUBACK_MS / 1000);
 			return CLI_EXIT_CONNECT;
 		}
@@ -258,13 +259,13 @@ int main(int argc, char **argv)
 		goto out;
 	cli_debug(&a.par, "connected; subscribed to %d filter(s) at QoS %lu", a.ntopics, a.qos);
 	cli_signals_release();
-	ret = session(c, &a, &out);
+	ret = session(c, &a, &out, err, sizeof err);
 	e2e_client_stats(c, &st);
 out:
 	e2e_client_destroy(c);   /* held messages are reported here, before the summary */
 	if (ret == CLI_EXIT_USAGE || ret == CLI_EXIT_CONNECT)
 		fprintf(stderr, "%s: %s\n", SUB_PROG, *err ? err : "setup failed");
-	else if (ret != CLI_EXIT_CONNECT)
+	else
 		sub_summary(&out, &st);
 	/* After destroy: messages still held for a key count as anomalies too. */
 	if ((ret == CLI_EXIT_OK || ret == SUB_EXIT_TIMEOUT) && a.strict && atomic_load(&out.anomaly))
