@@ -188,8 +188,10 @@ def body(env, c):
     # -L carries host and port: built per side.
     outs = {}
     for side in ("plain", "e2e"):
-        url = "mqtts://%s:%d/c18/t" % (LOCAL, s.broker(side).port)
+        url = "mqtts://user:pw@%s:%d/c18/t" % (LOCAL, s.broker(side).port)
         outs[side] = s.sub_run(side, ["-L", url, "-v", "-C", "1"], live=[("c18/t", "via url")])
+    c.expect(all("u'user'" in s.broker(side).log_text() for side in ("plain", "e2e")),
+             "-L user:pw@: the username reached both brokers")
     c.expect(outs["plain"][:2] == outs["e2e"][:2] == (0, b"c18/t via url\n"),
              "-L mqtts://host:port/topic: same output and status (%r, %r)" % (
                  outs["plain"][:2], outs["e2e"][:2]))
