@@ -15,8 +15,8 @@ struct subcommand {
 };
 
 static const struct subcommand subcommands[] = {
-	{ "genkey",  kt_cmd_genkey,  "Create an identity key file and print its public line" },
-	{ "pubkey",  kt_cmd_pubkey,  "Print the public line or fingerprint of an identity" },
+	{ "genkey",  kt_cmd_genkey,  "Create an identity file and print its public line (-o -: stdout)" },
+	{ "pubkey",  kt_cmd_pubkey,  "Print the public line or fingerprint of an identity (file or stdin)" },
 	{ "enroll",  kt_cmd_enroll,  "Allow a subscriber to fetch the keys of some scopes" },
 	{ "revoke",  kt_cmd_revoke,  "Revoke a subscriber and rotate the scopes it held" },
 	{ "list",    kt_cmd_list,    "List enrolled and revoked subscribers" },

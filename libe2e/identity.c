@@ -279,3 +279,51 @@ uint32_t e2e_sender_id(const struct e2e_public *pub)
 	crypto_generichash_final(&st, h, sizeof h);
 	return (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
 }
+
+/* Text forms for pipes (keytool genkey -o -, pubkey from stdin); the file
+ * functions above keep their own copies so they stay unchanged. */
+enum e2e_status e2e_identity_format(char *out, size_t out_cap, size_t *out_len,
+	const struct e2e_identity *id)
+{
+	uint8_t raw[SECRET_RAW];
+	size_t hl = sizeof header_comment - 1, tl = sizeof SECRET_TAG - 1;
+	char b64[B64_64 + 1];
+
+	if (!out || !out_len || !id || out_cap < hl + tl + B64_64 + 1)
+		return E2E_ERR_ARG;
+	memcpy(raw, id->sign_sk, 32);
+	memcpy(raw + 32, id->dh_sk, 32);
+	sodium_bin2base64(b64, sizeof b64, raw, sizeof raw, B64_VARIANT);
+	memcpy(out, header_comment, hl);
+	memcpy(out + hl, SECRET_TAG, tl);
+	memcpy(out + hl + tl, b64, B64_64);
+	out[hl + tl + B64_64] = '\n';
+	*out_len = hl + tl + B64_64 + 1;
+	sodium_memzero(raw, sizeof raw);
+	sodium_memzero(b64, sizeof b64);
+	return E2E_OK;
+}
+
+enum e2e_status e2e_identity_parse(struct e2e_identity *id, const char *text, size_t len)
+{
+	uint8_t raw[SECRET_RAW];
+	enum e2e_status ret = E2E_ERR_ARG;
+
+	if (!id)
+		return ret;
+	memset(id, 0, sizeof *id);   /* output only, as e2e_identity_load */
+	if (!text)
+		goto out;
+	ret = E2E_ERR_CRYPTO;
+	if (sodium_init() < 0)
+		goto out;
+	ret = parse_secret(text, len, raw);
+	if (ret != E2E_OK)
+		goto out;
+	ret = from_secrets(id, raw, raw + 32);
+out:
+	if (ret != E2E_OK)
+		e2e_identity_destroy(id);   /* a failed parse leaves an empty identity */
+	sodium_memzero(raw, sizeof raw);
+	return ret;
+}

@@ -19,10 +19,34 @@ struct pub_job {
 	int qos, retain;
 	unsigned long sent;           /* attempted */
 	unsigned long failed;         /* could not be sealed or handed to the MQTT client */
+	int debug;                    /* -d: a line per message on stderr */
 };
+
+#define PUB_PROPS_MAX 32
+
+/* -D publish properties (plaintext, unauthenticated: SPEC 1). */
+struct pub_props {
+	struct e2e_mqtt_property p[PUB_PROPS_MAX];
+	size_t n;
+};
+
+/**
+ * -D @p command, with the identifier and value(s) taken from argv at optind
+ * (which moves past them), as mosquitto_pub reads them. 0, or -1 (printed).
+ */
+int pub_prop_opt(struct pub_props *pp, const char *command, int argc, char **argv);
 
 /** Publish one message; acknowledgements are collected by pub_finish. */
 void pub_one(struct pub_job *j, const void *msg, size_t len);
+
+/**
+ * --repeat: publish the message @p times times (at least once), each sealed
+ * anew (its own sequence number), waiting @p delay_ms between them; for
+ * QoS 1/2 each is acknowledged before the delay starts, as mosquitto_pub
+ * waits for delivery. Stops early on a signal.
+ */
+void pub_repeat(struct pub_job *j, const void *msg, size_t len, unsigned long times,
+	unsigned long delay_ms);
 
 /** One message per line of stdin, without its newline, until EOF or a signal. */
 void pub_lines(struct pub_job *j);

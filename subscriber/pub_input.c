@@ -26,6 +26,10 @@ void pub_one(struct pub_job *j, const void *msg, size_t len)
 
 	j->sent++;
 	st = e2e_publisher_publish(j->p, j->topic, msg, len, j->qos, j->retain, 0);
+	if (j->debug)
+		fprintf(stderr, "%s: debug: sealed and sent PUBLISH %lu (q%d, r%d, '%s', %zu bytes "
+			"of plaintext): %s\n", PUB_PROG, j->sent, j->qos, j->retain, j->topic, len,
+			e2e_strerror(st));
 	if (st == E2E_OK)
 		return;
 	j->failed++;
@@ -37,6 +41,27 @@ void pub_one(struct pub_job *j, const void *msg, size_t len)
 		"the e2e/k/ reply topics): publish elsewhere" :
 		st == E2E_ERR_NOT_FOUND ? "topic is in no scope of the sender's scopes file" :
 		e2e_strerror(st), j->failed == REPORT_MAX ? " (further failures only counted)" : "");
+}
+
+void pub_repeat(struct pub_job *j, const void *msg, size_t len, unsigned long times,
+	unsigned long delay_ms)
+{
+	uint64_t failed = 0, unacked = 0;
+
+	for (unsigned long i = 0; i < (times ? times : 1) && !cli_stopped(); i++) {
+		if (i && delay_ms) {
+			/* From delivery of one to the publish of the next, as mosquitto_pub. */
+			/* Failures are counted by pub_finish; here only the wait matters. */
+			if (j->qos > 0 && e2e_publisher_flush(j->p, ACK_WAIT_MS, NULL, &failed,
+					&unacked) != E2E_OK && j->debug)
+				fprintf(stderr, "%s: debug: %llu not acknowledged yet\n", PUB_PROG,
+					(unsigned long long)unacked);
+			for (uint64_t until = cli_mono_ms() + delay_ms; !cli_stopped() &&
+					cli_mono_ms() < until;)
+				cli_sleep_ms(delay_ms < 20 ? (unsigned)delay_ms : 20U);
+		}
+		pub_one(j, msg, len);
+	}
 }
 
 void pub_lines(struct pub_job *j)

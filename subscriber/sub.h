@@ -12,11 +12,22 @@
 
 #define SUB_PROG "e2e-sub"
 
+#define SUB_FILTER_OUT_MAX 32
+
 struct sub_out {
 	/* Set by main before connecting. */
 	int json, verbose, show_all;
-	unsigned long count;          /* -C: stop after this many delivered; 0 = no limit */
+	unsigned long count;          /* -C: stop after this many printed; 0 = no limit */
+	/* mosquitto_sub's output options. */
+	const char *format;           /* -F, or NULL */
+	int eol;                      /* 0 with -N */
+	int no_retain;                /* -R: retained (stale) messages are not printed */
+	int retained_only;            /* --retained-only: the first fresh message ends the run */
+	int debug;                    /* -d */
+	const char *filter_out[SUB_FILTER_OUT_MAX];   /* -T */
+	int nfilter_out;
 	/* Written on the client's callback thread, polled by main. */
+	atomic_int done;              /* -C reached, or --retained-only saw a fresh message */
 	atomic_ulong delivered;
 	atomic_int anomaly;           /* a security anomaly was seen (for --strict) */
 	/* Callback thread only, read by main after e2e_client_destroy. */
@@ -38,8 +49,15 @@ struct e2e_metrics *sub_metrics_start(const char *hostport, struct e2e_client *c
 void sub_on_message(void *ctx, const struct e2e_client_msg *m);
 void sub_on_event(void *ctx, const struct e2e_client_event *ev);
 
-/** Until -C delivered messages, @p wait_s seconds (0: no limit), or a signal. */
-void sub_run(struct e2e_client *c, struct sub_out *o, uint64_t wait_ms);
+/**
+ * Until -C printed messages (or --retained-only's end), @p wait_ms
+ * milliseconds (-W; 0: no limit), or a signal.
+ * @return 1 if the run ended because @p wait_ms passed (-W), else 0.
+ */
+int sub_run(struct e2e_client *c, struct sub_out *o, uint64_t wait_ms);
+
+/** Whether MQTT filter @p filter matches @p topic (+, #, and $-topics as MQTT says). */
+int sub_topic_matches(const char *filter, const char *topic);
 
 /** One line to stderr: per-verdict counts, then lost and pending from @p st. */
 void sub_summary(const struct sub_out *o, const struct e2e_client_stats *st);

@@ -9,16 +9,32 @@
 #include "cliopts.h"
 #include "e2e/scopes.h"
 #include "metrics.h"
+#include "cliparity.h"
+#include "fmt.h"
 #include "sub.h"
 
 #define TOPICS_MAX 32             /* the session keeps 64 filters; ours are a few */
 #define CONNECT_MS 10000U
+#define SUBACK_MS 10000U
+/* mosquitto_sub's exit status when -W ends the run (MOSQ_ERR_TIMEOUT). */
+#define SUB_EXIT_TIMEOUT 27
 
 enum { OPT_IDENTITY = CLI_OPT_OWN, OPT_TRUST, OPT_STATE, OPT_WINDOW, OPT_JSON, OPT_SHOW_ALL,
-	OPT_STRICT, OPT_METRICS };
+	OPT_STRICT, OPT_METRICS, OPT_RETAINED_ONLY };
 
 static const struct option long_opts[] = {
 	CLI_CONN_LONG,
+	CLI_PARITY_LONG,
+	{ "topic", required_argument, NULL, 't' },
+	{ "qos", required_argument, NULL, 'q' },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "filter-out", required_argument, NULL, 'T' },
+	{ "unsubscribe", required_argument, NULL, 'U' },
+	{ "retained-only", no_argument, NULL, OPT_RETAINED_ONLY },
+	{ "pretty", no_argument, NULL, CLI_OPT_UNSUPPORTED },
+	{ "remove-retained", no_argument, NULL, CLI_OPT_UNSUPPORTED },
+	{ "retain-as-published", no_argument, NULL, CLI_OPT_UNSUPPORTED },
+	{ "random-filter", required_argument, NULL, CLI_OPT_UNSUPPORTED_ARG },
 	{ "identity", required_argument, NULL, OPT_IDENTITY },
 	{ "trust", required_argument, NULL, OPT_TRUST },
 	{ "state", required_argument, NULL, OPT_STATE },
@@ -32,8 +48,10 @@ static const struct option long_opts[] = {
 
 struct sub_args {
 	struct cli_common cc;
+	struct cli_parity par;
 	const char *topics[TOPICS_MAX];
-	int ntopics, strict;
+	const char *unsub[TOPICS_MAX];   /* -U */
+	int ntopics, nunsub, strict, exit_after_sub;
 	unsigned long qos, window;
 	uint64_t wait_ms;
 	const char *identity, *trust, *state;
@@ -47,8 +65,18 @@ static int usage(FILE *f)
 		"  -t TOPIC           topic filter to subscribe to (repeatable, required)\n"
 		"  -q QOS             subscription QoS 0-2 (default 0)\n"
 		"  -v                 print the topic before the payload\n"
-		"  -C COUNT           exit after COUNT delivered messages\n"
-		"  -W TIME            exit after TIME (10s, 5m; a bare number is seconds)\n"
+		"  -N                 no newline after each payload\n"
+		"  -F FORMAT          mosquitto_sub's output format (%%t %%p %%x %%X %%l %%q %%r %%I\n"
+		"                     %%U %%j %%J @X \\n ...; flags, width, precision), plus %%V\n"
+		"                     verdict, %%n sender, %%e epoch, %%s seq, %%o scope, %%g gap\n"
+		"  -T FILTER          do not print topics matching FILTER (repeatable)\n"
+		"  -R                 do not print retained (stale) messages\n"
+		"  --retained-only    print only retained messages; exit at the first fresh one\n"
+		"  -U FILTER          unsubscribe from FILTER after connecting (repeatable)\n"
+		"  -E                 exit once the subscriptions are acknowledged\n"
+		"  -C COUNT           exit after COUNT printed messages\n"
+		"  -W TIME            exit after TIME (10s, 5m; a bare number is seconds),\n"
+		"                     status 27 as mosquitto_sub\n"
 		"  --identity FILE    identity (default DIR/identity.key)\n"
 		"  --trust FILE       trusted senders (default DIR/trust)\n"
 		"  --state FILE|none  replay windows (default DIR/rxstate; none: not kept)\n"
@@ -60,7 +88,57 @@ static int usage(FILE *f)
 		"                     serve Prometheus metrics at http://ADDR:PORT/metrics\n",
 		SUB_PROG, E2E_WINDOW_DEFAULT);
 	cli_common_usage(f, "$HOME/.config/mqtt-e2e");
+	cli_parity_usage(f);
+	fprintf(f, "  --remove-retained, --retain-as-published, --random-filter, --pretty\n");
 	return f == stdout ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+}
+
+static int add_filter(const char **list, int *n, const char *f, const char *opt)
+{
+	if (*n >= TOPICS_MAX) {
+		fprintf(stderr, "%s: at most %d %s options\n", SUB_PROG, TOPICS_MAX, opt);
+		return -1;
+	}
+	if (!e2e_topic_filter_valid(f, strlen(f))) {
+		/* The broker would refuse it on every reconnect, forever. */
+		fprintf(stderr, "%s: %s '%s' is not a valid topic filter ('#' only as the whole "
+			"last level, '+' only as a whole level)\n", SUB_PROG, opt, f);
+		return -1;
+	}
+	list[(*n)++] = f;
+	return 0;
+}
+
+/* mosquitto_sub's own options and the shared parity ones: 0, -1 (printed),
+ * -2 unknown. */
+static int sub_parity_opt(struct sub_args *a, struct sub_out *o, int c, char **argv)
+{
+	char why[64];
+	int r;
+
+	switch (c) {
+	case 'N': o->eol = 0; return 0;
+	case 'F':
+		o->format = optarg;
+		if (sub_fmt_check(optarg, why, sizeof why) == 0)
+			return 0;
+		fprintf(stderr, "%s: -F: %s\n", SUB_PROG, why);
+		return -1;
+	case 'R': o->no_retain = 1; return 0;
+	case OPT_RETAINED_ONLY: o->retained_only = 1; return 0;
+	case 'E': a->exit_after_sub = 1; return 0;
+	case 'U': return add_filter(a->unsub, &a->nunsub, optarg, "-U");
+	case 'T':
+		if (o->nfilter_out < SUB_FILTER_OUT_MAX) {
+			o->filter_out[o->nfilter_out++] = optarg;
+			return 0;
+		}
+		fprintf(stderr, "%s: at most %d -T options\n", SUB_PROG, SUB_FILTER_OUT_MAX);
+		return -1;
+	default:
+		r = cli_parity_opt(&a->cc, &a->par, c, optarg, argv);
+		return r == 1 ? 0 : r == 0 ? -2 : -1;
+	}
 }
 
 /* -1 to go on, else the exit code. */
@@ -68,24 +146,11 @@ static int parse(int argc, char **argv, struct sub_args *a, struct sub_out *o)
 {
 	int c, r = 0;
 
-	while (r == 0 && (c = cli_next_opt(argc, argv, ":" CLI_CONN_SHORT "t:q:vC:W:", long_opts,
-			&a->cc)) != -1) {
+	while (r == 0 && (c = cli_next_opt(argc, argv, ":" CLI_CONN_SHORT CLI_PARITY_SHORT
+			CLI_PARITY_REFUSED "t:q:vC:W:NF:T:REU:", long_opts, &a->cc)) != -1) {
 		switch (c) {
 		case 0: r = -1; break;
-		case 't':
-			r = a->ntopics < TOPICS_MAX ? 0 : -1;
-			if (r != 0) {
-				fprintf(stderr, "%s: at most %d -t options\n", SUB_PROG, TOPICS_MAX);
-			} else if (!e2e_topic_filter_valid(optarg, strlen(optarg))) {
-				/* The broker would refuse it on every reconnect, forever. */
-				fprintf(stderr, "%s: -t '%s' is not a valid topic filter ('#' only "
-					"as the whole last level, '+' only as a whole level)\n",
-					SUB_PROG, optarg);
-				r = -1;
-			} else {
-				a->topics[a->ntopics++] = optarg;
-			}
-			break;
+		case 't': r = add_filter(a->topics, &a->ntopics, optarg, "-t"); break;
 		case 'q': r = cli_number("-q", optarg, 0, 2, &a->qos); break;
 		case 'v': o->verbose = 1; break;
 		case 'C': r = cli_number("-C", optarg, 1, ULONG_MAX, &o->count); break;
@@ -104,8 +169,22 @@ static int parse(int argc, char **argv, struct sub_args *a, struct sub_out *o)
 		case OPT_SHOW_ALL: o->show_all = 1; break;
 		case OPT_STRICT: a->strict = 1; break;
 		case OPT_METRICS: a->metrics = optarg; break;
-		default: return cli_bad_option(c, argv);
+		default: r = sub_parity_opt(a, o, c, argv); break;
 		}
+	}
+	if (r == -2)
+		return cli_bad_option(c, argv);
+	if (r == 0 && a->par.url_topic)
+		r = add_filter(a->topics, &a->ntopics, a->par.url_topic, "-t");
+	if (r == 0 && cli_parity_done(&a->cc, &a->par) != 0)
+		r = -1;
+	if (r == 0 && o->json && o->format) {
+		fprintf(stderr, "%s: use one of --json and -F\n", SUB_PROG);
+		r = -1;
+	}
+	if (r == 0 && o->no_retain && o->retained_only) {
+		fprintf(stderr, "%s: -R and --retained-only exclude each other\n", SUB_PROG);
+		r = -1;
 	}
 	r = cli_parse_done(&a->cc, r, usage);
 	if (r >= 0)
@@ -116,6 +195,34 @@ static int parse(int argc, char **argv, struct sub_args *a, struct sub_out *o)
 		return usage(stderr);
 	}
 	return -1;
+}
+
+/* After connecting: -U, then -E or the run. The exit status. */
+static int session(struct e2e_client *c, const struct sub_args *a, struct sub_out *o,
+	char *err, size_t err_len)
+{
+	for (int i = 0; i < a->nunsub; i++) {
+		if (e2e_client_unsubscribe(c, a->unsub[i]) != E2E_OK)
+			fprintf(stderr, "%s: cannot unsubscribe from '%s'\n", SUB_PROG, a->unsub[i]);
+		else
+			cli_debug(&a->par, "unsubscribed from '%s'", a->unsub[i]);
+	}
+	if (a->exit_after_sub) {
+		if (e2e_client_wait_subscribed(c, SUBACK_MS) != E2E_OK) {
+			snprintf(err, err_len, "subscriptions not acknowledged within %u s (-E)",
+				SUBACK_MS / 1000);
+			return CLI_EXIT_CONNECT;
+		}
+		cli_debug(&a->par, "subscriptions acknowledged: exiting (-E)");
+		atomic_store(&o->done, 1);
+		return CLI_EXIT_OK;
+	}
+	if (sub_run(c, o, a->wait_ms)) {
+		fprintf(stderr, "%s: timed out after %llu ms (-W)\n", SUB_PROG,
+			(unsigned long long)a->wait_ms);
+		return SUB_EXIT_TIMEOUT;
+	}
+	return CLI_EXIT_OK;
 }
 
 int main(int argc, char **argv)
@@ -135,9 +242,12 @@ int main(int argc, char **argv)
 	atomic_init(&out.bytes, 0);
 	atomic_init(&out.connects, 0);
 	atomic_init(&out.connected, 0);
+	atomic_init(&out.done, 0);
+	out.eol = 1;
 	ret = parse(argc, argv, &a, &out);
 	if (ret >= 0)
 		return ret;
+	out.debug = a.par.debug;
 	if (cli_dir(dir, sizeof dir, a.cc.dir, NULL) || cli_join(idf, sizeof idf, dir, "identity.key") ||
 	    cli_join(trf, sizeof trf, dir, "trust") || cli_join(stf, sizeof stf, dir, "rxstate"))
 		return CLI_EXIT_USAGE;
@@ -173,12 +283,15 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	ret = CLI_EXIT_CONNECT;
+	cli_debug(&a.par, "connecting to %s:%d (MQTT %s, keepalive %d s)", cfg.conn.host ?
+		cfg.conn.host : "127.0.0.1", cfg.conn.port, cfg.conn.mqtt_version == 5 ? "5" : "3.1.1",
+		cfg.conn.keepalive_s);
 	if (e2e_client_connect(c, CONNECT_MS) != E2E_OK)
 		goto out;
+	cli_debug(&a.par, "connected; subscribed to %d filter(s) at QoS %lu", a.ntopics, a.qos);
 	cli_signals_release();
-	sub_run(c, &out, a.wait_ms);
+	ret = session(c, &a, &out, err, sizeof err);
 	e2e_client_stats(c, &st);
-	ret = CLI_EXIT_OK;
 out:
 	e2e_metrics_stop(metrics);   /* its thread reads c: stopped first */
 	e2e_client_destroy(c);   /* held messages are reported here, before the summary */
@@ -187,7 +300,7 @@ out:
 	else
 		sub_summary(&out, &st);
 	/* After destroy: messages still held for a key count as anomalies too. */
-	if (ret == CLI_EXIT_OK && a.strict && atomic_load(&out.anomaly))
+	if ((ret == CLI_EXIT_OK || ret == SUB_EXIT_TIMEOUT) && a.strict && atomic_load(&out.anomaly))
 		ret = CLI_EXIT_ANOMALY;
 	return ret;
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cliopts.h"
+#include "fmt.h"
 #include "jsonout.h"
 #include "sub.h"
 
@@ -65,12 +66,74 @@ static void print_json(const struct e2e_client_msg *m, int delivers)
 	jout_end(&j);
 }
 
+/* As mosquitto_sub: an empty payload prints nothing, or "topic (null)" with -v. */
 static void print_text(const struct sub_out *o, const struct e2e_client_msg *m)
 {
+	if (o->format) {
+		sub_fmt_print(stdout, o->format, o->eol, m);
+		return;
+	}
+	if (o->verbose && !m->len) {
+		if (o->eol)
+			printf("%s (null)\n", m->topic);
+		return;
+	}
+	if (!m->len)
+		return;
 	if (o->verbose)
 		printf("%s ", m->topic);
 	fwrite(m->payload, 1, m->len, stdout);
-	putchar('\n');
+	if (o->eol)
+		putchar('\n');
+}
+
+int sub_topic_matches(const char *filter, const char *topic)
+{
+	/* Wildcards at the first level do not match $-topics (MQTT 4.7.2). */
+	if (topic[0] == '$' && (filter[0] == '+' || filter[0] == '#'))
+		return 0;
+	for (;;) {
+		size_t fl = strcspn(filter, "/"), tl = strcspn(topic, "/");
+
+		if (fl == 1 && filter[0] == '#')
+			return 1;
+		if (!(fl == 1 && filter[0] == '+') && (fl != tl || memcmp(filter, topic, fl) != 0))
+			return 0;
+		filter += fl;
+		topic += tl;
+		if (!*filter && !*topic)
+			return 1;
+		/* "a/#" also matches "a" */
+		if (!*topic && filter[0] == '/' && !strcmp(filter + 1, "#"))
+			return 1;
+		if (!*filter || !*topic)
+			return 0;
+		filter++;
+		topic++;
+	}
+}
+
+static int filtered_out(const struct sub_out *o, const char *topic)
+{
+	for (int i = 0; i < o->nfilter_out; i++)
+		if (sub_topic_matches(o->filter_out[i], topic))
+			return 1;
+	return 0;
+}
+
+/*
+ * mosquitto_sub's order: --retained-only ends the run at the first fresh
+ * message (not printed), -R hides stale ones, -T hides topics, then the
+ * message is printed and counted for -C. Only authentic messages take
+ * part; the others are markers and tallies, whatever the filters say.
+ */
+static int shown(struct sub_out *o, const struct e2e_client_msg *m)
+{
+	if (o->retained_only && !m->retained) {
+		atomic_store(&o->done, 1);
+		return 0;
+	}
+	return !(m->retained && o->no_retain) && !filtered_out(o, m->topic);
 }
 
 static void marker(const struct e2e_client_msg *m)
@@ -93,12 +156,18 @@ static void marker(const struct e2e_client_msg *m)
 void sub_on_message(void *ctx, const struct e2e_client_msg *m)
 {
 	struct sub_out *o = ctx;
-	int delivers = e2e_verdict_delivers(m->verdict);
+	int delivers = e2e_verdict_delivers(m->verdict), show;
+	char hex[9];
 
 	/* After -C is reached the run is over: what races in before the
 	 * disconnect is neither shown nor counted. */
-	if (o->count && atomic_load(&o->delivered) >= o->count)
+	if (atomic_load(&o->done))
 		return;
+	if (o->debug)
+		fprintf(stderr, "%s: debug: received PUBLISH (q%d, r%d, '%s', %zu bytes): %s "
+			"(sender %s, scope %u, epoch %u, seq %u)\n", SUB_PROG, m->qos, m->retained,
+			m->topic, m->len, e2e_verdict_name(m->verdict), sender_str(m, hex), m->scope,
+			m->epoch, m->seq);
 	if ((unsigned)m->verdict <= E2E_V_FORGOTTEN)
 		o->verdicts[m->verdict]++;
 	if (m->verdict == E2E_V_GAP)
@@ -107,18 +176,21 @@ void sub_on_message(void *ctx, const struct e2e_client_msg *m)
 		atomic_store(&o->anomaly, 1);
 	if (m->verdict == E2E_V_DUPLICATE && !o->show_all)
 		return;
-	if (o->json)
+	show = delivers ? shown(o, m) : !filtered_out(o, m->topic);
+	if (show && o->json)
 		print_json(m, delivers);
-	else if (delivers)
+	else if (show && delivers)
 		print_text(o, m);
 	/* Data first, so a reader of both streams sees the marker after it. */
 	fflush(stdout);
-	if (m->verdict != E2E_V_OK && (!o->json || is_anomaly(m->verdict)))
+	if (m->verdict != E2E_V_OK && (show || is_anomaly(m->verdict)) &&
+	    (!o->json || is_anomaly(m->verdict)))
 		marker(m);
-	if (delivers) {
-		atomic_fetch_add(&o->delivered, 1);
+	if (delivers)
 		atomic_fetch_add_explicit(&o->bytes, m->len, memory_order_relaxed);
-	}
+	/* -C counts what was printed, as mosquitto_sub counts what it shows. */
+	if (show && delivers && o->count && atomic_fetch_add(&o->delivered, 1) + 1 >= o->count)
+		atomic_store(&o->done, 1);
 }
 
 void sub_on_event(void *ctx, const struct e2e_client_event *ev)
@@ -135,16 +207,19 @@ void sub_on_event(void *ctx, const struct e2e_client_event *ev)
 		atomic_store(&o->anomaly, 1);
 }
 
-void sub_run(struct e2e_client *c, struct sub_out *o, uint64_t wait_ms)
+int sub_run(struct e2e_client *c, struct sub_out *o, uint64_t wait_ms)
 {
 	uint64_t start = cli_mono_ms(), now;
 	int keys_done = 0;
 
 	/* Messages arrive on the client's thread; this one only watches the clock. */
-	while (!cli_stopped() && !(o->count && atomic_load(&o->delivered) >= o->count)) {
+	while (!cli_stopped() && !atomic_load(&o->done)) {
 		now = cli_mono_ms();
-		if (wait_ms && now - start >= wait_ms)
-			break;
+		if (wait_ms && now - start >= wait_ms) {
+			/* Not done yet after -W: the run timed out. */
+			atomic_store(&o->done, 1);
+			return 1;
+		}
 		if (!keys_done && e2e_client_wait_keys(c, 0) == E2E_OK)
 			keys_done = 1;
 		if (!keys_done && now - start >= KEY_WAIT_MS) {
@@ -154,6 +229,7 @@ void sub_run(struct e2e_client *c, struct sub_out *o, uint64_t wait_ms)
 		}
 		cli_sleep_ms(TICK_MS);
 	}
+	return 0;
 }
 
 void sub_summary(const struct sub_out *o, const struct e2e_client_stats *st)

@@ -370,6 +370,20 @@ enum e2e_status e2e_client_subscribe(struct e2e_client *c, const char *filter, i
 	return e2e_session_subscribe(&c->sess, filter, qos, 5000);
 }
 
+enum e2e_status e2e_client_unsubscribe(struct e2e_client *c, const char *filter)
+{
+	if (!c || !filter || !*filter)
+		return E2E_ERR_ARG;
+	return e2e_session_unsubscribe(&c->sess, filter);
+}
+
+enum e2e_status e2e_client_wait_subscribed(struct e2e_client *c, uint32_t timeout_ms)
+{
+	if (!c)
+		return E2E_ERR_ARG;
+	return e2e_session_wait_subscribed(&c->sess, timeout_ms) == 0 ? E2E_OK : E2E_ERR_IO;
+}
+
 enum e2e_status e2e_client_connect(struct e2e_client *c, uint32_t timeout_ms)
 {
 	enum e2e_status st;

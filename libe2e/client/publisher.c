@@ -339,6 +339,20 @@ out:
 	return e2e_session_flush(&p->sess, wait_ms);
 }
 
+enum e2e_status e2e_publisher_set_properties(struct e2e_publisher *p,
+	const struct e2e_mqtt_property *props, size_t n)
+{
+	enum e2e_status st;
+
+	if (!p || (n && !props))
+		return E2E_ERR_ARG;
+	/* send_mu: no publish reads them while they change. */
+	pthread_mutex_lock(&p->send_mu);
+	st = e2e_session_set_app_props(&p->sess, props, n);
+	pthread_mutex_unlock(&p->send_mu);
+	return st;
+}
+
 enum e2e_status e2e_publisher_seal(struct e2e_publisher *p, uint8_t *out, size_t cap,
 	size_t *out_len, const char *topic, size_t topic_len, const uint8_t *pt, size_t pt_len)
 {

@@ -84,12 +84,41 @@ static int on_arrived(void *ctx, char *topic, int topic_len, MQTTAsync_message *
 	return 1;
 }
 
+/* A SUBACK (or a failure) of a subscription made at connection. */
+static void suback(void *ctx)
+{
+	struct e2e_session *s = ctx;
+
+	pthread_mutex_lock(&s->lock);
+	s->subs_answered++;
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+}
+
+static void sub_ok(void *ctx, MQTTAsync_successData *d) { (void)d; suback(ctx); }
+static void sub_fail(void *ctx, MQTTAsync_failureData *d) { (void)d; suback(ctx); }
+static void sub_ok5(void *ctx, MQTTAsync_successData5 *d) { (void)d; suback(ctx); }
+static void sub_fail5(void *ctx, MQTTAsync_failureData5 *d) { (void)d; suback(ctx); }
+
+/* Called with s->lock held. */
 static void resubscribe(struct e2e_session *s)
 {
+	s->subs_asked = s->subs_answered = 0;
 	for (int i = 0; i < s->nsubs; i++) {
 		MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
 
-		(void)MQTTAsync_subscribe(s->handle, s->subs[i], s->sub_qos[i], &ro);
+		/* Counted, so a caller can wait for them (mosquitto_sub -E). */
+		ro.context = s;
+		if (s->conn.mqtt_version == 5) {
+			ro.onSuccess5 = sub_ok5;
+			ro.onFailure5 = sub_fail5;
+		} else {
+			ro.onSuccess = sub_ok;
+			ro.onFailure = sub_fail;
+		}
+		if (MQTTAsync_subscribe(s->handle, s->subs[i], s->sub_qos[i], &ro) ==
+				MQTTASYNC_SUCCESS)
+			s->subs_asked++;
 	}
 }
 
@@ -190,6 +219,8 @@ void e2e_session_fini(struct e2e_session *s)
 			nanosleep(&(struct timespec){ 0, 10000000 }, NULL);
 	}
 	MQTTAsync_destroy(&s->handle);
+	MQTTProperties_free(&s->connect_props);
+	MQTTProperties_free(&s->app_props);
 	for (int i = 0; i < s->nsubs; i++)
 		free(s->subs[i]);
 	pthread_mutex_destroy(&s->lock);
@@ -380,6 +411,56 @@ static int port_of(const struct e2e_session *s)
 	return s->conn.port ? s->conn.port : (use_tls(&s->conn) ? 8883 : 1883);
 }
 
+int e2e_session_wait_subscribed(struct e2e_session *s, uint32_t timeout_ms)
+{
+	struct timespec ts = deadline(timeout_ms);
+	int rc = 0, done;
+
+	pthread_mutex_lock(&s->lock);
+	while (!(s->connected && s->subs_answered >= s->subs_asked) && rc != ETIMEDOUT)
+		rc = pthread_cond_timedwait(&s->cond, &s->lock, &ts);
+	done = s->connected && s->subs_answered >= s->subs_asked;
+	pthread_mutex_unlock(&s->lock);
+	return done ? 0 : -1;
+}
+
+/*
+ * What mosquitto_sub/pub's -c, -x and --will-* set (e2e_conn_config's
+ * session and will fields); nothing when they are zero.
+ */
+static void conn_extras(struct e2e_session *s, MQTTAsync_connectOptions *o)
+{
+	const struct e2e_conn_config *c = &s->conn;
+
+	if (c->clean && s->conn.mqtt_version == 5)
+		o->cleanstart = c->clean > 0;
+	else if (c->clean)
+		o->cleansession = c->clean > 0;
+	if (c->session_expiry_set && s->conn.mqtt_version == 5) {
+		MQTTProperty p;
+
+		memset(&p, 0, sizeof p);
+		p.identifier = MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL;
+		p.value.integer4 = c->session_expiry_s;
+		MQTTProperties_free(&s->connect_props);
+		if (MQTTProperties_add(&s->connect_props, &p) == 0)
+			o->connectProperties = &s->connect_props;
+	}
+	if (c->will_topic) {
+		MQTTAsync_willOptions w = MQTTAsync_willOptions_initializer;
+
+		s->will = w;
+		s->will.topicName = c->will_topic;
+		s->will.qos = c->will_qos;
+		s->will.retained = c->will_retain;
+		/* Binary payload (may be empty): payload.data/len, not message. */
+		s->will.message = NULL;
+		s->will.payload.data = c->will_len ? c->will_payload : "";
+		s->will.payload.len = (int)c->will_len;
+		o->will = &s->will;
+	}
+}
+
 enum e2e_status e2e_session_connect(struct e2e_session *s, uint32_t timeout_ms, char *err,
 	size_t err_len)
 {
@@ -411,12 +492,14 @@ enum e2e_status e2e_session_connect(struct e2e_session *s, uint32_t timeout_ms, 
 		o->onSuccess = conn_ok;
 		o->onFailure = conn_fail;
 	}
+	conn_extras(s, o);
 	if (use_tls(&s->conn)) {
 		ssl.trustStore = s->conn.cafile;
 		ssl.CApath = s->conn.capath;
 		ssl.keyStore = s->conn.certfile;
 		ssl.privateKey = s->conn.keyfile ? s->conn.keyfile : NULL;
-		ssl.sslVersion = MQTT_SSL_VERSION_TLS_1_2;
+		ssl.sslVersion = s->conn.tls_version == 11 ? MQTT_SSL_VERSION_TLS_1_1 :
+			s->conn.tls_version == 13 ? MQTT_SSL_VERSION_DEFAULT : MQTT_SSL_VERSION_TLS_1_2;
 		ssl.enableServerCertAuth = s->conn.psk_hex ? 0 : 1;
 		ssl.verify = s->conn.insecure || s->conn.psk_hex ? 0 : 1;
 		if (s->conn.psk_hex) {
@@ -676,6 +759,9 @@ enum e2e_status e2e_session_send(struct e2e_session *s, const char *topic,
 	m.payloadlen = (int)len;
 	m.qos = qos;
 	m.retained = retained;
+	/* Paho copies them with the message. Set before the first send only. */
+	if (app && s->app_props.count)
+		m.properties = s->app_props;
 	/* Completion is counted in callbacks, not polled: Paho's own
 	 * waitForCompletion sleeps 100 ms between checks. */
 	ro.context = t;
@@ -697,6 +783,60 @@ enum e2e_status e2e_session_send(struct e2e_session *s, const char *topic,
 		return E2E_ERR_IO;
 	}
 	return E2E_OK;
+}
+
+enum e2e_status e2e_session_set_app_props(struct e2e_session *s,
+	const struct e2e_mqtt_property *props, size_t n)
+{
+	MQTTProperties np = MQTTProperties_initializer;
+	enum e2e_status ret = E2E_ERR_ARG;
+
+	if (n && s->conn.mqtt_version != 5)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		const struct e2e_mqtt_property *q = &props[i];
+		MQTTProperty p;
+
+		memset(&p, 0, sizeof p);
+		p.identifier = (enum MQTTPropertyCodes)q->id;
+		if (q->value_len > 65535 || (q->name && strlen(q->name) > 65535))
+			goto out;
+		switch (q->id) {
+		case MQTTPROPERTY_CODE_MESSAGE_EXPIRY_INTERVAL:
+			p.value.integer4 = q->num;
+			break;
+		case MQTTPROPERTY_CODE_USER_PROPERTY:
+			if (!q->name || !q->value)
+				goto out;
+			p.value.data.data = (char *)(uintptr_t)q->name;
+			p.value.data.len = (int)strlen(q->name);
+			p.value.value.data = (char *)(uintptr_t)q->value;
+			p.value.value.len = (int)q->value_len;
+			break;
+		case MQTTPROPERTY_CODE_CONTENT_TYPE:
+		case MQTTPROPERTY_CODE_RESPONSE_TOPIC:
+		case MQTTPROPERTY_CODE_CORRELATION_DATA:
+			if (!q->value)
+				goto out;
+			p.value.data.data = (char *)(uintptr_t)q->value;
+			p.value.data.len = (int)q->value_len;
+			break;
+		default:
+			goto out;
+		}
+		/* Paho copies the strings. */
+		ret = E2E_ERR_NOMEM;
+		if (MQTTProperties_add(&np, &p) != 0)
+			goto out;
+		ret = E2E_ERR_ARG;
+	}
+	MQTTProperties_free(&s->app_props);
+	s->app_props = np;
+	np = (MQTTProperties)MQTTProperties_initializer;
+	ret = E2E_OK;
+out:
+	MQTTProperties_free(&np);
+	return ret;
 }
 
 enum e2e_status e2e_session_flush(struct e2e_session *s, int wait_ms)

@@ -49,6 +49,10 @@ struct e2e_session {
 	char *subs[E2E_SESSION_SUBS_MAX];
 	int sub_qos[E2E_SESSION_SUBS_MAX];
 	int nsubs;
+	int subs_asked, subs_answered;  /* SUBACKs of the current connection's subscriptions */
+	MQTTAsync_willOptions will;
+	MQTTProperties connect_props;   /* MQTT 5 CONNECT: session expiry */
+	MQTTProperties app_props;       /* MQTT 5 properties of application messages */
 	e2e_session_msg_fn on_msg;
 	e2e_session_state_fn on_state;
 	void *ctx;
@@ -67,6 +71,8 @@ enum e2e_status e2e_session_subscribe(struct e2e_session *s, const char *filter,
 enum e2e_status e2e_session_subscribe_now(struct e2e_session *s, const char *filter, int qos,
 	int wait_ms);
 enum e2e_status e2e_session_unsubscribe(struct e2e_session *s, const char *filter);
+/* Wait until every subscription made at connection got its SUBACK; 0 if so. */
+int e2e_session_wait_subscribed(struct e2e_session *s, uint32_t timeout_ms);
 
 enum e2e_status e2e_session_connect(struct e2e_session *s, uint32_t timeout_ms, char *err,
 	size_t err_len);
@@ -87,6 +93,10 @@ enum e2e_status e2e_session_send(struct e2e_session *s, const char *topic,
  * or failed), at most @p wait_ms. E2E_OK only if none is left in flight.
  */
 enum e2e_status e2e_session_flush(struct e2e_session *s, int wait_ms);
+
+/* Properties of every application message from now on (MQTT 5; n 0: none). */
+enum e2e_status e2e_session_set_app_props(struct e2e_session *s,
+	const struct e2e_mqtt_property *props, size_t n);
 
 /* Publish one of the library's own messages (never blocks). */
 enum e2e_status e2e_session_publish(struct e2e_session *s, const char *topic,

@@ -101,6 +101,47 @@ contains "$T/err" "$T/adir.key: is a directory, not a file" "a directory is not 
 run 1 "status of a missing directory" "$K" status --dir "$T/nowhere/sender"
 contains "$T/err" "directory $T/nowhere does not exist" "a missing directory is named, not 'I/O error'"
 
+# --- genkey -o - / pubkey from stdin (as wg genkey | wg pubkey) --------------
+"$K" genkey -o - 2>"$T/err1" | "$K" pubkey >"$T/pipe.out" 2>"$T/err2"
+rcs="${PIPESTATUS[*]}"
+pipe_pub=$(cat "$T/pipe.out")
+same "$rcs" "0 0" "genkey -o - | pubkey: both exit 0"
+if [[ "$pipe_pub" =~ ^e2e1\ [A-Za-z0-9+/]{86}==$ ]]; then pass "the pipeline prints one public line"
+else fail "the pipeline prints one public line ('$pipe_pub')"; cat "$T/err1" "$T/err2" | sed 's/^/#   /'; fi
+[ -e ./- ] && fail "genkey -o - wrote a file named '-'" || pass "genkey -o - writes no file named '-'"
+run 0 "genkey -o - " "$K" genkey -o -
+has "$T/out" '^e2e-secret1 [A-Za-z0-9+/]{86}==$' "genkey -o - writes the secret line on stdout"
+hasnt "$T/out" '^e2e1 ' "genkey -o - prints no public line on stdout (nothing but the secret)"
+same "$(wc -c <"$T/err")" 0 "genkey -o - is silent on stderr"
+cp "$T/out" "$T/piped.key"
+run_in 0 "pubkey - reads stdin" "$T/piped.key" "$K" pubkey -
+cp "$T/out" "$T/piped.pub"
+run_in 0 "bare pubkey with a redirected file reads stdin" "$T/piped.key" "$K" pubkey
+same "$(cat "$T/out")" "$(cat "$T/piped.pub")" "pubkey < file = pubkey - < file"
+run_in 0 "pubkey --fingerprint from stdin" "$T/piped.key" "$K" pubkey --fingerprint
+has "$T/out" '^e2e:([0-9a-f]{4}:){7}[0-9a-f]{4}$' "fingerprint from stdin"
+run_in 0 "pubkey --name from stdin" "$T/piped.key" "$K" pubkey - --name n1
+same "$(cat "$T/out")" "$(cat "$T/piped.pub") n1" "pubkey --name from stdin appends the name"
+run_in 0 "pubkey --dir ignores stdin" "$T/piped.key" "$K" pubkey --dir "$S"
+same "$(cat "$T/out")" "$(cat "$T/proxy.pub")" "pubkey --dir reads the directory even with stdin redirected"
+run 0 "pubkey with stdin /dev/null reads the default directory" env E2E_DIR="$S" "$K" pubkey
+same "$(cat "$T/out")" "$(cat "$T/proxy.pub")" "bare pubkey with a terminal-like stdin keeps the default file"
+printf 'not a key\n' >"$T/garbage"
+run_in 1 "pubkey refuses garbage on stdin" "$T/garbage" "$K" pubkey -
+contains "$T/err" "stdin" "the refusal names stdin"
+: >"$T/empty"
+run_in 1 "pubkey refuses an empty stdin" "$T/empty" "$K" pubkey -
+run 1 "genkey -o - refuses --name" "$K" genkey -o - --name x
+same "$(wc -c <"$T/out")" 0 "genkey -o - --name writes no secret"
+umask 022
+run 0 "genkey -o FILE (fresh)" "$K" genkey -o "$T/fresh.key"
+same "$(mode "$T/fresh.key")" 600 "genkey -o FILE is mode 600 (even with umask 022)"
+run 0 "pubkey < the file genkey wrote" "$K" pubkey "$T/fresh.key"
+cp "$T/out" "$T/fresh.pub"
+run_in 0 "pubkey < FILE" "$T/fresh.key" "$K" pubkey
+same "$(cat "$T/out")" "$(cat "$T/fresh.pub")" "pubkey < FILE = pubkey FILE"
+ls -a "$T" | grep -q '\.tmp\.' && fail "no temporary files left by genkey" || pass "no temporary files left by genkey"
+
 # --- scopes -----------------------------------------------------------------
 run 0 "scopes without a scopes file" "$K" scopes --dir "$S"
 has "$T/out" $'^0\tdefault\t#\t\\(implied\\)$' "the implied default scope is shown"

@@ -282,6 +282,48 @@ static void test_save_load_round_trip(void)
 	tu_tmp_close(&t);
 }
 
+/* genkey -o - / pubkey from stdin: the text form is the file's, byte for byte. */
+static void test_text_form(void)
+{
+	struct e2e_identity id, back;
+	struct tu_tmp t;
+	char text[E2E_IDENTITY_TEXT_LEN + 8], small[E2E_IDENTITY_TEXT_LEN - 1];
+	uint8_t *file;
+	size_t len = 0, flen = 0;
+
+	generate(&id);
+	CU_ASSERT_EQUAL(e2e_identity_format(NULL, sizeof text, &len, &id), E2E_ERR_ARG);
+	CU_ASSERT_EQUAL(e2e_identity_format(text, sizeof text, NULL, &id), E2E_ERR_ARG);
+	CU_ASSERT_EQUAL(e2e_identity_format(text, sizeof text, &len, NULL), E2E_ERR_ARG);
+	CU_ASSERT_EQUAL(e2e_identity_format(small, sizeof small, &len, &id), E2E_ERR_ARG);
+	CU_ASSERT_EQUAL_FATAL(e2e_identity_format(text, sizeof text, &len, &id), E2E_OK);
+	CU_ASSERT_EQUAL(len, E2E_IDENTITY_TEXT_LEN);
+	tu_tmp_open(&t, "id.secret");
+	CU_ASSERT_EQUAL_FATAL(e2e_identity_save(&id, t.path, 0), E2E_OK);
+	file = tu_read_file(t.path, &flen);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(file);
+	CU_ASSERT(flen == len && !memcmp(file, text, len));
+	free(file);
+	memset(&back, 0xAA, sizeof back);
+	CU_ASSERT_EQUAL(e2e_identity_parse(&back, text, len), E2E_OK);
+	CU_ASSERT(same_identity(&back, &id));
+	/* Output only, as load: release what it holds before parsing into it again. */
+	e2e_identity_destroy(&back);
+	/* What load refuses, parse refuses: garbage, a cut line, nothing. */
+	memset(&back, 0xAA, sizeof back);
+	CU_ASSERT_EQUAL(e2e_identity_parse(&back, text, len - 10), E2E_ERR_CORRUPT);
+	/* An empty identity on failure, whatever the struct held before. */
+	CU_ASSERT(back.sign_sk == NULL && back.dh_sk == NULL);
+	CU_ASSERT_EQUAL(e2e_identity_parse(&back, "e2e1 AAAA\n", 10), E2E_ERR_CORRUPT);
+	CU_ASSERT_EQUAL(e2e_identity_parse(&back, "", 0), E2E_ERR_CORRUPT);
+	CU_ASSERT_EQUAL(e2e_identity_parse(&back, NULL, 0), E2E_ERR_ARG);
+	CU_ASSERT_EQUAL(e2e_identity_parse(NULL, text, len), E2E_ERR_ARG);
+	sodium_memzero(text, sizeof text);
+	e2e_identity_destroy(&back);
+	e2e_identity_destroy(&id);
+	tu_tmp_close(&t);
+}
+
 static void test_save_refuses_overwrite(void)
 {
 	struct e2e_identity a, b, back;
@@ -525,6 +567,7 @@ static const struct tu_test vector_tests[] = {
 
 static const struct tu_test identity_tests[] = {
 	{ "Secret file: save/load round trip, mode 0600", test_save_load_round_trip },
+	{ "Secret text: format = file bytes, parse = load, refusals", test_text_form },
 	{ "Secret file: save refuses to overwrite unless forced", test_save_refuses_overwrite },
 	{ "Secret file: load refuses group/world bits and foreign owner", test_load_permissions },
 	{ "Secret file: load refuses directories and symlinks", test_load_not_regular },

@@ -75,6 +75,28 @@ E2E_API enum e2e_status e2e_identity_save(const struct e2e_identity *id, const c
  */
 E2E_API enum e2e_status e2e_identity_load(struct e2e_identity *id, const char *path) E2E_WARN_UNUSED;
 
+/* Length of the secret file text e2e_identity_format writes (comment line,
+ * "e2e-secret1 " and 88 base64 characters, newline); no NUL. */
+#define E2E_IDENTITY_TEXT_LEN 162U
+
+/**
+ * The secret file's text (as e2e_identity_save writes it) into @p out, for
+ * "genkey -o -". @p out_cap must be at least E2E_IDENTITY_TEXT_LEN; the
+ * caller wipes @p out after use. No NUL is written.
+ * @return E2E_OK, E2E_ERR_ARG (NULL or too small).
+ */
+E2E_API enum e2e_status e2e_identity_format(char *out, size_t out_cap, size_t *out_len,
+	const struct e2e_identity *id) E2E_WARN_UNUSED;
+
+/**
+ * Parse secret file text (as e2e_identity_load reads it from a file: '#'
+ * comments, blank lines and exactly one "e2e-secret1" line), e.g. from
+ * standard input. No permission check: the caller chose the source.
+ * @return E2E_OK, E2E_ERR_ARG, E2E_ERR_CORRUPT; @p id wiped on failure.
+ */
+E2E_API enum e2e_status e2e_identity_parse(struct e2e_identity *id, const char *text,
+	size_t len) E2E_WARN_UNUSED;
+
 /** One-line public key: "e2e1 <base64> [name]" (no newline). */
 E2E_API enum e2e_status e2e_public_format(char *out, size_t out_cap,
 	const struct e2e_public *pub, const char *name) E2E_WARN_UNUSED;

@@ -27,6 +27,20 @@ struct e2e_conn_config {
 	const char *psk_hex, *psk_identity;
 	const char *alpn;            /* comma-separated, e.g. "x-amzn-mqtt-ca" */
 	int insecure;                /* skip certificate hostname verification */
+	/*
+	 * Session and will, as mosquitto_sub/pub's -c, -x and --will-* (all zero:
+	 * as before). The will is published by the broker, so it is NOT sealed:
+	 * it travels and is delivered in plaintext, and e2e subscribers see it
+	 * as MALFORMED.
+	 */
+	int clean;                   /* 0: clean unless client_id is set; 1: clean; -1: keep */
+	int session_expiry_set;      /* MQTT 5: send session_expiry_s in CONNECT */
+	uint32_t session_expiry_s;   /* Session Expiry Interval; 0xFFFFFFFF: never */
+	const char *will_topic;      /* NULL: no will */
+	const void *will_payload;
+	size_t will_len;
+	int will_qos, will_retain;
+	int tls_version;             /* 0 or 12: TLS 1.2 only; 11: 1.1; 13: highest both support */
 };
 
 /* What the application receives for each message, and for anomalies. */
@@ -142,6 +156,17 @@ E2E_API enum e2e_status e2e_client_create(struct e2e_client **out,
 E2E_API enum e2e_status e2e_client_subscribe(struct e2e_client *c, const char *filter,
 	int qos) E2E_WARN_UNUSED;
 
+/** Unsubscribe @p filter (also one never subscribed here, as mosquitto_sub -U). */
+E2E_API enum e2e_status e2e_client_unsubscribe(struct e2e_client *c, const char *filter) E2E_WARN_UNUSED;
+
+/**
+ * Wait until the broker has answered (SUBACK) every subscription made at
+ * the current connection, at most @p timeout_ms (mosquitto_sub -E).
+ * @return E2E_OK, or E2E_ERR_IO on time-out or when not connected.
+ */
+E2E_API enum e2e_status e2e_client_wait_subscribed(struct e2e_client *c,
+	uint32_t timeout_ms) E2E_WARN_UNUSED;
+
 /**
  * Connect, subscribe, request keys from every trusted sender. Blocks up to
  * @p timeout_ms for the first connection. Reconnects automatically after.
@@ -231,6 +256,29 @@ E2E_API enum e2e_status e2e_publisher_flush(struct e2e_publisher *p, uint32_t ti
 
 /** Rotate the key of the scope that @p topic belongs to, and announce it. */
 E2E_API enum e2e_status e2e_publisher_rotate(struct e2e_publisher *p, const char *topic) E2E_WARN_UNUSED;
+
+/*
+ * An MQTT 5 PUBLISH property (e2e-pub -D). Properties are NOT sealed: they
+ * travel in plaintext and unauthenticated (SPEC 1), and the broker or
+ * anyone on the way may read, change or drop them.
+ */
+struct e2e_mqtt_property {
+	int id;                      /* 2 message expiry, 3 content type, 8 response topic,
+	                                9 correlation data, 38 user property */
+	uint32_t num;                /* message expiry interval */
+	const char *name;            /* user property: its name */
+	const char *value;           /* the string or binary value */
+	size_t value_len;
+};
+
+/**
+ * Attach @p n properties (copied) to every message e2e_publisher_publish
+ * sends from now on; @p n 0 removes them. MQTT 5 connections only.
+ * @return E2E_OK, E2E_ERR_ARG (unsupported id, MQTT 3.1.1, too long),
+ *         E2E_ERR_NOMEM.
+ */
+E2E_API enum e2e_status e2e_publisher_set_properties(struct e2e_publisher *p,
+	const struct e2e_mqtt_property *props, size_t n) E2E_WARN_UNUSED;
 
 E2E_API void e2e_publisher_stats(struct e2e_publisher *p, struct e2e_publisher_stats *st);
 
