@@ -150,14 +150,6 @@ int kt_mkdirs(const char *dir)
 	return 0;
 }
 
-uint64_t kt_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000U + (uint64_t)ts.tv_nsec / 1000000U;
-}
-
 int kt_duration_parse(const char *s, uint64_t *ms)
 {
 	static const struct { const char *unit; uint64_t ms; } units[] = {

@@ -70,8 +70,8 @@ struct conn *conn_new(struct proxy *px, int dfd, const char *peer)
 	c->dfd = dfd;
 	c->ufd = -1;
 	snprintf(c->peer, sizeof c->peer, "%s", peer);
-	c->deadline_ms = px_now_ms() + px->cfg.connect_timeout_ms;
-	c->last_down_ms = px_now_ms();
+	c->deadline_ms = e2e_mono_ms() + px->cfg.connect_timeout_ms;
+	c->last_down_ms = e2e_mono_ms();
 	set_nonblock(dfd);
 	setsockopt(dfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	if (px->tls_down.ctx) {
@@ -478,7 +478,7 @@ static int read_down(struct conn *c, int sock_ready, const char **why)
 		if (r > 0) {
 			c->din.len += (size_t)r;
 			c->down_read += (uint64_t)r;
-			c->last_down_ms = px_now_ms();
+			c->last_down_ms = e2e_mono_ms();
 			if (relay_down(c) != 0)
 				return *why = NULL, -1;   /* relay_down said why */
 		}

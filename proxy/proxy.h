@@ -9,6 +9,7 @@
 #include "buf.h"
 #include "config.h"
 #include "e2e/client.h"
+#include "e2e/clock.h"
 #include "mqtt_codec.h"
 #include "tls.h"
 
@@ -87,8 +88,6 @@ struct proxy {
 	char **argv;
 	struct proxy_stats st;
 };
-
-uint64_t px_now_ms(void);
 
 /* conn.c */
 struct conn *conn_new(struct proxy *px, int dfd, const char *peer);

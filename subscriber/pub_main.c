@@ -137,7 +137,7 @@ int main(int argc, char **argv)
 		pub_one(&job, buf ? (const void *)buf : "", len);   /* -n, or an empty -f/-s */
 	unacked = pub_finish(&job);
 	/* Subscribers that meet our new key ask for it: stay to answer. */
-	for (until = cli_mono_ms() + a.linger * 1000U; !cli_stopped() && cli_mono_ms() < until;)
+	for (until = e2e_mono_ms() + a.linger * 1000U; !cli_stopped() && e2e_mono_ms() < until;)
 		cli_sleep_ms(50);
 	ret = CLI_EXIT_OK;
 	if (unacked) {

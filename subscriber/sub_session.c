@@ -129,12 +129,12 @@ void sub_on_event(void *ctx, const struct e2e_client_event *ev)
 
 void sub_run(struct e2e_client *c, struct sub_out *o, unsigned long wait_s)
 {
-	uint64_t start = cli_mono_ms(), now;
+	uint64_t start = e2e_mono_ms(), now;
 	int keys_done = 0;
 
 	/* Messages arrive on the client's thread; this one only watches the clock. */
 	while (!cli_stopped() && !(o->count && atomic_load(&o->delivered) >= o->count)) {
-		now = cli_mono_ms();
+		now = e2e_mono_ms();
 		if (wait_s && now - start >= wait_s * 1000U)
 			break;
 		if (!keys_done && e2e_client_wait_keys(c, 0) == E2E_OK)

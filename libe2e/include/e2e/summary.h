@@ -13,6 +13,10 @@
 #ifndef E2E_SUMMARY_H
 #define E2E_SUMMARY_H
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #include "common.h"
 #include "control.h"
 #include "identity.h"
@@ -119,5 +123,9 @@ E2E_API void e2e_sumcheck_summary(struct e2e_sumcheck *sc, uint32_t sender,
 
 /** Records dropped because the table was full. */
 E2E_API uint64_t e2e_sumcheck_overflow(const struct e2e_sumcheck *sc);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

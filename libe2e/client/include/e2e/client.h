@@ -9,6 +9,10 @@
 #ifndef E2E_CLIENT_H
 #define E2E_CLIENT_H
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #include "e2e/common.h"
 #include "e2e/window.h"
 
@@ -209,5 +213,9 @@ E2E_API void e2e_publisher_stats(struct e2e_publisher *p, struct e2e_publisher_s
 
 /** Disconnect and free. */
 E2E_API void e2e_publisher_destroy(struct e2e_publisher *p);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif
