@@ -4,6 +4,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "alpn.h"
 #include "e2e/client.h"
 #include "log.h"
 #include "tls.h"

@@ -9,6 +9,7 @@
 #include <MQTTAsync.h>
 #include <pthread.h>
 
+#include "alpn.h"
 #include "e2e/client.h"
 #include "e2e/clock.h"
 

@@ -76,13 +76,6 @@ struct e2e_client_event {
 typedef void (*e2e_client_msg_fn)(void *ctx, const struct e2e_client_msg *m);
 typedef void (*e2e_client_event_fn)(void *ctx, const struct e2e_client_event *ev);
 
-/**
- * "a,b" (comma-separated protocol names) to the ALPN wire format
- * (length-prefixed names). Returns 0, or -1 for an empty, too long or
- * malformed list.
- */
-E2E_API int e2e_alpn_encode(unsigned char *out, size_t cap, unsigned int *len, const char *list);
-
 struct e2e_client;
 
 struct e2e_client_config {
