@@ -31,8 +31,10 @@ DESTDIR="$tmp/root" meson install -C "$tmp/b" --no-rebuild >"$tmp/install.log" 2
 	fail "tests registered although -Dtests=disabled"
 
 root=$tmp/root/usr
-for f in include/e2e/e2e.h include/e2e/clock.h include/e2e/client.h \
-	bin/e2e-sub bin/e2e-pub bin/e2e-keytool sbin/e2e-proxy; do
+for h in "$src"/libe2e/include/e2e/*.h "$src"/libe2e/client/include/e2e/*.h; do
+	[ -e "$root/include/e2e/$(basename "$h")" ] || fail "public header not installed: $h"
+done
+for f in bin/e2e-sub bin/e2e-pub bin/e2e-keytool sbin/e2e-proxy; do
 	[ -e "$root/$f" ] || fail "not installed: $f"
 done
 for lib in libe2e libe2e-client; do
