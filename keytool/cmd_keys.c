@@ -32,7 +32,7 @@ int kt_rotate_scopes(const char *dir, const struct e2e_scopes *scopes,
 	const uint8_t bm[E2E_SCOPE_BITMAP_BYTES], uint64_t grace_ms)
 {
 	struct e2e_keystore *ks = kt_load_keys(dir);
-	uint64_t now = kt_now_ms();
+	uint64_t now = e2e_now_ms();
 	uint32_t pruned;
 	int ret = 1;
 

@@ -129,7 +129,7 @@ int kt_cmd_status(int argc, char **argv)
 	if (!en)
 		goto out;
 	c.ks = ks;
-	c.now = kt_now_ms();
+	c.now = e2e_now_ms();
 	load_sender(&c, &o);
 	for (uint32_t i = 0; i < c.scopes->count; i++)
 		print_scope(&c, c.scopes->scope[i].id, c.scopes->scope[i].name);

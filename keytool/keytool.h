@@ -67,9 +67,6 @@ int kt_identity_path(char *buf, size_t cap, const struct kt_opts *o, const char 
 /* mkdir -p with mode 0700 for the components that do not exist yet. */
 int kt_mkdirs(const char *dir);
 
-/* Wall clock in unix milliseconds. */
-uint64_t kt_now_ms(void);
-
 /* "90s", "30m", "24h", "7d", "500ms" or plain seconds; 0 or -1. */
 int kt_duration_parse(const char *s, uint64_t *ms);
 

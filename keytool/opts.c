@@ -251,14 +251,6 @@ int kt_mkdirs(const char *dir)
 	return 0;
 }
 
-uint64_t kt_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000U + (uint64_t)ts.tv_nsec / 1000000U;
-}
-
 int kt_duration_parse(const char *s, uint64_t *ms)
 {
 	/* The syntax shared with e2e-proxy, e2e-sub and e2e-pub. */

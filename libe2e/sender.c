@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "e2e/clock.h"
 #include "e2e/enroll.h"
 #include "e2e/keystore.h"
 #include "e2e/scopes.h"
@@ -60,14 +61,6 @@ struct e2e_sender {
 	uint64_t sum_last_ms;
 	uint64_t unsummarized;
 };
-
-static uint64_t realtime_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000U + (uint64_t)ts.tv_nsec / 1000000U;
-}
 
 static enum e2e_status fail(struct e2e_sender *s, enum e2e_status st, const char *what,
 	const char *path)
@@ -471,7 +464,7 @@ enum e2e_status e2e_sender_open(struct e2e_sender **out, const struct e2e_sender
 	if (!s->cfg.grace_ms)
 		s->cfg.grace_ms = 24ULL * 3600 * 1000;
 	if (!s->cfg.clock_ms)
-		s->cfg.clock_ms = realtime_ms;
+		s->cfg.clock_ms = e2e_now_ms;
 	snprintf(s->control_topic, sizeof s->control_topic, "%s",
 		cfg->control_topic ? cfg->control_topic : E2E_CTL_TOPIC_DEFAULT);
 	snprintf(s->p_identity, PATH_MAX, "%s/identity.key", cfg->dir);

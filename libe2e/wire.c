@@ -1,4 +1,5 @@
 /* Bounds-checked big-endian cursors; see wire.h. */
+#include <stdint.h>
 #include <string.h>
 
 #include "wire.h"
@@ -38,6 +39,7 @@ static uint64_t rd_be(struct e2e_rd *r, size_t n)
 }
 
 uint8_t e2e_rd_u8(struct e2e_rd *r) { return (uint8_t)rd_be(r, 1); }
+uint16_t e2e_rd_u16(struct e2e_rd *r) { return (uint16_t)rd_be(r, 2); }
 uint32_t e2e_rd_u32(struct e2e_rd *r) { return (uint32_t)rd_be(r, 4); }
 uint64_t e2e_rd_u48(struct e2e_rd *r) { return rd_be(r, 6); }
 uint64_t e2e_rd_u64(struct e2e_rd *r) { return rd_be(r, 8); }
@@ -65,16 +67,18 @@ void e2e_wr_init(struct e2e_wr *w, uint8_t *p, size_t cap)
 	w->bad = 0;
 }
 
+/* !bad implies off <= cap, so cap - off cannot wrap. */
 static uint8_t *wr_take(struct e2e_wr *w, size_t n)
 {
-	uint8_t *at;
+	uint8_t *at = NULL;
 
-	if (w->bad || n > w->cap - w->off) {
-		w->bad = 1;
-		return NULL;
+	if (w->bad || !w->p || n > w->cap - w->off) {
+		if (n)
+			w->bad = 1;
+	} else {
+		at = w->p + w->off;
 	}
-	at = w->p + w->off;
-	w->off += n;
+	w->off = n > SIZE_MAX - w->off ? SIZE_MAX : w->off + n;
 	return at;
 }
 
@@ -92,6 +96,7 @@ static void wr_be(struct e2e_wr *w, uint64_t v, size_t n)
 }
 
 void e2e_wr_u8(struct e2e_wr *w, uint8_t v) { wr_be(w, v, 1); }
+void e2e_wr_u16(struct e2e_wr *w, uint16_t v) { wr_be(w, v, 2); }
 void e2e_wr_u32(struct e2e_wr *w, uint32_t v) { wr_be(w, v, 4); }
 void e2e_wr_u48(struct e2e_wr *w, uint64_t v) { wr_be(w, v, 6); }
 void e2e_wr_u64(struct e2e_wr *w, uint64_t v) { wr_be(w, v, 8); }

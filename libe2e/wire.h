@@ -1,7 +1,13 @@
 /*
- * Bounds-checked big-endian cursors (after s2n-tls's stuffer): every read
- * and write checks the remaining length, and a failed cursor stays failed,
- * so a parser can do a run of reads and test once at the end.
+ * Bounds-checked big-endian cursors (after s2n-tls's stuffer), the only
+ * ones in the tree (libe2e's formats and the proxy's MQTT codec): every
+ * read and write checks the remaining length, and a failed cursor stays
+ * failed, so a parser can do a run of reads and test once at the end.
+ *
+ * The writer also counts: @off grows by every byte asked for, stored or
+ * not, so one serialiser gives both the size (a writer on NULL, 0) and
+ * the bytes (coreMQTT's GetPacketSize + Serialize without two code paths).
+ * Nothing is stored once a write did not fit; @bad says so.
  */
 #ifndef E2E_WIRE_H
 #define E2E_WIRE_H
@@ -17,14 +23,15 @@ struct e2e_rd {
 };
 
 struct e2e_wr {
-	uint8_t *p;
+	uint8_t *p;       /* NULL with cap 0: count only */
 	size_t cap;
-	size_t off;
-	int bad;
+	size_t off;       /* bytes asked for so far, stored or not */
+	int bad;          /* a write did not fit (always, when counting only) */
 };
 
 void e2e_rd_init(struct e2e_rd *r, const uint8_t *p, size_t len);
 uint8_t e2e_rd_u8(struct e2e_rd *r);
+uint16_t e2e_rd_u16(struct e2e_rd *r);
 uint32_t e2e_rd_u32(struct e2e_rd *r);
 uint64_t e2e_rd_u48(struct e2e_rd *r);
 uint64_t e2e_rd_u64(struct e2e_rd *r);
@@ -36,6 +43,7 @@ size_t e2e_rd_left(const struct e2e_rd *r);
 
 void e2e_wr_init(struct e2e_wr *w, uint8_t *p, size_t cap);
 void e2e_wr_u8(struct e2e_wr *w, uint8_t v);
+void e2e_wr_u16(struct e2e_wr *w, uint16_t v);
 void e2e_wr_u32(struct e2e_wr *w, uint32_t v);
 void e2e_wr_u48(struct e2e_wr *w, uint64_t v);
 void e2e_wr_u64(struct e2e_wr *w, uint64_t v);

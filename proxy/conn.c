@@ -70,8 +70,8 @@ struct conn *conn_new(struct proxy *px, int dfd, const char *peer)
 	c->dfd = dfd;
 	c->ufd = -1;
 	snprintf(c->peer, sizeof c->peer, "%s", peer);
-	c->deadline_ms = px_now_ms() + px->cfg.connect_timeout_ms;
-	c->last_down_ms = px_now_ms();
+	c->deadline_ms = e2e_mono_ms() + px->cfg.connect_timeout_ms;
+	c->last_down_ms = e2e_mono_ms();
 	set_nonblock(dfd);
 	setsockopt(dfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	if (px->tls_down.ctx) {
@@ -345,7 +345,7 @@ static int flush_up_bytes(struct conn *c)
  */
 static void observe_batch(struct conn *c)
 {
-	uint64_t now = px_now_ns();
+	uint64_t now = e2e_mono_ns();
 
 	proxy_latency_observe(&c->px->st, now > c->batch_t0_ns ? now - c->batch_t0_ns : 0,
 		c->batch_pubs);
@@ -503,7 +503,7 @@ static int read_down(struct conn *c, int sock_ready, const char **why)
 		if (r > 0) {
 			/* The clock read this loop always did, now in ns: it also
 			 * stamps the publishes of this read for the latency histogram. */
-			uint64_t t = px_now_ns();
+			uint64_t t = e2e_mono_ns();
 
 			c->din.len += (size_t)r;
 			c->down_read += (uint64_t)r;

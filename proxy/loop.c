@@ -31,22 +31,6 @@
 #define IDLE_TRIM_TICKS 4   /* free an idle connection's buffers after ~1 s */
 #define TRIM_RETURN_BYTES (4U << 20)
 
-uint64_t px_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);   /* vDSO: no syscall */
-	return (uint64_t)ts.tv_sec * 1000000000U + (uint64_t)ts.tv_nsec;
-}
-
-uint64_t px_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000U + (uint64_t)ts.tv_nsec / 1000000U;
-}
-
 static int listen_on(struct proxy *px, const char *spec)
 {
 	char host[256], port[16];
@@ -241,7 +225,7 @@ static void start_drain(struct proxy *px)
 	plog(LOG_INFO, "SIGTERM: draining %u connection(s)", px->nconns);
 	px->draining = 1;
 	proxy_notify_stopping(px);
-	px->drain_deadline = px_now_ms() + px->cfg.drain_timeout_ms;
+	px->drain_deadline = e2e_mono_ms() + px->cfg.drain_timeout_ms;
 	for (int i = 0; i < px->nlfds; i++) {
 		epoll_ctl(px->epfd, EPOLL_CTL_DEL, px->lfds[i], NULL);
 		close(px->lfds[i]);
@@ -310,7 +294,7 @@ int proxy_loop_init(struct proxy *px)
 int proxy_loop_run(struct proxy *px)
 {
 	struct epoll_event evs[128];
-	uint64_t next_tick = px_now_ms() + TICK_MS;
+	uint64_t next_tick = e2e_mono_ms() + TICK_MS;
 
 	/* Listeners bound (loop_init) and key service connected (setup). */
 	proxy_audit_tick(px);
@@ -318,7 +302,7 @@ int proxy_loop_run(struct proxy *px)
 	proxy_notify_ready(px);
 
 	for (;;) {
-		uint64_t now = px_now_ms();
+		uint64_t now = e2e_mono_ms();
 		int n = epoll_wait(px->epfd, evs, 128, (int)(next_tick > now ? next_tick - now : 0));
 
 		if (n < 0 && errno != EINTR) {
@@ -347,7 +331,7 @@ int proxy_loop_run(struct proxy *px)
 			}
 		}
 		conn_reap(px);
-		now = px_now_ms();
+		now = e2e_mono_ms();
 		if (now >= next_tick) {
 			next_tick = now + TICK_MS;
 			/* A short WatchdogSec must not wait for the next tick. */

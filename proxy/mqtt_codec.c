@@ -96,7 +96,7 @@ size_t mqtt_varint_write(uint8_t out[4], uint32_t v)
  * MQTT_MALFORMED: it framed the bytes itself, so the packet lied about its size.
  */
 static enum mqtt_status open_packet(const uint8_t *pkt, size_t len, int type,
-	struct mqtt_rd *r, uint8_t *b0)
+	struct e2e_rd *r, uint8_t *b0)
 {
 	size_t plen, hlen;
 
@@ -105,12 +105,12 @@ static enum mqtt_status open_packet(const uint8_t *pkt, size_t len, int type,
 	if (type && pkt[0] >> 4 != type)
 		return MQTT_MALFORMED;
 	*b0 = pkt[0];
-	mqtt_rd_init(r, pkt + hlen, len - hlen);
+	e2e_rd_init(r, pkt + hlen, len - hlen);
 	return MQTT_OK;
 }
 
 /* A UTF-8 Encoded String (MQTT 1.5.4). */
-static struct mqtt_span rd_str(struct mqtt_rd *r)
+static struct mqtt_span rd_str(struct e2e_rd *r)
 {
 	struct mqtt_span s = mqtt_rd_bin(r);
 
@@ -167,7 +167,7 @@ enum mqtt_status mqtt_parse_connect(const uint8_t *pkt, size_t len, struct mqtt_
 {
 	enum mqtt_status st = MQTT_MALFORMED;
 	struct mqtt_span name;
-	struct mqtt_rd r;
+	struct e2e_rd r;
 	uint8_t b0;
 
 	if (!c)
@@ -176,7 +176,7 @@ enum mqtt_status mqtt_parse_connect(const uint8_t *pkt, size_t len, struct mqtt_
 	if (open_packet(pkt, len, MQTT_CONNECT, &r, &b0) != MQTT_OK)
 		goto out;
 	name = mqtt_rd_bin(&r);
-	c->version = mqtt_rd_u8(&r);
+	c->version = e2e_rd_u8(&r);
 	if (r.bad)
 		goto out;
 	/* Judged on name and level only: the rest of a future version's CONNECT may differ. */
@@ -184,8 +184,8 @@ enum mqtt_status mqtt_parse_connect(const uint8_t *pkt, size_t len, struct mqtt_
 	if (st != MQTT_OK)
 		goto out;
 	st = MQTT_MALFORMED;
-	c->flags = mqtt_rd_u8(&r);
-	c->keepalive = mqtt_rd_u16(&r);
+	c->flags = e2e_rd_u8(&r);
+	c->keepalive = e2e_rd_u16(&r);
 	if (r.bad || !connect_flags_ok(c->flags, c->version))
 		goto out;
 	c->will = !!(c->flags & CF_WILL);
@@ -209,7 +209,7 @@ enum mqtt_status mqtt_parse_connect(const uint8_t *pkt, size_t len, struct mqtt_
 	if (c->has_password)
 		c->password = mqtt_rd_bin(&r);
 	/* Trailing bytes are malformed too: a broker might read them differently. */
-	if (r.bad || mqtt_rd_left(&r))
+	if (r.bad || e2e_rd_left(&r))
 		goto out;
 	st = MQTT_OK;
 out:
@@ -231,7 +231,7 @@ struct connect_out {
 	uint64_t will_drop;
 };
 
-static void connect_body(struct mqtt_wr *w, const void *arg)
+static void connect_body(struct e2e_wr *w, const void *arg)
 {
 	const struct connect_out *o = arg;
 	const struct mqtt_connect *c = o->c;
@@ -243,12 +243,12 @@ static void connect_body(struct mqtt_wr *w, const void *arg)
 		name.len = sizeof name_v31;
 	}
 	mqtt_wr_bin(w, name);
-	mqtt_wr_u8(w, c->version);
-	mqtt_wr_u8(w, o->flags);
-	mqtt_wr_u16(w, c->keepalive);
+	e2e_wr_u8(w, c->version);
+	e2e_wr_u8(w, o->flags);
+	e2e_wr_u16(w, c->keepalive);
 	if (c->version == MQTT_V5) {
 		mqtt_wr_varint(w, (uint32_t)c->props.len);
-		mqtt_wr_bytes(w, c->props.p, c->props.len);
+		e2e_wr_bytes(w, c->props.p, c->props.len);
 	}
 	mqtt_wr_bin(w, c->client_id);
 	if (o->flags & CF_WILL) {
@@ -302,27 +302,27 @@ static enum mqtt_status connect_out_check(const struct connect_out *o)
 }
 
 /* Write fixed header + body in two passes: count, then (if it fits) store. */
-typedef void body_fn(struct mqtt_wr *w, const void *arg);
+typedef void body_fn(struct e2e_wr *w, const void *arg);
 
 static enum mqtt_status write_packet(uint8_t *out, size_t cap, size_t *len, uint8_t b0,
 	body_fn *body, const void *arg)
 {
 	uint8_t rl[4];
-	struct mqtt_wr w;
+	struct e2e_wr w;
 	size_t n, blen;
 
-	mqtt_wr_init(&w, NULL, 0);
+	e2e_wr_init(&w, NULL, 0);
 	body(&w, arg);
-	blen = w.pos;
+	blen = w.off;
 	if (blen > MQTT_MAX_REMAINING)
 		return MQTT_TOO_BIG;
 	n = mqtt_varint_write(rl, (uint32_t)blen);
 	*len = 1 + n + blen;
 	if (!out || cap < *len)
 		return MQTT_BUFFER;
-	mqtt_wr_init(&w, out, cap);
-	mqtt_wr_u8(&w, b0);
-	mqtt_wr_bytes(&w, rl, n);
+	e2e_wr_init(&w, out, cap);
+	e2e_wr_u8(&w, b0);
+	e2e_wr_bytes(&w, rl, n);
 	body(&w, arg);
 	return MQTT_OK;
 }
@@ -364,7 +364,7 @@ enum mqtt_status mqtt_parse_publish(const uint8_t *pkt, size_t len, uint8_t vers
 {
 	enum mqtt_status st = MQTT_MALFORMED;
 	struct mqtt_prop pr;
-	struct mqtt_rd r;
+	struct e2e_rd r;
 	uint8_t b0;
 
 	if (!p)
@@ -382,7 +382,7 @@ enum mqtt_status mqtt_parse_publish(const uint8_t *pkt, size_t len, uint8_t vers
 	if (r.bad || !mqtt_topic_name_ok(p->topic))
 		goto out;
 	if (p->qos) {
-		p->packet_id = mqtt_rd_u16(&r);
+		p->packet_id = e2e_rd_u16(&r);
 		if (r.bad || p->packet_id == 0)  /* MQTT-2.3.1-1 */
 			goto out;
 	}
@@ -398,7 +398,7 @@ enum mqtt_status mqtt_parse_publish(const uint8_t *pkt, size_t len, uint8_t vers
 	/* An empty topic is only a reference to an alias (5.0 section 3.3.2.1). */
 	if (p->topic.len == 0 && !p->has_alias)
 		goto out;
-	p->payload = mqtt_rd_span(&r, mqtt_rd_left(&r));
+	p->payload = mqtt_rd_span(&r, e2e_rd_left(&r));
 	st = MQTT_OK;
 out:
 	if (st != MQTT_OK)
@@ -416,18 +416,18 @@ struct publish_out {
 /* Topic Alias points at state the broker no longer shares; PFI no longer describes the payload. */
 #define PUBLISH_DROP (MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS) | MQTT_PROP_BIT(MQTT_PROP_PFI))
 
-static void publish_body_fn(struct mqtt_wr *w, const void *arg)
+static void publish_body_fn(struct e2e_wr *w, const void *arg)
 {
 	const struct publish_out *o = arg;
 
 	mqtt_wr_bin(w, o->topic);
 	if (o->p->qos)
-		mqtt_wr_u16(w, o->p->packet_id);
+		e2e_wr_u16(w, o->p->packet_id);
 	if (o->version == MQTT_V5) {
 		mqtt_wr_varint(w, (uint32_t)o->props_len);
 		(void)mqtt_props_copy(w, o->p->props, PUBLISH_DROP);
 	}
-	mqtt_wr_bytes(w, o->payload.p, o->payload.len);
+	e2e_wr_bytes(w, o->payload.p, o->payload.len);
 }
 
 enum mqtt_status mqtt_write_publish(uint8_t *out, size_t cap, size_t *len, uint8_t version,
@@ -474,7 +474,7 @@ enum mqtt_status mqtt_parse_ack_reason(const uint8_t *pkt, size_t len, uint16_t 
 	uint8_t *reason)
 {
 	struct mqtt_span props;
-	struct mqtt_rd r;
+	struct e2e_rd r;
 	uint8_t b0, type, rc = 0;
 	uint16_t id;
 
@@ -487,18 +487,18 @@ enum mqtt_status mqtt_parse_ack_reason(const uint8_t *pkt, size_t len, uint16_t 
 	type = b0 >> 4;
 	if (type < MQTT_PUBACK || type > MQTT_PUBCOMP)
 		return MQTT_MALFORMED;
-	id = mqtt_rd_u16(&r);
+	id = e2e_rd_u16(&r);
 	if (r.bad || id == 0)
 		return MQTT_MALFORMED;
 	/*
 	 * 3.1/3.1.1 acks end here. A 5.0 ack may add a reason code and then a
 	 * property block (section 3.4.2.2: absent when the length is under 4).
 	 */
-	if (mqtt_rd_left(&r)) {
-		rc = mqtt_rd_u8(&r);
-		if (mqtt_rd_left(&r) && mqtt_rd_props(&r, type, &props) != MQTT_OK)
+	if (e2e_rd_left(&r)) {
+		rc = e2e_rd_u8(&r);
+		if (e2e_rd_left(&r) && mqtt_rd_props(&r, type, &props) != MQTT_OK)
 			return MQTT_MALFORMED;
-		if (r.bad || mqtt_rd_left(&r))
+		if (r.bad || e2e_rd_left(&r))
 			return MQTT_MALFORMED;
 	}
 	*packet_id = id;

@@ -54,20 +54,20 @@ static uint8_t prop_type(uint8_t id)
 	return id < sizeof props / sizeof props[0] ? props[id].type : P_NONE;
 }
 
-enum mqtt_status mqtt_prop_next(struct mqtt_rd *r, struct mqtt_prop *pr)
+enum mqtt_status mqtt_prop_next(struct e2e_rd *r, struct mqtt_prop *pr)
 {
-	size_t start = r->pos;
+	size_t start = r->off;
 
 	memset(pr, 0, sizeof *pr);
 	/*
 	 * The identifier is formally a Variable Byte Integer, but every MQTT 5
 	 * identifier fits one byte; a continuation bit is an unknown id.
 	 */
-	pr->id = mqtt_rd_u8(r);
+	pr->id = e2e_rd_u8(r);
 	switch (r->bad ? P_NONE : prop_type(pr->id)) {
-	case P_BYTE:   pr->num = mqtt_rd_u8(r); break;
-	case P_U16:    pr->num = mqtt_rd_u16(r); break;
-	case P_U32:    pr->num = mqtt_rd_u32(r); break;
+	case P_BYTE:   pr->num = e2e_rd_u8(r); break;
+	case P_U16:    pr->num = e2e_rd_u16(r); break;
+	case P_U32:    pr->num = e2e_rd_u32(r); break;
 	case P_VARINT: pr->num = mqtt_rd_varint(r); break;
 	case P_STR:
 	case P_BIN:    pr->s1 = mqtt_rd_bin(r); break;
@@ -77,7 +77,7 @@ enum mqtt_status mqtt_prop_next(struct mqtt_rd *r, struct mqtt_prop *pr)
 	if (r->bad)
 		return MQTT_MALFORMED;
 	pr->raw.p = r->p + start;
-	pr->raw.len = r->pos - start;
+	pr->raw.len = r->off - start;
 	return MQTT_OK;
 }
 
@@ -108,12 +108,12 @@ enum mqtt_status mqtt_validate_props(const uint8_t *p, size_t len, int type)
 	const uint64_t repeatable = MQTT_PROP_BIT(MQTT_PROP_USER) | MQTT_PROP_BIT(MQTT_PROP_SUB_ID);
 	uint64_t seen = 0;
 	struct mqtt_prop pr;
-	struct mqtt_rd r;
+	struct e2e_rd r;
 
 	if ((!p && len) || type < 0 || type > MQTT_AUTH)
 		return MQTT_MALFORMED;
-	mqtt_rd_init(&r, p, len);
-	while (mqtt_rd_left(&r)) {
+	e2e_rd_init(&r, p, len);
+	while (e2e_rd_left(&r)) {
 		if (mqtt_prop_next(&r, &pr) != MQTT_OK)
 			return MQTT_MALFORMED;
 		if (!(props[pr.id].where & (1U << type)))
@@ -127,7 +127,7 @@ enum mqtt_status mqtt_validate_props(const uint8_t *p, size_t len, int type)
 	return MQTT_OK;
 }
 
-enum mqtt_status mqtt_rd_props(struct mqtt_rd *r, int type, struct mqtt_span *out)
+enum mqtt_status mqtt_rd_props(struct e2e_rd *r, int type, struct mqtt_span *out)
 {
 	uint32_t n = mqtt_rd_varint(r);
 
@@ -137,40 +137,40 @@ enum mqtt_status mqtt_rd_props(struct mqtt_rd *r, int type, struct mqtt_span *ou
 	return mqtt_validate_props(out->p, out->len, type);
 }
 
-enum mqtt_status mqtt_props_copy(struct mqtt_wr *w, struct mqtt_span props_blk, uint64_t drop)
+enum mqtt_status mqtt_props_copy(struct e2e_wr *w, struct mqtt_span props_blk, uint64_t drop)
 {
 	struct mqtt_prop pr;
-	struct mqtt_rd r;
+	struct e2e_rd r;
 
-	mqtt_rd_init(&r, props_blk.p, props_blk.len);
-	while (mqtt_rd_left(&r)) {
+	e2e_rd_init(&r, props_blk.p, props_blk.len);
+	while (e2e_rd_left(&r)) {
 		if (mqtt_prop_next(&r, &pr) != MQTT_OK)
 			return MQTT_MALFORMED;
 		if (!(drop & MQTT_PROP_BIT(pr.id)))
-			mqtt_wr_bytes(w, pr.raw.p, pr.raw.len);
+			e2e_wr_bytes(w, pr.raw.p, pr.raw.len);
 	}
 	return MQTT_OK;
 }
 
 enum mqtt_status mqtt_props_copy_len(struct mqtt_span props_blk, uint64_t drop, size_t *len)
 {
-	struct mqtt_wr w;
+	struct e2e_wr w;
 	enum mqtt_status st;
 
-	mqtt_wr_init(&w, NULL, 0);
+	e2e_wr_init(&w, NULL, 0);
 	st = mqtt_props_copy(&w, props_blk, drop);
-	*len = w.pos;
+	*len = w.off;
 	return st;
 }
 
 enum mqtt_status mqtt_props_find(struct mqtt_span props_blk, uint8_t id, struct mqtt_prop *pr,
 	int *found)
 {
-	struct mqtt_rd r;
+	struct e2e_rd r;
 
 	*found = 0;
-	mqtt_rd_init(&r, props_blk.p, props_blk.len);
-	while (mqtt_rd_left(&r)) {
+	e2e_rd_init(&r, props_blk.p, props_blk.len);
+	while (e2e_rd_left(&r)) {
 		if (mqtt_prop_next(&r, pr) != MQTT_OK)
 			return MQTT_MALFORMED;
 		if (pr->id == id) {

@@ -1,6 +1,7 @@
 /*
- * Internal to the MQTT codec (mqtt_codec.c, mqtt_props.c): bounds-checked
- * cursors and the property helpers the codec uses. Not part of the
+ * Internal to the MQTT codec (mqtt_codec.c, mqtt_props.c): MQTT's field
+ * types on libe2e's bounds-checked cursors (libe2e/wire.h, the tree's only
+ * ones), and the property helpers the codec uses. Not part of the
  * normative API in mqtt_codec.h.
  *
  * The reader is sticky: the first short read sets @bad and every later read
@@ -8,8 +9,7 @@
  * packet whose length is known, running short is always MQTT_MALFORMED.
  *
  * The writer counts: bytes beyond @cap are not stored but still counted in
- * @pos, so one serialiser serves as both the size query and the real write
- * (coreMQTT's GetPacketSize + Serialize pair, without two code paths).
+ * @off, so one serialiser serves as both the size query and the real write.
  */
 #ifndef E2E_MQTT_WIRE_H
 #define E2E_MQTT_WIRE_H
@@ -17,79 +17,23 @@
 #include <string.h>
 
 #include "mqtt_codec.h"
-
-struct mqtt_rd {
-	const uint8_t *p;
-	size_t len;
-	size_t pos;
-	int bad;
-};
-
-struct mqtt_wr {
-	uint8_t *p;       /* NULL with cap 0: count only */
-	size_t cap;
-	size_t pos;       /* bytes produced so far, stored or not */
-};
-
-static inline void mqtt_rd_init(struct mqtt_rd *r, const uint8_t *p, size_t len)
-{
-	r->p = p;
-	r->len = p ? len : 0;
-	r->pos = 0;
-	r->bad = 0;
-}
-
-static inline size_t mqtt_rd_left(const struct mqtt_rd *r)
-{
-	return r->bad ? 0 : r->len - r->pos;
-}
+#include "wire.h"
 
 /* A span of @n bytes at the cursor; empty and bad if fewer remain. */
-static inline struct mqtt_span mqtt_rd_span(struct mqtt_rd *r, size_t n)
+static inline struct mqtt_span mqtt_rd_span(struct e2e_rd *r, size_t n)
 {
 	struct mqtt_span s = { NULL, 0 };
 
-	if (r->bad || n > r->len - r->pos) {
-		r->bad = 1;
-		return s;
-	}
-	s.p = r->p + r->pos;
-	s.len = n;
-	r->pos += n;
+	s.p = e2e_rd_skip(r, n);
+	if (s.p)
+		s.len = n;
 	return s;
 }
 
-static inline uint8_t mqtt_rd_u8(struct mqtt_rd *r)
-{
-	struct mqtt_span s = mqtt_rd_span(r, 1);
-
-	if (!s.p)
-		return 0;
-	return s.p[0];
-}
-
-static inline uint16_t mqtt_rd_u16(struct mqtt_rd *r)
-{
-	struct mqtt_span s = mqtt_rd_span(r, 2);
-
-	if (!s.p)
-		return 0;
-	return (uint16_t)(s.p[0] << 8 | s.p[1]);
-}
-
-static inline uint32_t mqtt_rd_u32(struct mqtt_rd *r)
-{
-	struct mqtt_span s = mqtt_rd_span(r, 4);
-
-	if (!s.p)
-		return 0;
-	return (uint32_t)s.p[0] << 24 | (uint32_t)s.p[1] << 16 | (uint32_t)s.p[2] << 8 | s.p[3];
-}
-
 /* Two-byte length prefix, then that many bytes (MQTT "Binary Data"). */
-static inline struct mqtt_span mqtt_rd_bin(struct mqtt_rd *r)
+static inline struct mqtt_span mqtt_rd_bin(struct e2e_rd *r)
 {
-	uint16_t n = mqtt_rd_u16(r);
+	uint16_t n = e2e_rd_u16(r);
 
 	return mqtt_rd_span(r, n);
 }
@@ -99,13 +43,13 @@ static inline struct mqtt_span mqtt_rd_bin(struct mqtt_rd *r)
  * last byte of 0x00 after a continuation is refused: it would let one value
  * have several encodings, and a filter comparing bytes could be bypassed.
  */
-static inline uint32_t mqtt_rd_varint(struct mqtt_rd *r)
+static inline uint32_t mqtt_rd_varint(struct e2e_rd *r)
 {
 	uint32_t v = 0;
 	unsigned i;
 
 	for (i = 0; i < 4; i++) {
-		uint8_t b = mqtt_rd_u8(r);
+		uint8_t b = e2e_rd_u8(r);
 
 		if (r->bad)
 			return 0;
@@ -120,45 +64,19 @@ static inline uint32_t mqtt_rd_varint(struct mqtt_rd *r)
 	return 0;
 }
 
-static inline void mqtt_wr_init(struct mqtt_wr *w, uint8_t *p, size_t cap)
-{
-	w->p = p;
-	w->cap = p ? cap : 0;
-	w->pos = 0;
-}
-
-static inline void mqtt_wr_bytes(struct mqtt_wr *w, const void *src, size_t n)
-{
-	if (n && w->pos <= w->cap && n <= w->cap - w->pos)
-		memcpy(w->p + w->pos, src, n);
-	w->pos += n;
-}
-
-static inline void mqtt_wr_u8(struct mqtt_wr *w, uint8_t v)
-{
-	mqtt_wr_bytes(w, &v, 1);
-}
-
-static inline void mqtt_wr_u16(struct mqtt_wr *w, uint16_t v)
-{
-	uint8_t b[2] = { (uint8_t)(v >> 8), (uint8_t)v };
-
-	mqtt_wr_bytes(w, b, 2);
-}
-
 /* Callers check @v <= MQTT_MAX_REMAINING first; a larger one writes nothing. */
-static inline void mqtt_wr_varint(struct mqtt_wr *w, uint32_t v)
+static inline void mqtt_wr_varint(struct e2e_wr *w, uint32_t v)
 {
 	uint8_t b[4];
 
-	mqtt_wr_bytes(w, b, mqtt_varint_write(b, v));
+	e2e_wr_bytes(w, b, mqtt_varint_write(b, v));
 }
 
 /* Length-prefixed field; callers check @s.len <= 0xFFFF first. */
-static inline void mqtt_wr_bin(struct mqtt_wr *w, struct mqtt_span s)
+static inline void mqtt_wr_bin(struct e2e_wr *w, struct mqtt_span s)
 {
-	mqtt_wr_u16(w, (uint16_t)s.len);
-	mqtt_wr_bytes(w, s.p, s.len);
+	e2e_wr_u16(w, (uint16_t)s.len);
+	e2e_wr_bytes(w, s.p, s.len);
 }
 
 /* Topic Name (MQTT-4.7.3): UTF-8, and never the filter wildcards + or #. */
@@ -190,14 +108,14 @@ struct mqtt_prop {
  * the value's own framing). MQTT_MALFORMED on an unknown identifier or a
  * value running past the block.
  */
-enum mqtt_status mqtt_prop_next(struct mqtt_rd *r, struct mqtt_prop *pr);
+enum mqtt_status mqtt_prop_next(struct e2e_rd *r, struct mqtt_prop *pr);
 
 /*
  * Copy the properties of the (validated) block @props to @w, leaving out
  * every identifier whose MQTT_PROP_BIT is in @drop; order is kept, so User
  * Properties keep their order (MQTT-3.3.2-18).
  */
-enum mqtt_status mqtt_props_copy(struct mqtt_wr *w, struct mqtt_span props, uint64_t drop);
+enum mqtt_status mqtt_props_copy(struct e2e_wr *w, struct mqtt_span props, uint64_t drop);
 
 /* Size of what mqtt_props_copy would write. */
 enum mqtt_status mqtt_props_copy_len(struct mqtt_span props, uint64_t drop, size_t *len);
@@ -207,6 +125,6 @@ enum mqtt_status mqtt_props_find(struct mqtt_span props, uint8_t id, struct mqtt
 	int *found);
 
 /* Read a property block (varint length, then the block) and validate it for @type. */
-enum mqtt_status mqtt_rd_props(struct mqtt_rd *r, int type, struct mqtt_span *props);
+enum mqtt_status mqtt_rd_props(struct e2e_rd *r, int type, struct mqtt_span *props);
 
 #endif

@@ -47,8 +47,8 @@ void proxy_notify_ready(struct proxy *px)
 			(unsigned long long)(usec / 2000));
 	}
 	status(px, "READY=1\n");
-	px->next_watchdog_ms = px_now_ms() + px->watchdog_us / 2000;
-	px->next_status_ms = px_now_ms() + STATUS_MS;
+	px->next_watchdog_ms = e2e_mono_ms() + px->watchdog_us / 2000;
+	px->next_status_ms = e2e_mono_ms() + STATUS_MS;
 }
 
 /* The loop is alive when this runs: ping at half the watchdog interval. */

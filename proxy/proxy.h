@@ -11,6 +11,7 @@
 #include "buf.h"
 #include "config.h"
 #include "e2e/client.h"
+#include "e2e/clock.h"
 #include "mqtt_codec.h"
 #include "tls.h"
 
@@ -133,9 +134,6 @@ struct proxy {
 	struct proxy_audit *audit;        /* audit.c: enrollment changes */
 	uint32_t audit_ticks;
 };
-
-uint64_t px_now_ms(void);
-uint64_t px_now_ns(void);
 
 /* metrics.c */
 int proxy_metrics_start(struct proxy *px);      /* --metrics-listen; 0 if none */

@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include <time.h>
 
+#include "alpn.h"
 #include "e2e/client.h"
 #include "log.h"
 #include "tls.h"

@@ -153,8 +153,7 @@ void cli_signals_hold(void);
 void cli_signals_release(void);
 int cli_stopped(void);
 
-/** Monotonic milliseconds, and a short sleep for the main loops. */
-uint64_t cli_mono_ms(void);
+/** A short sleep for the main loops (the clock is e2e_mono_ms()). */
 void cli_sleep_ms(unsigned ms);
 
 #endif

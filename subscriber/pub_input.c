@@ -56,8 +56,8 @@ void pub_repeat(struct pub_job *j, const void *msg, size_t len, unsigned long ti
 					&unacked) != E2E_OK && j->debug)
 				fprintf(stderr, "%s: debug: %llu not acknowledged yet\n", PUB_PROG,
 					(unsigned long long)unacked);
-			for (uint64_t until = cli_mono_ms() + delay_ms; !cli_stopped() &&
-					cli_mono_ms() < until;)
+			for (uint64_t until = e2e_mono_ms() + delay_ms; !cli_stopped() &&
+					e2e_mono_ms() < until;)
 				cli_sleep_ms(delay_ms < 20 ? (unsigned)delay_ms : 20U);
 		}
 		pub_one(j, msg, len);

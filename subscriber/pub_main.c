@@ -213,7 +213,7 @@ int main(int argc, char **argv)
 		pub_repeat(&job, buf ? (const void *)buf : "", len, a.repeat, a.repeat_delay_ms);
 	unacked = pub_finish(&job);
 	/* Subscribers that meet our new key ask for it: stay to answer. */
-	for (until = cli_mono_ms() + a.linger_ms; !cli_stopped() && cli_mono_ms() < until;)
+	for (until = e2e_mono_ms() + a.linger_ms; !cli_stopped() && e2e_mono_ms() < until;)
 		cli_sleep_ms(50);
 	ret = CLI_EXIT_OK;
 	if (unacked) {

@@ -209,12 +209,12 @@ void sub_on_event(void *ctx, const struct e2e_client_event *ev)
 
 int sub_run(struct e2e_client *c, struct sub_out *o, uint64_t wait_ms)
 {
-	uint64_t start = cli_mono_ms(), now;
+	uint64_t start = e2e_mono_ms(), now;
 	int keys_done = 0;
 
 	/* Messages arrive on the client's thread; this one only watches the clock. */
 	while (!cli_stopped() && !atomic_load(&o->done)) {
-		now = cli_mono_ms();
+		now = e2e_mono_ms();
 		if (wait_ms && now - start >= wait_ms) {
 			/* Not done yet after -W: the run timed out. */
 			atomic_store(&o->done, 1);

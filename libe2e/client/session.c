@@ -15,22 +15,6 @@
 
 #include "session.h"
 
-uint64_t e2e_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000U + (uint64_t)ts.tv_nsec / 1000000U;
-}
-
-uint64_t e2e_mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000U + (uint64_t)ts.tv_nsec / 1000000U;
-}
-
 static int use_tls(const struct e2e_conn_config *c)
 {
 	return c->tls || c->cafile || c->capath || c->certfile || c->psk_hex || c->alpn;

@@ -9,7 +9,9 @@
 #include <MQTTAsync.h>
 #include <pthread.h>
 
+#include "alpn.h"
 #include "e2e/client.h"
+#include "e2e/clock.h"
 
 #define E2E_SESSION_SUBS_MAX 64
 
@@ -101,9 +103,5 @@ enum e2e_status e2e_session_set_app_props(struct e2e_session *s,
 /* Publish one of the library's own messages (never blocks). */
 enum e2e_status e2e_session_publish(struct e2e_session *s, const char *topic,
 	const uint8_t *payload, size_t len, int qos, int retained);
-
-/* Milliseconds of CLOCK_REALTIME (protocol timestamps) and CLOCK_MONOTONIC. */
-uint64_t e2e_now_ms(void);
-uint64_t e2e_mono_ms(void);
 
 #endif

@@ -2,7 +2,7 @@
 # packages mqtt-e2e needs, only those missing, with one apt-get update.
 
 E2E_DEB_PACKAGES=(
-	gcc libc6-dev pkg-config meson ninja-build
+	gcc g++ libc6-dev pkg-config meson ninja-build
 	libsodium-dev libssl-dev libpaho-mqtt-dev libcunit1-dev libjansson-dev
 	libmicrohttpd-dev libsystemd-dev prometheus
 	mosquitto mosquitto-clients openssl

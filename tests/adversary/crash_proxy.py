@@ -252,7 +252,11 @@ def body(env, c):
     # ---- 4. failpoints in the atomic writer --------------------------------------
     fp_rows = collections.OrderedDict()
     fp_start = len(envelopes(site))
-    for stage in STAGES:
+    # The crash points exist only in a build with meson -Dfailpoints=true
+    # (scripts/test); without them this section would prove nothing: fail.
+    have_fp = c.expect(os.environ.get("E2E_FAILPOINTS") == "1",
+                       "this build has the crash points (meson -Dfailpoints=true)")
+    for stage in STAGES if have_fp else ():
         for n in (1, 2):
             site.proxy.stop()
             argv = [ph.proxy_bin(), "--listen", "127.0.0.1:%d" % port, "--broker",

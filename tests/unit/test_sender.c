@@ -1046,14 +1046,6 @@ static void test_missing_record_not_restarted(void)
 	sfx_free(&f);
 }
 
-static uint64_t tu_mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000U + (uint64_t)ts.tv_nsec / 1000000U;
-}
-
 /*
  * What e2e-keytool rotate does, in a loop: under the write lock, load keys,
  * rotate, record every epoch in txstate (a read-modify-write of the file the
@@ -1151,8 +1143,8 @@ static void stress(int real_keytool)
 		keytool_rotate_loop(f.t.dir, f.p_keys, txp, h.sender, pfd[0]);
 	}
 	close(pfd[0]);
-	t_end = tu_mono_ms() + 3000;
-	while (seals < 600 && tu_mono_ms() < t_end) {
+	t_end = e2e_mono_ms() + 3000;
+	while (seals < 600 && e2e_mono_ms() < t_end) {
 		(void)seal_on(&f, env, "sensors/x", &h);
 		seals++;
 		CU_ASSERT_EQUAL_FATAL(e2e_txstate_get(txp, &id, &ceiling), E2E_OK);

@@ -5,6 +5,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #if defined(__GNUC__)
 #define E2E_WARN_UNUSED __attribute__((warn_unused_result))
 #define E2E_API __attribute__((visibility("default")))
@@ -50,5 +54,9 @@ E2E_API enum e2e_status e2e_duration_parse(const char *s, uint64_t *ms) E2E_WARN
 
 /** Initialise libsodium once; safe to call repeatedly. */
 E2E_API enum e2e_status e2e_init(void) E2E_WARN_UNUSED;
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -8,6 +8,10 @@
 #ifndef E2E_CONTROL_H
 #define E2E_CONTROL_H
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #include "common.h"
 #include "envelope.h"
 #include "identity.h"
@@ -239,5 +243,9 @@ E2E_API enum e2e_status e2e_ctl_sign(uint8_t *out, size_t cap, size_t *len, cons
 
 /** Name of a refusal reason ("not enrolled", ...). */
 E2E_API const char *e2e_refusal_name(uint8_t reason);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

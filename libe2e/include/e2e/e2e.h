@@ -3,6 +3,7 @@
 #define E2E_E2E_H
 
 #include "common.h"
+#include "clock.h"
 #include "envelope.h"
 #include "window.h"
 #include "keyring.h"

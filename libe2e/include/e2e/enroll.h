@@ -19,6 +19,10 @@
 #ifndef E2E_ENROLL_H
 #define E2E_ENROLL_H
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #include "common.h"
 #include "identity.h"
 #include "scopes.h"
@@ -120,5 +124,9 @@ E2E_API void e2e_scope_bitmap_set(uint8_t bm[E2E_SCOPE_BITMAP_BYTES], uint8_t sc
 
 /** 1 if bit @p scope is set. */
 E2E_API int e2e_scope_bitmap_has(const uint8_t bm[E2E_SCOPE_BITMAP_BYTES], uint8_t scope);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

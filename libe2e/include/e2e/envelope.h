@@ -6,6 +6,10 @@
 #ifndef E2E_ENVELOPE_H
 #define E2E_ENVELOPE_H
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #include "common.h"
 
 #define E2E_SUITE_V1_XCHACHA  0x01U  /* version 1, XChaCha20-Poly1305-IETF */
@@ -88,5 +92,9 @@ E2E_API enum e2e_status e2e_envelope_open(uint8_t *pt, size_t pt_cap, size_t *pt
 	const uint8_t key[E2E_KEY_BYTES],
 	const uint8_t *topic, size_t topic_len,
 	const uint8_t *env, size_t env_len) E2E_WARN_UNUSED;
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -6,6 +6,10 @@
 #ifndef E2E_IDENTITY_H
 #define E2E_IDENTITY_H
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #include "common.h"
 
 #define E2E_SIGN_PK_BYTES 32U
@@ -110,5 +114,9 @@ E2E_API void e2e_public_fingerprint(char out[E2E_FINGERPRINT_LEN], const struct 
 
 /** The 32-bit sender id carried in envelopes (SPEC section 3.3). */
 E2E_API uint32_t e2e_sender_id(const struct e2e_public *pub);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -10,6 +10,10 @@
 #ifndef E2E_KEYRING_H
 #define E2E_KEYRING_H
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #include "common.h"
 #include "envelope.h"
 #include "scopes.h"
@@ -125,5 +129,9 @@ E2E_API uint32_t e2e_keyring_count(const struct e2e_keyring *kr);
 /** Highest epoch held for (sender, scope); E2E_ERR_NOT_FOUND if none. */
 E2E_API enum e2e_status e2e_keyring_latest(const struct e2e_keyring *kr, uint32_t sender,
 	uint8_t scope, uint32_t *epoch) E2E_WARN_UNUSED;
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

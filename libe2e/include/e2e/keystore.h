@@ -16,6 +16,10 @@
 #ifndef E2E_KEYSTORE_H
 #define E2E_KEYSTORE_H
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #include "common.h"
 #include "envelope.h"
 
@@ -133,5 +137,9 @@ E2E_API void e2e_dir_unlock(int fd);
  *         process, or another sender of this one); E2E_ERR_PERM, E2E_ERR_IO.
  */
 E2E_API enum e2e_status e2e_dir_own(const char *dir, int *fd, long *holder) E2E_WARN_UNUSED;
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -19,6 +19,10 @@
 #ifndef E2E_KEYSVC_H
 #define E2E_KEYSVC_H
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #include "common.h"
 #include "control.h"
 #include "identity.h"
@@ -83,5 +87,9 @@ E2E_API enum e2e_status e2e_keysvc_handle(struct e2e_keysvc *ks,
 	char reply_topic[E2E_CTL_REPLY_MAX + 1], uint64_t now_ms) E2E_WARN_UNUSED;
 
 E2E_API void e2e_keysvc_stats(const struct e2e_keysvc *ks, struct e2e_keysvc_stats *st);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -11,6 +11,10 @@
 #ifndef E2E_RX_H
 #define E2E_RX_H
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #include "common.h"
 #include "envelope.h"
 #include "keyring.h"
@@ -96,5 +100,9 @@ E2E_API enum e2e_status e2e_rx_save(const struct e2e_rx *rx, const char *path) E
  * receiver is left empty: never a silent reset.
  */
 E2E_API enum e2e_status e2e_rx_load(struct e2e_rx *rx, const char *path) E2E_WARN_UNUSED;
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -14,6 +14,10 @@
 #ifndef E2E_SCOPES_H
 #define E2E_SCOPES_H
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #include "common.h"
 
 #define E2E_SCOPES_MAX        256U
@@ -132,5 +136,9 @@ E2E_API int e2e_topic_name_valid(const char *topic, size_t len);
 
 /** 1 if @p name matches [a-z0-9_-]{1,32}. */
 E2E_API int e2e_scope_name_valid(const char *name, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

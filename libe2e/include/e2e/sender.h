@@ -15,6 +15,10 @@
 #ifndef E2E_SENDER_H
 #define E2E_SENDER_H
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #include "common.h"
 #include "control.h"
 #include "identity.h"
@@ -117,5 +121,9 @@ E2E_API enum e2e_status e2e_sender_next_summary(struct e2e_sender *s, uint8_t *o
 E2E_API uint64_t e2e_sender_unsummarized(const struct e2e_sender *s);
 
 E2E_API void e2e_sender_keysvc_stats(const struct e2e_sender *s, struct e2e_keysvc_stats *st);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -15,6 +15,10 @@
 #ifndef E2E_SUMMARY_H
 #define E2E_SUMMARY_H
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #include "common.h"
 #include "control.h"
 #include "identity.h"
@@ -179,5 +183,9 @@ struct e2e_sumcheck_stats {
 };
 
 E2E_API void e2e_sumcheck_stats(const struct e2e_sumcheck *sc, struct e2e_sumcheck_stats *st);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

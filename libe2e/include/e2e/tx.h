@@ -13,6 +13,10 @@
 #ifndef E2E_TX_H
 #define E2E_TX_H
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #include "common.h"
 #include "envelope.h"
 #include "keyring.h"
@@ -82,5 +86,9 @@ struct e2e_tx_stats {
 };
 
 E2E_API void e2e_tx_stats(const struct e2e_tx *tx, struct e2e_tx_stats *st);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

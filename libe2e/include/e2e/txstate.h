@@ -6,6 +6,10 @@
 #ifndef E2E_TXSTATE_H
 #define E2E_TXSTATE_H
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #include "common.h"
 #include "keyring.h"
 
@@ -45,5 +49,9 @@ E2E_API enum e2e_status e2e_txstate_note(const char *path, const struct e2e_keyi
 
 /** Drop the record of a retired key. */
 E2E_API enum e2e_status e2e_txstate_forget(const char *path, const struct e2e_keyid *id) E2E_WARN_UNUSED;
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -6,6 +6,10 @@
 #ifndef E2E_WINDOW_H
 #define E2E_WINDOW_H
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #include "common.h"
 
 #define E2E_WINDOW_DEFAULT 1024U
@@ -67,5 +71,9 @@ E2E_API void e2e_window_update(struct e2e_window *w, uint64_t seq);
  * behind it (confirmed losses). pending + lost == top - base + 1 - received.
  */
 E2E_API void e2e_window_losses(const struct e2e_window *w, uint64_t *pending, uint64_t *lost);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

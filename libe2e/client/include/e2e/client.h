@@ -9,6 +9,10 @@
 #ifndef E2E_CLIENT_H
 #define E2E_CLIENT_H
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #include "e2e/common.h"
 #include "e2e/window.h"
 
@@ -92,13 +96,6 @@ struct e2e_client_event {
 
 typedef void (*e2e_client_msg_fn)(void *ctx, const struct e2e_client_msg *m);
 typedef void (*e2e_client_event_fn)(void *ctx, const struct e2e_client_event *ev);
-
-/**
- * "a,b" (comma-separated protocol names) to the ALPN wire format
- * (length-prefixed names). Returns 0, or -1 for an empty, too long or
- * malformed list.
- */
-E2E_API int e2e_alpn_encode(unsigned char *out, size_t cap, unsigned int *len, const char *list);
 
 struct e2e_client;
 
@@ -288,5 +285,9 @@ E2E_API void e2e_publisher_set_policy(struct e2e_publisher *p, uint64_t grace_ms
 
 /** Disconnect and free. */
 E2E_API void e2e_publisher_destroy(struct e2e_publisher *p);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif
