@@ -96,7 +96,10 @@ def body(env, c):
         for _t, topic, payload, _r in raw_b.adv.seen(
                 lambda m: m[1] == "e2e/control/%08x" % sender.sender_id):
             d = h.parse_ctl(payload)
-            if d and d["type"] == h.CTL_ANNOUNCE and d["epoch"] == 2:
+            # The scope's second epoch (numbers start at the Unix time).
+            if d and d["type"] == h.CTL_ANNOUNCE and len(
+                    {e for s, e, *_ in sender.keys() if s == d["scope"]}) >= 2 and \
+                    d["epoch"] == max(e for s, e, *_ in sender.keys() if s == d["scope"]):
                 return True
         return False
     c.expect(h.wait_until(announced, 10), "%s: the proxy's announcement of epoch 2 (at A) "
