@@ -5,6 +5,7 @@ E2E_DEB_PACKAGES=(
 	gcc libc6-dev pkg-config meson ninja-build
 	libsodium-dev libssl-dev libpaho-mqtt-dev libcunit1-dev libjansson-dev
 	mosquitto mosquitto-clients openssl
+	rabbitmq-server
 	python3 python3-nacl python3-paho-mqtt
 	strace xxd valgrind
 	clang libclang-rt-14-dev
