@@ -67,6 +67,7 @@ void e2e_client_process(struct e2e_client *c, const char *topic, const uint8_t *
 	struct e2e_client_msg m;
 	struct trusted *t;
 	size_t tl = strlen(topic);
+	int shared;
 
 	if (grow_scratch(c, len) != 0 || tl == 0 ||
 	    e2e_rx_open(c->rx, c->kr, c->pt, c->pt_cap, &res, (const uint8_t *)topic, tl, env, len,
@@ -77,7 +78,8 @@ void e2e_client_process(struct e2e_client *c, const char *topic, const uint8_t *
 	/* A shared subscription ($share/...) sees only part of each stream:
 	 * its gaps are other members' messages, not losses. Replay detection
 	 * stays on; only the gap alarm is switched off. */
-	if (res.verdict == E2E_V_GAP && only_shared(c, topic, tl)) {
+	shared = only_shared(c, topic, tl);
+	if (res.verdict == E2E_V_GAP && shared) {
 		res.verdict = E2E_V_OK;
 		res.gap = 0;
 	}
@@ -102,9 +104,13 @@ void e2e_client_process(struct e2e_client *c, const char *topic, const uint8_t *
 		m.payload = c->pt;
 		m.len = res.pt_len;
 		c->dirty = 1;
-		/* Its digest waits for the sender's summary (SPEC 11.6). */
-		e2e_sumcheck_record(c->sumcheck, res.hdr.sender, res.hdr.run, topic, tl,
-			res.hdr.seq, env, len);
+		/* Its digest waits for the sender's summary (SPEC 11.6). Not through
+		 * $share: the summary's entries for such a topic are skipped (the
+		 * other members took the rest), so a digest recorded here would be
+		 * "in no summary" and raise a false insider alarm. */
+		if (!shared)
+			e2e_sumcheck_record(c->sumcheck, res.hdr.sender, res.hdr.run, topic, tl,
+				res.hdr.seq, env, len);
 	}
 	c->st.verdicts[res.verdict]++;
 	if (res.verdict == E2E_V_GAP)
