@@ -41,6 +41,16 @@ e2e_apt_install() {
 	# Packages start no daemon we rely on: tests start their own brokers.
 	$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 		--no-install-recommends "$@" >/dev/null
+	# Debian's rabbitmq-server starts a node of its own on install (under
+	# systemd). The cluster tests start private nodes with their own epmd
+	# and ports and never use it: stop it, and keep it from coming back.
+	if printf '%s\n' "$@" | grep -qx rabbitmq-server; then
+		if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
+			$sudo systemctl disable --now rabbitmq-server >/dev/null 2>&1 || true
+		elif [ -x /etc/init.d/rabbitmq-server ]; then
+			$sudo /etc/init.d/rabbitmq-server stop >/dev/null 2>&1 || true
+		fi
+	fi
 }
 
 e2e_install_deps() {
