@@ -21,6 +21,10 @@ about it (docs/brokers.md):
     QoS 2 flow completes (PUBREC, PUBREL, PUBCOMP), the message arrives once.
   * Retained messages are kept by the node that received them: a subscriber
     on node 1 gets pa's retained message, one on node 3 does not.
+  * A persistent session's queue lives on the node it was made on (node 3):
+    reachable from node 2 while node 3 runs; with node 3 stopped the session
+    cannot resume anywhere (the broker closes it at each attempt), while
+    clean sessions on the other nodes go on working.
 One cluster start (~30 s), every check on it.
 """
 
@@ -73,7 +77,8 @@ def body(env, c):
     s3 = h.Subscriber(env, "s3", trust=[pa, pb])
     r1 = h.Subscriber(env, "r1", trust=[pa])
     r3 = h.Subscriber(env, "r3", trust=[pa])
-    for s in (s3, r1, r3):
+    ps = h.Subscriber(env, "ps", trust=[pa])
+    for s in (s3, r1, r3, ps):
         pa.enroll(s, ["plant"])
     pb.enroll(s3, ["plant"])
 
@@ -187,6 +192,49 @@ def body(env, c):
     c.expect(rc == 0, "e2e-sub --strict exits 0 (no security anomaly; rc %s)" % rc)
     for p in (on1, on3):
         p.stop()
+
+    # A persistent session's queue lives on the node it was made on.
+    cid = "e2e-persist-" + os.urandom(3).hex()
+    ptopic = prefix + "/pa/persist"
+
+    def persistent(ep, name):
+        return h.start_sub(env, ep, ps, [ptopic], name=name, args=["-i", cid])
+
+    p = persistent(n3, "e2e-sub-persist-node3")
+    c.require(h.wait_until(lambda: keys_from(p, "pa") or not p.alive(), 20),
+              "persistent subscriber (client id %s) on node 3 got pa's key" % cid)
+    p.stop()
+    away = [ph.token("away") for _ in range(2)]
+    mosq_pub(env, proxy_a.port, ptopic, away, qos=1)
+    p = persistent(n2, "e2e-sub-persist-node2")
+    p.wait_json(2, 15)
+    c.expect(sorted(ph.delivered(p)) == sorted(away) and
+             all(h.verdict_of(o) == "OK" for o in p.messages()),
+             "node 3 up: the session's queue (on node 3) is reachable from node 2: both "
+             "messages sent while away arrive, OK")
+    p.stop()
+    lost = ph.token("lost")
+    mosq_pub(env, proxy_a.port, ptopic, [lost], qos=1)
+    cl.nodes[2].stop()
+    since = time.monotonic()
+    p = persistent(n2, "e2e-sub-persist-node3-down")
+    h.wait_until(lambda: len(p.err_match(r"connection lost", since)) >= 2, 15)
+    c.expect(not p.messages() and len(p.err_match(r"connection lost", since)) >= 2,
+             "measured: node 3 down, the persistent session cannot resume on node 2: the broker "
+             "closes it again and again (%d times), nothing delivered" % len(
+                 p.err_match(r"connection lost", since)))
+    c.expect(not p.err_match(r"insider forgery|is in no summary|FORGED [1-9]"),
+             "no security alarm for the unreachable session")
+    p.stop()
+    fresh = h.start_sub(env, n2, r1, [ptopic], name="e2e-sub-clean-node2")
+    c.require(h.wait_until(lambda: keys_from(fresh, "pa") or not fresh.alive(), 20),
+              "a clean-session subscriber on node 2 gets pa's key with node 3 down")
+    after = ph.token("after")
+    mosq_pub(env, proxy_a.port, ptopic, [after], qos=1)
+    fresh.wait_json(1, 10)
+    c.expect(ph.delivered(fresh) == {after: 1}, "... and the next message, OK: the cluster "
+             "still works for sessions not homed on node 3")
+    fresh.stop()
     h.log("RabbitMQ RSS (KiB) at the end: %s" % cl.rss_kib())
 
 
