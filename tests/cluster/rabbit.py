@@ -158,7 +158,7 @@ class Node:
             return
         self.proc.stop(timeout=20)
         pid = self.beam_pid()
-        if pid and _is_beam(pid):
+        if pid and _is_our_beam(pid, self.cluster.home):
             h.log("rabbit%d VM (pid %d) outlived its script: SIGKILL" % (self.i, pid))
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -166,12 +166,15 @@ class Node:
                 pass
 
 
-def _is_beam(pid):
+def _is_our_beam(pid, home):
+    """The PID is still an Erlang VM of this cluster (not a reused PID): its
+    command line names our private HOME (the node name is set at run time)."""
     try:
         with open("/proc/%d/cmdline" % pid, "rb") as f:
-            return b"beam" in f.read().split(b"\0")[0]
+            argv = f.read().split(b"\0")
     except OSError:
         return False
+    return b"beam" in argv[0] and home.encode() in argv
 
 
 def port_open(port):
@@ -186,7 +189,7 @@ def port_open(port):
 class Cluster:
     """Three nodes; node 1 is the one 2 and 3 join. .nodes[0..2]."""
 
-    def __init__(self, env, n=3, start_timeout=90):
+    def __init__(self, env, n=3, start_timeout=150):
         self.env = env
         self.tag = os.urandom(3).hex()
         self.dir = os.path.join(env.dir, "rabbitmq")
