@@ -136,6 +136,7 @@ void conn_close(struct conn *c, const char *why)
 	free(c->connect_pkt);
 	for (uint32_t i = 0; i < c->naliases; i++)
 		free(c->aliases[i].topic);
+	free(c->q2);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -564,8 +565,11 @@ void conn_on_down(struct conn *c, uint32_t events)
 	/* The publisher made room: broker bytes held inside TLS get no epoll
 	 * event, so take them now. */
 	if (c->st == ST_RELAY && c->ssl && c->dout.len < HIGH_WATER && SSL_has_pending(c->ssl) &&
-	    read_up(c) != 0)
-		{ conn_close(c, c->closing ? NULL : "broker closed the connection"); return; }
+	    read_up(c) != 0) {
+		relay_broker_closed(c);
+		conn_close(c, c->closing ? NULL : "broker closed the connection");
+		return;
+	}
 	if (c->st == ST_RELAY && flush_down(c) != 0)
 		{ conn_close(c, "publisher socket error"); return; }
 	conn_update(c);
@@ -594,8 +598,11 @@ void conn_on_up(struct conn *c, uint32_t events)
 	if (c->st == ST_RELAY) {
 		if (flush_up(c) != 0)
 			{ conn_close(c, "broker connection lost"); return; }
-		if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && read_up(c) != 0)
-			{ conn_close(c, c->closing ? NULL : "broker closed the connection"); return; }
+		if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && read_up(c) != 0) {
+			relay_broker_closed(c);
+			conn_close(c, c->closing ? NULL : "broker closed the connection");
+			return;
+		}
 		if (flush_down(c) != 0)
 			{ conn_close(c, "publisher socket error"); return; }
 		/* The broker made room: take what TLS already holds. */

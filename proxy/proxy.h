@@ -50,6 +50,15 @@ struct conn {
 	struct alias aliases[ALIAS_MAX];
 	uint32_t naliases;
 	uint32_t inflight;        /* QoS>0 publishes not yet acknowledged by the broker */
+	/*
+	 * QoS 2 packet ids, two bitmaps of 65536 bits, allocated at the first
+	 * QoS 2 PUBLISH only: [0] sent to the broker, no PUBREC/PUBACK yet;
+	 * [1] the broker answered PUBACK (it downgrades QoS 2: RabbitMQ 3.x),
+	 * we sent the publisher a PUBREC and owe it the PUBCOMP.
+	 */
+	uint8_t *q2;
+	int q2_noted;             /* the downgrade was logged for this connection */
+	int connack_seen;         /* the broker answered the CONNECT */
 	size_t din_need;          /* size of the incomplete packet at din's head, 0 unknown */
 	uint64_t down_read;       /* bytes read from the publisher (progress check) */
 	uint64_t deadline_ms;     /* connect/handshake deadline, 0 in relay */
@@ -164,6 +173,7 @@ int conn_start_upstream(struct conn *c);
 /* relay.c */
 int relay_down(struct conn *c);         /* process complete packets from the publisher */
 int relay_up_frames(struct conn *c);    /* frames from the broker: track acks */
+void relay_broker_closed(struct conn *c); /* the broker closed: tell the publisher why */
 
 /* creds.c */
 int creds_load(struct proxy *px);

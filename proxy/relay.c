@@ -30,6 +30,95 @@ static int out_full(struct conn *c)
 }
 
 /*
+ * QoS 2 through a broker that downgrades it. MQTT 3.1.1 brokers that do not
+ * implement QoS 2 (RabbitMQ 3.x) answer a QoS 2 PUBLISH with PUBACK; a
+ * publisher waiting for PUBREC treats that as a protocol error (mosquitto
+ * clients disconnect) or hangs. The proxy completes the publisher's flow
+ * itself: the broker's PUBACK goes to the publisher as PUBREC (same layout,
+ * same id and, in 5.0, same reason), and the publisher's PUBREL for that id
+ * is answered here with PUBCOMP instead of going to a broker that expects
+ * none. The broker then delivers at least once; a copy it delivers twice
+ * carries the same envelope, which subscribers drop as a replay.
+ */
+#define Q2_BITMAP (65536U / 8U)
+
+static int q2_get(const struct conn *c, int which, uint16_t id)
+{
+	return c->q2 && (c->q2[(size_t)which * Q2_BITMAP + id / 8U] >> (id % 8U)) & 1U;
+}
+
+static void q2_set(struct conn *c, int which, uint16_t id, int on)
+{
+	uint8_t *b = c->q2 + (size_t)which * Q2_BITMAP + id / 8U;
+
+	*b = (uint8_t)(on ? *b | (1U << (id % 8U)) : *b & ~(1U << (id % 8U)));
+}
+
+/* The publisher's PUBREL: 1 when it is ours to answer (PUBCOMP queued), 0 to relay. */
+static int q2_pubrel(struct conn *c, const uint8_t *pkt, size_t len)
+{
+	uint8_t comp[4];
+	uint16_t id;
+
+	if (!c->q2 || mqtt_parse_ack(pkt, len, &id) != MQTT_OK || !q2_get(c, 1, id))
+		return 0;
+	q2_set(c, 1, id, 0);
+	/* 3.1.1 and 5.0 alike: Remaining Length 2 means reason 0x00 (Success). */
+	comp[0] = MQTT_PUBCOMP << 4;
+	comp[1] = 2;
+	comp[2] = (uint8_t)(id >> 8);
+	comp[3] = (uint8_t)id;
+	return buf_append(&c->dout, comp, sizeof comp, out_limit(c)) == 0 ? 1 : -1;
+}
+
+/* A broker PUBACK/PUBREC: turn a PUBACK for one of our QoS 2 ids into PUBREC. */
+static void q2_broker_ack(struct conn *c, uint8_t *pkt, size_t len)
+{
+	int type = pkt[0] >> 4;
+	uint16_t id;
+	uint8_t reason;
+
+	if (!c->q2 || (type != MQTT_PUBACK && type != MQTT_PUBREC) ||
+	    mqtt_parse_ack_reason(pkt, len, &id, &reason) != MQTT_OK || !q2_get(c, 0, id))
+		return;
+	q2_set(c, 0, id, 0);
+	if (type == MQTT_PUBREC)
+		return;   /* a broker that speaks QoS 2: nothing to do */
+	pkt[0] = MQTT_PUBREC << 4;
+	/* A 5.0 failure reason ends the flow: no PUBREL will come. */
+	if (reason < 0x80)
+		q2_set(c, 1, id, 1);
+	if (!c->q2_noted) {
+		c->q2_noted = 1;
+		plog(LOG_NOTICE, "%s (%s): broker answered a QoS 2 PUBLISH with PUBACK (it "
+			"downgrades QoS 2 to 1): the proxy completes the publisher's QoS 2 flow "
+			"itself; the broker delivers at least once, subscribers drop duplicates",
+			c->peer, c->client_id);
+	}
+}
+
+/*
+ * The broker closed the connection. A 5.0 CONNECT it never answered is the
+ * mark of a 3.1.1-only broker (RabbitMQ 3.x closes without CONNACK): the
+ * proxy does not downgrade the session (5.0 properties would be lost without
+ * a word), it refuses it the 5.0 way, CONNACK 0x84 "Unsupported Protocol
+ * Version", so the publisher is told why instead of seeing a bare close.
+ */
+void relay_broker_closed(struct conn *c)
+{
+	uint8_t ack[5];
+	size_t n;
+
+	if (c->connack_seen || c->version != MQTT_V5 || c->st != ST_RELAY)
+		return;
+	n = mqtt_write_connack(ack, MQTT_V5, 0x84);
+	(void)buf_append(&c->dout, ack, n, out_limit(c));
+	plog(LOG_WARNING, "%s (%s): broker closed an MQTT 5 connection without CONNACK: it "
+		"speaks MQTT 3.1.1 only? refused to the publisher with CONNACK 0x84 (unsupported "
+		"protocol version); connect it with MQTT 3.1.1", c->peer, c->client_id);
+}
+
+/*
  * Seal @p pt for @p topic into the proxy's scratch buffer. Returns 1 when
  * sealed (*env set), 0 when the topic is in no scope and policy lets it pass
  * as plaintext, -1 when it must be refused (logged).
@@ -227,6 +316,12 @@ static int on_publish(struct conn *c, const uint8_t *pkt, size_t len)
 			c->px->st.sealed_qos[p.qos]++;
 		c->batch_pubs++;
 	}
+	if (p.qos == 2) {
+		if (!c->q2 && !(c->q2 = calloc(2, Q2_BITMAP)))
+			return -1;
+		q2_set(c, 0, p.packet_id, 1);
+		q2_set(c, 1, p.packet_id, 0);
+	}
 	return 0;
 }
 
@@ -274,6 +369,8 @@ int relay_down(struct conn *c)
 		}
 		if (type == MQTT_PUBLISH)
 			r = on_publish(c, pkt, plen);
+		else if (type == MQTT_PUBREL && (r = q2_pubrel(c, pkt, plen)) != 0)
+			r = r < 0 ? out_full(c) : 0;
 		else if (buf_append(&c->uout, pkt, plen, out_limit(c)) != 0)
 			r = out_full(c);
 		if (r != 0)
@@ -326,7 +423,7 @@ int relay_up_frames(struct conn *c)
 	/* Broker bytes go to the publisher as they are; only look at whole
 	 * packets to count acknowledgements of in-flight QoS 1/2. */
 	while (off < c->uin.len) {
-		const uint8_t *pkt = c->uin.p + off;
+		uint8_t *pkt = c->uin.p + off;
 		size_t plen, hlen;
 		enum mqtt_status ms = mqtt_frame(pkt, c->uin.len - off, MQTT_MAX_REMAINING + 5U,
 			&plen, &hlen);
@@ -337,10 +434,13 @@ int relay_up_frames(struct conn *c)
 				mqtt_strerror(ms));
 			return -1;
 		}
+		if (pkt[0] >> 4 == MQTT_CONNACK)
+			c->connack_seen = 1;
 		if ((pkt[0] >> 4) == MQTT_CONNACK && plen >= hlen + 2 && pkt[hlen + 1] != 0)
 			log_refusal(c, pkt[hlen + 1]);
 		if (ack_ends_flow(pkt, plen, c->version) && c->inflight)
 			c->inflight--;
+		q2_broker_ack(c, pkt, plen);
 		off += plen;
 	}
 	/* Whole packets, in one copy. */

@@ -67,6 +67,7 @@ void e2e_client_process(struct e2e_client *c, const char *topic, const uint8_t *
 	struct e2e_client_msg m;
 	struct trusted *t;
 	size_t tl = strlen(topic);
+	int shared;
 
 	if (grow_scratch(c, len) != 0 || tl == 0 ||
 	    e2e_rx_open(c->rx, c->kr, c->pt, c->pt_cap, &res, (const uint8_t *)topic, tl, env, len,
@@ -77,7 +78,8 @@ void e2e_client_process(struct e2e_client *c, const char *topic, const uint8_t *
 	/* A shared subscription ($share/...) sees only part of each stream:
 	 * its gaps are other members' messages, not losses. Replay detection
 	 * stays on; only the gap alarm is switched off. */
-	if (res.verdict == E2E_V_GAP && only_shared(c, topic, tl)) {
+	shared = only_shared(c, topic, tl);
+	if (res.verdict == E2E_V_GAP && shared) {
 		res.verdict = E2E_V_OK;
 		res.gap = 0;
 	}

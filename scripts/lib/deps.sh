@@ -6,6 +6,7 @@ E2E_DEB_PACKAGES=(
 	libsodium-dev libssl-dev libpaho-mqtt-dev libcunit1-dev libjansson-dev
 	libmicrohttpd-dev libsystemd-dev prometheus
 	mosquitto mosquitto-clients openssl
+	rabbitmq-server
 	python3 python3-nacl python3-paho-mqtt
 	strace xxd valgrind
 	clang libclang-rt-14-dev
@@ -41,6 +42,16 @@ e2e_apt_install() {
 	# Packages start no daemon we rely on: tests start their own brokers.
 	$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 		--no-install-recommends "$@" >/dev/null
+	# Debian's rabbitmq-server starts a node of its own on install (under
+	# systemd). The cluster tests start private nodes with their own epmd
+	# and ports and never use it: stop it, and keep it from coming back.
+	if printf '%s\n' "$@" | grep -qx rabbitmq-server; then
+		if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
+			$sudo systemctl disable --now rabbitmq-server >/dev/null 2>&1 || true
+		elif [ -x /etc/init.d/rabbitmq-server ]; then
+			$sudo /etc/init.d/rabbitmq-server stop >/dev/null 2>&1 || true
+		fi
+	fi
 }
 
 e2e_install_deps() {
