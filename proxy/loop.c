@@ -104,39 +104,6 @@ static int stats_socket(struct proxy *px)
 	return add_fd(px, fd, TAG_STATS);
 }
 
-void proxy_stats_json(struct proxy *px, char *out, size_t cap)
-{
-	struct e2e_publisher_stats ps = { 0 };
-	const struct proxy_stats *s = &px->st;
-	char up_days[16] = "null", down_days[16] = "null";
-
-	if (px->keys)
-		e2e_publisher_stats(px->keys, &ps);
-	/* Days until the configured certificates expire (null: none configured). */
-	if (px->tls.have_cert_days)
-		snprintf(up_days, sizeof up_days, "%d", px->tls.cert_days);
-	if (px->tls_down.have_cert_days)
-		snprintf(down_days, sizeof down_days, "%d", px->tls_down.cert_days);
-	snprintf(out, cap, "{\"connections\":{\"active\":%llu,\"accepted\":%llu,\"refused\":%llu,"
-		"\"closed\":%llu},\"messages\":{\"publishes\":%llu,\"sealed\":%llu,"
-		"\"plaintext\":%llu,\"refused\":%llu,\"malformed\":%llu},\"bytes\":{\"to_broker\":%llu,"
-		"\"to_publishers\":%llu},\"tls_failures\":%llu,\"upstream_failures\":%llu,"
-		"\"timeouts\":%llu,\"cert_days_left\":%s,\"listen_cert_days_left\":%s,"
-		"\"key_service\":{\"requests\":%llu,\"delivered\":%llu,"
-		"\"refused\":%llu,\"ignored\":%llu,\"announcements\":%llu}}\n",
-		(unsigned long long)s->active, (unsigned long long)s->accepted,
-		(unsigned long long)s->refused_conns, (unsigned long long)s->closed,
-		(unsigned long long)s->publishes, (unsigned long long)s->sealed,
-		(unsigned long long)s->plaintext_passed, (unsigned long long)s->refused_publishes,
-		(unsigned long long)s->malformed, (unsigned long long)s->bytes_up,
-		(unsigned long long)s->bytes_down, (unsigned long long)s->tls_failures,
-		(unsigned long long)s->upstream_failures, (unsigned long long)s->timeouts,
-		up_days, down_days,
-		(unsigned long long)ps.requests, (unsigned long long)ps.delivered,
-		(unsigned long long)ps.refused, (unsigned long long)ps.ignored,
-		(unsigned long long)ps.announcements);
-}
-
 static void on_stats(struct proxy *px)
 {
 	char buf[2048];
