@@ -16,6 +16,7 @@ control-message and envelope helpers) and tests/proxy_it/proxyharness.py
   * doc_section(): writes one generated section of the security-tests report.
 """
 import collections
+import fcntl
 import os
 import re
 import sys
@@ -349,6 +350,14 @@ accept, every dropped message counted, no false alarm).
 """
 
 
+def _lock_path(what):
+    """A lock file for the report, outside the source tree."""
+    import hashlib
+    import tempfile
+    return os.path.join(tempfile.gettempdir(), "e2e-secdoc-%s-%s.lock" % (
+        hashlib.sha256(os.path.abspath(DOC).encode()).hexdigest()[:16], what))
+
+
 def doc_section(key, title, intro, rows, cols=("attack", "messages", "expected", "observed",
                                                  "held")):
     """Replace section `key` of the report DOC (sections sorted by key)."""
@@ -356,6 +365,14 @@ def doc_section(key, title, intro, rows, cols=("attack", "messages", "expected",
                                            "|".join("---" for _ in cols))
     for r in rows:
         text += "| %s |\n" % " | ".join(str(x).replace("|", "\\|") for x in r)
+    # Tests run in parallel: one writer at a time (read, change, replace).
+    os.makedirs(os.path.dirname(DOC), exist_ok=True)
+    with open(_lock_path("doc"), "a") as lk:
+        fcntl.flock(lk, fcntl.LOCK_EX)
+        _doc_section_locked(key, text)
+
+
+def _doc_section_locked(key, text):
     sections = {}
     try:
         with open(DOC) as f:
@@ -387,6 +404,13 @@ PROMISE_COLS = ("promise", "adversary", "insider", "what the test does", "observ
 
 
 def promise_rows(test, rows):
+    os.makedirs(os.path.dirname(DOC), exist_ok=True)
+    with open(_lock_path("rows"), "a") as lk:
+        fcntl.flock(lk, fcntl.LOCK_EX)
+        _promise_rows_locked(test, rows)
+
+
+def _promise_rows_locked(test, rows):
     """Rows of the report's promise table (section '0-promises'): one per
     (promise, adversary) this test checks, as (promise, adversary, insider,
     what, observed, ok). Rows written by other tests stay; this test's rows

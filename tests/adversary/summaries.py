@@ -256,6 +256,28 @@ def body(env, c):
              not ps.err_match(ah.RX_SUMMARY_ALARM) and sh["never_arrived"] == 0,
              "S: shared subscription, %d messages: no unsummarized or forgery alarm, nothing "
              "never arrived" % len(ps.messages()))
+    ah.promise_rows("adversary-summaries", [
+        ("13.2 withholding is reported, also to a fresh subscriber", "malicious broker", False,
+         "withholds the sender's control topic from a subscriber's first connection on",
+         "stalled %s after key install (interval %.0f s)" % (
+             "%.1f s" % t_stall if stall else "never", EXPECT_I),
+         bool(stall and t_stall <= bound)),
+        ("13.2 a summary's signed time is checked against the local clock", "malicious broker",
+         False, "injects summaries signed 60 s behind, on time, behind again",
+         "%d clock skews reported" % k["clock_skews"], k["clock_skews"] == 2),
+        ("13.3 delay is not forgery", "malicious broker", False,
+         "holds data back 1.5 summary intervals (inside the window)",
+         "%d not arrived, %d arrived late, %d unsummarized, %d contradicted" % (
+             unconf, d["arrived_late"], d["unsummarized"], d["contradicted"]),
+         unconf == d["arrived_late"] and not d["unsummarized"] and not d["contradicted"]),
+        ("13.4 no summary part replayed in place of another", "malicious broker", False,
+         "replays the previous summary's part 1 in place of the current one",
+         "%d ignored, missing part reported" % r["parts_ignored"], r["parts_ignored"] >= 1),
+        ("13.5 forgery found in an interval with losses", "malicious broker + insider", True,
+         "drops one message; an enrolled subscriber's key seals the next seq",
+         "forgery reported at seq %s, %d unconfirmed" % (pol.forged_seq, unconfirmed_total(pi)),
+         bool(forged) and i["contradicted"] == 1),
+    ])
     ah.doc_section("a-summaries", "Signed summaries (interval %.0f s)" % INTERVAL, """
 Each subscriber is attacked by the broker in one way; what the signed summaries must report.""", [
         ("withhold the sender's control topic from a fresh subscriber",

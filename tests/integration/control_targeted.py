@@ -84,6 +84,11 @@ def body(env, c):
              "(answers: %s)" % (answered, asked, kinds))
     c.expect(pub.alive(), "e2e-pub survived the flood")
     c.expect(h.finish_pub(pub, 20) == 0, "e2e-pub exited 0")
+    h.promise_rows("control-targeted", [
+        ("13.8 the key service cannot be starved on someone's behalf", "malicious broker",
+         False, "floods garbage requests carrying alice's public key at ~%d msg/s" % RATE,
+         "%d of %d of alice's genuine requests answered with keys" % (answered, asked),
+         not c.failed)])
 
 
 if __name__ == "__main__":

@@ -960,6 +960,16 @@ class Adversary:
 # Entry point for test scripts
 # ---------------------------------------------------------------------------
 
+def promise_rows(test, rows):
+    """Rows of the security report's promise table (docs/security-tests.md,
+    tests/adversary/advharness.py): (promise, adversary, insider, what the
+    test did, observed, held)."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                                    "adversary"))
+    import advharness  # noqa: E402  (imports this module back: loaded lazily)
+    advharness.promise_rows(test, rows)
+
+
 def main(name, body):
     """Run body(env, checks); exit 0 on success, 1 on any failure."""
     t0 = time.monotonic()

@@ -143,6 +143,12 @@ def body(env, c):
              (moved and h.verdict_of(moved[0])))
     c.expect(h.finish_pub(spub) == 0, "s/line's publisher exited 0")
     vic.stop()
+    h.promise_rows("insider-scopes", [
+        ("13.1 scopes are bound to topics", "insider", True,
+         "an enrolled subscriber of telemetry only seals with its own key on a signed and on "
+         "an unsigned scope's topic (suite 0x01 and 0x02) and publishes to the real broker",
+         "every forgery FORGED, the genuine messages with those seqs OK; a moved topic "
+         "accepted after the map refresh", not c.failed)])
 
 
 if __name__ == "__main__":

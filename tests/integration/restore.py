@@ -97,6 +97,11 @@ def body(env, c):
     c.expect(not bad, "no FORGED message and no rejected key:\n" + "\n".join(bad[:5]))
     c.expect(h.finish_pub(pub, 20) == 0, "restored e2e-pub exited 0")
     sp.stop()
+    h.promise_rows("restore", [
+        ("13.9 a restored state directory re-issues no epoch", "operator restoring a backup",
+         False, "backs up the sender's directory, rotates twice, restores it, rotates",
+         "new epoch %s above the lost ones; every later message OK, none FORGED" % e3,
+         not c.failed)])
 
 
 if __name__ == "__main__":
