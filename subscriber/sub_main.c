@@ -19,7 +19,7 @@
 /* mosquitto_sub's exit status when -W ends the run (MOSQ_ERR_TIMEOUT). */
 #define SUB_EXIT_TIMEOUT 27
 
-enum { OPT_IDENTITY = CLI_OPT_OWN, OPT_TRUST, OPT_STATE, OPT_WINDOW, OPT_JSON, OPT_SHOW_ALL,
+enum { OPT_IDENTITY = CLI_OPT_OWN, OPT_TRUST, OPT_STATE, OPT_WINDOW, OPT_MAX_STREAMS, OPT_JSON, OPT_SHOW_ALL,
 	OPT_STRICT, OPT_METRICS, OPT_RETAINED_ONLY };
 
 static const struct option long_opts[] = {
@@ -39,6 +39,7 @@ static const struct option long_opts[] = {
 	{ "trust", required_argument, NULL, OPT_TRUST },
 	{ "state", required_argument, NULL, OPT_STATE },
 	{ "window", required_argument, NULL, OPT_WINDOW },
+	{ "max-streams", required_argument, NULL, OPT_MAX_STREAMS },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "show-all", no_argument, NULL, OPT_SHOW_ALL },
 	{ "strict", no_argument, NULL, OPT_STRICT },
@@ -52,7 +53,7 @@ struct sub_args {
 	const char *topics[TOPICS_MAX];
 	const char *unsub[TOPICS_MAX];   /* -U */
 	int ntopics, nunsub, strict, exit_after_sub;
-	unsigned long qos, window;
+	unsigned long qos, window, max_streams;
 	uint64_t wait_ms;
 	const char *identity, *trust, *state;
 	const char *metrics;          /* --metrics-listen ADDR:PORT */
@@ -81,12 +82,14 @@ static int usage(FILE *f)
 		"  --trust FILE       trusted senders (default DIR/trust)\n"
 		"  --state FILE|none  replay windows (default DIR/rxstate; none: not kept)\n"
 		"  --window N         replay window, multiple of 64 (default %u)\n"
+		"  --max-streams N    streams tracked (and as many remembered), default %u;\n"
+		"                     a replay is refused however many came between\n"
 		"  --json             one JSON object per message\n"
 		"  --show-all         also show DUPLICATE messages\n"
 		"  --strict           exit 3 if a security anomaly was seen\n"
 		"  --metrics-listen ADDR:PORT\n"
 		"                     serve Prometheus metrics at http://ADDR:PORT/metrics\n",
-		SUB_PROG, E2E_WINDOW_DEFAULT);
+		SUB_PROG, E2E_WINDOW_DEFAULT, E2E_RX_STREAMS_DEFAULT);
 	cli_common_usage(f, "$HOME/.config/mqtt-e2e");
 	cli_parity_usage(f);
 	fprintf(f, "  --remove-retained, --retain-as-published, --random-filter, --pretty\n");
@@ -158,6 +161,9 @@ static int parse(int argc, char **argv, struct sub_args *a, struct sub_out *o)
 		case OPT_IDENTITY: a->identity = optarg; break;
 		case OPT_TRUST: a->trust = optarg; break;
 		case OPT_STATE: a->state = optarg; break;
+		case OPT_MAX_STREAMS:
+			r = cli_number("--max-streams", optarg, 1, 1U << 24, &a->max_streams);
+			break;
 		case OPT_WINDOW:
 			r = cli_number("--window", optarg, E2E_WINDOW_MIN, E2E_WINDOW_MAX, &a->window);
 			if (r == 0 && a->window % 64) {
@@ -262,6 +268,7 @@ int main(int argc, char **argv)
 		return CLI_EXIT_USAGE;
 	cfg.control_topic = a.cc.control_topic;
 	cfg.window = (uint32_t)a.window;
+	cfg.max_streams = (uint32_t)a.max_streams;
 	cfg.deliver_duplicates = 1;   /* counted for the summary; shown with --show-all */
 	cfg.on_message = sub_on_message;
 	cfg.on_event = sub_on_event;
