@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "hostport.h"
 #include "metrics.h"
 
 #define CONN_LIMIT 16U        /* scrapers, not clients: a few at most */
@@ -151,33 +152,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		MHD_RESPMEM_MUST_FREE);
 }
 
-static int split(const char *s, char *host, size_t host_cap, char *port, size_t port_cap)
-{
-	const char *colon;
-	size_t hl;
-
-	if (s[0] == '[') {
-		const char *rb = strchr(s, ']');
-
-		if (!rb || rb[1] != ':')
-			return -1;
-		hl = (size_t)(rb - s - 1);
-		s++;
-		colon = rb + 1;
-	} else {
-		colon = strrchr(s, ':');
-		if (!colon)
-			return -1;
-		hl = (size_t)(colon - s);
-	}
-	if (hl == 0 || hl >= host_cap || !colon[1] || strlen(colon + 1) >= port_cap)
-		return -1;
-	memcpy(host, s, hl);
-	host[hl] = '\0';
-	strcpy(port, colon + 1);
-	return 0;
-}
-
 struct e2e_metrics *e2e_metrics_start(const char *hostport, e2e_metrics_render_fn fn, void *ctx,
 	char *err, size_t err_len)
 {
@@ -187,7 +161,7 @@ struct e2e_metrics *e2e_metrics_start(const char *hostport, e2e_metrics_render_f
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL;
 	int rc;
 
-	if (split(hostport, host, sizeof host, port, sizeof port) != 0) {
+	if (e2e_hostport_split(hostport, host, sizeof host, port, sizeof port) != 0) {
 		snprintf(err, err_len, "metrics-listen: '%s' is not ADDR:PORT", hostport);
 		goto out;
 	}

@@ -313,7 +313,7 @@ int proxy_config_load(struct proxy_config *c, int argc, char **argv)
 	if (c->metrics_listen) {
 		char h[256], p[16];
 
-		if (proxy_split_hostport(c->metrics_listen, h, sizeof h, p, sizeof p) != 0) {
+		if (e2e_hostport_split(c->metrics_listen, h, sizeof h, p, sizeof p) != 0) {
 			fprintf(stderr, "e2e-proxy: metrics-listen: '%s' is not ADDR:PORT\n",
 				c->metrics_listen);
 			return 1;
@@ -336,29 +336,3 @@ void proxy_config_free(struct proxy_config *c)
 	memset(c, 0, sizeof *c);
 }
 
-int proxy_split_hostport(const char *s, char *host, size_t host_cap, char *port, size_t port_cap)
-{
-	const char *colon;
-	size_t hl;
-
-	if (s[0] == '[') {
-		const char *rb = strchr(s, ']');
-
-		if (!rb || rb[1] != ':')
-			return -1;
-		hl = (size_t)(rb - s - 1);
-		s++;
-		colon = rb + 1;
-	} else {
-		colon = strrchr(s, ':');
-		if (!colon)
-			return -1;
-		hl = (size_t)(colon - s);
-	}
-	if (hl == 0 || hl >= host_cap || strlen(colon + 1) == 0 || strlen(colon + 1) >= port_cap)
-		return -1;
-	memcpy(host, s, hl);
-	host[hl] = '\0';
-	strcpy(port, colon + 1);
-	return 0;
-}

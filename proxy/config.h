@@ -5,6 +5,8 @@
 #ifndef E2E_PROXY_CONFIG_H
 #define E2E_PROXY_CONFIG_H
 
+#include "hostport.h"
+
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -61,8 +63,6 @@ int proxy_config_load(struct proxy_config *c, int argc, char **argv);
 void proxy_config_free(struct proxy_config *c);
 
 /* Split "host:port" / "[v6]:port"; returns 0 or -1. */
-int proxy_split_hostport(const char *s, char *host, size_t host_cap, char *port,
-	size_t port_cap);
 
 void proxy_usage(FILE *out);
 

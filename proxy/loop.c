@@ -37,7 +37,7 @@ static int listen_on(struct proxy *px, const char *spec)
 	struct addrinfo hints = { 0 }, *ai = NULL;
 	int fd = -1, one = 1, rc;
 
-	if (proxy_split_hostport(spec, host, sizeof host, port, sizeof port) != 0) {
+	if (e2e_hostport_split(spec, host, sizeof host, port, sizeof port) != 0) {
 		plog(LOG_ERR, "listen: '%s' is not ADDR:PORT", spec);
 		return -1;
 	}

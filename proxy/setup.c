@@ -24,7 +24,7 @@ static int resolve_broker(struct proxy *px)
 	struct addrinfo hints = { 0 };
 	int rc;
 
-	if (proxy_split_hostport(px->cfg.broker, px->broker_host, sizeof px->broker_host,
+	if (e2e_hostport_split(px->cfg.broker, px->broker_host, sizeof px->broker_host,
 			px->broker_port, sizeof px->broker_port) != 0) {
 		plog(LOG_ERR, "broker: '%s' is not HOST:PORT", px->cfg.broker);
 		return -1;
@@ -269,7 +269,7 @@ int proxy_check(struct proxy *px)
 
 		hints.ai_socktype = SOCK_STREAM;
 		hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-		if (proxy_split_hostport(px->cfg.listen[i], host, sizeof host, port, sizeof port)) {
+		if (e2e_hostport_split(px->cfg.listen[i], host, sizeof host, port, sizeof port)) {
 			plog(LOG_ERR, "listen: '%s' is not ADDR:PORT", px->cfg.listen[i]);
 			n++;
 		} else if ((rc = getaddrinfo(host, port, &hints, &ai)) != 0) {
