@@ -35,6 +35,11 @@ struct trusted {
 	uint32_t old_next;
 	uint64_t sent_mono;
 	uint32_t attempts;
+	/* After a signed refusal (not enrolled, scope, revoked, stale): no new
+	 * request before quiet_until, the wait doubling from 30 s to 5 min, so
+	 * a refused subscriber of a busy topic does not ask per message. */
+	uint64_t quiet_until;
+	uint32_t quiet_ms;
 	uint64_t last_announce_ms;        /* newest announcement accepted */
 	uint32_t maps;                    /* topic maps installed from its deliveries */
 	/* Summaries (SPEC 11.6) */

@@ -14,6 +14,8 @@
 #define RETRY_FIRST_MS 2000U
 #define RETRY_MAX_MS 30000U
 #define RESEND_AFTER_MS 500U
+#define REFUSED_FIRST_MS 30000U
+#define REFUSED_MAX_MS 300000U
 
 struct trusted *e2e_client_trusted(struct e2e_client *c, uint32_t sender)
 {
@@ -88,6 +90,10 @@ static void send_request(struct e2e_client *c, struct trusted *t)
 
 void e2e_client_request_keys(struct e2e_client *c, struct trusted *t)
 {
+	/* Refused: every data message of a busy topic would ask again at once.
+	 * An operator's enrollment is picked up at the next try (<= 5 min). */
+	if (!t->pending && t->quiet_until && e2e_mono_ms() < t->quiet_until)
+		return;
 	if (t->pending) {
 		/* Data from this sender proves it is up now: an old unanswered
 		 * request (sent before it started) is not worth waiting out. */
@@ -235,8 +241,11 @@ void e2e_client_on_reply(struct e2e_client *c, const uint8_t *msg, size_t len)
 			goto out;
 		}
 		finish_request(c, t);
-		snprintf(detail, sizeof detail, "%s refused our key request: %s", t->name,
-			e2e_refusal_name(m.reason));
+		t->quiet_ms = !t->quiet_ms ? REFUSED_FIRST_MS :
+			t->quiet_ms >= REFUSED_MAX_MS / 2 ? REFUSED_MAX_MS : t->quiet_ms * 2;
+		t->quiet_until = e2e_mono_ms() + t->quiet_ms;
+		snprintf(detail, sizeof detail, "%s refused our key request: %s (next request in "
+			"%u s)", t->name, e2e_refusal_name(m.reason), t->quiet_ms / 1000);
 		e2e_client_event(c, E2E_EV_KEY_REFUSED, t->sender, 0, 0, detail);
 		goto out;
 	}
@@ -267,6 +276,8 @@ void e2e_client_on_reply(struct e2e_client *c, const uint8_t *msg, size_t len)
 		e2e_client_event(c, E2E_EV_KEY_RECEIVED, t->sender, id.scope, id.epoch, t->name);
 	}
 	finish_request(c, t);
+	t->quiet_ms = 0;   /* keys delivered: a later refusal starts the wait anew */
+	t->quiet_until = 0;
 	/* Holding its keys, we expect its summaries at the interval its signed
 	 * delivery names (0: it sends none): a broker that withholds them from
 	 * our first connection on is reported stalled (SPEC 11.4, 11.6). */

@@ -9,6 +9,7 @@ E2E_DEB_PACKAGES=(
 	rabbitmq-server
 	python3 python3-nacl python3-paho-mqtt
 	strace xxd valgrind
+	gnuplot-nox
 	clang libclang-rt-14-dev
 )
 
