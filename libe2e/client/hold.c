@@ -139,7 +139,6 @@ static void retired_forged(struct e2e_client *c, const char *topic, const uint8_
 	m.retained = retained;
 	c->st.verdicts[E2E_V_FORGED]++;
 	c->st.retired_forged++;
-	c->st.insider_forgeries++;
 	snprintf(d, sizeof d, "retired key forgery: message on '%.200s' seq %u (run %08x) sealed "
 		"under %s's retired epoch %u is %s (sealed by another holder of the old key, e.g. "
 		"a revoked member)", topic, hdr.seq, hdr.run, t ? t->name : "?", hdr.epoch, why);
