@@ -71,12 +71,27 @@ static struct held *hold_slot(struct e2e_client *c, const char *topic, const uin
 	struct held *h;
 
 	if (c->hold_count == cap) {
-		/* Full: the oldest gives way and is reported. */
-		h = &c->hold[c->hold_head];
-		give_up(c, h);
-		drop(h);
+		/* Full: the oldest gives way and is reported. Out of the ring
+		 * first: deciding it may hold another message (a retired key). */
+		struct held old = c->hold[c->hold_head];
+
+		memset(&c->hold[c->hold_head], 0, sizeof c->hold[0]);
 		c->hold_head = (c->hold_head + 1) % cap;
 		c->hold_count--;
+		give_up(c, &old);
+		drop(&old);
+		if (c->hold_count == cap) {
+			struct held tmp;
+
+			memset(&tmp, 0, sizeof tmp);
+			tmp.topic = (char *)(uintptr_t)topic;
+			tmp.len = len;
+			tmp.qos = qos;
+			tmp.retained = retained;
+			tmp.sender = sender;
+			report(c, &tmp);
+			return NULL;
+		}
 	}
 	h = &c->hold[(c->hold_head + c->hold_count) % cap];
 	h->topic = strdup(topic);
