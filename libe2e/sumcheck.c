@@ -324,8 +324,9 @@ enum e2e_sum_verdict e2e_sumcheck_hold(struct e2e_sumcheck *sc, uint32_t sender,
 	if (v != E2E_SUMV_UNKNOWN || !sc || !topic || !env)
 		return v;
 	no = nos_of(sc, sender);
+	/* No stream entry: a held envelope moved nothing, and an insider's
+	 * fresh runs must not evict genuine streams. */
 	th = topichash(&sc->th, (const uint8_t *)topic, topic_len);
-	(void)stream_of(sc, k2, th);
 	i = find_rec(sc, k2, th, seq);
 	if (i != E2E_LRU_NONE)
 		return v;   /* another envelope with this seq is held: one record serves both */
