@@ -196,40 +196,40 @@ uint32_t e2e_keyring_expire(struct e2e_keyring *kr, uint64_t now_ms)
 
 static struct signer *find_signer(const struct e2e_keyring *kr, uint32_t sender);
 
-/* A key is retired (SPEC 11.5) once it has a deadline, or a newer epoch of
+/*
+ * A key is retired (SPEC 11.5) once it has a deadline, or a newer epoch of
  * its (sender, scope) is held or was announced: its holders may include a
- * revoked member, so what it seals is no longer taken on its own word. */
-static int retired(const struct e2e_keyring *kr, const struct slot *k)
-{
-	const struct signer *g = find_signer(kr, k->id.sender);
-
-	if (k->not_after_ms)
-		return 1;
-	for (uint32_t i = 0; i < kr->cap; i++) {
-		const struct slot *s = &kr->slots[i];
-
-		if (s->used && s->id.sender == k->id.sender && s->id.scope == k->id.scope &&
-		    s->id.epoch > k->id.epoch)
-			return 1;
-	}
-	for (uint32_t i = 0; g && i < g->nann; i++)
-		if (g->ann_scope[i] == k->id.scope && g->ann_epoch[i] > k->id.epoch)
-			return 1;
-	return 0;
-}
-
+ * revoked member, so what it seals is no longer taken on its own word.
+ * One pass over the slots finds the key and any newer epoch (the lookup
+ * cost stays what it was).
+ */
 const uint8_t *e2e_keyring_lookup(const struct e2e_keyring *kr, const struct e2e_keyid *id,
 	uint64_t now_ms, uint8_t *flags)
 {
-	const struct slot *s;
+	const struct slot *s = NULL;
+	const struct signer *g;
+	int newer = 0;
 
 	if (!kr || !id)
 		return NULL;
-	s = lookup(kr, id);
+	for (uint32_t i = 0; i < kr->cap; i++) {
+		const struct slot *k = &kr->slots[i];
+
+		if (!k->used || k->id.sender != id->sender || k->id.scope != id->scope)
+			continue;
+		if (k->id.epoch == id->epoch)
+			s = k;
+		else if (k->id.epoch > id->epoch)
+			newer = 1;
+	}
 	if (!s || (s->not_after_ms && s->not_after_ms < now_ms))
 		return NULL;
-	if (flags)
-		*flags = (uint8_t)(s->flags | (retired(kr, s) ? E2E_KEYRING_RETIRED : 0));
+	if (flags) {
+		if (!newer && !s->not_after_ms && (g = find_signer(kr, id->sender)) != NULL)
+			for (uint32_t i = 0; i < g->nann && !newer; i++)
+				newer = g->ann_scope[i] == id->scope && g->ann_epoch[i] > id->epoch;
+		*flags = (uint8_t)(s->flags | (newer || s->not_after_ms ? E2E_KEYRING_RETIRED : 0));
+	}
 	return s->key;
 }
 
