@@ -29,11 +29,18 @@ struct profile {
 };
 
 /* What we know of one sender: public data, not secret. */
+#define ANNOUNCED_MAX 16U
+
 struct signer {
 	uint32_t sender;
 	uint8_t has_pk;
 	uint8_t pk[32];
 	struct profile *prof;
+	/* Newest epoch announced per scope (SPEC 11.5): keys below it are retired
+	 * even before the new key is fetched. */
+	uint32_t nann;
+	uint8_t ann_scope[ANNOUNCED_MAX];
+	uint32_t ann_epoch[ANNOUNCED_MAX];
 };
 
 struct e2e_keyring {
@@ -187,18 +194,42 @@ uint32_t e2e_keyring_expire(struct e2e_keyring *kr, uint64_t now_ms)
 	return n;
 }
 
+static struct signer *find_signer(const struct e2e_keyring *kr, uint32_t sender);
+
+/*
+ * A key is retired (SPEC 11.5) once it has a deadline, or a newer epoch of
+ * its (sender, scope) is held or was announced: its holders may include a
+ * revoked member, so what it seals is no longer taken on its own word.
+ * One pass over the slots finds the key and any newer epoch (the lookup
+ * cost stays what it was).
+ */
 const uint8_t *e2e_keyring_lookup(const struct e2e_keyring *kr, const struct e2e_keyid *id,
 	uint64_t now_ms, uint8_t *flags)
 {
-	const struct slot *s;
+	const struct slot *s = NULL;
+	const struct signer *g;
+	int newer = 0;
 
 	if (!kr || !id)
 		return NULL;
-	s = lookup(kr, id);
+	for (uint32_t i = 0; i < kr->cap; i++) {
+		const struct slot *k = &kr->slots[i];
+
+		if (!k->used || k->id.sender != id->sender || k->id.scope != id->scope)
+			continue;
+		if (k->id.epoch == id->epoch)
+			s = k;
+		else if (k->id.epoch > id->epoch)
+			newer = 1;
+	}
 	if (!s || (s->not_after_ms && s->not_after_ms < now_ms))
 		return NULL;
-	if (flags)
-		*flags = s->flags;
+	if (flags) {
+		if (!newer && !s->not_after_ms && (g = find_signer(kr, id->sender)) != NULL)
+			for (uint32_t i = 0; i < g->nann && !newer; i++)
+				newer = g->ann_scope[i] == id->scope && g->ann_epoch[i] > id->epoch;
+		*flags = (uint8_t)(s->flags | (newer || s->not_after_ms ? E2E_KEYRING_RETIRED : 0));
+	}
 	return s->key;
 }
 
@@ -339,6 +370,34 @@ enum e2e_status e2e_keyring_set_single_scope(struct e2e_keyring *kr, uint32_t se
 	struct e2e_scope_rule all = { scope, "#", 1 };
 
 	return e2e_keyring_set_profile(kr, sender, &all, 1, 0);
+}
+
+enum e2e_status e2e_keyring_note_epoch(struct e2e_keyring *kr, uint32_t sender, uint8_t scope,
+	uint32_t epoch)
+{
+	struct signer *g;
+	uint32_t i, low = 0;
+
+	if (!kr)
+		return E2E_ERR_ARG;
+	g = get_signer(kr, sender);
+	if (!g)
+		return E2E_ERR_FULL;
+	for (i = 0; i < g->nann; i++) {
+		if (g->ann_scope[i] == scope) {
+			if (epoch > g->ann_epoch[i])
+				g->ann_epoch[i] = epoch;
+			return E2E_OK;
+		}
+		if (g->ann_epoch[i] < g->ann_epoch[low])
+			low = i;
+	}
+	/* Full: the scope announced longest ago (lowest epoch) gives way; its
+	 * newer key is fetched by then and retires the old one anyway. */
+	i = g->nann < ANNOUNCED_MAX ? g->nann++ : low;
+	g->ann_scope[i] = scope;
+	g->ann_epoch[i] = epoch;
+	return E2E_OK;
 }
 
 uint32_t e2e_keyring_count(const struct e2e_keyring *kr)

@@ -291,10 +291,10 @@ static int signed_by_sender(const struct e2e_keyring *kr, const struct e2e_rx_re
 	return pk && e2e_envelope_verify(env, env_len, topic, topic_len, pk) == E2E_OK;
 }
 
-enum e2e_status e2e_rx_open(struct e2e_rx *rx, const struct e2e_keyring *kr,
+static enum e2e_status open_env(struct e2e_rx *rx, const struct e2e_keyring *kr,
 	uint8_t *pt, size_t pt_cap, struct e2e_rx_result *res,
 	const uint8_t *topic, size_t topic_len,
-	const uint8_t *env, size_t env_len, uint64_t now_ms)
+	const uint8_t *env, size_t env_len, uint64_t now_ms, int confirmed)
 {
 	struct e2e_keyid id;
 	const uint8_t *key;
@@ -368,6 +368,20 @@ enum e2e_status e2e_rx_open(struct e2e_rx *rx, const struct e2e_keyring *kr,
 		res->pt_len = 0;
 		goto done;
 	}
+	/*
+	 * A retired key (SPEC 11.5) may be held by a revoked member: authentic
+	 * under it proves nothing until the sender's summary lists this very
+	 * envelope. Not delivered, and the window does not move, so a forgery
+	 * cannot make the genuine envelope with its seq a DUPLICATE.
+	 */
+	if ((kflags & E2E_KEYRING_RETIRED) && !confirmed) {
+		sodium_memzero(pt, res->pt_len);
+		res->pt_len = 0;
+		res->gap = 0;
+		res->flags = E2E_RX_RETIRED;
+		v = E2E_V_UNKNOWN_KEY;
+		goto done;
+	}
 	rx->kr = kr;   /* for floor_victim, while tracking may fold */
 	rx->now_ms = now_ms;
 	if (i == E2E_LRU_NONE) {
@@ -404,6 +418,22 @@ done:
 	res->verdict = v;
 	rx->verdicts[v]++;
 	return E2E_OK;
+}
+
+enum e2e_status e2e_rx_open(struct e2e_rx *rx, const struct e2e_keyring *kr,
+	uint8_t *pt, size_t pt_cap, struct e2e_rx_result *res,
+	const uint8_t *topic, size_t topic_len,
+	const uint8_t *env, size_t env_len, uint64_t now_ms)
+{
+	return open_env(rx, kr, pt, pt_cap, res, topic, topic_len, env, env_len, now_ms, 0);
+}
+
+enum e2e_status e2e_rx_open_confirmed(struct e2e_rx *rx, const struct e2e_keyring *kr,
+	uint8_t *pt, size_t pt_cap, struct e2e_rx_result *res,
+	const uint8_t *topic, size_t topic_len,
+	const uint8_t *env, size_t env_len, uint64_t now_ms)
+{
+	return open_env(rx, kr, pt, pt_cap, res, topic, topic_len, env, env_len, now_ms, 1);
 }
 
 void e2e_rx_stats(const struct e2e_rx *rx, struct e2e_rx_stats *st)

@@ -30,6 +30,10 @@ struct rec {
 	uint32_t seq;
 	uint32_t seen;                /* summaries of the sender arrived before this record */
 	uint8_t d[E2E_DIGEST_BYTES];
+	/* Held (e2e_sumcheck_hold): an envelope under a retired key, not
+	 * delivered; checked: a summary covered its seq, @sd is the sender's d_s. */
+	uint8_t held, checked;
+	uint8_t sd[E2E_DIGEST_BYTES];
 };
 
 struct open {
@@ -264,10 +268,82 @@ void e2e_sumcheck_record(struct e2e_sumcheck *sc, uint32_t sender, uint32_t run,
 		sc->st.not_kept++;
 		return;
 	}
+	memset(&sc->recs[i], 0, sizeof sc->recs[i]);
 	sc->recs[i].th = th;
 	sc->recs[i].seq = seq;
 	sc->recs[i].seen = no ? no->arrived : 0;
 	memcpy(sc->recs[i].d, d, sizeof d);
+}
+
+enum e2e_sum_verdict e2e_sumcheck_verify(struct e2e_sumcheck *sc, uint32_t sender,
+	uint32_t run, const char *topic, size_t topic_len, uint32_t seq, const uint8_t *env,
+	size_t env_len, uint64_t now_ms, e2e_sumcheck_report_fn report, void *ctx)
+{
+	uint8_t d[E2E_DIGEST_BYTES];
+	uint64_t k2 = k2_of(sender, run), th;
+	uint32_t i, si;
+
+	if (!sc || !topic || !env)
+		return E2E_SUMV_UNKNOWN;
+	th = topichash(&sc->th, (const uint8_t *)topic, topic_len);
+	e2e_summary_digest(d, env, env_len);
+	i = find_rec(sc, k2, th, seq);
+	if (i != E2E_LRU_NONE && sc->recs[i].held) {
+		if (!sc->recs[i].checked)
+			return E2E_SUMV_UNKNOWN;
+		return sodium_memcmp(d, sc->recs[i].sd, sizeof d) == 0 ? E2E_SUMV_VERIFIED :
+			E2E_SUMV_FORGED;
+	}
+	/* Its summary came first (the envelope was delayed past it). */
+	i = find_open(sc, k2, th, seq);
+	if (i != E2E_LRU_NONE && now_ms - sc->opens[i].since_ms < sc->cfg.open_ms) {
+		if (sodium_memcmp(d, sc->opens[i].d, sizeof d) != 0)
+			return E2E_SUMV_FORGED;   /* the genuine one may still come */
+		e2e_lru_remove(&sc->oid, i);
+		report_one(E2E_SUM_LATE, sender, run, NULL, 0, seq, report, ctx);
+		return E2E_SUMV_VERIFIED;
+	}
+	/* A checked summary covered the seq and waits for nothing there: the
+	 * sender did not seal this envelope, or it came too late to tell. */
+	si = e2e_lru_peek(&sc->sid, th, k2);
+	if (si != E2E_LRU_NONE && in_range(sc->streams[si].lo, sc->streams[si].hi, seq))
+		return E2E_SUMV_FORGED;
+	return E2E_SUMV_UNKNOWN;
+}
+
+enum e2e_sum_verdict e2e_sumcheck_hold(struct e2e_sumcheck *sc, uint32_t sender,
+	uint32_t run, const char *topic, size_t topic_len, uint32_t seq, const uint8_t *env,
+	size_t env_len, uint64_t now_ms, e2e_sumcheck_report_fn report, void *ctx)
+{
+	enum e2e_sum_verdict v = e2e_sumcheck_verify(sc, sender, run, topic, topic_len, seq, env,
+		env_len, now_ms, report, ctx);
+	const struct sender_no *no;
+	uint64_t k2 = k2_of(sender, run), th;
+	uint32_t i;
+
+	if (v != E2E_SUMV_UNKNOWN || !sc || !topic || !env)
+		return v;
+	no = nos_of(sc, sender);
+	/* No stream entry: a held envelope moved nothing, and an insider's
+	 * fresh runs must not evict genuine streams. */
+	th = topichash(&sc->th, (const uint8_t *)topic, topic_len);
+	i = find_rec(sc, k2, th, seq);
+	if (i != E2E_LRU_NONE)
+		return v;   /* another envelope with this seq is held: one record serves both */
+	i = e2e_lru_insert(&sc->rid, k1_of(th, seq), k2);
+	if (i == E2E_LRU_NONE) {
+		/* Full: its summary lists the seq as not arrived (open), and the
+		 * next e2e_sumcheck_verify finds it there. */
+		sc->st.not_kept++;
+		return v;
+	}
+	memset(&sc->recs[i], 0, sizeof sc->recs[i]);
+	sc->recs[i].th = th;
+	sc->recs[i].seq = seq;
+	sc->recs[i].seen = no ? no->arrived : 0;
+	sc->recs[i].held = 1;
+	e2e_summary_digest(sc->recs[i].d, env, env_len);
+	return v;
 }
 
 static void check_entry(struct e2e_sumcheck *sc, uint32_t sender,
@@ -284,7 +360,12 @@ static void check_entry(struct e2e_sumcheck *sc, uint32_t sender,
 	for (const uint8_t *ds = e->digests;; ds += E2E_DIGEST_BYTES, s++) {
 		uint32_t i = find_rec(sc, k2, th, s);
 
-		if (i != E2E_LRU_NONE) {
+		if (i != E2E_LRU_NONE && sc->recs[i].held) {
+			/* Not delivered: the holder asks e2e_sumcheck_verify, which
+			 * compares each held envelope (genuine or not) with @sd. */
+			sc->recs[i].checked = 1;
+			memcpy(sc->recs[i].sd, ds, E2E_DIGEST_BYTES);
+		} else if (i != E2E_LRU_NONE) {
 			if (sodium_memcmp(sc->recs[i].d, ds, E2E_DIGEST_BYTES) != 0) {
 				forged++;
 				report_one(E2E_SUM_FORGED, sender, e->run, e->topic, e->topic_len, s,
@@ -376,6 +457,14 @@ static void sweep(struct e2e_sumcheck *sc, uint32_t sender, uint32_t index,
 		uint64_t k2 = sc->rid.nodes[i].k2;
 
 		if ((uint32_t)(k2 >> 32) != sender || r->seen + 2 > index) {
+			i = next;
+			continue;
+		}
+		if (r->held) {
+			/* The holder judges it (its own count of summaries); a
+			 * checked one stays two more for e2e_sumcheck_verify. */
+			if (!r->checked || r->seen + 4 <= index)
+				e2e_lru_remove(&sc->rid, i);
 			i = next;
 			continue;
 		}

@@ -63,6 +63,10 @@ static void print_json(const struct e2e_client_msg *m, int delivers)
 	jout_u64(&j, "gap", m->gap);
 	jout_bool(&j, "retained", m->retained);
 	jout_u64(&j, "qos", (uint64_t)m->qos);
+	/* Sealed under a retired key and delivered once a summary confirmed it
+	 * (SPEC 11.5): only then present. */
+	if (m->confirmed)
+		jout_bool(&j, "confirmed", 1);
 	jout_end(&j);
 }
 
@@ -258,11 +262,13 @@ void sub_summary(const struct sub_out *o, const struct e2e_client_stats *st)
 		fprintf(stderr, "%s: summaries: %llu received; entries verified %llu, contradicted "
 			"%llu; messages never arrived %llu, unsummarized %llu, not checked %llu; "
 			"stalls %llu; arrived late %llu, replayed parts ignored %llu, clock skews "
-			"%llu\n", SUB_PROG, (unsigned long long)st->summaries,
+			"%llu; retired-key messages confirmed %llu, forged %llu\n", SUB_PROG, (unsigned long long)st->summaries,
 			(unsigned long long)st->summary_verified,
 			(unsigned long long)st->insider_forgeries,
 			(unsigned long long)st->unconfirmed, (unsigned long long)st->unsummarized,
 			(unsigned long long)st->unchecked, (unsigned long long)st->stalls,
 			(unsigned long long)st->arrived_late, (unsigned long long)st->parts_ignored,
-			(unsigned long long)st->clock_skews);
+			(unsigned long long)st->clock_skews,
+			(unsigned long long)st->retired_confirmed,
+			(unsigned long long)st->retired_forged);
 }

@@ -70,8 +70,11 @@ void e2e_client_process(struct e2e_client *c, const char *topic, const uint8_t *
 	int shared;
 
 	if (grow_scratch(c, len) != 0 || tl == 0 ||
-	    e2e_rx_open(c->rx, c->kr, c->pt, c->pt_cap, &res, (const uint8_t *)topic, tl, env, len,
-			e2e_now_ms()) != E2E_OK) {
+	    (from_hold == FROM_CONFIRMED ?
+		e2e_rx_open_confirmed(c->rx, c->kr, c->pt, c->pt_cap, &res, (const uint8_t *)topic,
+			tl, env, len, e2e_now_ms()) :
+		e2e_rx_open(c->rx, c->kr, c->pt, c->pt_cap, &res, (const uint8_t *)topic, tl, env,
+			len, e2e_now_ms())) != E2E_OK) {
 		e2e_client_event(c, E2E_EV_ERROR, 0, 0, 0, "cannot process message (out of memory)");
 		return;
 	}
@@ -84,6 +87,12 @@ void e2e_client_process(struct e2e_client *c, const char *topic, const uint8_t *
 		res.gap = 0;
 	}
 	t = res.verdict == E2E_V_MALFORMED ? NULL : e2e_client_trusted(c, res.hdr.sender);
+	/* Authentic under a retired key: only the sender's summary can tell
+	 * its envelope from a revoked member's (SPEC 11.5). */
+	if (res.verdict == E2E_V_UNKNOWN_KEY && (res.flags & E2E_RX_RETIRED) && t) {
+		e2e_client_hold_retired(c, topic, env, len, qos, retained, &res.hdr);
+		return;
+	}
 	if (res.verdict == E2E_V_UNKNOWN_KEY && t && !from_hold) {
 		e2e_client_hold(c, topic, env, len, qos, retained, res.hdr.sender, 0);
 		e2e_client_request_keys(c, t);
@@ -109,6 +118,9 @@ void e2e_client_process(struct e2e_client *c, const char *topic, const uint8_t *
 	m.seq = res.hdr.seq;
 	m.retained = retained;
 	m.qos = qos;
+	m.confirmed = from_hold == FROM_CONFIRMED;
+	if (m.confirmed && e2e_verdict_delivers(res.verdict))
+		c->st.retired_confirmed++;
 	if (e2e_verdict_delivers(res.verdict)) {
 		m.payload = c->pt;
 		m.len = res.pt_len;
@@ -116,7 +128,7 @@ void e2e_client_process(struct e2e_client *c, const char *topic, const uint8_t *
 		/* Its digest waits for the sender's summary (SPEC 11.6); not for
 		 * topics only a shared subscription receives, whose entries are
 		 * never checked (the record would end up "unsummarized"). */
-		if (e2e_client_summarized(c, topic, tl))
+		if (!m.confirmed && e2e_client_summarized(c, topic, tl))
 			e2e_sumcheck_record(c->sumcheck, res.hdr.sender, res.hdr.run, topic, tl,
 				res.hdr.seq, env, len, e2e_mono_ms(), e2e_client_sum_report, c);
 	}

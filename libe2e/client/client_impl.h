@@ -49,6 +49,7 @@ struct trusted {
 	uint64_t sum_mono;                /* last summary, or key install (0 = not expected) */
 	int stalled;
 	int skewed;                       /* clock skew reported, not yet back */
+	uint32_t sum_checked;             /* complete summaries checked (retired-key holds) */
 };
 
 /* A verified summary waiting a moment for reordered data to arrive. */
@@ -74,6 +75,12 @@ struct held {
 	 * once the sender's map count differs from @maps, or at the timeout. */
 	int await_map;
 	uint32_t maps;
+	/* Held under a retired key (SPEC 11.5) until a summary of the sender
+	 * confirms or contradicts it; FORGED once two of its complete summaries
+	 * were checked after it (sum_checked >= @sums_at + 2) or at @until_mono. */
+	int retired;
+	uint32_t sums_at;
+	uint64_t until_mono;
 };
 
 /*
@@ -150,8 +157,17 @@ void e2e_client_flush(struct e2e_client *c);
 void e2e_client_hold(struct e2e_client *c, const char *topic, const uint8_t *env, size_t len,
 	int qos, int retained, uint32_t sender, int await_map);
 void e2e_client_release(struct e2e_client *c, uint64_t mono, int flush_all);
+/* Hold an authentic envelope under a retired key (E2E_RX_RETIRED) or decide
+ * it at once when the summaries already tell. */
+void e2e_client_hold_retired(struct e2e_client *c, const char *topic, const uint8_t *env,
+	size_t len, int qos, int retained, const struct e2e_header *hdr);
+/* Retired-key holds only, after a summary was checked. */
+void e2e_client_release_retired(struct e2e_client *c, uint64_t mono);
 
 /* client.c */
+/* @p from_hold: 0 new, 1 re-processed from the hold queue, FROM_CONFIRMED a
+ * retired-key envelope a summary confirmed (e2e_rx_open_confirmed). */
+#define FROM_CONFIRMED 2
 void e2e_client_process(struct e2e_client *c, const char *topic, const uint8_t *env,
 	size_t len, int qos, int retained, int from_hold);
 void e2e_client_event(struct e2e_client *c, enum e2e_client_event_type type, uint32_t sender,

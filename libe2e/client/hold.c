@@ -7,10 +7,14 @@
  * scopes) and then get the verdict of that map, FORGED at the latest at the
  * timeout.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "client_impl.h"
+
+/* A retired-key envelope waits at most this many summary intervals. */
+#define RETIRED_INTERVALS 3U
 
 static void report(struct e2e_client *c, struct held *h)
 {
@@ -38,9 +42,15 @@ static void report(struct e2e_client *c, struct held *h)
 
 /* Give up waiting: a key waiter is reported UNKNOWN_KEY, a map waiter gets
  * its verdict under the map we have (FORGED if it still disagrees). */
+static void retired_forged(struct e2e_client *c, const char *topic, const uint8_t *env,
+	size_t len, int qos, int retained, const char *why);
+
 static void give_up(struct e2e_client *c, struct held *h)
 {
-	if (h->await_map && h->env)
+	if (h->retired && h->env)
+		retired_forged(c, h->topic, h->env, h->len, h->qos, h->retained,
+			"in no summary of its sender in time");
+	else if (h->await_map && h->env)
 		e2e_client_process(c, h->topic, h->env, h->len, h->qos, h->retained, 1);
 	else
 		report(c, h);
@@ -53,31 +63,52 @@ static void drop(struct held *h)
 	memset(h, 0, sizeof *h);
 }
 
-void e2e_client_hold(struct e2e_client *c, const char *topic, const uint8_t *env, size_t len,
-	int qos, int retained, uint32_t sender, int await_map)
+static struct held *hold_slot(struct e2e_client *c, const char *topic, const uint8_t *env,
+	size_t len, int qos, int retained, uint32_t sender, int await_map)
 {
 	struct trusted *t = e2e_client_trusted(c, sender);
 	uint32_t cap = c->cfg.hold_max;
 	struct held *h;
 
 	if (c->hold_count == cap) {
-		/* Full: the oldest gives way and is reported. */
-		h = &c->hold[c->hold_head];
-		give_up(c, h);
-		drop(h);
+		/* Full: the oldest gives way and is reported. Out of the ring
+		 * first: deciding it may hold another message (a retired key). */
+		struct held old = c->hold[c->hold_head];
+
+		memset(&c->hold[c->hold_head], 0, sizeof c->hold[0]);
 		c->hold_head = (c->hold_head + 1) % cap;
 		c->hold_count--;
+		give_up(c, &old);
+		drop(&old);
+		if (c->hold_count == cap) {
+			struct held tmp;
+
+			memset(&tmp, 0, sizeof tmp);
+			tmp.topic = (char *)(uintptr_t)topic;
+			tmp.len = len;
+			tmp.qos = qos;
+			tmp.retained = retained;
+			tmp.sender = sender;
+			report(c, &tmp);
+			return NULL;
+		}
 	}
 	h = &c->hold[(c->hold_head + c->hold_count) % cap];
 	h->topic = strdup(topic);
 	h->env = malloc(len ? len : 1);
 	if (!h->topic || !h->env) {
-		struct held tmp = { (char *)(uintptr_t)topic, NULL, len, qos, retained, 0, sender,
-			0, 0 };
+		struct held tmp;
+
+		memset(&tmp, 0, sizeof tmp);
+		tmp.topic = (char *)(uintptr_t)topic;
+		tmp.len = len;
+		tmp.qos = qos;
+		tmp.retained = retained;
+		tmp.sender = sender;
 
 		drop(h);
 		report(c, &tmp);
-		return;
+		return NULL;
 	}
 	memcpy(h->env, env, len);
 	h->len = len;
@@ -89,6 +120,140 @@ void e2e_client_hold(struct e2e_client *c, const char *topic, const uint8_t *env
 	h->since_mono = e2e_mono_ms();
 	c->hold_count++;
 	c->st.held++;
+	return h;
+}
+
+void e2e_client_hold(struct e2e_client *c, const char *topic, const uint8_t *env, size_t len,
+	int qos, int retained, uint32_t sender, int await_map)
+{
+	(void)hold_slot(c, topic, env, len, qos, retained, sender, await_map);
+}
+
+/* Never delivered: FORGED to the app, and an insider-forgery event (only a
+ * holder of the retired key, e.g. a revoked member, can seal it). */
+static void retired_forged(struct e2e_client *c, const char *topic, const uint8_t *env,
+	size_t len, int qos, int retained, const char *why)
+{
+	struct e2e_client_msg m;
+	struct e2e_header hdr;
+	struct trusted *t;
+	char d[600];
+
+	memset(&m, 0, sizeof m);
+	if (e2e_header_parse(&hdr, env, len) != E2E_OK)
+		return;
+	t = e2e_client_trusted(c, hdr.sender);
+	m.topic = topic;
+	m.verdict = E2E_V_FORGED;
+	m.sender = hdr.sender;
+	m.sender_name = t ? t->name : NULL;
+	m.scope = hdr.scope;
+	m.epoch = hdr.epoch;
+	m.seq = hdr.seq;
+	m.qos = qos;
+	m.retained = retained;
+	c->st.verdicts[E2E_V_FORGED]++;
+	c->st.retired_forged++;
+	snprintf(d, sizeof d, "retired key forgery: message on '%.200s' seq %u (run %08x) sealed "
+		"under %s's retired epoch %u is %s (sealed by another holder of the old key, e.g. "
+		"a revoked member)", topic, hdr.seq, hdr.run, t ? t->name : "?", hdr.epoch, why);
+	e2e_client_event(c, E2E_EV_INSIDER_FORGERY, hdr.sender, hdr.scope, hdr.epoch, d);
+	if (c->cfg.on_message)
+		c->cfg.on_message(c->cfg.ctx, &m);
+}
+
+/* 1 when held retired-key envelope @p h got its verdict (delivered or FORGED). */
+static int retired_decided(struct e2e_client *c, const struct held *h, uint64_t mono,
+	int flush_all)
+{
+	struct e2e_header hdr;
+	const struct trusted *t;
+	enum e2e_sum_verdict v;
+
+	if (e2e_header_parse(&hdr, h->env, h->len) != E2E_OK)
+		return 1;
+	v = e2e_sumcheck_verify(c->sumcheck, hdr.sender, hdr.run, h->topic, strlen(h->topic),
+		hdr.seq, h->env, h->len, e2e_mono_ms(), e2e_client_sum_report, c);
+	if (v == E2E_SUMV_VERIFIED) {
+		e2e_client_process(c, h->topic, h->env, h->len, h->qos, h->retained, FROM_CONFIRMED);
+		return 1;
+	}
+	if (v == E2E_SUMV_FORGED) {
+		retired_forged(c, h->topic, h->env, h->len, h->qos, h->retained,
+			"contradicted by its sender's summary");
+		return 1;
+	}
+	t = e2e_client_trusted(c, hdr.sender);
+	if ((t && t->sum_checked - h->sums_at >= 2) || mono >= h->until_mono) {
+		retired_forged(c, h->topic, h->env, h->len, h->qos, h->retained,
+			"in no summary of its sender");
+		return 1;
+	}
+	if (flush_all) {
+		/* Shutting down before its summary: not judged, not delivered. */
+		struct held tmp = *h;
+
+		tmp.retired = 0;
+		report(c, &tmp);
+		return 1;
+	}
+	return 0;
+}
+
+void e2e_client_hold_retired(struct e2e_client *c, const char *topic, const uint8_t *env,
+	size_t len, int qos, int retained, const struct e2e_header *hdr)
+{
+	struct trusted *t = e2e_client_trusted(c, hdr->sender);
+	enum e2e_sum_verdict v = E2E_SUMV_UNKNOWN;
+	uint32_t interval = t && t->sum_interval_ms ? t->sum_interval_ms : 0;
+	uint64_t wait;
+	struct held *h;
+
+	c->st.retired_held++;
+	/* Summaries off for this sender: nothing can ever confirm it. Topics we
+	 * receive only through a shared subscription are never checked either. */
+	if (!interval || !e2e_client_summarized(c, topic, strlen(topic))) {
+		retired_forged(c, topic, env, len, qos, retained,
+			"not accepted: nothing can confirm it (no summaries for this topic)");
+		return;
+	}
+	v = e2e_sumcheck_hold(c->sumcheck, hdr->sender, hdr->run, topic, strlen(topic),
+		hdr->seq, env, len, e2e_mono_ms(), e2e_client_sum_report, c);
+	if (v == E2E_SUMV_VERIFIED) {
+		e2e_client_process(c, topic, env, len, qos, retained, FROM_CONFIRMED);
+		return;
+	}
+	if (v == E2E_SUMV_FORGED) {
+		retired_forged(c, topic, env, len, qos, retained,
+			"contradicted by its sender's summary");
+		return;
+	}
+	h = hold_slot(c, topic, env, len, qos, retained, hdr->sender, 0);
+	if (!h)
+		return;
+	h->retired = 1;
+	h->sums_at = t->sum_checked;
+	wait = (uint64_t)interval * RETIRED_INTERVALS + SUMMARY_DELAY_MS;
+	h->until_mono = h->since_mono + (wait > c->cfg.hold_ms ? wait : c->cfg.hold_ms);
+}
+
+void e2e_client_release_retired(struct e2e_client *c, uint64_t mono)
+{
+	uint32_t n = c->hold_count, cap = c->cfg.hold_max;
+
+	for (uint32_t k = 0; k < n; k++) {
+		struct held h = c->hold[c->hold_head];
+
+		memset(&c->hold[c->hold_head], 0, sizeof c->hold[0]);
+		c->hold_head = (c->hold_head + 1) % cap;
+		c->hold_count--;
+		if (h.retired && retired_decided(c, &h, mono, 0)) {
+			drop(&h);
+			continue;
+		}
+		c->hold[(c->hold_head + c->hold_count) % cap] = h;
+		c->hold_count++;
+	}
 }
 
 /* 1 if held message @p h can get its final verdict now. */
@@ -126,6 +291,13 @@ void e2e_client_release(struct e2e_client *c, uint64_t mono, int flush_all)
 		memset(&c->hold[c->hold_head], 0, sizeof c->hold[0]);
 		c->hold_head = (c->hold_head + 1) % cap;
 		c->hold_count--;
+		if (h.retired) {
+			if (retired_decided(c, &h, mono, flush_all))
+				drop(&h);
+			else
+				goto keep;
+			continue;
+		}
 		if (decidable(c, &h)) {
 			e2e_client_process(c, h.topic, h.env, h.len, h.qos, h.retained, 1);
 			drop(&h);
@@ -136,6 +308,7 @@ void e2e_client_release(struct e2e_client *c, uint64_t mono, int flush_all)
 			drop(&h);
 			continue;
 		}
+keep:
 		c->hold[(c->hold_head + c->hold_count) % cap] = h;
 		c->hold_count++;
 	}

@@ -323,6 +323,11 @@ void e2e_client_on_announce(struct e2e_client *c, const char *topic, const uint8
 	if (m.time_ms <= t->last_announce_ms)
 		return;
 	t->last_announce_ms = m.time_ms;
+	/* From now on the older epochs of this scope are retired (SPEC 11.5):
+	 * a revoked member must not forge while our key request is on its way. */
+	if (e2e_keyring_note_epoch(c->kr, t->sender, m.scope, m.epoch) != E2E_OK)
+		e2e_client_event(c, E2E_EV_ERROR, t->sender, m.scope, m.epoch,
+			"cannot note the announced epoch (too many senders)");
 	id = (struct e2e_keyid){ t->sender, m.scope, m.epoch };
 	if (!e2e_keyring_find(c->kr, &id, e2e_now_ms()))
 		e2e_client_request_keys(c, t);

@@ -87,9 +87,14 @@ static void evaluate(struct e2e_client *c, struct pending_summary *p)
 
 	/* Verified on arrival; parse again to walk its entries. */
 	if (t && e2e_ctl_sender_topic(topic, sizeof topic, c->control_topic, t->sender) == E2E_OK &&
-	    e2e_ctl_parse(&m, p->msg, p->len, topic, &t->pub) == E2E_OK)
+	    e2e_ctl_parse(&m, p->msg, p->len, topic, &t->pub) == E2E_OK) {
 		e2e_sumcheck_summary(c->sumcheck, t->sender, &m, p->index, e2e_mono_ms(),
 			e2e_client_summarized, e2e_client_sum_report, c);
+		if (p->index)
+			t->sum_checked++;
+		/* Envelopes under retired keys this summary may have confirmed. */
+		e2e_client_release_retired(c, e2e_mono_ms());
+	}
 	free(p->msg);
 	p->msg = NULL;
 }

@@ -752,6 +752,7 @@ class SummaryReceiver:
         self.open = {}             # (run, topic, seq) -> (d_s, since)
         self.covered = {}          # (run, topic) -> set of seqs checked entries listed
         self.top = {}              # (run, topic) -> highest seq accepted
+        self.held = {}             # (run, topic, seq) -> [arrived before, summary's d_s or None]
         self.arrived = 0           # complete summaries arrived
         self.missed_at = 0
         self.last = None           # (boot, number, parts, next part) of the accepted part 0
@@ -774,6 +775,29 @@ class SummaryReceiver:
             self.report("UNCHECKED", seq, seq, 1)
         else:
             self.pending[key] = (d, self.arrived)
+
+    def verify(self, run, topic, seq, env, at):
+        """SPEC 11.5: what the summaries say of a held envelope under a retired key."""
+        d = hashlib.blake2b(env, digest_size=8).digest()
+        key = (run, topic, seq)
+        if key in self.held:
+            sd = self.held[key][1]
+            return "WAIT" if sd is None else ("OK" if sd == d else "FORGED")
+        if key in self.open and at - self.open[key][1] < self.open_ms:
+            if self.open[key][0] != d:
+                return "FORGED"
+            del self.open[key]
+            self.report("LATE", seq, seq, 1)
+            return "OK"
+        if seq in self.covered.get((run, topic), ()):
+            return "FORGED"
+        return "WAIT"
+
+    def hold(self, run, topic, seq, env, at):
+        v = self.verify(run, topic, seq, env, at)
+        if v == "WAIT" and (run, topic, seq) not in self.held:
+            self.held[(run, topic, seq)] = [self.arrived, None]
+        return v
 
     def missing_summary(self):
         self.missed_at = self.arrived + 1
@@ -825,7 +849,10 @@ class SummaryReceiver:
             for i, s in enumerate(range(e["first"], e["last"] + 1)):
                 key = (e["run"], e["topic"], s)
                 want = bytes.fromhex(e["digests"][i])
-                if key in self.pending:
+                if key in self.held:
+                    self.held[key][1] = want     # counts as arrived; the holder judges it
+                    verdicts.append("ok")
+                elif key in self.pending:
                     got, _ = self.pending.pop(key)
                     verdicts.append("ok" if got == want else "forged")
                     if got != want:
@@ -841,6 +868,10 @@ class SummaryReceiver:
                 self.report("VERIFIED", e["first"], e["last"], 0)
         if index is None:
             return
+        for key, (seen, sd) in list(self.held.items()):
+            # Never unsummarized: the holder counts summaries itself.
+            if seen + (2 if sd is None else 4) <= index:
+                del self.held[key]
         unchecked = []
         for key, (_, seen) in list(self.pending.items()):
             if seen + 2 > index:
@@ -873,6 +904,12 @@ def check_sumcheck(doc, f):
                 f.expect((h["sender"], h["run"], h["seq"]) == (doc["sender"]["id"], a["run"],
                                                                a["seq"]), where, "header")
                 rx.accept(a["run"], a["topic"], a["seq"], env, ev["at"])
+            elif "hold" in ev or "verify" in ev:
+                a = ev.get("hold") or ev["verify"]
+                env = bytes.fromhex(a["envelope"])
+                fn = rx.hold if "hold" in ev else rx.verify
+                rx.report("HELD_" + fn(a["run"], a["topic"], a["seq"], env, ev["at"]),
+                          a["seq"], a["seq"], 1)
             else:
                 outcome, m = decode_control(bytes.fromhex(ev["summary"]), doc["control_topic"],
                                             signer)

@@ -1112,6 +1112,17 @@ def build_sumcheck():
         return {"at": at, "accept": {"run": run, "topic": topic, "seq": seq,
                                      "envelope": env(topic, seq, run, forged).hex()}}
 
+    def held(kind, at, topic, seq, run, forged):
+        return {"at": at, kind: {"run": run, "topic": topic, "seq": seq,
+                                 "envelope": env(topic, seq, run, forged).hex()}}
+
+    def hold(at, topic, seq, run=SUM_RUN, forged=False):
+        # An authentic envelope under a retired key, held (SPEC 11.5).
+        return held("hold", at, topic, seq, run, forged)
+
+    def verify(at, topic, seq, run=SUM_RUN, forged=False):
+        return held("verify", at, topic, seq, run, forged)
+
     def summary(at, number, entries, boot=BOOT, part=0, parts=1):
         body = summary_body(1000, boot, number, part, parts, entries)
         return {"at": at, "summary": ctl_sign(SENDER, ctl, ctl_head(5, SENDER.id, T0 + at)
@@ -1183,6 +1194,22 @@ def build_sumcheck():
           summary(30, 1, [entry(b, 1, 1, run=SUM_RUN + 1)], boot=0x22222222)],
          [rep("VERIFIED", 1, 1, 0), rep("VERIFIED", 1, 1, 0), rep("IGNORED", 0, 0, 1),
           rep("IGNORED", 0, 0, 1)])
+    # Retired keys (SPEC 11.5): each hold and verify reports its outcome,
+    # HELD_OK (the summary lists its d_s), HELD_FORGED or HELD_WAIT.
+    bad = 0xBAD0BAD1
+    case("retired-held-then-confirmed-or-forged",
+         [accept(1, a, 1), hold(2, a, 2), hold(3, a, 2, forged=True),
+          hold(4, a, 1, run=bad, forged=True), summary(10, 1, [entry(a, 1, 2)]),
+          verify(11, a, 2), verify(12, a, 2, forged=True), verify(13, a, 1, run=bad, forged=True),
+          summary(20, 2, []), summary(30, 3, []), verify(31, a, 1, run=bad, forged=True)],
+         [rep("HELD_WAIT", 2, 2, 1), rep("HELD_WAIT", 2, 2, 1), rep("HELD_WAIT", 1, 1, 1),
+          rep("VERIFIED", 1, 2, 0), rep("HELD_OK", 2, 2, 1), rep("HELD_FORGED", 2, 2, 1),
+          rep("HELD_WAIT", 1, 1, 1), rep("HELD_WAIT", 1, 1, 1)])
+    case("retired-summary-came-first",
+         [accept(1, a, 1), summary(10, 1, [entry(a, 1, 3)]), hold(11, a, 2, forged=True),
+          hold(12, a, 2), hold(13, a, 2, forged=True)],
+         [rep("UNCONFIRMED", 1, 3, 2), rep("HELD_FORGED", 2, 2, 1), rep("LATE", 2, 2, 1),
+          rep("HELD_OK", 2, 2, 1), rep("HELD_FORGED", 2, 2, 1)])
     case("first-summary-seen-is-not-number-1",
          [accept(1, a, 7), summary(10, 5, []), summary(20, 6, [])],
          [rep("UNCHECKED", 7, 7, 1)])

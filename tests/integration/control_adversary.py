@@ -149,8 +149,10 @@ def body(env, c):
     k_x = os.urandom(32)
     rx = adv.fresh_request(x.sign_pk, 10)
     c.require(rx is not None, "X's current request")
-    dx = h.build_delivery(s.id["sign_sk"], sid, rx["raw"], [(0, 997, 0, k_x)], t2)
-    dx_resigned = h.build_delivery(s.id["sign_sk"], sid, rx["raw"], [(0, 997, 0, k_x)], ty)
+    # Epoch 1001, above the 998 X holds: a lower epoch would be retired at once
+    # (SPEC 11.5) and, with summaries off here, accept nothing.
+    dx = h.build_delivery(s.id["sign_sk"], sid, rx["raw"], [(0, 1001, 0, k_x)], t2)
+    dx_resigned = h.build_delivery(s.id["sign_sk"], sid, rx["raw"], [(0, 1001, 0, k_x)], ty)
     since = time.monotonic()
     adv.publish(ty, dx)
     c.expect(y1.wait_err(h.EV_REJECTED, 5, since),
@@ -161,10 +163,10 @@ def body(env, c):
              "(c) X's delivery even re-signed for Y's topic -> rejected (bound to X's request)")
     since = time.monotonic()
     adv.publish(t2, dx)
-    c.expect(x2.wait_err(h.EV_KEY + r".*epoch 997", 5, since),
+    c.expect(x2.wait_err(h.EV_KEY + r".*epoch 1001", 5, since),
              "control: the same delivery on X's own reply topic is accepted by X")
     x_pt = b"REDIRECTED-KEY-PLAINTEXT-" + os.urandom(6).hex().encode()
-    adv.publish(TOPIC, h.craft_envelope(k_x, TOPIC, sid, 0, 997, 7000, x_pt))
+    adv.publish(TOPIC, h.craft_envelope(k_x, TOPIC, sid, 0, 1001, 7000, x_pt))
     x2.wait_json(1, 5, lambda o: h.payload_of(o) == x_pt)
     time.sleep(0.5)
     c.expect(any(h.payload_of(o) == x_pt for o in x2.messages()),

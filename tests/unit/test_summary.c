@@ -566,12 +566,27 @@ static void replay_case(const json_t *c, const struct e2e_identity *id, uint32_t
 	CU_ASSERT_EQUAL_FATAL(e2e_sumcheck_create(&sc, &cfg), E2E_OK);
 	json_array_foreach(events, i, ev) {
 		const json_t *a = json_object_get(ev, "accept");
+		const json_t *hv = json_object_get(ev, "hold");
+		const json_t *vf = json_object_get(ev, "verify");
 		uint64_t at = 0, run = 0, seq = 0;
 		size_t len = 0;
 
 		if (tu_juint(ev, "at", &at))
 			break;
-		if (a) {
+		if (hv || vf) {
+			/* SPEC 11.5: a held envelope under a retired key. */
+			static const char *held[] = { "HELD_WAIT", "HELD_OK", "HELD_FORGED" };
+			const json_t *x = hv ? hv : vf;
+			const char *topic = tu_jstr(x, "topic");
+			enum e2e_sum_verdict v;
+
+			if (!topic || tu_juint(x, "run", &run) || tu_juint(x, "seq", &seq) ||
+			    tu_jhex(x, "envelope", msg, sizeof msg, &len))
+				break;
+			v = (hv ? e2e_sumcheck_hold : e2e_sumcheck_verify)(sc, sid, (uint32_t)run,
+				topic, strlen(topic), (uint32_t)seq, msg, len, at, vlog_report, &got);
+			vlog_add(&got, (unsigned)v <= E2E_SUMV_FORGED ? held[v] : "?", seq, seq, 1);
+		} else if (a) {
 			const char *topic = tu_jstr(a, "topic");
 
 			if (!topic || tu_juint(a, "run", &run) || tu_juint(a, "seq", &seq) ||
@@ -1470,6 +1485,150 @@ static void test_order_rules(void)
 
 /* ---- Registration ------------------------------------------------------ */
 
+/* ---- Retired keys (SPEC 11.5) ------------------------------------------- */
+
+/* e2e_rx_open on a retired key: UNKNOWN_KEY + E2E_RX_RETIRED, window untouched. */
+static void expect_retired(struct fx *f, const char *topic, const uint8_t *env, size_t len)
+{
+	struct e2e_rx_result res;
+	uint8_t pt[TU_ENV_CAP];
+	enum e2e_verdict v = tu_rx_open(f->rx, f->kr, &res, pt, sizeof pt, topic, env, len);
+
+	TU_CHECK(v == E2E_V_UNKNOWN_KEY && (res.flags & E2E_RX_RETIRED) && res.pt_len == 0,
+		"%s seq %u: %s flags %x, expected retired", topic, res.hdr.seq, tu_verdict_str(v),
+		res.flags);
+}
+
+static enum e2e_sum_verdict fx_hold(struct fx *f, const char *topic, const uint8_t *env,
+	size_t len)
+{
+	struct e2e_header h;
+
+	CU_ASSERT_EQUAL_FATAL(e2e_header_parse(&h, env, len), E2E_OK);
+	return e2e_sumcheck_hold(f->sc, f->sid, h.run, topic, strlen(topic), h.seq, env, len,
+		f->now, on_report, &f->log);
+}
+
+static enum e2e_sum_verdict fx_verify(struct fx *f, const char *topic, const uint8_t *env,
+	size_t len)
+{
+	struct e2e_header h;
+
+	CU_ASSERT_EQUAL_FATAL(e2e_header_parse(&h, env, len), E2E_OK);
+	return e2e_sumcheck_verify(f->sc, f->sid, h.run, topic, strlen(topic), h.seq, env, len,
+		f->now, on_report, &f->log);
+}
+
+/* An insider's envelope under the old key: run @p run, seq @p seq. */
+static size_t forge(struct fx *f, uint8_t env[TU_ENV_CAP], const char *topic, uint32_t run,
+	uint64_t ctr, uint32_t seq)
+{
+	struct e2e_header h = tu_header(f->sid, f->kid.scope, f->kid.epoch, run, ctr, seq);
+
+	return tu_seal(env, TU_ENV_CAP, &h, f->key, topic, (const uint8_t *)"evil", 4);
+}
+
+static void test_retired_key(void)
+{
+	struct fx f;
+	uint8_t g3[TU_ENV_CAP], g4[TU_ENV_CAP], g5[TU_ENV_CAP], x4[TU_ENV_CAP], x5[TU_ENV_CAP];
+	uint8_t x9[TU_ENV_CAP], xr[TU_ENV_CAP], x2[TU_ENV_CAP], pt[TU_ENV_CAP];
+	size_t l3, l4, l5, lx4, lx5, lx9, lxr, lx2;
+	struct e2e_header h;
+	struct e2e_rx_result res;
+	uint8_t key2[E2E_KEY_BYTES];
+	struct e2e_keyid k2;
+	uint8_t fl = 0;
+
+	fx_init(&f, 64, 4096, 0);
+	fx_send(&f, "a/x", 2, 0);
+	/* Current key: not retired. */
+	CU_ASSERT_PTR_NOT_NULL(e2e_keyring_lookup(f.kr, &f.kid, 1000, &fl));
+	CU_ASSERT_EQUAL(fl & E2E_KEYRING_RETIRED, 0);
+	/* The sender seals 3 and 4 before the rotation; they are in flight. */
+	l3 = fx_seal(&f, g3, "a/x", &h);
+	l4 = fx_seal(&f, g4, "a/x", &h);
+	/* An announced newer epoch retires the key (before it is fetched). */
+	CU_ASSERT_EQUAL(e2e_keyring_note_epoch(f.kr, f.sid, f.kid.scope, f.kid.epoch + 1), E2E_OK);
+	CU_ASSERT_PTR_NOT_NULL(e2e_keyring_lookup(f.kr, &f.kid, 1000, &fl));
+	CU_ASSERT_EQUAL(fl & E2E_KEYRING_RETIRED, E2E_KEYRING_RETIRED);
+	/* ... and so does holding it (the delivery of the new epoch). */
+	tu_key(key2, 0x62);
+	k2 = (struct e2e_keyid){ f.sid, f.kid.scope, f.kid.epoch + 1 };
+	CU_ASSERT_EQUAL(e2e_keyring_add(f.kr, &k2, key2, 0), E2E_OK);
+	CU_ASSERT_PTR_NOT_NULL(e2e_keyring_lookup(f.kr, &k2, 1000, &fl));
+	CU_ASSERT_EQUAL(fl & E2E_KEYRING_RETIRED, 0);
+
+	/* The revoked member: same seq as a genuine one, beyond the top, a fresh run. */
+	lx4 = forge(&f, x4, "a/x", RUN, 4, 4);
+	lx9 = forge(&f, x9, "a/x", RUN, 9, 9);
+	lxr = forge(&f, xr, "a/x", 0x0BAD0001U, 100, 1);
+	/* The forgery first: it must not make the genuine seq 4 a DUPLICATE. */
+	expect_retired(&f, "a/x", x4, lx4);
+	expect_retired(&f, "a/x", x4, lx4);
+	expect_retired(&f, "a/x", g4, l4);
+	expect_retired(&f, "a/x", g3, l3);
+	expect_retired(&f, "a/x", x9, lx9);
+	expect_retired(&f, "a/x", xr, lxr);
+	CU_ASSERT_EQUAL(fx_hold(&f, "a/x", x4, lx4), E2E_SUMV_UNKNOWN);
+	CU_ASSERT_EQUAL(fx_hold(&f, "a/x", g4, l4), E2E_SUMV_UNKNOWN);
+	CU_ASSERT_EQUAL(fx_hold(&f, "a/x", g3, l3), E2E_SUMV_UNKNOWN);
+	CU_ASSERT_EQUAL(fx_hold(&f, "a/x", x9, lx9), E2E_SUMV_UNKNOWN);
+	CU_ASSERT_EQUAL(fx_hold(&f, "a/x", xr, lxr), E2E_SUMV_UNKNOWN);
+
+	/* The summary lists 1..4: held ones count as arrived (no false alarm). */
+	fx_summary(&f);
+	CU_ASSERT_EQUAL(count_result(&f.log, E2E_SUM_UNCONFIRMED), 0);
+	CU_ASSERT_EQUAL(count_result(&f.log, E2E_SUM_FORGED), 0);
+	EXPECT_REPORT(&f.log, "a/x", E2E_SUM_VERIFIED, 1, 4, 0);
+	CU_ASSERT_EQUAL(fx_verify(&f, "a/x", g3, l3), E2E_SUMV_VERIFIED);
+	CU_ASSERT_EQUAL(fx_verify(&f, "a/x", g4, l4), E2E_SUMV_VERIFIED);
+	CU_ASSERT_EQUAL(fx_verify(&f, "a/x", x4, lx4), E2E_SUMV_FORGED);
+	CU_ASSERT_EQUAL(fx_verify(&f, "a/x", x9, lx9), E2E_SUMV_UNKNOWN);
+	CU_ASSERT_EQUAL(fx_verify(&f, "a/x", xr, lxr), E2E_SUMV_UNKNOWN);
+	/* Confirmed: delivered in order, then the forgery is a mere duplicate. */
+	TU_ASSERT_VERDICT(tu_rx_open_confirmed(f.rx, f.kr, &res, pt, sizeof pt, "a/x", g3, l3),
+		E2E_V_OK);
+	TU_ASSERT_VERDICT(tu_rx_open_confirmed(f.rx, f.kr, &res, pt, sizeof pt, "a/x", g4, l4),
+		E2E_V_OK);
+	TU_ASSERT_VERDICT(tu_rx_open(f.rx, f.kr, &res, pt, sizeof pt, "a/x", x4, lx4),
+		E2E_V_DUPLICATE);
+
+	/* Two more summaries: what none covered stays unknown (the holder calls
+	 * it forged) and is never reported unsummarized or unchecked. */
+	fx_summary(&f);
+	fx_summary(&f);
+	CU_ASSERT_EQUAL(fx_verify(&f, "a/x", x9, lx9), E2E_SUMV_UNKNOWN);
+	CU_ASSERT_EQUAL(count_result(&f.log, E2E_SUM_UNSUMMARIZED), 0);
+	CU_ASSERT_EQUAL(count_result(&f.log, E2E_SUM_UNCHECKED), 0);
+
+	/* A message delayed past its summary: the summary says "not arrived"
+	 * (open, with its d_s); the genuine one is confirmed at once (LATE), a
+	 * forgery for that hole is not. Hold it before the summary: nothing. */
+	l5 = fx_seal(&f, g5, "a/x", &h);
+	f.log.n = 0;
+	fx_summary(&f);
+	EXPECT_REPORT(&f.log, "a/x", E2E_SUM_UNCONFIRMED, 5, 5, 1);
+	lx5 = forge(&f, x5, "a/x", RUN, 5, 5);
+	CU_ASSERT_EQUAL(fx_hold(&f, "a/x", x5, lx5), E2E_SUMV_FORGED);
+	CU_ASSERT_EQUAL(fx_hold(&f, "a/x", g5, l5), E2E_SUMV_VERIFIED);
+	CU_ASSERT_EQUAL(count_result(&f.log, E2E_SUM_LATE), 1);
+	/* A seq a checked summary covered and no longer awaits. */
+	lx2 = forge(&f, x2, "a/x", RUN, 2, 2);
+	CU_ASSERT_EQUAL(fx_verify(&f, "a/x", x2, lx2), E2E_SUMV_FORGED);
+	/* A deadline alone retires a key too. */
+	CU_ASSERT_EQUAL(e2e_keyring_retire(f.kr, &k2, 5000), E2E_OK);
+	CU_ASSERT_PTR_NOT_NULL(e2e_keyring_lookup(f.kr, &k2, 1000, &fl));
+	CU_ASSERT_EQUAL(fl & E2E_KEYRING_RETIRED, E2E_KEYRING_RETIRED);
+	/* Bad arguments. */
+	CU_ASSERT_EQUAL(e2e_keyring_note_epoch(NULL, 1, 1, 1), E2E_ERR_ARG);
+	CU_ASSERT_EQUAL(e2e_sumcheck_verify(NULL, 1, 1, "t", 1, 1, g3, l3, 0, NULL, NULL),
+		E2E_SUMV_UNKNOWN);
+	CU_ASSERT_EQUAL(e2e_sumcheck_hold(f.sc, 1, 1, NULL, 1, 1, g3, l3, 0, NULL, NULL),
+		E2E_SUMV_UNKNOWN);
+	fx_free(&f);
+}
+
 static const struct tu_test safety_tests[] = {
 	{ "Safety: NULL arguments, bad parts, short buffers", test_safety },
 	{ NULL, NULL },
@@ -1500,6 +1659,8 @@ static const struct tu_test summary_tests[] = {
 	{ "Data held back 1.5 intervals: every loss corrected LATE", test_delay_is_not_forgery },
 	{ "Parts bound to (boot, number, parts): replayed parts ignored", test_parts_binding },
 	{ "Order: number gaps, restarts, older runs", test_order_rules },
+	{ "Retired key: held until a summary confirms or contradicts (SPEC 11.5)",
+		test_retired_key },
 	{ NULL, NULL },
 };
 

@@ -226,6 +226,19 @@ enum e2e_verdict tu_rx_open(struct e2e_rx *rx, const struct e2e_keyring *kr,
 	return st == E2E_OK ? res->verdict : (enum e2e_verdict)99;
 }
 
+enum e2e_verdict tu_rx_open_confirmed(struct e2e_rx *rx, const struct e2e_keyring *kr,
+	struct e2e_rx_result *res, uint8_t *pt, size_t pt_cap,
+	const char *topic, const uint8_t *env, size_t env_len)
+{
+	enum e2e_status st;
+
+	memset(res, 0, sizeof *res);
+	st = e2e_rx_open_confirmed(rx, kr, pt, pt_cap, res, (const uint8_t *)topic,
+		strlen(topic), env, env_len, 1000);
+	TU_CHECK(st == E2E_OK, "e2e_rx_open_confirmed on \"%s\": %s", topic, e2e_strerror(st));
+	return st == E2E_OK ? res->verdict : (enum e2e_verdict)99;
+}
+
 static const struct e2e_keyid fx_id = TU_FX_ID;
 
 void tu_fx_init(struct tu_fx *f, uint32_t max_streams, uint32_t window)

@@ -66,6 +66,14 @@ enum e2e_verdict tu_rx_open(struct e2e_rx *rx, const struct e2e_keyring *kr,
 	struct e2e_rx_result *res, uint8_t *pt, size_t pt_cap,
 	const char *topic, const uint8_t *env, size_t env_len);
 
+/**
+ * tu_rx_open past the retired-key gate (SPEC 11.5): for tests of the window
+ * and floors that hold several epochs of one scope without deadlines.
+ */
+enum e2e_verdict tu_rx_open_confirmed(struct e2e_rx *rx, const struct e2e_keyring *kr,
+	struct e2e_rx_result *res, uint8_t *pt, size_t pt_cap,
+	const char *topic, const uint8_t *env, size_t env_len);
+
 /** Assert @p cond, with a printf-style message naming the case on failure. */
 #define TU_CHECK(cond, ...) tu_check(!!(cond), __FILE__, __LINE__, __VA_ARGS__)
 void tu_check(int ok, const char *file, int line, const char *fmt, ...)

@@ -44,6 +44,11 @@ E2E_API enum e2e_status e2e_keyring_add(struct e2e_keyring *kr, const struct e2e
 
 /* Flags of a held key (same values as in a key delivery, SPEC 11.2). */
 #define E2E_KEYRING_SIGNED 0x01U   /* accept only signed (suite 0x02) envelopes */
+/* Reported by e2e_keyring_lookup only (never stored): the key is retired
+ * (SPEC 11.5): it has a grace deadline, or a newer epoch of its (sender,
+ * scope) is held or was announced (e2e_keyring_note_epoch). An envelope
+ * under it is not accepted as new before a summary confirms it. */
+#define E2E_KEYRING_RETIRED 0x80U
 
 /** e2e_keyring_add with flags. */
 E2E_API enum e2e_status e2e_keyring_add_flags(struct e2e_keyring *kr, const struct e2e_keyid *id,
@@ -122,6 +127,15 @@ E2E_API enum e2e_status e2e_keyring_summary_interval(const struct e2e_keyring *k
  */
 E2E_API enum e2e_status e2e_keyring_set_single_scope(struct e2e_keyring *kr, uint32_t sender,
 	uint8_t scope) E2E_WARN_UNUSED;
+
+/**
+ * A verified ANNOUNCE of @p sender named @p epoch for @p scope: keys of
+ * older epochs of (sender, scope) count as retired from now on, before the
+ * new key is fetched (SPEC 11.5). Only raises what is remembered.
+ * @return E2E_OK; E2E_ERR_ARG; E2E_ERR_FULL (256 senders already).
+ */
+E2E_API enum e2e_status e2e_keyring_note_epoch(struct e2e_keyring *kr, uint32_t sender,
+	uint8_t scope, uint32_t epoch) E2E_WARN_UNUSED;
 
 /** Number of keys held. */
 E2E_API uint32_t e2e_keyring_count(const struct e2e_keyring *kr);

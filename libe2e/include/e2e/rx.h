@@ -46,6 +46,11 @@ struct e2e_rx_config {
  * With a map older than the sender's scopes table this can be a genuine
  * message: a client may fetch the sender's current map and decide again. */
 #define E2E_RX_SCOPE_MISMATCH 0x02U
+/* Authentic, but under a retired key (SPEC 11.5, E2E_KEYRING_RETIRED): the
+ * verdict is UNKNOWN_KEY, nothing is delivered and the window did not move.
+ * Deliver it only once a summary of the sender lists this envelope
+ * (e2e_sumcheck_hold / e2e_sumcheck_verify), through e2e_rx_open_confirmed. */
+#define E2E_RX_RETIRED 0x04U
 
 struct e2e_rx_result {
 	enum e2e_verdict verdict;
@@ -69,6 +74,17 @@ E2E_API void e2e_rx_destroy(struct e2e_rx *rx);
  * arguments (E2E_ERR_ARG) or a too-small @p pt (E2E_ERR_BUFFER: nothing moved).
  */
 E2E_API enum e2e_status e2e_rx_open(struct e2e_rx *rx, const struct e2e_keyring *kr,
+	uint8_t *pt, size_t pt_cap, struct e2e_rx_result *res,
+	const uint8_t *topic, size_t topic_len,
+	const uint8_t *env, size_t env_len, uint64_t now_ms) E2E_WARN_UNUSED;
+
+/**
+ * e2e_rx_open for an envelope a summary of its sender has confirmed
+ * (E2E_SUM_VERIFIED by e2e_sumcheck_verify): a retired key is accepted
+ * like a current one. Every other check (map, window, AEAD, signature) is
+ * the same. Never call it for an envelope no summary confirmed.
+ */
+E2E_API enum e2e_status e2e_rx_open_confirmed(struct e2e_rx *rx, const struct e2e_keyring *kr,
 	uint8_t *pt, size_t pt_cap, struct e2e_rx_result *res,
 	const uint8_t *topic, size_t topic_len,
 	const uint8_t *env, size_t env_len, uint64_t now_ms) E2E_WARN_UNUSED;

@@ -121,6 +121,38 @@ E2E_API void e2e_sumcheck_record(struct e2e_sumcheck *sc, uint32_t sender, uint3
 	uint64_t now_ms, e2e_sumcheck_report_fn report, void *ctx);
 
 /* What e2e_sumcheck_accept found about a summary part. */
+/* What the summaries say about one envelope under a retired key (SPEC 11.5). */
+enum e2e_sum_verdict {
+	E2E_SUMV_UNKNOWN = 0,     /* no summary of the sender covered its seq yet */
+	E2E_SUMV_VERIFIED,        /* a summary lists exactly this envelope (its d_s) */
+	E2E_SUMV_FORGED,          /* a summary covers the seq with another d_s, or covered
+	                           * it and no longer waits for it */
+};
+
+/**
+ * Hold an authentic envelope under a retired key (E2E_RX_RETIRED) until a
+ * summary of @p sender covers (@p run, @p topic, @p seq). Returns at once
+ * what the summaries already checked say (VERIFIED: its summary came first,
+ * it arrived late, reported E2E_SUM_LATE; FORGED), else UNKNOWN and the
+ * envelope's d_s is kept: the summary that covers it counts it as arrived
+ * (no "never arrived" for it), and e2e_sumcheck_verify tells the outcome.
+ * Several envelopes with one seq (a forgery and the genuine one) share the
+ * record: each is compared with the sender's d_s on its own.
+ */
+E2E_API enum e2e_sum_verdict e2e_sumcheck_hold(struct e2e_sumcheck *sc, uint32_t sender,
+	uint32_t run, const char *topic, size_t topic_len, uint32_t seq, const uint8_t *env,
+	size_t env_len, uint64_t now_ms, e2e_sumcheck_report_fn report, void *ctx);
+
+/**
+ * The summaries' word on a held envelope (call after each checked
+ * summary, e2e_sumcheck_summary): VERIFIED, FORGED or still UNKNOWN. Looks
+ * only; the holder decides when UNKNOWN has lasted too long (SPEC 11.5: two
+ * complete summaries of the sender checked after it arrived).
+ */
+E2E_API enum e2e_sum_verdict e2e_sumcheck_verify(struct e2e_sumcheck *sc, uint32_t sender,
+	uint32_t run, const char *topic, size_t topic_len, uint32_t seq, const uint8_t *env,
+	size_t env_len, uint64_t now_ms, e2e_sumcheck_report_fn report, void *ctx);
+
 struct e2e_sumcheck_part {
 	int accepted;             /* 0: a replay, or a part of a summary other than the
 	                           * current one: ignore it (count it) */

@@ -61,6 +61,10 @@ struct e2e_client_msg {
 	uint32_t seq;
 	int retained;
 	int qos;
+	/* Sealed under a retired key (SPEC 11.5) and delivered only because a
+	 * summary of the sender lists this very envelope: it came later than
+	 * the messages around it (held until that summary). */
+	int confirmed;
 };
 
 enum e2e_client_event_type {
@@ -139,6 +143,9 @@ struct e2e_client_stats {
 	                              * already subtracted from unconfirmed */
 	uint64_t parts_ignored;      /* summary parts not bound to the current summary (replays) */
 	uint64_t clock_skews;        /* E2E_EV_CLOCK_SKEW reports */
+	/* Envelopes under a retired key (SPEC 11.5): held for a summary, then
+	 * delivered (confirmed) or reported FORGED (insider: a revoked member). */
+	uint64_t retired_held, retired_confirmed, retired_forged;
 };
 
 /** Load identity, trust store and state; does not connect yet. */
