@@ -60,6 +60,7 @@ struct e2e_sender {
 	uint32_t sum_number;
 	uint64_t sum_last_ms;
 	uint64_t unsummarized;
+	int io_wanted;                  /* the sealing core needs the I/O side */
 };
 
 static enum e2e_status fail(struct e2e_sender *s, enum e2e_status st, const char *what,
@@ -545,9 +546,59 @@ const struct e2e_public *e2e_sender_public(const struct e2e_sender *s)
 	return &s->id.pub;
 }
 
+/* The message limit and reservation block every tx of this sender uses. */
+static uint64_t tx_limit(const struct e2e_sender *s)
+{
+	uint64_t l = s->cfg.max_messages ? s->cfg.max_messages : E2E_TX_LIMIT_DEFAULT;
+
+	return l > E2E_COUNTER_MAX ? E2E_COUNTER_MAX : l;
+}
+
+static uint32_t tx_block(const struct e2e_sender *s)
+{
+	return s->cfg.reserve_block ? s->cfg.reserve_block : E2E_TX_BLOCK_DEFAULT;
+}
+
+/* The ceiling to make durable for a key whose counters start above @p floor. */
+static uint64_t first_ceiling(uint64_t floor, uint32_t block, uint64_t limit)
+{
+	uint64_t want = floor + block;
+
+	return want > limit || want < floor ? limit : want;
+}
+
 /*
- * The tx of @p scope under its current key, created on first use. Its
- * counters continue above the key's txstate ceiling. A key with no txstate
+ * A tx for the current key @p cur of @p scope, counters in (floor, ceiling]
+ * already durable. Creating it is memory work only: the tx never reserves
+ * by itself (asynchronous reservation), so sealing never touches a file.
+ */
+static enum e2e_status open_tx(struct e2e_sender *s, uint8_t scope,
+	const struct e2e_keystore_entry *cur, uint64_t floor, uint64_t ceiling, uint64_t limit,
+	uint32_t block)
+{
+	struct e2e_tx_config tc;
+	enum e2e_status st;
+
+	drop_tx(s, scope);
+	memset(&tc, 0, sizeof tc);
+	tc.id = (struct e2e_keyid){ s->self, scope, cur->epoch };
+	tc.key = cur->key;
+	tc.counter_floor = floor;
+	tc.ceiling = ceiling;
+	tc.limit = limit;
+	tc.block = block;
+	/* The key's own mode, the one it was delivered with. */
+	tc.sign_sk = cur->flags & E2E_KEYSTORE_SIGNED ? s->id.sign_sk : NULL;
+	st = e2e_tx_create(&s->tx[scope].tx, &tc);
+	if (st == E2E_OK)
+		s->tx[scope].epoch = cur->epoch;
+	return st;
+}
+
+/*
+ * The tx of @p scope under its current key, created on first use (the
+ * synchronous path: reads and writes txstate). Its counters continue above
+ * the key's txstate ceiling. A key with no txstate
  * record at all (txstate lost, restored from an older backup, or the keys
  * file edited by hand) may have sealed before: starting it at 0 could
  * repeat counters. It is retired instead (recorded with the highest
@@ -559,9 +610,9 @@ const struct e2e_public *e2e_sender_public(const struct e2e_sender *s)
 static enum e2e_status scope_tx(struct e2e_sender *s, uint8_t scope, struct e2e_tx **tx)
 {
 	const struct e2e_keystore_entry *cur;
-	struct e2e_tx_config tc;
+	struct e2e_keyid id;
 	enum e2e_status st;
-	uint64_t floor = 0;
+	uint64_t floor = 0, limit = tx_limit(s), want;
 
 	for (int rotated = 0;; rotated = 1) {
 		cur = e2e_keystore_current(s->keys, scope);
@@ -572,26 +623,23 @@ static enum e2e_status scope_tx(struct e2e_sender *s, uint8_t scope, struct e2e_
 			return E2E_OK;
 		}
 		drop_tx(s, scope);
-		memset(&tc, 0, sizeof tc);
-		tc.id = (struct e2e_keyid){ s->self, scope, cur->epoch };
-		st = e2e_txstate_get(s->p_txstate, &tc.id, &floor);
+		id = (struct e2e_keyid){ s->self, scope, cur->epoch };
+		st = e2e_txstate_get(s->p_txstate, &id, &floor);
 		if (st == E2E_ERR_NOT_FOUND) {
-			st = reserve(s, &tc.id, E2E_COUNTER_MAX);
+			st = reserve(s, &id, E2E_COUNTER_MAX);
 			if (st != E2E_OK)
 				return fail(s, st, "cannot retire an unrecorded key in", s->p_txstate);
 			st = E2E_ERR_EXHAUSTED;
 		} else if (st != E2E_OK) {
 			return fail(s, st, "cannot read counter reservations", s->p_txstate);
+		} else if (floor >= limit) {
+			st = E2E_ERR_EXHAUSTED;
 		} else {
-			tc.key = cur->key;
-			tc.counter_floor = floor;
-			tc.limit = s->cfg.max_messages;
-			tc.block = s->cfg.reserve_block;
-			tc.reserve = reserve;
-			tc.reserve_ctx = s;
-			/* The key's own mode, the one it was delivered with. */
-			tc.sign_sk = cur->flags & E2E_KEYSTORE_SIGNED ? s->id.sign_sk : NULL;
-			st = e2e_tx_create(&s->tx[scope].tx, &tc);
+			want = first_ceiling(floor, tx_block(s), limit);
+			st = reserve(s, &id, want);
+			if (st != E2E_OK)
+				return E2E_ERR_RESERVE;
+			st = open_tx(s, scope, cur, floor, want, limit, tx_block(s));
 			if (st == E2E_OK)
 				break;
 		}
@@ -603,7 +651,6 @@ static enum e2e_status scope_tx(struct e2e_sender *s, uint8_t scope, struct e2e_
 		if (st != E2E_OK)
 			return st;
 	}
-	s->tx[scope].epoch = cur->epoch;
 	*tx = s->tx[scope].tx;
 	return E2E_OK;
 }
@@ -685,36 +732,77 @@ static enum e2e_status tx_seal(struct e2e_tx *tx, int alone, uint8_t *out, size_
 		(const uint8_t *)topic, topic_len, pt, pt_len);
 }
 
-static enum e2e_status seal(struct e2e_sender *s, int will, uint8_t *out, size_t cap,
-	size_t *out_len, const char *topic, size_t topic_len, const uint8_t *pt, size_t pt_len)
+/*
+ * The sealing core: memory only, never a file. E2E_ERR_RESERVE when the
+ * scope has no tx for its current key or the durable reservation is used
+ * up, E2E_ERR_EXHAUSTED when the key reached its message limit: both are
+ * work for the I/O side (*scope says which scope).
+ */
+static enum e2e_status seal_core(struct e2e_sender *s, int will, uint8_t *out, size_t cap,
+	size_t *out_len, const char *topic, size_t topic_len, const uint8_t *pt, size_t pt_len,
+	uint8_t *scope)
 {
+	const struct e2e_keystore_entry *cur;
 	struct e2e_tx *tx;
 	enum e2e_status st;
-	uint8_t scope;
 
 	if (!s || !topic)
 		return E2E_ERR_ARG;
 	if (reserved_topic(s, topic, topic_len))
 		return E2E_ERR_PERM;   /* SPEC 11.1: never speak for the key service */
-	st = e2e_scopes_lookup(s->scopes, topic, topic_len, &scope);
+	st = e2e_scopes_lookup(s->scopes, topic, topic_len, scope);
 	if (st != E2E_OK)
 		return st;
-	st = scope_tx(s, scope, &tx);
-	if (st != E2E_OK)
-		return st;
-	st = tx_seal(tx, will, out, cap, out_len, topic, topic_len, pt, pt_len);
-	if (st == E2E_ERR_EXHAUSTED) {
-		/* Key usage limit reached: rotate now and seal under the new key. */
-		st = e2e_sender_rotate(s, scope, s->cfg.clock_ms());
-		if (st == E2E_OK)
-			st = scope_tx(s, scope, &tx);
-		if (st == E2E_OK)
-			st = tx_seal(tx, will, out, cap, out_len, topic, topic_len, pt, pt_len);
+	cur = e2e_keystore_current(s->keys, *scope);
+	if (!cur)
+		return E2E_ERR_UNKNOWN_KEY;
+	tx = s->tx[*scope].tx;
+	if (!tx || s->tx[*scope].epoch != cur->epoch) {
+		s->io_wanted = 1;
+		return E2E_ERR_RESERVE;
 	}
+	st = tx_seal(tx, will, out, cap, out_len, topic, topic_len, pt, pt_len);
+	if (st == E2E_ERR_RESERVE || st == E2E_ERR_EXHAUSTED || e2e_tx_reserve_due(tx, NULL, NULL))
+		s->io_wanted = 1;
 	/* A will is published only if the client vanishes, and only then
 	 * could a summary vouch for it. */
 	if (st == E2E_OK && s->sum_cur && !will)
 		summarize(s, topic, topic_len, out, *out_len);
+	return st;
+}
+
+/* The synchronous I/O the sealing core asked for, done inline. */
+static enum e2e_status seal_io(struct e2e_sender *s, uint8_t scope, enum e2e_status why)
+{
+	struct e2e_tx *tx = NULL;
+	struct e2e_keyid id;
+	uint64_t want;
+	enum e2e_status st;
+
+	if (why == E2E_ERR_EXHAUSTED) {
+		/* Key usage limit reached: rotate now and seal under the new key. */
+		st = e2e_sender_rotate(s, scope, s->cfg.clock_ms());
+		return st == E2E_OK ? scope_tx(s, scope, &tx) : st;
+	}
+	st = scope_tx(s, scope, &tx);
+	if (st != E2E_OK || !e2e_tx_reserve_due(tx, &id, &want))
+		return st;
+	st = reserve(s, &id, want);
+	return st == E2E_OK ? e2e_tx_extend(tx, want) : E2E_ERR_RESERVE;
+}
+
+static enum e2e_status seal(struct e2e_sender *s, int will, uint8_t *out, size_t cap,
+	size_t *out_len, const char *topic, size_t topic_len, const uint8_t *pt, size_t pt_len)
+{
+	uint8_t scope = 0;
+	enum e2e_status st = seal_core(s, will, out, cap, out_len, topic, topic_len, pt, pt_len,
+		&scope);
+
+	if (st != E2E_ERR_RESERVE && st != E2E_ERR_EXHAUSTED)
+		return st;
+	st = seal_io(s, scope, st);
+	if (st == E2E_OK)
+		st = seal_core(s, will, out, cap, out_len, topic, topic_len, pt, pt_len, &scope);
 	return st;
 }
 
@@ -728,6 +816,115 @@ enum e2e_status e2e_sender_seal_will(struct e2e_sender *s, uint8_t *out, size_t 
 	size_t *out_len, const char *topic, size_t topic_len, const uint8_t *pt, size_t pt_len)
 {
 	return seal(s, 1, out, cap, out_len, topic, topic_len, pt, pt_len);
+}
+
+enum e2e_status e2e_sender_seal_nowait(struct e2e_sender *s, int will, uint8_t *out,
+	size_t cap, size_t *out_len, const char *topic, size_t topic_len, const uint8_t *pt,
+	size_t pt_len)
+{
+	uint8_t scope = 0;
+
+	return seal_core(s, will, out, cap, out_len, topic, topic_len, pt, pt_len, &scope);
+}
+
+int e2e_sender_io_wanted(const struct e2e_sender *s)
+{
+	return s && s->io_wanted;
+}
+
+uint32_t e2e_sender_io_plan(struct e2e_sender *s, struct e2e_sender_io *io)
+{
+	uint64_t limit, want;
+	struct e2e_keyid id;
+
+	if (!s || !io)
+		return 0;
+	memset(io, 0, sizeof *io);
+	s->io_wanted = 0;
+	limit = tx_limit(s);
+	for (uint32_t i = 0; i < s->scopes->count && io->n < E2E_SENDER_IO_MAX; i++) {
+		uint8_t sc = s->scopes->scope[i].id;
+		const struct e2e_keystore_entry *cur = e2e_keystore_current(s->keys, sc);
+		struct e2e_tx *tx = s->tx[sc].tx;
+		struct e2e_sender_io_item *it = &io->item[io->n];
+
+		if (!cur)
+			continue;
+		if (tx && s->tx[sc].epoch == cur->epoch) {
+			if (e2e_tx_exhausted(tx)) {
+				io->rotate = 1;   /* keys file work: e2e_sender_tick */
+			} else if (e2e_tx_reserve_due(tx, &id, &want)) {
+				*it = (struct e2e_sender_io_item){ id, 0, want, limit, tx_block(s),
+					0, E2E_OK };
+				io->n++;
+			}
+			continue;
+		}
+		*it = (struct e2e_sender_io_item){ { s->self, sc, cur->epoch }, 0, 0, limit,
+			tx_block(s), 1, E2E_OK };
+		io->n++;
+	}
+	return io->n;
+}
+
+/*
+ * Reads only what never changes after open (the paths, our id) and the
+ * plan: safe while another thread seals. Every durable write is here.
+ */
+enum e2e_status e2e_sender_io_run(struct e2e_sender *s, struct e2e_sender_io *io)
+{
+	enum e2e_status ret = E2E_OK;
+
+	if (!s || !io)
+		return E2E_ERR_ARG;
+	for (uint32_t i = 0; i < io->n; i++) {
+		struct e2e_sender_io_item *it = &io->item[i];
+
+		if (it->open) {
+			it->st = e2e_txstate_get(s->p_txstate, &it->id, &it->floor);
+			/* An unrecorded key is retired and its scope rotated:
+			 * keys file work, left to the synchronous path. */
+			if (it->st == E2E_OK && it->floor >= it->limit)
+				it->st = E2E_ERR_EXHAUSTED;
+			if (it->st == E2E_OK)
+				it->ceiling = first_ceiling(it->floor, it->block, it->limit);
+		}
+		if (it->st == E2E_OK && reserve(s, &it->id, it->ceiling) != E2E_OK)
+			it->st = E2E_ERR_RESERVE;
+		if (it->st != E2E_OK && ret == E2E_OK)
+			ret = it->st;
+	}
+	return ret;
+}
+
+enum e2e_status e2e_sender_io_apply(struct e2e_sender *s, const struct e2e_sender_io *io)
+{
+	enum e2e_status ret = E2E_OK, st;
+
+	if (!s || !io)
+		return E2E_ERR_ARG;
+	for (uint32_t i = 0; i < io->n; i++) {
+		const struct e2e_sender_io_item *it = &io->item[i];
+		uint8_t sc = it->id.scope;
+		const struct e2e_keystore_entry *cur = e2e_keystore_current(s->keys, sc);
+
+		if (it->st != E2E_OK) {
+			ret = it->st;
+			continue;
+		}
+		/* Rotated or reloaded meanwhile: the reservation stays on disk, unused. */
+		if (!cur || cur->epoch != it->id.epoch)
+			continue;
+		if (s->tx[sc].tx && s->tx[sc].epoch == cur->epoch)
+			st = e2e_tx_extend(s->tx[sc].tx, it->ceiling);
+		else if (it->open)
+			st = open_tx(s, sc, cur, it->floor, it->ceiling, it->limit, it->block);
+		else
+			st = E2E_OK;
+		if (st != E2E_OK)
+			ret = st;
+	}
+	return ret;
 }
 
 enum e2e_status e2e_sender_control(struct e2e_sender *s, const uint8_t *msg, size_t len,
