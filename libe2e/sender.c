@@ -241,6 +241,8 @@ static enum e2e_status reserve(void *ctx, const struct e2e_keyid *id, uint64_t c
 
 static void drop_tx(struct e2e_sender *s, uint8_t scope)
 {
+	if (s->tx[scope].tx)
+		s->io_wanted = 1;   /* the scope's next key needs a reservation */
 	e2e_tx_destroy(s->tx[scope].tx);
 	s->tx[scope].tx = NULL;
 	s->tx[scope].epoch = 0;
