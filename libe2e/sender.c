@@ -31,6 +31,7 @@ struct file_sig {
 struct scope_tx {
 	struct e2e_tx *tx;
 	uint32_t epoch;
+	uint32_t gen;     /* changes whenever tx is replaced: stale plans are dropped */
 };
 
 struct e2e_sender {
@@ -241,8 +242,10 @@ static enum e2e_status reserve(void *ctx, const struct e2e_keyid *id, uint64_t c
 
 static void drop_tx(struct e2e_sender *s, uint8_t scope)
 {
-	if (s->tx[scope].tx)
+	if (s->tx[scope].tx) {
 		s->io_wanted = 1;   /* the scope's next key needs a reservation */
+		s->tx[scope].gen++;
+	}
 	e2e_tx_destroy(s->tx[scope].tx);
 	s->tx[scope].tx = NULL;
 	s->tx[scope].epoch = 0;
@@ -592,8 +595,10 @@ static enum e2e_status open_tx(struct e2e_sender *s, uint8_t scope,
 	/* The key's own mode, the one it was delivered with. */
 	tc.sign_sk = cur->flags & E2E_KEYSTORE_SIGNED ? s->id.sign_sk : NULL;
 	st = e2e_tx_create(&s->tx[scope].tx, &tc);
-	if (st == E2E_OK)
+	if (st == E2E_OK) {
 		s->tx[scope].epoch = cur->epoch;
+		s->tx[scope].gen++;
+	}
 	return st;
 }
 
@@ -857,13 +862,13 @@ uint32_t e2e_sender_io_plan(struct e2e_sender *s, struct e2e_sender_io *io)
 				io->rotate = 1;   /* keys file work: e2e_sender_tick */
 			} else if (e2e_tx_reserve_due(tx, &id, &want)) {
 				*it = (struct e2e_sender_io_item){ id, 0, want, limit, tx_block(s),
-					0, E2E_OK };
+					0, E2E_OK, s->tx[sc].gen };
 				io->n++;
 			}
 			continue;
 		}
 		*it = (struct e2e_sender_io_item){ { s->self, sc, cur->epoch }, 0, 0, limit,
-			tx_block(s), 1, E2E_OK };
+			tx_block(s), 1, E2E_OK, s->tx[sc].gen };
 		io->n++;
 	}
 	return io->n;
@@ -919,7 +924,9 @@ enum e2e_status e2e_sender_io_apply(struct e2e_sender *s, const struct e2e_sende
 			continue;
 		if (s->tx[sc].tx && s->tx[sc].epoch == cur->epoch)
 			st = e2e_tx_extend(s->tx[sc].tx, it->ceiling);
-		else if (it->open)
+		else if (it->open && it->gen == s->tx[sc].gen)
+			/* No tx of this scope came and went since the floor was
+			 * read: no counter above it was used. */
 			st = open_tx(s, sc, cur, it->floor, it->ceiling, it->limit, it->block);
 		else
 			st = E2E_OK;

@@ -121,6 +121,7 @@ struct e2e_sender_io_item {
 	uint32_t block;            /* reservation block when planned */
 	int open;                  /* 1: a tx for a new key; 0: extend one */
 	enum e2e_status st;        /* result of e2e_sender_io_run */
+	uint32_t gen;              /* the scope's tx generation when planned */
 };
 
 struct e2e_sender_io {
