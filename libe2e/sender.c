@@ -986,6 +986,14 @@ enum e2e_status e2e_sender_tick(struct e2e_sender *s, uint64_t now_ms)
 				ret = st;
 		}
 	}
+	/* Here, while this tick does file work anyway, not in the first seal. */
+	for (uint32_t i = 0; s->cfg.prepare_keys && i < s->scopes->count; i++) {
+		struct e2e_tx *tx;
+
+		if (e2e_keystore_current(s->keys, s->scopes->scope[i].id) &&
+		    (st = scope_tx(s, s->scopes->scope[i].id, &tx)) != E2E_OK)
+			ret = st;
+	}
 	return ret;
 }
 

@@ -123,7 +123,7 @@ void proxy_stats_json(struct proxy *px, char *out, size_t cap)
 		"\"to_publishers\":%llu},\"tls_failures\":%llu,\"upstream_failures\":%llu,"
 		"\"timeouts\":%llu,\"cert_days_left\":%s,\"listen_cert_days_left\":%s,"
 		"\"key_service\":{\"requests\":%llu,\"delivered\":%llu,"
-		"\"refused\":%llu,\"ignored\":%llu,\"announcements\":%llu}}\n",
+		"\"refused\":%llu,\"ignored\":%llu,\"announcements\":%llu},\"seals_waited\":%llu}\n",
 		(unsigned long long)s->active, (unsigned long long)s->accepted,
 		(unsigned long long)s->refused_conns, (unsigned long long)s->closed,
 		(unsigned long long)s->publishes, (unsigned long long)s->sealed,
@@ -134,7 +134,7 @@ void proxy_stats_json(struct proxy *px, char *out, size_t cap)
 		up_days, down_days,
 		(unsigned long long)ps.requests, (unsigned long long)ps.delivered,
 		(unsigned long long)ps.refused, (unsigned long long)ps.ignored,
-		(unsigned long long)ps.announcements);
+		(unsigned long long)ps.announcements, (unsigned long long)ps.seals_waited);
 }
 
 static void on_stats(struct proxy *px)

@@ -349,6 +349,7 @@ enum e2e_status e2e_publisher_create(struct e2e_publisher **out,
 	sc.err_len = sizeof p->reload_err;
 	sc.summary_ms = cfg->summary_ms;
 	sc.no_summaries = cfg->no_summaries;
+	sc.prepare_keys = 1;
 	p->sum = malloc(E2E_CTL_SUMMARY_MAX);
 	p->io = malloc(sizeof *p->io);
 	if (!p->sum || !p->io)

@@ -40,6 +40,10 @@ struct e2e_sender_config {
 	uint64_t (*clock_ms)(void);    /* wall clock in ms for key times (NULL = realtime) */
 	uint32_t summary_ms;           /* signed summary interval (0 = 10 s) */
 	int no_summaries;              /* disable summaries (SPEC 11.6) */
+	/* e2e_sender_tick ends by making every scope's current key ready to
+	 * seal (txstate read, first block reserved), so a seal after a
+	 * rotation or a reload needs no file (e2e_sender_seal_nowait). */
+	int prepare_keys;
 	char *err;                     /* receives a message on failure (may be NULL); also
 	                                  written by e2e_sender_tick: must outlive the sender */
 	size_t err_len;
