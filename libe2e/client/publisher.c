@@ -220,8 +220,10 @@ static void summaries(struct e2e_publisher *p)
  * The reservations the sealing core asked for: planned under mu, made
  * durable without it (seals go on meanwhile from the old reservation),
  * swapped in under mu. Ticker thread (and create, before it starts).
+ * E2E_ERR_NOT_FOUND / E2E_ERR_EXHAUSTED: an unrecorded or exhausted key,
+ * which the seal's own path or the next tick rotates.
  */
-static void reserve_ahead(struct e2e_publisher *p)
+static enum e2e_status reserve_ahead(struct e2e_publisher *p)
 {
 	enum e2e_status st;
 	uint32_t n;
@@ -230,16 +232,13 @@ static void reserve_ahead(struct e2e_publisher *p)
 	n = e2e_sender_io_plan(p->sender, p->io);
 	pthread_mutex_unlock(&p->mu);
 	if (!n)
-		return;
+		return E2E_OK;
 	st = e2e_sender_io_run(p->sender, p->io);
 	pthread_mutex_lock(&p->mu);
 	if (e2e_sender_io_apply(p->sender, p->io) != E2E_OK && st == E2E_OK)
 		st = E2E_ERR_RESERVE;
 	pthread_mutex_unlock(&p->mu);
-	/* An unrecorded or exhausted key: the seal's own path or the next
-	 * tick rotates it; this is not worth an event per try. */
-	if (st != E2E_OK && st != E2E_ERR_NOT_FOUND && st != E2E_ERR_EXHAUSTED)
-		event(p, E2E_EV_ERROR, "cannot reserve counters in txstate");
+	return st == E2E_ERR_NOT_FOUND || st == E2E_ERR_EXHAUSTED ? E2E_OK : st;
 }
 
 /* Called with mu held, after a seal: wake the ticker if the core wants I/O. */
@@ -255,6 +254,7 @@ static void *ticker(void *arg)
 {
 	struct e2e_publisher *p = arg;
 	uint64_t last = 0;
+	int failing = 0;
 
 	for (;;) {
 		struct timespec ts;
@@ -268,7 +268,8 @@ static void *ticker(void *arg)
 			ts.tv_sec++;
 			ts.tv_nsec -= 1000000000L;
 		}
-		while (!p->stop && !p->io_kick)
+		/* A failing disk is retried every 100 ms, not at every seal's kick. */
+		while (!p->stop && (failing || !p->io_kick))
 			if (pthread_cond_timedwait(&p->io_cv, &p->mu, &ts) != 0)
 				break;
 		p->io_kick = 0;
@@ -286,7 +287,12 @@ static void *ticker(void *arg)
 			break;
 		/* After a tick too: a rotated scope's new key is made ready
 		 * before the next seal needs it. */
-		reserve_ahead(p);
+		if (reserve_ahead(p) == E2E_OK) {
+			failing = 0;
+		} else if (!failing) {
+			failing = 1;   /* said once per episode: seals then wait inline */
+			event(p, E2E_EV_ERROR, "cannot reserve counters in txstate");
+		}
 		announce_all(p);
 		summaries(p);
 	}
@@ -360,8 +366,9 @@ enum e2e_status e2e_publisher_create(struct e2e_publisher **out,
 			snprintf(cfg->err, cfg->err_len, "%s", p->reload_err);
 		goto out;
 	}
-	/* Every scope's key ready (reservation durable) before the first seal. */
-	reserve_ahead(p);
+	/* Every scope's key ready (reservation durable) before the first seal;
+	 * a failure here is met again by the seal's own path. */
+	(void)reserve_ahead(p);
 	ret = e2e_session_init(&p->sess, &cfg->conn, on_msg, on_state, p, cfg->err, cfg->err_len);
 	if (ret != E2E_OK)
 		goto out;
