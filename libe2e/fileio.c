@@ -309,6 +309,11 @@ static void lock_readable(int fd)
 
 enum e2e_status e2e_dir_lock(const char *dir, int *fd)
 {
+	return e2e_dir_lock_mode(dir, fd, 1);
+}
+
+enum e2e_status e2e_dir_lock_mode(const char *dir, int *fd, int wait)
+{
 	char path[PATH_MAX];
 	int n, f;
 
@@ -323,10 +328,12 @@ enum e2e_status e2e_dir_lock(const char *dir, int *fd)
 	if (f < 0)
 		return errno == EACCES ? E2E_ERR_PERM : E2E_ERR_IO;
 	lock_readable(f);
-	while (flock(f, LOCK_EX) != 0) {
+	while (flock(f, wait ? LOCK_EX : LOCK_EX | LOCK_NB) != 0) {
 		if (errno != EINTR) {
+			int busy = errno == EWOULDBLOCK;
+
 			close(f);
-			return E2E_ERR_IO;
+			return busy ? E2E_ERR_BUSY : E2E_ERR_IO;
 		}
 	}
 	*fd = f;

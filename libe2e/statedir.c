@@ -15,6 +15,7 @@
 #include <sodium.h>
 
 #include "e2e/txstate.h"
+#include "fileio.h"
 #include "sender_impl.h"
 
 static enum e2e_status fail(struct e2e_sender *s, enum e2e_status st, const char *what,
@@ -95,7 +96,9 @@ static enum e2e_status note_keys(const char *txstate, uint32_t self,
 static enum e2e_status keys_begin(struct e2e_sender *s, int *lock)
 {
 	struct file_sig fs;
-	enum e2e_status st = e2e_dir_lock(s->cfg.dir, lock);
+	/* In a tick of a threaded caller: never wait for e2e-keytool while
+	 * the caller's sealing lock is held; the next tick tries again. */
+	enum e2e_status st = e2e_dir_lock_mode(s->cfg.dir, lock, !s->in_tick);
 
 	if (st != E2E_OK)
 		return fail(s, st, "cannot lock", s->cfg.dir);
@@ -131,11 +134,11 @@ static enum e2e_status keys_commit(struct e2e_sender *s, int lock)
  * file under that lock; without it, its write of a copy read before ours
  * would lower the ceiling we just made durable (SPEC 6.5).
  */
-static enum e2e_status reserve(void *ctx, const struct e2e_keyid *id, uint64_t ceiling)
+static enum e2e_status reserve(struct e2e_sender *s, const struct e2e_keyid *id,
+	uint64_t ceiling, int wait)
 {
-	struct e2e_sender *s = ctx;
 	int lock = -1;
-	enum e2e_status st = e2e_dir_lock(s->cfg.dir, &lock);
+	enum e2e_status st = e2e_dir_lock_mode(s->cfg.dir, &lock, wait);
 
 	if (st != E2E_OK)
 		return st;
@@ -365,7 +368,7 @@ static enum e2e_status scope_tx(struct e2e_sender *s, uint8_t scope, struct e2e_
 		id = (struct e2e_keyid){ s->self, scope, cur->epoch };
 		st = e2e_txstate_get(s->p_txstate, &id, &floor);
 		if (st == E2E_ERR_NOT_FOUND) {
-			st = reserve(s, &id, E2E_COUNTER_MAX);
+			st = reserve(s, &id, E2E_COUNTER_MAX, !s->in_tick);
 			if (st != E2E_OK)
 				return fail(s, st, "cannot retire an unrecorded key in", s->p_txstate);
 			st = E2E_ERR_EXHAUSTED;
@@ -375,9 +378,9 @@ static enum e2e_status scope_tx(struct e2e_sender *s, uint8_t scope, struct e2e_
 			st = E2E_ERR_EXHAUSTED;
 		} else {
 			want = e2e_first_ceiling(floor, e2e_sender_tx_block(s), limit);
-			st = reserve(s, &id, want);
+			st = reserve(s, &id, want, !s->in_tick);
 			if (st != E2E_OK)
-				return E2E_ERR_RESERVE;
+				return st == E2E_ERR_BUSY ? st : E2E_ERR_RESERVE;
 			st = e2e_sender_open_tx(s, scope, cur, floor, want, limit, e2e_sender_tx_block(s));
 			if (st == E2E_OK)
 				break;
@@ -448,7 +451,7 @@ enum e2e_status e2e_statedir_seal_io(struct e2e_sender *s, uint8_t scope, enum e
 	st = scope_tx(s, scope, &tx);
 	if (st != E2E_OK || !e2e_tx_reserve_due(tx, &id, &want))
 		return st;
-	st = reserve(s, &id, want);
+	st = reserve(s, &id, want, 1);
 	return st == E2E_OK ? e2e_tx_extend(tx, want) : E2E_ERR_RESERVE;
 }
 
@@ -474,7 +477,7 @@ enum e2e_status e2e_sender_io_run(struct e2e_sender *s, struct e2e_sender_io *io
 			if (it->st == E2E_OK)
 				it->ceiling = e2e_first_ceiling(it->floor, it->block, it->limit);
 		}
-		if (it->st == E2E_OK && reserve(s, &it->id, it->ceiling) != E2E_OK)
+		if (it->st == E2E_OK && reserve(s, &it->id, it->ceiling, 1) != E2E_OK)
 			it->st = E2E_ERR_RESERVE;
 		if (it->st != E2E_OK && ret == E2E_OK)
 			ret = it->st;
@@ -482,27 +485,25 @@ enum e2e_status e2e_sender_io_run(struct e2e_sender *s, struct e2e_sender_io *io
 	return ret;
 }
 
-enum e2e_status e2e_sender_tick(struct e2e_sender *s, uint64_t now_ms)
+static enum e2e_status tick(struct e2e_sender *s, uint64_t now_ms)
 {
 	struct file_sig fs;
 	enum e2e_status ret = E2E_OK, st;
 
-	if (!s)
-		return E2E_ERR_ARG;
 	/* A failed reload keeps the previous configuration in force. */
 	file_sig(&fs, s->p_scopes);
 	if (sig_changed(&fs, &s->sig_scopes) && (st = load_scopes(s)) != E2E_OK)
-		ret = st;
+		ret = st == E2E_ERR_BUSY ? ret : st;   /* retried next tick */
 	file_sig(&fs, s->p_enrolled);
 	if (sig_changed(&fs, &s->sig_enrolled) && (st = load_enrolled(s)) != E2E_OK)
-		ret = st;
+		ret = st == E2E_ERR_BUSY ? ret : st;
 	file_sig(&fs, s->p_keys);
 	if (sig_changed(&fs, &s->sig_keys) && (st = load_keys(s)) != E2E_OK)
-		ret = st;
+		ret = st == E2E_ERR_BUSY ? ret : st;
 	if ((st = ensure_keys(s, now_ms)) != E2E_OK)
-		ret = st;
+		ret = st == E2E_ERR_BUSY ? ret : st;
 	if ((st = sync_sign_modes(s, now_ms)) != E2E_OK)
-		ret = st;
+		ret = st == E2E_ERR_BUSY ? ret : st;
 	if (s->cfg.max_age_ms) {
 		for (uint32_t i = 0; i < s->scopes->count; i++) {
 			uint8_t sc = s->scopes->scope[i].id;
@@ -510,7 +511,7 @@ enum e2e_status e2e_sender_tick(struct e2e_sender *s, uint64_t now_ms)
 
 			if (cur && now_ms - cur->created_ms >= s->cfg.max_age_ms &&
 			    (st = e2e_sender_rotate(s, sc, now_ms)) != E2E_OK)
-				ret = st;
+				ret = st == E2E_ERR_BUSY ? ret : st;
 		}
 	}
 	if (e2e_keystore_prune(s->keys, now_ms)) {
@@ -520,7 +521,7 @@ enum e2e_status e2e_sender_tick(struct e2e_sender *s, uint64_t now_ms)
 		if (keys_begin(s, &lock) == E2E_OK) {
 			(void)e2e_keystore_prune(s->keys, now_ms);
 			if ((st = keys_commit(s, lock)) != E2E_OK)
-				ret = st;
+				ret = st == E2E_ERR_BUSY ? ret : st;
 		}
 	}
 	/* Here, while this tick does file work anyway, not in the first seal. */
@@ -529,9 +530,23 @@ enum e2e_status e2e_sender_tick(struct e2e_sender *s, uint64_t now_ms)
 
 		if (e2e_keystore_current(s->keys, s->scopes->scope[i].id) &&
 		    (st = scope_tx(s, s->scopes->scope[i].id, &tx)) != E2E_OK)
-			ret = st;
+			ret = st == E2E_ERR_BUSY ? ret : st;
 	}
 	return ret;
+}
+
+enum e2e_status e2e_sender_tick(struct e2e_sender *s, uint64_t now_ms)
+{
+	enum e2e_status st;
+
+	if (!s)
+		return E2E_ERR_ARG;
+	/* A threaded caller (prepare_keys) ticks under its sealing lock:
+	 * there the directory lock is only tried, never waited for. */
+	s->in_tick = s->cfg.prepare_keys;
+	st = tick(s, now_ms);
+	s->in_tick = 0;
+	return st;
 }
 
 /*

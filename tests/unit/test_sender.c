@@ -1228,6 +1228,40 @@ static void test_nowait_core_needs_no_files(void)
 	free(io);
 }
 
+/*
+ * A threaded caller's tick (prepare_keys) holds its sealing lock: it must
+ * never wait for e2e-keytool's directory lock. With the lock held by
+ * someone else (here this process, through another open file: flock
+ * conflicts) a due rotation is put off, not waited for (a tick that waited
+ * would hang this test), and done at the next tick.
+ */
+static void test_tick_never_waits_for_keytool(void)
+{
+	uint8_t env[ENV_CAP];
+	struct e2e_header h;
+	uint32_t e0;
+	struct sfx f;
+	int fd = -1;
+
+	sfx_dir(&f);
+	f.cfg.prepare_keys = 1;
+	f.cfg.max_age_ms = 1000;
+	sfx_open(&f);
+	(void)seal_on(&f, env, "sensors/a", &h);
+	e0 = h.epoch;
+	g_now += 5000;
+	CU_ASSERT_EQUAL_FATAL(e2e_dir_lock(f.t.dir, &fd), E2E_OK);
+	CU_ASSERT_EQUAL(e2e_sender_tick(f.s, g_now), E2E_OK);
+	e2e_dir_unlock(fd);
+	(void)seal_on(&f, env, "sensors/a", &h);
+	CU_ASSERT_EQUAL(h.epoch, e0);
+	CU_ASSERT_EQUAL(e2e_sender_tick(f.s, g_now), E2E_OK);
+	/* Rotated, and the new key made ready by the tick: no file needed. */
+	CU_ASSERT_EQUAL(seal_nowait(&f, "sensors/a", &h), E2E_OK);
+	CU_ASSERT_NOT_EQUAL(h.epoch, e0);
+	sfx_free(&f);
+}
+
 #ifdef E2E_FAILPOINTS
 struct slow_io {
 	struct sfx *f;
@@ -1348,6 +1382,8 @@ static const struct tu_test sender_tests[] = {
 		test_missing_record_not_restarted },
 	{ "Core: seal_nowait needs no files, stops at the durable ceiling",
 		test_nowait_core_needs_no_files },
+	{ "Core: a threaded caller's tick never waits for e2e-keytool's lock",
+		test_tick_never_waits_for_keytool },
 	{ "Core: a slow fsync (failpoint builds) does not stall sealing",
 		test_slow_fsync_does_not_stall_sealing },
 	{ "Stress: keytool rotations never lower a reserved ceiling",
