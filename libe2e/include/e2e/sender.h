@@ -40,9 +40,13 @@ struct e2e_sender_config {
 	uint64_t (*clock_ms)(void);    /* wall clock in ms for key times (NULL = realtime) */
 	uint32_t summary_ms;           /* signed summary interval (0 = 10 s) */
 	int no_summaries;              /* disable summaries (SPEC 11.6) */
-	/* e2e_sender_tick ends by making every scope's current key ready to
+	/* For a threaded caller that ticks under its sealing lock:
+	 * e2e_sender_tick ends by making every scope's current key ready to
 	 * seal (txstate read, first block reserved), so a seal after a
-	 * rotation or a reload needs no file (e2e_sender_seal_nowait). */
+	 * rotation or a reload needs no file (e2e_sender_seal_nowait), and
+	 * the tick only tries the directory lock: held by e2e-keytool, its
+	 * writes wait for the next tick instead of the caller's lock waiting
+	 * for the keytool. */
 	int prepare_keys;
 	char *err;                     /* receives a message on failure (may be NULL); also
 	                                  written by e2e_sender_tick: must outlive the sender */
