@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "e2e/keystore.h"
@@ -36,10 +37,34 @@ static void failpoint(const char *name)
 	if (++hits == strtoul(fp + nl + 1, NULL, 10))
 		_exit(86);
 }
+
+/*
+ * A slow disk for tests: E2E_FSYNC_DELAY_MS=<ms> delays every fsync of a
+ * state file or directory, so a test can show that sealing goes on while
+ * a reservation waits on the disk (issue 15). Failpoint builds only.
+ */
+static int e2e_fsync(int fd)
+{
+	const char *d = getenv("E2E_FSYNC_DELAY_MS");
+
+	if (d && *d) {
+		unsigned long ms = strtoul(d, NULL, 10);
+		struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
+
+		while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+			;
+	}
+	return fsync(fd);
+}
 #else
 static void failpoint(const char *name)
 {
 	(void)name;
+}
+
+static int e2e_fsync(int fd)
+{
+	return fsync(fd);
 }
 #endif
 
@@ -79,7 +104,7 @@ static enum e2e_status sync_dir(const char *path)
 	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return E2E_ERR_IO;
-	if (fsync(fd) == 0)
+	if (e2e_fsync(fd) == 0)
 		ret = E2E_OK;
 	close(fd);
 	return ret;
@@ -111,7 +136,7 @@ enum e2e_status e2e_file_write_atomic(const char *path, const uint8_t *data, siz
 		goto out;
 	failpoint("write:before_fsync");
 	ret = E2E_ERR_IO;
-	if (fsync(fd) != 0)
+	if (e2e_fsync(fd) != 0)
 		goto out;
 	if (close(fd) != 0) {
 		fd = -1;
@@ -284,6 +309,11 @@ static void lock_readable(int fd)
 
 enum e2e_status e2e_dir_lock(const char *dir, int *fd)
 {
+	return e2e_dir_lock_mode(dir, fd, 1);
+}
+
+enum e2e_status e2e_dir_lock_mode(const char *dir, int *fd, int wait)
+{
 	char path[PATH_MAX];
 	int n, f;
 
@@ -298,10 +328,12 @@ enum e2e_status e2e_dir_lock(const char *dir, int *fd)
 	if (f < 0)
 		return errno == EACCES ? E2E_ERR_PERM : E2E_ERR_IO;
 	lock_readable(f);
-	while (flock(f, LOCK_EX) != 0) {
+	while (flock(f, wait ? LOCK_EX : LOCK_EX | LOCK_NB) != 0) {
 		if (errno != EINTR) {
+			int busy = errno == EWOULDBLOCK;
+
 			close(f);
-			return E2E_ERR_IO;
+			return busy ? E2E_ERR_BUSY : E2E_ERR_IO;
 		}
 	}
 	*fd = f;

@@ -45,6 +45,10 @@ void e2e_file_explain(const char *path, int secret, enum e2e_status st, char *er
 
 void e2e_file_free(uint8_t *buf, size_t len);
 
+/* e2e_dir_lock; with @p wait 0 it never blocks: E2E_ERR_BUSY when another
+ * process (e2e-keytool) holds the lock now. */
+enum e2e_status e2e_dir_lock_mode(const char *dir, int *fd, int wait);
+
 /*
  * Binary state files (SPEC 6.2, 6.3): 8-byte magic, body, BLAKE2b-256 of
  * everything before it. e2e_state_load reads @p path (0600 rules), checks

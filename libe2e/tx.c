@@ -54,6 +54,11 @@ static enum e2e_status reserve_next(struct e2e_tx *tx)
 
 	if (want > tx->limit)
 		want = tx->limit;
+	/* Asynchronous reservation (no callback): the owner extends the
+	 * ceiling from its I/O side (e2e_tx_extend); sealing past the durable
+	 * ceiling is never allowed (SPEC 4.1), so here it stops. */
+	if (!tx->reserve)
+		return E2E_ERR_RESERVE;
 	st = tx->reserve(tx->reserve_ctx, &tx->id, want);
 	if (st != E2E_OK)
 		return E2E_ERR_RESERVE;
@@ -70,7 +75,7 @@ enum e2e_status e2e_tx_create(struct e2e_tx **out, const struct e2e_tx_config *c
 	if (!out)
 		goto out;
 	*out = NULL;
-	if (!cfg || !cfg->key || !cfg->reserve)
+	if (!cfg || !cfg->key || (!cfg->reserve && cfg->ceiling <= cfg->counter_floor))
 		goto out;
 	ret = E2E_ERR_CRYPTO;
 	if (sodium_init() < 0)
@@ -104,7 +109,13 @@ enum e2e_status e2e_tx_create(struct e2e_tx **out, const struct e2e_tx_config *c
 	if (tx->counter >= tx->limit)
 		goto out;
 	new_run(tx, cfg->run);
-	ret = reserve_next(tx);
+	if (!tx->reserve) {
+		/* Already durable: the caller reserved it before creating us. */
+		tx->ceiling = cfg->ceiling < tx->limit ? cfg->ceiling : tx->limit;
+		ret = E2E_OK;
+	} else {
+		ret = reserve_next(tx);
+	}
 	if (ret != E2E_OK)
 		goto out;
 	*out = tx;
@@ -223,6 +234,40 @@ enum e2e_status e2e_tx_seal_alone(struct e2e_tx *tx, uint8_t *out, size_t out_ca
 		run = random_run();
 	while (run == tx->run);
 	return seal_as(tx, out, out_cap, out_len, topic, topic_len, pt, pt_len, run, 1);
+}
+
+int e2e_tx_reserve_due(const struct e2e_tx *tx, struct e2e_keyid *id, uint64_t *ceiling)
+{
+	uint64_t want;
+
+	/* Low-water mark: less than half a block left, and room under the limit. */
+	if (!tx || tx->ceiling >= tx->limit || tx->ceiling - tx->counter >= tx->block / 2 + 1)
+		return 0;
+	want = tx->ceiling + tx->block;
+	if (want > tx->limit || want < tx->ceiling)
+		want = tx->limit;
+	if (id)
+		*id = tx->id;
+	if (ceiling)
+		*ceiling = want;
+	return 1;
+}
+
+enum e2e_status e2e_tx_extend(struct e2e_tx *tx, uint64_t ceiling)
+{
+	if (!tx)
+		return E2E_ERR_ARG;
+	if (ceiling > tx->limit)
+		ceiling = tx->limit;
+	/* Never lowers: an older answer arriving late changes nothing. */
+	if (ceiling > tx->ceiling)
+		tx->ceiling = ceiling;
+	return E2E_OK;
+}
+
+int e2e_tx_exhausted(const struct e2e_tx *tx)
+{
+	return !tx || tx->counter >= tx->limit;
 }
 
 void e2e_tx_stats(const struct e2e_tx *tx, struct e2e_tx_stats *st)

@@ -129,6 +129,9 @@ static void render(void *ctx, struct e2e_prom *b)
 		"New epochs announced (key rotations).", s.ps.announcements);
 	e2e_prom_one(b, "e2e_proxy_summaries_sent_total", "counter",
 		"Signed summary messages published.", s.ps.summaries);
+	e2e_prom_one(b, "e2e_proxy_seals_waited_total", "counter",
+		"Seals that found no durable counter reservation ready and waited for the disk.",
+		s.ps.seals_waited);
 	e2e_prom_head(b, "e2e_proxy_key_service_up", "gauge",
 		"1 while the key service is connected to the broker.");
 	e2e_prom_u64(b, "e2e_proxy_key_service_up", NULL, (uint64_t)atomic_load_explicit(

@@ -49,6 +49,9 @@ void proxy_stats_json(struct proxy *px, char *out, size_t cap)
 		"key_service", "requests", uint_(ps.requests), "delivered", uint_(ps.delivered),
 		"refused", uint_(ps.refused), "ignored", uint_(ps.ignored),
 		"announcements", uint_(ps.announcements));
+	/* Seals that found no durable reservation ready and waited for the disk. */
+	if (o)
+		json_object_set_new(o, "seals_waited", uint_(ps.seals_waited));
 	/* Room for the newline and the NUL the callers expect. */
 	if (o)
 		n = json_dumpb(o, out, cap - 1, JSON_COMPACT | JSON_PRESERVE_ORDER);

@@ -1,7 +1,12 @@
 /*
  * Publisher for native apps: an e2e_sender behind one Paho session. The
- * session's callback thread answers key requests; a ticker thread reloads
- * the state directory once a second and publishes rotation announcements.
+ * session's callback thread answers key requests; a ticker thread (the I/O
+ * thread) reloads the state directory once a second, publishes rotation
+ * announcements, and keeps every key's counter reservation durable ahead
+ * of use, so a seal (the proxy's event loop) never waits on a file: the
+ * sealing core asks for more (e2e_sender_io_wanted), the ticker is woken
+ * (io_cv), plans under mu, writes and fsyncs WITHOUT mu, and swaps the
+ * result in under mu (docs/architecture.md).
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -24,7 +29,10 @@ struct e2e_publisher {
 	 * its own global lock). send_mu keeps out[] ours until Paho copied it.
 	 */
 	pthread_mutex_t send_mu;
-	pthread_mutex_t mu;          /* guards sender, stats */
+	pthread_mutex_t mu;          /* guards sender, stats, io_kick */
+	pthread_cond_t io_cv;        /* wakes the ticker: the sender wants I/O */
+	int io_kick;
+	struct e2e_sender_io *io;    /* the ticker's plan (ticker only) */
 	struct e2e_sender *sender;
 	uint8_t *out;                /* envelope buffer, grown as needed */
 	uint8_t *sum;                /* summary buffer (ticker only) */
@@ -208,19 +216,66 @@ static void summaries(struct e2e_publisher *p)
 	}
 }
 
+/*
+ * The reservations the sealing core asked for: planned under mu, made
+ * durable without it (seals go on meanwhile from the old reservation),
+ * swapped in under mu. Ticker thread (and create, before it starts).
+ * E2E_ERR_NOT_FOUND / E2E_ERR_EXHAUSTED: an unrecorded or exhausted key,
+ * which the seal's own path or the next tick rotates.
+ */
+static enum e2e_status reserve_ahead(struct e2e_publisher *p)
+{
+	enum e2e_status st;
+	uint32_t n;
+
+	pthread_mutex_lock(&p->mu);
+	n = e2e_sender_io_plan(p->sender, p->io);
+	pthread_mutex_unlock(&p->mu);
+	if (!n)
+		return E2E_OK;
+	st = e2e_sender_io_run(p->sender, p->io);
+	pthread_mutex_lock(&p->mu);
+	if (e2e_sender_io_apply(p->sender, p->io) != E2E_OK && st == E2E_OK)
+		st = E2E_ERR_RESERVE;
+	pthread_mutex_unlock(&p->mu);
+	return st == E2E_ERR_NOT_FOUND || st == E2E_ERR_EXHAUSTED ? E2E_OK : st;
+}
+
+/* Called with mu held, after a seal: wake the ticker if the core wants I/O. */
+static void kick(struct e2e_publisher *p)
+{
+	if (!p->io_kick && e2e_sender_io_wanted(p->sender)) {
+		p->io_kick = 1;
+		pthread_cond_signal(&p->io_cv);
+	}
+}
+
 static void *ticker(void *arg)
 {
 	struct e2e_publisher *p = arg;
-	struct timespec ts = { 0, 100000000L };
 	uint64_t last = 0;
+	int failing = 0;
 
 	for (;;) {
-		uint64_t now = e2e_mono_ms();
+		struct timespec ts;
+		uint64_t now;
 		int stop;
 
-		nanosleep(&ts, NULL);
 		pthread_mutex_lock(&p->mu);
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += 100000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		/* A failing disk is retried every 100 ms, not at every seal's kick. */
+		while (!p->stop && (failing || !p->io_kick))
+			if (pthread_cond_timedwait(&p->io_cv, &p->mu, &ts) != 0)
+				break;
+		p->io_kick = 0;
 		stop = p->stop;
+		now = e2e_mono_ms();
+		/* Reloads and rotations still hold mu (the keys file). */
 		if (!stop && now - last >= 1000) {
 			last = now;
 			if (e2e_sender_tick(p->sender, e2e_now_ms()) != E2E_OK)
@@ -230,10 +285,38 @@ static void *ticker(void *arg)
 		pthread_mutex_unlock(&p->mu);
 		if (stop)
 			break;
+		/* After a tick too: a rotated scope's new key is made ready
+		 * before the next seal needs it. */
+		if (reserve_ahead(p) == E2E_OK) {
+			failing = 0;
+		} else if (!failing) {
+			failing = 1;   /* said once per episode: seals then wait inline */
+			event(p, E2E_EV_ERROR, "cannot reserve counters in txstate");
+		}
 		announce_all(p);
 		summaries(p);
 	}
 	return NULL;
+}
+
+/*
+ * Seal under mu without file I/O; only when no durable reservation is
+ * ready (counted in seals_waited) fall back to the sealing path that
+ * does the file work inline, as before the I/O thread existed.
+ */
+static enum e2e_status seal_locked(struct e2e_publisher *p, int will, uint8_t *out, size_t cap,
+	size_t *out_len, const char *topic, size_t topic_len, const uint8_t *pt, size_t pt_len)
+{
+	enum e2e_status st = e2e_sender_seal_nowait(p->sender, will, out, cap, out_len, topic,
+		topic_len, pt, pt_len);
+
+	if (st == E2E_ERR_RESERVE || st == E2E_ERR_EXHAUSTED) {
+		p->st.seals_waited++;
+		st = (will ? e2e_sender_seal_will : e2e_sender_seal)(p->sender, out, cap, out_len,
+			topic, topic_len, pt, pt_len);
+	}
+	kick(p);
+	return st;
 }
 
 enum e2e_status e2e_publisher_create(struct e2e_publisher **out,
@@ -254,6 +337,14 @@ enum e2e_status e2e_publisher_create(struct e2e_publisher **out,
 	p->control_topic = cfg->control_topic ? cfg->control_topic : E2E_CTL_TOPIC_DEFAULT;
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_mutex_init(&p->send_mu, NULL);
+	{
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&p->io_cv, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	memset(&sc, 0, sizeof sc);
 	sc.dir = cfg->dir;
 	sc.control_topic = p->control_topic;
@@ -264,8 +355,10 @@ enum e2e_status e2e_publisher_create(struct e2e_publisher **out,
 	sc.err_len = sizeof p->reload_err;
 	sc.summary_ms = cfg->summary_ms;
 	sc.no_summaries = cfg->no_summaries;
+	sc.prepare_keys = 1;
 	p->sum = malloc(E2E_CTL_SUMMARY_MAX);
-	if (!p->sum)
+	p->io = malloc(sizeof *p->io);
+	if (!p->sum || !p->io)
 		goto out;
 	ret = e2e_sender_open(&p->sender, &sc);
 	if (ret != E2E_OK) {
@@ -273,6 +366,9 @@ enum e2e_status e2e_publisher_create(struct e2e_publisher **out,
 			snprintf(cfg->err, cfg->err_len, "%s", p->reload_err);
 		goto out;
 	}
+	/* Every scope's key ready (reservation durable) before the first seal;
+	 * a failure here is met again by the seal's own path. */
+	(void)reserve_ahead(p);
 	ret = e2e_session_init(&p->sess, &cfg->conn, on_msg, on_state, p, cfg->err, cfg->err_len);
 	if (ret != E2E_OK)
 		goto out;
@@ -320,8 +416,7 @@ enum e2e_status e2e_publisher_publish(struct e2e_publisher *p, const char *topic
 		p->out_cap = need;
 	}
 	pthread_mutex_lock(&p->mu);
-	st = e2e_sender_seal(p->sender, p->out, p->out_cap, &elen, topic, strlen(topic), payload,
-		len);
+	st = seal_locked(p, 0, p->out, p->out_cap, &elen, topic, strlen(topic), payload, len);
 	pthread_mutex_unlock(&p->mu);
 	if (st == E2E_OK)
 		st = e2e_session_send(&p->sess, topic, p->out, elen, qos, retained, 1);
@@ -361,7 +456,7 @@ enum e2e_status e2e_publisher_seal(struct e2e_publisher *p, uint8_t *out, size_t
 	if (!p)
 		return E2E_ERR_ARG;
 	pthread_mutex_lock(&p->mu);
-	st = e2e_sender_seal(p->sender, out, cap, out_len, topic, topic_len, pt, pt_len);
+	st = seal_locked(p, 0, out, cap, out_len, topic, topic_len, pt, pt_len);
 	pthread_mutex_unlock(&p->mu);
 	return st;
 }
@@ -374,7 +469,7 @@ enum e2e_status e2e_publisher_seal_will(struct e2e_publisher *p, uint8_t *out, s
 	if (!p)
 		return E2E_ERR_ARG;
 	pthread_mutex_lock(&p->mu);
-	st = e2e_sender_seal_will(p->sender, out, cap, out_len, topic, topic_len, pt, pt_len);
+	st = seal_locked(p, 1, out, cap, out_len, topic, topic_len, pt, pt_len);
 	pthread_mutex_unlock(&p->mu);
 	return st;
 }
@@ -406,6 +501,7 @@ enum e2e_status e2e_publisher_rotate(struct e2e_publisher *p, const char *topic)
 		return E2E_ERR_ARG;
 	pthread_mutex_lock(&p->mu);
 	st = e2e_sender_rotate_topic(p->sender, topic, e2e_now_ms());
+	kick(p);
 	pthread_mutex_unlock(&p->mu);
 	if (st == E2E_OK)
 		announce_all(p);
@@ -447,6 +543,7 @@ void e2e_publisher_destroy(struct e2e_publisher *p)
 	if (p->ticker_running) {
 		pthread_mutex_lock(&p->mu);
 		p->stop = 1;
+		pthread_cond_signal(&p->io_cv);
 		pthread_mutex_unlock(&p->mu);
 		pthread_join(p->ticker, NULL);
 	}
@@ -455,6 +552,8 @@ void e2e_publisher_destroy(struct e2e_publisher *p)
 	e2e_sender_close(p->sender);
 	free(p->out);
 	free(p->sum);
+	free(p->io);
+	pthread_cond_destroy(&p->io_cv);
 	pthread_mutex_destroy(&p->mu);
 	pthread_mutex_destroy(&p->send_mu);
 	free(p);

@@ -182,6 +182,39 @@ class Bench:
             return None
         return r
 
+    # -- experiment: a slow disk and rotations (issue 15), opt-in -------------
+    def slowdisk(self):
+        """Relay latency through a proxy whose state-file fsyncs take 100 ms
+        (E2E_FSYNC_DELAY_MS, failpoint builds only) while it rotates its key
+        every second, as a p99 ratio to the same proxy without either; and
+        the seals that had to do file work themselves (stats seals_waited).
+        Opt-in (--only slowdisk): not part of the published figures."""
+        w = self.csv("slowdisk.csv", ["case", "p50_us", "p99_us", "max_us", "samples",
+                                      "seals_waited"])
+        keep = (self.proxy, self.sender)
+        rows = {}
+        for case, extra, env in (("normal", [], None),
+                                 ("slow-fsync-rotate-1s", ["--rotate-age", "1s"],
+                                  {"E2E_FSYNC_DELAY_MS": "100"})):
+            name = "sd-" + case.split("-")[0]
+            self.sender = h.Sender(self.env, name, scopes=[(1, "bench", ["bench/#"])])
+            self.proxy = ph.Proxy(self.env, self.B.addr("tls"), name=name,
+                                  args=self.proxy_args(self.sender, name) + extra,
+                                  extra_env=env)
+            h.log("== slow disk: %s" % case)
+            r = self.run_path("proxy", 1, 64, 1, 1000, max(3.0, self.cfg["lat_duration"]))
+            st = self.proxy.stats() or {}
+            self.proxy.stop()
+            if r:
+                rows[case] = r
+                w.writerow({"case": case, "p50_us": r["p50_us"], "p99_us": r["p99_us"],
+                            "max_us": r["max_us"], "samples": r.get("samples", ""),
+                            "seals_waited": st.get("seals_waited", "")})
+        self.proxy, self.sender = keep
+        if len(rows) == 2 and rows["normal"]["p99_us"]:
+            h.log("  slow disk + rotation: relay p99 x%.2f of normal" % (
+                rows["slow-fsync-rotate-1s"]["p99_us"] / rows["normal"]["p99_us"]))
+
     # -- experiment: the four paths --------------------------------------------
     def paths(self):
         c = self.cfg
@@ -789,7 +822,8 @@ def main():
     ap.add_argument("--build", required=True)
     ap.add_argument("--out")
     ap.add_argument("--smoke", action="store_true")
-    ap.add_argument("--only", help="comma-separated: paths,sub,idle,keys,profile")
+    ap.add_argument("--only", help="comma-separated: paths,sub,idle,keys,profile "
+                    "(and slowdisk, never by default: needs a failpoint build)")
     ap.add_argument("--no-profile", action="store_true")
     a = ap.parse_args()
     os.environ["E2E_BUILD"] = a.build
@@ -812,7 +846,7 @@ def main():
     def body(env, checks):
         b = Bench(env, cfg, out, a.build)
         # keys last: its flood leaves the proxy's key service busy for a while.
-        for name in ("paths", "sub", "idle", "profile", "keys"):
+        for name in ("paths", "sub", "idle", "profile", "keys", "slowdisk"):
             if name in only:
                 getattr(b, name)()
         import benchreport

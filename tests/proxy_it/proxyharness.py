@@ -208,7 +208,7 @@ class Proxy:
     free_port() and bind() is retried."""
 
     def __init__(self, env, broker_addr, args=(), name="proxy", port=None, ready=True,
-                 stats=True, config=None, timeout=15):
+                 stats=True, config=None, timeout=15, extra_env=None):
         self.env = env
         self.name = name
         self.stats_path = os.path.join(env.dir, name + ".sock") if stats else None
@@ -223,7 +223,7 @@ class Proxy:
             if self.stats_path:
                 argv += ["--stats-socket", self.stats_path]
             argv += list(args)
-            self.proc = h.Proc(env, name, argv)
+            self.proc = h.Proc(env, name, argv, extra_env=extra_env)
             self.pid = self.proc.pid
             if not ready:
                 return

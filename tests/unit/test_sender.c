@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <limits.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -1163,6 +1166,182 @@ static void stress(int real_keytool)
 	sfx_free(&f);
 }
 
+/* ---- The sealing core without files (issue 15) --------------------- */
+
+static enum e2e_status seal_nowait(struct sfx *f, const char *topic, struct e2e_header *h)
+{
+	uint8_t env[ENV_CAP];
+	size_t len = 0;
+	enum e2e_status st = e2e_sender_seal_nowait(f->s, 0, env, sizeof env, &len, topic,
+		strlen(topic), (const uint8_t *)"x", 1);
+
+	if (st == E2E_OK && h)
+		CU_ASSERT_EQUAL_FATAL(e2e_header_parse(h, env, len), E2E_OK);
+	return st;
+}
+
+static void prepare(struct sfx *f, struct e2e_sender_io *io)
+{
+	CU_ASSERT(e2e_sender_io_plan(f->s, io) >= 1);
+	CU_ASSERT_EQUAL(e2e_sender_io_run(f->s, io), E2E_OK);
+	CU_ASSERT_EQUAL(e2e_sender_io_apply(f->s, io), E2E_OK);
+}
+
+/*
+ * e2e_sender_seal_nowait touches no file: with the whole state directory
+ * moved away it seals from the reservation the I/O side made durable, asks
+ * for more at half a block left, and stops exactly at the durable ceiling
+ * (SPEC 4.1); nothing reappears where the directory was.
+ */
+static void test_nowait_core_needs_no_files(void)
+{
+	struct e2e_sender_io *io = calloc(1, sizeof *io);
+	char gone[PATH_CAP + 8];
+	struct e2e_header h;
+	struct stat sb;
+	struct sfx f;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(io);
+	sfx_init(&f);   /* reserve_block 16 */
+	/* Nothing prepared: refused, and the I/O side is asked for. */
+	CU_ASSERT_EQUAL(seal_nowait(&f, "sensors/a", NULL), E2E_ERR_RESERVE);
+	CU_ASSERT_EQUAL(e2e_sender_io_wanted(f.s), 1);
+	prepare(&f, io);
+	CU_ASSERT_EQUAL(e2e_sender_io_wanted(f.s), 0);
+	snprintf(gone, sizeof gone, "%s.gone", f.t.dir);
+	CU_ASSERT_EQUAL_FATAL(rename(f.t.dir, gone), 0);
+	for (uint64_t i = 1; i <= 16; i++) {
+		CU_ASSERT_EQUAL_FATAL(seal_nowait(&f, i % 2 ? "sensors/a" : "sensors/b", &h),
+			E2E_OK);
+		CU_ASSERT_EQUAL(h.counter, i);
+		TU_CHECK(e2e_sender_io_wanted(f.s) == (i >= 8), "seal %llu: io wanted %d",
+			(unsigned long long)i, e2e_sender_io_wanted(f.s));
+	}
+	CU_ASSERT_EQUAL(seal_nowait(&f, "sensors/a", NULL), E2E_ERR_RESERVE);
+	CU_ASSERT_NOT_EQUAL(stat(f.t.dir, &sb), 0);
+	CU_ASSERT_EQUAL_FATAL(rename(gone, f.t.dir), 0);
+	/* The I/O side extends the ceiling; sealing resumes above it. */
+	prepare(&f, io);
+	CU_ASSERT_EQUAL(seal_nowait(&f, "sensors/a", &h), E2E_OK);
+	CU_ASSERT_EQUAL(h.counter, 17);
+	sfx_free(&f);
+	free(io);
+}
+
+/*
+ * A threaded caller's tick (prepare_keys) holds its sealing lock: it must
+ * never wait for e2e-keytool's directory lock. With the lock held by
+ * someone else (here this process, through another open file: flock
+ * conflicts) a due rotation is put off, not waited for (a tick that waited
+ * would hang this test), and done at the next tick.
+ */
+static void test_tick_never_waits_for_keytool(void)
+{
+	uint8_t env[ENV_CAP];
+	struct e2e_header h;
+	uint32_t e0;
+	struct sfx f;
+	int fd = -1;
+
+	sfx_dir(&f);
+	f.cfg.prepare_keys = 1;
+	f.cfg.max_age_ms = 1000;
+	sfx_open(&f);
+	(void)seal_on(&f, env, "sensors/a", &h);
+	e0 = h.epoch;
+	g_now += 5000;
+	CU_ASSERT_EQUAL_FATAL(e2e_dir_lock(f.t.dir, &fd), E2E_OK);
+	CU_ASSERT_EQUAL(e2e_sender_tick(f.s, g_now), E2E_OK);
+	e2e_dir_unlock(fd);
+	(void)seal_on(&f, env, "sensors/a", &h);
+	CU_ASSERT_EQUAL(h.epoch, e0);
+	CU_ASSERT_EQUAL(e2e_sender_tick(f.s, g_now), E2E_OK);
+	/* Rotated, and the new key made ready by the tick: no file needed. */
+	CU_ASSERT_EQUAL(seal_nowait(&f, "sensors/a", &h), E2E_OK);
+	CU_ASSERT_NOT_EQUAL(h.epoch, e0);
+	sfx_free(&f);
+}
+
+#ifdef E2E_FAILPOINTS
+struct slow_io {
+	struct sfx *f;
+	struct e2e_sender_io *io;
+	atomic_int started, done;
+	enum e2e_status st;
+};
+
+static void *slow_io_main(void *arg)
+{
+	struct slow_io *w = arg;
+
+	atomic_store(&w->started, 1);
+	w->st = e2e_sender_io_run(w->f->s, w->io);
+	atomic_store(&w->done, 1);
+	return NULL;
+}
+#endif
+
+/*
+ * A slow disk does not stall sealing: while the I/O thread's reservation
+ * waits on fsyncs delayed by 300 ms each (E2E_FSYNC_DELAY_MS, failpoint
+ * builds), the sealing thread uses the rest of the durable reservation and
+ * is then refused at the ceiling, every call returning before the
+ * reservation does; then the new ceiling is swapped in. Structural, not
+ * timed: a seal that reserved for itself (e2e_sender_seal) waits for the
+ * I/O thread's directory lock and the disk, and this test fails.
+ */
+static void test_slow_fsync_does_not_stall_sealing(void)
+{
+#ifdef E2E_FAILPOINTS
+	struct e2e_sender_io *io = calloc(1, sizeof *io);
+	struct slow_io w = { 0 };
+	struct e2e_header h;
+	pthread_t th;
+	uint64_t ceiling = 0;
+	struct e2e_keyid id;
+	char p_tx[PATH_CAP];
+	struct sfx f;
+	int before_done = 0;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(io);
+	sfx_init(&f);
+	prepare(&f, io);
+	for (int i = 0; i < 8; i++)
+		CU_ASSERT_EQUAL_FATAL(seal_nowait(&f, "sensors/a", &h), E2E_OK);
+	CU_ASSERT_EQUAL_FATAL(e2e_sender_io_plan(f.s, io), 1);
+	CU_ASSERT_EQUAL(io->item[0].open, 0);
+	CU_ASSERT_EQUAL(io->item[0].ceiling, 32);
+	setenv("E2E_FSYNC_DELAY_MS", "300", 1);
+	w.f = &f;
+	w.io = io;
+	CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, slow_io_main, &w), 0);
+	while (!atomic_load(&w.started))
+		sched_yield();
+	for (int i = 0; i < 8; i++) {
+		CU_ASSERT_EQUAL(seal_nowait(&f, "sensors/a", &h), E2E_OK);
+		before_done += !atomic_load(&w.done);
+	}
+	/* Used up, the reservation not yet durable: refused, not waited for. */
+	CU_ASSERT_EQUAL(seal_nowait(&f, "sensors/a", NULL), E2E_ERR_RESERVE);
+	before_done += !atomic_load(&w.done);
+	TU_CHECK(before_done == 9, "%d of 9 seals returned before the slow reservation",
+		before_done);
+	pthread_join(th, NULL);
+	unsetenv("E2E_FSYNC_DELAY_MS");
+	CU_ASSERT_EQUAL(w.st, E2E_OK);
+	CU_ASSERT_EQUAL(e2e_sender_io_apply(f.s, io), E2E_OK);
+	CU_ASSERT_EQUAL(seal_nowait(&f, "sensors/a", &h), E2E_OK);
+	CU_ASSERT_EQUAL(h.counter, 17);
+	/* Never sealed past what is on disk. */
+	tu_path(p_tx, sizeof p_tx, f.t.dir, "txstate");
+	id = (struct e2e_keyid){ e2e_sender_id(&f.id.pub), h.scope, h.epoch };
+	CU_ASSERT_EQUAL(e2e_txstate_get(p_tx, &id, &ceiling), E2E_OK);
+	CU_ASSERT_EQUAL(ceiling, 32);
+	sfx_free(&f);
+	free(io);
+#endif
+}
+
 static void test_stress_ceiling_never_decreases(void)
 {
 	stress(0);
@@ -1201,6 +1380,12 @@ static const struct tu_test sender_tests[] = {
 		test_second_owner_refused },
 	{ "Txstate: a key without a record never restarts at counter 0",
 		test_missing_record_not_restarted },
+	{ "Core: seal_nowait needs no files, stops at the durable ceiling",
+		test_nowait_core_needs_no_files },
+	{ "Core: a threaded caller's tick never waits for e2e-keytool's lock",
+		test_tick_never_waits_for_keytool },
+	{ "Core: a slow fsync (failpoint builds) does not stall sealing",
+		test_slow_fsync_does_not_stall_sealing },
 	{ "Stress: keytool rotations never lower a reserved ceiling",
 		test_stress_ceiling_never_decreases },
 	{ "Stress: e2e-keytool rotate processes never lower a reserved ceiling",

@@ -652,6 +652,81 @@ static void test_run_vectors(void)
 	tu_each_vector("state.json", "tx_runs", run_tx_runs);
 }
 
+/*
+ * The sealing core with no files at all: no reserve callback, a ceiling the
+ * caller made durable. It seals up to that ceiling and not one counter
+ * beyond (SPEC 4.1), asks for more at the low-water mark (half a block
+ * left), and goes on once the owner extends the ceiling.
+ */
+static void test_async_reservation(void)
+{
+	uint8_t key[E2E_KEY_BYTES], env[128];
+	struct e2e_tx_config cfg;
+	struct e2e_tx_stats st;
+	struct e2e_keyid id;
+	struct e2e_tx *tx;
+	uint64_t want = 0;
+	size_t n = 0;
+
+	tu_key(key, 3);
+	cfg = config(key, NULL);
+	cfg.reserve = NULL;
+	cfg.counter_floor = 100;
+	cfg.block = 16;
+	/* No callback needs a durable ceiling above the floor. */
+	cfg.ceiling = 100;
+	CU_ASSERT_EQUAL(e2e_tx_create(&tx, &cfg), E2E_ERR_ARG);
+	cfg.ceiling = 116;
+	tx = make_tx(&cfg);
+	CU_ASSERT_EQUAL(e2e_tx_reserve_due(tx, &id, &want), 0);
+	for (unsigned i = 1; i <= 16; i++) {
+		struct e2e_header h = seal_text(tx, "t", "x", env, sizeof env, NULL);
+
+		CU_ASSERT_EQUAL(h.counter, 100 + i);
+		/* Due from 8 left (half a block) on, not before. */
+		TU_CHECK(e2e_tx_reserve_due(tx, &id, &want) == (16 - i <= 8), "seal %u: due %d",
+			i, e2e_tx_reserve_due(tx, NULL, NULL));
+	}
+	CU_ASSERT_EQUAL(want, 132);
+	CU_ASSERT(id.sender == TX_ID.sender && id.scope == TX_ID.scope && id.epoch == TX_ID.epoch);
+	/* At the durable ceiling: refused, nothing consumed, no output. */
+	CU_ASSERT_EQUAL(e2e_tx_seal(tx, env, sizeof env, &n, (const uint8_t *)"t", 1,
+		(const uint8_t *)"x", 1), E2E_ERR_RESERVE);
+	CU_ASSERT_EQUAL(n, 0);
+	e2e_tx_stats(tx, &st);
+	CU_ASSERT_EQUAL(st.counter, 116);
+	CU_ASSERT_EQUAL(st.ceiling, 116);
+	/* A late, lower answer changes nothing; the planned one resumes sealing. */
+	CU_ASSERT_EQUAL(e2e_tx_extend(tx, 110), E2E_OK);
+	e2e_tx_stats(tx, &st);
+	CU_ASSERT_EQUAL(st.ceiling, 116);
+	CU_ASSERT_EQUAL(e2e_tx_extend(tx, want), E2E_OK);
+	CU_ASSERT_EQUAL(seal_text(tx, "t", "x", env, sizeof env, NULL).counter, 117);
+	CU_ASSERT_EQUAL(e2e_tx_reserve_due(tx, NULL, NULL), 0);
+	CU_ASSERT_EQUAL(e2e_tx_exhausted(tx), 0);
+	e2e_tx_destroy(tx);
+
+	/* The limit caps both the planned and the extended ceiling. */
+	cfg.counter_floor = 0;
+	cfg.ceiling = 16;
+	cfg.limit = 20;
+	tx = make_tx(&cfg);
+	for (unsigned i = 1; i <= 8; i++)
+		(void)seal_text(tx, "t", "x", env, sizeof env, NULL);
+	CU_ASSERT_EQUAL(e2e_tx_reserve_due(tx, NULL, &want), 1);
+	CU_ASSERT_EQUAL(want, 20);
+	CU_ASSERT_EQUAL(e2e_tx_extend(tx, 1000), E2E_OK);
+	e2e_tx_stats(tx, &st);
+	CU_ASSERT_EQUAL(st.ceiling, 20);
+	for (unsigned i = 9; i <= 20; i++)
+		(void)seal_text(tx, "t", "x", env, sizeof env, NULL);
+	CU_ASSERT_EQUAL(e2e_tx_reserve_due(tx, NULL, NULL), 0);
+	CU_ASSERT_EQUAL(e2e_tx_exhausted(tx), 1);
+	CU_ASSERT_EQUAL(e2e_tx_seal(tx, env, sizeof env, &n, (const uint8_t *)"t", 1,
+		(const uint8_t *)"x", 1), E2E_ERR_EXHAUSTED);
+	e2e_tx_destroy(tx);
+}
+
 static const struct tu_test safety_tests[] = {
 	{ "Safety: create with NULL or incomplete config", test_safety_create },
 	{ "Safety: seal NULL arguments and short buffer consume nothing", test_safety_seal },
@@ -667,6 +742,8 @@ static const struct tu_test vector_tests[] = {
 static const struct tu_test tx_tests[] = {
 	{ "Reserve: floor+block before first seal, again exactly at the ceiling", test_reserve_blocks },
 	{ "Reserve: failing callback at create", test_reserve_fails_at_create },
+	{ "Reserve: asynchronous (no files): stops at the durable ceiling, low-water, extend",
+		test_async_reservation },
 	{ "Reserve: failing callback makes seal E2E_ERR_RESERVE, no output",
 		test_reserve_fails_at_crossing },
 	{ "Limit: key usage limit gives E2E_ERR_EXHAUSTED", test_limit_exhausted },

@@ -10,7 +10,10 @@
  *    e2e-keytool, rotates keys by age or message count, and queues signed
  *    rotation announcements to be published (e2e_sender_next_announce).
  *
- * Not thread-safe: callers serialise access (one lock).
+ * Not thread-safe: callers serialise access (one lock), except
+ * e2e_sender_io_run, which may run on another thread while the lock's
+ * holder seals (see "Sealing without waiting on disk" below and
+ * docs/architecture.md).
  */
 #ifndef E2E_SENDER_H
 #define E2E_SENDER_H
@@ -23,6 +26,7 @@ extern "C" {
 #include "control.h"
 #include "identity.h"
 #include "keysvc.h"
+#include "keyring.h"
 
 struct e2e_sender;
 
@@ -36,6 +40,14 @@ struct e2e_sender_config {
 	uint64_t (*clock_ms)(void);    /* wall clock in ms for key times (NULL = realtime) */
 	uint32_t summary_ms;           /* signed summary interval (0 = 10 s) */
 	int no_summaries;              /* disable summaries (SPEC 11.6) */
+	/* For a threaded caller that ticks under its sealing lock:
+	 * e2e_sender_tick ends by making every scope's current key ready to
+	 * seal (txstate read, first block reserved), so a seal after a
+	 * rotation or a reload needs no file (e2e_sender_seal_nowait), and
+	 * the tick only tries the directory lock: held by e2e-keytool, its
+	 * writes wait for the next tick instead of the caller's lock waiting
+	 * for the keytool. */
+	int prepare_keys;
 	char *err;                     /* receives a message on failure (may be NULL); also
 	                                  written by e2e_sender_tick: must outlive the sender */
 	size_t err_len;
@@ -82,6 +94,67 @@ E2E_API enum e2e_status e2e_sender_seal(struct e2e_sender *s, uint8_t *out, size
 E2E_API enum e2e_status e2e_sender_seal_will(struct e2e_sender *s, uint8_t *out, size_t cap,
 	size_t *out_len, const char *topic, size_t topic_len,
 	const uint8_t *pt, size_t pt_len) E2E_WARN_UNUSED;
+
+/*
+ * Sealing without waiting on disk. e2e_sender_seal does the file work the
+ * sealing core needs inline (reading txstate for a key's first use,
+ * reserving the next counter block, rotating an exhausted key). A caller
+ * whose sealing thread must never wait on a file uses instead:
+ *
+ *  - e2e_sender_seal_nowait: memory only, never opens, locks or syncs a
+ *    file. E2E_ERR_RESERVE when the topic's scope has no durable counter
+ *    reservation for its current key yet (or it is used up), and
+ *    E2E_ERR_EXHAUSTED when the key reached its message limit; nothing is
+ *    sealed then (never past a durable ceiling, SPEC 4.1).
+ *  - e2e_sender_io_wanted: 1 when the core wants the I/O side (a reservation
+ *    fell below its low-water mark of half a block, or a seal was refused).
+ *  - e2e_sender_io_plan (under the caller's lock, memory only): what to make
+ *    durable; e2e_sender_io_run (WITHOUT the lock, on an I/O thread: it
+ *    reads nothing the sealing thread changes): the txstate reads and
+ *    fsynced reservations; e2e_sender_io_apply (under the lock, memory
+ *    only): the new durable ceilings and the ready tx contexts of new keys
+ *    are swapped in. A seal keeps going from the old durable reservation
+ *    while e2e_sender_io_run waits on the disk.
+ *
+ * Rotations and reloads stay in e2e_sender_tick and e2e_sender_rotate (under
+ * the lock): io->rotate says an exhausted key waits for one.
+ */
+#define E2E_SENDER_IO_MAX 256U   /* one item per scope (E2E_SCOPES_MAX) */
+
+struct e2e_sender_io_item {
+	struct e2e_keyid id;       /* the key */
+	uint64_t floor;            /* open: ceiling read from txstate */
+	uint64_t ceiling;          /* the ceiling made durable */
+	uint64_t limit;            /* the key's message limit when planned */
+	uint32_t block;            /* reservation block when planned */
+	int open;                  /* 1: a tx for a new key; 0: extend one */
+	enum e2e_status st;        /* result of e2e_sender_io_run */
+	uint32_t gen;              /* the scope's tx generation when planned */
+};
+
+struct e2e_sender_io {
+	uint32_t n;
+	int rotate;                /* an exhausted key waits for e2e_sender_tick */
+	struct e2e_sender_io_item item[E2E_SENDER_IO_MAX];
+};
+
+/** Seal (@p will: as e2e_sender_seal_will) without any file I/O; see above. */
+E2E_API enum e2e_status e2e_sender_seal_nowait(struct e2e_sender *s, int will, uint8_t *out,
+	size_t cap, size_t *out_len, const char *topic, size_t topic_len, const uint8_t *pt,
+	size_t pt_len) E2E_WARN_UNUSED;
+
+E2E_API int e2e_sender_io_wanted(const struct e2e_sender *s);
+
+/** Fill @p io with the reservations due; returns how many (0: nothing to do). */
+E2E_API uint32_t e2e_sender_io_plan(struct e2e_sender *s, struct e2e_sender_io *io);
+
+/** Make the planned reservations durable; the first failure is returned (per item in st). */
+E2E_API enum e2e_status e2e_sender_io_run(struct e2e_sender *s,
+	struct e2e_sender_io *io) E2E_WARN_UNUSED;
+
+/** Swap in what e2e_sender_io_run made durable (stale items are skipped). */
+E2E_API enum e2e_status e2e_sender_io_apply(struct e2e_sender *s,
+	const struct e2e_sender_io *io) E2E_WARN_UNUSED;
 
 /** Handle a message from the control topic; see e2e_keysvc_handle. */
 E2E_API enum e2e_status e2e_sender_control(struct e2e_sender *s, const uint8_t *msg,

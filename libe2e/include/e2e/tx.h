@@ -42,12 +42,20 @@ struct e2e_tx_config {
 	uint32_t block;                   /* reservation block (0 = default) */
 	uint32_t max_streams;             /* topics tracked per run (0 = default) */
 	uint32_t run;                     /* 0 = random (always, except in tests) */
-	e2e_reserve_fn reserve;           /* required */
+	/* Synchronous reservation: called from seal when the ceiling is
+	 * reached (a file write and fsync). NULL: asynchronous reservation,
+	 * seal never does I/O; the owner keeps the ceiling ahead with
+	 * e2e_tx_reserve_due / e2e_tx_extend, and seal returns
+	 * E2E_ERR_RESERVE at a ceiling not yet extended. */
+	e2e_reserve_fn reserve;
 	void *reserve_ctx;
 	/* Ed25519 secret key (64 bytes) of the sender: when set, envelopes are
 	 * suite 0x02 and carry a signature (E2E_SIGNED_OVERHEAD). Kept by
 	 * reference: it must outlive the context. */
 	const uint8_t *sign_sk;
+	/* Asynchronous reservation only: counters up to here are already
+	 * durable (must be > counter_floor). */
+	uint64_t ceiling;
 };
 
 /** Create a sender; reserves the first counter block before returning. */
@@ -75,6 +83,21 @@ E2E_API enum e2e_status e2e_tx_seal(struct e2e_tx *tx, uint8_t *out, size_t out_
 E2E_API enum e2e_status e2e_tx_seal_alone(struct e2e_tx *tx, uint8_t *out, size_t out_cap,
 	size_t *out_len, const uint8_t *topic, size_t topic_len,
 	const uint8_t *pt, size_t pt_len) E2E_WARN_UNUSED;
+
+/**
+ * Low-water mark of an asynchronous reservation: 1 when fewer than half a
+ * block of reserved counters remain and the key's limit allows more, with
+ * the key in @p id and the ceiling to make durable in @p ceiling (then call
+ * e2e_tx_extend). 0 when nothing is due.
+ */
+E2E_API int e2e_tx_reserve_due(const struct e2e_tx *tx, struct e2e_keyid *id,
+	uint64_t *ceiling);
+
+/** Raise the durable ceiling to @p ceiling (never lowers it; capped at the limit). */
+E2E_API enum e2e_status e2e_tx_extend(struct e2e_tx *tx, uint64_t ceiling) E2E_WARN_UNUSED;
+
+/** 1 when the key reached its message limit: the scope must be rotated. */
+E2E_API int e2e_tx_exhausted(const struct e2e_tx *tx);
 
 struct e2e_tx_stats {
 	uint32_t run;          /* current run id */

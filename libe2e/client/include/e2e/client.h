@@ -219,6 +219,10 @@ struct e2e_publisher_stats {
 	uint64_t requests, delivered, refused, ignored;
 	uint64_t refused_by[8];      /* refusals per enum e2e_refusal */
 	uint64_t summaries;          /* summary messages published */
+	/* Seals that found no durable counter reservation ready (a key's first
+	 * use before the I/O thread prepared it, an exhausted key) and did the
+	 * file work on the caller's thread: 0 in steady state. */
+	uint64_t seals_waited;
 };
 
 E2E_API enum e2e_status e2e_publisher_create(struct e2e_publisher **out,
