@@ -217,18 +217,21 @@ static size_t recv_packet(int fd, uint8_t *out, size_t cap)
 	return 0;
 }
 
+/* Write all of @p p, pumping the proxy meanwhile; a proxy that stops
+ * reading for good (about 3 s without progress) fails the test. */
 static void send_all(int fd, const uint8_t *p, size_t n)
 {
-	while (n) {
+	for (int stuck = 0; n;) {
 		ssize_t w = send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
 
 		if (w > 0) {
 			p += w;
 			n -= (size_t)w;
-		} else if (w < 0 && errno == EAGAIN) {
+			stuck = 0;
+		} else if (w < 0 && errno == EAGAIN && ++stuck < 3000) {
 			pump_once(1);
 		} else {
-			CU_FAIL_FATAL("send failed");
+			CU_FAIL_FATAL("send failed: the proxy does not read");
 		}
 	}
 }
