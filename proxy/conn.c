@@ -6,7 +6,6 @@
  * drain, so an idle connection costs the struct and OpenSSL's (released)
  * state only.
  */
-#include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -15,7 +14,6 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include "log.h"
 #include "proxy.h"
@@ -196,23 +194,8 @@ int conn_start_upstream(struct conn *c)
 {
 	struct proxy *px = c->px;
 	struct epoll_event ev;
-	int one = 1;
 
-	for (struct addrinfo *ai = px->broker_ai; ai; ai = ai->ai_next) {
-		int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-			ai->ai_protocol);
-
-		if (fd < 0)
-			continue;
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-		if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0 && errno != EINPROGRESS) {
-			close(fd);
-			continue;
-		}
-		px_transport_tcp(&c->up, fd);
-		break;
-	}
-	if (c->up.fd < 0) {
+	if (px_transport_tcp_dial(&c->up, px->broker_ai) != 0) {
 		px->st.upstream_failures++;
 		return -1;
 	}
@@ -451,12 +434,11 @@ void conn_on_down(struct conn *c, uint32_t events)
 void conn_on_up(struct conn *c, uint32_t events)
 {
 	const char *why = NULL;
-	int err = 0;
-	socklen_t el = sizeof err;
+	int err;
 
 	c->idle_ticks = 0;
 	if (c->st == ST_UP_TCP) {
-		if (getsockopt(c->up.fd, SOL_SOCKET, SO_ERROR, &err, &el) != 0 || err) {
+		if ((err = px_transport_tcp_connected(&c->up)) != 0) {
 			c->px->st.upstream_failures++;
 			plog(LOG_WARNING, "%s (%s): cannot reach broker %s:%s: %s", c->peer,
 				c->client_id, c->px->broker_host, c->px->broker_port, strerror(err));

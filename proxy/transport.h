@@ -52,6 +52,14 @@ struct px_transport {
 extern const struct px_transport_ops px_tcp_ops;
 void px_transport_tcp(struct px_transport *t, int fd);
 
+/* Start a non-blocking connect to the first address of @p ai that takes
+ * it; 0 with @p t a plain transport, or -1. */
+struct addrinfo;
+int px_transport_tcp_dial(struct px_transport *t, const struct addrinfo *ai);
+
+/* After a dial, once the socket is writable: 0 connected, else the errno. */
+int px_transport_tcp_connected(const struct px_transport *t);
+
 /* A closed transport: every call fails, close does nothing. */
 void px_transport_none(struct px_transport *t);
 

@@ -1,5 +1,8 @@
 /* Plain TCP (or any stream socket) behind the proxy's transport interface. */
 #include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -67,6 +70,37 @@ const struct px_transport_ops px_tcp_ops = {
 void px_transport_tcp(struct px_transport *t, int fd)
 {
 	*t = (struct px_transport){ .ops = &px_tcp_ops, .fd = fd, .ready = 1 };
+}
+
+int px_transport_tcp_dial(struct px_transport *t, const struct addrinfo *ai)
+{
+	int one = 1;
+
+	for (; ai; ai = ai->ai_next) {
+		int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+			ai->ai_protocol);
+
+		if (fd < 0)
+			continue;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+		if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0 && errno != EINPROGRESS) {
+			close(fd);
+			continue;
+		}
+		px_transport_tcp(t, fd);
+		return 0;
+	}
+	return -1;
+}
+
+int px_transport_tcp_connected(const struct px_transport *t)
+{
+	int err = 0;
+	socklen_t el = sizeof err;
+
+	if (getsockopt(t->fd, SOL_SOCKET, SO_ERROR, &err, &el) != 0)
+		return errno ? errno : EIO;
+	return err;
 }
 
 static ssize_t none_recv(struct px_transport *t, uint8_t *buf, size_t len)
