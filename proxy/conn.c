@@ -1,20 +1,19 @@
 /*
  * One publisher connection and its upstream: non-blocking sockets, bounded
  * buffers with back-pressure, and the upstream TCP + TLS state machine.
- * Buffers are freed whenever they drain, so an idle connection costs the
- * struct and OpenSSL's (released) state only.
+ * Both sides are read and written through their transport (transport.h):
+ * nothing here calls recv/send or OpenSSL. Buffers are freed whenever they
+ * drain, so an idle connection costs the struct and OpenSSL's (released)
+ * state only.
  */
-#include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <openssl/err.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include "log.h"
 #include "proxy.h"
@@ -30,16 +29,8 @@
  */
 size_t conn_trim(struct conn *c)
 {
-	/* A TLS connection's read and write record buffers, about 17 KiB each. */
-	const size_t ssl_bufs = 2U * 17U * 1024U;
-	size_t n = buf_release(&c->din) + buf_release(&c->dout) + buf_release(&c->uin) +
-		buf_release(&c->uout);
-
-	if (c->ssl && !c->ssl_want_write && SSL_free_buffers(c->ssl))
-		n += ssl_bufs;
-	if (c->dssl && c->dssl_ready && !c->dssl_want_write && SSL_free_buffers(c->dssl))
-		n += ssl_bufs;
-	return n;
+	return buf_release(&c->din) + buf_release(&c->dout) + buf_release(&c->uin) +
+		buf_release(&c->uout) + c->up.ops->trim(&c->up) + c->down.ops->trim(&c->down);
 }
 
 static size_t buf_limit(const struct conn *c)
@@ -67,26 +58,23 @@ struct conn *conn_new(struct proxy *px, int dfd, const char *peer)
 	if (!c)
 		return NULL;
 	c->px = px;
-	c->dfd = dfd;
-	c->ufd = -1;
+	px_transport_tcp(&c->down, dfd);
+	px_transport_none(&c->up);
 	snprintf(c->peer, sizeof c->peer, "%s", peer);
 	c->deadline_ms = e2e_mono_ms() + px->cfg.connect_timeout_ms;
 	c->last_down_ms = e2e_mono_ms();
 	set_nonblock(dfd);
 	setsockopt(dfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	if (px->tls_down.ctx) {
-		c->dssl = SSL_new(px->tls_down.ctx);
-		if (!c->dssl || !SSL_set_fd(c->dssl, dfd)) {
-			SSL_free(c->dssl);
-			free(c);
-			return NULL;
-		}
-		SSL_set_accept_state(c->dssl);
+	if (px->tls_down.ctx && px_transport_tls_server(&c->down, &px->tls_down) != 0) {
+		free(c);
+		return NULL;
 	}
 	ev.events = EPOLLIN;
 	ev.data.ptr = tag(c, 0);
 	if (epoll_ctl(px->epfd, EPOLL_CTL_ADD, dfd, &ev) != 0) {
-		SSL_free(c->dssl);
+		/* The caller closes the socket: free the transport's state only. */
+		c->down.fd = -1;
+		c->down.ops->close(&c->down);
 		free(c);
 		return NULL;
 	}
@@ -108,24 +96,10 @@ void conn_close(struct conn *c, const char *why)
 		plog(LOG_INFO, "%s (%s): closed: %s", c->peer, c->client_id[0] ? c->client_id : "-",
 			why);
 	/* Best effort: hand the publisher what the broker said last (e.g. CONNACK). */
-	if (c->dout.len && c->dssl && c->dssl_ready)
-		(void)SSL_write(c->dssl, c->dout.p, (int)(c->dout.len > 65536 ? 65536 : c->dout.len));
-	else if (c->dout.len && !c->dssl)
-		(void)!write(c->dfd, c->dout.p, c->dout.len);
-	if (c->dssl) {
-		if (c->dssl_ready)
-			SSL_shutdown(c->dssl);
-		SSL_free(c->dssl);
-	}
-	if (c->ssl) {
-		SSL_shutdown(c->ssl);
-		SSL_free(c->ssl);
-	}
-	if (c->ufd >= 0)
-		close(c->ufd);
-	close(c->dfd);
-	c->dfd = c->ufd = -1;
-	c->ssl = c->dssl = NULL;
+	if (c->dout.len && c->down.ready)
+		(void)c->down.ops->send(&c->down, c->dout.p, c->dout.len);
+	c->down.ops->close(&c->down);
+	c->up.ops->close(&c->up);
 	/* din and uout may hold a publisher's plaintext or a CONNECT password. */
 	buf_free_wipe(&c->din);
 	buf_free_wipe(&c->dout);
@@ -194,55 +168,40 @@ void conn_update(struct conn *c)
 
 	if (!c->px->draining && down_room(c))
 		down |= EPOLLIN;
-	if (c->dout.len || c->dssl_want_write)
+	if (c->dout.len || c->down.want_write)
 		down |= EPOLLOUT;
 	switch (c->st) {
 	case ST_UP_TCP:
 		up = EPOLLOUT;
 		break;
 	case ST_UP_TLS:
-		up = c->ssl_want_write ? EPOLLOUT : EPOLLIN;
+		up = c->up.want_write ? EPOLLOUT : EPOLLIN;
 		break;
 	case ST_RELAY:
 		if (c->dout.len < HIGH_WATER)
 			up |= EPOLLIN;
-		if (c->uout.len || c->ssl_want_write)
+		if (c->uout.len || c->up.want_write)
 			up |= EPOLLOUT;
 		break;
 	default:
 		break;
 	}
-	set_interest(c, c->dfd, 0, down, &c->ev_down);
-	set_interest(c, c->ufd, 1, up, &c->ev_up);
+	set_interest(c, c->down.fd, 0, down, &c->ev_down);
+	set_interest(c, c->up.fd, 1, up, &c->ev_up);
 }
 
 int conn_start_upstream(struct conn *c)
 {
 	struct proxy *px = c->px;
 	struct epoll_event ev;
-	int one = 1;
 
-	for (struct addrinfo *ai = px->broker_ai; ai; ai = ai->ai_next) {
-		int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-			ai->ai_protocol);
-
-		if (fd < 0)
-			continue;
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-		if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0 && errno != EINPROGRESS) {
-			close(fd);
-			continue;
-		}
-		c->ufd = fd;
-		break;
-	}
-	if (c->ufd < 0) {
+	if (px_transport_tcp_dial(&c->up, px->broker_ai) != 0) {
 		px->st.upstream_failures++;
 		return -1;
 	}
 	ev.events = EPOLLOUT;
 	ev.data.ptr = tag(c, 1);
-	if (epoll_ctl(px->epfd, EPOLL_CTL_ADD, c->ufd, &ev) != 0)
+	if (epoll_ctl(px->epfd, EPOLL_CTL_ADD, c->up.fd, &ev) != 0)
 		return -1;
 	c->ev_up = EPOLLOUT;
 	c->st = ST_UP_TCP;
@@ -266,76 +225,39 @@ static int become_relay(struct conn *c)
 
 static int tls_step(struct conn *c)
 {
+	char why[1400];
 	int r;
 
 	if (!c->px->cfg.tls)
 		return become_relay(c);
-	if (!c->ssl) {
-		c->ssl = tls_new(&c->px->tls, c->ufd, c->client_id);
-		if (!c->ssl)
+	if (c->st != ST_UP_TLS) {
+		if (px_transport_tls_client(&c->up, &c->px->tls, c->client_id) != 0)
 			return -1;
 		c->st = ST_UP_TLS;
 	}
-	r = SSL_connect(c->ssl);
-	if (r == 1) {
-		const unsigned char *alpn = NULL;
-		unsigned alen = 0;
-
-		SSL_get0_alpn_selected(c->ssl, &alpn, &alen);
-		plog(LOG_DEBUG, "%s: upstream %s%s%.*s", c->client_id, SSL_get_version(c->ssl),
-			alen ? " alpn " : "", (int)alen, alpn ? (const char *)alpn : "");
-		c->ssl_want_write = 0;
+	r = c->up.ops->handshake(&c->up, why, sizeof why);
+	if (r > 0) {
+		c->up.ops->describe(&c->up, why, sizeof why);
+		plog(LOG_DEBUG, "%s: upstream %s", c->client_id, why);
 		return become_relay(c);
 	}
-	switch (SSL_get_error(c->ssl, r)) {
-	case SSL_ERROR_WANT_READ:
-		c->ssl_want_write = 0;
-		return 0;
-	case SSL_ERROR_WANT_WRITE:
-		c->ssl_want_write = 1;
-		return 0;
-	default: {
-		char why[1400];
-
+	if (r < 0) {
 		c->px->st.tls_failures++;
-		tls_why(&c->px->tls, c->ssl, r, why, sizeof why);
 		plog(LOG_WARNING, "%s (%s): TLS to broker failed: %s", c->peer, c->client_id, why);
-		return -1;
 	}
-	}
+	return r;
 }
 
-/* Write uout into TLS (or the plain socket). */
+/* Write uout into the broker's transport. */
 static int flush_up_bytes(struct conn *c)
 {
 	while (c->uout.len) {
-		int n;
+		ssize_t w = c->up.ops->send(&c->up, c->uout.p, c->uout.len);
 
-		if (!c->ssl) {
-			ssize_t w = send(c->ufd, c->uout.p, c->uout.len, MSG_NOSIGNAL);
-
-			if (w < 0)
-				return errno == EAGAIN ? 0 : -1;
-			c->px->st.bytes_up += (uint64_t)w;
-			buf_consume_wipe(&c->uout, (size_t)w);
-			continue;
-		}
-		n = SSL_write(c->ssl, c->uout.p, (int)(c->uout.len > 65536 ? 65536 : c->uout.len));
-		if (n > 0) {
-			c->ssl_want_write = 0;
-			c->px->st.bytes_up += (uint64_t)n;
-			buf_consume_wipe(&c->uout, (size_t)n);
-			continue;
-		}
-		switch (SSL_get_error(c->ssl, n)) {
-		case SSL_ERROR_WANT_WRITE:
-			c->ssl_want_write = 1;
-			return 0;
-		case SSL_ERROR_WANT_READ:
-			return 0;
-		default:
-			return -1;
-		}
+		if (w <= 0)
+			return (int)w;
+		c->px->st.bytes_up += (uint64_t)w;
+		buf_consume_wipe(&c->uout, (size_t)w);
 	}
 	return 0;
 }
@@ -363,30 +285,6 @@ static int flush_up(struct conn *c)
 	return r;
 }
 
-/* Bytes from the broker: plain socket or TLS. >0, 0 would block, -1 closed/error. */
-static ssize_t up_recv(struct conn *c, uint8_t *p, size_t n)
-{
-	ssize_t r;
-	int k;
-
-	if (!c->ssl) {
-		r = recv(c->ufd, p, n, 0);
-		return r > 0 ? r : r == 0 ? -1 : errno == EAGAIN ? 0 : -1;
-	}
-	k = SSL_read(c->ssl, p, (int)n);
-	if (k > 0)
-		return k;
-	switch (SSL_get_error(c->ssl, k)) {
-	case SSL_ERROR_WANT_READ:
-		return 0;
-	case SSL_ERROR_WANT_WRITE:
-		c->ssl_want_write = 1;
-		return 0;
-	default:
-		return -1;
-	}
-}
-
 /* Read from the broker into uin, then frame and forward to the publisher. */
 static int read_up(struct conn *c)
 {
@@ -396,7 +294,7 @@ static int read_up(struct conn *c)
 
 		if (!at)
 			return -1;
-		r = up_recv(c, at, READ_CHUNK);
+		r = c->up.ops->recv(&c->up, at, READ_CHUNK);
 		if (r <= 0)
 			return (int)r;
 		c->uin.len += (size_t)r;
@@ -408,54 +306,15 @@ static int read_up(struct conn *c)
 		 * no event: conn_on_down() reads them when dout drains), or when a
 		 * short plain read emptied the socket.
 		 */
-		if (c->dout.len >= HIGH_WATER || (!c->ssl && (size_t)r < READ_CHUNK))
+		if (c->dout.len >= HIGH_WATER || (!c->up.buffered && (size_t)r < READ_CHUNK))
 			return 0;
 	}
-}
-
-/* SSL I/O result: >0 bytes, 0 would block (want flags set), -1 closed/error. */
-static ssize_t dssl_result(struct conn *c, int r)
-{
-	if (r > 0) {
-		c->dssl_want_write = 0;
-		return r;
-	}
-	switch (SSL_get_error(c->dssl, r)) {
-	case SSL_ERROR_WANT_READ:
-		return 0;
-	case SSL_ERROR_WANT_WRITE:
-		c->dssl_want_write = 1;
-		return 0;
-	default:
-		return -1;
-	}
-}
-
-/* Bytes to the publisher: plain socket or TLS (listen-tls). */
-static ssize_t down_send(struct conn *c, const uint8_t *p, size_t n)
-{
-	ssize_t w;
-
-	if (c->dssl)
-		return dssl_result(c, SSL_write(c->dssl, p, (int)(n > 65536 ? 65536 : n)));
-	w = send(c->dfd, p, n, MSG_NOSIGNAL);
-	return w >= 0 ? w : errno == EAGAIN ? 0 : -1;
-}
-
-static ssize_t down_recv(struct conn *c, uint8_t *p, size_t n)
-{
-	ssize_t r;
-
-	if (c->dssl)
-		return dssl_result(c, SSL_read(c->dssl, p, (int)n));
-	r = recv(c->dfd, p, n, 0);
-	return r > 0 ? r : r == 0 ? -1 : errno == EAGAIN ? 0 : -1;
 }
 
 static int flush_down(struct conn *c)
 {
 	while (c->dout.len) {
-		ssize_t w = down_send(c, c->dout.p, c->dout.len);
+		ssize_t w = c->down.ops->send(&c->down, c->dout.p, c->dout.len);
 
 		if (w <= 0)
 			return (int)w;
@@ -468,19 +327,17 @@ static int flush_down(struct conn *c)
 /* listen-tls: finish the publisher's handshake first. 1 ready, 0 later, -1 failed. */
 static int down_handshake(struct conn *c)
 {
-	ssize_t r;
+	char why[1400];
+	int r;
 
-	if (!c->dssl || c->dssl_ready)
+	if (c->down.ready)
 		return 1;
-	r = dssl_result(c, SSL_accept(c->dssl));
+	r = c->down.ops->handshake(&c->down, why, sizeof why);
 	if (r < 0) {
 		c->px->st.tls_failures++;
-		plog(LOG_WARNING, "%s: TLS handshake with the publisher failed: %s", c->peer,
-			tls_error());
-		return -1;
+		plog(LOG_WARNING, "%s: TLS handshake with the publisher failed: %s", c->peer, why);
 	}
-	c->dssl_ready = r > 0;
-	return c->dssl_ready;
+	return r;
 }
 
 /*
@@ -491,16 +348,16 @@ static int down_handshake(struct conn *c)
  */
 static int read_down(struct conn *c, int sock_ready, const char **why)
 {
-	for (int more = sock_ready || c->dssl; more && down_room(c);) {
+	for (int more = sock_ready || c->down.buffered; more && down_room(c);) {
 		uint8_t *at = buf_reserve(&c->din, READ_CHUNK, buf_limit(c));
 		ssize_t r;
 
 		if (!at)
 			return *why = "publisher input exceeds limits", -1;
-		r = down_recv(c, at, READ_CHUNK);
+		r = c->down.ops->recv(&c->down, at, READ_CHUNK);
 		if (r < 0)
 			return *why = "publisher disconnected", -1;
-		more = r > 0 && (c->dssl || (size_t)r == READ_CHUNK);
+		more = r > 0 && (c->down.buffered || (size_t)r == READ_CHUNK);
 		if (r > 0) {
 			/* The clock read this loop always did, now in ns: it also
 			 * stamps the publishes of this read for the latency histogram. */
@@ -527,8 +384,7 @@ static int read_down(struct conn *c, int sock_ready, const char **why)
  */
 static int drain_tls_down(struct conn *c, const char **why)
 {
-	while (c->st == ST_RELAY && c->dssl && c->dssl_ready && down_room(c) &&
-	       SSL_has_pending(c->dssl)) {
+	while (c->st == ST_RELAY && down_room(c) && c->down.ops->pending(&c->down)) {
 		uint64_t before = c->down_read;
 
 		if (read_down(c, 0, why) != 0)
@@ -564,7 +420,7 @@ void conn_on_down(struct conn *c, uint32_t events)
 		{ conn_close(c, why); return; }
 	/* The publisher made room: broker bytes held inside TLS get no epoll
 	 * event, so take them now. */
-	if (c->st == ST_RELAY && c->ssl && c->dout.len < HIGH_WATER && SSL_has_pending(c->ssl) &&
+	if (c->st == ST_RELAY && c->dout.len < HIGH_WATER && c->up.ops->pending(&c->up) &&
 	    read_up(c) != 0) {
 		relay_broker_closed(c);
 		conn_close(c, c->closing ? NULL : "broker closed the connection");
@@ -578,12 +434,11 @@ void conn_on_down(struct conn *c, uint32_t events)
 void conn_on_up(struct conn *c, uint32_t events)
 {
 	const char *why = NULL;
-	int err = 0;
-	socklen_t el = sizeof err;
+	int err;
 
 	c->idle_ticks = 0;
 	if (c->st == ST_UP_TCP) {
-		if (getsockopt(c->ufd, SOL_SOCKET, SO_ERROR, &err, &el) != 0 || err) {
+		if ((err = px_transport_tcp_connected(&c->up)) != 0) {
 			c->px->st.upstream_failures++;
 			plog(LOG_WARNING, "%s (%s): cannot reach broker %s:%s: %s", c->peer,
 				c->client_id, c->px->broker_host, c->px->broker_port, strerror(err));

@@ -14,6 +14,7 @@
 #include "e2e/clock.h"
 #include "mqtt_codec.h"
 #include "tls.h"
+#include "transport.h"
 
 
 enum conn_state {
@@ -34,12 +35,10 @@ struct alias {
 struct conn {
 	struct proxy *px;
 	struct conn *prev, *next;
-	int dfd, ufd;
-	SSL *ssl;
-	SSL *dssl;                /* TLS towards the publisher (listen-tls), else NULL */
-	int dssl_ready, dssl_want_write;
+	/* The publisher side (plain, or TLS with listen-tls) and the broker
+	 * side (plain or TLS; fd -1 until the upstream connect starts). */
+	struct px_transport down, up;
 	enum conn_state st;
-	int ssl_want_write;       /* the last SSL call asked for writability */
 	struct buf din, dout, uout, uin;
 	uint8_t *connect_pkt;     /* rewritten CONNECT, sent when the upstream is up */
 	size_t connect_len;
