@@ -262,7 +262,8 @@ void sub_summary(const struct sub_out *o, const struct e2e_client_stats *st)
 		fprintf(stderr, "%s: summaries: %llu received; entries verified %llu, contradicted "
 			"%llu; messages never arrived %llu, unsummarized %llu, not checked %llu; "
 			"stalls %llu; arrived late %llu, replayed parts ignored %llu, clock skews "
-			"%llu; retired-key messages confirmed %llu, forged %llu\n", SUB_PROG, (unsigned long long)st->summaries,
+			"%llu; retired-key messages confirmed %llu, forged %llu, unconfirmed %llu\n",
+			SUB_PROG, (unsigned long long)st->summaries,
 			(unsigned long long)st->summary_verified,
 			(unsigned long long)st->insider_forgeries,
 			(unsigned long long)st->unconfirmed, (unsigned long long)st->unsummarized,
@@ -270,5 +271,6 @@ void sub_summary(const struct sub_out *o, const struct e2e_client_stats *st)
 			(unsigned long long)st->arrived_late, (unsigned long long)st->parts_ignored,
 			(unsigned long long)st->clock_skews,
 			(unsigned long long)st->retired_confirmed,
-			(unsigned long long)st->retired_forged);
+			(unsigned long long)st->retired_forged,
+			(unsigned long long)st->retired_unconfirmed);
 }

@@ -76,10 +76,15 @@ struct held {
 	int await_map;
 	uint32_t maps;
 	/* Held under a retired key (SPEC 11.5) until a summary of the sender
-	 * confirms or contradicts it; FORGED once two of its complete summaries
-	 * were checked after it (sum_checked >= @sums_at + 2) or at @until_mono. */
+	 * confirms or contradicts it; once two of its complete summaries were
+	 * checked after it (sum_checked >= @sums_at + 2) FORGED if one had
+	 * arrived before it (@after_summary), else unconfirmed; unconfirmed
+	 * at @until_mono. */
 	int retired;
 	uint32_t sums_at;
+	/* A summary of the sender had arrived before it: had the sender sealed
+	 * it, the summaries this receiver goes on to see would list it. */
+	int after_summary;
 	uint64_t until_mono;
 };
 

@@ -42,14 +42,14 @@ static void report(struct e2e_client *c, struct held *h)
 
 /* Give up waiting: a key waiter is reported UNKNOWN_KEY, a map waiter gets
  * its verdict under the map we have (FORGED if it still disagrees). */
-static void retired_forged(struct e2e_client *c, const char *topic, const uint8_t *env,
+static void retired_unconfirmed(struct e2e_client *c, const char *topic, const uint8_t *env,
 	size_t len, int qos, int retained, const char *why);
 
 static void give_up(struct e2e_client *c, struct held *h)
 {
 	if (h->retired && h->env)
-		retired_forged(c, h->topic, h->env, h->len, h->qos, h->retained,
-			"in no summary of its sender in time");
+		retired_unconfirmed(c, h->topic, h->env, h->len, h->qos, h->retained,
+			"no room to wait for its summary");
 	else if (h->await_map && h->env)
 		e2e_client_process(c, h->topic, h->env, h->len, h->qos, h->retained, 1);
 	else
@@ -162,6 +162,44 @@ static void retired_forged(struct e2e_client *c, const char *topic, const uint8_
 		c->cfg.on_message(c->cfg.ctx, &m);
 }
 
+/*
+ * Not delivered, and no accusation: nothing this subscriber saw can confirm
+ * or refute it (its sender sends no summaries, or the summaries that would
+ * list it never came, or it arrived before any summary of its sender, as a
+ * retained message at start does). UNKNOWN_KEY: the key it needs to be
+ * accepted on its own is no longer one (SPEC 11.5).
+ */
+static void retired_unconfirmed(struct e2e_client *c, const char *topic, const uint8_t *env,
+	size_t len, int qos, int retained, const char *why)
+{
+	struct e2e_client_msg m;
+	struct e2e_header hdr;
+	struct trusted *t;
+	char d[600];
+
+	memset(&m, 0, sizeof m);
+	if (e2e_header_parse(&hdr, env, len) != E2E_OK)
+		return;
+	t = e2e_client_trusted(c, hdr.sender);
+	m.topic = topic;
+	m.verdict = E2E_V_UNKNOWN_KEY;
+	m.sender = hdr.sender;
+	m.sender_name = t ? t->name : NULL;
+	m.scope = hdr.scope;
+	m.epoch = hdr.epoch;
+	m.seq = hdr.seq;
+	m.qos = qos;
+	m.retained = retained;
+	c->st.verdicts[E2E_V_UNKNOWN_KEY]++;
+	c->st.retired_unconfirmed++;
+	snprintf(d, sizeof d, "not delivered: message on '%.200s' seq %u (run %08x) under %s's "
+		"retired epoch %u could not be confirmed: %s", topic, hdr.seq, hdr.run,
+		t ? t->name : "?", hdr.epoch, why);
+	e2e_client_event(c, E2E_EV_UNCHECKED, hdr.sender, hdr.scope, hdr.epoch, d);
+	if (c->cfg.on_message)
+		c->cfg.on_message(c->cfg.ctx, &m);
+}
+
 /* 1 when held retired-key envelope @p h got its verdict (delivered or FORGED). */
 static int retired_decided(struct e2e_client *c, const struct held *h, uint64_t mono,
 	int flush_all)
@@ -184,9 +222,22 @@ static int retired_decided(struct e2e_client *c, const struct held *h, uint64_t 
 		return 1;
 	}
 	t = e2e_client_trusted(c, hdr.sender);
-	if ((t && t->sum_checked - h->sums_at >= 2) || mono >= h->until_mono) {
-		retired_forged(c, h->topic, h->env, h->len, h->qos, h->retained,
-			"in no summary of its sender");
+	/* Two summaries checked after it without listing it, by a subscriber
+	 * that had already received one before it arrived: the sender did not
+	 * seal it. Arrived before any summary (retained at start): it may be
+	 * in one this subscriber never saw, so it is only unconfirmed. */
+	if (t && t->sum_checked - h->sums_at >= 2) {
+		if (h->after_summary)
+			retired_forged(c, h->topic, h->env, h->len, h->qos, h->retained,
+				"in no summary of its sender");
+		else
+			retired_unconfirmed(c, h->topic, h->env, h->len, h->qos, h->retained,
+				"it came before any summary of its sender and none since lists it");
+		return 1;
+	}
+	if (mono >= h->until_mono) {
+		retired_unconfirmed(c, h->topic, h->env, h->len, h->qos, h->retained,
+			"no summary of its sender came in time (withheld?)");
 		return 1;
 	}
 	if (flush_all) {
@@ -213,8 +264,8 @@ void e2e_client_hold_retired(struct e2e_client *c, const char *topic, const uint
 	/* Summaries off for this sender: nothing can ever confirm it. Topics we
 	 * receive only through a shared subscription are never checked either. */
 	if (!interval || !e2e_client_summarized(c, topic, strlen(topic))) {
-		retired_forged(c, topic, env, len, qos, retained,
-			"not accepted: nothing can confirm it (no summaries for this topic)");
+		retired_unconfirmed(c, topic, env, len, qos, retained,
+			"no summaries for this topic (summaries off, or a shared subscription)");
 		return;
 	}
 	v = e2e_sumcheck_hold(c->sumcheck, hdr->sender, hdr->run, topic, strlen(topic),
@@ -233,6 +284,7 @@ void e2e_client_hold_retired(struct e2e_client *c, const char *topic, const uint
 		return;
 	h->retired = 1;
 	h->sums_at = t->sum_checked;
+	h->after_summary = t->sum_boot != 0;
 	wait = (uint64_t)interval * RETIRED_INTERVALS + SUMMARY_DELAY_MS;
 	h->until_mono = h->since_mono + (wait > c->cfg.hold_ms ? wait : c->cfg.hold_ms);
 }

@@ -146,6 +146,9 @@ struct e2e_client_stats {
 	/* Envelopes under a retired key (SPEC 11.5): held for a summary, then
 	 * delivered (confirmed) or reported FORGED (insider: a revoked member). */
 	uint64_t retired_held, retired_confirmed, retired_forged;
+	/* Held under a retired key and not delivered without an accusation:
+	 * nothing seen could confirm or refute it (E2E_EV_UNCHECKED). */
+	uint64_t retired_unconfirmed;
 };
 
 /** Load identity, trust store and state; does not connect yet. */
