@@ -36,7 +36,7 @@ struct trusted {
 	uint64_t sent_mono;
 	uint32_t attempts;
 	/* After a signed refusal (not enrolled, scope, revoked, stale): no new
-	 * request before quiet_until, the wait doubling from 30 s to 5 min, so
+	 * request before quiet_until, the wait doubling from 5 s to 5 min, so
 	 * a refused subscriber of a busy topic does not ask per message. */
 	uint64_t quiet_until;
 	uint32_t quiet_ms;

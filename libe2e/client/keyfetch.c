@@ -14,7 +14,7 @@
 #define RETRY_FIRST_MS 2000U
 #define RETRY_MAX_MS 30000U
 #define RESEND_AFTER_MS 500U
-#define REFUSED_FIRST_MS 30000U
+#define REFUSED_FIRST_MS 5000U
 #define REFUSED_MAX_MS 300000U
 
 struct trusted *e2e_client_trusted(struct e2e_client *c, uint32_t sender)
@@ -91,7 +91,8 @@ static void send_request(struct e2e_client *c, struct trusted *t)
 void e2e_client_request_keys(struct e2e_client *c, struct trusted *t)
 {
 	/* Refused: every data message of a busy topic would ask again at once.
-	 * An operator's enrollment is picked up at the next try (<= 5 min). */
+	 * An operator's enrollment is picked up at the next try (5 s after the
+	 * first refusal, then 10 s, 20 s ... at most 5 min). */
 	if (!t->pending && t->quiet_until && e2e_mono_ms() < t->quiet_until)
 		return;
 	if (t->pending) {

@@ -223,9 +223,10 @@ def body(env, c):
     v = prom.wait_value('e2e_proxy_key_requests_refused_total{reason="not_enrolled"}',
                         lambda x: x >= 1)
     c.expect(v is not None and v >= 1, "refusal of mallory counted as not_enrolled (%s)" % v)
-    # Refused, mallory waits (30 s, doubling) before asking again: the
-    # messages she cannot open since then do not each send a request.
-    c.expect(v is not None and v <= 2, "mallory, refused, did not ask again per message "
+    # Refused, mallory waits (5 s, then 10 s, 20 s ...) before asking again:
+    # the 17 messages she cannot open do not each send a request (at most 4
+    # refusals fit in this run even under ASan; per message it was 17+).
+    c.expect(v is not None and v <= 4, "mallory, refused, did not ask again per message "
              "(%s refusals)" % v)
     v = prom.query('sum(e2e_proxy_key_requests_refused_total{reason!="not_enrolled"})')
     c.expect(v == 0, "no refusal for another reason (%s)" % v)

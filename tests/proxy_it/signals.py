@@ -71,7 +71,8 @@ def body(env, c):
     px.send(signal.SIGHUP)
     c.expect(px.wait_err(r"SIGHUP: reloaded \(([1-9]\d*) connection\(s\) kept\)", 5),
              "SIGHUP: reloaded, publisher connections kept (%s)" % px.err_match(r"SIGHUP"))
-    # bob asks again when a message he cannot open arrives: keep them coming.
+    # bob asks again when a message he cannot open arrives, 5 s after the
+    # refusal at the earliest (then 10 s, 20 s, ...): keep them coming.
     toks = []
     got_key = None
     while time.monotonic() - t0 < 10:
