@@ -129,10 +129,17 @@ void e2e_client_hold(struct e2e_client *c, const char *topic, const uint8_t *env
 	(void)hold_slot(c, topic, env, len, qos, retained, sender, await_map);
 }
 
-/* Never delivered: FORGED to the app, and an insider-forgery event (only a
- * holder of the retired key, e.g. a revoked member, can seal it). */
-static void retired_forged(struct e2e_client *c, const char *topic, const uint8_t *env,
-	size_t len, int qos, int retained, const char *why)
+/*
+ * The end of a held retired-key envelope that is not delivered (SPEC 11.5):
+ * FORGED with an insider-forgery event when its sender's summaries say so
+ * (only a holder of the retired key, e.g. a revoked member, can seal it), or
+ * UNKNOWN_KEY with a "could not be confirmed" event and no accusation when
+ * nothing this subscriber saw can confirm or refute it (no summaries for it,
+ * summaries withheld, or it arrived before any summary of its sender, as a
+ * retained message at start does).
+ */
+static void retired_end(struct e2e_client *c, const char *topic, const uint8_t *env,
+	size_t len, int qos, int retained, int forged, const char *why)
 {
 	struct e2e_client_msg m;
 	struct e2e_header hdr;
@@ -144,7 +151,7 @@ static void retired_forged(struct e2e_client *c, const char *topic, const uint8_
 		return;
 	t = e2e_client_trusted(c, hdr.sender);
 	m.topic = topic;
-	m.verdict = E2E_V_FORGED;
+	m.verdict = forged ? E2E_V_FORGED : E2E_V_UNKNOWN_KEY;
 	m.sender = hdr.sender;
 	m.sender_name = t ? t->name : NULL;
 	m.scope = hdr.scope;
@@ -152,52 +159,35 @@ static void retired_forged(struct e2e_client *c, const char *topic, const uint8_
 	m.seq = hdr.seq;
 	m.qos = qos;
 	m.retained = retained;
-	c->st.verdicts[E2E_V_FORGED]++;
-	c->st.retired_forged++;
-	snprintf(d, sizeof d, "retired key forgery: message on '%.200s' seq %u (run %08x) sealed "
-		"under %s's retired epoch %u is %s (sealed by another holder of the old key, e.g. "
-		"a revoked member)", topic, hdr.seq, hdr.run, t ? t->name : "?", hdr.epoch, why);
-	e2e_client_event(c, E2E_EV_INSIDER_FORGERY, hdr.sender, hdr.scope, hdr.epoch, d);
+	c->st.verdicts[m.verdict]++;
+	if (forged) {
+		c->st.retired_forged++;
+		snprintf(d, sizeof d, "retired key forgery: message on '%.200s' seq %u (run %08x) "
+			"sealed under %s's retired epoch %u is %s (sealed by another holder of the "
+			"old key, e.g. a revoked member)", topic, hdr.seq, hdr.run,
+			t ? t->name : "?", hdr.epoch, why);
+	} else {
+		c->st.retired_unconfirmed++;
+		snprintf(d, sizeof d, "not delivered: message on '%.200s' seq %u (run %08x) under "
+			"%s's retired epoch %u could not be confirmed: %s", topic, hdr.seq, hdr.run,
+			t ? t->name : "?", hdr.epoch, why);
+	}
+	e2e_client_event(c, forged ? E2E_EV_INSIDER_FORGERY : E2E_EV_UNCHECKED, hdr.sender,
+		hdr.scope, hdr.epoch, d);
 	if (c->cfg.on_message)
 		c->cfg.on_message(c->cfg.ctx, &m);
 }
 
-/*
- * Not delivered, and no accusation: nothing this subscriber saw can confirm
- * or refute it (its sender sends no summaries, or the summaries that would
- * list it never came, or it arrived before any summary of its sender, as a
- * retained message at start does). UNKNOWN_KEY: the key it needs to be
- * accepted on its own is no longer one (SPEC 11.5).
- */
+static void retired_forged(struct e2e_client *c, const char *topic, const uint8_t *env,
+	size_t len, int qos, int retained, const char *why)
+{
+	retired_end(c, topic, env, len, qos, retained, 1, why);
+}
+
 static void retired_unconfirmed(struct e2e_client *c, const char *topic, const uint8_t *env,
 	size_t len, int qos, int retained, const char *why)
 {
-	struct e2e_client_msg m;
-	struct e2e_header hdr;
-	struct trusted *t;
-	char d[600];
-
-	memset(&m, 0, sizeof m);
-	if (e2e_header_parse(&hdr, env, len) != E2E_OK)
-		return;
-	t = e2e_client_trusted(c, hdr.sender);
-	m.topic = topic;
-	m.verdict = E2E_V_UNKNOWN_KEY;
-	m.sender = hdr.sender;
-	m.sender_name = t ? t->name : NULL;
-	m.scope = hdr.scope;
-	m.epoch = hdr.epoch;
-	m.seq = hdr.seq;
-	m.qos = qos;
-	m.retained = retained;
-	c->st.verdicts[E2E_V_UNKNOWN_KEY]++;
-	c->st.retired_unconfirmed++;
-	snprintf(d, sizeof d, "not delivered: message on '%.200s' seq %u (run %08x) under %s's "
-		"retired epoch %u could not be confirmed: %s", topic, hdr.seq, hdr.run,
-		t ? t->name : "?", hdr.epoch, why);
-	e2e_client_event(c, E2E_EV_UNCHECKED, hdr.sender, hdr.scope, hdr.epoch, d);
-	if (c->cfg.on_message)
-		c->cfg.on_message(c->cfg.ctx, &m);
+	retired_end(c, topic, env, len, qos, retained, 0, why);
 }
 
 /* 1 when held retired-key envelope @p h got its verdict (delivered or FORGED). */
