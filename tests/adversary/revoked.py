@@ -196,12 +196,12 @@ def body(env, c):
              "%d, never arrived %d (after %d arrived late, >= %d expected), contradicted %d" % (
                  alarms, unsum, never, late, HOLD_H, contradicted))
     ah.promise_rows("adversary-revoked", [
-        ("revocation takes forging power away at once (SPEC 11.5)", "revoked member", True,
+        ("13.7 revocation takes forging power away at once (SPEC 11.5)", "revoked member", True,
          "bob, revoked, seals under the old key: fresh run, stream continued above its top, a "
          "held seq's hole", "%d FORGED, %d delivered" % (
              sum(1 for v in fv.values() if v == "FORGED"),
              sum(1 for p in fpay.values() if p in payloads)), ok_forged and len(lines) == 3),
-        ("in-flight messages of a retired key are delivered once a summary confirms them",
+        ("13.7 in-flight messages of a retired key are delivered once a summary confirms them",
          "revoked member + broker", True,
          "%d genuine old-key messages held back past the rotation (%d past their summary), bob "
          "forges one of their seqs first" % (HOLD + HOLD_H, HOLD_H), "%d delivered confirmed, %d false alarms" % (
