@@ -212,7 +212,7 @@ def body(env, c):
              "7. the sender rotated scope 1 (served to alice) on revocation list 1 "
              "(epoch %s -> %s)" % (epoch0, s.current_epoch(1)))
     feed(pub, ["after revocation %d" % i for i in range(3)])
-    time.sleep(3)
+    time.sleep(2)
     late = [o for o in subs["alice"].messages() if h.payload_of(o) and
             h.payload_of(o).startswith(b"after revocation")]
     ref = subs["alice"].wait_err(r"refused our key request: revoked", 10)
@@ -231,7 +231,7 @@ def body(env, c):
     adv.publish(auth.topic(), list2, retain=True)
     dropped = subs["erin"].wait_err(r"revocation list: its keys are dropped", 10)
     feed(pub, ["from a revoked sender %d" % i for i in range(3)])
-    time.sleep(3)
+    time.sleep(2)
     adv.publish(auth.topic(), list1, retain=True)     # the attacker replays list 1
     time.sleep(1)
     ok2 = [o for o in subs["erin"].messages() if h.payload_of(o) and
