@@ -12,7 +12,8 @@ file or a trust store: senders and subscribers list one authority.
   5. dave (credential: scope 2) asks for scope 1 in a request of his own:
      REFUSAL 2 (scope not allowed), no delivery;
   6. a second sender whose credential names our authority but is signed by
-     another key: alice rejects its delivery, its data stays UNKNOWN_KEY;
+     another key, and a third whose credential has expired: alice rejects
+     their deliveries, their data stays UNKNOWN_KEY;
   7. revocation list 1 revokes alice: the sender refuses her (REFUSAL 4) and
      rotates scope 1, which she had been served; her old key decrypts nothing
      sealed after it;
@@ -203,6 +204,28 @@ def body(env, c):
                  "delivery rejected, 0 decrypted" if rej and not got else "accepted",
                  bool(rej and not got)))
     h.finish_pub(pub2, 20)
+
+    # 6b. a sender whose credential has expired: no new delivery accepted
+    s3 = h.Sender(env, "old", scopes=[(1, "tele", ["r/y/#"])])
+    put(s3.dir, "authorities", auth.public_line)
+    put(s3.dir, "credential", auth.issue(s3, "--sender", "--filter", "1:r/y/#", "--ttl", "1s"))
+    time.sleep(1.2)
+    t6b = time.monotonic()
+    pub3 = h.start_pub_lines(env, broker, s3, "r/y/z", name="pub-old")
+    c.require(adv.probe_key_service(s3, 10) is not None, "expired sender key service up")
+    feed(pub3, ["stale %d" % i for i in range(2)])
+    rej3 = subs["alice"].wait_err(r"key answer from cred:%08x rejected" % s3.sender_id, 15,
+                                  since=t6b)
+    time.sleep(1)
+    got3 = [o for o in subs["alice"].messages() if o.get("topic") == "r/y/z" and
+            h.verdict_of(o) == "OK"]
+    c.expect(rej3 and not got3, "6b. a sender credential past its end: delivery rejected, "
+             "nothing of r/y/z decrypted")
+    rows.append(("a subscriber trusts only senders the authority signed", "sender", "insider",
+                 "a sender carries its credential after its end (ttl 1 s)",
+                 "delivery rejected, 0 decrypted" if rej3 and not got3 else "accepted",
+                 bool(rej3 and not got3)))
+    h.finish_pub(pub3, 20)
 
     # 7. revoke alice: refused, scope 1 rotated
     epoch0 = s.current_epoch(1)
