@@ -182,6 +182,7 @@ static void drop_sender(void *ctx, const uint8_t sign_pk[E2E_SIGN_PK_BYTES])
 		if (t->provisional || sodium_memcmp(t->pub.sign_pk, sign_pk, 32) != 0)
 			continue;
 		t->revoked = 1;
+		t->sum_mono = 0;   /* no summaries expected from it any more */
 		for (unsigned sc = 0; sc < 256; sc++) {
 			uint32_t ep;
 			struct e2e_keyid id = { t->sender, (uint8_t)sc, 0 };
