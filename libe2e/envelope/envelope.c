@@ -3,8 +3,8 @@
 #include <string.h>
 
 #include "e2e/envelope.h"
-#include "aead.h"
-#include "wire.h"
+#include "envelope/aead.h"
+#include "base/wire.h"
 
 void e2e_header_write(uint8_t out[E2E_HEADER_BYTES], const struct e2e_header *h)
 {

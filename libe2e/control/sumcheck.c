@@ -19,9 +19,9 @@
 #include <string.h>
 
 #include "e2e/summary.h"
-#include "lru.h"
-#include "topichash.h"
-#include "wire.h"
+#include "base/lru.h"
+#include "base/topichash.h"
+#include "base/wire.h"
 
 #define SENDERS_MAX 256U
 

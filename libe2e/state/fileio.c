@@ -11,8 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "e2e/keystore.h"
-#include "fileio.h"
+#include "e2e/lock.h"
+#include "state/fileio.h"
 
 /*
  * Crash points for tests (security.md: kill -9 keeps the page cache, so

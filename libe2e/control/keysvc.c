@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "e2e/keysvc.h"
-#include "lru.h"
+#include "base/lru.h"
 
 struct bucket {
 	uint64_t last_ms;

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "e2e/identity.h"
-#include "keyring_impl.h"
+#include "envelope/keyring_impl.h"
 
 struct slot {
 	struct e2e_keyid id;

@@ -8,8 +8,8 @@
 #include <string.h>
 
 #include "e2e/txstate.h"
-#include "fileio.h"
-#include "wire.h"
+#include "state/fileio.h"
+#include "base/wire.h"
 
 #define MAGIC "E2ETX1\0\0"
 #define MAGIC_LEN 8U

@@ -2,7 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lru.h"
+#include "base/lru.h"
 
 static uint32_t slot_of(const struct e2e_lru *t, uint64_t k1, uint64_t k2)
 {

@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fileio.h"
-#include "textfile.h"
+#include "state/fileio.h"
+#include "state/textfile.h"
 
 void e2e_text_init(struct e2e_text *t, const char *buf, size_t len, const char *origin,
 	char *err, size_t err_cap)

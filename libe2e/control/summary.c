@@ -12,9 +12,9 @@
 #include <string.h>
 
 #include "e2e/summary.h"
-#include "lru.h"
-#include "topichash.h"
-#include "wire.h"
+#include "base/lru.h"
+#include "base/topichash.h"
+#include "base/wire.h"
 
 #define PART_MAX (E2E_CTL_SUMMARY_MAX - E2E_CTL_SIG_BYTES - E2E_CTL_HEAD_BYTES - \
 	E2E_SUMMARY_HEAD_BYTES)

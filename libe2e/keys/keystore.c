@@ -7,8 +7,8 @@
 #include <string.h>
 
 #include "e2e/keystore.h"
-#include "fileio.h"
-#include "textfile.h"
+#include "state/fileio.h"
+#include "state/textfile.h"
 
 #define KEY_FIELDS 6U
 

@@ -3,8 +3,8 @@
 #define E2E_RX_IMPL_H
 
 #include "e2e/rx.h"
-#include "lru.h"
-#include "topichash.h"
+#include "base/lru.h"
+#include "base/topichash.h"
 
 /*
  * The key (scope, epoch) of a stream's messages and the highest counter

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "e2e/clock.h"
-#include "sender_impl.h"
+#include "sender/sender_impl.h"
 
 static enum e2e_status on_enrolled(void *ctx, const struct e2e_public *who, uint8_t scopes[32])
 {

@@ -6,8 +6,8 @@
 #include <string.h>
 
 #include "e2e/scopes.h"
-#include "fileio.h"
-#include "textfile.h"
+#include "state/fileio.h"
+#include "state/textfile.h"
 
 #define SCOPE_PUNCT "_-"
 

@@ -8,9 +8,9 @@
 #include <string.h>
 
 #include "e2e/enroll.h"
-#include "enroll_impl.h"
-#include "fileio.h"
-#include "textfile.h"
+#include "keys/enroll_impl.h"
+#include "state/fileio.h"
+#include "state/textfile.h"
 
 #define PEER_PUNCT "._@-"
 #define PUB_TAG "e2e1"

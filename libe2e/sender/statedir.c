@@ -15,8 +15,8 @@
 #include <sodium.h>
 
 #include "e2e/txstate.h"
-#include "fileio.h"
-#include "sender_impl.h"
+#include "state/fileio.h"
+#include "sender/sender_impl.h"
 
 static enum e2e_status fail(struct e2e_sender *s, enum e2e_status st, const char *what,
 	const char *path)

@@ -2,7 +2,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "wire.h"
+#include "base/wire.h"
 
 void e2e_rd_init(struct e2e_rd *r, const uint8_t *p, size_t len)
 {

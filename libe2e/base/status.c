@@ -1,8 +1,7 @@
-/* Status and verdict names, and library initialisation. */
+/* Status names and library initialisation. */
 #include <sodium.h>
 
 #include "e2e/common.h"
-#include "e2e/window.h"
 
 const char *e2e_strerror(enum e2e_status st)
 {
@@ -27,27 +26,6 @@ const char *e2e_strerror(enum e2e_status st)
 	case E2E_ERR_BUSY: return "state directory in use by another process";
 	}
 	return "unknown status";
-}
-
-const char *e2e_verdict_name(enum e2e_verdict v)
-{
-	switch (v) {
-	case E2E_V_OK: return "OK";
-	case E2E_V_DUPLICATE: return "DUPLICATE";
-	case E2E_V_LATE: return "LATE";
-	case E2E_V_GAP: return "GAP";
-	case E2E_V_TOO_OLD: return "TOO_OLD";
-	case E2E_V_FORGED: return "FORGED";
-	case E2E_V_UNKNOWN_KEY: return "UNKNOWN_KEY";
-	case E2E_V_MALFORMED: return "MALFORMED";
-	case E2E_V_FORGOTTEN: return "FORGOTTEN";
-	}
-	return "INVALID";
-}
-
-int e2e_verdict_delivers(enum e2e_verdict v)
-{
-	return v == E2E_V_OK || v == E2E_V_GAP || v == E2E_V_LATE;
 }
 
 enum e2e_status e2e_init(void)

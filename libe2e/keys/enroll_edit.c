@@ -6,8 +6,8 @@
 #include <string.h>
 
 #include "e2e/enroll.h"
-#include "enroll_impl.h"
-#include "textfile.h"
+#include "keys/enroll_impl.h"
+#include "state/textfile.h"
 
 enum e2e_enroll_kind e2e_enroll_kind(const struct e2e_enroll *en)
 {

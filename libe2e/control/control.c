@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "e2e/control.h"
-#include "wire.h"
+#include "base/wire.h"
 
 #define CONTEXT "mqtt-e2e/v1/ctl"   /* 15 bytes + the NUL: 16 */
 #define CONTEXT_LEN 16U

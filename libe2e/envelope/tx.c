@@ -8,8 +8,8 @@
 #include <string.h>
 
 #include "e2e/tx.h"
-#include "lru.h"
-#include "topichash.h"
+#include "base/lru.h"
+#include "base/topichash.h"
 
 struct e2e_tx {
 	struct e2e_keyid id;

@@ -9,7 +9,7 @@
 #include <sodium.h>
 #include <string.h>
 
-#include "wire.h"
+#include "base/wire.h"
 
 #define TOPICHASH_CACHE 128U
 

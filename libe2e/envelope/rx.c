@@ -9,10 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "keyring_impl.h"
-#include "rx_impl.h"
-#include "window_impl.h"
-#include "wire.h"
+#include "envelope/keyring_impl.h"
+#include "envelope/rx_impl.h"
+#include "envelope/window_impl.h"
+#include "base/wire.h"
 
 enum e2e_status e2e_rx_create(struct e2e_rx **out, const struct e2e_rx_config *cfg)
 {

@@ -5,7 +5,7 @@
  */
 #include <string.h>
 
-#include "window_impl.h"
+#include "envelope/window_impl.h"
 
 static uint32_t words_of(const struct e2e_window *w)
 {

@@ -16,10 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fileio.h"
-#include "rx_impl.h"
-#include "window_impl.h"
-#include "wire.h"
+#include "state/fileio.h"
+#include "envelope/rx_impl.h"
+#include "envelope/window_impl.h"
+#include "base/wire.h"
 
 #define MAGIC "E2ERX2\0\0"
 #define MAGIC_V1 "E2ERX1\0\0"

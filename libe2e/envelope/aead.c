@@ -5,7 +5,7 @@
 #include <sodium.h>
 #include <string.h>
 
-#include "aead.h"
+#include "envelope/aead.h"
 
 static const uint8_t zeros[16];
 

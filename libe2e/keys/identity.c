@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "e2e/identity.h"
-#include "fileio.h"
+#include "state/fileio.h"
 
 #define SECRET_TAG "e2e-secret1 "
 #define PUBLIC_TAG "e2e1 "
