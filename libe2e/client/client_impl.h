@@ -121,6 +121,7 @@ struct e2e_client {
 	size_t pt_cap;
 	int dirty;
 	int state_ok;                     /* rx came from the state file (or none existed) */
+	int state_lock;                   /* "<state file>.lock", held while we live; -1 none */
 	uint64_t last_save_mono;
 	struct e2e_client_stats st;
 	struct e2e_sumcheck *sumcheck;

@@ -363,18 +363,31 @@ static long lock_holder(int fd)
 
 enum e2e_status e2e_dir_own(const char *dir, int *fd, long *holder)
 {
-	char path[PATH_MAX], pid[32];
-	enum e2e_status ret = E2E_ERR_ARG;
-	int n, f = -1;
+	char path[PATH_MAX];
+	int n;
 
 	if (!dir || !fd)
-		goto out;
+		return E2E_ERR_ARG;
 	*fd = -1;
 	if (holder)
 		*holder = 0;
 	n = snprintf(path, sizeof path, "%s/lock", dir);
 	if (n < 0 || (size_t)n >= sizeof path)
+		return E2E_ERR_ARG;
+	return e2e_lock_own(path, fd, holder);
+}
+
+enum e2e_status e2e_lock_own(const char *path, int *fd, long *holder)
+{
+	char pid[32];
+	enum e2e_status ret = E2E_ERR_ARG;
+	int n, f = -1;
+
+	if (!path || !fd)
 		goto out;
+	*fd = -1;
+	if (holder)
+		*holder = 0;
 	f = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
 	/* A lock file another user created still locks; it just gets no pid. */
 	if (f < 0 && errno == EACCES)

@@ -32,6 +32,14 @@ E2E_API void e2e_dir_unlock(int fd);
  */
 E2E_API enum e2e_status e2e_dir_own(const char *dir, int *fd, long *holder) E2E_WARN_UNUSED;
 
+/**
+ * The same owner lock on the lock file @p path itself (created 0644 if
+ * missing): one process per state file that is not in a sender's state
+ * directory, e.g. a subscriber's replay state ("<state file>.lock").
+ * Returns as e2e_dir_own; release with e2e_dir_unlock.
+ */
+E2E_API enum e2e_status e2e_lock_own(const char *path, int *fd, long *holder) E2E_WARN_UNUSED;
+
 #ifdef __cplusplus
 }
 #endif
