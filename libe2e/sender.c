@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "e2e/clock.h"
+#include "fileio.h"
 #include "sender_impl.h"
 
 static enum e2e_status on_enrolled(void *ctx, const struct e2e_public *who, uint8_t scopes[32])
@@ -237,6 +238,24 @@ static void summarize(struct e2e_sender *s, const char *topic, size_t topic_len,
 	s->unsummarized++;
 }
 
+uint64_t e2e_sender_low_water(const struct e2e_sender *s)
+{
+	/* Half the limit: a rotation (about six fsyncs) has as long as the
+	 * key's first half took, and at most four blocks for large limits. */
+	uint64_t q = e2e_sender_tx_limit(s) / 2, b = 4ULL * e2e_sender_tx_block(s);
+
+	return q < b ? q : b;
+}
+
+static int below_low_water(const struct e2e_sender *s, const struct e2e_tx *tx)
+{
+	struct e2e_tx_stats ts;
+	uint64_t limit = e2e_sender_tx_limit(s);
+
+	e2e_tx_stats(tx, &ts);
+	return ts.counter >= limit || limit - ts.counter <= e2e_sender_low_water(s);
+}
+
 static enum e2e_status tx_seal(struct e2e_tx *tx, int alone, uint8_t *out, size_t cap,
 	size_t *out_len, const char *topic, size_t topic_len, const uint8_t *pt, size_t pt_len)
 {
@@ -276,6 +295,8 @@ static enum e2e_status seal_core(struct e2e_sender *s, int will, uint8_t *out, s
 	st = tx_seal(tx, will, out, cap, out_len, topic, topic_len, pt, pt_len);
 	if (st == E2E_ERR_RESERVE || st == E2E_ERR_EXHAUSTED || e2e_tx_reserve_due(tx, NULL, NULL))
 		s->io_wanted = 1;
+	if (!s->rotate_due && (st == E2E_ERR_EXHAUSTED || below_low_water(s, tx)))
+		s->rotate_due = 1;   /* the ticker rotates ahead, off this thread */
 	/* A will is published only if the client vanishes, and only then
 	 * could a summary vouch for it. */
 	if (st == E2E_OK && s->sum_cur && !will)
@@ -316,6 +337,9 @@ enum e2e_status e2e_sender_seal_nowait(struct e2e_sender *s, int will, uint8_t *
 {
 	uint8_t scope = 0;
 
+#ifdef E2E_FAILPOINTS
+	e2e_fileio_mark_sealing();   /* E2E_FILEIO_GUARD: no file I/O on this thread */
+#endif
 	return seal_core(s, will, out, cap, out_len, topic, topic_len, pt, pt_len, &scope);
 }
 

@@ -31,7 +31,10 @@ struct e2e_publisher {
 	pthread_mutex_t send_mu;
 	pthread_mutex_t mu;          /* guards sender, stats, io_kick */
 	pthread_cond_t io_cv;        /* wakes the ticker: the sender wants I/O */
+	pthread_cond_t done_cv;      /* the ticker finished a round (rounds++) */
 	int io_kick;
+	uint64_t rounds;             /* ticker rounds done */
+	uint64_t ticks_planned, ticks_applied;
 	struct e2e_sender_io *io;    /* the ticker's plan (ticker only) */
 	struct e2e_sender *sender;
 	uint8_t *out;                /* envelope buffer, grown as needed */
@@ -40,7 +43,8 @@ struct e2e_publisher {
 	const char *control_topic;
 	struct e2e_publisher_stats st;
 	pthread_t ticker;
-	int ticker_running, stop;
+	int ticker_running, stop;    /* ticker_running: joined by destroy */
+	int ticker_live;             /* under mu: seals may wait for the ticker */
 	/* The sender writes reload errors here from the ticker thread, long
 	 * after create returned: never into the caller's cfg.err. */
 	char reload_err[256];
@@ -241,10 +245,36 @@ static enum e2e_status reserve_ahead(struct e2e_publisher *p)
 	return st == E2E_ERR_NOT_FOUND || st == E2E_ERR_EXHAUSTED ? E2E_OK : st;
 }
 
+/*
+ * The tick's file work without mu: plan (copies, under mu), run (reloads,
+ * rotations, pruning, new keys' reservations: files and fsyncs, no lock),
+ * apply (swap in, under mu). Ticker thread only.
+ */
+static enum e2e_status tick(struct e2e_publisher *p)
+{
+	struct e2e_sender_tick *t = NULL;
+	enum e2e_status st;
+
+	pthread_mutex_lock(&p->mu);
+	st = e2e_sender_tick_plan(p->sender, e2e_now_ms(), &t);
+	if (st == E2E_OK)
+		p->ticks_planned++;
+	pthread_mutex_unlock(&p->mu);
+	if (st != E2E_OK)
+		return st;
+	(void)e2e_sender_tick_run(t);
+	pthread_mutex_lock(&p->mu);
+	st = e2e_sender_tick_apply(p->sender, t);
+	p->ticks_applied = p->ticks_planned;
+	pthread_mutex_unlock(&p->mu);
+	return st;
+}
+
 /* Called with mu held, after a seal: wake the ticker if the core wants I/O. */
 static void kick(struct e2e_publisher *p)
 {
-	if (!p->io_kick && e2e_sender_io_wanted(p->sender)) {
+	if (!p->io_kick && (e2e_sender_io_wanted(p->sender) ||
+	                    e2e_sender_tick_wanted(p->sender))) {
 		p->io_kick = 1;
 		pthread_cond_signal(&p->io_cv);
 	}
@@ -259,7 +289,7 @@ static void *ticker(void *arg)
 	for (;;) {
 		struct timespec ts;
 		uint64_t now;
-		int stop;
+		int stop, due;
 
 		pthread_mutex_lock(&p->mu);
 		clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -275,16 +305,18 @@ static void *ticker(void *arg)
 		p->io_kick = 0;
 		stop = p->stop;
 		now = e2e_mono_ms();
-		/* Reloads and rotations still hold mu (the keys file). */
-		if (!stop && now - last >= 1000) {
-			last = now;
-			if (e2e_sender_tick(p->sender, e2e_now_ms()) != E2E_OK)
-				event(p, E2E_EV_ERROR, p->reload_err[0] ? p->reload_err :
-					"reload failed");
-		}
+		due = !stop && (now - last >= 1000 || e2e_sender_tick_wanted(p->sender));
 		pthread_mutex_unlock(&p->mu);
 		if (stop)
 			break;
+		/* Reloads and rotations (by age, usage ahead of the limit, or
+		 * asked for): their files and fsyncs without mu. */
+		if (due) {
+			last = now;
+			if (tick(p) != E2E_OK)
+				event(p, E2E_EV_ERROR, p->reload_err[0] ? p->reload_err :
+					"reload failed");
+		}
 		/* After a tick too: a rotated scope's new key is made ready
 		 * before the next seal needs it. */
 		if (reserve_ahead(p) == E2E_OK) {
@@ -293,28 +325,72 @@ static void *ticker(void *arg)
 			failing = 1;   /* said once per episode: seals then wait inline */
 			event(p, E2E_EV_ERROR, "cannot reserve counters in txstate");
 		}
+		pthread_mutex_lock(&p->mu);
+		p->rounds++;
+		pthread_cond_broadcast(&p->done_cv);
+		pthread_mutex_unlock(&p->mu);
 		announce_all(p);
 		summaries(p);
 	}
+	pthread_mutex_lock(&p->mu);
+	p->ticker_live = 0;   /* seals no longer wait for it */
+	pthread_cond_broadcast(&p->done_cv);
+	pthread_mutex_unlock(&p->mu);
 	return NULL;
 }
 
+/* Wait on done_cv (mu held) until @p deadline_ms (monotonic); 0 on timeout. */
+static int wait_done(struct e2e_publisher *p, uint64_t deadline_ms)
+{
+	uint64_t now = e2e_mono_ms();
+	struct timespec ts;
+
+	if (now >= deadline_ms)
+		return 0;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += (time_t)((deadline_ms - now) / 1000);
+	ts.tv_nsec += (long)((deadline_ms - now) % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	return pthread_cond_timedwait(&p->done_cv, &p->mu, &ts) == 0;
+}
+
+#define SEAL_WAIT_MS 5000U   /* longest a seal waits for the I/O thread */
+
 /*
- * Seal under mu without file I/O; only when no durable reservation is
- * ready (counted in seals_waited) fall back to the sealing path that
- * does the file work inline, as before the I/O thread existed.
+ * Seal under mu without file I/O. When no durable reservation is ready
+ * (a key's first use before the ticker prepared it, a key used up faster
+ * than the ticker rotated ahead; counted in seals_waited) the seal waits
+ * for the ticker's next rounds, releasing mu, never doing the file work
+ * on this thread. Without a ticker (before e2e_publisher_connect) the
+ * caller's thread does it inline, as e2e_sender_seal does.
  */
 static enum e2e_status seal_locked(struct e2e_publisher *p, int will, uint8_t *out, size_t cap,
 	size_t *out_len, const char *topic, size_t topic_len, const uint8_t *pt, size_t pt_len)
 {
 	enum e2e_status st = e2e_sender_seal_nowait(p->sender, will, out, cap, out_len, topic,
 		topic_len, pt, pt_len);
+	uint64_t deadline;
 
-	if (st == E2E_ERR_RESERVE || st == E2E_ERR_EXHAUSTED) {
-		p->st.seals_waited++;
+	if (st != E2E_ERR_RESERVE && st != E2E_ERR_EXHAUSTED)
+		goto out;
+	p->st.seals_waited++;
+	if (!p->ticker_live) {
 		st = (will ? e2e_sender_seal_will : e2e_sender_seal)(p->sender, out, cap, out_len,
 			topic, topic_len, pt, pt_len);
+		goto out;
 	}
+	deadline = e2e_mono_ms() + SEAL_WAIT_MS;
+	while ((st == E2E_ERR_RESERVE || st == E2E_ERR_EXHAUSTED) && p->ticker_live) {
+		kick(p);
+		if (!wait_done(p, deadline))
+			break;
+		st = e2e_sender_seal_nowait(p->sender, will, out, cap, out_len, topic, topic_len,
+			pt, pt_len);
+	}
+out:
 	kick(p);
 	return st;
 }
@@ -343,6 +419,7 @@ enum e2e_status e2e_publisher_create(struct e2e_publisher **out,
 		pthread_condattr_init(&ca);
 		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 		pthread_cond_init(&p->io_cv, &ca);
+		pthread_cond_init(&p->done_cv, &ca);
 		pthread_condattr_destroy(&ca);
 	}
 	memset(&sc, 0, sizeof sc);
@@ -392,8 +469,10 @@ enum e2e_status e2e_publisher_connect(struct e2e_publisher *p, uint32_t timeout_
 	st = e2e_session_connect(&p->sess, timeout_ms, p->cfg.err, p->cfg.err_len);
 	if (st != E2E_OK)
 		return st;
+	pthread_mutex_lock(&p->mu);
 	if (!p->ticker_running && pthread_create(&p->ticker, NULL, ticker, p) == 0)
-		p->ticker_running = 1;
+		p->ticker_running = p->ticker_live = 1;
+	pthread_mutex_unlock(&p->mu);
 	return p->ticker_running ? E2E_OK : E2E_ERR_NOMEM;
 }
 
@@ -500,7 +579,22 @@ enum e2e_status e2e_publisher_rotate(struct e2e_publisher *p, const char *topic)
 	if (!p || !topic)
 		return E2E_ERR_ARG;
 	pthread_mutex_lock(&p->mu);
-	st = e2e_sender_rotate_topic(p->sender, topic, e2e_now_ms());
+	if (!p->ticker_live) {
+		st = e2e_sender_rotate_topic(p->sender, topic, e2e_now_ms());
+	} else {
+		/* The ticker rotates (its files without mu); wait for the tick
+		 * planned after this request to be applied. */
+		uint64_t want = p->ticks_planned + 1, deadline = e2e_mono_ms() + SEAL_WAIT_MS;
+
+		st = e2e_sender_rotate_later(p->sender, topic);
+		while (st == E2E_OK && p->ticks_applied < want && p->ticker_live) {
+			kick(p);
+			if (!wait_done(p, deadline)) {
+				st = E2E_ERR_BUSY;
+				break;
+			}
+		}
+	}
 	kick(p);
 	pthread_mutex_unlock(&p->mu);
 	if (st == E2E_OK)
@@ -554,6 +648,7 @@ void e2e_publisher_destroy(struct e2e_publisher *p)
 	free(p->sum);
 	free(p->io);
 	pthread_cond_destroy(&p->io_cv);
+	pthread_cond_destroy(&p->done_cv);
 	pthread_mutex_destroy(&p->mu);
 	pthread_mutex_destroy(&p->send_mu);
 	free(p);
