@@ -17,6 +17,7 @@
 #include "e2e/client.h"
 #include "e2e/scopes.h"
 #include "e2e/sender.h"
+#include "pubevents.h"
 #include "session.h"
 
 struct e2e_publisher {
@@ -48,82 +49,12 @@ struct e2e_publisher {
 	/* The sender writes reload errors here from the ticker thread, long
 	 * after create returned: never into the caller's cfg.err. */
 	char reload_err[256];
-	/* Paho's callback thread only: refusal reporting (event_refused). */
-	uint64_t refusal_window;
-	unsigned refusals_logged, refusals_quiet;
+	struct e2e_refusal_log refusals;   /* Paho's callback thread only */
 };
 
 static void event(struct e2e_publisher *p, enum e2e_client_event_type t, const char *detail)
 {
-	struct e2e_client_event ev = { t, 0, 0, 0, detail ? detail : "" };
-
-	if (p->cfg.on_event)
-		p->cfg.on_event(p->cfg.ctx, &ev);
-}
-
-static uint32_t be32(const uint8_t *b)
-{
-	return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
-}
-
-/* An ANNOUNCE we just published (SPEC 11.2: 14-byte head, scope u8, epoch u32). */
-static void event_rotated(struct e2e_publisher *p, const uint8_t *msg, size_t len)
-{
-	struct e2e_client_event ev = { E2E_EV_ROTATED, 0, 0, 0, "new epoch announced" };
-
-	if (!p->cfg.on_event || len < E2E_CTL_HEAD_BYTES + 5)
-		return;
-	ev.sender = be32(msg + 2);
-	ev.scope = msg[E2E_CTL_HEAD_BYTES];
-	ev.epoch = be32(msg + E2E_CTL_HEAD_BYTES + 1);
-	p->cfg.on_event(p->cfg.ctx, &ev);
-}
-
-/*
- * A refusal just answered: say which key asked and why. Strangers share the
- * global bucket (up to 100 refusals a second), so at most REFUSAL_LOGS per
- * REFUSAL_WINDOW_MS are reported one by one, then how many were not.
- */
-#define REFUSAL_LOGS 20U
-#define REFUSAL_WINDOW_MS 10000U
-
-static void event_refused(struct e2e_publisher *p, uint32_t self, const uint8_t *req,
-	size_t len, const uint64_t before[8], const uint64_t after[8])
-{
-	struct e2e_client_event ev = { E2E_EV_REQUEST_REFUSED, self, 0, 0, "" };
-	uint64_t now = e2e_mono_ms();
-	char detail[160], key[17] = "?";
-	unsigned reason = 0;
-
-	if (!p->cfg.on_event)
-		return;
-	for (unsigned r = 1; r < 8; r++)
-		if (after[r] != before[r])
-			reason = r;
-	if (now - p->refusal_window >= REFUSAL_WINDOW_MS) {
-		if (p->refusals_quiet) {
-			snprintf(detail, sizeof detail, "%u more key request refusal(s) not logged "
-				"(see the refusal metrics)", p->refusals_quiet);
-			ev.detail = detail;
-			p->cfg.on_event(p->cfg.ctx, &ev);
-		}
-		p->refusal_window = now;
-		p->refusals_logged = p->refusals_quiet = 0;
-	}
-	if (p->refusals_logged >= REFUSAL_LOGS) {
-		p->refusals_quiet++;
-		return;
-	}
-	p->refusals_logged++;
-	/* The requester's signing key (parsed and verified by the key service);
-	 * its first 8 bytes in hex are enough to find it in `enrolled`. */
-	if (len >= E2E_CTL_HEAD_BYTES + 8)
-		for (unsigned i = 0; i < 8; i++)
-			snprintf(key + 2 * i, 3, "%02x", req[E2E_CTL_HEAD_BYTES + i]);
-	snprintf(detail, sizeof detail, "key request refused (%s): subscriber key %s",
-		e2e_refusal_name((uint8_t)reason), key);
-	ev.detail = detail;
-	p->cfg.on_event(p->cfg.ctx, &ev);
+	e2e_pub_event(p->cfg.on_event, p->cfg.ctx, t, detail);
 }
 
 static void on_msg(void *ctx, const char *topic, const uint8_t *payload, size_t len, int qos,
@@ -133,6 +64,7 @@ static void on_msg(void *ctx, const char *topic, const uint8_t *payload, size_t 
 	uint8_t *out;
 	char reply[E2E_CTL_REPLY_MAX + 1];
 	struct e2e_keysvc_stats ks0, ks1;
+	uint32_t self;
 	size_t olen;
 	enum e2e_status st;
 
@@ -152,13 +84,14 @@ static void on_msg(void *ctx, const char *topic, const uint8_t *payload, size_t 
 	st = e2e_sender_control(p->sender, payload, len, topic, out, E2E_CTL_DELIVERY_MAX, &olen,
 		reply, e2e_now_ms());
 	e2e_sender_keysvc_stats(p->sender, &ks1);
+	self = e2e_sender_self(p->sender);   /* the refusal's issuer */
 	pthread_mutex_unlock(&p->mu);
 	/* Anything but OK (garbage, replays, other senders) gets no answer. */
 	if (st == E2E_OK && e2e_session_publish(&p->sess, reply, out, olen, 1, 0) != E2E_OK)
 		event(p, E2E_EV_ERROR, "cannot publish key answer");
 	else if (st == E2E_OK && ks1.refused != ks0.refused)
-		event_refused(p, olen >= 6 ? be32(out + 2) : 0, payload, len, ks0.refused_by,
-			ks1.refused_by);
+		e2e_pub_event_refused(p->cfg.on_event, p->cfg.ctx, &p->refusals, self, payload,
+			len, ks0.refused_by, ks1.refused_by);
 	free(out);
 }
 
@@ -186,7 +119,7 @@ static void announce_all(struct e2e_publisher *p)
 			pthread_mutex_lock(&p->mu);   /* read by e2e_publisher_stats */
 			p->st.announcements++;
 			pthread_mutex_unlock(&p->mu);
-			event_rotated(p, msg, len);
+			e2e_pub_event_rotated(p->cfg.on_event, p->cfg.ctx, msg, len);
 		}
 	}
 }
