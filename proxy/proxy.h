@@ -167,10 +167,11 @@ void conn_on_down(struct conn *c, uint32_t events);
 void conn_on_up(struct conn *c, uint32_t events);
 size_t conn_trim(struct conn *c);
 void conn_update(struct conn *c);
-int conn_start_upstream(struct conn *c);
 
-/* relay.c */
-int relay_down(struct conn *c);         /* process complete packets from the publisher */
+/* relay.c: called by conn.c only, never calling back into it. */
+#define RELAY_DIAL 1   /* relay_down: CONNECT accepted, dial the broker now */
+/* Process complete packets from the publisher: 0, RELAY_DIAL, or -1 (close). */
+int relay_down(struct conn *c);
 int relay_up_frames(struct conn *c);    /* frames from the broker: track acks */
 void relay_broker_closed(struct conn *c); /* the broker closed: tell the publisher why */
 
