@@ -17,13 +17,6 @@
 #define REFUSED_FIRST_MS 5000U
 #define REFUSED_MAX_MS 300000U
 
-struct trusted *e2e_client_trusted(struct e2e_client *c, uint32_t sender)
-{
-	for (uint32_t i = 0; i < c->ntrust; i++)
-		if (c->trust[i].sender == sender)
-			return &c->trust[i];
-	return NULL;
-}
 
 /* Remember the hash of our current request as one we gave up on. */
 static void give_up(struct trusted *t)
