@@ -17,14 +17,14 @@ write or fsync of a state file on it ends the proxy (exit 87), so the
 proxy staying alive shows that nothing reachable from the relay path
 touched a file.
 
-Then relay latency: sequential QoS 1 round trips (publish to PUBACK)
-through a proxy with neither slow fsync nor rotations (the baseline), and
-through one with every fsync slowed by 100 ms and a key rotated about
+Then relay latency: sequential QoS 1 round trips (publish to PUBACK),
+taking turns between a proxy with neither slow fsync nor rotations (the
+baseline) and one with every fsync slowed by 100 ms and a key rotated about
 every second, both by count (rotate-messages 100 at about 30 messages
 a second: the ticker rotates ahead, at half the limit) and by age. A rotation rewrites `keys` and txstate
 (about six fsyncs, 600 ms here): were it done under the sealing lock or
 on the loop, round trips would stall that long. Checks: no round trip
-over 400 ms, p99 within 1.2x the baseline's (plus 20 ms for a loaded
+over 400 ms, p99 within 1.2x the baseline's (plus 30 ms for a loaded
 machine), no seal waited, keys rotated.
 """
 import os
@@ -71,23 +71,14 @@ def body(env, c):
     latency(env, c, broker)
 
 
-def round_trips(env, px, name, seconds):
-    """Sequential QoS 1 publishes for `seconds`: publish-to-PUBACK times (s)."""
-    pub = ph.PahoPub(env, px.port, name, inflight=1)
-    times, end, i = [], time.monotonic() + seconds, 0
-    try:
-        while time.monotonic() < end:
-            t0 = time.monotonic()
-            info = pub.c.publish("sensors/rt", b"rt-%06d" % i, qos=1)
-            info.wait_for_publish(5)
-            if not info.is_published():
-                raise h.TestFailure("%s: no PUBACK within 5 s" % name)
-            times.append(time.monotonic() - t0)
-            i += 1
-            time.sleep(0.03)
-    finally:
-        pub.close()
-    return times
+def round_trip(pub, i):
+    """One QoS 1 publish through `pub`: seconds to its PUBACK."""
+    t0 = time.monotonic()
+    info = pub.c.publish("sensors/rt", b"rt-%06d" % i, qos=1)
+    info.wait_for_publish(5)
+    if not info.is_published():
+        raise h.TestFailure("no PUBACK within 5 s")
+    return time.monotonic() - t0
 
 
 def p99(times):
@@ -96,18 +87,30 @@ def p99(times):
 
 
 def latency(env, c, broker):
+    """Both proxies run at once and take turns, so the machine's load
+    (other tests, other builds) weighs on both alike."""
     scopes = [(1, "telemetry", ["sensors/#"])]
     base_dir = h.Sender(env, "base", scopes=scopes)
-    px = ph.Proxy(env, broker.addr(), ["--cafile", broker.pki["ca_crt"], "--dir", base_dir.dir],
-                  name="base", extra_env={"E2E_FILEIO_GUARD": "1"}, timeout=30)
-    base = round_trips(env, px, "rt-base", 4)
-    px.stop()
+    base_px = ph.Proxy(env, broker.addr(), ["--cafile", broker.pki["ca_crt"], "--dir",
+                                            base_dir.dir],
+                       name="base", extra_env={"E2E_FILEIO_GUARD": "1"}, timeout=30)
     s = h.Sender(env, "rot", scopes=scopes)
     px = ph.Proxy(env, broker.addr(), ["--cafile", broker.pki["ca_crt"], "--dir", s.dir,
                                        "--rotate-messages", "100", "--rotate-age", "1s"],
                   name="rot", extra_env={"E2E_FSYNC_DELAY_MS": "100", "E2E_FILEIO_GUARD": "1"},
                   timeout=30)
-    rot = round_trips(env, px, "rt-rot", 6)
+    pubs = (ph.PahoPub(env, base_px.port, "rt-base", inflight=1),
+            ph.PahoPub(env, px.port, "rt-rot", inflight=1))
+    base, rot, i, end = [], [], 0, time.monotonic() + 6
+    try:
+        while time.monotonic() < end:
+            base.append(round_trip(pubs[0], i))
+            rot.append(round_trip(pubs[1], i))
+            i += 1
+            time.sleep(0.03)
+    finally:
+        for p in pubs:
+            p.close()
     st = px.stats()
     c.require(st is not None, "stats socket answers (rotating proxy)")
     h.log("round trips: baseline n=%d p99 %.1f ms max %.1f ms; slow fsync + rotations n=%d "
@@ -121,11 +124,14 @@ def latency(env, c, broker):
              "no seal waited for the I/O thread (seals_waited %r)" % st.get("seals_waited"))
     c.expect(max(rot) < 0.4, "no round trip stalled on a rotation (max %.1f ms)" % (
         max(rot) * 1e3))
-    c.expect(p99(rot) <= 1.2 * p99(base) + 0.02,
-             "relay p99 with rotations and slow fsync %.1f ms within 1.2x baseline %.1f ms "
-             "(+20 ms)" % (p99(rot) * 1e3, p99(base) * 1e3))
-    c.expect(px.alive(), "the file guard never fired (rotating proxy alive)")
+    # One fsync under the sealing lock per rotation would put about 5% of
+    # these round trips 100 ms late: p99 would show it.
+    c.expect(p99(rot) <= 1.2 * p99(base) + 0.03,
+             "relay p99 with rotations and slow fsync %.1f ms within 1.2x the baseline's "
+             "%.1f ms (+30 ms for a loaded machine)" % (p99(rot) * 1e3, p99(base) * 1e3))
+    c.expect(px.alive() and base_px.alive(), "the file guard never fired (proxies alive)")
     px.stop()
+    base_px.stop()
 
 
 if __name__ == "__main__":
