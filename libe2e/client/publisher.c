@@ -32,9 +32,8 @@ struct e2e_publisher {
 	pthread_mutex_t send_mu;
 	pthread_mutex_t mu;          /* guards sender, stats, io_kick */
 	pthread_cond_t io_cv;        /* wakes the ticker: the sender wants I/O */
-	pthread_cond_t done_cv;      /* the ticker finished a round (rounds++) */
+	pthread_cond_t done_cv;      /* the ticker finished a round */
 	int io_kick;
-	uint64_t rounds;             /* ticker rounds done */
 	uint64_t ticks_planned, ticks_applied;
 	struct e2e_sender_io *io;    /* the ticker's plan (ticker only) */
 	struct e2e_sender *sender;
@@ -238,7 +237,11 @@ static void *ticker(void *arg)
 		p->io_kick = 0;
 		stop = p->stop;
 		now = e2e_mono_ms();
-		due = !stop && (now - last >= 1000 || e2e_sender_tick_wanted(p->sender));
+		/* A rotation due or asked for ticks at once, but at most every
+		 * 100 ms: a tick that keeps failing (a full disk) is not redone
+		 * at every seal's kick. */
+		due = !stop && (now - last >= 1000 ||
+		                (now - last >= 100 && e2e_sender_tick_wanted(p->sender)));
 		pthread_mutex_unlock(&p->mu);
 		if (stop)
 			break;
@@ -255,12 +258,11 @@ static void *ticker(void *arg)
 		if (reserve_ahead(p) == E2E_OK) {
 			failing = 0;
 		} else if (!failing) {
-			failing = 1;   /* said once per episode: seals then wait inline */
+			failing = 1;   /* said once per episode; seals wait for a round */
 			event(p, E2E_EV_ERROR, "cannot reserve counters in txstate");
 		}
 		pthread_mutex_lock(&p->mu);
-		p->rounds++;
-		pthread_cond_broadcast(&p->done_cv);
+		pthread_cond_broadcast(&p->done_cv);   /* seals waiting for this round */
 		pthread_mutex_unlock(&p->mu);
 		announce_all(p);
 		summaries(p);
