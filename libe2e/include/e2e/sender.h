@@ -11,9 +11,9 @@
  *    rotation announcements to be published (e2e_sender_next_announce).
  *
  * Not thread-safe: callers serialise access (one lock), except
- * e2e_sender_io_run, which may run on another thread while the lock's
- * holder seals (see "Sealing without waiting on disk" below and
- * docs/architecture.md).
+ * e2e_sender_io_run and e2e_sender_tick_run, which may run on another
+ * thread while the lock's holder seals (see "Sealing without waiting on
+ * disk" below and docs/architecture.md).
  */
 #ifndef E2E_SENDER_H
 #define E2E_SENDER_H
@@ -40,13 +40,14 @@ struct e2e_sender_config {
 	uint64_t (*clock_ms)(void);    /* wall clock in ms for key times (NULL = realtime) */
 	uint32_t summary_ms;           /* signed summary interval (0 = 10 s) */
 	int no_summaries;              /* disable summaries (SPEC 11.6) */
-	/* For a threaded caller that ticks under its sealing lock:
-	 * e2e_sender_tick ends by making every scope's current key ready to
+	/* For a threaded caller: a tick (e2e_sender_tick_run, or
+	 * e2e_sender_tick) ends by making every new current key ready to
 	 * seal (txstate read, first block reserved), so a seal after a
-	 * rotation or a reload needs no file (e2e_sender_seal_nowait), and
-	 * the tick only tries the directory lock: held by e2e-keytool, its
-	 * writes wait for the next tick instead of the caller's lock waiting
-	 * for the keytool. */
+	 * rotation or a reload needs no file (e2e_sender_seal_nowait).
+	 * e2e_sender_tick, which runs under the caller's sealing lock, then
+	 * only tries the directory lock: held by e2e-keytool, its writes wait
+	 * for the next tick instead of the caller's lock waiting for the
+	 * keytool. */
 	int prepare_keys;
 	char *err;                     /* receives a message on failure (may be NULL); also
 	                                  written by e2e_sender_tick: must outlive the sender */
