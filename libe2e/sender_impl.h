@@ -72,7 +72,7 @@ struct e2e_sender {
 	const uint64_t *have_epoch;
 };
 
-/* sender.c: the sealing core. */
+/* sendertx.c: the tx contexts, the leaf of sender.c, statedir.c and statetick.c. */
 void e2e_sender_drop_tx(struct e2e_sender *s, uint8_t scope);
 enum e2e_status e2e_sender_open_tx(struct e2e_sender *s, uint8_t scope,
 	const struct e2e_keystore_entry *cur, uint64_t floor, uint64_t ceiling, uint64_t limit,
