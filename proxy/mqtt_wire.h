@@ -16,7 +16,7 @@
 
 #include <string.h>
 
-#include "mqtt_codec.h"
+#include "mqtt_base.h"
 #include "base/wire.h"
 
 /* A span of @n bytes at the cursor; empty and bad if fewer remain. */

@@ -17,15 +17,6 @@
 
 #define TICK_MS 100
 
-void e2e_client_event(struct e2e_client *c, enum e2e_client_event_type type, uint32_t sender,
-	uint8_t scope, uint32_t epoch, const char *detail)
-{
-	struct e2e_client_event ev = { type, sender, scope, epoch, detail ? detail : "" };
-
-	if (c->cfg.on_event)
-		c->cfg.on_event(c->cfg.ctx, &ev);
-}
-
 static int grow_scratch(struct e2e_client *c, size_t need)
 {
 	uint8_t *p;
@@ -375,6 +366,7 @@ enum e2e_status e2e_client_create(struct e2e_client **out, const struct e2e_clie
 		goto out;
 	c->cfg = *cfg;
 	c->state_lock = -1;
+	c->reprocess = e2e_client_process;
 	if (!c->cfg.hold_max) c->cfg.hold_max = 10000;
 	if (!c->cfg.hold_ms) c->cfg.hold_ms = 10000;
 	if (!c->cfg.save_ms) c->cfg.save_ms = 1000;

@@ -9,6 +9,7 @@
 #include "e2e/keystore.h"
 #include "state/fileio.h"
 #include "state/textfile.h"
+#include "keys/keystore_copy.h"
 
 #define KEY_FIELDS 6U
 
@@ -56,6 +57,22 @@ void e2e_keystore_free(struct e2e_keystore *ks)
 		return;
 	sodium_free(ks->e);   /* zeroes before unmapping */
 	sodium_free(ks);
+}
+
+/* The same capacity, so a copy grows exactly as the original would. */
+enum e2e_status e2e_keystore_copy(struct e2e_keystore **out, const struct e2e_keystore *ks)
+{
+	enum e2e_status st;
+
+	if (!out || !ks)
+		return E2E_ERR_ARG;
+	st = e2e_keystore_create(out, ks->cap);
+	if (st != E2E_OK)
+		return st;
+	memcpy((*out)->e, ks->e, (size_t)ks->count * sizeof *ks->e);
+	memcpy((*out)->floor, ks->floor, sizeof ks->floor);
+	(*out)->count = ks->count;
+	return E2E_OK;
 }
 
 static int id_cmp(uint8_t sa, uint32_t ea, uint8_t sb, uint32_t eb)

@@ -11,6 +11,7 @@
 
 #include "e2e/clock.h"
 #include "sender/sender_impl.h"
+#include "state/fileio.h"
 
 static enum e2e_status on_enrolled(void *ctx, const struct e2e_public *who, uint8_t scopes[32])
 {
@@ -58,17 +59,6 @@ static uint8_t on_keys(void *ctx, uint8_t scope, struct e2e_ctl_key *out, uint8_
 		k++;
 	}
 	return k;
-}
-
-void e2e_sender_drop_tx(struct e2e_sender *s, uint8_t scope)
-{
-	if (s->tx[scope].tx) {
-		s->io_wanted = 1;   /* the scope's next key needs a reservation */
-		s->tx[scope].gen++;
-	}
-	e2e_tx_destroy(s->tx[scope].tx);
-	s->tx[scope].tx = NULL;
-	s->tx[scope].epoch = 0;
 }
 
 void e2e_sender_set_policy(struct e2e_sender *s, uint64_t grace_ms, uint64_t max_age_ms,
@@ -161,49 +151,6 @@ const struct e2e_public *e2e_sender_public(const struct e2e_sender *s)
 	return &s->id.pub;
 }
 
-/* The message limit and reservation block every tx of this sender uses. */
-uint64_t e2e_sender_tx_limit(const struct e2e_sender *s)
-{
-	uint64_t l = s->cfg.max_messages ? s->cfg.max_messages : E2E_TX_LIMIT_DEFAULT;
-
-	return l > E2E_COUNTER_MAX ? E2E_COUNTER_MAX : l;
-}
-
-uint32_t e2e_sender_tx_block(const struct e2e_sender *s)
-{
-	return s->cfg.reserve_block ? s->cfg.reserve_block : E2E_TX_BLOCK_DEFAULT;
-}
-
-
-/*
- * A tx for the current key @p cur of @p scope, counters in (floor, ceiling]
- * already durable. Creating it is memory work only: the tx never reserves
- * by itself (asynchronous reservation), so sealing never touches a file.
- */
-enum e2e_status e2e_sender_open_tx(struct e2e_sender *s, uint8_t scope,
-	const struct e2e_keystore_entry *cur, uint64_t floor, uint64_t ceiling, uint64_t limit,
-	uint32_t block)
-{
-	struct e2e_tx_config tc;
-	enum e2e_status st;
-
-	e2e_sender_drop_tx(s, scope);
-	memset(&tc, 0, sizeof tc);
-	tc.id = (struct e2e_keyid){ s->self, scope, cur->epoch };
-	tc.key = cur->key;
-	tc.counter_floor = floor;
-	tc.ceiling = ceiling;
-	tc.limit = limit;
-	tc.block = block;
-	/* The key's own mode, the one it was delivered with. */
-	tc.sign_sk = cur->flags & E2E_KEYSTORE_SIGNED ? s->id.sign_sk : NULL;
-	st = e2e_tx_create(&s->tx[scope].tx, &tc);
-	if (st == E2E_OK) {
-		s->tx[scope].epoch = cur->epoch;
-		s->tx[scope].gen++;
-	}
-	return st;
-}
 
 static int reserved_topic(const struct e2e_sender *s, const char *t, size_t len)
 {
@@ -235,6 +182,15 @@ static void summarize(struct e2e_sender *s, const char *topic, size_t topic_len,
 			return;
 	}
 	s->unsummarized++;
+}
+
+static int below_low_water(const struct e2e_sender *s, const struct e2e_tx *tx)
+{
+	struct e2e_tx_stats ts;
+	uint64_t limit = e2e_sender_tx_limit(s);
+
+	e2e_tx_stats(tx, &ts);
+	return ts.counter >= limit || limit - ts.counter <= e2e_sender_low_water(s);
 }
 
 static enum e2e_status tx_seal(struct e2e_tx *tx, int alone, uint8_t *out, size_t cap,
@@ -276,6 +232,8 @@ static enum e2e_status seal_core(struct e2e_sender *s, int will, uint8_t *out, s
 	st = tx_seal(tx, will, out, cap, out_len, topic, topic_len, pt, pt_len);
 	if (st == E2E_ERR_RESERVE || st == E2E_ERR_EXHAUSTED || e2e_tx_reserve_due(tx, NULL, NULL))
 		s->io_wanted = 1;
+	if (!s->rotate_due && (st == E2E_ERR_EXHAUSTED || below_low_water(s, tx)))
+		s->rotate_due = 1;   /* the ticker rotates ahead, off this thread */
 	/* A will is published only if the client vanishes, and only then
 	 * could a summary vouch for it. */
 	if (st == E2E_OK && s->sum_cur && !will)
@@ -316,6 +274,9 @@ enum e2e_status e2e_sender_seal_nowait(struct e2e_sender *s, int will, uint8_t *
 {
 	uint8_t scope = 0;
 
+#ifdef E2E_FAILPOINTS
+	e2e_fileio_mark_sealing();   /* E2E_FILEIO_GUARD: no file I/O on this thread */
+#endif
 	return seal_core(s, will, out, cap, out_len, topic, topic_len, pt, pt_len, &scope);
 }
 

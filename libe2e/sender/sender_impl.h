@@ -62,9 +62,17 @@ struct e2e_sender {
 	uint64_t unsummarized;
 	int io_wanted;                  /* the sealing core needs the I/O side */
 	int in_tick;                    /* statedir: try the directory lock, never wait */
+	/* Rotations for the next tick (statetick.c): asked for, or a key
+	 * below its usage low-water mark (rotate_due wakes the ticker). */
+	uint8_t rotate_req[E2E_SCOPES_MAX / 8];
+	int rotate_due;
+	int scopes_changed;             /* load_scopes ran (a tick's copy) */
+	/* A tick's copy only: epoch + 1 of the tx the sender already has per
+	 * scope (0: none), so the copy prepares only the keys that are new. */
+	const uint64_t *have_epoch;
 };
 
-/* sender.c: the sealing core. */
+/* sendertx.c: the tx contexts, the leaf of sender.c, statedir.c and statetick.c. */
 void e2e_sender_drop_tx(struct e2e_sender *s, uint8_t scope);
 enum e2e_status e2e_sender_open_tx(struct e2e_sender *s, uint8_t scope,
 	const struct e2e_keystore_entry *cur, uint64_t floor, uint64_t ceiling, uint64_t limit,
@@ -80,10 +88,15 @@ static inline uint64_t e2e_first_ceiling(uint64_t floor, uint32_t block, uint64_
 	return want > limit || want < floor ? limit : want;
 }
 
+/* Keys with fewer counters left than this are rotated ahead by the tick. */
+uint64_t e2e_sender_low_water(const struct e2e_sender *s);
+
 /* statedir.c: the files. */
 enum e2e_status e2e_statedir_open(struct e2e_sender *s);
 void e2e_statedir_close(struct e2e_sender *s);
 /* The file work the sealing core asked for (@p why), done inline. */
 enum e2e_status e2e_statedir_seal_io(struct e2e_sender *s, uint8_t scope, enum e2e_status why);
+/* The tick's file work on @p s (the sender, or a tick's copy of it). */
+enum e2e_status e2e_statedir_tick(struct e2e_sender *s, uint64_t now_ms);
 
 #endif

@@ -250,6 +250,7 @@ static enum e2e_status load_scopes(struct e2e_sender *s)
 	s->scopes = n;
 	s->rules = rules;
 	s->nrules = nrules;
+	s->scopes_changed = 1;
 	/* Scopes may have changed their signing mode: rebuild every tx. */
 	for (unsigned sc = 0; sc < E2E_SCOPES_MAX; sc++)
 		e2e_sender_drop_tx(s, (uint8_t)sc);
@@ -485,7 +486,7 @@ enum e2e_status e2e_sender_io_run(struct e2e_sender *s, struct e2e_sender_io *io
 	return ret;
 }
 
-static enum e2e_status tick(struct e2e_sender *s, uint64_t now_ms)
+enum e2e_status e2e_statedir_tick(struct e2e_sender *s, uint64_t now_ms)
 {
 	struct file_sig fs;
 	enum e2e_status ret = E2E_OK, st;
@@ -526,10 +527,15 @@ static enum e2e_status tick(struct e2e_sender *s, uint64_t now_ms)
 	}
 	/* Here, while this tick does file work anyway, not in the first seal. */
 	for (uint32_t i = 0; s->cfg.prepare_keys && i < s->scopes->count; i++) {
+		uint8_t sc = s->scopes->scope[i].id;
+		const struct e2e_keystore_entry *cur = e2e_keystore_current(s->keys, sc);
 		struct e2e_tx *tx;
 
-		if (e2e_keystore_current(s->keys, s->scopes->scope[i].id) &&
-		    (st = scope_tx(s, s->scopes->scope[i].id, &tx)) != E2E_OK)
+		/* A tick's copy: the sender's own tx for this key stays. */
+		if (!cur || (s->have_epoch && !s->scopes_changed &&
+		             s->have_epoch[sc] == (uint64_t)cur->epoch + 1))
+			continue;
+		if ((st = scope_tx(s, sc, &tx)) != E2E_OK)
 			ret = st == E2E_ERR_BUSY ? ret : st;
 	}
 	return ret;
@@ -544,7 +550,7 @@ enum e2e_status e2e_sender_tick(struct e2e_sender *s, uint64_t now_ms)
 	/* A threaded caller (prepare_keys) ticks under its sealing lock:
 	 * there the directory lock is only tried, never waited for. */
 	s->in_tick = s->cfg.prepare_keys;
-	st = tick(s, now_ms);
+	st = e2e_statedir_tick(s, now_ms);
 	s->in_tick = 0;
 	return st;
 }

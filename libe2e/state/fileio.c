@@ -56,10 +56,46 @@ static int e2e_fsync(int fd)
 	}
 	return fsync(fd);
 }
+
+/*
+ * The relay thread never touches a file (issue 15): with
+ * E2E_FILEIO_GUARD=1 the first thread that seals without waiting
+ * (e2e_sender_seal_nowait, the proxy's event loop) is marked, and any
+ * open, lock, read, write or sync of a state file on it ends the process
+ * with _exit(87) and a note on stderr. Failpoint builds only.
+ */
+static _Thread_local int sealing_thread;
+
+void e2e_fileio_mark_sealing(void)
+{
+	const char *g;
+
+	if (sealing_thread)
+		return;
+	g = getenv("E2E_FILEIO_GUARD");
+	sealing_thread = g && *g == '1' ? 1 : -1;
+}
+
+static void guard(const char *what)
+{
+	static const char msg[] = "e2e: file I/O on the sealing thread: ";
+
+	if (sealing_thread != 1)
+		return;
+	if (write(2, msg, sizeof msg - 1) < 0 || write(2, what, strlen(what)) < 0 ||
+	    write(2, "\n", 1) < 0)
+		_exit(87);
+	_exit(87);
+}
 #else
 static void failpoint(const char *name)
 {
 	(void)name;
+}
+
+static void guard(const char *what)
+{
+	(void)what;
 }
 
 static int e2e_fsync(int fd)
@@ -117,6 +153,7 @@ enum e2e_status e2e_file_write_atomic(const char *path, const uint8_t *data, siz
 	enum e2e_status ret = E2E_ERR_ARG;
 	int fd = -1, n;
 
+	guard("write");
 	if (!path || !*path || (!data && len))
 		goto out;
 	n = snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
@@ -206,6 +243,7 @@ enum e2e_status e2e_file_read(const char *path, int secret, uint8_t **out, size_
 	enum e2e_status ret = E2E_ERR_ARG;
 	int fd = -1;
 
+	guard("read");
 	if (!path || !out || !out_len)
 		goto out;
 	*out = NULL;
@@ -317,6 +355,7 @@ enum e2e_status e2e_dir_lock_mode(const char *dir, int *fd, int wait)
 	char path[PATH_MAX];
 	int n, f;
 
+	guard("lock");
 	if (!dir || !fd)
 		return E2E_ERR_ARG;
 	*fd = -1;
@@ -366,6 +405,7 @@ enum e2e_status e2e_dir_own(const char *dir, int *fd, long *holder)
 	char path[PATH_MAX];
 	int n;
 
+	guard("own");
 	if (!dir || !fd)
 		return E2E_ERR_ARG;
 	*fd = -1;

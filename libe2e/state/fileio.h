@@ -62,4 +62,10 @@ enum e2e_status e2e_state_load(const char *path, const char magic[E2E_STATE_MAGI
 	uint8_t **buf, size_t *len, const uint8_t **body, size_t *body_len);
 enum e2e_status e2e_state_store(const char *path, uint8_t *buf, size_t len);
 
+#ifdef E2E_FAILPOINTS
+/* Test builds: with E2E_FILEIO_GUARD=1, mark the calling thread as the
+ * sealing thread; any state file I/O on it then ends the process. */
+void e2e_fileio_mark_sealing(void);
+#endif
+
 #endif

@@ -42,7 +42,7 @@ ALLOW = [
     ("libe2e/control/control.c", "E2E_CTL_REPLY_PREFIX", "reply topic prefix 'e2e/k/': public"),
     ("libe2e/client/client.c", "*", "topic names and subscription filters: public"),
     ("libe2e/client/session.c", "filter", "subscription filters: public"),
-    ("libe2e/client/summaries.c", "*", "subscription filters and topics: public"),
+    ("libe2e/client/clientbase.c", "*", "subscription filters and topics: public"),
     ("libe2e/client/publisher.c", "control_topic", "control topic name: public"),
     ("proxy/config.c", "*", "option names and values of the configuration: public"),
     ("proxy/mqtt_codec.c", "name_v31", "MQTT protocol name 'MQIsdp': public"),

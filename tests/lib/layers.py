@@ -5,11 +5,10 @@ Reads every #include of the product's C sources and checks:
      depends on a folder when it includes a private header of it
      ("state/fileio.h") or a public header (<e2e/x.h>) declaring functions that
      folder defines (the highest such folder counts).
-  2. No import circle between the files of one folder (a.c/a.h -> b.h ->
-     ... -> a.h), in libe2e and in the programs.
-  3. The programs (proxy/, subscriber/, keytool/, ...) never include each
+  (Circles inside a folder: tests/lib/circles.py, test no-circles.)
+  2. The programs (proxy/, subscriber/, keytool/, ...) never include each
      other's files, and libe2e never includes a program's.
-  4. No product source file is longer than MAX_LINES.
+  3. No product source file is longer than MAX_LINES.
 Prints every violation and exits 1 if there is one.
 
 usage: layers.py <source root>
@@ -75,46 +74,7 @@ def main(root):
             if target and LAYERS.index(target) > LAYERS.index(layer):
                 bad.append("%s (layer %s) includes %s of the higher layer %s"
                            % (p, layer, inc, target))
-    # 2. no circle among the files of one folder (quote includes)
-    graph = {}
-    for top in ["libe2e"] + PROGRAMS:
-        for p in sources(root, top):
-            d = os.path.dirname(p)
-            text = open(os.path.join(root, p), errors="replace").read()
-            for inc in re.findall(r'^\s*#\s*include\s+"([^"]+)"', text, re.M):
-                cand = [os.path.normpath(os.path.join(d, inc)),
-                        os.path.normpath(os.path.join("libe2e", inc))]
-                for c in cand:
-                    if os.path.exists(os.path.join(root, c)):
-                        graph.setdefault(p, set()).add(c)
-                        break
-    # a .c and its .h are one module
-    def mod(p):
-        return p[:-2]
-    mgraph = {}
-    for a, bs in graph.items():
-        for b in bs:
-            if mod(a) != mod(b):
-                mgraph.setdefault(mod(a), set()).add(mod(b))
-    seen, stack, circles = set(), [], set()
-
-    def visit(n):
-        if n in stack:
-            cyc = stack[stack.index(n):]
-            k = min(range(len(cyc)), key=lambda i: cyc[i])
-            circles.add(" -> ".join(cyc[k:] + cyc[:k] + [cyc[k]]))
-            return
-        if n in seen:
-            return
-        seen.add(n)
-        stack.append(n)
-        for m in sorted(mgraph.get(n, ())):
-            visit(m)
-        stack.pop()
-    for n in sorted(mgraph):
-        visit(n)
-    bad += ["import circle: " + c for c in sorted(circles)]
-    # 3. programs never reach sideways
+    # 2. programs never reach sideways
     for top in PROGRAMS:
         for p in sources(root, top):
             text = open(os.path.join(root, p), errors="replace").read()
@@ -123,7 +83,7 @@ def main(root):
                     if other != top and (inc.startswith(other + "/") or
                                          inc.startswith("../" + other + "/")):
                         bad.append("%s includes %s (another program's file)" % (p, inc))
-    # 4. small files
+    # 3. small files
     for top in ["libe2e"] + PROGRAMS:
         for p in sources(root, top):
             n = sum(1 for _ in open(os.path.join(root, p), errors="replace"))
