@@ -26,7 +26,7 @@ ALLOW = [
     ("keytool/cmd_revoke_list.c", "strncmp(line, fpr", "fingerprints in the issued log: public"),
     ("keytool/cmd_revoke_list.c", "\"e2e:\", 4", "fingerprint prefix: public"),
     ("libe2e/control/revlist.c", "memcmp(rl->keys + 32U * i, sign_pk", "revoked public signing keys"),
-    ("libe2e/state/revstate.c", "memcmp(rs->e[i].fp, fp", "authority fingerprints: public"),
+    ("libe2e/control/revstate.c", "memcmp(rs->e[i].fp, fp", "authority fingerprints: public"),
     ("libe2e/control/keysvc_cred.c", "memcmp(&cred->holder, &req->requester", "public keys of credential and request"),
     ("libe2e/keys/cred.c", "memcmp(c->rules[i].filter, filter", "credential topic filter vs map filter: public"),
     ("libe2e/keys/cred.c", "memcmp(au->a[i].fp, fp", "authority fingerprint lookup: public"),
