@@ -14,8 +14,8 @@ all ten (manylib.py draws the picture). Checked:
   * subscriber memory stays bounded: RSS sampled from /proc every 0.5 s
     stays under RSS_BOUND_KIB, and grows less than GROWTH_BOUND_KIB from
     the first half of the load to the second;
-  * a simultaneous rotation of all ten costs each subscriber about one key
-    request per sender (the storm is bounded: <= 2 per pair).
+  * a simultaneous rotation of all ten costs each subscriber one key
+    request per sender (two scopes each: one answer carries both).
 """
 
 import os
@@ -100,9 +100,14 @@ def body(env, c):
     h.log("storm: %d key requests in 12 s (per sender id: %s), the last %.1f s after the "
           "rotation" % (nreq, per, last))
     c.expect(got_all, "after all ten rotated at once every subscriber got every new key")
-    c.expect(NSENDERS * NSUBS <= nreq <= 2 * NSENDERS * NSUBS,
-             "the key-request storm at a simultaneous rotation is bounded: %d requests for %d "
-             "subscriber-sender pairs (<= 2 each)" % (nreq, NSENDERS * NSUBS))
+    # One request per pair (two scopes rotate, one answer carries both);
+    # before the client waited for that answer it was 1.3-1.6 per pair.
+    # Slack of a quarter: an answer that predates a rotation asks again.
+    pairs = NSENDERS * NSUBS
+    c.expect(pairs <= nreq <= pairs + pairs // 4,
+             "the key-request storm at a simultaneous rotation is one request per "
+             "subscriber-sender pair: %d requests for %d pairs (at most %d)" % (
+                 nreq, pairs, pairs + pairs // 4))
 
     # Summaries: the spy saw each sender's, the subscribers checked them.
     time.sleep(2.5)
