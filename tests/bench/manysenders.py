@@ -54,6 +54,7 @@ def step(m, rate, duration):
     time.sleep(1.0)
     mon.stop()
     row = {"rate_per_proxy": rate, "offered": rate * len(m.proxies), "sent": sent,
+           "loadavg": os.getloadavg()[0],
            "gen_ok": all(r.get("rc") == 0 and r.get("lost", 1) == 0 and r.get("bad", 1) == 0
                          for r in runs), "subs": {}}
     for s in m.subs:
