@@ -64,7 +64,8 @@ def step(m, rate, duration):
             "tput": tput, "cpu_us": cpu * 1e6 if cpu is not None else None,
             "rss_kib": mon.max_rss(s.name), "ok": v.get("OK", 0) - before[s.name],
             "bad": {k: v.get(k, 0) for k in ml.BAD},
-            "caught_up_s": catch_up(mon.samples[s.name], before[s.name] + sent)}
+            "caught_up_s": catch_up(mon.samples[s.name], before[s.name],
+                                    before[s.name] + sent)}
         cu = row["subs"][s.name]["caught_up_s"]
         # End to end over the whole step: every message of the step, from
         # the first arrival to the last (a subscriber that falls behind
@@ -74,9 +75,12 @@ def step(m, rate, duration):
     return row
 
 
-def catch_up(samples, target):
-    """Seconds from the first growth of the OK count to reaching target."""
-    first = next((x[0] for i, x in enumerate(samples) if i and x[1] > samples[i - 1][1]), None)
+def catch_up(samples, base, target):
+    """Seconds from the first growth of the OK count past the probes (each
+    generator's first message or few, sent while its 100 connections are
+    still being made) to reaching target."""
+    first = next((x[0] for i, x in enumerate(samples) if i and x[1] > base + 50 and
+                  x[1] > samples[i - 1][1]), None)
     done = next((x[0] for x in samples if x[1] >= target), None)
     return None if first is None or done is None else done - first
 
