@@ -32,7 +32,11 @@ import rabbit  # noqa: E402
 h = ml.h
 SKIP = 77
 NSENDERS, NSUBS, PUBS = 10, 2, 100
-RATE_PER_PROXY = int(os.environ.get("E2E_MANY_RATE", "100"))   # 1 msg/s per publisher
+# 500 msg/s in all: on this shared 2-vCPU machine under other sessions'
+# load, 1,000 msg/s sometimes put a subscriber more than 2.5 summary
+# intervals behind its queue (a stall warning); the bench goes higher.
+RATE_PER_PROXY = int(os.environ.get("E2E_MANY_RATE", "50"))   # 0.5 msg/s per publisher
+SUMMARY = "2s"
 DURATION = float(os.environ.get("E2E_MANY_DURATION", "15"))
 # RabbitMQ's MQTT plugin lets a QoS 1 subscriber have 10 deliveries
 # unacknowledged by default (mqtt.prefetch): measured here, e2e-sub then
@@ -51,7 +55,7 @@ def body(env, c):
         sys.exit(SKIP)
     cl = rabbit.Cluster(env, extra_conf=["mqtt.prefetch = %d" % PREFETCH])
     c.require(len(cl.running) == 3, "3 RabbitMQ nodes running: %s" % cl.running)
-    m = ml.Many(env, cl, NSENDERS, NSUBS)
+    m = ml.Many(env, cl, NSENDERS, NSUBS, summary=SUMMARY)
     misses = m.keys_from_all(40)
     c.require(not misses, "every subscriber got a key from every sender across the cluster "
               "(%d pairs; missing: %s)" % (NSENDERS * NSUBS, misses))
@@ -70,7 +74,7 @@ def body(env, c):
     # The probes (one per generator until it saw one) count as messages too.
     for s in m.subs:
         h.wait_until(lambda: ml.verdicts(ml.metrics(s.mport)).get("OK", 0) >= sent, 20, step=0.3)
-    time.sleep(3.0)   # two summary intervals after the last message
+    time.sleep(4.5)   # two summary intervals after the last message
     mon.stop()
 
     for s in m.subs:
@@ -110,7 +114,7 @@ def body(env, c):
                  nreq, pairs, pairs + pairs // 4))
 
     # Summaries: the spy saw each sender's, the subscribers checked them.
-    time.sleep(2.5)
+    time.sleep(4.5)
     res = m.stop_subs()
     for name, r in res.items():
         sm = r["sum"]
