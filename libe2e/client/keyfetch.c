@@ -324,8 +324,10 @@ void e2e_client_on_announce(struct e2e_client *c, const char *topic, const uint8
 		e2e_client_on_summary(c, t, topic, msg, len, &m);
 		return;
 	}
-	/* Older announcements (replays) change nothing. */
-	if (m.time_ms <= t->last_announce_ms)
+	/* Older announcements (replays) change nothing. The same millisecond
+	 * is not older: a rotation of several scopes announces each at once,
+	 * and the second one's epoch must be noted too (SPEC 11.5). */
+	if (m.time_ms < t->last_announce_ms)
 		return;
 	t->last_announce_ms = m.time_ms;
 	/* From now on the older epochs of this scope are retired (SPEC 11.5):
@@ -341,7 +343,12 @@ void e2e_client_on_announce(struct e2e_client *c, const char *topic, const uint8
 	 * request per subscriber and sender at each rotation doubled the storm
 	 * every key service sees (docs/performance.md, "Many senders"). */
 	if (t->pending && e2e_mono_ms() - t->sent_mono < RESEND_AFTER_MS && t->nwant < WANT_MAX) {
-		t->want[t->nwant++] = id;
+		uint32_t i = 0;
+
+		while (i < t->nwant && memcmp(&t->want[i], &id, sizeof id) != 0)
+			i++;
+		if (i == t->nwant)
+			t->want[t->nwant++] = id;
 		return;
 	}
 	e2e_client_request_keys(c, t);

@@ -78,14 +78,19 @@ static void afx_free(struct afx *f)
 	free(f->dir);
 }
 
-static void announce(struct afx *f, uint8_t scope, uint32_t epoch)
+static void announce_at(struct afx *f, uint8_t scope, uint32_t epoch, uint64_t time_ms)
 {
 	uint8_t msg[E2E_CTL_MSG_MAX];
 	size_t len = 0;
 
 	CU_ASSERT_EQUAL_FATAL(e2e_ctl_announce(msg, sizeof msg, &len, &f->sender, f->topic, scope,
-		epoch, ++f->now), E2E_OK);
+		epoch, time_ms), E2E_OK);
 	e2e_client_on_announce(f->c, f->topic, msg, len);
+}
+
+static void announce(struct afx *f, uint8_t scope, uint32_t epoch)
+{
+	announce_at(f, scope, epoch, ++f->now);
 }
 
 static uint64_t requests(struct afx *f)
@@ -167,6 +172,28 @@ static void test_uncovered_announcement_asked(void)
 	afx_free(&f);
 }
 
+static void test_same_millisecond(void)
+{
+	struct afx f;
+
+	afx_init(&f);
+	/* Two scopes announced in the same millisecond: the second is not a
+	 * replay. Its epoch (3) is not in the answer (epoch 2): asked for. */
+	announce_at(&f, 1, 2, f.now + 1);
+	announce_at(&f, 2, 3, f.now + 1);
+	announce_at(&f, 2, 3, f.now + 1);   /* an exact replay: noted once */
+	CU_ASSERT_EQUAL(f.t->nwant, 1);
+	CU_ASSERT_EQUAL(requests(&f), 1);
+	f.now++;
+	answer(&f, 2);
+	CU_ASSERT_EQUAL(requests(&f), 2);
+	/* An older announcement changes nothing. */
+	announce_at(&f, 1, 9, f.now - 10);
+	CU_ASSERT_EQUAL(f.t->nwant, 0);
+	CU_ASSERT_EQUAL(requests(&f), 2);
+	afx_free(&f);
+}
+
 int main(void)
 {
 	static const struct tu_test tests[] = {
@@ -174,6 +201,8 @@ int main(void)
 			test_one_request_per_rotation },
 		{ "An announcement the answer lacks is asked for again",
 			test_uncovered_announcement_asked },
+		{ "Announcements of the same millisecond are not replays",
+			test_same_millisecond },
 		{ NULL, NULL },
 	};
 	static const struct tu_suite suites[] = {
