@@ -345,7 +345,7 @@ void e2e_client_on_announce(struct e2e_client *c, const char *topic, const uint8
 	if (t->pending && e2e_mono_ms() - t->sent_mono < RESEND_AFTER_MS && t->nwant < WANT_MAX) {
 		uint32_t i = 0;
 
-		while (i < t->nwant && memcmp(&t->want[i], &id, sizeof id) != 0)
+		while (i < t->nwant && (t->want[i].scope != id.scope || t->want[i].epoch != id.epoch))
 			i++;
 		if (i == t->nwant)
 			t->want[t->nwant++] = id;
