@@ -155,7 +155,11 @@ static void on_msg(void *ctx, const char *topic, const uint8_t *payload, size_t 
 		e2e_client_on_revocations(c, topic, payload, len);
 	else if (starts_with(topic, c->control_topic) && topic[cl] == '/')
 		e2e_client_on_announce(c, topic, payload, len);
-	else if (strcmp(topic, c->control_topic) != 0)   /* others' key requests: ignore */
+	else if (strcmp(topic, c->control_topic) != 0 &&   /* others' key requests: ignore */
+		 !starts_with(topic, E2E_CTL_REPLY_PREFIX))
+		/* Nor others' key deliveries: a subscriber of '#' gets them too, and
+		 * no sender seals there (SPEC 11.1), so they are not data at all:
+		 * opened as envelopes they counted as UNKNOWN_KEY anomalies. */
 		e2e_client_process(c, topic, payload, len, qos, retained, 0);
 	pthread_mutex_unlock(&c->mu);
 	e2e_client_flush(c);

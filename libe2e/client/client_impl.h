@@ -21,6 +21,7 @@
  * to 30 s) 64 requests cover an outage of about half an hour. 2 KiB per
  * trusted sender, in pages touched only for the senders in use. */
 #define REQ_OLD 64U
+#define WANT_MAX 4U
 
 struct trusted {
 	char name[E2E_NAME_MAX + 1];
@@ -44,6 +45,11 @@ struct trusted {
 	uint64_t quiet_until;
 	uint32_t quiet_ms;
 	uint64_t last_announce_ms;        /* newest announcement accepted */
+	/* Announced epochs not held, seen while a fresh request was out: asked
+	 * for again only if its answer lacks one. A rotation of all scopes
+	 * announces each; one answer (every scope) carries them all. */
+	struct e2e_keyid want[WANT_MAX];
+	uint32_t nwant;
 	uint32_t maps;                    /* topic maps installed from its deliveries */
 	/* Summaries (SPEC 11.6) */
 	/* (the order of parts and numbers is kept by e2e_sumcheck_accept) */

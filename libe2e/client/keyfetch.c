@@ -286,6 +286,10 @@ void e2e_client_on_reply(struct e2e_client *c, const uint8_t *msg, size_t len)
 	e2e_client_expect_summaries(c, t, profiled ? m.summary_interval_ms : c->cfg.summary_ms,
 		e2e_mono_ms());
 	e2e_client_release(c, e2e_mono_ms(), 0);
+	for (uint32_t i = 0; i < t->nwant; i++)
+		if (!e2e_keyring_find(c->kr, &t->want[i], 0))
+			t->again = 1;   /* the answer predates that rotation */
+	t->nwant = 0;
 	if (t->again)
 		e2e_client_request_keys(c, t);
 out:
@@ -321,8 +325,10 @@ void e2e_client_on_announce(struct e2e_client *c, const char *topic, const uint8
 		e2e_client_on_summary(c, t, topic, msg, len, &m);
 		return;
 	}
-	/* Older announcements (replays) change nothing. */
-	if (m.time_ms <= t->last_announce_ms)
+	/* Older announcements (replays) change nothing. The same millisecond
+	 * is not older: a rotation of several scopes announces each at once,
+	 * and the second one's epoch must be noted too (SPEC 11.5). */
+	if (m.time_ms < t->last_announce_ms)
 		return;
 	t->last_announce_ms = m.time_ms;
 	/* From now on the older epochs of this scope are retired (SPEC 11.5):
@@ -331,8 +337,22 @@ void e2e_client_on_announce(struct e2e_client *c, const char *topic, const uint8
 		e2e_client_event(c, E2E_EV_ERROR, t->sender, m.scope, m.epoch,
 			"cannot note the announced epoch (too many senders)");
 	id = (struct e2e_keyid){ t->sender, m.scope, m.epoch };
-	if (!e2e_keyring_find(c->kr, &id, e2e_now_ms()))
-		e2e_client_request_keys(c, t);
+	if (e2e_keyring_find(c->kr, &id, e2e_now_ms()))
+		return;
+	/* The answer to the request just sent (for another scope's
+	 * announcement, moments ago) most likely brings this key too: a second
+	 * request per subscriber and sender at each rotation doubled the storm
+	 * every key service sees (docs/performance.md, "Many senders"). */
+	if (t->pending && e2e_mono_ms() - t->sent_mono < RESEND_AFTER_MS && t->nwant < WANT_MAX) {
+		uint32_t i = 0;
+
+		while (i < t->nwant && (t->want[i].scope != id.scope || t->want[i].epoch != id.epoch))
+			i++;
+		if (i == t->nwant)
+			t->want[t->nwant++] = id;
+		return;
+	}
+	e2e_client_request_keys(c, t);
 }
 
 void e2e_client_retry_requests(struct e2e_client *c, uint64_t mono)

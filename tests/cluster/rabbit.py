@@ -80,8 +80,7 @@ class Node:
                 "mqtt.allow_anonymous = true",
                 "loopback_users = none",
                 "log.file.level = info",
-                "log.console = false",
-                ""]))
+                "log.console = false"] + list(cluster.extra_conf) + [""]))
         self.plugins = os.path.join(self.dir, "enabled_plugins")
         with open(self.plugins, "w") as f:
             f.write("[rabbitmq_mqtt].\n")
@@ -189,8 +188,11 @@ def port_open(port):
 class Cluster:
     """Three nodes; node 1 is the one 2 and 3 join. .nodes[0..2]."""
 
-    def __init__(self, env, n=3, start_timeout=150):
+    def __init__(self, env, n=3, start_timeout=150, extra_conf=()):
+        """extra_conf: more rabbitmq.conf lines for every node (e.g.
+        "mqtt.prefetch = 100")."""
         self.env = env
+        self.extra_conf = tuple(extra_conf)
         self.tag = os.urandom(3).hex()
         self.dir = os.path.join(env.dir, "rabbitmq")
         self.home = os.path.join(self.dir, "home")

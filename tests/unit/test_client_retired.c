@@ -298,11 +298,47 @@ static void test_retired_decisions(void)
 	kfx_free(&f);
 }
 
+/* A subscriber of '#' also gets the other subscribers' key deliveries
+ * (e2e/k/...) and requests (the control topic): none of them is data
+ * (SPEC 11.1), so none gets a verdict, least of all UNKNOWN_KEY; an
+ * envelope on a data topic, through the same entry point, still does. */
+static void test_route_not_data(void)
+{
+	struct kfx f;
+	uint8_t e1[TU_ENV_CAP], junk[200];
+	size_t l1;
+	struct e2e_client_stats st;
+	uint64_t total = 0;
+
+	kfx_init(&f);
+	l1 = seal(&f, e1, "m1");
+	/* A DELIVERY's first bytes: version 1, type 2, a sender id, a time. */
+	memset(junk, 0xA5, sizeof junk);
+	junk[0] = 1;
+	junk[1] = 2;
+	f.c->sess.on_msg(f.c, "e2e/k/0123456789abcdef0123456789abcdef", junk, sizeof junk, 1, 0);
+	f.c->sess.on_msg(f.c, "e2e/k/0123456789abcdef0123456789abcdef", e1, l1, 1, 0);
+	f.c->sess.on_msg(f.c, "e2e/control", junk, sizeof junk, 1, 0);
+	e2e_client_stats(f.c, &st);
+	for (int v = 0; v <= E2E_V_FORGOTTEN; v++)
+		total += st.verdicts[v];
+	CU_ASSERT_EQUAL(total, 0);
+	CU_ASSERT_EQUAL(f.got.n, 0);
+	f.c->sess.on_msg(f.c, TOPIC, e1, l1, 1, 0);
+	e2e_client_stats(f.c, &st);
+	CU_ASSERT_EQUAL(st.verdicts[E2E_V_OK], 1);
+	CU_ASSERT_EQUAL(st.verdicts[E2E_V_UNKNOWN_KEY], 0);
+	CU_ASSERT_EQUAL(count(&f.got, E2E_V_OK, -1), 1);
+	kfx_free(&f);
+}
+
 int main(void)
 {
 	static const struct tu_test tests[] = {
 		{ "Retired key: held, confirmed by the summary or FORGED (SPEC 11.5)",
 			test_retired_decisions },
+		{ "Others' key deliveries and requests are not data (SPEC 11.1)",
+			test_route_not_data },
 		{ NULL, NULL },
 	};
 	static const struct tu_suite suites[] = {
