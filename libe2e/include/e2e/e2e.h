@@ -18,6 +18,7 @@
 #include "scopes.h"
 #include "enroll.h"
 #include "keystore.h"
+#include "ticket.h"
 
 #define E2E_VERSION_STRING "0.1.0"
 
