@@ -25,6 +25,7 @@ static const struct subcommand subcommands[] = {
 	{ "rotate",  kt_cmd_rotate,  "Start a new key epoch for one or all scopes" },
 	{ "scopes",  kt_cmd_scopes,  "Show the scope table (topic filters per scope)" },
 	{ "status",  kt_cmd_status,  "Show key epochs, their age and use, and subscriber counts" },
+	{ "ticket",  kt_cmd_ticket,  "Authority: record a one-time enrollment ticket, print its token" },
 };
 
 #define N_SUBCOMMANDS (sizeof subcommands / sizeof subcommands[0])
