@@ -19,6 +19,7 @@
 #include "enroll.h"
 #include "keystore.h"
 #include "ticket.h"
+#include "cred.h"
 
 #define E2E_VERSION_STRING "0.1.0"
 

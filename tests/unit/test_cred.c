@@ -1,0 +1,168 @@
+/*
+ * Credentials and authorities (SPEC 13): issue/parse/verify round trip,
+ * every way a credential must fail (other authority, a flipped bit, a
+ * truncation, outside its window, wrong kind), the text form and the
+ * `authorities` file.
+ */
+#include <string.h>
+
+#include <sodium.h>
+
+#include "testcu.h"
+
+static struct e2e_identity auth, other, holder;
+
+static int setup(void)
+{
+	return e2e_init() != E2E_OK || e2e_identity_generate(&auth) != E2E_OK ||
+		e2e_identity_generate(&other) != E2E_OK || e2e_identity_generate(&holder) != E2E_OK;
+}
+
+static size_t issue_sender(uint8_t *out, size_t cap, const struct e2e_identity *by,
+	uint64_t nb, uint64_t na)
+{
+	static const struct e2e_scope_rule rules[] = {
+		{ 1, "plant/+/temp", 12 }, { 2, "alarms/#", 8 },
+	};
+	struct e2e_cred_spec s = { .kind = E2E_CRED_SENDER, .serial = 7, .not_before_ms = nb,
+		.not_after_ms = na, .holder = holder.pub, .nrules = 2, .rules = rules };
+	size_t len = 0;
+
+	CU_ASSERT_EQUAL_FATAL(e2e_cred_issue(out, cap, &len, &s, by), E2E_OK);
+	return len;
+}
+
+static size_t issue_sub(uint8_t *out, size_t cap, uint64_t nb, uint64_t na)
+{
+	static const uint8_t scopes[] = { 1, 3 };
+	struct e2e_cred_spec s = { .kind = E2E_CRED_SUBSCRIBER, .serial = 9, .not_before_ms = nb,
+		.not_after_ms = na, .holder = holder.pub, .nscopes = 2, .scopes = scopes };
+	size_t len = 0;
+
+	CU_ASSERT_EQUAL_FATAL(e2e_cred_issue(out, cap, &len, &s, &auth), E2E_OK);
+	return len;
+}
+
+static void test_roundtrip(void)
+{
+	uint8_t buf[E2E_CRED_MAX], fp[E2E_FP_BYTES];
+	struct e2e_cred c;
+	size_t len = issue_sender(buf, sizeof buf, &auth, 1000, 2000);
+
+	CU_ASSERT_EQUAL(e2e_cred_parse(&c, buf, len), E2E_OK);
+	CU_ASSERT_EQUAL(c.kind, E2E_CRED_SENDER);
+	CU_ASSERT_EQUAL(c.serial, 7);
+	CU_ASSERT_EQUAL(c.nrules, 2);
+	e2e_public_fp(fp, &auth.pub);
+	CU_ASSERT_EQUAL(memcmp(fp, c.authority, sizeof fp), 0);
+	CU_ASSERT_EQUAL(memcmp(&c.holder, &holder.pub, sizeof c.holder), 0);
+	CU_ASSERT_EQUAL(e2e_cred_verify(&c, &auth.pub), E2E_OK);
+	CU_ASSERT_EQUAL(e2e_cred_verify(&c, &other.pub), E2E_ERR_AUTH);
+	CU_ASSERT_TRUE(e2e_cred_has_rule(&c, 1, "plant/+/temp", 12));
+	CU_ASSERT_FALSE(e2e_cred_has_rule(&c, 2, "plant/+/temp", 12));
+	CU_ASSERT_FALSE(e2e_cred_has_rule(&c, 1, "plant/#", 7));
+	CU_ASSERT_FALSE(e2e_cred_grants(&c, 1));
+	CU_ASSERT_TRUE(e2e_cred_current(&c, 1000));
+	CU_ASSERT_TRUE(e2e_cred_current(&c, 1999));
+	CU_ASSERT_FALSE(e2e_cred_current(&c, 999));
+	CU_ASSERT_FALSE(e2e_cred_current(&c, 2000));
+	len = issue_sub(buf, sizeof buf, 0, 10);
+	CU_ASSERT_EQUAL(e2e_cred_parse(&c, buf, len), E2E_OK);
+	CU_ASSERT_TRUE(e2e_cred_grants(&c, 3));
+	CU_ASSERT_FALSE(e2e_cred_grants(&c, 2));
+	CU_ASSERT_EQUAL(e2e_cred_verify(&c, &auth.pub), E2E_OK);
+}
+
+/* Every bit flip fails the layout or the signature; every truncation the layout. */
+static void test_tamper(void)
+{
+	uint8_t buf[E2E_CRED_MAX];
+	struct e2e_cred c;
+	size_t len = issue_sender(buf, sizeof buf, &auth, 0, 5);
+
+	for (size_t i = 0; i < len; i++) {
+		buf[i] ^= 0x01;
+		CU_ASSERT_TRUE(e2e_cred_parse(&c, buf, len) != E2E_OK ||
+			e2e_cred_verify(&c, &auth.pub) == E2E_ERR_AUTH);
+		buf[i] ^= 0x01;
+	}
+	for (size_t n = 0; n < len; n++)
+		CU_ASSERT_NOT_EQUAL(e2e_cred_parse(&c, buf, n), E2E_OK);
+	buf[0] = 2;
+	CU_ASSERT_EQUAL(e2e_cred_parse(&c, buf, len), E2E_ERR_VERSION);
+}
+
+static void test_issue_refuses(void)
+{
+	static const struct e2e_scope_rule bad[] = { { 1, "a/#/b", 5 } };
+	uint8_t buf[E2E_CRED_MAX];
+	struct e2e_cred_spec s = { .kind = E2E_CRED_SENDER, .not_before_ms = 0,
+		.not_after_ms = 1, .holder = holder.pub, .nrules = 1, .rules = bad };
+	size_t len;
+
+	CU_ASSERT_EQUAL(e2e_cred_issue(buf, sizeof buf, &len, &s, &auth), E2E_ERR_ARG);
+	s.kind = 3;
+	CU_ASSERT_EQUAL(e2e_cred_issue(buf, sizeof buf, &len, &s, &auth), E2E_ERR_ARG);
+	s.kind = E2E_CRED_SUBSCRIBER;
+	CU_ASSERT_EQUAL(e2e_cred_issue(buf, sizeof buf, &len, &s, &auth), E2E_ERR_ARG);
+}
+
+static void test_text_and_check(void)
+{
+	uint8_t buf[E2E_CRED_MAX], back[E2E_CRED_MAX];
+	static char text[E2E_CRED_TEXT_MAX + 64];
+	char line[E2E_PUBLINE_MIN + E2E_NAME_MAX + 1], file[512], err[256];
+	struct e2e_authorities au;
+	struct e2e_cred c;
+	size_t len = issue_sub(buf, sizeof buf, 100, 200), blen = 0;
+
+	strcpy(text, "# a comment\n\n");
+	CU_ASSERT_EQUAL_FATAL(e2e_cred_format(text + strlen(text), E2E_CRED_TEXT_MAX, buf, len),
+		E2E_OK);
+	strcat(text, "\n");
+	CU_ASSERT_EQUAL(e2e_cred_decode(back, sizeof back, &blen, text, strlen(text)), E2E_OK);
+	CU_ASSERT_EQUAL(blen, len);
+	CU_ASSERT_EQUAL(memcmp(back, buf, len), 0);
+	strcat(text, "e2e-cred1 AAAA\n");
+	CU_ASSERT_EQUAL(e2e_cred_decode(back, sizeof back, &blen, text, strlen(text)),
+		E2E_ERR_CORRUPT);
+
+	CU_ASSERT_EQUAL_FATAL(e2e_public_format(line, sizeof line, &auth.pub, "fleet"), E2E_OK);
+	snprintf(file, sizeof file, "# trusted\n%s\n", line);
+	CU_ASSERT_EQUAL_FATAL(e2e_authorities_parse(&au, file, strlen(file), err, sizeof err),
+		E2E_OK);
+	CU_ASSERT_EQUAL(au.n, 1);
+	CU_ASSERT_STRING_EQUAL(au.a[0].name, "fleet");
+	CU_ASSERT_EQUAL(e2e_cred_check(&c, buf, len, &au, E2E_CRED_SUBSCRIBER, 150), E2E_OK);
+	CU_ASSERT_EQUAL(e2e_cred_check(&c, buf, len, &au, E2E_CRED_SUBSCRIBER, 200),
+		E2E_ERR_EXHAUSTED);
+	CU_ASSERT_EQUAL(e2e_cred_check(&c, buf, len, &au, E2E_CRED_SENDER, 150), E2E_ERR_ARG);
+	len = issue_sender(buf, sizeof buf, &other, 0, 1000);
+	CU_ASSERT_EQUAL(e2e_cred_check(&c, buf, len, &au, E2E_CRED_SENDER, 150),
+		E2E_ERR_NOT_FOUND);
+	CU_ASSERT_EQUAL(e2e_authorities_parse(&au, "e2e1 nope\n", 10, err, sizeof err),
+		E2E_ERR_CORRUPT);
+	CU_ASSERT_EQUAL(au.n, 0);
+	CU_ASSERT_EQUAL(e2e_authorities_parse(&au, "", 0, err, sizeof err), E2E_OK);
+	CU_ASSERT_EQUAL(au.n, 0);
+}
+
+static const struct tu_test cred_tests[] = {
+	{ "Issue, parse, verify; rules, scopes, window", test_roundtrip },
+	{ "Any flipped bit or truncation is refused", test_tamper },
+	{ "Issue refuses bad kinds, filters, empty grants", test_issue_refuses },
+	{ "Text form, authorities file, full check", test_text_and_check },
+	{ NULL, NULL },
+};
+
+int main(void)
+{
+	static const struct tu_suite suites[] = {
+		{ "cred", cred_tests },
+		{ NULL, NULL },
+	};
+
+	if (setup())
+		return 1;
+	return tu_main(suites);
+}
