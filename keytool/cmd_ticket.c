@@ -158,7 +158,7 @@ int kt_cmd_ticket(int argc, char **argv)
 	}
 	memcpy(tok.id, t->id, sizeof tok.id);
 	memcpy(tok.secret, t->secret, sizeof tok.secret);
-	e2e_ticket_fp(tok.fp, &id.pub);
+	e2e_public_fp(tok.fp, &id.pub);
 	e2e_ticket_token_format(token, &tok);
 	printf("%s\n", token);
 	fflush(stdout);

@@ -66,19 +66,6 @@ out:
 	return ret;
 }
 
-void e2e_ticket_fp(uint8_t fp[E2E_TICKET_FP_BYTES], const struct e2e_public *pub)
-{
-	/* The bytes behind e2e_public_fingerprint's text (SPEC 7.3). */
-	static const char label[] = "mqtt-e2e/v1/fingerprint";
-	crypto_generichash_state st;
-
-	crypto_generichash_init(&st, NULL, 0, E2E_TICKET_FP_BYTES);
-	crypto_generichash_update(&st, (const uint8_t *)label, sizeof label - 1);
-	crypto_generichash_update(&st, pub->sign_pk, sizeof pub->sign_pk);
-	crypto_generichash_update(&st, pub->dh_pk, sizeof pub->dh_pk);
-	crypto_generichash_final(&st, fp, E2E_TICKET_FP_BYTES);
-}
-
 static enum e2e_status fp_topic(char *out, size_t cap, const char *control,
 	const uint8_t fp[E2E_TICKET_FP_BYTES], const char *suffix)
 {
@@ -319,7 +306,7 @@ enum e2e_status e2e_ticket_grant_parse(struct e2e_redeem *g, const uint8_t *msg,
 		goto out;
 	/* The keys must be the authority's of the token: the broker cannot
 	 * answer with keys of its own. */
-	e2e_ticket_fp(have, &g->authority);
+	e2e_public_fp(have, &g->authority);
 	ret = E2E_ERR_AUTH;
 	if (sodium_memcmp(have, fp, sizeof have) != 0)
 		goto out;

@@ -20,6 +20,7 @@ extern "C" {
 
 #include "common.h"
 #include "control.h"
+#include "cred.h"
 #include "identity.h"
 
 #define E2E_CTL_REDEEM       0x07U
@@ -27,7 +28,7 @@ extern "C" {
 
 #define E2E_TICKET_ID_BYTES     8U
 #define E2E_TICKET_SECRET_BYTES 16U
-#define E2E_TICKET_FP_BYTES     16U   /* the authority's fingerprint bytes (SPEC 7.3) */
+#define E2E_TICKET_FP_BYTES     E2E_FP_BYTES   /* the authority id (e2e_public_fp) */
 #define E2E_TICKET_MAC_BYTES    32U
 #define E2E_TICKET_SCOPES_MAX   64U
 /* "e2et1-" + unpadded base64url of id || secret || fp (40 bytes: 54 chars) */
@@ -57,9 +58,6 @@ E2E_API void e2e_ticket_token_format(char out[E2E_TICKET_TOKEN_LEN + 1],
 /** Parse a token (surrounding blanks allowed). E2E_ERR_MALFORMED. */
 E2E_API enum e2e_status e2e_ticket_token_parse(struct e2e_ticket_token *t,
 	const char *text) E2E_WARN_UNUSED;
-
-/** The 16 fingerprint bytes of @p pub (SPEC 7.3). */
-E2E_API void e2e_ticket_fp(uint8_t fp[E2E_TICKET_FP_BYTES], const struct e2e_public *pub);
 
 /** "<control>/authority/<32 hex of fp>" and the same + "/redeem". */
 E2E_API enum e2e_status e2e_ticket_authority_topic(char *out, size_t cap,
@@ -184,6 +182,59 @@ E2E_API const struct e2e_ticket_use *e2e_ticket_use_find(const struct e2e_ticket
 E2E_API enum e2e_status e2e_ticket_consume(struct e2e_ticket *t,
 	const uint8_t req_hash[E2E_CTL_HASH_BYTES], const uint8_t *cred,
 	size_t cred_len) E2E_WARN_UNUSED;
+
+/* ---- The two ends of a redemption (SPEC 14.4, 14.5) ---- */
+
+/** What e2e_ticket_serve decided about one REDEEM. */
+struct e2e_ticket_outcome {
+	uint8_t reason;              /* 0 granted, else the refusal reason sent */
+	int consumed;                /* a use was recorded: save @p ts BEFORE publishing */
+	int replayed;                /* a REDEEM already answered: the same GRANT again */
+	uint8_t ticket_id[E2E_TICKET_ID_BYTES];
+	uint8_t req_hash[E2E_CTL_HASH_BYTES];
+	struct e2e_public redeemer;
+	char reply_topic[E2E_CTL_REPLY_MAX + 1];   /* publish the answer here */
+};
+
+/**
+ * The authority's answer to the message @p msg received on its redeem topic
+ * @p topic, into @p out (E2E_CTL_MSG_MAX bytes suffice): the checks of SPEC
+ * 14.4 in order, then a GRANT of a fresh subscriber credential valid
+ * @p cred_ttl_ms (a use consumed in @p ts), the recorded GRANT again for a
+ * REDEEM already answered, or a refusal. A REDEEM whose time is more than
+ * @p window_ms off @p now_ms is refused as stale.
+ * @return E2E_OK with an answer to publish on res->reply_topic (after
+ *         saving @p ts if res->consumed); E2E_ERR_MALFORMED, _VERSION or
+ *         _AUTH: drop the message, no answer.
+ */
+E2E_API enum e2e_status e2e_ticket_serve(uint8_t *out, size_t cap, size_t *out_len,
+	struct e2e_ticket_outcome *res, struct e2e_tickets *ts,
+	const struct e2e_identity *authority, const uint8_t *msg, size_t len, const char *topic,
+	uint64_t now_ms, uint64_t window_ms, uint64_t cred_ttl_ms) E2E_WARN_UNUSED;
+
+/**
+ * The redeemer's check of an answer @p msg on its reply topic @p topic to
+ * the REDEEM @p sent of hash @p req_hash, from the authority of token
+ * fingerprint @p fp: e2e_ticket_grant_parse, then the req_hash (else
+ * E2E_ERR_EXISTS: an answer to another REDEEM), then for a grant
+ * (g->reason 0) the credential: signed by that authority, a subscriber
+ * credential, for exactly the redeemer's keys (else E2E_ERR_AUTH). A
+ * refusal is E2E_OK with g->reason set. @p c points into @p msg.
+ */
+E2E_API enum e2e_status e2e_ticket_accept(struct e2e_redeem *g, struct e2e_cred *c,
+	const uint8_t *msg, size_t len, const char *topic, const struct e2e_redeem *sent,
+	const uint8_t req_hash[E2E_CTL_HASH_BYTES],
+	const uint8_t fp[E2E_FP_BYTES]) E2E_WARN_UNUSED;
+
+/**
+ * Install a granted credential: add @p authority's public line to
+ * @p auth_path (the `authorities` file; kept if already listed) and write
+ * @p cred to @p cred_path (the `credential` file), atomically, mode 0600.
+ * On failure "<path>: why" goes to @p err.
+ */
+E2E_API enum e2e_status e2e_ticket_install(const char *auth_path, const char *cred_path,
+	const struct e2e_public *authority, const uint8_t *cred, size_t cred_len,
+	char *err, size_t err_cap) E2E_WARN_UNUSED;
 
 /** Words for a ticket refusal reason (6..9), else e2e_refusal_name's. */
 E2E_API const char *e2e_ticket_reason_name(uint8_t reason);
