@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "e2e/control.h"
+#include "ctl_cred.h"
 #include "wire.h"
 
 #define CONTEXT "mqtt-e2e/v1/ctl"   /* 15 bytes + the NUL: 16 */
@@ -126,11 +127,11 @@ void e2e_ctl_reply_topic(char out[E2E_CTL_REPLY_MAX + 1])
 	snprintf(out, E2E_CTL_REPLY_MAX + 1, "%s%s", E2E_CTL_REPLY_PREFIX, hex);
 }
 
-enum e2e_status e2e_ctl_request(uint8_t *out, size_t cap, size_t *len,
+enum e2e_status e2e_ctl_request_cred(uint8_t *out, size_t cap, size_t *len,
 	struct e2e_ctl *req, uint8_t eph_sk[E2E_DH_BYTES],
 	const struct e2e_identity *subscriber, uint32_t target_sender,
 	const struct e2e_ctl_want *want, uint8_t nwant, const char *reply_topic,
-	const char *control_topic, uint64_t now_ms)
+	const char *control_topic, const uint8_t *cred, size_t cred_len, uint64_t now_ms)
 {
 	struct e2e_wr w;
 	size_t rl;
@@ -168,6 +169,8 @@ enum e2e_status e2e_ctl_request(uint8_t *out, size_t cap, size_t *len,
 		e2e_wr_u8(&w, want[i].scope);
 		e2e_wr_u32(&w, want[i].epoch);
 	}
+	if (e2e_ctl_cred_write(&w, cred, cred_len) != E2E_OK)
+		return E2E_ERR_ARG;
 	if (w.bad)
 		return E2E_ERR_BUFFER;
 	*len = w.off;
@@ -260,9 +263,13 @@ static enum e2e_status parse_body(struct e2e_ctl *m, struct e2e_rd *r)
 			m->want[i].scope = e2e_rd_u8(r);
 			m->want[i].epoch = e2e_rd_u32(r);
 		}
+		if (e2e_ctl_cred_read(r, &m->cred, &m->cred_len) != E2E_OK)
+			return E2E_ERR_MALFORMED;
 		break;
 	case E2E_CTL_DELIVERY:
 		e2e_rd_bytes(r, m->request_hash, E2E_CTL_HASH_BYTES);
+		if (e2e_ctl_cred_read(r, &m->cred, &m->cred_len) != E2E_OK)
+			return E2E_ERR_MALFORMED;
 		n = (size_t)e2e_rd_u8(r) << 8;
 		n |= e2e_rd_u8(r);
 		if (n < crypto_box_SEALBYTES + PLAIN_MIN || n > crypto_box_SEALBYTES + E2E_CTL_PLAIN_MAX)
@@ -363,11 +370,11 @@ size_t e2e_ctl_map_size(const struct e2e_ctl_map *map)
 	return n;
 }
 
-enum e2e_status e2e_ctl_delivery(uint8_t *out, size_t cap, size_t *len,
+enum e2e_status e2e_ctl_delivery_cred(uint8_t *out, size_t cap, size_t *len,
 	const struct e2e_identity *sender, const struct e2e_ctl *req,
 	const uint8_t req_hash[E2E_CTL_HASH_BYTES],
 	const struct e2e_ctl_key *keys, uint8_t nkeys, const struct e2e_ctl_map *map,
-	uint64_t now_ms)
+	const uint8_t *cred, size_t cred_len, uint64_t now_ms)
 {
 	uint8_t *plain = NULL;
 	size_t map_len = e2e_ctl_map_size(map), plen, sealed_len;
@@ -408,6 +415,9 @@ enum e2e_status e2e_ctl_delivery(uint8_t *out, size_t cap, size_t *len,
 	e2e_wr_init(&w, out, cap);
 	write_head(&w, E2E_CTL_DELIVERY, e2e_sender_id(&sender->pub), now_ms);
 	e2e_wr_bytes(&w, req_hash, E2E_CTL_HASH_BYTES);
+	ret = E2E_ERR_ARG;
+	if (e2e_ctl_cred_write(&w, cred, cred_len) != E2E_OK)
+		goto out;
 	e2e_wr_u8(&w, (uint8_t)(sealed_len >> 8));
 	e2e_wr_u8(&w, (uint8_t)sealed_len);
 	ret = E2E_ERR_BUFFER;

@@ -413,6 +413,67 @@ class Reader:
         return self.data[self.pos - n:self.pos]
 
 
+# --------------------------------------------------------------------------
+# SPEC 13: credentials and revocation lists
+# --------------------------------------------------------------------------
+
+CRED_FIXED = struct.Struct(">BB16sQQQ32s32s")
+
+
+def decode_cred(c):
+    """SPEC 13.1 layout (no signature): a dict, or None if malformed or not version 1."""
+    if len(c) < CRED_FIXED.size + 1 + 64 or len(c) > 4096:
+        return None
+    version, kind, fp, serial, nbf, naf, spk, dpk = CRED_FIXED.unpack_from(c)
+    if version != 1:
+        return None
+    r = Reader(c[CRED_FIXED.size:-64])
+    d = {"kind": kind, "authority_fp": fp.hex(), "serial": serial, "not_before_ms": nbf,
+         "not_after_ms": naf, "sign_pk": spk.hex(), "dh_pk": dpk.hex()}
+    try:
+        if kind == 1:
+            n = r.get("H")
+            if not 1 <= n <= 64:
+                return None
+            d["rules"] = []
+            for _ in range(n):
+                scope = r.get("B")
+                flt = r.raw(r.get("H"))
+                if not mqtt_filter_ok(flt):
+                    return None
+                d["rules"].append({"scope": scope, "filter": flt.decode("utf-8")})
+        elif kind == 2:
+            n = r.get("B")
+            if not 1 <= n <= 64:
+                return None
+            d["scopes"] = list(r.raw(n))
+        else:
+            return None
+    except (Layout, UnicodeDecodeError):
+        return None
+    if r.pos != len(r.data):
+        return None
+    return d
+
+
+def fingerprint_bytes(sign_pk, dh_pk):
+    return hashlib.blake2b(b"mqtt-e2e/v1/fingerprint" + sign_pk + dh_pk, digest_size=16).digest()
+
+
+def verify_cred(c, authority_sign_pk, authority_dh_pk):
+    """The authority named (fp) and its Ed25519 signature over the domain string."""
+    d = decode_cred(c)
+    if d is None:
+        return False
+    if bytes.fromhex(d["authority_fp"]) != fingerprint_bytes(authority_sign_pk, authority_dh_pk):
+        return False
+    try:
+        nb.crypto_sign_open(c[-64:] + b"mqtt-e2e/v1/cred\0" + c[:-64], authority_sign_pk)
+    except CryptoError:
+        return False
+    return True
+
+
 def reply_topic_valid(t):
     """'e2e/k/' + at least 32 lowercase hex digits, at most 128 bytes."""
     if len(t) > 128 or not t.startswith(b"e2e/k/"):
@@ -432,11 +493,21 @@ def body_request(r):
     if n > 16:
         raise Layout("more than 16 scopes")
     f["want"] = [dict(zip(("scope", "epoch"), r.get("BI"))) for _ in range(n)]
+    f["cred"] = read_cred_field(r)
     return f
+
+
+def read_cred_field(r):
+    """u16 c || cred[c] (SPEC 13.4): a non-empty credential must have the 13.1 layout."""
+    c = r.raw(r.get("H"))
+    if c and decode_cred(c) is None:
+        raise Layout("credential")
+    return c.hex()
 
 
 def body_delivery(r):
     f = {"req_hash": r.raw(32).hex()}
+    f["cred"] = read_cred_field(r)
     m = r.get("H")
     # The smallest sealed plaintext: no key, the interval, one rule of a
     # one-byte filter: 1 + 4 + 2 + 4 bytes.

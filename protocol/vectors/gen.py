@@ -697,10 +697,15 @@ def str8(s):
     return bytes([len(b)]) + b
 
 
-def request_body(requester, eph_pk, nonce, reply_topic, want):
+def str16b(b):
+    return len(b).to_bytes(2, "big") + b
+
+
+def request_body(requester, eph_pk, nonce, reply_topic, want, cred=b""):
+    """... || u16 c || cred[c]: the requester's credential (SPEC 13.4), c = 0: none."""
     return (requester.sign_pk + requester.dh_pk + eph_pk + nonce + str8(reply_topic)
             + bytes([len(want)])
-            + b"".join(bytes([s]) + e.to_bytes(4, "big") for s, e in want))
+            + b"".join(bytes([s]) + e.to_bytes(4, "big") for s, e in want) + str16b(cred))
 
 
 def key_records(keys):
@@ -793,30 +798,31 @@ def build_control():
                 "signer": party.sign_pk.hex(), "topic": topic, "message": msg.hex(),
                 "sender": sender, "time_ms": time_ms}
 
-    def request(name, requester, target, time_ms, eph_sk, nonce, reply_topic, want):
+    def request(name, requester, target, time_ms, eph_sk, nonce, reply_topic, want, cred=b""):
         eph_pk = nb.crypto_scalarmult_base(eph_sk)
-        body = request_body(requester, eph_pk, nonce, reply_topic, want)
+        body = request_body(requester, eph_pk, nonce, reply_topic, want, cred)
         msg = ctl_sign(requester, CONTROL_TOPIC, ctl_head(1, target, time_ms) + body)
         item = common(name, "REQUEST", requester, CONTROL_TOPIC, msg, target, time_ms)
         item.update({"requester_sign_pk": requester.sign_pk.hex(),
                      "requester_dh_pk": requester.dh_pk.hex(), "eph_sk": eph_sk.hex(),
                      "eph_pk": eph_pk.hex(), "nonce": nonce.hex(), "reply_topic": reply_topic,
-                     "want": [{"scope": s, "epoch": e} for s, e in want],
+                     "want": [{"scope": s, "epoch": e} for s, e in want], "cred": cred.hex(),
                      "req_hash": hashlib.blake2b(msg, digest_size=32).hexdigest()})
         requests.append(item)
         by_name[name] = item
 
     def delivery(name, req, time_ms, box_sk, keys, rules=SENDER_RULES,
-                 interval_ms=SENDER_INTERVAL):
+                 interval_ms=SENDER_INTERVAL, cred=b""):
         r = by_name[req]
         plain = key_records(keys) + map_records(interval_ms, rules)
         sealed = box_seal(plain, bytes.fromhex(r["eph_pk"]), box_sk)
-        body = bytes.fromhex(r["req_hash"]) + len(sealed).to_bytes(2, "big") + sealed
+        body = bytes.fromhex(r["req_hash"]) + str16b(cred) + len(sealed).to_bytes(2, "big") + sealed
         msg = ctl_sign(SENDER, r["reply_topic"], ctl_head(2, SENDER.id, time_ms) + body)
         item = common(name, "DELIVERY", SENDER, r["reply_topic"], msg, SENDER.id, time_ms)
         item.update({"request": req, "req_hash": r["req_hash"], "sealed": sealed.hex(),
                      "eph_sk": r["eph_sk"], "eph_pk": r["eph_pk"], "box_sk": box_sk.hex(),
                      "plain": plain.hex(), "keys": keys, "summary_interval_ms": interval_ms,
+                     "cred": cred.hex(),
                      "rules": rules})
         assert len(msg) <= 65535
         # libsodium's own opener accepts the deterministic construction.
@@ -1041,7 +1047,7 @@ def build_control():
             ("key-count-above-records", bytes([2]) + k1[1:] + map_records(0, [rule(1, "#")]))):
         sealed = box_seal(plain, eph_pk1, pattern(32, 11, len(mname)))
         msg = ctl_sign(SENDER, req["reply_topic"], ctl_head(2, SENDER.id, T0 + 5)
-                       + bytes.fromhex(req["req_hash"]) + len(sealed).to_bytes(2, "big") + sealed)
+                       + bytes.fromhex(req["req_hash"]) + b"\0\0" + len(sealed).to_bytes(2, "big") + sealed)
         neg("delivery-map-" + mname, msg, MALFORMED, topic=req["reply_topic"], signer=SENDER,
             request=req["name"])
     # The keys without interval and map: found when opened. A sealed box
@@ -1049,7 +1055,7 @@ def build_control():
     for mname, plain in (("delivery-without-map", k1), ("delivery-sealed-too-short", b"\x00")):
         sealed = box_seal(plain, eph_pk1, pattern(32, 11, 99))
         msg = ctl_sign(SENDER, req["reply_topic"], ctl_head(2, SENDER.id, T0 + 5)
-                       + bytes.fromhex(req["req_hash"]) + len(sealed).to_bytes(2, "big") + sealed)
+                       + bytes.fromhex(req["req_hash"]) + b"\0\0" + len(sealed).to_bytes(2, "big") + sealed)
         neg(mname, msg, MALFORMED, topic=req["reply_topic"], signer=SENDER, request=req["name"])
     # Summaries: boot >= 1, part < parts, parts >= 1, number >= 1, 0 < first <= last,
     # exactly last - first + 1 digests per entry, exactly n entries.

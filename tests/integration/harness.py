@@ -705,11 +705,17 @@ def parse_ctl(msg):
             nwant = body[off]
             d["want"] = [struct.unpack(">BI", body[off + 1 + 5 * i: off + 6 + 5 * i])
                          for i in range(nwant)]
+            off += 1 + 5 * nwant
+            c = struct.unpack(">H", body[off:off + 2])[0]
+            d["cred"] = body[off + 2:off + 2 + c]
         elif mtype == CTL_DELIVERY:
             d["request_hash"] = body[:32]
-            n = struct.unpack(">H", body[32:34])[0]
-            d["sealed"] = body[34:34 + n]
-            if len(d["sealed"]) != n or len(body) != 34 + n:
+            c = struct.unpack(">H", body[32:34])[0]   # the sender's credential (SPEC 13.4)
+            d["cred"] = body[34:34 + c]
+            off = 34 + c
+            n = struct.unpack(">H", body[off:off + 2])[0]
+            d["sealed"] = body[off + 2:off + 2 + n]
+            if len(d["sealed"]) != n or len(body) != off + 2 + n:
                 return None
         elif mtype == CTL_REFUSAL:
             d["request_hash"] = body[:32]
@@ -724,12 +730,13 @@ def parse_ctl(msg):
 
 
 def build_request(sign_sk, sign_pk, dh_pk, eph_pk, target_sender, reply_topic, want=(),
-                  time_ms=None, nonce=None, control_topic=CONTROL_TOPIC, sign=True):
+                  time_ms=None, nonce=None, control_topic=CONTROL_TOPIC, sign=True, cred=b""):
     t = reply_topic.encode()
     body = (ctl_head(CTL_REQUEST, target_sender, time_ms if time_ms is not None else
                      int(time.time() * 1000)) + sign_pk + dh_pk + eph_pk +
             (nonce or os.urandom(16)) + bytes([len(t)]) + t + bytes([len(want)]) +
-            b"".join(struct.pack(">BI", s, e) for s, e in want))
+            b"".join(struct.pack(">BI", s, e) for s, e in want) +
+            struct.pack(">H", len(cred)) + cred)
     if sign:
         return ctl_sign(sign_sk, control_topic, body)
     return body + os.urandom(CTL_SIG)
@@ -746,7 +753,7 @@ def map_bytes(rules, interval_ms=0):
 
 
 def build_delivery(sign_sk, issuer, request_msg, keys, reply_topic, time_ms=None,
-                   rules=((0, "#"),), interval_ms=0):
+                   rules=((0, "#"),), interval_ms=0, cred=b""):
     """keys: list of (scope, epoch, not_after_ms, key32[, flags]); rules: the
     sender's topic map. Sealed to the request's ephemeral key, bound to the
     request hash, signed for reply_topic (SPEC 11.2)."""
@@ -757,7 +764,7 @@ def build_delivery(sign_sk, issuer, request_msg, keys, reply_topic, time_ms=None
     sealed = nb.crypto_box_seal(plain, req["eph_pk"])
     body = (ctl_head(CTL_DELIVERY, issuer, time_ms if time_ms is not None else
                      int(time.time() * 1000)) + ctl_hash(request_msg) +
-            struct.pack(">H", len(sealed)) + sealed)
+            struct.pack(">H", len(cred)) + cred + struct.pack(">H", len(sealed)) + sealed)
     return ctl_sign(sign_sk, reply_topic, body)
 
 

@@ -78,7 +78,7 @@ static void test_safety_request(void)
 	CU_ASSERT_EQUAL(e2e_ctl_request(out, sizeof out, &len, &req, eph, &alice, 1, NULL, 0,
 		"e2e/x/0123456789abcdef0123456789abcdef", C, 1), E2E_ERR_ARG);
 	/* head 14 + keys 96 + nonce 16 + str8 (1 + 38) + n 1 + 2 x 5 + sig 64 */
-	need = 14 + 96 + 16 + 1 + strlen(reply) + 1 + 2 * 5 + 64;
+	need = 14 + 96 + 16 + 1 + strlen(reply) + 1 + 2 * 5 + 2 + 64;
 	CU_ASSERT_EQUAL(e2e_ctl_request(out, need - 1, &len, &req, eph, &alice, 1, want_1_2, 2, reply,
 		C, 1), E2E_ERR_BUFFER);
 	CU_ASSERT_EQUAL(e2e_ctl_request(out, need - 64, &len, &req, eph, &alice, 1, want_1_2, 2, reply,
@@ -147,7 +147,7 @@ static void test_safety_answers(void)
 		E2E_CTL_KEYS_MAX + 1, &TU_MAP, 1), E2E_ERR_ARG);
 	/* head 14 + hash 32 + u16 + sealed (48 + 1 + 46 + map: interval 4, u16 r,
 	 * rule (0, "#") 4) + sig 64 */
-	need = 14 + 32 + 2 + 48 + 1 + 46 + 4 + 2 + 4 + 64;
+	need = 14 + 32 + 2 + 2 + 48 + 1 + 46 + 4 + 2 + 4 + 64;
 	CU_ASSERT_EQUAL(e2e_ctl_delivery(out, need - 1, &len, &sender, &r.req, r.hash, keys, 1, &TU_MAP, 1),
 		E2E_ERR_BUFFER);
 	CU_ASSERT_EQUAL(e2e_ctl_delivery(out, need - 64, &len, &sender, &r.req, r.hash, keys, 1, &TU_MAP, 1),
@@ -773,10 +773,11 @@ static void test_delivery_plaintext_layout(void)
 		out[5] = (uint8_t)sid;
 		memset(out + 6, 0, 8);
 		memcpy(out + 14, r.hash, 32);
-		out[46] = (uint8_t)(sealed_len >> 8);
-		out[47] = (uint8_t)sealed_len;
-		CU_ASSERT_EQUAL_FATAL(crypto_box_seal(out + 48, plain, sizeof plain, r.req.eph_pk), 0);
-		len = 48 + sealed_len;
+		out[46] = out[47] = 0;   /* no credential */
+		out[48] = (uint8_t)(sealed_len >> 8);
+		out[49] = (uint8_t)sealed_len;
+		CU_ASSERT_EQUAL_FATAL(crypto_box_seal(out + 50, plain, sizeof plain, r.req.eph_pk), 0);
+		len = 50 + sealed_len;
 		CU_ASSERT_EQUAL_FATAL(e2e_ctl_sign(out, sizeof out, &len, r.req.reply_topic, &sender),
 			E2E_OK);
 		CU_ASSERT_EQUAL_FATAL(e2e_ctl_parse(&m, out, len, r.req.reply_topic, &sender.pub),
@@ -920,7 +921,7 @@ static size_t deliver_plain(uint8_t *out, size_t cap, const struct e2e_identity 
 	uint32_t sid = e2e_sender_id(&sender->pub);
 	size_t sealed_len = crypto_box_SEALBYTES + plen, len;
 
-	CU_ASSERT_FATAL(48 + sealed_len + 64 <= cap);
+	CU_ASSERT_FATAL(50 + sealed_len + 64 <= cap);
 	memset(out, 0, 14);
 	out[0] = E2E_CTL_VERSION;
 	out[1] = E2E_CTL_DELIVERY;
@@ -929,10 +930,11 @@ static size_t deliver_plain(uint8_t *out, size_t cap, const struct e2e_identity 
 	out[4] = (uint8_t)(sid >> 8);
 	out[5] = (uint8_t)sid;
 	memcpy(out + 14, r->hash, 32);
-	out[46] = (uint8_t)(sealed_len >> 8);
-	out[47] = (uint8_t)sealed_len;
-	CU_ASSERT_EQUAL_FATAL(crypto_box_seal(out + 48, plain, plen, r->req.eph_pk), 0);
-	len = 48 + sealed_len;
+	out[46] = out[47] = 0;   /* no credential (SPEC 13.4) */
+	out[48] = (uint8_t)(sealed_len >> 8);
+	out[49] = (uint8_t)sealed_len;
+	CU_ASSERT_EQUAL_FATAL(crypto_box_seal(out + 50, plain, plen, r->req.eph_pk), 0);
+	len = 50 + sealed_len;
 	CU_ASSERT_EQUAL_FATAL(e2e_ctl_sign(out, cap, &len, r->req.reply_topic, sender), E2E_OK);
 	return len;
 }

@@ -39,10 +39,11 @@ extern "C" {
 /* Longest topic a summary lists: one entry with one digest fits in a part. */
 #define E2E_SUMMARY_TOPIC_MAX 32767U
 #define E2E_CTL_DELIVERY_MAX 65535U
+#define E2E_CTL_CRED_MAX     4096U   /* a credential carried (E2E_CRED_MAX) */
 /* Sealed plaintext of a delivery: head, req_hash, u16 m, box overhead and
  * signature leave this much of E2E_CTL_DELIVERY_MAX. */
 #define E2E_CTL_PLAIN_MAX    (E2E_CTL_DELIVERY_MAX - E2E_CTL_HEAD_BYTES - E2E_CTL_HASH_BYTES - \
-	2U - 48U - E2E_CTL_SIG_BYTES)
+	2U - E2E_CTL_CRED_MAX - 2U - 48U - E2E_CTL_SIG_BYTES)
 /* Bytes left for the encoded map (u16 r and the rules) next to 32 keys and
  * the summary interval: a sender whose map is larger cannot start. */
 #define E2E_CTL_MAP_MAX      (E2E_CTL_PLAIN_MAX - 1U - E2E_CTL_KEYS_MAX * 46U - 4U)
@@ -94,6 +95,8 @@ struct e2e_ctl {
 	uint16_t nrules;               /* its topic map, >= 1 rules in match order; */
 	const uint8_t *rules;          /* encoded, in the caller's plain buffer: */
 	size_t rules_len;              /* walk with e2e_ctl_rule_next */
+	const uint8_t *cred;         /* REQUEST: the requester's credential, DELIVERY: */
+	size_t cred_len;             /* the sender's (SPEC 13.4); into the message, 0 = none */
 	const uint8_t *sealed;       /* DELIVERY: points into the message */
 	size_t sealed_len;
 	/* REFUSAL */
@@ -169,6 +172,18 @@ E2E_API enum e2e_status e2e_ctl_request(uint8_t *out, size_t cap, size_t *len,
 	const struct e2e_ctl_want *want, uint8_t nwant, const char *reply_topic,
 	const char *control_topic, uint64_t now_ms) E2E_WARN_UNUSED;
 
+/**
+ * e2e_ctl_request carrying the subscriber's credential @p cred (SPEC 13.4;
+ * NULL, 0: none, which is what e2e_ctl_request sends). E2E_ERR_ARG if
+ * @p cred does not parse as a credential.
+ */
+E2E_API enum e2e_status e2e_ctl_request_cred(uint8_t *out, size_t cap, size_t *len,
+	struct e2e_ctl *req, uint8_t eph_sk[E2E_DH_BYTES],
+	const struct e2e_identity *subscriber, uint32_t target_sender,
+	const struct e2e_ctl_want *want, uint8_t nwant, const char *reply_topic,
+	const char *control_topic, const uint8_t *cred, size_t cred_len,
+	uint64_t now_ms) E2E_WARN_UNUSED;
+
 /** A fresh private reply topic: "e2e/k/" + 32 random hex digits (128 bits). */
 E2E_API void e2e_ctl_reply_topic(char out[E2E_CTL_REPLY_MAX + 1]);
 
@@ -205,6 +220,13 @@ E2E_API enum e2e_status e2e_ctl_delivery(uint8_t *out, size_t cap, size_t *len,
 	const uint8_t req_hash[E2E_CTL_HASH_BYTES],
 	const struct e2e_ctl_key *keys, uint8_t nkeys, const struct e2e_ctl_map *map,
 	uint64_t now_ms) E2E_WARN_UNUSED;
+
+/** e2e_ctl_delivery carrying the sender's credential (SPEC 13.4; NULL, 0: none). */
+E2E_API enum e2e_status e2e_ctl_delivery_cred(uint8_t *out, size_t cap, size_t *len,
+	const struct e2e_identity *sender, const struct e2e_ctl *req,
+	const uint8_t req_hash[E2E_CTL_HASH_BYTES],
+	const struct e2e_ctl_key *keys, uint8_t nkeys, const struct e2e_ctl_map *map,
+	const uint8_t *cred, size_t cred_len, uint64_t now_ms) E2E_WARN_UNUSED;
 
 /**
  * Decrypt a parsed delivery with the request's ephemeral key pair into
