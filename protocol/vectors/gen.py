@@ -10,6 +10,7 @@ so it is deterministic), and writes
     envelope.json  window.json  tx.json  identity.json  control.json  signed.json
     state.json (built by gen_state.py)
     sumcheck.json
+    tickets.json (built by gen_ticket.py)
 
 into the directory given as argv[1] (default: the directory of this script).
 Every input is a constant, so running it twice gives byte-identical files;
@@ -1322,6 +1323,12 @@ def build_state():
     return gen_state.build_state()
 
 
+def build_tickets():
+    """tickets.json lives in gen_ticket.py (SPEC 14)."""
+    import gen_ticket                                 # noqa: E402 (imports gen)
+    return gen_ticket.build_tickets()
+
+
 def render_all():
     """File name -> exact file text."""
     return {
@@ -1333,6 +1340,7 @@ def render_all():
         "signed.json": render(build_signed()),
         "state.json": render(build_state()),
         "sumcheck.json": render(build_sumcheck()),
+        "tickets.json": render(build_tickets()),
     }
 
 
