@@ -38,6 +38,7 @@ void e2e_ticket_token_format(char out[E2E_TICKET_TOKEN_LEN + 1], const struct e2
 enum e2e_status e2e_ticket_token_parse(struct e2e_ticket_token *t, const char *text)
 {
 	uint8_t raw[TOKEN_RAW];
+	char back[E2E_TICKET_TOKEN_LEN + 1];
 	size_t len, rawlen = 0;
 	const char *end;
 	enum e2e_status ret = E2E_ERR_MALFORMED;
@@ -60,8 +61,16 @@ enum e2e_status e2e_ticket_token_parse(struct e2e_ticket_token *t, const char *t
 	memcpy(t->id, raw, E2E_TICKET_ID_BYTES);
 	memcpy(t->secret, raw + E2E_TICKET_ID_BYTES, E2E_TICKET_SECRET_BYTES);
 	memcpy(t->fp, raw + E2E_TICKET_ID_BYTES + E2E_TICKET_SECRET_BYTES, E2E_TICKET_FP_BYTES);
+	/* Canonical only: the last character's 4 unused bits must be 0, so one
+	 * ticket has exactly one token. */
+	e2e_ticket_token_format(back, t);
+	if (sodium_memcmp(back, text, E2E_TICKET_TOKEN_LEN) != 0) {
+		memset(t, 0, sizeof *t);
+		goto out;
+	}
 	ret = E2E_OK;
 out:
+	sodium_memzero(back, sizeof back);
 	sodium_memzero(raw, sizeof raw);
 	return ret;
 }

@@ -114,7 +114,8 @@ def build_tickets():
                     ("other prefix", "e2et2-" + good[6:]), ("upper-case prefix", "E2ET1-" + good[6:]),
                     ("one character short", good[:-1]), ("one character more", good + "A"),
                     ("padded", good + "="), ("standard alphabet", good[:-2] + "+/"),
-                    ("a blank inside", good[:20] + " " + good[21:])):
+                    ("a blank inside", good[:20] + " " + good[21:]),
+                    ("non-canonical last character", good[:-1] + chr(ord(good[-1]) + 1))):
         doc["token_negative"].append({"name": name, "token": t})
 
     def redeem(name, redeemer, t_id, sec, rep, time_ms, nonce_=nonce):
