@@ -21,7 +21,7 @@ static const char authority_usage[] =
 	"Usage: " KT_PROG " authority init [--dir DIR] [--name NAME] [--force]\n"
 	"       " KT_PROG " authority issue [--dir DIR] (--sender | --subscriber) PUBLINE\n"
 	"                 [--scope SCOPE]... [--filter SCOPE:FILTER]... [--ttl 90d] [-o FILE]\n"
-	"       " KT_PROG " authority revoke [--dir DIR] PUBLINE | FINGERPRINT\n"
+	"       " KT_PROG " authority revoke [--dir DIR] [--control-topic C] PUBLINE | FINGERPRINT\n"
 	"\n"
 	"init   makes the authority identity: DIR/authority.key (0600) and\n"
 	"       DIR/authority.pub, the public line for senders' and subscribers'\n"
@@ -35,11 +35,12 @@ static const char authority_usage[] =
 	"revoke adds a subscriber's or sender's key to the revocation list and writes\n"
 	"       the next numbered signed list to DIR/revocations (and prints its path),\n"
 	"       for publication retained on C/authority/<fp> (e2e-pub -r -f FILE).\n"
+	"       A FINGERPRINT is looked up in DIR/issued (every credential issued).\n"
 	"\n"
 	"DIR: --dir, else $E2E_DIR, else " KT_AUTH_DIR ".\n";
 
 enum { OPT_DIR = 1, OPT_NAME, OPT_FORCE, OPT_SENDER, OPT_SUBSCRIBER, OPT_SCOPE, OPT_FILTER,
-	OPT_TTL, OPT_HELP };
+	OPT_TTL, OPT_CONTROL, OPT_HELP };
 
 static const struct option long_opts[] = {
 	{ "dir", required_argument, NULL, OPT_DIR },
@@ -50,6 +51,7 @@ static const struct option long_opts[] = {
 	{ "scope", required_argument, NULL, OPT_SCOPE },
 	{ "filter", required_argument, NULL, OPT_FILTER },
 	{ "ttl", required_argument, NULL, OPT_TTL },
+	{ "control-topic", required_argument, NULL, OPT_CONTROL },
 	{ "out", required_argument, NULL, 'o' },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
@@ -61,6 +63,7 @@ static int parse(int argc, char **argv, struct kt_auth_opts *a)
 
 	memset(a, 0, sizeof *a);
 	a->ttl = "90d";
+	a->control_topic = E2E_CTL_TOPIC_DEFAULT;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "o:h", long_opts, NULL)) != -1) {
 		switch (c) {
@@ -70,6 +73,7 @@ static int parse(int argc, char **argv, struct kt_auth_opts *a)
 		case OPT_SENDER: a->kind = E2E_CRED_SENDER; break;
 		case OPT_SUBSCRIBER: a->kind = E2E_CRED_SUBSCRIBER; break;
 		case OPT_TTL: a->ttl = optarg; break;
+		case OPT_CONTROL: a->control_topic = optarg; break;
 		case 'o': a->out = optarg; break;
 		case OPT_SCOPE:
 			if (a->nscopes == E2E_CRED_SCOPES_MAX)
@@ -268,6 +272,8 @@ static int cmd_issue(const struct kt_auth_opts *a)
 			"rules or scopes" : NULL);
 		goto out;
 	}
+	if (kt_authority_log_issue(a, &spec.holder, spec.serial) != 0)
+		goto out;
 	ret = write_or_print(a, text);
 out:
 	e2e_identity_destroy(&id);

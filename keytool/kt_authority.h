@@ -9,6 +9,7 @@ struct kt_auth_opts {
 	const char *name;         /* init: name on the public line */
 	const char *out;          /* issue: write the credential here */
 	const char *ttl;          /* issue: validity */
+	const char *control_topic; /* revoke: C of C/authority/<fp> */
 	int force;
 	unsigned kind;            /* E2E_CRED_SENDER or E2E_CRED_SUBSCRIBER */
 	const char *scopes[E2E_CRED_SCOPES_MAX];
@@ -21,6 +22,10 @@ struct kt_auth_opts {
 
 /* The authority identity of a->dir; 0 or -1 (printed). */
 int kt_authority_load(const struct kt_auth_opts *a, struct e2e_identity *id);
+
+/* Append a line for an issued credential to DIR/issued; 0 or -1 (printed). */
+int kt_authority_log_issue(const struct kt_auth_opts *a, const struct e2e_public *pub,
+	uint64_t serial);
 
 /* authority revoke: write the next numbered revocation list; 0 or 1. */
 int kt_authority_revoke(const struct kt_auth_opts *a);

@@ -31,15 +31,18 @@ void e2e_public_fp(uint8_t fp[E2E_FP_BYTES], const struct e2e_public *pub)
 	crypto_generichash_final(&st, fp, E2E_FP_BYTES);
 }
 
-/* The signed message: label, 0x00, the credential without its signature. */
-static void cred_digest_input(crypto_sign_state *st, const uint8_t *p, size_t n)
+/*
+ * The signed message, contiguous for plain Ed25519 (not the prehashed
+ * crypto_sign_init/update variant): label, 0x00, the credential without its
+ * signature. @p buf holds sizeof cred_label + E2E_CRED_MAX bytes.
+ */
+static size_t cred_signed(uint8_t *buf, const uint8_t *p, size_t n)
 {
-	static const uint8_t zero = 0;
+	size_t ll = sizeof cred_label;   /* the label and its NUL: the 0x00 */
 
-	crypto_sign_init(st);
-	crypto_sign_update(st, (const uint8_t *)cred_label, sizeof cred_label - 1);
-	crypto_sign_update(st, &zero, 1);
-	crypto_sign_update(st, p, n);
+	memcpy(buf, cred_label, ll);
+	memcpy(buf + ll, p, n);
+	return ll + n;
 }
 
 static int spec_ok(const struct e2e_cred_spec *s)
@@ -64,9 +67,10 @@ enum e2e_status e2e_cred_issue(uint8_t *out, size_t cap, size_t *len,
 	const struct e2e_cred_spec *spec, const struct e2e_identity *authority)
 {
 	enum e2e_status ret = E2E_ERR_ARG;
-	crypto_sign_state st;
+	uint8_t buf[sizeof cred_label + E2E_CRED_MAX];
 	struct e2e_wr w;
 	uint8_t fp[E2E_FP_BYTES];
+	size_t bl;
 
 	if (!out || !len || !spec || !authority || !authority->sign_sk || !spec_ok(spec))
 		goto out;
@@ -97,8 +101,8 @@ enum e2e_status e2e_cred_issue(uint8_t *out, size_t cap, size_t *len,
 	ret = E2E_ERR_BUFFER;
 	if (w.bad || w.off + E2E_CRED_SIG_BYTES > cap)
 		goto out;
-	cred_digest_input(&st, out, w.off);
-	crypto_sign_final_create(&st, out + w.off, NULL, authority->sign_sk);
+	bl = cred_signed(buf, out, w.off);
+	crypto_sign_detached(out + w.off, NULL, buf, bl, authority->sign_sk);
 	*len = w.off + E2E_CRED_SIG_BYTES;
 	ret = E2E_OK;
 out:
@@ -170,9 +174,9 @@ out:
 
 enum e2e_status e2e_cred_verify(const struct e2e_cred *c, const struct e2e_public *authority)
 {
-	crypto_sign_state st;
+	uint8_t buf[sizeof cred_label + E2E_CRED_MAX];
 	uint8_t fp[E2E_FP_BYTES];
-	size_t n;
+	size_t n, bl;
 
 	if (!c || !authority || !c->raw || c->raw_len < E2E_CRED_SIG_BYTES)
 		return E2E_ERR_ARG;
@@ -180,8 +184,10 @@ enum e2e_status e2e_cred_verify(const struct e2e_cred *c, const struct e2e_publi
 	if (sodium_memcmp(fp, c->authority, sizeof fp) != 0)
 		return E2E_ERR_AUTH;
 	n = c->raw_len - E2E_CRED_SIG_BYTES;
-	cred_digest_input(&st, c->raw, n);
-	if (crypto_sign_final_verify(&st, c->raw + n, authority->sign_pk) != 0)
+	if (n > E2E_CRED_MAX)
+		return E2E_ERR_ARG;
+	bl = cred_signed(buf, c->raw, n);
+	if (crypto_sign_verify_detached(c->raw + n, buf, bl, authority->sign_pk) != 0)
 		return E2E_ERR_AUTH;
 	return E2E_OK;
 }

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "e2e/keysvc.h"
+#include "keysvc_cred.h"
 #include "lru.h"
 
 struct bucket {
@@ -18,6 +19,7 @@ struct e2e_keysvc {
 	struct e2e_lru who;             /* identity -> index into buckets */
 	struct bucket *buckets;
 	struct bucket global;
+	struct e2e_kscred_cache creds;  /* credentials verified before */
 	struct e2e_keysvc_stats st;
 };
 
@@ -44,6 +46,7 @@ enum e2e_status e2e_keysvc_create(struct e2e_keysvc **out, const struct e2e_keys
 	if (!ks->cfg.global_burst) ks->cfg.global_burst = 200;
 	if (!ks->cfg.global_ms) ks->cfg.global_ms = 10;
 	if (!ks->cfg.replay_cache) ks->cfg.replay_cache = 4096;
+	if (!ks->cfg.cred_cache) ks->cfg.cred_cache = 16384;
 	ks->buckets = calloc(IDENTITIES, sizeof *ks->buckets);
 	if (!ks->buckets)
 		goto out;
@@ -51,6 +54,9 @@ enum e2e_status e2e_keysvc_create(struct e2e_keysvc **out, const struct e2e_keys
 	if (ret != E2E_OK)
 		goto out;
 	ret = e2e_lru_alloc(&ks->who, IDENTITIES);
+	if (ret != E2E_OK)
+		goto out;
+	ret = e2e_kscred_init(&ks->creds, ks->cfg.cred_cache);
 	if (ret != E2E_OK)
 		goto out;
 	ks->self = e2e_sender_id(&cfg->identity->pub);
@@ -68,6 +74,7 @@ void e2e_keysvc_destroy(struct e2e_keysvc *ks)
 		return;
 	e2e_lru_free(&ks->seen);
 	e2e_lru_free(&ks->who);
+	e2e_kscred_free(&ks->creds);
 	free(ks->buckets);
 	free(ks);
 }
@@ -155,6 +162,11 @@ enum e2e_status e2e_keysvc_handle(struct e2e_keysvc *ks,
 	struct e2e_public who;
 	struct bucket *mine;
 	struct e2e_ctl_map map;
+	struct e2e_cred cred;
+	const struct e2e_authorities *au = NULL;
+	const uint8_t *own_cred = NULL;
+	size_t own_cred_len = 0;
+	enum e2e_kscred cst = E2E_KSCRED_NONE;
 	uint8_t hash[E2E_CTL_HASH_BYTES], allowed[32];
 	uint64_t skew;
 	int own;
@@ -195,7 +207,14 @@ enum e2e_status e2e_keysvc_handle(struct e2e_keysvc *ks,
 	who = req.requester;
 	memset(allowed, 0, sizeof allowed);
 	est = ks->cfg.enrolled(ks->cfg.ctx, &who, allowed);
-	mine = est == E2E_OK || est == E2E_ERR_PERM ? identity_bucket(ks, &who, now_ms) : NULL;
+	/* Not enrolled: a credential (SPEC 13.5), judged cheaply now; only one
+	 * verified before earns the requester's own bucket before any crypto. */
+	if (ks->cfg.fleet)
+		ks->cfg.fleet(ks->cfg.ctx, &au, &own_cred, &own_cred_len);
+	if (est == E2E_ERR_NOT_FOUND)
+		cst = e2e_kscred_peek(&ks->creds, au, &req, &cred, now_ms);
+	mine = est == E2E_OK || est == E2E_ERR_PERM || cst == E2E_KSCRED_KNOWN ?
+		identity_bucket(ks, &who, now_ms) : NULL;
 	own = mine && has_token(mine, ks->cfg.per_identity_burst, ks->cfg.per_identity_ms, now_ms);
 	ret = E2E_ERR_FULL;
 	if (!own && !take(&ks->global, ks->cfg.global_burst, ks->cfg.global_ms, now_ms)) {
@@ -215,6 +234,21 @@ enum e2e_status e2e_keysvc_handle(struct e2e_keysvc *ks,
 	}
 	if (own)
 		(void)take(mine, ks->cfg.per_identity_burst, ks->cfg.per_identity_ms, now_ms);
+	if (cst == E2E_KSCRED_UNVERIFIED) {
+		/* Paid a global token; the authority signature only now. */
+		ks->st.cred_verified++;
+		cst = e2e_kscred_verify(&ks->creds, au, &cred);
+		if (cst == E2E_KSCRED_KNOWN) {
+			mine = identity_bucket(ks, &who, now_ms);
+			own = take(mine, ks->cfg.per_identity_burst, ks->cfg.per_identity_ms, now_ms);
+		}
+	}
+	if (cst == E2E_KSCRED_KNOWN) {
+		est = E2E_OK;
+		e2e_kscred_allowed(&cred, allowed);
+	}
+	if (ks->cfg.revoked && ks->cfg.revoked(ks->cfg.ctx, who.sign_pk))
+		est = E2E_ERR_PERM;
 	skew = req.time_ms > now_ms ? req.time_ms - now_ms : now_ms - req.time_ms;
 	if (skew > ks->cfg.max_skew_ms) {
 		reason = E2E_REFUSE_STALE;
@@ -232,8 +266,8 @@ enum e2e_status e2e_keysvc_handle(struct e2e_keysvc *ks,
 	if (reason)
 		ret = e2e_ctl_refusal(out, cap, out_len, ks->cfg.identity, &req, hash, reason, now_ms);
 	else if ((ret = ks->cfg.map(ks->cfg.ctx, &map)) == E2E_OK)
-		ret = e2e_ctl_delivery(out, cap, out_len, ks->cfg.identity, &req, hash, keys, nkeys,
-			&map, now_ms);
+		ret = e2e_ctl_delivery_cred(out, cap, out_len, ks->cfg.identity, &req, hash, keys,
+			nkeys, &map, own_cred, own_cred_len, now_ms);
 	if (ret != E2E_OK)
 		goto out;   /* nothing answered: a retry of this request stays welcome */
 	if (reason) {
@@ -241,6 +275,11 @@ enum e2e_status e2e_keysvc_handle(struct e2e_keysvc *ks,
 		ks->st.refused_by[reason & 7U]++;
 	} else {
 		ks->st.delivered++;
+		if (cst == E2E_KSCRED_KNOWN) {
+			ks->st.cred_delivered++;
+			if (ks->cfg.served)
+				ks->cfg.served(ks->cfg.ctx, &who, allowed);
+		}
 	}
 	/* Answered: remember it so a replay gets nothing. */
 	if (e2e_lru_insert(&ks->seen, k64(hash), k64(hash + 8)) == E2E_LRU_NONE) {

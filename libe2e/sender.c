@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "e2e/clock.h"
+#include "fleet.h"
 #include "sender_impl.h"
 
 static enum e2e_status on_enrolled(void *ctx, const struct e2e_public *who, uint8_t scopes[32])
@@ -105,9 +106,12 @@ enum e2e_status e2e_sender_open(struct e2e_sender **out, const struct e2e_sender
 		cfg->control_topic ? cfg->control_topic : E2E_CTL_TOPIC_DEFAULT);
 	/* The files: directory lock, identity, scopes, enrolled, keys. */
 	ret = e2e_statedir_open(s);
+	if (ret == E2E_OK)
+		ret = e2e_fleet_open(s, &s->fleet);
 	if (ret != E2E_OK)
 		goto out;
 	memset(&kc, 0, sizeof kc);
+	e2e_fleet_keysvc(&kc);
 	kc.identity = &s->id;
 	kc.enrolled = on_enrolled;
 	kc.keys = on_keys;
@@ -140,6 +144,7 @@ void e2e_sender_close(struct e2e_sender *s)
 	for (unsigned sc = 0; sc < E2E_SCOPES_MAX; sc++)
 		e2e_sender_drop_tx(s, (uint8_t)sc);
 	e2e_keysvc_destroy(s->svc);
+	e2e_fleet_close(s->fleet);
 	e2e_summary_destroy(s->sum_cur);
 	e2e_summary_destroy(s->sum_ready);
 	e2e_keystore_free(s->keys);
@@ -397,6 +402,12 @@ enum e2e_status e2e_sender_control(struct e2e_sender *s, const uint8_t *msg, siz
 {
 	if (!s)
 		return E2E_ERR_ARG;
+	/* The authority's revocation list: applied, never answered. */
+	if (topic && e2e_fleet_is_authority_topic(s, topic)) {
+		enum e2e_status st = e2e_fleet_revocations(s, msg, len, topic, now_ms);
+
+		return st == E2E_OK ? E2E_ERR_EXISTS : st;
+	}
 	return e2e_keysvc_handle(s->svc, msg, len, topic, out, cap, out_len, reply_topic, now_ms);
 }
 

@@ -51,6 +51,7 @@ struct e2e_sender {
 	struct scope_tx tx[E2E_SCOPES_MAX];
 	uint8_t announce[E2E_SCOPES_MAX / 8];   /* scopes with a new epoch to announce */
 	struct e2e_keysvc *svc;
+	struct e2e_fleet *fleet;          /* authorities, credential, revocations (fleet.c) */
 	/* Summaries: seal records into cur; at the interval (or when cur is
 	 * full) cur becomes ready and is emitted part by part. */
 	struct e2e_summary *sum_cur, *sum_ready;

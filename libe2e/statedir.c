@@ -16,6 +16,7 @@
 
 #include "e2e/txstate.h"
 #include "fileio.h"
+#include "fleet.h"
 #include "sender_impl.h"
 
 static enum e2e_status fail(struct e2e_sender *s, enum e2e_status st, const char *what,
@@ -545,6 +546,8 @@ enum e2e_status e2e_sender_tick(struct e2e_sender *s, uint64_t now_ms)
 	 * there the directory lock is only tried, never waited for. */
 	s->in_tick = s->cfg.prepare_keys;
 	st = tick(s, now_ms);
+	if (st == E2E_OK)
+		st = e2e_fleet_tick(s, s->fleet);
 	s->in_tick = 0;
 	return st;
 }

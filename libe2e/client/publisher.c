@@ -122,6 +122,15 @@ static void event_refused(struct e2e_publisher *p, uint32_t self, const uint8_t 
 	p->cfg.on_event(p->cfg.ctx, &ev);
 }
 
+/* "<C>/authority/<fp>": an authority's revocation list (SPEC 13.3). */
+static int authority_topic(const struct e2e_publisher *p, const char *topic)
+{
+	size_t cl = strlen(p->control_topic);
+
+	return strncmp(topic, p->control_topic, cl) == 0 &&
+		strncmp(topic + cl, "/authority/", 11) == 0;
+}
+
 static void on_msg(void *ctx, const char *topic, const uint8_t *payload, size_t len, int qos,
 	int retained)
 {
@@ -134,7 +143,7 @@ static void on_msg(void *ctx, const char *topic, const uint8_t *payload, size_t 
 
 	(void)qos;
 	(void)retained;
-	if (strcmp(topic, p->control_topic) != 0)
+	if (strcmp(topic, p->control_topic) != 0 && !authority_topic(p, topic))
 		return;
 	/* A delivery carries the whole topic map: up to 64 KiB, too big for
 	 * a callback's stack; requests are rare and rate-limited. */
@@ -374,6 +383,12 @@ enum e2e_status e2e_publisher_create(struct e2e_publisher **out,
 		goto out;
 	p->sess_ready = 1;
 	ret = e2e_session_subscribe(&p->sess, p->control_topic, 1, 0);
+	if (ret == E2E_OK) {
+		char at[300];
+
+		snprintf(at, sizeof at, "%s/authority/+", p->control_topic);
+		ret = e2e_session_subscribe(&p->sess, at, 1, 0);
+	}
 	if (ret != E2E_OK)
 		goto out;
 	*out = p;

@@ -20,6 +20,7 @@
 #include "keystore.h"
 #include "ticket.h"
 #include "cred.h"
+#include "revlist.h"
 
 #define E2E_VERSION_STRING "0.1.0"
 

@@ -25,6 +25,7 @@ extern "C" {
 
 #include "common.h"
 #include "control.h"
+#include "cred.h"
 #include "identity.h"
 
 struct e2e_keysvc;
@@ -50,6 +51,25 @@ typedef uint8_t (*e2e_keysvc_keys_fn)(void *ctx, uint8_t scope, struct e2e_ctl_k
  */
 typedef enum e2e_status (*e2e_keysvc_map_fn)(void *ctx, struct e2e_ctl_map *map);
 
+/**
+ * Fleet trust (SPEC 13.5), asked once per request: the authorities the
+ * sender lists (NULL or empty: credentials are not accepted) and its own
+ * credential for deliveries (NULL, 0: none). Both must stay valid until
+ * the next call.
+ */
+typedef void (*e2e_keysvc_fleet_fn)(void *ctx, const struct e2e_authorities **authorities,
+	const uint8_t **cred, size_t *cred_len);
+
+/** 1 if @p sign_pk is on a revocation list the sender accepted (SPEC 13.3). */
+typedef int (*e2e_keysvc_revoked_fn)(void *ctx, const uint8_t sign_pk[E2E_SIGN_PK_BYTES]);
+
+/**
+ * A credential holder (not enrolled) was delivered the keys of the scopes in
+ * @p scopes: the sender records it, to rotate them if the holder is revoked.
+ */
+typedef void (*e2e_keysvc_served_fn)(void *ctx, const struct e2e_public *who,
+	const uint8_t scopes[32]);
+
 struct e2e_keysvc_config {
 	const struct e2e_identity *identity;   /* the sender's; must outlive the service */
 	e2e_keysvc_enrolled_fn enrolled;
@@ -62,11 +82,17 @@ struct e2e_keysvc_config {
 	uint32_t global_burst;      /* strangers and limited identities (0 = 200) */
 	uint32_t global_ms;         /* refill interval of the global bucket (0 = 10) */
 	uint32_t replay_cache;      /* remembered request hashes (0 = 4096) */
+	e2e_keysvc_fleet_fn fleet;       /* optional: credentials (SPEC 13.5) */
+	e2e_keysvc_revoked_fn revoked;   /* optional: revocation lists (SPEC 13.3) */
+	e2e_keysvc_served_fn served;     /* optional */
+	uint32_t cred_cache;        /* remembered verified credentials (0 = 16384) */
 };
 
 struct e2e_keysvc_stats {
 	uint64_t requests, delivered, refused, ignored_malformed, ignored_bad_sig,
 		ignored_replay, ignored_other_sender, rate_limited;
+	uint64_t cred_delivered;     /* deliveries on a credential (no enrollment) */
+	uint64_t cred_verified;      /* credential signatures checked (cache misses) */
 	uint64_t refused_by[8];      /* signed refusals per enum e2e_refusal (metrics) */
 };
 
