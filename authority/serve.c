@@ -42,6 +42,27 @@ static void on_hup(int sig)
 	hup = 1;
 }
 
+/* DIR/issued, as e2e-keytool authority issue keeps it (SPEC 13): so that
+ * "authority revoke FINGERPRINT" finds ticket-enrolled subscribers too. */
+static void log_issue(struct service *s, const struct e2e_ticket_outcome *res)
+{
+	char path[PATH_MAX], fp[E2E_FINGERPRINT_LEN], pl[E2E_PUBLINE_MIN + 1];
+	FILE *f;
+
+	if (cli_join(path, sizeof path, s->a->dir, "issued") != 0 ||
+	    e2e_public_format(pl, sizeof pl, &res->redeemer, NULL) != E2E_OK)
+		return;
+	e2e_public_fingerprint(fp, &res->redeemer);
+	f = fopen(path, "a");
+	if (f && fprintf(f, "%s subscriber %llu %s\n", fp, (unsigned long long)res->serial,
+			pl) < 0) {
+		fclose(f);
+		f = NULL;
+	}
+	if (!f || fclose(f) != 0)
+		fprintf(stderr, "%s: cannot append to %s\n", AUTH_PROG, path);
+}
+
 static void answer(struct service *s, const char *topic, const uint8_t *msg, size_t len)
 {
 	struct e2e_tickets ts = { 0 };
@@ -75,6 +96,8 @@ static void answer(struct service *s, const char *topic, const uint8_t *msg, siz
 			e2e_strerror(st));
 		goto out;
 	}
+	if (res.consumed)
+		log_issue(s, &res);
 	e2e_dir_unlock(lock);
 	lock = -1;
 	if (e2e_session_publish(&s->sess, res.reply_topic, out, out_len, 1, 0) != E2E_OK)

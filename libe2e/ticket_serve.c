@@ -76,6 +76,7 @@ enum e2e_status e2e_ticket_serve(uint8_t *out, size_t cap, size_t *out_len,
 		if (ret != E2E_OK)
 			goto out;
 		res->consumed = 1;
+		res->serial = spec.serial;
 		answer_cred = cred;
 	}
 	ret = e2e_ticket_grant(out, cap, out_len, authority, &r, res->req_hash, res->reason,

@@ -190,6 +190,7 @@ struct e2e_ticket_outcome {
 	uint8_t reason;              /* 0 granted, else the refusal reason sent */
 	int consumed;                /* a use was recorded: save @p ts BEFORE publishing */
 	int replayed;                /* a REDEEM already answered: the same GRANT again */
+	uint64_t serial;             /* of the credential issued (consumed) */
 	uint8_t ticket_id[E2E_TICKET_ID_BYTES];
 	uint8_t req_hash[E2E_CTL_HASH_BYTES];
 	struct e2e_public redeemer;
