@@ -39,7 +39,7 @@ static int mkdirs(const char *dir)
 }
 
 int sub_enroll(const struct cli_common *cc, const char *dir, const char *identity,
-	const char *trust, const char *token)
+	const char *trust, const char *token, uint32_t timeout_ms)
 {
 	struct e2e_redeem_config rc;
 	char auth[PATH_MAX], cred[PATH_MAX], err[PATH_MAX + 300] = "";
@@ -57,6 +57,7 @@ int sub_enroll(const struct cli_common *cc, const char *dir, const char *identit
 	rc.identity_file = identity;
 	rc.authorities_file = auth;
 	rc.credential_file = cred;
+	rc.timeout_ms = timeout_ms;
 	rc.err = err;
 	rc.err_len = sizeof err;
 	st = e2e_client_redeem(&rc, &reason);

@@ -20,7 +20,8 @@
 #define SUB_EXIT_TIMEOUT 27
 
 enum { OPT_IDENTITY = CLI_OPT_OWN, OPT_TRUST, OPT_STATE, OPT_WINDOW, OPT_MAX_STREAMS, OPT_JSON, OPT_SHOW_ALL,
-	OPT_STRICT, OPT_METRICS, OPT_RETAINED_ONLY, OPT_ENROLL };
+	OPT_STRICT, OPT_METRICS, OPT_RETAINED_ONLY, OPT_ENROLL,
+	OPT_ENROLL_TIMEOUT };
 
 static const struct option long_opts[] = {
 	CLI_CONN_LONG,
@@ -45,6 +46,7 @@ static const struct option long_opts[] = {
 	{ "strict", no_argument, NULL, OPT_STRICT },
 	{ "metrics-listen", required_argument, NULL, OPT_METRICS },
 	{ "enroll", required_argument, NULL, OPT_ENROLL },
+	{ "enroll-timeout", required_argument, NULL, OPT_ENROLL_TIMEOUT },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -59,6 +61,7 @@ struct sub_args {
 	const char *identity, *trust, *state;
 	const char *metrics;          /* --metrics-listen ADDR:PORT */
 	const char *enroll;           /* --enroll TOKEN */
+	uint64_t enroll_ms;           /* --enroll-timeout */
 };
 
 static int usage(FILE *f)
@@ -92,6 +95,7 @@ static int usage(FILE *f)
 		"  --enroll TOKEN     first redeem a one-time ticket (e2e-keytool ticket): make\n"
 		"                     the identity if none, write DIR/authorities and\n"
 		"                     DIR/credential, then subscribe as usual\n"
+		"  --enroll-timeout TIME  give up the redemption after TIME (default 30s)\n"
 		"  --metrics-listen ADDR:PORT\n"
 		"                     serve Prometheus metrics at http://ADDR:PORT/metrics\n",
 		SUB_PROG, E2E_WINDOW_DEFAULT, E2E_RX_STREAMS_DEFAULT);
@@ -181,6 +185,9 @@ static int parse(int argc, char **argv, struct sub_args *a, struct sub_out *o)
 		case OPT_STRICT: a->strict = 1; break;
 		case OPT_METRICS: a->metrics = optarg; break;
 		case OPT_ENROLL: a->enroll = optarg; break;
+		case OPT_ENROLL_TIMEOUT:
+			r = cli_duration("--enroll-timeout", optarg, 1000, 3600000, &a->enroll_ms);
+			break;
 		default: r = sub_parity_opt(a, o, c, argv); break;
 		}
 	}
@@ -268,7 +275,7 @@ int main(int argc, char **argv)
 	cfg.trust_file = a.trust ? a.trust : trf;
 	cfg.state_file = !a.state ? stf : strcmp(a.state, "none") ? a.state : NULL;
 	if (a.enroll && (ret = sub_enroll(&a.cc, dir, cfg.identity_file, cfg.trust_file,
-			a.enroll)) >= 0)
+			a.enroll, (uint32_t)a.enroll_ms)) >= 0)
 		return ret;
 	if ((!a.identity && cli_dir_exists(dir, "state")) ||
 	    cli_file_check("identity", cfg.identity_file, 0) ||
