@@ -3,6 +3,7 @@
  * wiring only; output and the run loop are in sub_session.c, the protocol
  * in libe2e-client.
  */
+#include <unistd.h>
 #include <limits.h>
 #include <string.h>
 
@@ -252,7 +253,7 @@ int main(int argc, char **argv)
 	struct e2e_client *c = NULL;
 	struct e2e_metrics *metrics = NULL;
 	struct e2e_client_stats st = { 0 };
-	char dir[PATH_MAX], idf[PATH_MAX], trf[PATH_MAX], stf[PATH_MAX], err[PATH_MAX + 200] = "";
+	char dir[PATH_MAX], idf[PATH_MAX], trf[PATH_MAX], stf[PATH_MAX], auf[PATH_MAX], crf[PATH_MAX], err[PATH_MAX + 200] = "";
 	int ret, i;
 
 	cli_prog = SUB_PROG;
@@ -268,8 +269,14 @@ int main(int argc, char **argv)
 		return ret;
 	out.debug = a.par.debug;
 	if (cli_dir(dir, sizeof dir, a.cc.dir, NULL) || cli_join(idf, sizeof idf, dir, "identity.key") ||
-	    cli_join(trf, sizeof trf, dir, "trust") || cli_join(stf, sizeof stf, dir, "rxstate"))
+	    cli_join(trf, sizeof trf, dir, "trust") || cli_join(stf, sizeof stf, dir, "rxstate") ||
+	    cli_join(auf, sizeof auf, dir, "authorities") ||
+	    cli_join(crf, sizeof crf, dir, "credential"))
 		return CLI_EXIT_USAGE;
+	/* Fleet trust (SPEC 13.6): with an authorities file the trust store may be absent. */
+	cfg.authorities_file = access(auf, F_OK) == 0 ? auf : NULL;
+	cfg.credential_file = crf;
+	cfg.fleet_dir = dir;
 	cfg.conn = a.cc.conn;
 	cfg.identity_file = a.identity ? a.identity : idf;
 	cfg.trust_file = a.trust ? a.trust : trf;
@@ -279,7 +286,7 @@ int main(int argc, char **argv)
 		return ret;
 	if ((!a.identity && cli_dir_exists(dir, "state")) ||
 	    cli_file_check("identity", cfg.identity_file, 0) ||
-	    cli_file_check("trust", cfg.trust_file, 0) ||
+	    cli_file_check("trust", cfg.trust_file, cfg.authorities_file != NULL) ||
 	    (cfg.state_file && cli_file_check("--state", cfg.state_file, 1)))
 		return CLI_EXIT_USAGE;
 	cfg.control_topic = a.cc.control_topic;

@@ -87,6 +87,9 @@ void e2e_client_process(struct e2e_client *c, const char *topic, const uint8_t *
 		res.gap = 0;
 	}
 	t = res.verdict == E2E_V_MALFORMED ? NULL : e2e_client_trusted(c, res.hdr.sender);
+	/* Not in the trust store: perhaps a credential holder (SPEC 13.6). */
+	if (!t && res.verdict == E2E_V_UNKNOWN_KEY && !from_hold)
+		t = e2e_client_cred_sender(c, res.hdr.sender);
 	/* Authentic under a retired key: only the sender's summary can tell
 	 * its envelope from a revoked member's (SPEC 11.5). */
 	if (res.verdict == E2E_V_UNKNOWN_KEY && (res.flags & E2E_RX_RETIRED) && t) {
@@ -155,6 +158,8 @@ static void on_msg(void *ctx, const char *topic, const uint8_t *payload, size_t 
 	pthread_mutex_lock(&c->mu);
 	if (strcmp(topic, c->reply_topic) == 0)
 		e2e_client_on_reply(c, payload, len);
+	else if (e2e_client_is_authority_topic(c, topic))
+		e2e_client_on_revocations(c, topic, payload, len);
 	else if (starts_with(topic, c->control_topic) && topic[cl] == '/')
 		e2e_client_on_announce(c, topic, payload, len);
 	else if (strcmp(topic, c->control_topic) != 0)   /* others' key requests: ignore */
@@ -273,11 +278,13 @@ static enum e2e_status setup(struct e2e_client *c)
 	if (!c->trust)
 		return fail(cfg, E2E_ERR_NOMEM, "trust store", NULL);
 	st = load_trust(c);
+	if (st == E2E_OK)
+		st = e2e_client_fleet_setup(c);
 	if (st != E2E_OK)
 		return st;
-	if (c->ntrust == 0)
+	if (c->ntrust == 0 && c->au.n == 0)
 		return fail(cfg, E2E_ERR_NOT_FOUND, "no trusted sender in", cfg->trust_file);
-	st = e2e_keyring_create(&c->kr, 64U * c->ntrust);
+	st = e2e_keyring_create(&c->kr, 64U * (c->ntrust + (c->au.n ? CRED_SENDERS_MAX : 0)));
 	if (st != E2E_OK)
 		return fail(cfg, st, "key ring", NULL);
 	/* A trusted sender's identity key verifies its signed envelopes. */
@@ -286,8 +293,8 @@ static enum e2e_status setup(struct e2e_client *c)
 			return fail(cfg, E2E_ERR_FULL, "too many senders in", cfg->trust_file);
 	/* More replay floors than the ring holds keys: a full floor table
 	 * always has a key no longer held to drop (SPEC 5.8). */
-	rc.max_floors = 64U * c->ntrust + 64U > E2E_RX_FLOORS_DEFAULT ?
-		64U * c->ntrust + 64U : E2E_RX_FLOORS_DEFAULT;
+	rc.max_floors = 64U * (c->ntrust + CRED_SENDERS_MAX) + 64U > E2E_RX_FLOORS_DEFAULT ?
+		64U * (c->ntrust + CRED_SENDERS_MAX) + 64U : E2E_RX_FLOORS_DEFAULT;
 	st = e2e_rx_create(&c->rx, &rc);
 	if (st != E2E_OK)
 		return fail(cfg, st, "replay state", NULL);
@@ -362,7 +369,8 @@ enum e2e_status e2e_client_create(struct e2e_client **out, const struct e2e_clie
 	c->sess_ready = 1;
 	/* Our reply topic and the senders' announcements, before any data. */
 	if (e2e_session_subscribe(&c->sess, c->reply_topic, 1, 0) != E2E_OK ||
-	    e2e_session_subscribe(&c->sess, c->announce_filter, 1, 0) != E2E_OK) {
+	    e2e_session_subscribe(&c->sess, c->announce_filter, 1, 0) != E2E_OK ||
+	    (c->au.n && e2e_session_subscribe(&c->sess, c->authority_filter, 1, 0) != E2E_OK)) {
 		ret = fail(&c->cfg, E2E_ERR_FULL, "subscriptions", NULL);
 		goto out;
 	}
@@ -490,6 +498,7 @@ void e2e_client_destroy(struct e2e_client *c)
 	e2e_sumcheck_destroy(c->sumcheck);
 	e2e_rx_destroy(c->rx);
 	e2e_keyring_destroy(c->kr);
+	e2e_client_fleet_free(c);
 	if (c->trust)
 		sodium_memzero(c->trust, TRUST_MAX * sizeof *c->trust);
 	free(c->trust);

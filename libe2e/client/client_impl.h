@@ -6,6 +6,8 @@
 
 #include "e2e/client.h"
 #include "e2e/control.h"
+#include "e2e/cred.h"
+#include "e2e/revlist.h"
 #include "e2e/identity.h"
 #include "e2e/keyring.h"
 #include "e2e/rx.h"
@@ -50,7 +52,16 @@ struct trusted {
 	int stalled;
 	int skewed;                       /* clock skew reported, not yet back */
 	uint32_t sum_checked;             /* complete summaries checked (retired-key holds) */
+	/* Fleet trust (SPEC 13.6): a sender known by its credential, not the trust store. */
+	int via_cred;
+	int provisional;                  /* no delivery accepted yet: pub unknown */
+	int revoked;                      /* on a revocation list: nothing accepted */
+	uint8_t *cred;                    /* its credential from the last delivery */
+	size_t cred_len;
 };
+
+/* Senders added by credential, beyond the trust store. */
+#define CRED_SENDERS_MAX 64U
 
 /* A verified summary waiting a moment for reordered data to arrive. */
 struct pending_summary {
@@ -114,6 +125,12 @@ struct e2e_client {
 	struct e2e_rx *rx;
 	char reply_topic[E2E_CTL_REPLY_MAX + 1];
 	char announce_filter[300];
+	char authority_filter[300];       /* "<C>/authority/+": revocation lists */
+	struct e2e_authorities au;        /* fleet trust (fleet_sub.c) */
+	uint8_t cred[E2E_CRED_MAX];       /* our credential, sent in requests */
+	size_t cred_len;
+	struct e2e_revstate rev;
+	int rev_ready;
 	const char *control_topic;
 	struct held *hold;                /* ring of hold_max */
 	uint32_t hold_head, hold_count;
@@ -168,6 +185,21 @@ void e2e_client_hold_retired(struct e2e_client *c, const char *topic, const uint
 	size_t len, int qos, int retained, const struct e2e_header *hdr);
 /* Retired-key holds only, after a summary was checked. */
 void e2e_client_release_retired(struct e2e_client *c, uint64_t mono);
+
+/* fleet_sub.c */
+enum e2e_status e2e_client_fleet_setup(struct e2e_client *c);
+void e2e_client_fleet_free(struct e2e_client *c);
+/* A sender not in the trust store, known by its credential once it answers
+ * (added provisionally when its data arrives); NULL without authorities. */
+struct trusted *e2e_client_cred_sender(struct e2e_client *c, uint32_t sender);
+/* Parse a reply of a credential sender: its credential, then its signature. */
+enum e2e_status e2e_client_cred_reply(struct e2e_client *c, struct trusted *t,
+	struct e2e_ctl *m, const uint8_t *msg, size_t len);
+/* Keep only the map rules its credential has (SPEC 13.6); returns the new count. */
+uint32_t e2e_client_cred_rules(const struct trusted *t, struct e2e_scope_rule *rules, uint32_t n);
+int e2e_client_is_authority_topic(const struct e2e_client *c, const char *topic);
+void e2e_client_on_revocations(struct e2e_client *c, const char *topic, const uint8_t *msg,
+	size_t len);
 
 /* client.c */
 /* @p from_hold: 0 new, 1 re-processed from the hold queue, FROM_CONFIRMED a

@@ -68,8 +68,9 @@ static void send_request(struct e2e_client *c, struct trusted *t)
 		c->out_count--;
 	}
 	o = &c->outbox[(c->out_head + c->out_count) % OUTBOX_MAX];
-	st = e2e_ctl_request(o->msg, sizeof o->msg, &o->len, &req, t->eph_sk, &c->id, t->sender,
-		NULL, 0, c->reply_topic, c->control_topic, e2e_now_ms());
+	st = e2e_ctl_request_cred(o->msg, sizeof o->msg, &o->len, &req, t->eph_sk, &c->id,
+		t->sender, NULL, 0, c->reply_topic, c->control_topic, c->cred_len ? c->cred : NULL,
+		c->cred_len, e2e_now_ms());
 	if (st != E2E_OK) {
 		e2e_client_event(c, E2E_EV_ERROR, t->sender, 0, 0, e2e_strerror(st));
 		return;
@@ -93,7 +94,7 @@ void e2e_client_request_keys(struct e2e_client *c, struct trusted *t)
 	/* Refused: every data message of a busy topic would ask again at once.
 	 * An operator's enrollment is picked up at the next try (5 s after the
 	 * first refusal, then 10 s, 20 s ... at most 5 min). */
-	if (!t->pending && t->quiet_until && e2e_mono_ms() < t->quiet_until)
+	if (t->revoked || (!t->pending && t->quiet_until && e2e_mono_ms() < t->quiet_until))
 		return;
 	if (t->pending) {
 		/* Data from this sender proves it is up now: an old unanswered
@@ -164,8 +165,10 @@ static enum e2e_status install_profile(struct e2e_client *c, struct trusted *t,
 	e2e_ctl_rules_init(&it, m);
 	while (n < m->nrules && e2e_ctl_rule_next(&it, &rules[n]))
 		n++;
-	st = n == m->nrules ? e2e_keyring_set_profile(c->kr, t->sender, rules, n,
-		m->summary_interval_ms) : E2E_ERR_MALFORMED;
+	if (n == m->nrules && t->via_cred)
+		n = e2e_client_cred_rules(t, rules, n);   /* only what its credential allows */
+	st = n == m->nrules || (t->via_cred && n) ? e2e_keyring_set_profile(c->kr, t->sender,
+		rules, n, m->summary_interval_ms) : E2E_ERR_MALFORMED;
 	if (st == E2E_OK)
 		t->maps++;   /* messages held for a newer map are decided now */
 out:
@@ -195,7 +198,8 @@ void e2e_client_on_reply(struct e2e_client *c, const uint8_t *msg, size_t len)
 		e2e_client_event(c, E2E_EV_CONTROL_REJECTED, 0, 0, 0, "reply from an untrusted sender");
 		return;
 	}
-	st = e2e_ctl_parse(&m, msg, len, c->reply_topic, &t->pub);
+	st = t->via_cred ? e2e_client_cred_reply(c, t, &m, msg, len) :
+		e2e_ctl_parse(&m, msg, len, c->reply_topic, &t->pub);
 	if (st == E2E_OK && (m.type != E2E_CTL_DELIVERY && m.type != E2E_CTL_REFUSAL))
 		st = E2E_ERR_MALFORMED;
 	/* The late answer to a request we replaced: expected, not an attack. */
@@ -307,7 +311,7 @@ void e2e_client_on_announce(struct e2e_client *c, const char *topic, const uint8
 
 	sender = hex ? strtoul(hex + 1, &end, 16) : 0;
 	t = hex && *end == '\0' ? e2e_client_trusted(c, (uint32_t)sender) : NULL;
-	if (!t)
+	if (!t || t->provisional || t->revoked)
 		return;   /* not a sender we trust: not our business */
 	if (e2e_ctl_parse(&m, msg, len, topic, &t->pub) != E2E_OK || m.sender != t->sender ||
 	    (m.type != E2E_CTL_ANNOUNCE && m.type != E2E_CTL_SUMMARY)) {

@@ -123,6 +123,13 @@ struct e2e_client_config {
 	e2e_client_msg_fn on_message;
 	e2e_client_event_fn on_event;
 	void *ctx;
+	/* Fleet trust (SPEC 13.6), all optional: the authorities whose sender
+	 * credentials are accepted for senders not in the trust store, our own
+	 * credential (sent with every key request), and the directory keeping
+	 * the newest revocation list per authority. */
+	const char *authorities_file;
+	const char *credential_file;
+	const char *fleet_dir;       /* default: none (revocation lists not persisted) */
 	/* Error text of create and connect (may be NULL); used only until
 	 * e2e_client_connect returns. Later errors arrive as events. */
 	char *err;
