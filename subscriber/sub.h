@@ -65,6 +65,6 @@ void sub_summary(const struct sub_out *o, const struct e2e_client_stats *st);
 /* --enroll TOKEN (sub_enroll.c): -1 to go on subscribing, else the exit status. */
 struct cli_common;
 int sub_enroll(const struct cli_common *cc, const char *dir, const char *identity,
-	const char *trust, const char *token, uint32_t timeout_ms);
+	const char *token, uint32_t timeout_ms);
 
 #endif

@@ -1,16 +1,14 @@
 /*
  * e2e-sub --enroll TOKEN: redeem a one-time ticket before subscribing
  * (protocol/SPEC.md 14.5). Makes the directory and identity when missing,
- * installs `authorities` and `credential`, and leaves an empty trust store
- * if there is none, so the subscriber then starts as usual.
+ * installs `authorities` and `credential`; the subscriber then starts as
+ * usual, trusting the senders that hold a credential of the authority.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "cliopts.h"
 #include "e2e/ticket.h"
@@ -39,13 +37,12 @@ static int mkdirs(const char *dir)
 }
 
 int sub_enroll(const struct cli_common *cc, const char *dir, const char *identity,
-	const char *trust, const char *token, uint32_t timeout_ms)
+	const char *token, uint32_t timeout_ms)
 {
 	struct e2e_redeem_config rc;
 	char auth[PATH_MAX], cred[PATH_MAX], err[PATH_MAX + 300] = "";
 	uint8_t reason = 0;
 	enum e2e_status st;
-	int fd;
 
 	if (mkdirs(dir) != 0 || cli_join(auth, sizeof auth, dir, "authorities") ||
 	    cli_join(cred, sizeof cred, dir, "credential"))
@@ -64,16 +61,6 @@ int sub_enroll(const struct cli_common *cc, const char *dir, const char *identit
 	if (st != E2E_OK) {
 		fprintf(stderr, "%s: --enroll: %s\n", SUB_PROG, *err ? err : e2e_strerror(st));
 		return st == E2E_ERR_IO ? CLI_EXIT_CONNECT : CLI_EXIT_USAGE;
-	}
-	/* The credential replaces per-sender trust entries: an empty store. */
-	fd = open(trust, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-	if (fd >= 0) {
-		static const char note[] = "# trusted senders (e2e-keytool trust); senders with a "
-			"credential of a listed authority are trusted through `authorities`\n";
-
-		if (write(fd, note, sizeof note - 1) < 0 || fsync(fd) != 0)
-			fprintf(stderr, "%s: --enroll: %s: %s\n", SUB_PROG, trust, strerror(errno));
-		close(fd);
 	}
 	fprintf(stderr, "%s: enrolled: %s and %s written\n", SUB_PROG, auth, cred);
 	return -1;

@@ -281,9 +281,11 @@ int main(int argc, char **argv)
 	cfg.identity_file = a.identity ? a.identity : idf;
 	cfg.trust_file = a.trust ? a.trust : trf;
 	cfg.state_file = !a.state ? stf : strcmp(a.state, "none") ? a.state : NULL;
-	if (a.enroll && (ret = sub_enroll(&a.cc, dir, cfg.identity_file, cfg.trust_file,
-			a.enroll, (uint32_t)a.enroll_ms)) >= 0)
+	if (a.enroll && (ret = sub_enroll(&a.cc, dir, cfg.identity_file, a.enroll,
+			(uint32_t)a.enroll_ms)) >= 0)
 		return ret;
+	if (a.enroll)
+		cfg.authorities_file = auf;   /* written just now */
 	if ((!a.identity && cli_dir_exists(dir, "state")) ||
 	    cli_file_check("identity", cfg.identity_file, 0) ||
 	    cli_file_check("trust", cfg.trust_file, cfg.authorities_file != NULL) ||
