@@ -12,6 +12,7 @@
  * stdout: "ready N" once every client is connected and subscribed.
  */
 #include <limits.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,12 +21,16 @@
 #include "e2e/client.h"
 
 #define PHASES 3
+#define THREADS 16
 
 struct sub {
 	struct e2e_client *c;
 	atomic_ulong got[PHASES];
 	atomic_ulong anomalies, refused, keys;
 	char id[PATH_MAX + 32], auth[PATH_MAX + 32], cred[PATH_MAX + 32], trust[PATH_MAX + 32];
+	const char *dir;
+	char **argv;
+	int ok;
 };
 
 static void on_message(void *ctx, const struct e2e_client_msg *m)
@@ -48,10 +53,60 @@ static void on_event(void *ctx, const struct e2e_client_event *ev)
 		atomic_fetch_add(&s->keys, 1);
 }
 
+struct start {
+	struct sub *subs;
+	int n, first;
+};
+
+static void start_one(struct sub *s)
+{
+	struct e2e_client_config cfg;
+	char err[512] = "";
+	const char *d = s->dir;
+	char **argv = s->argv;
+
+	memset(&cfg, 0, sizeof cfg);
+	snprintf(s->id, sizeof s->id, "%s/identity.key", d);
+	snprintf(s->auth, sizeof s->auth, "%s/authorities", d);
+	snprintf(s->cred, sizeof s->cred, "%s/credential", d);
+	snprintf(s->trust, sizeof s->trust, "%s/trust", d);
+	cfg.conn.host = argv[1];
+	cfg.conn.port = atoi(argv[2]);
+	cfg.conn.cafile = *argv[3] ? argv[3] : NULL;
+	cfg.identity_file = s->id;
+	cfg.trust_file = s->trust;
+	cfg.authorities_file = s->auth;
+	cfg.credential_file = s->cred;
+	cfg.fleet_dir = d;
+	cfg.on_message = on_message;
+	cfg.on_event = on_event;
+	cfg.ctx = s;
+	cfg.err = err;
+	cfg.err_len = sizeof err;
+	if (e2e_client_create(&s->c, &cfg) != E2E_OK ||
+	    e2e_client_subscribe(s->c, argv[4], 1) != E2E_OK ||
+	    e2e_client_connect(s->c, 30000) != E2E_OK ||
+	    e2e_client_wait_subscribed(s->c, 30000) != E2E_OK)
+		fprintf(stderr, "fleet_subs: %s: %s\n", d, *err ? err : "cannot start");
+	else
+		s->ok = 1;
+}
+
+static void *start_some(void *arg)
+{
+	struct start *st = arg;
+
+	for (int i = st->first; i < st->n; i += THREADS)
+		start_one(&st->subs[i]);
+	return NULL;
+}
+
 int main(int argc, char **argv)
 {
 	struct sub *subs;
-	char line[64], err[512];
+	struct start starts[THREADS];
+	pthread_t tids[THREADS];
+	char line[64];
 	int n = argc - 5, ret = 1;
 
 	if (argc < 6) {
@@ -62,39 +117,21 @@ int main(int argc, char **argv)
 	if (!subs || e2e_init() != E2E_OK)
 		return 1;
 	for (int i = 0; i < n; i++) {
-		struct e2e_client_config cfg;
-		struct sub *s = &subs[i];
-		const char *d = argv[5 + i];
-
-		memset(&cfg, 0, sizeof cfg);
-		snprintf(s->id, sizeof s->id, "%s/identity.key", d);
-		snprintf(s->auth, sizeof s->auth, "%s/authorities", d);
-		snprintf(s->cred, sizeof s->cred, "%s/credential", d);
-		snprintf(s->trust, sizeof s->trust, "%s/trust", d);
-		cfg.conn.host = argv[1];
-		cfg.conn.port = atoi(argv[2]);
-		cfg.conn.cafile = *argv[3] ? argv[3] : NULL;
-		cfg.identity_file = s->id;
-		cfg.trust_file = s->trust;
-		cfg.authorities_file = s->auth;
-		cfg.credential_file = s->cred;
-		cfg.fleet_dir = d;
-		cfg.deliver_duplicates = 0;
-		cfg.on_message = on_message;
-		cfg.on_event = on_event;
-		cfg.ctx = s;
-		cfg.err = err;
-		cfg.err_len = sizeof err;
-		err[0] = '\0';
-		if (e2e_client_create(&s->c, &cfg) != E2E_OK ||
-		    e2e_client_subscribe(s->c, argv[4], 1) != E2E_OK ||
-		    e2e_client_connect(s->c, 20000) != E2E_OK ||
-		    e2e_client_wait_subscribed(s->c, 20000) != E2E_OK) {
-			fprintf(stderr, "fleet_subs: %s: %s\n", d, *err ? err : "cannot start");
-			n = i + (s->c != NULL);
-			goto out;
-		}
+		subs[i].dir = argv[5 + i];
+		subs[i].argv = argv;
 	}
+	/* Connecting is mostly waiting for TLS and SUBACKs: 16 at a time. */
+	for (int t = 0; t < THREADS; t++) {
+		starts[t].subs = subs;
+		starts[t].n = n;
+		starts[t].first = t;
+		pthread_create(&tids[t], NULL, start_some, &starts[t]);
+	}
+	for (int t = 0; t < THREADS; t++)
+		pthread_join(tids[t], NULL);
+	for (int i = 0; i < n; i++)
+		if (!subs[i].ok)
+			goto out;
 	printf("ready %d\n", n);
 	fflush(stdout);
 	while (fgets(line, sizeof line, stdin)) {
@@ -113,7 +150,8 @@ int main(int argc, char **argv)
 	ret = 0;
 out:
 	for (int i = 0; i < n; i++)
-		e2e_client_destroy(subs[i].c);
+		if (subs[i].c)
+			e2e_client_destroy(subs[i].c);
 	free(subs);
 	return ret;
 }
