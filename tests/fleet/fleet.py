@@ -40,6 +40,14 @@ def epochs(env, sdir):
     return [int(x) for x in re.findall(r"epoch (\d+)\s+current", m.group(1))] if m else []
 
 
+def spread(rep, key):
+    """{value: number of subscribers} of one report column."""
+    out = {}
+    for r in rep.values():
+        out[r[key]] = out.get(r[key], 0) + 1
+    return dict(sorted(out.items()))
+
+
 class FleetSubs:
     """tests/fleet/fleet_subs.c driven over stdin/stdout."""
 
@@ -154,7 +162,9 @@ def body(env, c):
     rep = subs.report()
     full = sum(1 for r in rep.values() if r["a"] == want)
     c.expect(full == N_SUBS, "phase a: %d of %d subscribers decrypted all %d messages of the "
-             "%d proxies" % (full, N_SUBS, want, N_PROXIES))
+             "%d proxies (decrypted: %s; anomalies: %s; keys received: %s)" % (
+                 full, N_SUBS, want, N_PROXIES, spread(rep, "a"), spread(rep, "anomalies"),
+                 spread(rep, "keys")))
 
     # Revoke subscriber 0 at the authority; the service publishes the list.
     before = [epochs(env, d) for d in sdirs]
