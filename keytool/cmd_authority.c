@@ -34,7 +34,8 @@ static const char authority_usage[] =
 	"       --ttl: validity from now (default 90d).\n"
 	"revoke adds a subscriber's or sender's key to the revocation list and writes\n"
 	"       the next numbered signed list to DIR/revocations (and prints its path),\n"
-	"       for publication retained on C/authority/<fp> (e2e-pub -r -f FILE).\n"
+	"       for publication as is, retained, on C/authority/<fp> (the authority\n"
+	"       service, or mosquitto_pub -r -t TOPIC -f DIR/revocations).\n"
 	"       A FINGERPRINT is looked up in DIR/issued (every credential issued).\n"
 	"\n"
 	"DIR: --dir, else $E2E_DIR, else " KT_AUTH_DIR ".\n";

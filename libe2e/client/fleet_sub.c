@@ -54,16 +54,28 @@ void e2e_client_fleet_free(struct e2e_client *c)
 
 struct trusted *e2e_client_cred_sender(struct e2e_client *c, uint32_t sender)
 {
-	struct trusted *t;
+	struct trusted *t = NULL;
+	uint64_t mono = e2e_mono_ms();
 	uint32_t added = 0;
 
-	if (c->au.n == 0 || c->ntrust >= TRUST_MAX)
+	if (c->au.n == 0)
 		return NULL;
-	for (uint32_t i = 0; i < c->ntrust; i++)
-		added += (uint32_t)c->trust[i].via_cred;
-	if (added >= CRED_SENDERS_MAX)
+	for (uint32_t i = 0; i < c->ntrust; i++) {
+		struct trusted *o = &c->trust[i];
+
+		added += (uint32_t)o->via_cred;
+		/* A sender id nobody answered for (garbage envelopes name random
+		 * ids) gives its slot up after a minute, so such ids cannot fill
+		 * the table against real senders. */
+		if (o->provisional && mono - o->sent_mono > 60000U &&
+		    (!t || o->sent_mono < t->sent_mono))
+			t = o;
+	}
+	if (added < CRED_SENDERS_MAX && c->ntrust < TRUST_MAX)
+		t = &c->trust[c->ntrust++];
+	if (!t)
 		return NULL;
-	t = &c->trust[c->ntrust++];
+	free(t->cred);
 	memset(t, 0, sizeof *t);
 	t->sender = sender;
 	t->via_cred = 1;
@@ -170,6 +182,7 @@ static void drop_sender(void *ctx, const uint8_t sign_pk[E2E_SIGN_PK_BYTES])
 		if (t->provisional || sodium_memcmp(t->pub.sign_pk, sign_pk, 32) != 0)
 			continue;
 		t->revoked = 1;
+		t->sum_mono = 0;   /* no summaries expected from it any more */
 		for (unsigned sc = 0; sc < 256; sc++) {
 			uint32_t ep;
 			struct e2e_keyid id = { t->sender, (uint8_t)sc, 0 };

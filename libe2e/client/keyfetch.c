@@ -198,7 +198,7 @@ void e2e_client_on_reply(struct e2e_client *c, const uint8_t *msg, size_t len)
 		e2e_client_event(c, E2E_EV_CONTROL_REJECTED, 0, 0, 0, "reply from an untrusted sender");
 		return;
 	}
-	st = t->via_cred ? e2e_client_cred_reply(c, t, &m, msg, len) :
+	st = t->revoked ? E2E_ERR_AUTH : t->via_cred ? e2e_client_cred_reply(c, t, &m, msg, len) :
 		e2e_ctl_parse(&m, msg, len, c->reply_topic, &t->pub);
 	if (st == E2E_OK && (m.type != E2E_CTL_DELIVERY && m.type != E2E_CTL_REFUSAL))
 		st = E2E_ERR_MALFORMED;

@@ -474,6 +474,92 @@ def verify_cred(c, authority_sign_pk, authority_dh_pk):
     return True
 
 
+
+def decode_revocations(msg, topic, authority):
+    """SPEC 13.3: size, version, type, layout, listed authority, sender id, signature."""
+    if len(msg) < 14 + 26 + 64 or len(msg) > 65535:
+        return "MALFORMED", None
+    version, type_, sender, time_ms = CTL_HEAD.unpack_from(msg)
+    if version != 1:
+        return "VERSION", None
+    if type_ != 6:
+        return "MALFORMED", None
+    r = Reader(msg[CTL_HEAD.size:-64])
+    try:
+        afp = r.raw(16)
+        number = r.get("Q")
+        n = r.get("H")
+        keys = [r.raw(32).hex() for _ in range(n)]
+    except Layout:
+        return "MALFORMED", None
+    if r.pos != len(r.data) or number == 0:
+        return "MALFORMED", None
+    spk, dpk = authority
+    if afp != fingerprint_bytes(spk, dpk):
+        return "NOT_FOUND", None
+    if sender != sender_id(spk):
+        return "AUTH", None
+    tb = topic.encode("utf-8")
+    try:
+        nb.crypto_sign_open(msg[-64:] + b"mqtt-e2e/v1/revocations\0" + struct.pack(">H", len(tb))
+                            + tb + msg[:-64], spk)
+    except CryptoError:
+        return "AUTH", None
+    return "OK", {"authority_fp": afp.hex(), "number": number, "keys": keys, "time_ms": time_ms,
+                  "sender": sender}
+
+
+def check_cred(doc, f):
+    """cred.json: credentials (13.1) and revocation lists (13.3)."""
+    a = doc["authority"]
+    spk, dpk = bytes.fromhex(a["sign_pk"]), bytes.fromhex(a["dh_pk"])
+    pk, _sk = nb.crypto_sign_seed_keypair(bytes.fromhex(a["seed"]))
+    f.expect(pk == spk and fingerprint_bytes(spk, dpk).hex() == a["fp"], "cred/authority",
+             "seed, keys and fp disagree")
+    f.expect(a["public_line"].split()[1] == base64.b64encode(spk + dpk).decode(),
+             "cred/authority", "public line")
+    count = 0
+    for c in doc["credentials"]:
+        where = "cred/" + c["name"]
+        raw = bytes.fromhex(c["credential"])
+        d = decode_cred(raw)
+        if not f.expect(d is not None, where, "does not decode"):
+            continue
+        for k, v in d.items():
+            f.expect(c.get(k) == v, where, "field %s: decoded %r, file %r" % (k, v, c.get(k)))
+        f.expect(verify_cred(raw, spk, dpk), where, "signature does not verify")
+        f.expect(base64.b64decode(c["text"].split()[1]) == raw and
+                 c["text"].startswith("e2e-cred1 "), where, "text form")
+        count += 1
+    for c in doc["negative"]:
+        where = "cred/negative/" + c["name"]
+        raw = bytes.fromhex(c["credential"])
+        d = decode_cred(raw)
+        if raw[:1] not in (b"", b"\x01") and len(raw) >= CRED_FIXED.size + 65:
+            got = "VERSION"
+        elif d is None:
+            got = "MALFORMED"
+        else:
+            got = "OK" if verify_cred(raw, spk, dpk) else "AUTH"
+        f.expect(got == c["expect"], where, "got %s, want %s" % (got, c["expect"]))
+        count += 1
+    for lst in doc["revocations"]:
+        where = "cred/revocations/" + lst["name"]
+        got, fields = decode_revocations(bytes.fromhex(lst["message"]), lst["topic"], (spk, dpk))
+        if f.expect(got == "OK", where, "got %s" % got):
+            for k, v in fields.items():
+                f.expect(lst.get(k) == v, where, "field %s" % k)
+        f.expect(lst["topic"] == "%s/authority/%s" % (doc["control_topic"], a["fp"]), where,
+                 "topic")
+        count += 1
+    for lst in doc["revocation_negative"]:
+        where = "cred/revocations/negative/" + lst["name"]
+        got, _ = decode_revocations(bytes.fromhex(lst["message"]), lst["topic"], (spk, dpk))
+        f.expect(got == lst["expect"], where, "got %s, want %s" % (got, lst["expect"]))
+        count += 1
+    return count
+
+
 def reply_topic_valid(t):
     """'e2e/k/' + at least 32 lowercase hex digits, at most 128 bytes."""
     if len(t) > 128 or not t.startswith(b"e2e/k/"):
@@ -1016,6 +1102,7 @@ CHECKS = (("envelope.json", check_envelope), ("window.json", check_window),
           ("control.json", check_control), ("signed.json", check_signed),
           ("state.json", check_state_file),
           ("sumcheck.json", check_sumcheck),
+          ("cred.json", check_cred),
           ("tickets.json", check_tickets_file))
 
 

@@ -900,6 +900,13 @@ def build_control():
     delivery("delivery-large-map", "request-one-scope", T0 + 8, pattern(32, 7, 24),
              [key(1, 1, 0)], rules=big_rules, interval_ms=0)
     assert len(bytes.fromhex(by_name["delivery-large-map"]["message"])) > 2048
+    # Fleet trust (SPEC 13.4): alice's subscriber credential in her request,
+    # the sender's own credential in the clear in its delivery (gen_cred.py).
+    import gen_cred                                   # noqa: E402 (imports gen)
+    request("request-with-credential", ALICE, SENDER.id, T0 + 3, pattern(32, 5, 23),
+            pattern(16, 9, 24), "e2e/k/" + "c" * 32, [(1, 0)], cred=gen_cred.ALICE_CRED)
+    delivery("delivery-with-credential", "request-with-credential", T0 + 9, pattern(32, 7, 25),
+             [key(1, 1, 0)], cred=gen_cred.SENDER_CRED)
 
     for reason in (1, 2, 3, 4, 5):
         refusal("refusal-reason-%d" % reason, "request-16-scopes" if reason % 2
@@ -1323,6 +1330,12 @@ def build_state():
     return gen_state.build_state()
 
 
+def build_cred():
+    """cred.json lives in gen_cred.py (SPEC 13.1, 13.3)."""
+    import gen_cred                                   # noqa: E402 (imports gen)
+    return gen_cred.build_cred()
+
+
 def build_tickets():
     """tickets.json lives in gen_ticket.py (SPEC 14)."""
     import gen_ticket                                 # noqa: E402 (imports gen)
@@ -1340,6 +1353,7 @@ def render_all():
         "signed.json": render(build_signed()),
         "state.json": render(build_state()),
         "sumcheck.json": render(build_sumcheck()),
+        "cred.json": render(build_cred()),
         "tickets.json": render(build_tickets()),
     }
 

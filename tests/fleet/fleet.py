@@ -190,7 +190,7 @@ def body(env, c):
     c.expect(rep[0]["b"] == 0, "the revoked subscriber decrypted nothing new (%d of %d; %d "
              "refusals)" % (rep[0]["b"], want, rep[0]["refused"]))
     c.expect(rep[0]["a"] == want, "before the revocation it had decrypted all %d" % want)
-    h.promise_rows("fleet", [
+    h.promise_rows("fleet-200", [
         ("18.5 a fleet is enrolled by tickets and a revocation reaches every sender (SPEC 13, "
          "14)", "revoked member", True,
          "%d subscribers enrolled by tickets, %d proxies trusted through one authority; one "
@@ -201,4 +201,4 @@ def body(env, c):
 
 
 if __name__ == "__main__":
-    h.main("fleet", body)
+    h.main("fleet-200", body)

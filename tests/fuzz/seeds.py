@@ -33,6 +33,17 @@ def main(vdir, out):
     for i, v in enumerate(ident["vectors"]):
         write(out, "fuzz_state", "secret%d" % i, v["secret_file"].encode())
         write(out, "fuzz_files", "public%d" % i, v["public_line"].encode())
+    cred = json.load(open(os.path.join(vdir, "cred.json"), encoding="utf-8"))
+    for i, v in enumerate(cred["credentials"] + cred["negative"]):
+        write(out, "fuzz_cred", "cred%03d" % i, bytes.fromhex(v["credential"]))
+    for i, v in enumerate(cred["revocations"] + cred["revocation_negative"]):
+        write(out, "fuzz_cred", "rev%03d" % i, bytes.fromhex(v["message"]))
+    for i, v in enumerate(cred["credentials"][:2]):
+        write(out, "fuzz_cred", "text%d" % i, (v["text"] + "\n").encode())
+    write(out, "fuzz_cred", "authorities", (cred["authority"]["public_line"] + "\n").encode())
+    for i, v in enumerate(ctl["requests"]):
+        if v.get("cred"):
+            write(out, "fuzz_cred", "req%03d" % i, bytes.fromhex(v["message"]))
     write(out, "fuzz_files", "scopes", b"scope 1 telemetry sensors/# plant/+/temp\nsign telemetry\n")
     tk = json.load(open(os.path.join(vdir, "tickets.json"), encoding="utf-8"))
     for kind in ("redeems", "grants", "negative"):

@@ -4,6 +4,7 @@
  * truncation, outside its window, wrong kind), the text form and the
  * `authorities` file.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include <sodium.h>
@@ -147,11 +148,148 @@ static void test_text_and_check(void)
 	CU_ASSERT_EQUAL(au.n, 0);
 }
 
+/* cred.json (SPEC 13.1, 13.3): the independent generator's bytes. */
+static struct e2e_authorities vec_au;
+
+static void vec_authority(void)
+{
+	json_t *doc = tu_vectors("cred.json");
+	json_t *a = doc ? json_object_get(doc, "authority") : NULL;
+	char err[128];
+	const char *line = a ? tu_jstr(a, "public_line") : NULL;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(line);
+	CU_ASSERT_EQUAL_FATAL(e2e_authorities_parse(&vec_au, line, strlen(line), err, sizeof err),
+		E2E_OK);
+	json_decref(doc);
+}
+
+static enum e2e_status expect_of(const char *s)
+{
+	return !strcmp(s, "AUTH") ? E2E_ERR_AUTH : !strcmp(s, "VERSION") ? E2E_ERR_VERSION :
+		!strcmp(s, "NOT_FOUND") ? E2E_ERR_NOT_FOUND : !strcmp(s, "OK") ? E2E_OK :
+		E2E_ERR_MALFORMED;
+}
+
+static void vec_cred(const json_t *v)
+{
+	static uint8_t raw[E2E_CRED_MAX + 8];
+	struct e2e_cred c;
+	size_t len = 0;
+	uint64_t serial = 0, kind = 0;
+
+	CU_ASSERT_EQUAL_FATAL(tu_jhex(v, "credential", raw, sizeof raw, &len), 0);
+	CU_ASSERT_EQUAL_FATAL(e2e_cred_parse(&c, raw, len), E2E_OK);
+	CU_ASSERT_EQUAL(e2e_cred_verify(&c, &vec_au.a[0].pub), E2E_OK);
+	CU_ASSERT_EQUAL(tu_juint(v, "serial", &serial), 0);
+	CU_ASSERT_EQUAL(tu_juint(v, "kind", &kind), 0);
+	CU_ASSERT_EQUAL(c.serial, serial);
+	CU_ASSERT_EQUAL(c.kind, kind);
+}
+
+static void vec_cred_negative(const json_t *v)
+{
+	static uint8_t raw[E2E_CRED_MAX + 8];
+	struct e2e_cred c;
+	size_t len = 0;
+	enum e2e_status want = expect_of(tu_jstr(v, "expect")), st;
+
+	CU_ASSERT_EQUAL_FATAL(tu_jhex(v, "credential", raw, sizeof raw, &len), 0);
+	st = e2e_cred_parse(&c, raw, len);
+	if (st == E2E_OK)
+		st = e2e_cred_verify(&c, &vec_au.a[0].pub);
+	if (st != want)
+		fprintf(stderr, "%s: %s, expected %s\n", tu_jstr(v, "name"), e2e_strerror(st),
+			e2e_strerror(want));
+	CU_ASSERT_EQUAL(st, want);
+}
+
+static void vec_revocations(const json_t *v)
+{
+	static uint8_t msg[E2E_REVLIST_MAX];
+	struct e2e_revlist rl;
+	size_t len = 0;
+	uint64_t number = 0;
+	const json_t *keys = json_object_get(v, "keys");
+
+	CU_ASSERT_EQUAL_FATAL(tu_jhex(v, "message", msg, sizeof msg, &len), 0);
+	CU_ASSERT_EQUAL_FATAL(e2e_revlist_parse(&rl, msg, len, tu_jstr(v, "topic"), &vec_au),
+		E2E_OK);
+	CU_ASSERT_EQUAL(tu_juint(v, "number", &number), 0);
+	CU_ASSERT_EQUAL(rl.number, number);
+	CU_ASSERT_EQUAL(rl.n, json_array_size(keys));
+}
+
+static void vec_revocations_negative(const json_t *v)
+{
+	static uint8_t msg[E2E_REVLIST_MAX];
+	struct e2e_revlist rl;
+	size_t len = 0;
+	enum e2e_status want = expect_of(tu_jstr(v, "expect")), st;
+
+	CU_ASSERT_EQUAL_FATAL(tu_jhex(v, "message", msg, sizeof msg, &len), 0);
+	st = e2e_revlist_parse(&rl, msg, len, tu_jstr(v, "topic"), &vec_au);
+	if (st != want)
+		fprintf(stderr, "%s: %s, expected %s\n", tu_jstr(v, "name"), e2e_strerror(st),
+			e2e_strerror(want));
+	CU_ASSERT_EQUAL(st, want);
+}
+
+static void test_vectors(void)
+{
+	vec_authority();
+	tu_each_vector("cred.json", "credentials", vec_cred);
+	tu_each_vector("cred.json", "negative", vec_cred_negative);
+	tu_each_vector("cred.json", "revocations", vec_revocations);
+	tu_each_vector("cred.json", "revocation_negative", vec_revocations_negative);
+}
+
+/* A numbered list is kept, persisted; an older or equal one changes nothing. */
+static void test_revstate(void)
+{
+	static uint8_t m1[4096], m2[4096];
+	struct e2e_revstate rs, again;
+	struct e2e_authorities au;
+	struct tu_tmp t;
+	char topic[E2E_REVLIST_TOPIC_MAX];
+	size_t l1, l2;
+
+	memset(&au, 0, sizeof au);
+	au.n = 1;
+	au.a[0].pub = auth.pub;
+	e2e_public_fp(au.a[0].fp, &auth.pub);
+	tu_tmp_open(&t, "unused");
+	CU_ASSERT_EQUAL_FATAL(e2e_revlist_topic(topic, sizeof topic, "e2e/control", au.a[0].fp),
+		E2E_OK);
+	CU_ASSERT_EQUAL_FATAL(e2e_revlist_build(m1, sizeof m1, &l1, &auth, topic, 1,
+		holder.pub.sign_pk, 1, 5), E2E_OK);
+	CU_ASSERT_EQUAL_FATAL(e2e_revlist_build(m2, sizeof m2, &l2, &auth, topic, 2, NULL, 0, 6),
+		E2E_OK);
+	CU_ASSERT_EQUAL_FATAL(e2e_revstate_init(&rs, t.dir, "e2e/control", &au), E2E_OK);
+	CU_ASSERT_EQUAL(e2e_revstate_apply(&rs, &au, m1, l1, topic, NULL, NULL), E2E_OK);
+	CU_ASSERT_TRUE(e2e_revstate_has(&rs, holder.pub.sign_pk));
+	CU_ASSERT_EQUAL(e2e_revstate_apply(&rs, &au, m1, l1, topic, NULL, NULL), E2E_ERR_EXISTS);
+	CU_ASSERT_EQUAL(e2e_revstate_apply(&rs, &au, m2, l2, topic, NULL, NULL), E2E_OK);
+	CU_ASSERT_FALSE(e2e_revstate_has(&rs, holder.pub.sign_pk));
+	/* After a restart: list 2 from disk, list 1 (a replay) still refused. */
+	CU_ASSERT_EQUAL_FATAL(e2e_revstate_init(&again, t.dir, "e2e/control", &au), E2E_OK);
+	CU_ASSERT_EQUAL(e2e_revstate_number(&again, au.a[0].fp), 2);
+	CU_ASSERT_EQUAL(e2e_revstate_apply(&again, &au, m1, l1, topic, NULL, NULL),
+		E2E_ERR_EXISTS);
+	CU_ASSERT_EQUAL(e2e_revstate_apply(&rs, &au, m2, l2, "e2e/control/authority/x", NULL, NULL),
+		E2E_ERR_AUTH);
+	e2e_revstate_free(&rs);
+	e2e_revstate_free(&again);
+	tu_tmp_close(&t);
+}
+
 static const struct tu_test cred_tests[] = {
 	{ "Issue, parse, verify; rules, scopes, window", test_roundtrip },
 	{ "Any flipped bit or truncation is refused", test_tamper },
 	{ "Issue refuses bad kinds, filters, empty grants", test_issue_refuses },
 	{ "Text form, authorities file, full check", test_text_and_check },
+	{ "Vectors: cred.json credentials and revocation lists", test_vectors },
+	{ "Revocation state: newest kept and persisted, replays ignored", test_revstate },
 	{ NULL, NULL },
 };
 

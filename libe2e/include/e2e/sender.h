@@ -156,7 +156,13 @@ E2E_API enum e2e_status e2e_sender_io_run(struct e2e_sender *s,
 E2E_API enum e2e_status e2e_sender_io_apply(struct e2e_sender *s,
 	const struct e2e_sender_io *io) E2E_WARN_UNUSED;
 
-/** Handle a message from the control topic; see e2e_keysvc_handle. */
+/**
+ * Handle a message from the control topic; see e2e_keysvc_handle. A message
+ * on "<control>/authority/<fp>" is a revocation list (SPEC 13.3): applied
+ * (a revoked holder's scopes rotated) and never answered, so the result is
+ * never E2E_OK: E2E_ERR_EXISTS when it was applied or is not newer than the
+ * one held, else the reason it was refused (MALFORMED, AUTH, NOT_FOUND).
+ */
 E2E_API enum e2e_status e2e_sender_control(struct e2e_sender *s, const uint8_t *msg,
 	size_t len, const char *topic, uint8_t *out, size_t cap, size_t *out_len,
 	char reply_topic[E2E_CTL_REPLY_MAX + 1], uint64_t now_ms) E2E_WARN_UNUSED;
