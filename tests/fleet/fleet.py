@@ -77,7 +77,7 @@ class FleetSubs:
                 return rows
             f = [int(x) for x in line.split()]
             rows[f[0]] = {"a": f[1], "b": f[2], "anomalies": f[4], "refused": f[5],
-                          "keys": f[6]}
+                          "keys": f[6], "timeouts": f[7], "rejected": f[8], "events": f[9]}
 
     def close(self):
         if self.p.poll() is None:
@@ -186,7 +186,11 @@ def body(env, c):
     rep = subs.report()
     full = sum(1 for r in others(rep) if r["b"] == want)
     c.expect(full == N_SUBS - 1, "phase b: %d of %d remaining subscribers decrypted all %d "
-             "new messages" % (full, N_SUBS - 1, want))
+             "new messages (decrypted: %s; anomalies: %s; keys received: %s; key timeouts: %s; "
+             "control rejected: %s; other events: %s)" % (
+                 full, N_SUBS - 1, want, spread(rep, "b"), spread(rep, "anomalies"),
+                 spread(rep, "keys"), spread(rep, "timeouts"), spread(rep, "rejected"),
+                 spread(rep, "events")))
     c.expect(rep[0]["b"] == 0, "the revoked subscriber decrypted nothing new (%d of %d; %d "
              "refusals)" % (rep[0]["b"], want, rep[0]["refused"]))
     c.expect(rep[0]["a"] == want, "before the revocation it had decrypted all %d" % want)

@@ -26,7 +26,7 @@
 struct sub {
 	struct e2e_client *c;
 	atomic_ulong got[PHASES];
-	atomic_ulong anomalies, refused, keys;
+	atomic_ulong anomalies, refused, keys, timeouts, rejected, events;
 	char id[PATH_MAX + 32], auth[PATH_MAX + 32], cred[PATH_MAX + 32], trust[PATH_MAX + 32];
 	const char *dir;
 	char **argv;
@@ -51,6 +51,14 @@ static void on_event(void *ctx, const struct e2e_client_event *ev)
 		atomic_fetch_add(&s->refused, 1);
 	else if (ev->type == E2E_EV_KEY_RECEIVED)
 		atomic_fetch_add(&s->keys, 1);
+	else if (ev->type == E2E_EV_KEY_TIMEOUT)
+		atomic_fetch_add(&s->timeouts, 1);
+	else if (ev->type == E2E_EV_CONTROL_REJECTED)
+		atomic_fetch_add(&s->rejected, 1);
+	else
+		atomic_fetch_add(&s->events, 1);
+	if (getenv("FLEET_SUBS_EVENTS"))
+		fprintf(stderr, "%p event %d: %s\n", (void *)s, (int)ev->type, ev->detail);
 }
 
 struct start {
@@ -140,10 +148,12 @@ int main(int argc, char **argv)
 		if (strncmp(line, "report", 6) != 0)
 			continue;
 		for (int i = 0; i < n; i++)
-			printf("%d %lu %lu %lu %lu %lu %lu\n", i, atomic_load(&subs[i].got[0]),
-				atomic_load(&subs[i].got[1]), atomic_load(&subs[i].got[2]),
-				atomic_load(&subs[i].anomalies), atomic_load(&subs[i].refused),
-				atomic_load(&subs[i].keys));
+			printf("%d %lu %lu %lu %lu %lu %lu %lu %lu %lu\n", i,
+				atomic_load(&subs[i].got[0]), atomic_load(&subs[i].got[1]),
+				atomic_load(&subs[i].got[2]), atomic_load(&subs[i].anomalies),
+				atomic_load(&subs[i].refused), atomic_load(&subs[i].keys),
+				atomic_load(&subs[i].timeouts), atomic_load(&subs[i].rejected),
+				atomic_load(&subs[i].events));
 		printf("end\n");
 		fflush(stdout);
 	}
