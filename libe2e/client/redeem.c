@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -112,7 +113,7 @@ static void wait_until(struct redeemer *r, uint64_t deadline_ms)
 
 enum e2e_status e2e_client_redeem(const struct e2e_redeem_config *cfg, uint8_t *reason)
 {
-	static struct redeemer r;   /* ~1 KiB credential; one redemption at a time */
+	struct redeemer *rp = NULL;
 	struct e2e_session sess;
 	struct e2e_ticket_token tok;
 	struct e2e_identity id = { 0 };
@@ -122,7 +123,6 @@ enum e2e_status e2e_client_redeem(const struct e2e_redeem_config *cfg, uint8_t *
 	size_t err_len = cfg && cfg->err ? cfg->err_len : 0, len = 0;
 	uint32_t timeout, waited = 0;
 	int made = 0, sess_up = 0;
-
 	enum e2e_status st = E2E_ERR_ARG;
 
 	if (reason)
@@ -130,9 +130,11 @@ enum e2e_status e2e_client_redeem(const struct e2e_redeem_config *cfg, uint8_t *
 	if (!cfg || !cfg->token || !cfg->identity_file || !cfg->authorities_file ||
 	    !cfg->credential_file)
 		return E2E_ERR_ARG;
-	memset(&r, 0, sizeof r);
-	pthread_mutex_init(&r.lock, NULL);
-	pthread_cond_init(&r.cond, NULL);
+	rp = calloc(1, sizeof *rp);   /* shared with Paho's thread until fini */
+	if (!rp)
+		return E2E_ERR_NOMEM;
+	pthread_mutex_init(&rp->lock, NULL);
+	pthread_cond_init(&rp->cond, NULL);
 	timeout = cfg->timeout_ms ? cfg->timeout_ms : REDEEM_TIMEOUT_MS;
 	st = e2e_ticket_token_parse(&tok, cfg->token);
 	if (st != E2E_OK) {
@@ -140,7 +142,7 @@ enum e2e_status e2e_client_redeem(const struct e2e_redeem_config *cfg, uint8_t *
 			"e2e-keytool ticket)");
 		goto out;
 	}
-	memcpy(r.fp, tok.fp, sizeof r.fp);
+	memcpy(rp->fp, tok.fp, sizeof rp->fp);
 	st = own_identity(&id, cfg->identity_file, &made);
 	if (st != E2E_OK) {
 		snprintf(err, err_len, "%s: %s", cfg->identity_file, e2e_strerror(st));
@@ -149,57 +151,57 @@ enum e2e_status e2e_client_redeem(const struct e2e_redeem_config *cfg, uint8_t *
 	st = e2e_ticket_redeem_topic(topic, sizeof topic, cfg->control_topic ?
 		cfg->control_topic : E2E_CTL_TOPIC_DEFAULT, tok.fp);
 	if (st == E2E_OK)
-		st = e2e_ticket_redeem(msg, sizeof msg, &len, &r.sent, &id, &tok, NULL, topic,
+		st = e2e_ticket_redeem(msg, sizeof msg, &len, &rp->sent, &id, &tok, NULL, topic,
 			e2e_now_ms());
 	if (st != E2E_OK) {
 		snprintf(err, err_len, "cannot build the redemption: %s", e2e_strerror(st));
 		goto out;
 	}
-	e2e_ctl_hash(r.req_hash, msg, len);
-	st = e2e_session_init(&sess, &cfg->conn, on_msg, on_state, &r, err, err_len);
+	e2e_ctl_hash(rp->req_hash, msg, len);
+	st = e2e_session_init(&sess, &cfg->conn, on_msg, on_state, rp, err, err_len);
 	if (st != E2E_OK)
 		goto out;
 	sess_up = 1;
-	st = e2e_session_subscribe(&sess, r.sent.reply_topic, 1, 0);
+	st = e2e_session_subscribe(&sess, rp->sent.reply_topic, 1, 0);
 	if (st == E2E_OK)
 		st = e2e_session_connect(&sess, 10000, err, err_len);
 	if (st == E2E_OK)
-		st = e2e_session_subscribe_now(&sess, r.sent.reply_topic, 1, 10000);
+		st = e2e_session_subscribe_now(&sess, rp->sent.reply_topic, 1, 10000);
 	if (st != E2E_OK) {
 		if (err && !*err)
 			snprintf(err, err_len, "cannot connect and subscribe to the broker");
 		goto out;
 	}
-	pthread_mutex_lock(&r.lock);
-	while (!r.done && waited < timeout) {
-		pthread_mutex_unlock(&r.lock);
+	pthread_mutex_lock(&rp->lock);
+	while (!rp->done && waited < timeout) {
+		pthread_mutex_unlock(&rp->lock);
 		/* Always the same bytes: a resend can never consume a second use. */
 		(void)e2e_session_publish(&sess, topic, msg, len, 1, 0);
-		pthread_mutex_lock(&r.lock);
-		wait_until(&r, RESEND_MS);
+		pthread_mutex_lock(&rp->lock);
+		wait_until(rp, RESEND_MS);
 		waited += RESEND_MS;
 	}
-	pthread_mutex_unlock(&r.lock);
+	pthread_mutex_unlock(&rp->lock);
 	e2e_session_fini(&sess);
 	sess_up = 0;
-	if (!r.done) {
+	if (!rp->done) {
 		st = E2E_ERR_IO;
 		snprintf(err, err_len, "no valid answer from the authority in %u s (is e2e-authority "
-			"running on this broker?)%s", timeout / 1000, r.others ?
+			"running on this broker?)%s", timeout / 1000, rp->others ?
 			"; answers to another redemption were dropped (a replayed GRANT?)" :
-			r.rejected ? "; answers that failed verification were dropped" : "");
+			rp->rejected ? "; answers that failed verification were dropped" : "");
 		goto out;
 	}
 	if (reason)
-		*reason = r.reason;
-	if (r.reason != 0) {
+		*reason = rp->reason;
+	if (rp->reason != 0) {
 		st = E2E_ERR_AUTH;
 		snprintf(err, err_len, "the authority refused the ticket: %s",
-			e2e_ticket_reason_name(r.reason));
+			e2e_ticket_reason_name(rp->reason));
 		goto out;
 	}
-	st = e2e_ticket_install(cfg->authorities_file, cfg->credential_file, &r.authority,
-		r.cred, r.cred_len, ierr, sizeof ierr);
+	st = e2e_ticket_install(cfg->authorities_file, cfg->credential_file, &rp->authority,
+		rp->cred, rp->cred_len, ierr, sizeof ierr);
 	if (st != E2E_OK)
 		snprintf(err, err_len, "cannot install the credential: %s", *ierr ? ierr :
 			e2e_strerror(st));
@@ -208,7 +210,8 @@ out:
 		e2e_session_fini(&sess);
 	sodium_memzero(&tok, sizeof tok);
 	e2e_identity_destroy(&id);
-	pthread_cond_destroy(&r.cond);
-	pthread_mutex_destroy(&r.lock);
+	pthread_cond_destroy(&rp->cond);
+	pthread_mutex_destroy(&rp->lock);
+	free(rp);
 	return st;
 }
