@@ -127,8 +127,11 @@ int kt_cmd_ticket(int argc, char **argv)
 		goto out;
 	st = e2e_identity_load(&id, key);
 	if (st != E2E_OK) {
-		kt_fail(st, key, kt_path_problem(key, st, err, sizeof err) ? err :
-			"not an authority directory (make one with 'authority init')");
+		if (st == E2E_ERR_NOT_FOUND)   /* kt_fail's own words would say only "missing" */
+			fprintf(stderr, "%s: %s: not found: not an authority directory (make one with "
+				"'e2e-keytool authority init --dir %s')\n", KT_PROG, key, dir);
+		else
+			kt_fail(st, key, NULL);
 		goto out;
 	}
 	sc = kt_load_scopes(dir);
