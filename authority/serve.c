@@ -18,7 +18,7 @@
 
 #include "authority.h"
 #include "e2e/ticket.h"
-#include "fileio.h"
+#include "state/fileio.h"
 #include "session.h"
 
 #define REVOCATIONS_MAX 65535U

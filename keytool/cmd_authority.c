@@ -11,7 +11,7 @@
 
 #include <sodium.h>
 
-#include "fileio.h"
+#include "state/fileio.h"
 #include "keytool.h"
 #include "kt_authority.h"
 

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fileio.h"
+#include "state/fileio.h"
 #include "kt_authority.h"
 
 /* A line of DIR/issued: "<fingerprint> <kind> <serial> e2e1 <base64>". */

@@ -1,10 +1,13 @@
 /*
  * The enrollment audit log: the key service re-reads `enrolled` on its own
- * (e2e_sender_tick), silently. This watches the same file from the loop's
- * tick (one stat a second, nothing per message) and logs each change once:
- * a subscriber enrolled (with its scopes), its scopes changed, revoked or
+ * (the publisher's tick), silently. This watches the same file from a
+ * thread of its own (one stat a second, nothing per message; never the
+ * event loop, which reads no file) and logs each change once: a
+ * subscriber enrolled (with its scopes), its scopes changed, revoked or
  * removed, each with the first 8 bytes of its key.
  */
+#include <pthread.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +26,11 @@ struct audit_entry {
 };
 
 struct proxy_audit {
+	pthread_t thread;
+	pthread_mutex_t mu;           /* guards stop */
+	pthread_cond_t cv;
+	int stop, running;
+	char dir[4096];               /* the state directory, fixed at start */
 	struct stat last;
 	int have_last, primed;
 	struct audit_entry *e;
@@ -99,7 +107,7 @@ static void diff(struct proxy_audit *a, const struct audit_entry *nv, uint32_t n
 
 static void reload(struct proxy_audit *a, const char *dir)
 {
-	char path[4096], err[256] = "";
+	char path[4200], err[256] = "";
 	struct e2e_enroll *en = NULL;
 	struct audit_entry *nv = NULL;
 	uint32_t nn = 0;
@@ -136,18 +144,12 @@ out:
 	e2e_enroll_free(en);
 }
 
-void proxy_audit_tick(struct proxy *px)
+static void audit_tick(struct proxy_audit *a)
 {
-	struct proxy_audit *a = px->audit;
-	char path[4096];
+	char path[4200];
 	struct stat st;
 
-	if (!a) {
-		a = px->audit = calloc(1, sizeof *a);
-		if (!a)
-			return;
-	}
-	snprintf(path, sizeof path, "%s/enrolled", px->cfg.dir);
+	snprintf(path, sizeof path, "%s/enrolled", a->dir);
 	if (stat(path, &st) != 0)
 		memset(&st, 0, sizeof st);   /* missing: an empty list */
 	if (a->have_last && st.st_ino == a->last.st_ino && st.st_size == a->last.st_size &&
@@ -156,13 +158,67 @@ void proxy_audit_tick(struct proxy *px)
 		return;
 	a->last = st;
 	a->have_last = 1;
-	reload(a, px->cfg.dir);
+	reload(a, a->dir);
+}
+
+static void *audit_main(void *arg)
+{
+	struct proxy_audit *a = arg;
+
+	pthread_mutex_lock(&a->mu);
+	while (!a->stop) {
+		struct timespec ts;
+
+		pthread_mutex_unlock(&a->mu);
+		audit_tick(a);
+		pthread_mutex_lock(&a->mu);
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_sec += 1;
+		while (!a->stop && pthread_cond_timedwait(&a->cv, &a->mu, &ts) == 0)
+			;
+	}
+	pthread_mutex_unlock(&a->mu);
+	return NULL;
+}
+
+int proxy_audit_start(struct proxy *px)
+{
+	struct proxy_audit *a = calloc(1, sizeof *a);
+	pthread_condattr_t ca;
+
+	if (!a)
+		return -1;
+	snprintf(a->dir, sizeof a->dir, "%s", px->cfg.dir);
+	pthread_mutex_init(&a->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&a->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	px->audit = a;
+	if (pthread_create(&a->thread, NULL, audit_main, a) != 0) {
+		plog(LOG_ERR, "cannot start the enrollment audit thread");
+		return -1;
+	}
+	a->running = 1;
+	return 0;
 }
 
 void proxy_audit_free(struct proxy *px)
 {
-	if (px->audit)
-		free(px->audit->e);
-	free(px->audit);
+	struct proxy_audit *a = px->audit;
+
+	if (!a)
+		return;
+	if (a->running) {
+		pthread_mutex_lock(&a->mu);
+		a->stop = 1;
+		pthread_cond_signal(&a->cv);
+		pthread_mutex_unlock(&a->mu);
+		pthread_join(a->thread, NULL);
+	}
+	pthread_cond_destroy(&a->cv);
+	pthread_mutex_destroy(&a->mu);
+	free(a->e);
+	free(a);
 	px->audit = NULL;
 }

@@ -190,7 +190,7 @@ void conn_update(struct conn *c)
 	set_interest(c, c->up.fd, 1, up, &c->ev_up);
 }
 
-int conn_start_upstream(struct conn *c)
+static int start_upstream(struct conn *c)
 {
 	struct proxy *px = c->px;
 	struct epoll_event ev;
@@ -220,7 +220,7 @@ static int become_relay(struct conn *c)
 	free(c->connect_pkt);
 	c->connect_pkt = NULL;
 	/* Packets the publisher sent after CONNECT waited in din. */
-	return relay_down(c);
+	return relay_down(c) < 0 ? -1 : 0;
 }
 
 static int tls_step(struct conn *c)
@@ -368,8 +368,15 @@ static int read_down(struct conn *c, int sock_ready, const char **why)
 			c->last_down_ms = t / 1000000U;
 			if (!c->batch_pubs)
 				c->batch_t0_ns = t;
-			if (relay_down(c) != 0)
+			int rd = relay_down(c);
+
+			if (rd < 0)
 				return *why = NULL, -1;   /* relay_down said why */
+			if (rd == RELAY_DIAL && start_upstream(c) != 0) {
+				plog(LOG_WARNING, "%s (%s): cannot connect to broker %s:%s", c->peer,
+					c->client_id, c->px->broker_host, c->px->broker_port);
+				return *why = NULL, -1;
+			}
 		}
 	}
 	return 0;

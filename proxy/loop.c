@@ -264,7 +264,8 @@ int proxy_loop_run(struct proxy *px)
 	uint64_t next_tick = e2e_mono_ms() + TICK_MS;
 
 	/* Listeners bound (loop_init) and key service connected (setup). */
-	proxy_audit_tick(px);
+	if (proxy_audit_start(px) != 0)
+		return 1;
 	proxy_metrics_publish(px);
 	proxy_notify_ready(px);
 
@@ -308,8 +309,6 @@ int proxy_loop_run(struct proxy *px)
 			conn_reap(px);
 			proxy_metrics_publish(px);
 			proxy_notify_tick(px, now);
-			if (++px->audit_ticks % 4 == 0)   /* about once a second */
-				proxy_audit_tick(px);
 		}
 		if (px->draining && (drained(px) || now > px->drain_deadline)) {
 			int clean = drained(px);

@@ -130,7 +130,7 @@ static void render(void *ctx, struct e2e_prom *b)
 	e2e_prom_one(b, "e2e_proxy_summaries_sent_total", "counter",
 		"Signed summary messages published.", s.ps.summaries);
 	e2e_prom_one(b, "e2e_proxy_seals_waited_total", "counter",
-		"Seals that found no durable counter reservation ready and waited for the disk.",
+		"Seals that found no durable counter reservation ready and waited for the I/O thread.",
 		s.ps.seals_waited);
 	e2e_prom_head(b, "e2e_proxy_key_service_up", "gauge",
 		"1 while the key service is connected to the broker.");

@@ -9,33 +9,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum mqtt_status {
-	MQTT_OK = 0,
-	MQTT_NEED_MORE,       /* incomplete: read more bytes */
-	MQTT_MALFORMED,       /* violates the MQTT spec: close the connection */
-	MQTT_TOO_BIG,         /* exceeds the configured maximum packet size */
-	MQTT_BUFFER,          /* output buffer too small */
-	MQTT_UNSUPPORTED,     /* CONNECT of a protocol level we do not speak: CONNACK 0x01 */
-};
+#include "mqtt_base.h"
+#include "mqtt_props.h"
 
 const char *mqtt_strerror(enum mqtt_status st);
-
-/* Control packet types (fixed header, high nibble). */
-enum mqtt_type {
-	MQTT_CONNECT = 1, MQTT_CONNACK, MQTT_PUBLISH, MQTT_PUBACK, MQTT_PUBREC, MQTT_PUBREL,
-	MQTT_PUBCOMP, MQTT_SUBSCRIBE, MQTT_SUBACK, MQTT_UNSUBSCRIBE, MQTT_UNSUBACK,
-	MQTT_PINGREQ, MQTT_PINGRESP, MQTT_DISCONNECT, MQTT_AUTH,
-};
-
-#define MQTT_V31  3
-#define MQTT_V311 4
-#define MQTT_V5   5
-#define MQTT_MAX_REMAINING 268435455U
-
-struct mqtt_span {
-	const uint8_t *p;
-	size_t len;
-};
 
 /*
  * Find the first complete packet in @p buf: on MQTT_OK *pkt_len is its total
@@ -51,9 +28,6 @@ struct mqtt_span {
  */
 enum mqtt_status mqtt_frame(const uint8_t *buf, size_t len, size_t max_packet,
 	size_t *pkt_len, size_t *hdr_len);
-
-/* Encode a remaining length; returns bytes written (1..4) or 0 if too big. */
-size_t mqtt_varint_write(uint8_t out[4], uint32_t v);
 
 /* Parsed CONNECT (spans into the packet). */
 struct mqtt_connect {
@@ -128,13 +102,6 @@ enum mqtt_status mqtt_parse_publish(const uint8_t *pkt, size_t len, uint8_t vers
 enum mqtt_status mqtt_write_publish(uint8_t *out, size_t cap, size_t *len, uint8_t version,
 	const struct mqtt_publish *p, struct mqtt_span topic, struct mqtt_span payload);
 
-/*
- * Validate an MQTT 5 property block (without its length prefix) for packet
- * @p type: known ids only, correct value types and lengths, valid UTF-8 for
- * strings, no duplicates except User Property and Subscription Identifier,
- * only properties allowed in that packet (or in the will, type 0).
- */
-enum mqtt_status mqtt_validate_props(const uint8_t *p, size_t len, int type);
 
 /* Packet identifier of a PUBACK/PUBREC/PUBREL/PUBCOMP (whole packet). */
 enum mqtt_status mqtt_parse_ack(const uint8_t *pkt, size_t len, uint16_t *packet_id);
@@ -149,8 +116,5 @@ enum mqtt_status mqtt_parse_ack_reason(const uint8_t *pkt, size_t len, uint16_t 
 
 /* A DISCONNECT packet for @p version with @p reason (v5 only; ignored before). */
 size_t mqtt_write_disconnect(uint8_t out[4], uint8_t version, uint8_t reason);
-
-/* 1 if @p s is well-formed UTF-8 without U+0000 (MQTT 1.5.4). */
-int mqtt_utf8_valid(const uint8_t *s, size_t len);
 
 #endif

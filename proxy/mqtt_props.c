@@ -3,6 +3,7 @@
  * validator, and the copy-with-filter the codec uses to drop Topic Alias and
  * Payload Format Indicator when it re-serialises a PUBLISH or a will.
  */
+#include "mqtt_props.h"
 #include "mqtt_wire.h"
 
 enum ptype { P_NONE, P_BYTE, P_U16, P_U32, P_VARINT, P_STR, P_BIN, P_PAIR };

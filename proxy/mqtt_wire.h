@@ -1,6 +1,6 @@
 /*
  * Internal to the MQTT codec (mqtt_codec.c, mqtt_props.c): MQTT's field
- * types on libe2e's bounds-checked cursors (libe2e/wire.h, the tree's only
+ * types on libe2e's bounds-checked cursors (libe2e/base/wire.h, the tree's only
  * ones), and the property helpers the codec uses. Not part of the
  * normative API in mqtt_codec.h.
  *
@@ -16,8 +16,8 @@
 
 #include <string.h>
 
-#include "mqtt_codec.h"
-#include "wire.h"
+#include "mqtt_base.h"
+#include "base/wire.h"
 
 /* A span of @n bytes at the cursor; empty and bad if fewer remain. */
 static inline struct mqtt_span mqtt_rd_span(struct e2e_rd *r, size_t n)

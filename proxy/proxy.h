@@ -140,7 +140,6 @@ struct proxy {
 	uint64_t watchdog_us;             /* systemd watchdog (0: off) */
 	uint64_t next_watchdog_ms, next_status_ms;
 	struct proxy_audit *audit;        /* audit.c: enrollment changes */
-	uint32_t audit_ticks;
 };
 
 /* metrics.c */
@@ -149,9 +148,9 @@ void proxy_metrics_publish(struct proxy *px);   /* at the loop's tick */
 void proxy_metrics_stop(struct proxy *px);
 void proxy_latency_observe(struct proxy_stats *st, uint64_t ns, uint32_t n);
 
-/* audit.c: log enrollment changes (from the loop's tick) */
-void proxy_audit_tick(struct proxy *px);
-void proxy_audit_free(struct proxy *px);
+/* audit.c: log enrollment changes (its own thread: the loop reads no file) */
+int proxy_audit_start(struct proxy *px);
+void proxy_audit_free(struct proxy *px);   /* stops the thread */
 
 /* notify.c: systemd sd_notify (no-ops without NOTIFY_SOCKET) */
 void proxy_notify_ready(struct proxy *px);
@@ -167,10 +166,11 @@ void conn_on_down(struct conn *c, uint32_t events);
 void conn_on_up(struct conn *c, uint32_t events);
 size_t conn_trim(struct conn *c);
 void conn_update(struct conn *c);
-int conn_start_upstream(struct conn *c);
 
-/* relay.c */
-int relay_down(struct conn *c);         /* process complete packets from the publisher */
+/* relay.c: called by conn.c only, never calling back into it. */
+#define RELAY_DIAL 1   /* relay_down: CONNECT accepted, dial the broker now */
+/* Process complete packets from the publisher: 0, RELAY_DIAL, or -1 (close). */
+int relay_down(struct conn *c);
 int relay_up_frames(struct conn *c);    /* frames from the broker: track acks */
 void relay_broker_closed(struct conn *c); /* the broker closed: tell the publisher why */
 

@@ -226,11 +226,6 @@ static int on_connect(struct conn *c, const uint8_t *pkt, size_t len)
 	plog(LOG_INFO, "%s: client '%s' MQTT %s%s", c->peer, c->client_id,
 		cn.version == MQTT_V5 ? "5" : cn.version == MQTT_V311 ? "3.1.1" : "3.1",
 		cn.will ? " with will (sealed)" : "");
-	if (conn_start_upstream(c) != 0) {
-		plog(LOG_WARNING, "%s (%s): cannot connect to broker %s:%s", c->peer, c->client_id,
-			px->broker_host, px->broker_port);
-		return -1;
-	}
 	return 0;
 }
 
@@ -359,7 +354,10 @@ int relay_down(struct conn *c)
 			if (on_connect(c, pkt, plen) != 0)
 				return -1;
 			off += plen;
-			break;   /* the rest waits until the upstream is ready */
+			/* The rest waits until the upstream is ready; conn.c dials
+			 * it (relay never reaches back into the connection). */
+			r = RELAY_DIAL;
+			break;
 		}
 		if (c->st != ST_RELAY)
 			break;
@@ -380,7 +378,7 @@ int relay_down(struct conn *c)
 	/* The publisher's plaintext (payloads, a CONNECT password) leaves no copy behind. */
 	if (off)
 		buf_consume_wipe(&c->din, off);
-	return 0;
+	return r;
 }
 
 /*

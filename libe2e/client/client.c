@@ -3,6 +3,7 @@
  * Data messages go through e2e_rx (window check before decryption, window
  * moved only after verification); control traffic goes to keyfetch.c.
  */
+#include <limits.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,18 +12,10 @@
 
 #include "client_impl.h"
 #include "e2e/enroll.h"
+#include "e2e/lock.h"
 #include "e2e/scopes.h"
 
 #define TICK_MS 100
-
-void e2e_client_event(struct e2e_client *c, enum e2e_client_event_type type, uint32_t sender,
-	uint8_t scope, uint32_t epoch, const char *detail)
-{
-	struct e2e_client_event ev = { type, sender, scope, epoch, detail ? detail : "" };
-
-	if (c->cfg.on_event)
-		c->cfg.on_event(c->cfg.ctx, &ev);
-}
 
 static int grow_scratch(struct e2e_client *c, size_t need)
 {
@@ -265,6 +258,38 @@ static enum e2e_status load_trust(struct e2e_client *c)
 	return E2E_OK;
 }
 
+/*
+ * One process per replay state file: two subscribers saving the same file
+ * would each write back their own window, and the older one would forget
+ * what the newer one accepted, so a replay it saw would be accepted again.
+ * The lock lives beside the file ("<file>.lock") for as long as we do.
+ */
+static enum e2e_status own_state(struct e2e_client *c)
+{
+	struct e2e_client_config *cfg = &c->cfg;
+	char path[PATH_MAX];
+	long holder = 0;
+	enum e2e_status st;
+	int n = snprintf(path, sizeof path, "%s.lock", cfg->state_file);
+
+	if (n < 0 || (size_t)n >= sizeof path)
+		return fail(cfg, E2E_ERR_ARG, "replay state path too long:", cfg->state_file);
+	st = e2e_lock_own(path, &c->state_lock, &holder);
+	if (st == E2E_ERR_BUSY && cfg->err && cfg->err_len) {
+		if (holder > 0)
+			snprintf(cfg->err, cfg->err_len, "replay state %s is in use by another "
+				"process (pid %ld, lock %s): one subscriber per state file", cfg->state_file,
+				holder, path);
+		else
+			snprintf(cfg->err, cfg->err_len, "replay state %s is in use by another "
+				"process (lock %s): one subscriber per state file", cfg->state_file, path);
+		return st;
+	}
+	if (st != E2E_OK)
+		return fail(cfg, st, "cannot lock replay state", path);
+	return E2E_OK;
+}
+
 static enum e2e_status setup(struct e2e_client *c)
 {
 	struct e2e_client_config *cfg = &c->cfg;
@@ -299,6 +324,9 @@ static enum e2e_status setup(struct e2e_client *c)
 	if (st != E2E_OK)
 		return fail(cfg, st, "replay state", NULL);
 	if (cfg->state_file) {
+		st = own_state(c);
+		if (st != E2E_OK)
+			return st;
 		st = e2e_rx_load(c->rx, cfg->state_file);
 		if (st == E2E_ERR_VERSION && cfg->err && cfg->err_len) {
 			snprintf(cfg->err, cfg->err_len, "cannot load replay state %s: it was saved with "
@@ -344,6 +372,8 @@ enum e2e_status e2e_client_create(struct e2e_client **out, const struct e2e_clie
 	if (!c)
 		goto out;
 	c->cfg = *cfg;
+	c->state_lock = -1;
+	c->reprocess = e2e_client_process;
 	if (!c->cfg.hold_max) c->cfg.hold_max = 10000;
 	if (!c->cfg.hold_ms) c->cfg.hold_ms = 10000;
 	if (!c->cfg.save_ms) c->cfg.save_ms = 1000;
@@ -503,6 +533,9 @@ void e2e_client_destroy(struct e2e_client *c)
 		sodium_memzero(c->trust, TRUST_MAX * sizeof *c->trust);
 	free(c->trust);
 	e2e_identity_destroy(&c->id);
+	/* After the last save: the next owner must see our final window. */
+	if (c->state_lock >= 0)
+		e2e_dir_unlock(c->state_lock);
 	free(c->pt);
 	pthread_mutex_destroy(&c->mu);
 	pthread_cond_destroy(&c->keys_cond);

@@ -1,4 +1,5 @@
-/* Subscriber client internals shared by client.c, keyfetch.c and hold.c. */
+/* Subscriber client internals shared by client.c, keyfetch.c, summaries.c, hold.c
+ * and clientbase.c. */
 #ifndef E2E_CLIENT_IMPL_H
 #define E2E_CLIENT_IMPL_H
 
@@ -138,6 +139,7 @@ struct e2e_client {
 	size_t pt_cap;
 	int dirty;
 	int state_ok;                     /* rx came from the state file (or none existed) */
+	int state_lock;                   /* "<state file>.lock", held while we live; -1 none */
 	uint64_t last_save_mono;
 	struct e2e_client_stats st;
 	struct e2e_sumcheck *sumcheck;
@@ -147,10 +149,28 @@ struct e2e_client {
 	uint32_t out_head, out_count;
 	pthread_t ticker;
 	int ticker_running, stop;
+	/* client.c's e2e_client_process, for the hold queue to hand back what
+	 * it held: hold.c sits below client.c and never calls up into it. */
+	void (*reprocess)(struct e2e_client *c, const char *topic, const uint8_t *env,
+		size_t len, int qos, int retained, int from_hold);
 };
 
-/* keyfetch.c */
+/*
+ * The parts, each calling only the ones after it: client.c, keyfetch.c,
+ * summaries.c, hold.c, clientbase.c (tests/lib/circles.py).
+ */
+
+/* clientbase.c: the leaf */
 struct trusted *e2e_client_trusted(struct e2e_client *c, uint32_t sender);
+void e2e_client_event(struct e2e_client *c, enum e2e_client_event_type type, uint32_t sender,
+	uint8_t scope, uint32_t epoch, const char *detail);
+/* Whether summary entries on @p topic are checked: it is matched by a
+ * subscription of ours other than a shared one (ctx = the client). */
+int e2e_client_summarized(void *ctx, const char *topic, size_t len);
+/* Where e2e_sumcheck reports go (ctx = the client). */
+void e2e_client_sum_report(void *ctx, const struct e2e_sumcheck_report *r);
+
+/* keyfetch.c */
 void e2e_client_request_keys(struct e2e_client *c, struct trusted *t);
 void e2e_client_on_reply(struct e2e_client *c, const uint8_t *msg, size_t len);
 void e2e_client_on_announce(struct e2e_client *c, const char *topic, const uint8_t *msg,
@@ -166,11 +186,6 @@ void e2e_client_retry_requests(struct e2e_client *c, uint64_t mono);
  * reports the stall (SPEC 11.6). The seam for the DELIVERY's interval. */
 void e2e_client_expect_summaries(struct e2e_client *c, struct trusted *t, uint32_t interval_ms,
 	uint64_t mono);
-/* Whether summary entries on @p topic are checked: it is matched by a
- * subscription of ours other than a shared one (ctx = the client). */
-int e2e_client_summarized(void *ctx, const char *topic, size_t len);
-/* Where e2e_sumcheck reports go (ctx = the client). */
-void e2e_client_sum_report(void *ctx, const struct e2e_sumcheck_report *r);
 
 /* Publish what request_keys queued; call WITHOUT the client lock. */
 void e2e_client_flush(struct e2e_client *c);
@@ -207,7 +222,5 @@ void e2e_client_on_revocations(struct e2e_client *c, const char *topic, const ui
 #define FROM_CONFIRMED 2
 void e2e_client_process(struct e2e_client *c, const char *topic, const uint8_t *env,
 	size_t len, int qos, int retained, int from_hold);
-void e2e_client_event(struct e2e_client *c, enum e2e_client_event_type type, uint32_t sender,
-	uint8_t scope, uint32_t epoch, const char *detail);
 
 #endif

@@ -51,7 +51,7 @@ static void give_up(struct e2e_client *c, struct held *h)
 		retired_unconfirmed(c, h->topic, h->env, h->len, h->qos, h->retained,
 			"no room to wait for its summary");
 	else if (h->await_map && h->env)
-		e2e_client_process(c, h->topic, h->env, h->len, h->qos, h->retained, 1);
+		c->reprocess(c, h->topic, h->env, h->len, h->qos, h->retained, 1);
 	else
 		report(c, h);
 }
@@ -203,7 +203,7 @@ static int retired_decided(struct e2e_client *c, const struct held *h, uint64_t 
 	v = e2e_sumcheck_verify(c->sumcheck, hdr.sender, hdr.run, h->topic, strlen(h->topic),
 		hdr.seq, h->env, h->len, e2e_mono_ms(), e2e_client_sum_report, c);
 	if (v == E2E_SUMV_VERIFIED) {
-		e2e_client_process(c, h->topic, h->env, h->len, h->qos, h->retained, FROM_CONFIRMED);
+		c->reprocess(c, h->topic, h->env, h->len, h->qos, h->retained, FROM_CONFIRMED);
 		return 1;
 	}
 	if (v == E2E_SUMV_FORGED) {
@@ -261,7 +261,7 @@ void e2e_client_hold_retired(struct e2e_client *c, const char *topic, const uint
 	v = e2e_sumcheck_hold(c->sumcheck, hdr->sender, hdr->run, topic, strlen(topic),
 		hdr->seq, env, len, e2e_mono_ms(), e2e_client_sum_report, c);
 	if (v == E2E_SUMV_VERIFIED) {
-		e2e_client_process(c, topic, env, len, qos, retained, FROM_CONFIRMED);
+		c->reprocess(c, topic, env, len, qos, retained, FROM_CONFIRMED);
 		return;
 	}
 	if (v == E2E_SUMV_FORGED) {
@@ -341,7 +341,7 @@ void e2e_client_release(struct e2e_client *c, uint64_t mono, int flush_all)
 			continue;
 		}
 		if (decidable(c, &h)) {
-			e2e_client_process(c, h.topic, h.env, h.len, h.qos, h.retained, 1);
+			c->reprocess(c, h.topic, h.env, h.len, h.qos, h.retained, 1);
 			drop(&h);
 			continue;
 		}

@@ -17,13 +17,6 @@
 #define REFUSED_FIRST_MS 5000U
 #define REFUSED_MAX_MS 300000U
 
-struct trusted *e2e_client_trusted(struct e2e_client *c, uint32_t sender)
-{
-	for (uint32_t i = 0; i < c->ntrust; i++)
-		if (c->trust[i].sender == sender)
-			return &c->trust[i];
-	return NULL;
-}
 
 /* Remember the hash of our current request as one we gave up on. */
 static void give_up(struct trusted *t)
@@ -185,14 +178,18 @@ void e2e_client_on_reply(struct e2e_client *c, const uint8_t *msg, size_t len)
 	enum e2e_status st;
 	int profiled = 0;
 
-	/* The issuer named in the message picks the key that must have signed it. */
-	if (len < E2E_CTL_HEAD_BYTES) {
+	/* The issuer named in the message picks the key that must have signed
+	 * it: read through the control parser (layout only, nothing trusted). */
+	st = e2e_ctl_peek(&m, msg, len);
+	if (st != E2E_OK) {
 		c->st.control_rejected++;
-		e2e_client_event(c, E2E_EV_CONTROL_REJECTED, 0, 0, 0, "short message on reply topic");
+		snprintf(detail, sizeof detail, "malformed message on reply topic: %s",
+			e2e_strerror(st));
+		e2e_client_event(c, E2E_EV_CONTROL_REJECTED, 0, 0, 0, detail);
 		return;
 	}
-	t = e2e_client_trusted(c, (uint32_t)msg[2] << 24 | (uint32_t)msg[3] << 16 |
-		(uint32_t)msg[4] << 8 | msg[5]);
+	t = e2e_client_trusted(c, m.sender);
+	e2e_ctl_wipe(&m);
 	if (!t) {
 		c->st.control_rejected++;
 		e2e_client_event(c, E2E_EV_CONTROL_REJECTED, 0, 0, 0, "reply from an untrusted sender");

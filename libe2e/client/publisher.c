@@ -17,6 +17,7 @@
 #include "e2e/client.h"
 #include "e2e/scopes.h"
 #include "e2e/sender.h"
+#include "pubevents.h"
 #include "session.h"
 
 struct e2e_publisher {
@@ -31,7 +32,9 @@ struct e2e_publisher {
 	pthread_mutex_t send_mu;
 	pthread_mutex_t mu;          /* guards sender, stats, io_kick */
 	pthread_cond_t io_cv;        /* wakes the ticker: the sender wants I/O */
+	pthread_cond_t done_cv;      /* the ticker finished a round */
 	int io_kick;
+	uint64_t ticks_planned, ticks_applied;
 	struct e2e_sender_io *io;    /* the ticker's plan (ticker only) */
 	struct e2e_sender *sender;
 	uint8_t *out;                /* envelope buffer, grown as needed */
@@ -40,95 +43,17 @@ struct e2e_publisher {
 	const char *control_topic;
 	struct e2e_publisher_stats st;
 	pthread_t ticker;
-	int ticker_running, stop;
+	int ticker_running, stop;    /* ticker_running: joined by destroy */
+	int ticker_live;             /* under mu: seals may wait for the ticker */
 	/* The sender writes reload errors here from the ticker thread, long
 	 * after create returned: never into the caller's cfg.err. */
 	char reload_err[256];
-	/* Paho's callback thread only: refusal reporting (event_refused). */
-	uint64_t refusal_window;
-	unsigned refusals_logged, refusals_quiet;
+	struct e2e_refusal_log refusals;   /* Paho's callback thread only */
 };
 
 static void event(struct e2e_publisher *p, enum e2e_client_event_type t, const char *detail)
 {
-	struct e2e_client_event ev = { t, 0, 0, 0, detail ? detail : "" };
-
-	if (p->cfg.on_event)
-		p->cfg.on_event(p->cfg.ctx, &ev);
-}
-
-static uint32_t be32(const uint8_t *b)
-{
-	return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
-}
-
-/* An ANNOUNCE we just published (SPEC 11.2: 14-byte head, scope u8, epoch u32). */
-static void event_rotated(struct e2e_publisher *p, const uint8_t *msg, size_t len)
-{
-	struct e2e_client_event ev = { E2E_EV_ROTATED, 0, 0, 0, "new epoch announced" };
-
-	if (!p->cfg.on_event || len < E2E_CTL_HEAD_BYTES + 5)
-		return;
-	ev.sender = be32(msg + 2);
-	ev.scope = msg[E2E_CTL_HEAD_BYTES];
-	ev.epoch = be32(msg + E2E_CTL_HEAD_BYTES + 1);
-	p->cfg.on_event(p->cfg.ctx, &ev);
-}
-
-/*
- * A refusal just answered: say which key asked and why. Strangers share the
- * global bucket (up to 100 refusals a second), so at most REFUSAL_LOGS per
- * REFUSAL_WINDOW_MS are reported one by one, then how many were not.
- */
-#define REFUSAL_LOGS 20U
-#define REFUSAL_WINDOW_MS 10000U
-
-static void event_refused(struct e2e_publisher *p, uint32_t self, const uint8_t *req,
-	size_t len, const uint64_t before[8], const uint64_t after[8])
-{
-	struct e2e_client_event ev = { E2E_EV_REQUEST_REFUSED, self, 0, 0, "" };
-	uint64_t now = e2e_mono_ms();
-	char detail[160], key[17] = "?";
-	unsigned reason = 0;
-
-	if (!p->cfg.on_event)
-		return;
-	for (unsigned r = 1; r < 8; r++)
-		if (after[r] != before[r])
-			reason = r;
-	if (now - p->refusal_window >= REFUSAL_WINDOW_MS) {
-		if (p->refusals_quiet) {
-			snprintf(detail, sizeof detail, "%u more key request refusal(s) not logged "
-				"(see the refusal metrics)", p->refusals_quiet);
-			ev.detail = detail;
-			p->cfg.on_event(p->cfg.ctx, &ev);
-		}
-		p->refusal_window = now;
-		p->refusals_logged = p->refusals_quiet = 0;
-	}
-	if (p->refusals_logged >= REFUSAL_LOGS) {
-		p->refusals_quiet++;
-		return;
-	}
-	p->refusals_logged++;
-	/* The requester's signing key (parsed and verified by the key service);
-	 * its first 8 bytes in hex are enough to find it in `enrolled`. */
-	if (len >= E2E_CTL_HEAD_BYTES + 8)
-		for (unsigned i = 0; i < 8; i++)
-			snprintf(key + 2 * i, 3, "%02x", req[E2E_CTL_HEAD_BYTES + i]);
-	snprintf(detail, sizeof detail, "key request refused (%s): subscriber key %s",
-		e2e_refusal_name((uint8_t)reason), key);
-	ev.detail = detail;
-	p->cfg.on_event(p->cfg.ctx, &ev);
-}
-
-/* "<C>/authority/<fp>": an authority's revocation list (SPEC 13.3). */
-static int authority_topic(const struct e2e_publisher *p, const char *topic)
-{
-	size_t cl = strlen(p->control_topic);
-
-	return strncmp(topic, p->control_topic, cl) == 0 &&
-		strncmp(topic + cl, "/authority/", 11) == 0;
+	e2e_pub_event(p->cfg.on_event, p->cfg.ctx, t, detail);
 }
 
 static void on_msg(void *ctx, const char *topic, const uint8_t *payload, size_t len, int qos,
@@ -138,12 +63,15 @@ static void on_msg(void *ctx, const char *topic, const uint8_t *payload, size_t 
 	uint8_t *out;
 	char reply[E2E_CTL_REPLY_MAX + 1];
 	struct e2e_keysvc_stats ks0, ks1;
+	uint32_t self;
 	size_t olen;
 	enum e2e_status st;
 
 	(void)qos;
 	(void)retained;
-	if (strcmp(topic, p->control_topic) != 0 && !authority_topic(p, topic))
+	/* C (key requests) and C/authority/+ (revocation lists, SPEC 13.3):
+	 * the sender tells them apart. */
+	if (strncmp(topic, p->control_topic, strlen(p->control_topic)) != 0)
 		return;
 	/* A delivery carries the whole topic map: up to 64 KiB, too big for
 	 * a callback's stack; requests are rare and rate-limited. */
@@ -157,13 +85,14 @@ static void on_msg(void *ctx, const char *topic, const uint8_t *payload, size_t 
 	st = e2e_sender_control(p->sender, payload, len, topic, out, E2E_CTL_DELIVERY_MAX, &olen,
 		reply, e2e_now_ms());
 	e2e_sender_keysvc_stats(p->sender, &ks1);
+	self = e2e_sender_self(p->sender);   /* the refusal's issuer */
 	pthread_mutex_unlock(&p->mu);
 	/* Anything but OK (garbage, replays, other senders) gets no answer. */
 	if (st == E2E_OK && e2e_session_publish(&p->sess, reply, out, olen, 1, 0) != E2E_OK)
 		event(p, E2E_EV_ERROR, "cannot publish key answer");
 	else if (st == E2E_OK && ks1.refused != ks0.refused)
-		event_refused(p, olen >= 6 ? be32(out + 2) : 0, payload, len, ks0.refused_by,
-			ks1.refused_by);
+		e2e_pub_event_refused(p->cfg.on_event, p->cfg.ctx, &p->refusals, self, payload,
+			len, ks0.refused_by, ks1.refused_by);
 	free(out);
 }
 
@@ -191,7 +120,7 @@ static void announce_all(struct e2e_publisher *p)
 			pthread_mutex_lock(&p->mu);   /* read by e2e_publisher_stats */
 			p->st.announcements++;
 			pthread_mutex_unlock(&p->mu);
-			event_rotated(p, msg, len);
+			e2e_pub_event_rotated(p->cfg.on_event, p->cfg.ctx, msg, len);
 		}
 	}
 }
@@ -250,10 +179,36 @@ static enum e2e_status reserve_ahead(struct e2e_publisher *p)
 	return st == E2E_ERR_NOT_FOUND || st == E2E_ERR_EXHAUSTED ? E2E_OK : st;
 }
 
+/*
+ * The tick's file work without mu: plan (copies, under mu), run (reloads,
+ * rotations, pruning, new keys' reservations: files and fsyncs, no lock),
+ * apply (swap in, under mu). Ticker thread only.
+ */
+static enum e2e_status tick(struct e2e_publisher *p)
+{
+	struct e2e_sender_tick *t = NULL;
+	enum e2e_status st;
+
+	pthread_mutex_lock(&p->mu);
+	st = e2e_sender_tick_plan(p->sender, e2e_now_ms(), &t);
+	if (st == E2E_OK)
+		p->ticks_planned++;
+	pthread_mutex_unlock(&p->mu);
+	if (st != E2E_OK)
+		return st;
+	(void)e2e_sender_tick_run(t);
+	pthread_mutex_lock(&p->mu);
+	st = e2e_sender_tick_apply(p->sender, t);
+	p->ticks_applied = p->ticks_planned;
+	pthread_mutex_unlock(&p->mu);
+	return st;
+}
+
 /* Called with mu held, after a seal: wake the ticker if the core wants I/O. */
 static void kick(struct e2e_publisher *p)
 {
-	if (!p->io_kick && e2e_sender_io_wanted(p->sender)) {
+	if (!p->io_kick && (e2e_sender_io_wanted(p->sender) ||
+	                    e2e_sender_tick_wanted(p->sender))) {
 		p->io_kick = 1;
 		pthread_cond_signal(&p->io_cv);
 	}
@@ -268,7 +223,7 @@ static void *ticker(void *arg)
 	for (;;) {
 		struct timespec ts;
 		uint64_t now;
-		int stop;
+		int stop, due;
 
 		pthread_mutex_lock(&p->mu);
 		clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -284,46 +239,95 @@ static void *ticker(void *arg)
 		p->io_kick = 0;
 		stop = p->stop;
 		now = e2e_mono_ms();
-		/* Reloads and rotations still hold mu (the keys file). */
-		if (!stop && now - last >= 1000) {
-			last = now;
-			if (e2e_sender_tick(p->sender, e2e_now_ms()) != E2E_OK)
-				event(p, E2E_EV_ERROR, p->reload_err[0] ? p->reload_err :
-					"reload failed");
-		}
+		/* A rotation due or asked for ticks at once, but at most every
+		 * 100 ms: a tick that keeps failing (a full disk) is not redone
+		 * at every seal's kick. */
+		due = !stop && (now - last >= 1000 ||
+		                (now - last >= 100 && e2e_sender_tick_wanted(p->sender)));
 		pthread_mutex_unlock(&p->mu);
 		if (stop)
 			break;
+		/* Reloads and rotations (by age, usage ahead of the limit, or
+		 * asked for): their files and fsyncs without mu. */
+		if (due) {
+			last = now;
+			if (tick(p) != E2E_OK)
+				event(p, E2E_EV_ERROR, p->reload_err[0] ? p->reload_err :
+					"reload failed");
+		}
 		/* After a tick too: a rotated scope's new key is made ready
 		 * before the next seal needs it. */
 		if (reserve_ahead(p) == E2E_OK) {
 			failing = 0;
 		} else if (!failing) {
-			failing = 1;   /* said once per episode: seals then wait inline */
+			failing = 1;   /* said once per episode; seals wait for a round */
 			event(p, E2E_EV_ERROR, "cannot reserve counters in txstate");
 		}
+		pthread_mutex_lock(&p->mu);
+		pthread_cond_broadcast(&p->done_cv);   /* seals waiting for this round */
+		pthread_mutex_unlock(&p->mu);
 		announce_all(p);
 		summaries(p);
 	}
+	pthread_mutex_lock(&p->mu);
+	p->ticker_live = 0;   /* seals no longer wait for it */
+	pthread_cond_broadcast(&p->done_cv);
+	pthread_mutex_unlock(&p->mu);
 	return NULL;
 }
 
+/* Wait on done_cv (mu held) until @p deadline_ms (monotonic); 0 on timeout. */
+static int wait_done(struct e2e_publisher *p, uint64_t deadline_ms)
+{
+	uint64_t now = e2e_mono_ms();
+	struct timespec ts;
+
+	if (now >= deadline_ms)
+		return 0;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += (time_t)((deadline_ms - now) / 1000);
+	ts.tv_nsec += (long)((deadline_ms - now) % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	return pthread_cond_timedwait(&p->done_cv, &p->mu, &ts) == 0;
+}
+
+#define SEAL_WAIT_MS 5000U   /* longest a seal waits for the I/O thread */
+
 /*
- * Seal under mu without file I/O; only when no durable reservation is
- * ready (counted in seals_waited) fall back to the sealing path that
- * does the file work inline, as before the I/O thread existed.
+ * Seal under mu without file I/O. When no durable reservation is ready
+ * (a key's first use before the ticker prepared it, a key used up faster
+ * than the ticker rotated ahead; counted in seals_waited) the seal waits
+ * for the ticker's next rounds, releasing mu, never doing the file work
+ * on this thread. Without a ticker (before e2e_publisher_connect) the
+ * caller's thread does it inline, as e2e_sender_seal does.
  */
 static enum e2e_status seal_locked(struct e2e_publisher *p, int will, uint8_t *out, size_t cap,
 	size_t *out_len, const char *topic, size_t topic_len, const uint8_t *pt, size_t pt_len)
 {
 	enum e2e_status st = e2e_sender_seal_nowait(p->sender, will, out, cap, out_len, topic,
 		topic_len, pt, pt_len);
+	uint64_t deadline;
 
-	if (st == E2E_ERR_RESERVE || st == E2E_ERR_EXHAUSTED) {
-		p->st.seals_waited++;
+	if (st != E2E_ERR_RESERVE && st != E2E_ERR_EXHAUSTED)
+		goto out;
+	p->st.seals_waited++;
+	if (!p->ticker_live) {
 		st = (will ? e2e_sender_seal_will : e2e_sender_seal)(p->sender, out, cap, out_len,
 			topic, topic_len, pt, pt_len);
+		goto out;
 	}
+	deadline = e2e_mono_ms() + SEAL_WAIT_MS;
+	while ((st == E2E_ERR_RESERVE || st == E2E_ERR_EXHAUSTED) && p->ticker_live) {
+		kick(p);
+		if (!wait_done(p, deadline))
+			break;
+		st = e2e_sender_seal_nowait(p->sender, will, out, cap, out_len, topic, topic_len,
+			pt, pt_len);
+	}
+out:
 	kick(p);
 	return st;
 }
@@ -352,6 +356,7 @@ enum e2e_status e2e_publisher_create(struct e2e_publisher **out,
 		pthread_condattr_init(&ca);
 		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 		pthread_cond_init(&p->io_cv, &ca);
+		pthread_cond_init(&p->done_cv, &ca);
 		pthread_condattr_destroy(&ca);
 	}
 	memset(&sc, 0, sizeof sc);
@@ -407,8 +412,10 @@ enum e2e_status e2e_publisher_connect(struct e2e_publisher *p, uint32_t timeout_
 	st = e2e_session_connect(&p->sess, timeout_ms, p->cfg.err, p->cfg.err_len);
 	if (st != E2E_OK)
 		return st;
+	pthread_mutex_lock(&p->mu);
 	if (!p->ticker_running && pthread_create(&p->ticker, NULL, ticker, p) == 0)
-		p->ticker_running = 1;
+		p->ticker_running = p->ticker_live = 1;
+	pthread_mutex_unlock(&p->mu);
 	return p->ticker_running ? E2E_OK : E2E_ERR_NOMEM;
 }
 
@@ -515,7 +522,22 @@ enum e2e_status e2e_publisher_rotate(struct e2e_publisher *p, const char *topic)
 	if (!p || !topic)
 		return E2E_ERR_ARG;
 	pthread_mutex_lock(&p->mu);
-	st = e2e_sender_rotate_topic(p->sender, topic, e2e_now_ms());
+	if (!p->ticker_live) {
+		st = e2e_sender_rotate_topic(p->sender, topic, e2e_now_ms());
+	} else {
+		/* The ticker rotates (its files without mu); wait for the tick
+		 * planned after this request to be applied. */
+		uint64_t want = p->ticks_planned + 1, deadline = e2e_mono_ms() + SEAL_WAIT_MS;
+
+		st = e2e_sender_rotate_later(p->sender, topic);
+		while (st == E2E_OK && p->ticks_applied < want && p->ticker_live) {
+			kick(p);
+			if (!wait_done(p, deadline)) {
+				st = E2E_ERR_BUSY;
+				break;
+			}
+		}
+	}
 	kick(p);
 	pthread_mutex_unlock(&p->mu);
 	if (st == E2E_OK)
@@ -569,6 +591,7 @@ void e2e_publisher_destroy(struct e2e_publisher *p)
 	free(p->sum);
 	free(p->io);
 	pthread_cond_destroy(&p->io_cv);
+	pthread_cond_destroy(&p->done_cv);
 	pthread_mutex_destroy(&p->mu);
 	pthread_mutex_destroy(&p->send_mu);
 	free(p);

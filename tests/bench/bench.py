@@ -187,7 +187,7 @@ class Bench:
         """Relay latency through a proxy whose state-file fsyncs take 100 ms
         (E2E_FSYNC_DELAY_MS, failpoint builds only) while it rotates its key
         every second, as a p99 ratio to the same proxy without either; and
-        the seals that had to do file work themselves (stats seals_waited).
+        the seals that had to wait for the I/O thread (stats seals_waited).
         Opt-in (--only slowdisk): not part of the published figures."""
         w = self.csv("slowdisk.csv", ["case", "p50_us", "p99_us", "max_us", "samples",
                                       "seals_waited"])

@@ -2,7 +2,7 @@
 """Integration 2: the broker attacks the key distribution.
 
 The adversary subscribes to '#' (the broker's view), reads each key request
-on e2e/control (reply topic, ephemeral key; layout of libe2e/control.c) and
+on e2e/control (reply topic, ephemeral key; layout of libe2e/control/control.c) and
 answers in the subscriber's place:
   (a) forged delivery: issuer = the trusted sender, bound to the right
       request, but signed with another Ed25519 key -> rejected; the key in it

@@ -657,7 +657,7 @@ def payload_of(o):
 
 
 # ---------------------------------------------------------------------------
-# Control messages (libe2e/control.c layout) and envelopes (SPEC sec. 3)
+# Control messages (libe2e/control/control.c layout) and envelopes (SPEC sec. 3)
 # ---------------------------------------------------------------------------
 
 def ctl_sig_input(topic, body):

@@ -7,7 +7,8 @@ all (exact bytes, same topics, retain=false) while a new e2e-sub with the
 same --state runs. Expected: every replay is DUPLICATE or TOO_OLD (shown
 with --show-all --json), none OK/GAP/LATE; fresh messages afterwards are
 delivered OK with the next sequence numbers (the state is not just blocking
-everything). A control run without state shows what the replays would do
+everything). A second e2e-sub on the same state file is refused (one
+process per state file) and changes nothing. A control run without state shows what the replays would do
 to a subscriber that forgot (logged, informative).
 """
 import hashlib
@@ -104,6 +105,16 @@ def body(env, c):
     z2 = h.start_sub(env, broker, z, ["rs/#"], name="z-run2",
                      args=["--state", state, "--show-all"])
     c.require(z2.wait_err(h.EV_KEY, 10), "run 2 received the key")
+    # One subscriber per state file: a second one would save its own window
+    # over run 2's and so forget what run 2 accepted (a replay accepted twice).
+    z2_sha = sha(state)
+    cp = h.run(env, "z-second", [env.sub_bin] + broker.tls_args() + [
+        "--dir", z.dir, "--state", state, "-t", "rs/#", "-W", "2"], check=False)
+    err = cp.stderr.decode(errors="replace")
+    c.expect(cp.returncode != 0 and state in err and ("pid %d" % z2.pid) in err,
+             "a second e2e-sub on run 2's --state refuses naming the file and pid %d (rc %d): %s"
+             % (z2.pid, cp.returncode, err.strip()))
+    c.expect(sha(state) == z2_sha, "the state file is unchanged by the refused second subscriber")
     for tp, p in recorded:
         adv.publish(tp, p, qos=1, retain=False)
     n = z2.wait_json(2 * N, 15)

@@ -331,5 +331,40 @@ run_in 0 "trust defaults to \$HOME/.config/mqtt-e2e" "$T/proxy.pub" "$K" trust s
 has "$HOME/.config/mqtt-e2e/trust" '^site1 ' "default subscriber directory used"
 run 0 "untrust in the default directory" "$K" untrust site1
 
+# --- authority (fleet trust, SPEC 13) ---------------------------------------
+A=$T/authority
+run 0 "authority init" "$K" authority init --dir "$A" --name fleet
+has "$T/out" '^e2e1 [A-Za-z0-9+/=]{88} fleet$' "authority init prints its public line"
+same "$(mode "$A/authority.key")" 600 "authority.key is 0600"
+same "$(cat "$A/authority.pub")" "$(cat "$T/out")" "authority.pub holds the printed line"
+run 1 "authority init refuses to replace an authority" "$K" authority init --dir "$A"
+run 0 "authority issue --subscriber" "$K" authority issue --dir "$A" --subscriber \
+	$(cat "$T/proxy.pub") --scope 1 --scope 2 --ttl 1h
+has "$T/out" '^e2e-cred1 [A-Za-z0-9+/=]+$' "a credential line is printed"
+run 0 "authority issue --sender to a file" "$K" authority issue --dir "$A" --sender \
+	$(cat "$T/proxy.pub") --filter '1:plant/+/temp' --filter '2:alarm/#' -o "$T/cred"
+same "$(mode "$T/cred")" 600 "the credential file is 0600"
+has "$A/issued" "^e2e:[0-9a-f:]{39} sender [0-9]+ e2e1 " "the issue is logged"
+run 1 "authority issue: a sender needs --filter" "$K" authority issue --dir "$A" --sender \
+	$(cat "$T/proxy.pub") --scope 1
+run 1 "authority issue: an invalid filter" "$K" authority issue --dir "$A" --sender \
+	$(cat "$T/proxy.pub") --filter '1:a/#/b'
+run 1 "authority issue: an unknown scope name" "$K" authority issue --dir "$A" --subscriber \
+	$(cat "$T/proxy.pub") --scope nosuch
+run 1 "authority issue: a bad --ttl" "$K" authority issue --dir "$A" --subscriber \
+	$(cat "$T/proxy.pub") --scope 1 --ttl soon
+run 1 "authority issue without an authority" "$K" authority issue --dir "$T/none" \
+	--subscriber $(cat "$T/proxy.pub") --scope 1
+run 0 "authority revoke by fingerprint" "$K" authority revoke --dir "$A" \
+	"$(cut -d' ' -f1 "$A/issued" | head -1)"
+has "$T/out" 'list 1, 1 key\(s\); publish it retained on e2e/control/authority/[0-9a-f]{32}$' \
+	"revoke names the list number and the topic"
+run 0 "authority revoke the same key again: nothing new" "$K" authority revoke --dir "$A" \
+	$(cat "$T/proxy.pub")
+has "$T/err" 'already revoked \(list 1\)' "says it is already revoked"
+run 1 "authority revoke an unknown fingerprint" "$K" authority revoke --dir "$A" \
+	e2e:0000:0000:0000:0000:0000:0000:0000:0000
+run 1 "authority: an unknown action" "$K" authority frobnicate --dir "$A"
+
 echo "1..$n"
 [ "$failed" -eq 0 ] || { echo "# $failed of $n failed"; exit 1; }

@@ -9,7 +9,7 @@
 #include <sodium.h>
 
 #include "testcu.h"
-#include "topichash.h"
+#include "base/topichash.h"
 
 #define BIG 2048U
 

@@ -5,6 +5,7 @@
  * changed on disk, and signed summaries of what was sealed.
  */
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
@@ -1342,6 +1343,125 @@ static void test_slow_fsync_does_not_stall_sealing(void)
 #endif
 }
 
+/*
+ * The tick without the sealing lock: plan and apply touch no file (the
+ * state directory is moved away for both), sealing goes on under the old
+ * key between them, and a key used past half its message limit is rotated
+ * AHEAD by the tick, so the seal that would have found it exhausted seals
+ * under the prepared new key instead, in memory.
+ */
+static void test_tick_plan_run_apply(void)
+{
+	struct e2e_sender_io *io = calloc(1, sizeof *io);
+	struct e2e_sender_tick *t = NULL;
+	char gone[PATH_CAP + 8], topic[300];
+	uint8_t msg[E2E_CTL_MSG_MAX];
+	struct e2e_header h;
+	size_t len;
+	uint32_t e0;
+	struct sfx f;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(io);
+	sfx_dir(&f);
+	f.cfg.prepare_keys = 1;
+	f.cfg.max_messages = 8;
+	sfx_open(&f);
+	prepare(&f, io);
+	for (int i = 1; i <= 3; i++)
+		CU_ASSERT_EQUAL_FATAL(seal_nowait(&f, "sensors/a", &h), E2E_OK);
+	e0 = h.epoch;
+	CU_ASSERT_EQUAL(e2e_sender_tick_wanted(f.s), 0);
+	CU_ASSERT_EQUAL(seal_nowait(&f, "sensors/a", &h), E2E_OK);   /* 4 of 8: low water */
+	CU_ASSERT_EQUAL(e2e_sender_tick_wanted(f.s), 1);
+	snprintf(gone, sizeof gone, "%s.gone", f.t.dir);
+	CU_ASSERT_EQUAL_FATAL(rename(f.t.dir, gone), 0);
+	CU_ASSERT_EQUAL_FATAL(e2e_sender_tick_plan(f.s, g_now, &t), E2E_OK);
+	CU_ASSERT_EQUAL(e2e_sender_tick_wanted(f.s), 0);
+	CU_ASSERT_EQUAL_FATAL(rename(gone, f.t.dir), 0);
+	/* The old key goes on while the copy rotates on disk. */
+	CU_ASSERT_EQUAL(seal_nowait(&f, "sensors/a", &h), E2E_OK);
+	CU_ASSERT_EQUAL(e2e_sender_tick_run(t), E2E_OK);
+	for (int i = 6; i <= 8; i++)
+		CU_ASSERT_EQUAL(seal_nowait(&f, "sensors/a", &h), E2E_OK);
+	CU_ASSERT_EQUAL(h.epoch, e0);
+	CU_ASSERT_EQUAL(h.counter, 8);
+	CU_ASSERT_EQUAL(seal_nowait(&f, "sensors/a", NULL), E2E_ERR_EXHAUSTED);
+	CU_ASSERT_EQUAL_FATAL(rename(f.t.dir, gone), 0);
+	CU_ASSERT_EQUAL(e2e_sender_tick_apply(f.s, t), E2E_OK);
+	CU_ASSERT_EQUAL(seal_nowait(&f, "sensors/a", &h), E2E_OK);
+	CU_ASSERT_NOT_EQUAL(h.epoch, e0);
+	CU_ASSERT_EQUAL(h.counter, 1);
+	CU_ASSERT_EQUAL(e2e_sender_next_announce(f.s, msg, sizeof msg, &len, topic,
+		sizeof topic, g_now), E2E_OK);
+	CU_ASSERT_EQUAL_FATAL(rename(gone, f.t.dir), 0);
+	/* Asked for: e2e_sender_rotate_later, done by the next tick. */
+	e0 = h.epoch;
+	g_now += 2000;
+	CU_ASSERT_EQUAL(e2e_sender_rotate_later(f.s, "sensors/b"), E2E_OK);
+	CU_ASSERT_EQUAL(e2e_sender_rotate_later(f.s, "sensors/#"), E2E_ERR_ARG);
+	CU_ASSERT_EQUAL(e2e_sender_tick_wanted(f.s), 1);
+	CU_ASSERT_EQUAL_FATAL(e2e_sender_tick_plan(f.s, g_now, &t), E2E_OK);
+	CU_ASSERT_EQUAL(e2e_sender_tick_run(t), E2E_OK);
+	CU_ASSERT_EQUAL(e2e_sender_tick_apply(f.s, t), E2E_OK);
+	CU_ASSERT_EQUAL(seal_nowait(&f, "sensors/a", &h), E2E_OK);
+	CU_ASSERT_NOT_EQUAL(h.epoch, e0);
+	/* A planned tick may be dropped. */
+	CU_ASSERT_EQUAL_FATAL(e2e_sender_tick_plan(f.s, g_now, &t), E2E_OK);
+	e2e_sender_tick_free(t);
+	sfx_free(&f);
+	free(io);
+}
+
+#ifdef E2E_FAILPOINTS
+/* A fresh thread: the guard marks a thread at its first seal_nowait. */
+static void *guarded_seal(void *arg)
+{
+	struct sfx *f = arg;
+	uint8_t env[ENV_CAP];
+	size_t len = 0;
+
+	if (seal_nowait(f, "sensors/a", NULL) != E2E_ERR_RESERVE)
+		return (void *)(intptr_t)2;
+	return (void *)(intptr_t)(e2e_sender_seal(f->s, env, sizeof env, &len, "sensors/a", 9,
+		(const uint8_t *)"x", 1) == E2E_OK ? 0 : 3);
+}
+#endif
+
+/*
+ * The file guard of test builds (E2E_FILEIO_GUARD=1): once a thread sealed
+ * with e2e_sender_seal_nowait, any state file I/O on it ends the process
+ * with 87. In a child: a seal that does its file work inline is caught;
+ * without the variable the same seal succeeds.
+ */
+static void test_fileio_guard(void)
+{
+#ifdef E2E_FAILPOINTS
+	for (int guarded = 0; guarded <= 1; guarded++) {
+		struct sfx f;
+		int status = 0;
+		pid_t pid;
+
+		sfx_init(&f);
+		pid = fork();
+		CU_ASSERT_FATAL(pid >= 0);
+		if (pid == 0) {
+			pthread_t th;
+			void *rc = (void *)(intptr_t)4;
+
+			if (guarded)
+				setenv("E2E_FILEIO_GUARD", "1", 1);
+			if (pthread_create(&th, NULL, guarded_seal, &f) == 0)
+				pthread_join(th, &rc);
+			_exit((int)(intptr_t)rc);
+		}
+		CU_ASSERT_EQUAL(waitpid(pid, &status, 0), pid);
+		TU_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == (guarded ? 87 : 0),
+			"guard %d: child status %d", guarded, status);
+		sfx_free(&f);
+	}
+#endif
+}
+
 static void test_stress_ceiling_never_decreases(void)
 {
 	stress(0);
@@ -1386,6 +1506,10 @@ static const struct tu_test sender_tests[] = {
 		test_tick_never_waits_for_keytool },
 	{ "Core: a slow fsync (failpoint builds) does not stall sealing",
 		test_slow_fsync_does_not_stall_sealing },
+	{ "Core: tick plan/run/apply: no file in plan and apply, usage rotated ahead",
+		test_tick_plan_run_apply },
+	{ "Core: the file guard (failpoint builds) catches file I/O on the sealing thread",
+		test_fileio_guard },
 	{ "Stress: keytool rotations never lower a reserved ceiling",
 		test_stress_ceiling_never_decreases },
 	{ "Stress: e2e-keytool rotate processes never lower a reserved ceiling",

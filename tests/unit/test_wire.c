@@ -1,11 +1,11 @@
 /*
- * libe2e/wire.c: the tree's one bounds-checked cursor (libe2e's formats and
+ * libe2e/base/wire.c: the tree's one bounds-checked cursor (libe2e's formats and
  * the proxy's MQTT codec read and write through it).
  */
 #include <string.h>
 
 #include "testcu.h"
-#include "wire.h"
+#include "base/wire.h"
 
 static void test_rd_short_is_sticky(void)
 {

@@ -22,6 +22,7 @@ extern "C" {
 
 #include "common.h"
 #include "envelope.h"
+#include "lock.h"
 
 #define E2E_KEYSTORE_MAX 65536U
 
@@ -116,27 +117,7 @@ E2E_API void e2e_keystore_set_floor(struct e2e_keystore *ks, uint8_t scope, uint
 /** Remove (and zero) every key whose not-after is set and before @p now_ms; returns how many. */
 E2E_API uint32_t e2e_keystore_prune(struct e2e_keystore *ks, uint64_t now_ms);
 
-/**
- * Take the write lock of state directory @p dir ("<dir>/.lock", flock,
- * blocking; SPEC 6.5). Every read-modify-write of `keys`, `enrolled` and
- * `txstate` happens under it, by the owner and by e2e-keytool alike, so
- * neither loses the other's changes (a lost txstate update would lower a
- * counter ceiling). Held only for the change itself, never for a process
- * lifetime by a sender. *@p fd receives the lock to pass to e2e_dir_unlock.
- */
-E2E_API enum e2e_status e2e_dir_lock(const char *dir, int *fd) E2E_WARN_UNUSED;
-E2E_API void e2e_dir_unlock(int fd);
-
-/**
- * Become the owner of state directory @p dir ("<dir>/lock", flock
- * LOCK_EX|LOCK_NB, SPEC 6.5): one long-running sender per directory. The
- * caller's pid is written into the file. Release with e2e_dir_unlock.
- * @param holder (may be NULL) receives the owner's pid on E2E_ERR_BUSY
- *        (0 if it could not be read)
- * @return E2E_OK; E2E_ERR_BUSY if another open file holds it (another
- *         process, or another sender of this one); E2E_ERR_PERM, E2E_ERR_IO.
- */
-E2E_API enum e2e_status e2e_dir_own(const char *dir, int *fd, long *holder) E2E_WARN_UNUSED;
+/* e2e_dir_lock, e2e_dir_unlock, e2e_dir_own: e2e/lock.h (included above). */
 
 #ifdef __cplusplus
 }

@@ -11,9 +11,9 @@
  *    rotation announcements to be published (e2e_sender_next_announce).
  *
  * Not thread-safe: callers serialise access (one lock), except
- * e2e_sender_io_run, which may run on another thread while the lock's
- * holder seals (see "Sealing without waiting on disk" below and
- * docs/architecture.md).
+ * e2e_sender_io_run and e2e_sender_tick_run, which may run on another
+ * thread while the lock's holder seals (see "Sealing without waiting on
+ * disk" below and docs/architecture.md).
  */
 #ifndef E2E_SENDER_H
 #define E2E_SENDER_H
@@ -40,13 +40,14 @@ struct e2e_sender_config {
 	uint64_t (*clock_ms)(void);    /* wall clock in ms for key times (NULL = realtime) */
 	uint32_t summary_ms;           /* signed summary interval (0 = 10 s) */
 	int no_summaries;              /* disable summaries (SPEC 11.6) */
-	/* For a threaded caller that ticks under its sealing lock:
-	 * e2e_sender_tick ends by making every scope's current key ready to
+	/* For a threaded caller: a tick (e2e_sender_tick_run, or
+	 * e2e_sender_tick) ends by making every new current key ready to
 	 * seal (txstate read, first block reserved), so a seal after a
-	 * rotation or a reload needs no file (e2e_sender_seal_nowait), and
-	 * the tick only tries the directory lock: held by e2e-keytool, its
-	 * writes wait for the next tick instead of the caller's lock waiting
-	 * for the keytool. */
+	 * rotation or a reload needs no file (e2e_sender_seal_nowait).
+	 * e2e_sender_tick, which runs under the caller's sealing lock, then
+	 * only tries the directory lock: held by e2e-keytool, its writes wait
+	 * for the next tick instead of the caller's lock waiting for the
+	 * keytool. */
 	int prepare_keys;
 	char *err;                     /* receives a message on failure (may be NULL); also
 	                                  written by e2e_sender_tick: must outlive the sender */
@@ -116,8 +117,9 @@ E2E_API enum e2e_status e2e_sender_seal_will(struct e2e_sender *s, uint8_t *out,
  *    are swapped in. A seal keeps going from the old durable reservation
  *    while e2e_sender_io_run waits on the disk.
  *
- * Rotations and reloads stay in e2e_sender_tick and e2e_sender_rotate (under
- * the lock): io->rotate says an exhausted key waits for one.
+ * Rotations, reloads and pruning have the same three steps (below:
+ * e2e_sender_tick_plan/run/apply); io->rotate says an exhausted key waits
+ * for one.
  */
 #define E2E_SENDER_IO_MAX 256U   /* one item per scope (E2E_SCOPES_MAX) */
 
@@ -173,6 +175,47 @@ E2E_API enum e2e_status e2e_sender_control(struct e2e_sender *s, const uint8_t *
  * in force; the text is in cfg.err).
  */
 E2E_API enum e2e_status e2e_sender_tick(struct e2e_sender *s, uint64_t now_ms) E2E_WARN_UNUSED;
+
+/*
+ * The tick without the lock (docs/architecture.md). e2e_sender_tick does
+ * its file work (reloads, rotations by age, count, sign mode or request,
+ * pruning, the first reservation of every new key) on the sender itself,
+ * so a threaded caller would hold its sealing lock across about six
+ * fsyncs per rotation. Instead:
+ *
+ *  - e2e_sender_tick_plan (under the lock, memory only): copies of the
+ *    key table, scopes and their map, and which scopes to rotate: those
+ *    asked for (e2e_sender_rotate_later) and those whose key fell below
+ *    its usage low-water mark (half its message limit, at most four
+ *    reservation blocks, left), so a key is rotated AHEAD of its
+ *    limit and a seal never meets it exhausted.
+ *  - e2e_sender_tick_run (WITHOUT the lock): the tick on the copies: every
+ *    file read, lock, write and fsync, and a tx with a durable reservation
+ *    for every new current key.
+ *  - e2e_sender_tick_apply (under the lock, memory only): swaps the new
+ *    tables in, replaces the tx of every scope whose key changed by the
+ *    prepared one, queues announcements, and frees @p t.
+ *
+ * Only one tick (either kind) and one e2e_sender_io_run at a time, from
+ * one thread; no e2e_sender_rotate meanwhile (use e2e_sender_rotate_later).
+ */
+struct e2e_sender_tick;
+
+/** 1 when a rotation is due or asked for: tick now rather than at the next second. */
+E2E_API int e2e_sender_tick_wanted(const struct e2e_sender *s);
+
+/** Ask the next tick to rotate the scope of @p topic (memory only). */
+E2E_API enum e2e_status e2e_sender_rotate_later(struct e2e_sender *s,
+	const char *topic) E2E_WARN_UNUSED;
+
+E2E_API enum e2e_status e2e_sender_tick_plan(struct e2e_sender *s, uint64_t now_ms,
+	struct e2e_sender_tick **out) E2E_WARN_UNUSED;
+/** The tick's result (as e2e_sender_tick's) is returned again by apply. */
+E2E_API enum e2e_status e2e_sender_tick_run(struct e2e_sender_tick *t);
+E2E_API enum e2e_status e2e_sender_tick_apply(struct e2e_sender *s,
+	struct e2e_sender_tick *t) E2E_WARN_UNUSED;
+/** Free a planned tick that will not be applied. */
+E2E_API void e2e_sender_tick_free(struct e2e_sender_tick *t);
 
 /** Rotate @p scope now (as e2e-keytool rotate does, but in-process). */
 E2E_API enum e2e_status e2e_sender_rotate(struct e2e_sender *s, uint8_t scope,

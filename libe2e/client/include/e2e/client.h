@@ -257,8 +257,10 @@ struct e2e_publisher_stats {
 	uint64_t refused_by[8];      /* refusals per enum e2e_refusal */
 	uint64_t summaries;          /* summary messages published */
 	/* Seals that found no durable counter reservation ready (a key's first
-	 * use before the I/O thread prepared it, an exhausted key) and did the
-	 * file work on the caller's thread: 0 in steady state. */
+	 * use before the I/O thread prepared it, a key used up before the I/O
+	 * thread rotated it ahead) and waited for the I/O thread (before
+	 * e2e_publisher_connect: did the file work on the caller's thread):
+	 * 0 in steady state. */
 	uint64_t seals_waited;
 };
 
