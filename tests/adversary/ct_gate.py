@@ -20,9 +20,9 @@ CALL = re.compile(r"\b(memcmp|strcmp|strncmp|bcmp|strcasecmp|strncasecmp)\s*\(")
 
 # (file, substring of the line or "*" for every compare in the file, reason)
 ALLOW = [
-    ("libe2e/ticket.c", "memcmp(text, TOKEN_PREFIX", "the token's fixed prefix 'e2et1-': public"),
-    ("libe2e/ticket.c", "memcmp(t, E2E_CTL_REPLY_PREFIX", "reply topic prefix: public"),
-    ("libe2e/ticket_store.c", "memcmp(t->used[i].req_hash", "req_hash of a REDEEM the broker "
+    ("libe2e/control/ticket.c", "memcmp(text, TOKEN_PREFIX", "the token's fixed prefix 'e2et1-': public"),
+    ("libe2e/control/ticket.c", "memcmp(t, E2E_CTL_REPLY_PREFIX", "reply topic prefix: public"),
+    ("libe2e/state/ticket_store.c", "memcmp(t->used[i].req_hash", "req_hash of a REDEEM the broker "
      "saw: public"),
     ("libe2e/client/redeem.c", "strcmp(topic, r->sent.reply_topic)", "MQTT topics: public"),
     ("libe2e/client/fleet_sub.c", "strncmp(topic", "control topic prefix: public"),
