@@ -113,6 +113,7 @@ int kt_cmd_untrust(int argc, char **argv);
 int kt_cmd_rotate(int argc, char **argv);
 int kt_cmd_scopes(int argc, char **argv);
 int kt_cmd_status(int argc, char **argv);
+int kt_cmd_ticket(int argc, char **argv);
 int kt_cmd_authority(int argc, char **argv);
 
 /* Rotate the scopes set in @p bm (revoke and rotate share this); 0 or 1. */

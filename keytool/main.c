@@ -26,6 +26,7 @@ static const struct subcommand subcommands[] = {
 	{ "scopes",  kt_cmd_scopes,  "Show the scope table (topic filters per scope)" },
 	{ "authority", kt_cmd_authority, "Fleet authority: init, issue credentials, revoke (SPEC 13)" },
 	{ "status",  kt_cmd_status,  "Show key epochs, their age and use, and subscriber counts" },
+	{ "ticket",  kt_cmd_ticket,  "Authority: record a one-time enrollment ticket, print its token" },
 };
 
 #define N_SUBCOMMANDS (sizeof subcommands / sizeof subcommands[0])

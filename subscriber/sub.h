@@ -62,4 +62,9 @@ int sub_topic_matches(const char *filter, const char *topic);
 /** One line to stderr: per-verdict counts, then lost and pending from @p st. */
 void sub_summary(const struct sub_out *o, const struct e2e_client_stats *st);
 
+/* --enroll TOKEN (sub_enroll.c): -1 to go on subscribing, else the exit status. */
+struct cli_common;
+int sub_enroll(const struct cli_common *cc, const char *dir, const char *identity,
+	const char *token, uint32_t timeout_ms);
+
 #endif

@@ -21,7 +21,8 @@
 #define SUB_EXIT_TIMEOUT 27
 
 enum { OPT_IDENTITY = CLI_OPT_OWN, OPT_TRUST, OPT_STATE, OPT_WINDOW, OPT_MAX_STREAMS, OPT_JSON, OPT_SHOW_ALL,
-	OPT_STRICT, OPT_METRICS, OPT_RETAINED_ONLY };
+	OPT_STRICT, OPT_METRICS, OPT_RETAINED_ONLY, OPT_ENROLL,
+	OPT_ENROLL_TIMEOUT };
 
 static const struct option long_opts[] = {
 	CLI_CONN_LONG,
@@ -45,6 +46,8 @@ static const struct option long_opts[] = {
 	{ "show-all", no_argument, NULL, OPT_SHOW_ALL },
 	{ "strict", no_argument, NULL, OPT_STRICT },
 	{ "metrics-listen", required_argument, NULL, OPT_METRICS },
+	{ "enroll", required_argument, NULL, OPT_ENROLL },
+	{ "enroll-timeout", required_argument, NULL, OPT_ENROLL_TIMEOUT },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -58,6 +61,8 @@ struct sub_args {
 	uint64_t wait_ms;
 	const char *identity, *trust, *state;
 	const char *metrics;          /* --metrics-listen ADDR:PORT */
+	const char *enroll;           /* --enroll TOKEN */
+	uint64_t enroll_ms;           /* --enroll-timeout */
 };
 
 static int usage(FILE *f)
@@ -88,6 +93,10 @@ static int usage(FILE *f)
 		"  --json             one JSON object per message\n"
 		"  --show-all         also show DUPLICATE messages\n"
 		"  --strict           exit 3 if a security anomaly was seen\n"
+		"  --enroll TOKEN     first redeem a one-time ticket (e2e-keytool ticket): make\n"
+		"                     the identity if none, write DIR/authorities and\n"
+		"                     DIR/credential, then subscribe as usual\n"
+		"  --enroll-timeout TIME  give up the redemption after TIME (default 30s)\n"
 		"  --metrics-listen ADDR:PORT\n"
 		"                     serve Prometheus metrics at http://ADDR:PORT/metrics\n",
 		SUB_PROG, E2E_WINDOW_DEFAULT, E2E_RX_STREAMS_DEFAULT);
@@ -176,6 +185,10 @@ static int parse(int argc, char **argv, struct sub_args *a, struct sub_out *o)
 		case OPT_SHOW_ALL: o->show_all = 1; break;
 		case OPT_STRICT: a->strict = 1; break;
 		case OPT_METRICS: a->metrics = optarg; break;
+		case OPT_ENROLL: a->enroll = optarg; break;
+		case OPT_ENROLL_TIMEOUT:
+			r = cli_duration("--enroll-timeout", optarg, 1000, 3600000, &a->enroll_ms);
+			break;
 		default: r = sub_parity_opt(a, o, c, argv); break;
 		}
 	}
@@ -268,6 +281,11 @@ int main(int argc, char **argv)
 	cfg.identity_file = a.identity ? a.identity : idf;
 	cfg.trust_file = a.trust ? a.trust : trf;
 	cfg.state_file = !a.state ? stf : strcmp(a.state, "none") ? a.state : NULL;
+	if (a.enroll && (ret = sub_enroll(&a.cc, dir, cfg.identity_file, a.enroll,
+			(uint32_t)a.enroll_ms)) >= 0)
+		return ret;
+	if (a.enroll)
+		cfg.authorities_file = auf;   /* written just now */
 	if ((!a.identity && cli_dir_exists(dir, "state")) ||
 	    cli_file_check("identity", cfg.identity_file, 0) ||
 	    cli_file_check("trust", cfg.trust_file, cfg.authorities_file != NULL) ||

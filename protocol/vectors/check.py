@@ -1090,12 +1090,20 @@ def check_state_file(doc, f):
     return check_state.check_state(doc, f)
 
 
+def check_tickets_file(doc, f):
+    """tickets.json: decoded by check_ticket.py (SPEC 14)."""
+    sys.path.insert(0, HERE)
+    import check_ticket                               # noqa: E402
+    return check_ticket.check_tickets(doc, f)
+
+
 CHECKS = (("envelope.json", check_envelope), ("window.json", check_window),
           ("tx.json", check_tx), ("identity.json", check_identity),
           ("control.json", check_control), ("signed.json", check_signed),
           ("state.json", check_state_file),
           ("sumcheck.json", check_sumcheck),
-          ("cred.json", check_cred))
+          ("cred.json", check_cred),
+          ("tickets.json", check_tickets_file))
 
 
 def main(argv):

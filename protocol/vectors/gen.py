@@ -10,6 +10,7 @@ so it is deterministic), and writes
     envelope.json  window.json  tx.json  identity.json  control.json  signed.json
     state.json (built by gen_state.py)
     sumcheck.json
+    tickets.json (built by gen_ticket.py)
 
 into the directory given as argv[1] (default: the directory of this script).
 Every input is a constant, so running it twice gives byte-identical files;
@@ -1335,6 +1336,12 @@ def build_cred():
     return gen_cred.build_cred()
 
 
+def build_tickets():
+    """tickets.json lives in gen_ticket.py (SPEC 14)."""
+    import gen_ticket                                 # noqa: E402 (imports gen)
+    return gen_ticket.build_tickets()
+
+
 def render_all():
     """File name -> exact file text."""
     return {
@@ -1347,6 +1354,7 @@ def render_all():
         "state.json": render(build_state()),
         "sumcheck.json": render(build_sumcheck()),
         "cred.json": render(build_cred()),
+        "tickets.json": render(build_tickets()),
     }
 
 

@@ -45,6 +45,12 @@ def main(vdir, out):
         if v.get("cred"):
             write(out, "fuzz_cred", "req%03d" % i, bytes.fromhex(v["message"]))
     write(out, "fuzz_files", "scopes", b"scope 1 telemetry sensors/# plant/+/temp\nsign telemetry\n")
+    tk = json.load(open(os.path.join(vdir, "tickets.json"), encoding="utf-8"))
+    for kind in ("redeems", "grants", "negative"):
+        for i, v in enumerate(tk[kind]):
+            write(out, "fuzz_ticket", "%s%03d" % (kind, i), bytes.fromhex(v["message"]))
+    for i, v in enumerate(tk["tokens"] + tk["token_negative"]):
+        write(out, "fuzz_ticket", "token%03d" % i, v["token"].encode())
     write(out, "fuzz_config", "conf", b"listen 127.0.0.1:1883\nbroker b:8883\ntls yes\n"
           b"unmapped refuse\nmax-packet 1048576\nconnect-timeout 10s\n")
     return 0

@@ -18,6 +18,7 @@
 #include "scopes.h"
 #include "enroll.h"
 #include "keystore.h"
+#include "ticket.h"
 #include "cred.h"
 #include "revlist.h"
 

@@ -200,6 +200,33 @@ E2E_API void e2e_client_stats(struct e2e_client *c, struct e2e_client_stats *st)
 E2E_API void e2e_client_destroy(struct e2e_client *c);
 
 /*
+ * Redeem a one-time enrollment ticket (SPEC 14.5): e2e-sub --enroll. Makes
+ * the identity if @p identity_file does not exist, sends a REDEEM to the
+ * authority the token names (on <control>/authority/<fp>/redeem) and, on a
+ * GRANT, adds the authority's public line to @p authorities_file and writes
+ * the credential to @p credential_file.
+ */
+struct e2e_redeem_config {
+	struct e2e_conn_config conn;
+	const char *control_topic;   /* default "e2e/control" */
+	const char *token;           /* "e2et1-..." from e2e-keytool ticket */
+	const char *identity_file;
+	const char *authorities_file;
+	const char *credential_file;
+	uint32_t timeout_ms;         /* 0 = 30 s */
+	char *err;                   /* why it failed (may be NULL) */
+	size_t err_len;
+};
+
+/**
+ * @return E2E_OK (installed); E2E_ERR_AUTH: refused, *@p reason says why
+ *         (e2e_ticket_reason_name); E2E_ERR_IO: no valid answer in time or
+ *         no broker; others: local failures. @p err has the words.
+ */
+E2E_API enum e2e_status e2e_client_redeem(const struct e2e_redeem_config *cfg,
+	uint8_t *reason) E2E_WARN_UNUSED;
+
+/*
  * Publisher: for native apps that encrypt themselves. It is a sender (see
  * e2e/sender.h) with its state directory, and runs the key service on its
  * own connection: it answers key requests on the control topic and
