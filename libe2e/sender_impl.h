@@ -80,10 +80,22 @@ static inline uint64_t e2e_first_ceiling(uint64_t floor, uint32_t block, uint64_
 	return want > limit || want < floor ? limit : want;
 }
 
-/* statedir.c: the files. */
+/* statedir.c: the files. Writing `keys`: begin takes the directory lock
+ * and re-reads what e2e-keytool changed; commit records the epochs in
+ * txstate, writes the file and unlocks (also on failure). */
+enum e2e_status e2e_statedir_keys_begin(struct e2e_sender *s, int *lock);
+enum e2e_status e2e_statedir_keys_commit(struct e2e_sender *s, int lock);
 enum e2e_status e2e_statedir_open(struct e2e_sender *s);
 void e2e_statedir_close(struct e2e_sender *s);
 /* The file work the sealing core asked for (@p why), done inline. */
 enum e2e_status e2e_statedir_seal_io(struct e2e_sender *s, uint8_t scope, enum e2e_status why);
+
+/* nextkey.c: scheduled rotations and keys ahead of them (SPEC 11.5). */
+enum e2e_status e2e_nextkey_tick(struct e2e_sender *s, uint64_t now_ms);
+/* A scheduled rotation of @p scope: to its key made ahead, else a new one. */
+enum e2e_status e2e_sender_advance(struct e2e_sender *s, uint8_t scope, uint64_t now_ms);
+/* The refresh window a delivery carries (SPEC 11.2); 0, 0 = none. */
+void e2e_nextkey_refresh(const struct e2e_sender *s, uint64_t now_ms, uint64_t *from,
+	uint64_t *by);
 
 #endif

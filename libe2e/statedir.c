@@ -93,7 +93,7 @@ static enum e2e_status note_keys(const char *txstate, uint32_t self,
  * e2e-keytool made since our last read, so neither side loses the other's
  * rotation (a lost rotation after a revocation would keep a revoked key).
  */
-static enum e2e_status keys_begin(struct e2e_sender *s, int *lock)
+enum e2e_status e2e_statedir_keys_begin(struct e2e_sender *s, int *lock)
 {
 	struct file_sig fs;
 	/* In a tick of a threaded caller: never wait for e2e-keytool while
@@ -110,7 +110,7 @@ static enum e2e_status keys_begin(struct e2e_sender *s, int *lock)
 	return st;
 }
 
-static enum e2e_status keys_commit(struct e2e_sender *s, int lock)
+enum e2e_status e2e_statedir_keys_commit(struct e2e_sender *s, int lock)
 {
 	enum e2e_status st = note_keys(s->p_txstate, s->self, s->keys);
 
@@ -157,7 +157,7 @@ static enum e2e_status ensure_keys(struct e2e_sender *s, uint64_t now_ms)
 		missing |= !e2e_keystore_current(s->keys, s->scopes->scope[i].id);
 	if (!missing)
 		return E2E_OK;
-	st = keys_begin(s, &lock);
+	st = e2e_statedir_keys_begin(s, &lock);
 	if (st != E2E_OK)
 		return st;
 	for (uint32_t i = 0; i < s->scopes->count; i++) {
@@ -172,7 +172,7 @@ static enum e2e_status ensure_keys(struct e2e_sender *s, uint64_t now_ms)
 			return fail(s, st, "cannot create a key in", s->p_keys);
 		}
 	}
-	return keys_commit(s, lock);
+	return e2e_statedir_keys_commit(s, lock);
 }
 
 /*
@@ -215,7 +215,7 @@ static enum e2e_status scope_rules(struct e2e_sender *s, const struct e2e_scopes
 		return E2E_ERR_NOMEM;
 	if (e2e_scopes_rules(tbl, *out, *n, n) != E2E_OK)
 		return E2E_ERR_ARG;
-	map = (struct e2e_ctl_map){ 0, *n, *out };
+	map = (struct e2e_ctl_map){ 0, *n, *out, 0, 0 };
 	size = e2e_ctl_map_size(&map);
 	if (size == 0 || size > E2E_CTL_MAP_MAX) {
 		if (s->cfg.err && s->cfg.err_len)
@@ -405,7 +405,7 @@ enum e2e_status e2e_sender_rotate(struct e2e_sender *s, uint8_t scope, uint64_t 
 
 	if (!s)
 		return E2E_ERR_ARG;
-	st = keys_begin(s, &lock);
+	st = e2e_statedir_keys_begin(s, &lock);
 	if (st != E2E_OK)
 		return st;
 	st = e2e_keystore_rotate(s->keys, scope, now_ms, s->cfg.grace_ms, &epoch);
@@ -415,7 +415,7 @@ enum e2e_status e2e_sender_rotate(struct e2e_sender *s, uint8_t scope, uint64_t 
 		e2e_dir_unlock(lock);
 		return st;
 	}
-	st = keys_commit(s, lock);
+	st = e2e_statedir_keys_commit(s, lock);
 	if (st != E2E_OK)
 		return st;
 	e2e_sender_drop_tx(s, scope);
@@ -444,8 +444,9 @@ enum e2e_status e2e_statedir_seal_io(struct e2e_sender *s, uint8_t scope, enum e
 	enum e2e_status st;
 
 	if (why == E2E_ERR_EXHAUSTED) {
-		/* Key usage limit reached: rotate now and seal under the new key. */
-		st = e2e_sender_rotate(s, scope, s->cfg.clock_ms());
+		/* Key usage limit reached: switch to the key made ahead (or a new
+		 * one) now and seal under it. */
+		st = e2e_sender_advance(s, scope, s->cfg.clock_ms());
 		return st == E2E_OK ? scope_tx(s, scope, &tx) : st;
 	}
 	st = scope_tx(s, scope, &tx);
@@ -504,23 +505,16 @@ static enum e2e_status tick(struct e2e_sender *s, uint64_t now_ms)
 		ret = st == E2E_ERR_BUSY ? ret : st;
 	if ((st = sync_sign_modes(s, now_ms)) != E2E_OK)
 		ret = st == E2E_ERR_BUSY ? ret : st;
-	if (s->cfg.max_age_ms) {
-		for (uint32_t i = 0; i < s->scopes->count; i++) {
-			uint8_t sc = s->scopes->scope[i].id;
-			const struct e2e_keystore_entry *cur = e2e_keystore_current(s->keys, sc);
-
-			if (cur && now_ms - cur->created_ms >= s->cfg.max_age_ms &&
-			    (st = e2e_sender_rotate(s, sc, now_ms)) != E2E_OK)
-				ret = st == E2E_ERR_BUSY ? ret : st;
-		}
-	}
+	/* Scheduled rotations and the keys made ahead of them (nextkey.c). */
+	if ((st = e2e_nextkey_tick(s, now_ms)) != E2E_OK)
+		ret = st == E2E_ERR_BUSY ? ret : st;
 	if (e2e_keystore_prune(s->keys, now_ms)) {
 		int lock = -1;
 
 		/* Re-read under the lock, prune what is expired there, write. */
-		if (keys_begin(s, &lock) == E2E_OK) {
+		if (e2e_statedir_keys_begin(s, &lock) == E2E_OK) {
 			(void)e2e_keystore_prune(s->keys, now_ms);
-			if ((st = keys_commit(s, lock)) != E2E_OK)
+			if ((st = e2e_statedir_keys_commit(s, lock)) != E2E_OK)
 				ret = st == E2E_ERR_BUSY ? ret : st;
 		}
 	}

@@ -50,6 +50,7 @@ struct trusted {
 	int stalled;
 	int skewed;                       /* clock skew reported, not yet back */
 	uint32_t sum_checked;             /* complete summaries checked (retired-key holds) */
+	uint64_t refresh_at;              /* wall ms: ask for the keys made ahead (0 = never) */
 };
 
 /* A verified summary waiting a moment for reordered data to arrive. */
@@ -138,6 +139,18 @@ void e2e_client_request_keys(struct e2e_client *c, struct trusted *t);
 void e2e_client_on_reply(struct e2e_client *c, const uint8_t *msg, size_t len);
 void e2e_client_on_announce(struct e2e_client *c, const char *topic, const uint8_t *msg,
 	size_t len);
+
+/* nextkeys.c: keys ahead of rotation (SPEC 11.5). */
+/* The flags a delivered key is installed with, and its deadline. */
+uint8_t e2e_client_key_flags(const struct e2e_ctl_key *k, uint64_t *not_after_ms);
+/* After an accepted DELIVERY: drop keys made ahead that it no longer lists,
+ * plan the next request for keys ahead (its refresh window). */
+void e2e_client_after_delivery(struct e2e_client *c, struct trusted *t,
+	const struct e2e_ctl *m);
+/* An envelope was accepted under a key held as NEXT (E2E_RX_NEXT). */
+void e2e_client_key_switched(struct e2e_client *c, const struct e2e_header *h);
+/* Ticker: the requests for keys ahead that are due. */
+void e2e_client_refresh_keys(struct e2e_client *c, uint64_t now_ms);
 
 /* summaries.c */
 void e2e_client_on_summary(struct e2e_client *c, struct trusted *t, const char *topic,

@@ -258,9 +258,10 @@ void e2e_client_on_reply(struct e2e_client *c, const uint8_t *msg, size_t len)
 	for (uint8_t i = 0; i < m.nkeys; i++) {
 		struct e2e_keyid id = { t->sender, m.keys[i].scope, m.keys[i].epoch };
 		int known = e2e_keyring_find(c->kr, &id, 0) != NULL;
+		uint64_t not_after;
+		uint8_t flags = e2e_client_key_flags(&m.keys[i], &not_after);
 
-		st = e2e_keyring_add_flags(c->kr, &id, m.keys[i].key, m.keys[i].not_after_ms,
-			m.keys[i].flags & E2E_KEY_SIGNED);
+		st = e2e_keyring_add_flags(c->kr, &id, m.keys[i].key, not_after, flags);
 		if (st != E2E_OK && st != E2E_ERR_EXISTS) {
 			e2e_client_event(c, E2E_EV_ERROR, t->sender, id.scope, id.epoch, e2e_strerror(st));
 			continue;
@@ -276,6 +277,7 @@ void e2e_client_on_reply(struct e2e_client *c, const uint8_t *msg, size_t len)
 		c->st.keys_received++;
 		e2e_client_event(c, E2E_EV_KEY_RECEIVED, t->sender, id.scope, id.epoch, t->name);
 	}
+	e2e_client_after_delivery(c, t, &m);
 	finish_request(c, t);
 	t->quiet_ms = 0;   /* keys delivered: a later refusal starts the wait anew */
 	t->quiet_until = 0;

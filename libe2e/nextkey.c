@@ -1,0 +1,210 @@
+/*
+ * Keys ahead of rotation (SPEC 11.5; OPC UA Part 14's FutureKeys and
+ * TimeToNextKey): a sender whose rotations are scheduled makes each next
+ * key before it is needed and delivers it next to the current one, flagged
+ * NEXT with the time it becomes current, so that subscribers switch at the
+ * rotation without asking. By age: the key due at t is made at t - lead
+ * (several ahead when the lead spans several periods, at most
+ * AHEAD_MAX). By use: one key when the current one has sealed LEAD_NUM /
+ * LEAD_DEN of its message limit. Keys made ahead live in the keys file
+ * (flag "next"), so a restart keeps them; a forced rotation discards them
+ * (e2e_keystore_rotate).
+ */
+#include "sender_impl.h"
+
+#define AHEAD_MAX 8U
+#define LEAD_NUM 7U   /* by use: made at 7/8 of the limit */
+#define LEAD_DEN 8U
+
+/* The lead in force: rotate-lead, else half the age; never more than
+ * AHEAD_MAX periods. 0 when rotations are not scheduled by age. */
+static uint64_t lead_ms(const struct e2e_sender *s)
+{
+	uint64_t age = s->cfg.max_age_ms, lead = s->cfg.rotate_lead_ms;
+
+	if (!age)
+		return 0;
+	if (!lead)
+		lead = age / 2U ? age / 2U : 1U;
+	return lead / AHEAD_MAX > age ? age * AHEAD_MAX : lead;
+}
+
+/* The newest key of @p scope (made ahead or current), its count made ahead. */
+static const struct e2e_keystore_entry *newest(const struct e2e_keystore *ks, uint8_t scope,
+	uint32_t *ahead)
+{
+	const struct e2e_keystore_entry *top = NULL;
+	uint32_t n = e2e_keystore_count(ks);
+
+	*ahead = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		const struct e2e_keystore_entry *e = e2e_keystore_at(ks, i);
+
+		if (e->scope != scope)
+			continue;
+		if (e->flags & E2E_KEYSTORE_NEXT)
+			(*ahead)++;
+		if (e->not_after_ms == 0)
+			top = e;
+	}
+	return top;
+}
+
+/* When the key after @p top is due by age (its time, or the current key's). */
+static uint64_t due_after(const struct e2e_sender *s, const struct e2e_keystore_entry *top)
+{
+	uint64_t t = top->created_ms, age = s->cfg.max_age_ms;
+
+	return t > UINT64_MAX - age ? UINT64_MAX : t + age;
+}
+
+static int used_up(const struct e2e_sender *s, uint8_t scope)
+{
+	const struct e2e_keystore_entry *cur = e2e_keystore_current(s->keys, scope);
+	struct e2e_tx_stats st;
+
+	if (!cur || !s->tx[scope].tx || s->tx[scope].epoch != cur->epoch)
+		return 0;
+	e2e_tx_stats(s->tx[scope].tx, &st);
+	return st.counter >= e2e_sender_tx_limit(s) / LEAD_DEN * LEAD_NUM;
+}
+
+/* How many keys @p scope should make ahead now, and the time of the first. */
+static uint32_t wanted(const struct e2e_sender *s, uint8_t scope, uint64_t now_ms,
+	uint64_t *from)
+{
+	uint32_t ahead, n = 0;
+	const struct e2e_keystore_entry *top = newest(s->keys, scope, &ahead);
+	uint64_t lead = lead_ms(s), t;
+
+	*from = 0;
+	if (!top)
+		return 0;
+	if (lead) {
+		/* After a long stop the schedule restarts from now. */
+		t = due_after(s, top);
+		*from = t < now_ms ? now_ms : t;
+		for (t = *from; ahead + n < AHEAD_MAX && t - lead <= now_ms; t += s->cfg.max_age_ms)
+			n++;
+	}
+	if (n == 0 && ahead == 0 && used_up(s, scope))
+		n = 1;   /* by use: due when the current key is exhausted */
+	return n;
+}
+
+static int scope_signed(const struct e2e_sender *s, uint8_t scope)
+{
+	const struct e2e_scope *sc = e2e_scopes_get(s->scopes, scope);
+
+	return sc && sc->sign;
+}
+
+/* Make the keys due ahead, under one write of the keys file. */
+static enum e2e_status make_ahead(struct e2e_sender *s, uint64_t now_ms)
+{
+	int lock = -1, any = 0;
+	uint64_t from;
+	enum e2e_status st;
+
+	for (uint32_t i = 0; i < s->scopes->count && !any; i++)
+		any = wanted(s, s->scopes->scope[i].id, now_ms, &from) > 0;
+	if (!any)
+		return E2E_OK;
+	st = e2e_statedir_keys_begin(s, &lock);
+	if (st != E2E_OK)
+		return st;
+	for (uint32_t i = 0; i < s->scopes->count && st == E2E_OK; i++) {
+		uint8_t sc = s->scopes->scope[i].id;
+		uint32_t n = wanted(s, sc, now_ms, &from);
+
+		for (uint32_t k = 0; k < n && st == E2E_OK; k++)
+			st = e2e_keystore_add_ahead(s->keys, sc, now_ms,
+				from ? from + k * s->cfg.max_age_ms : 0,
+				scope_signed(s, sc) ? E2E_KEYSTORE_SIGNED : 0, NULL);
+	}
+	if (st != E2E_OK) {
+		/* Nothing written: the keys file on disk is still what we read. */
+		e2e_dir_unlock(lock);
+		return st;
+	}
+	return e2e_statedir_keys_commit(s, lock);
+}
+
+enum e2e_status e2e_sender_advance(struct e2e_sender *s, uint8_t scope, uint64_t now_ms)
+{
+	int lock = -1;
+	enum e2e_status st;
+
+	if (!s)
+		return E2E_ERR_ARG;
+	st = e2e_statedir_keys_begin(s, &lock);
+	if (st != E2E_OK)
+		return st;
+	st = e2e_keystore_advance(s->keys, scope, now_ms, s->cfg.grace_ms, NULL);
+	if (st != E2E_OK) {
+		e2e_dir_unlock(lock);
+		return st;
+	}
+	st = e2e_statedir_keys_commit(s, lock);
+	if (st != E2E_OK)
+		return st;
+	e2e_sender_drop_tx(s, scope);
+	/* Announced as any rotation: a subscriber holding the key asks nothing. */
+	s->announce[scope / 8] |= (uint8_t)(1U << (scope % 8));
+	return E2E_OK;
+}
+
+enum e2e_status e2e_nextkey_tick(struct e2e_sender *s, uint64_t now_ms)
+{
+	enum e2e_status ret = E2E_OK, st;
+
+	/* First switch what is due, then make what the new schedule wants. */
+	for (uint32_t i = 0; s->cfg.max_age_ms && i < s->scopes->count; i++) {
+		uint8_t sc = s->scopes->scope[i].id;
+		const struct e2e_keystore_entry *cur = e2e_keystore_current(s->keys, sc);
+		const struct e2e_keystore_entry *nx = e2e_keystore_next(s->keys, sc);
+		int due = cur && (nx && nx->created_ms ? now_ms >= nx->created_ms :
+			now_ms - cur->created_ms >= s->cfg.max_age_ms);
+
+		if (due && (st = e2e_sender_advance(s, sc, now_ms)) != E2E_OK)
+			ret = st;
+	}
+	st = make_ahead(s, now_ms);
+	return ret != E2E_OK ? ret : st;
+}
+
+void e2e_nextkey_refresh(const struct e2e_sender *s, uint64_t now_ms, uint64_t *from,
+	uint64_t *by)
+{
+	uint64_t lead = lead_ms(s);
+
+	*from = *by = 0;
+	for (uint32_t i = 0; lead && i < s->scopes->count; i++) {
+		uint32_t ahead;
+		const struct e2e_keystore_entry *top = newest(s->keys, s->scopes->scope[i].id,
+			&ahead);
+		uint64_t t, f, b;
+
+		if (!top)
+			continue;
+		/* The first key not made yet is due at t and made at t - lead:
+		 * ask in [t - lead/2, t - lead/4], spread, well before t. */
+		t = due_after(s, top);
+		if (t < now_ms)
+			t = now_ms;
+		f = t - lead / 2U;
+		b = t - lead / 4U;
+		if (ahead >= AHEAD_MAX)
+			f = b = 0;   /* made once the first one is used: next time */
+		if (f && (*from == 0 || f < *from)) {
+			*from = f;
+			*by = b;
+		}
+	}
+}
+
+void e2e_sender_set_lead(struct e2e_sender *s, uint64_t lead_ms)
+{
+	if (s)
+		s->cfg.rotate_lead_ms = lead_ms;
+}
