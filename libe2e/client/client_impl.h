@@ -149,6 +149,10 @@ void e2e_client_after_delivery(struct e2e_client *c, struct trusted *t,
 	const struct e2e_ctl *m);
 /* An envelope was accepted under a key held as NEXT (E2E_RX_NEXT). */
 void e2e_client_key_switched(struct e2e_client *c, const struct e2e_header *h);
+/* Whether an ANNOUNCE of @p scope concerns us: we hold a key of that
+ * (sender, scope), so we are enrolled for it (or know nothing of the
+ * sender yet). Other scopes' rotations cost no request (SPEC 11.5). */
+int e2e_client_wants_scope(struct e2e_client *c, struct trusted *t, uint8_t scope);
 /* Ticker: the requests for keys ahead that are due. */
 void e2e_client_refresh_keys(struct e2e_client *c, uint64_t now_ms);
 

@@ -332,7 +332,7 @@ void e2e_client_on_announce(struct e2e_client *c, const char *topic, const uint8
 		e2e_client_event(c, E2E_EV_ERROR, t->sender, m.scope, m.epoch,
 			"cannot note the announced epoch (too many senders)");
 	id = (struct e2e_keyid){ t->sender, m.scope, m.epoch };
-	if (!e2e_keyring_find(c->kr, &id, e2e_now_ms()))
+	if (!e2e_keyring_find(c->kr, &id, e2e_now_ms()) && e2e_client_wants_scope(c, t, m.scope))
 		e2e_client_request_keys(c, t);
 }
 

@@ -75,3 +75,13 @@ void e2e_client_refresh_keys(struct e2e_client *c, uint64_t now_ms)
 		e2e_client_request_keys(c, t);
 	}
 }
+
+int e2e_client_wants_scope(struct e2e_client *c, struct trusted *t, uint8_t scope)
+{
+	uint32_t epoch;
+
+	/* No delivery yet (no map): the one on its way answers anyway. */
+	if (t->maps == 0)
+		return 1;
+	return e2e_keyring_latest(c->kr, t->sender, scope, &epoch) == E2E_OK;
+}

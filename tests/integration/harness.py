@@ -579,8 +579,9 @@ class Sender(Identity):
             with open(os.path.join(self.dir, "keys")) as f:
                 for line in f:
                     p = line.split()
-                    # 7th: check value; 8th: "signed" (a key made for a signed scope)
-                    if len(p) in (6, 7, 8) and p[0] == "key":
+                    # 7th: check value; then "signed" (a key made for a signed scope)
+                    # and "next" (made ahead of its rotation: not current yet)
+                    if len(p) in (6, 7, 8, 9) and p[0] == "key" and "next" not in p[7:]:
                         out.append((int(p[1]), int(p[2]), int(p[3]), int(p[4]),
                                     base64.b64decode(p[5])))
         except FileNotFoundError:
