@@ -17,7 +17,9 @@
 #define LEAD_DEN 8U
 
 /* The lead in force: rotate-lead, else half the age; never more than
- * AHEAD_MAX periods. 0 when rotations are not scheduled by age. */
+ * AHEAD_MAX - 1 periods, so the keys it wants ahead always fit AHEAD_MAX
+ * (the refresh window then always names a time the next one exists). 0
+ * when rotations are not scheduled by age. */
 static uint64_t lead_ms(const struct e2e_sender *s)
 {
 	uint64_t age = s->cfg.max_age_ms, lead = s->cfg.rotate_lead_ms;
@@ -26,7 +28,7 @@ static uint64_t lead_ms(const struct e2e_sender *s)
 		return 0;
 	if (!lead)
 		lead = age / 2U ? age / 2U : 1U;
-	return lead / AHEAD_MAX > age ? age * AHEAD_MAX : lead;
+	return lead / (AHEAD_MAX - 1U) > age ? age * (AHEAD_MAX - 1U) : lead;
 }
 
 /* The newest key of @p scope (made ahead or current), its count made ahead. */
@@ -194,9 +196,7 @@ void e2e_nextkey_refresh(const struct e2e_sender *s, uint64_t now_ms, uint64_t *
 			t = now_ms;
 		f = t - lead / 2U;
 		b = t - lead / 4U;
-		if (ahead >= AHEAD_MAX)
-			f = b = 0;   /* made once the first one is used: next time */
-		if (f && (*from == 0 || f < *from)) {
+		if (*from == 0 || f < *from) {
 			*from = f;
 			*by = b;
 		}

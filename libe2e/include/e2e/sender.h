@@ -52,7 +52,7 @@ struct e2e_sender_config {
 	                                  written by e2e_sender_tick: must outlive the sender */
 	size_t err_len;
 	/* With max_age_ms: make each next key this long before it is due and
-	 * deliver it ahead (0 = half the age; at most 8 periods; SPEC 11.5). */
+	 * deliver it ahead (0 = half the age; at most 7 periods; SPEC 11.5). */
 	uint64_t rotate_lead_ms;
 };
 
