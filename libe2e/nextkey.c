@@ -101,35 +101,30 @@ static int scope_signed(const struct e2e_sender *s, uint8_t scope)
 	return sc && sc->sign;
 }
 
-/* Make the keys due ahead, under one write of the keys file. */
-static enum e2e_status make_ahead(struct e2e_sender *s, uint64_t now_ms)
+/* A scheduled switch of @p scope by age is due: at its key ahead's time. */
+static int due(const struct e2e_sender *s, uint8_t scope, uint64_t now_ms)
 {
-	int lock = -1, any = 0;
+	const struct e2e_keystore_entry *cur = e2e_keystore_current(s->keys, scope);
+	const struct e2e_keystore_entry *nx = e2e_keystore_next(s->keys, scope);
+
+	if (!s->cfg.max_age_ms || !cur)
+		return 0;
+	return nx && nx->created_ms ? now_ms >= nx->created_ms :
+		now_ms - cur->created_ms >= s->cfg.max_age_ms;
+}
+
+/* Make the keys wanted ahead of @p scope now (in memory). */
+static enum e2e_status make_ahead(struct e2e_sender *s, uint8_t scope, uint64_t now_ms)
+{
 	uint64_t from;
-	enum e2e_status st;
+	uint32_t n = wanted(s, scope, now_ms, &from);
+	enum e2e_status st = E2E_OK;
 
-	for (uint32_t i = 0; i < s->scopes->count && !any; i++)
-		any = wanted(s, s->scopes->scope[i].id, now_ms, &from) > 0;
-	if (!any)
-		return E2E_OK;
-	st = e2e_statedir_keys_begin(s, &lock);
-	if (st != E2E_OK)
-		return st;
-	for (uint32_t i = 0; i < s->scopes->count && st == E2E_OK; i++) {
-		uint8_t sc = s->scopes->scope[i].id;
-		uint32_t n = wanted(s, sc, now_ms, &from);
-
-		for (uint32_t k = 0; k < n && st == E2E_OK; k++)
-			st = e2e_keystore_add_ahead(s->keys, sc, now_ms,
-				from ? from + k * s->cfg.max_age_ms : 0,
-				scope_signed(s, sc) ? E2E_KEYSTORE_SIGNED : 0, NULL);
-	}
-	if (st != E2E_OK) {
-		/* Nothing written: the keys file on disk is still what we read. */
-		e2e_dir_unlock(lock);
-		return st;
-	}
-	return e2e_statedir_keys_commit(s, lock);
+	for (uint32_t k = 0; k < n && st == E2E_OK; k++)
+		st = e2e_keystore_add_ahead(s->keys, scope, now_ms,
+			from ? from + k * s->cfg.max_age_ms : 0,
+			scope_signed(s, scope) ? E2E_KEYSTORE_SIGNED : 0, NULL);
+	return st;
 }
 
 enum e2e_status e2e_sender_advance(struct e2e_sender *s, uint8_t scope, uint64_t now_ms)
@@ -151,28 +146,58 @@ enum e2e_status e2e_sender_advance(struct e2e_sender *s, uint8_t scope, uint64_t
 	if (st != E2E_OK)
 		return st;
 	e2e_sender_drop_tx(s, scope);
-	/* Announced as any rotation: a subscriber holding the key asks nothing. */
 	s->announce[scope / 8] |= (uint8_t)(1U << (scope % 8));
 	return E2E_OK;
 }
 
+/*
+ * The switches that are due and the keys wanted ahead, under ONE write of
+ * the keys file: the tick holds a threaded caller's sealing lock, so a
+ * rotation costs the seals one fsync'd write, not two.
+ */
 enum e2e_status e2e_nextkey_tick(struct e2e_sender *s, uint64_t now_ms)
 {
-	enum e2e_status ret = E2E_OK, st;
+	uint8_t switched[E2E_SCOPES_MAX / 8] = { 0 };
+	uint64_t from;
+	int lock = -1, work = 0;
+	enum e2e_status st = E2E_OK, made = E2E_OK;
 
-	/* First switch what is due, then make what the new schedule wants. */
-	for (uint32_t i = 0; s->cfg.max_age_ms && i < s->scopes->count; i++) {
+	for (uint32_t i = 0; i < s->scopes->count && !work; i++)
+		work = due(s, s->scopes->scope[i].id, now_ms) ||
+			wanted(s, s->scopes->scope[i].id, now_ms, &from) > 0;
+	if (!work)
+		return E2E_OK;
+	st = e2e_statedir_keys_begin(s, &lock);   /* may reload what keytool changed */
+	if (st != E2E_OK)
+		return st;
+	for (uint32_t i = 0; i < s->scopes->count && st == E2E_OK; i++) {
 		uint8_t sc = s->scopes->scope[i].id;
-		const struct e2e_keystore_entry *cur = e2e_keystore_current(s->keys, sc);
-		const struct e2e_keystore_entry *nx = e2e_keystore_next(s->keys, sc);
-		int due = cur && (nx && nx->created_ms ? now_ms >= nx->created_ms :
-			now_ms - cur->created_ms >= s->cfg.max_age_ms);
 
-		if (due && (st = e2e_sender_advance(s, sc, now_ms)) != E2E_OK)
-			ret = st;
+		if (!due(s, sc, now_ms))
+			continue;
+		st = e2e_keystore_advance(s->keys, sc, now_ms, s->cfg.grace_ms, NULL);
+		if (st == E2E_OK)
+			switched[sc / 8] |= (uint8_t)(1U << (sc % 8));
 	}
-	st = make_ahead(s, now_ms);
-	return ret != E2E_OK ? ret : st;
+	/* A key that cannot be made ahead now (store full) is tried next tick:
+	 * the switches are written anyway. */
+	for (uint32_t i = 0; i < s->scopes->count && st == E2E_OK && made == E2E_OK; i++)
+		made = make_ahead(s, s->scopes->scope[i].id, now_ms);
+	if (st != E2E_OK) {
+		e2e_dir_unlock(lock);
+		return st;
+	}
+	st = e2e_statedir_keys_commit(s, lock);
+	if (st != E2E_OK)
+		return st;
+	for (unsigned sc = 0; sc < E2E_SCOPES_MAX; sc++) {
+		if (!(switched[sc / 8] & (1U << (sc % 8))))
+			continue;
+		e2e_sender_drop_tx(s, (uint8_t)sc);
+		/* Announced as any rotation: a subscriber holding it asks nothing. */
+		s->announce[sc / 8] |= (uint8_t)(1U << (sc % 8));
+	}
+	return made;
 }
 
 void e2e_nextkey_refresh(const struct e2e_sender *s, uint64_t now_ms, uint64_t *from,

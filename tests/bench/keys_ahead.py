@@ -97,8 +97,10 @@ def body(env, c):
     c.require(h.wait_until(lambda: len(pub.acked_set()) >= seq, 15), "every publish acknowledged")
     time.sleep(3.0)
     st1 = (px.stats() or {}).get("key_service", {})
+    subs.write("%d\n" % seq)
+    subs.flush()
     subs.close_stdin()
-    c.require(subs.wait_exit(120) == 0, "aheadbench exited 0:\n" + subs.tail())
+    c.require(subs.wait_exit(330) == 0, "aheadbench exited 0:\n" + subs.tail())
     subs._t_out.join(5)
     res = {}
     with subs.lock:
