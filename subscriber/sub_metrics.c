@@ -60,6 +60,8 @@ static void render(void *ctx, struct e2e_prom *b)
 		"Switches to a key installed ahead, without a key request.", st.ahead_switches);
 	counter(b, "e2e_sub_ahead_requests_total",
 		"Key requests made only to fetch the next key ahead.", st.ahead_requests);
+	counter(b, "e2e_sub_announce_requests_total",
+		"Key requests an announced epoch we did not hold made.", st.announce_requests);
 	counter(b, "e2e_sub_key_refusals_total", "Signed refusals received.", st.refusals);
 	counter(b, "e2e_sub_control_rejected_total", "Control messages that failed verification.",
 		st.control_rejected);

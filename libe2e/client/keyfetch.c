@@ -332,8 +332,10 @@ void e2e_client_on_announce(struct e2e_client *c, const char *topic, const uint8
 		e2e_client_event(c, E2E_EV_ERROR, t->sender, m.scope, m.epoch,
 			"cannot note the announced epoch (too many senders)");
 	id = (struct e2e_keyid){ t->sender, m.scope, m.epoch };
-	if (!e2e_keyring_find(c->kr, &id, e2e_now_ms()) && e2e_client_wants_scope(c, t, m.scope))
+	if (!e2e_keyring_find(c->kr, &id, e2e_now_ms()) && e2e_client_wants_scope(c, t, m.scope)) {
+		c->st.announce_requests++;
 		e2e_client_request_keys(c, t);
+	}
 }
 
 void e2e_client_retry_requests(struct e2e_client *c, uint64_t mono)

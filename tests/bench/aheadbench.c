@@ -18,8 +18,10 @@
  *     most 300 s), then writes --out:
  *     "<seq> <epoch> <latency_us>" per delivery, and prints one line
  *       AHEAD n=... delivered=... held=... key_requests=... ahead_requests=...
- *             keys_ahead=... switches=... other=...
- *     summed over the sessions (key_requests counted after the first fetch).
+ *             announce_requests=... keys_ahead=... switches=... other=...
+ *     summed over the sessions (key_requests counted after the first fetch;
+ *     the requests a rotation causes are those of held messages, none when
+ *     held=0, and of announcements of an epoch not held: announce_requests).
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -151,7 +153,7 @@ static int run(int port, const char *work, unsigned n, const char *topic, const 
 {
 	struct sess *s = calloc(n, sizeof *s);
 	struct e2e_client_stats st;
-	uint64_t held = 0, req = 0, areq = 0, ahead = 0, sw = 0, delivered = 0, want = 0;
+	uint64_t held = 0, req = 0, areq = 0, ahead = 0, sw = 0, delivered = 0, want = 0, ann = 0;
 	char line[64];
 	FILE *f;
 
@@ -214,6 +216,7 @@ static int run(int port, const char *work, unsigned n, const char *topic, const 
 		held += st.held;
 		req += st.key_requests > 0 ? st.key_requests - 1 : 0;
 		areq += st.ahead_requests;
+		ann += st.announce_requests;
 		ahead += st.keys_ahead;
 		sw += st.ahead_switches;
 		delivered += st.verdicts[E2E_V_OK] + st.verdicts[E2E_V_GAP] + st.verdicts[E2E_V_LATE];
@@ -225,8 +228,9 @@ static int run(int port, const char *work, unsigned n, const char *topic, const 
 		fprintf(f, "%u %u %u\n", samples[i].seq, samples[i].epoch, samples[i].lat_us);
 	fclose(f);
 	printf("AHEAD n=%u delivered=%llu held=%llu key_requests=%llu ahead_requests=%llu "
-		"keys_ahead=%llu switches=%llu other=%llu\n", n, (unsigned long long)delivered,
-		(unsigned long long)held, (unsigned long long)req, (unsigned long long)areq,
+		"announce_requests=%llu keys_ahead=%llu switches=%llu other=%llu\n", n,
+		(unsigned long long)delivered, (unsigned long long)held, (unsigned long long)req,
+		(unsigned long long)areq, (unsigned long long)ann,
 		(unsigned long long)ahead, (unsigned long long)sw,
 		(unsigned long long)atomic_load(&other));
 	fflush(stdout);

@@ -119,6 +119,11 @@ def body(env, c):
         e1, e2))
     c.expect(h.wait_until(lambda: metrics(mport).get("e2e_sub_key_requests_total", 0) >= 2, 6),
              "the subscriber fetched the forced epoch after its announcement")
+    c.expect(m1.get("e2e_sub_announce_requests_total") == 0 and
+             metrics(mport).get("e2e_sub_announce_requests_total", 0) >= 1,
+             "no announcement made it ask before, the forced one did (%r, %r)" % (
+                 m1.get("e2e_sub_announce_requests_total"),
+                 metrics(mport).get("e2e_sub_announce_requests_total")))
     time.sleep(2.0)
     feed.halt.set()
     feed.join(5)

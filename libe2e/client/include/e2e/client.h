@@ -151,8 +151,10 @@ struct e2e_client_stats {
 	uint64_t retired_unconfirmed;
 	/* Keys ahead of rotation (SPEC 11.5): keys installed before they were
 	 * used, switches to one without a request, and requests made only to
-	 * fetch the next key ahead (also counted in key_requests). */
-	uint64_t keys_ahead, ahead_switches, ahead_requests;
+	 * fetch the next key ahead (also counted in key_requests); requests an
+	 * announcement of an epoch we did not hold made (a forced rotation, or
+	 * a scheduled one whose key we lacked). */
+	uint64_t keys_ahead, ahead_switches, ahead_requests, announce_requests;
 };
 
 /** Load identity, trust store and state; does not connect yet. */
