@@ -153,7 +153,8 @@ static int run(int port, const char *work, unsigned n, const char *topic, const 
 {
 	struct sess *s = calloc(n, sizeof *s);
 	struct e2e_client_stats st;
-	uint64_t held = 0, req = 0, areq = 0, ahead = 0, sw = 0, delivered = 0, want = 0, ann = 0;
+	uint64_t held = 0, req = 0, areq = 0, ahead = 0, sw = 0, delivered = 0, want = 0, ann = 0,
+		retired = 0;
 	char line[64];
 	FILE *f;
 
@@ -217,6 +218,7 @@ static int run(int port, const char *work, unsigned n, const char *topic, const 
 		req += st.key_requests > 0 ? st.key_requests - 1 : 0;
 		areq += st.ahead_requests;
 		ann += st.announce_requests;
+		retired += st.retired_held;
 		ahead += st.keys_ahead;
 		sw += st.ahead_switches;
 		delivered += st.verdicts[E2E_V_OK] + st.verdicts[E2E_V_GAP] + st.verdicts[E2E_V_LATE];
@@ -228,10 +230,10 @@ static int run(int port, const char *work, unsigned n, const char *topic, const 
 		fprintf(f, "%u %u %u\n", samples[i].seq, samples[i].epoch, samples[i].lat_us);
 	fclose(f);
 	printf("AHEAD n=%u delivered=%llu held=%llu key_requests=%llu ahead_requests=%llu "
-		"announce_requests=%llu keys_ahead=%llu switches=%llu other=%llu\n", n,
+		"announce_requests=%llu keys_ahead=%llu switches=%llu retired_held=%llu other=%llu\n", n,
 		(unsigned long long)delivered, (unsigned long long)held, (unsigned long long)req,
 		(unsigned long long)areq, (unsigned long long)ann,
-		(unsigned long long)ahead, (unsigned long long)sw,
+		(unsigned long long)ahead, (unsigned long long)sw, (unsigned long long)retired,
 		(unsigned long long)atomic_load(&other));
 	fflush(stdout);
 	/* No e2e_client_destroy: a thousand clean disconnects take minutes

@@ -20,10 +20,12 @@ Prints one line: RESULT n=... msgs=... rotations=... held=... key_requests=...
 p50_steady_ms=... p99_steady_ms=... p99_rotation_ms=... ratio=...
 
 Environment: E2E_AHEAD_N (1000), E2E_AHEAD_RATE (10), E2E_AHEAD_SECONDS (22),
-E2E_AHEAD_AGE (5), E2E_AHEAD_LEAD (20), E2E_AHEAD_WINDOW_MS (1000).
+E2E_AHEAD_AGE (5), E2E_AHEAD_LEAD (20), E2E_AHEAD_WINDOW_MS (1000), E2E_AHEAD_SAMPLES
+(a path: keep the samples there).
 """
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -109,6 +111,8 @@ def body(env, c):
                 res = dict(kv.split("=") for kv in l.split()[1:])
     with open(out) as f:
         samples = [tuple(int(x) for x in l.split()) for l in f]
+    if os.environ.get("E2E_AHEAD_SAMPLES"):     # "<seq> <epoch> <latency_us>" kept
+        shutil.copy(out, os.environ["E2E_AHEAD_SAMPLES"])
     h.log("aheadbench: %r" % res)
     # Rotations: the send time of the first message of each new epoch.
     first = {}
