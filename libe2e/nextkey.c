@@ -10,6 +10,10 @@
  * (flag "next"), so a restart keeps them; a forced rotation discards them
  * (e2e_keystore_rotate).
  */
+#include <string.h>
+
+#include "e2e/txstate.h"
+#include "fileio.h"
 #include "sender_impl.h"
 
 #define AHEAD_MAX 8U
@@ -151,6 +155,39 @@ enum e2e_status e2e_sender_advance(struct e2e_sender *s, uint8_t scope, uint64_t
 }
 
 /*
+ * The first counter block of @p scope's next key, made durable now (a tick
+ * that is not its switch), so that the switch itself writes no txstate
+ * while the seals wait (see struct scope_tx). Only for a key recorded at
+ * 0: one that never sealed anywhere.
+ */
+static enum e2e_status reserve_ahead(struct e2e_sender *s, uint8_t scope)
+{
+	const struct e2e_keystore_entry *nx = e2e_keystore_next(s->keys, scope);
+	struct e2e_keyid id;
+	uint64_t floor = 1, want;
+	int lock = -1;
+	enum e2e_status st;
+
+	if (!nx || s->tx[scope].pre_epoch == nx->epoch)
+		return E2E_OK;
+	id = (struct e2e_keyid){ s->self, scope, nx->epoch };
+	want = e2e_first_ceiling(0, e2e_sender_tx_block(s), e2e_sender_tx_limit(s));
+	st = e2e_dir_lock_mode(s->cfg.dir, &lock, !s->in_tick);
+	if (st != E2E_OK)
+		return st;
+	st = e2e_txstate_get(s->p_txstate, &id, &floor);
+	if (st == E2E_OK && floor == 0)
+		st = e2e_txstate_reserve(s->p_txstate, &id, want);
+	e2e_dir_unlock(lock);
+	if (st == E2E_OK) {
+		/* Already reserved (by a run before a restart): used as usual. */
+		s->tx[scope].pre_epoch = nx->epoch;
+		s->tx[scope].pre_ceiling = floor == 0 ? want : UINT64_MAX;
+	}
+	return st == E2E_ERR_NOT_FOUND ? E2E_OK : st;
+}
+
+/*
  * The switches that are due and the keys wanted ahead, under ONE write of
  * the keys file: the tick holds a threaded caller's sealing lock, so a
  * rotation costs the seals one fsync'd write, not two.
@@ -190,6 +227,12 @@ enum e2e_status e2e_nextkey_tick(struct e2e_sender *s, uint64_t now_ms)
 	st = e2e_statedir_keys_commit(s, lock);
 	if (st != E2E_OK)
 		return st;
+	if (made == E2E_ERR_FULL) {
+		/* The store was sized at its last load: read it again (with room
+		 * to spare) at the next tick and make the rest then. */
+		memset(&s->sig_keys, 0, sizeof s->sig_keys);
+		made = E2E_OK;
+	}
 	for (unsigned sc = 0; sc < E2E_SCOPES_MAX; sc++) {
 		if (!(switched[sc / 8] & (1U << (sc % 8))))
 			continue;
@@ -197,6 +240,8 @@ enum e2e_status e2e_nextkey_tick(struct e2e_sender *s, uint64_t now_ms)
 		/* Announced as any rotation: a subscriber holding it asks nothing. */
 		s->announce[sc / 8] |= (uint8_t)(1U << (sc % 8));
 	}
+	for (uint32_t i = 0; i < s->scopes->count && made == E2E_OK; i++)
+		made = reserve_ahead(s, s->scopes->scope[i].id);
 	return made;
 }
 

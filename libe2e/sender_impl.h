@@ -31,6 +31,12 @@ struct scope_tx {
 	struct e2e_tx *tx;
 	uint32_t epoch;
 	uint32_t gen;     /* changes whenever tx is replaced: stale plans are dropped */
+	/* The first counter block of the scope's key made ahead (nextkey.c),
+	 * made durable before its switch, so the switch needs no txstate
+	 * write: that key never sealed, so its counters start at 0 in this
+	 * process (after a restart the durable ceiling is the floor). */
+	uint32_t pre_epoch;
+	uint64_t pre_ceiling;
 };
 
 struct e2e_sender {

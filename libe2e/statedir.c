@@ -376,6 +376,12 @@ static enum e2e_status scope_tx(struct e2e_sender *s, uint8_t scope, struct e2e_
 			return fail(s, st, "cannot read counter reservations", s->p_txstate);
 		} else if (floor >= limit) {
 			st = E2E_ERR_EXHAUSTED;
+		} else if (s->tx[scope].pre_epoch == cur->epoch && floor == s->tx[scope].pre_ceiling) {
+			/* Reserved ahead of its switch (nextkey.c): no file work now. */
+			st = e2e_sender_open_tx(s, scope, cur, 0, floor, limit, e2e_sender_tx_block(s));
+			s->tx[scope].pre_epoch = 0;
+			if (st == E2E_OK)
+				break;
 		} else {
 			want = e2e_first_ceiling(floor, e2e_sender_tx_block(s), limit);
 			st = reserve(s, &id, want, !s->in_tick);

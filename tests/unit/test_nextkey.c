@@ -12,6 +12,7 @@
 #include <sodium.h>
 
 #include "testcu.h"
+#include "e2e/txstate.h"
 
 #define T0 1700000000000ULL
 #define EP(n) ((uint32_t)(T0 / 1000U) + (n) - 1U)
@@ -114,6 +115,17 @@ static void ask(struct nfx *f, struct e2e_ctl *m)
 	memset(m, 0, sizeof *m);
 	CU_ASSERT_EQUAL_FATAL(tu_answer(m, &r, out, len, reply, e2e_sender_public(f->s)),
 		E2E_CTL_DELIVERY);
+}
+
+static uint64_t txstate_ceiling(struct nfx *f, uint32_t epoch)
+{
+	char path[PATH_CAP];
+	struct e2e_keyid id = { e2e_sender_self(f->s), 1, epoch };
+	uint64_t ceiling = 0;
+
+	tu_path(path, sizeof path, f->t.dir, "txstate");
+	CU_ASSERT_EQUAL(e2e_txstate_get(path, &id, &ceiling), E2E_OK);
+	return ceiling;
 }
 
 static const struct e2e_ctl_key *next_of(const struct e2e_ctl *m)
@@ -246,10 +258,15 @@ static void test_sender_by_age(void)
 
 	tick(&f, T0 + AGE - 1);
 	CU_ASSERT_EQUAL(announced(&f, &ep), 0);
+	/* Its first counter block is durable before its switch ... */
+	CU_ASSERT_EQUAL(txstate_ceiling(&f, next_epoch), 4);
 	tick(&f, T0 + AGE);
 	CU_ASSERT(announced(&f, &ep) == 1 && ep == next_epoch);
 	(void)seal(&f, env, &h);
 	CU_ASSERT_EQUAL(h.epoch, next_epoch);
+	/* ... by the sender before its restart: this one continues above it. */
+	CU_ASSERT_EQUAL(h.counter, 5);
+	CU_ASSERT_EQUAL(txstate_ceiling(&f, next_epoch), 8);
 	ask(&f, &m);
 	/* Old key in its grace period, the switched one current; the key
 	 * after it is due at 2 x AGE, made at 2 x AGE - LEAD: not yet. */
@@ -262,8 +279,16 @@ static void test_sender_by_age(void)
 	tick(&f, T0 + 2 * AGE - LEAD);
 	ask(&f, &m);
 	nx = next_of(&m);
-	CU_ASSERT(nx && nx->epoch > next_epoch && nx->not_after_ms == T0 + 2 * AGE);
+	CU_ASSERT_FATAL(nx && nx->epoch > next_epoch && nx->not_after_ms == T0 + 2 * AGE);
+	next_epoch = nx->epoch;
 	e2e_ctl_wipe(&m);
+	/* Without a restart the block reserved ahead is used from counter 1:
+	 * the switch writes no txstate while seals wait. */
+	CU_ASSERT_EQUAL(txstate_ceiling(&f, next_epoch), 4);
+	tick(&f, T0 + 2 * AGE);
+	(void)seal(&f, env, &h);
+	CU_ASSERT(h.epoch == next_epoch && h.counter == 1);
+	CU_ASSERT_EQUAL(txstate_ceiling(&f, next_epoch), 4);
 	nfx_free(&f);
 }
 
