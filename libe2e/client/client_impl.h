@@ -153,6 +153,10 @@ void e2e_client_key_switched(struct e2e_client *c, const struct e2e_header *h);
  * (sender, scope), so we are enrolled for it (or know nothing of the
  * sender yet). Other scopes' rotations cost no request (SPEC 11.5). */
 int e2e_client_wants_scope(struct e2e_client *c, struct trusted *t, uint8_t scope);
+/* An ANNOUNCE on @p t's topic that would change nothing whether genuine or
+ * not (SPEC 11.5): ignored before its signature is checked. */
+int e2e_client_announce_moot(struct e2e_client *c, struct trusted *t, const uint8_t *msg,
+	size_t len);
 /* Ticker: the requests for keys ahead that are due. */
 void e2e_client_refresh_keys(struct e2e_client *c, uint64_t now_ms);
 

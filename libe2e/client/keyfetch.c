@@ -309,8 +309,8 @@ void e2e_client_on_announce(struct e2e_client *c, const char *topic, const uint8
 
 	sender = hex ? strtoul(hex + 1, &end, 16) : 0;
 	t = hex && *end == '\0' ? e2e_client_trusted(c, (uint32_t)sender) : NULL;
-	if (!t)
-		return;   /* not a sender we trust: not our business */
+	if (!t || e2e_client_announce_moot(c, t, msg, len))
+		return;   /* not a sender we trust, or nothing to do: not our business */
 	if (e2e_ctl_parse(&m, msg, len, topic, &t->pub) != E2E_OK || m.sender != t->sender ||
 	    (m.type != E2E_CTL_ANNOUNCE && m.type != E2E_CTL_SUMMARY)) {
 		c->st.control_rejected++;
