@@ -187,10 +187,19 @@ static enum e2e_status reserve_ahead(struct e2e_sender *s, uint8_t scope)
 	return st == E2E_ERR_NOT_FOUND ? E2E_OK : st;
 }
 
+static enum e2e_status reserve_all(struct e2e_sender *s)
+{
+	enum e2e_status st = E2E_OK;
+
+	for (uint32_t i = 0; i < s->scopes->count && st == E2E_OK; i++)
+		st = reserve_ahead(s, s->scopes->scope[i].id);
+	return st;
+}
+
 /*
- * The switches that are due and the keys wanted ahead, under ONE write of
- * the keys file: the tick holds a threaded caller's sealing lock, so a
- * rotation costs the seals one fsync'd write, not two.
+ * The switches that are due, or else the keys wanted ahead, under ONE write
+ * of the keys file: the tick holds a threaded caller's sealing lock, so a
+ * rotation costs the seals that one write and nothing more.
  */
 enum e2e_status e2e_nextkey_tick(struct e2e_sender *s, uint64_t now_ms)
 {
@@ -203,7 +212,7 @@ enum e2e_status e2e_nextkey_tick(struct e2e_sender *s, uint64_t now_ms)
 		work = due(s, s->scopes->scope[i].id, now_ms) ||
 			wanted(s, s->scopes->scope[i].id, now_ms, &from) > 0;
 	if (!work)
-		return E2E_OK;
+		return reserve_all(s);
 	st = e2e_statedir_keys_begin(s, &lock);   /* may reload what keytool changed */
 	if (st != E2E_OK)
 		return st;
@@ -216,9 +225,13 @@ enum e2e_status e2e_nextkey_tick(struct e2e_sender *s, uint64_t now_ms)
 		if (st == E2E_OK)
 			switched[sc / 8] |= (uint8_t)(1U << (sc % 8));
 	}
-	/* A key that cannot be made ahead now (store full) is tried next tick:
-	 * the switches are written anyway. */
-	for (uint32_t i = 0; i < s->scopes->count && st == E2E_OK && made == E2E_OK; i++)
+	/* A tick that switches does nothing else: the seals wait for its one
+	 * write. Keys are made ahead (and their first counter block reserved)
+	 * at the next tick, a second later, well inside any lead. One that
+	 * cannot be made now (store full) is tried next tick too. */
+	for (unsigned sc = 0; sc < E2E_SCOPES_MAX / 8 && work; sc++)
+		work = !switched[sc];
+	for (uint32_t i = 0; i < s->scopes->count && st == E2E_OK && made == E2E_OK && work; i++)
 		made = make_ahead(s, s->scopes->scope[i].id, now_ms);
 	if (st != E2E_OK) {
 		e2e_dir_unlock(lock);
@@ -240,9 +253,7 @@ enum e2e_status e2e_nextkey_tick(struct e2e_sender *s, uint64_t now_ms)
 		/* Announced as any rotation: a subscriber holding it asks nothing. */
 		s->announce[sc / 8] |= (uint8_t)(1U << (sc % 8));
 	}
-	for (uint32_t i = 0; i < s->scopes->count && made == E2E_OK; i++)
-		made = reserve_ahead(s, s->scopes->scope[i].id);
-	return made;
+	return made == E2E_OK && work ? reserve_all(s) : made;
 }
 
 void e2e_nextkey_refresh(const struct e2e_sender *s, uint64_t now_ms, uint64_t *from,

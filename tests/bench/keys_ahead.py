@@ -20,7 +20,7 @@ Prints one line: RESULT n=... msgs=... rotations=... held=... key_requests=...
 p50_steady_ms=... p99_steady_ms=... p99_rotation_ms=... ratio=...
 
 Environment: E2E_AHEAD_N (1000), E2E_AHEAD_RATE (10), E2E_AHEAD_SECONDS (22),
-E2E_AHEAD_AGE (5), E2E_AHEAD_LEAD (20), E2E_AHEAD_WINDOW_MS (1000), E2E_AHEAD_SAMPLES
+E2E_AHEAD_AGE (5), E2E_AHEAD_LEAD (35), E2E_AHEAD_WINDOW_MS (1000), E2E_AHEAD_SAMPLES
 (a path: keep the samples there).
 """
 import os
@@ -40,7 +40,7 @@ N = int(os.environ.get("E2E_AHEAD_N", "1000"))
 RATE = int(os.environ.get("E2E_AHEAD_RATE", "10"))
 SECONDS = float(os.environ.get("E2E_AHEAD_SECONDS", "22"))
 AGE = int(os.environ.get("E2E_AHEAD_AGE", "5"))
-LEAD = int(os.environ.get("E2E_AHEAD_LEAD", "20"))
+LEAD = int(os.environ.get("E2E_AHEAD_LEAD", "35"))
 WINDOW_MS = int(os.environ.get("E2E_AHEAD_WINDOW_MS", "1000"))
 
 
