@@ -197,63 +197,75 @@ static enum e2e_status reserve_all(struct e2e_sender *s)
 }
 
 /*
- * The switches that are due, or else the keys wanted ahead, under ONE write
- * of the keys file: the tick holds a threaded caller's sealing lock, so a
- * rotation costs the seals that one write and nothing more.
+ * A scheduled switch is made in memory only, with no file work while the
+ * tick holds a threaded caller's sealing lock: the new key's first counter
+ * block is durable already (reserve_ahead), and nothing else of the switch
+ * needs to be durable before its use. The keys file records it at the next
+ * tick, with the keys made ahead. A crash in between leaves the file as it
+ * was: the restarted sender switches again, to the same key (it is in the
+ * file with its time), and continues the counters above txstate's
+ * ceilings. An e2e-keytool change read meanwhile wins the same way.
  */
+static int switch_due(struct e2e_sender *s, uint64_t now_ms, enum e2e_status *st)
+{
+	int any = 0;
+
+	for (uint32_t i = 0; i < s->scopes->count; i++) {
+		uint8_t sc = s->scopes->scope[i].id;
+
+		if (!due(s, sc, now_ms))
+			continue;
+		/* No key made ahead (a first tick, a lead shorter than a tick):
+		 * a new key, recorded and written before use, as always. */
+		if (!e2e_keystore_next(s->keys, sc)) {
+			enum e2e_status r = e2e_sender_advance(s, sc, now_ms);
+
+			if (r != E2E_OK)
+				*st = r;
+			continue;
+		}
+		if (e2e_keystore_advance(s->keys, sc, now_ms, s->cfg.grace_ms, NULL) != E2E_OK)
+			continue;
+		e2e_sender_drop_tx(s, sc);
+		/* Announced as any rotation: a subscriber holding it asks nothing. */
+		s->announce[sc / 8] |= (uint8_t)(1U << (sc % 8));
+		s->switch_unsaved = 1;
+		any = 1;
+	}
+	return any;
+}
+
+/* Switches due now (memory only), or else: the unsaved switches and the
+ * keys wanted ahead under ONE write of the keys file, then counter blocks. */
 enum e2e_status e2e_nextkey_tick(struct e2e_sender *s, uint64_t now_ms)
 {
-	uint8_t switched[E2E_SCOPES_MAX / 8] = { 0 };
 	uint64_t from;
-	int lock = -1, work = 0;
+	int lock = -1, work = s->switch_unsaved;
 	enum e2e_status st = E2E_OK, made = E2E_OK;
 
+	if (switch_due(s, now_ms, &st) || st != E2E_OK)
+		return st;
 	for (uint32_t i = 0; i < s->scopes->count && !work; i++)
-		work = due(s, s->scopes->scope[i].id, now_ms) ||
-			wanted(s, s->scopes->scope[i].id, now_ms, &from) > 0;
+		work = wanted(s, s->scopes->scope[i].id, now_ms, &from) > 0;
 	if (!work)
 		return reserve_all(s);
 	st = e2e_statedir_keys_begin(s, &lock);   /* may reload what keytool changed */
 	if (st != E2E_OK)
 		return st;
-	for (uint32_t i = 0; i < s->scopes->count && st == E2E_OK; i++) {
-		uint8_t sc = s->scopes->scope[i].id;
-
-		if (!due(s, sc, now_ms))
-			continue;
-		st = e2e_keystore_advance(s->keys, sc, now_ms, s->cfg.grace_ms, NULL);
-		if (st == E2E_OK)
-			switched[sc / 8] |= (uint8_t)(1U << (sc % 8));
-	}
-	/* A tick that switches does nothing else: the seals wait for its one
-	 * write. Keys are made ahead (and their first counter block reserved)
-	 * at the next tick, a second later, well inside any lead. One that
-	 * cannot be made now (store full) is tried next tick too. */
-	for (unsigned sc = 0; sc < E2E_SCOPES_MAX / 8 && work; sc++)
-		work = !switched[sc];
-	for (uint32_t i = 0; i < s->scopes->count && st == E2E_OK && made == E2E_OK && work; i++)
+	/* One that cannot be made now (store full) is tried next tick. */
+	for (uint32_t i = 0; i < s->scopes->count && made == E2E_OK; i++)
 		made = make_ahead(s, s->scopes->scope[i].id, now_ms);
-	if (st != E2E_OK) {
-		e2e_dir_unlock(lock);
-		return st;
-	}
 	st = e2e_statedir_keys_commit(s, lock);
 	if (st != E2E_OK)
 		return st;
+	s->switch_unsaved = 0;
 	if (made == E2E_ERR_FULL) {
 		/* The store was sized at its last load: read it again (with room
 		 * to spare) at the next tick and make the rest then. */
 		memset(&s->sig_keys, 0, sizeof s->sig_keys);
 		made = E2E_OK;
 	}
-	for (unsigned sc = 0; sc < E2E_SCOPES_MAX; sc++) {
-		if (!(switched[sc / 8] & (1U << (sc % 8))))
-			continue;
-		e2e_sender_drop_tx(s, (uint8_t)sc);
-		/* Announced as any rotation: a subscriber holding it asks nothing. */
-		s->announce[sc / 8] |= (uint8_t)(1U << (sc % 8));
-	}
-	return made == E2E_OK && work ? reserve_all(s) : made;
+	return made == E2E_OK ? reserve_all(s) : made;
 }
 
 void e2e_nextkey_refresh(const struct e2e_sender *s, uint64_t now_ms, uint64_t *from,

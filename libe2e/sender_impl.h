@@ -67,6 +67,7 @@ struct e2e_sender {
 	uint64_t sum_last_ms;
 	uint64_t unsummarized;
 	int io_wanted;                  /* the sealing core needs the I/O side */
+	int switch_unsaved;             /* a scheduled switch not yet in `keys` (nextkey.c) */
 	int in_tick;                    /* statedir: try the directory lock, never wait */
 };
 

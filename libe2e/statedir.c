@@ -120,8 +120,10 @@ enum e2e_status e2e_statedir_keys_commit(struct e2e_sender *s, int lock)
 		return fail(s, st, "cannot record key epochs in", s->p_txstate);
 	}
 	st = e2e_keystore_save(s->keys, s->p_keys);
-	if (st == E2E_OK)
+	if (st == E2E_OK) {
 		file_sig(&s->sig_keys, s->p_keys);
+		s->switch_unsaved = 0;   /* it carried any switch made in memory */
+	}
 	else
 		fail(s, st, "cannot write", s->p_keys);
 	e2e_dir_unlock(lock);
