@@ -9,9 +9,12 @@ scheduled rotations it must then decrypt every message of each new epoch
 without asking: checks on e2e-sub's metrics (key requests = 1, held = 0,
 switches to keys installed ahead >= 3), on the proxy's key service stats
 (one request answered), and on the messages (all OK, none missing, several
-epochs). Then an operator's forced rotation (e2e-keytool rotate) still
-works through the announcement: the subscriber fetches the new epoch (a
-second request), nothing is lost or forged.
+epochs). Then a forced rotation still works through the announcement:
+mallory, an enrolled subscriber who fetched the keys made ahead, is revoked
+(e2e-keytool revoke rotates her scope, discarding the keys made ahead); the
+subscriber fetches the new epoch (a second request), nothing is lost, and
+an envelope mallory seals under a discarded key made ahead is not delivered
+(SPEC 11.5: a key made ahead gives a revoked member nothing).
 """
 import os
 import re
@@ -67,10 +70,13 @@ def body(env, c):
     broker = ph.Mosquitto(env)
     s = h.Sender(env, "edge", scopes=[(1, "telemetry", ["sensors/#"])])
     alice = h.Subscriber(env, "alice", trust=[s])
+    mallory = h.Subscriber(env, "mallory", trust=[s])
     s.enroll(alice, ["telemetry"])
+    s.enroll(mallory, ["telemetry"])
     px = ph.Proxy(env, broker.addr(), ["--cafile", broker.pki["ca_crt"], "--dir", s.dir,
                                        "--rotate-age", "%ds" % AGE_S,
                                        "--rotate-lead", "%ds" % LEAD_S])
+    adv = h.Adversary(env, broker, subscribe=("e2e/none",))
     mport = h.free_port()
     sp = h.start_sub(env, broker, alice, ["sensors/#"], name="sub", qos=1,
                      args=["--state", "none", "--show-all",
@@ -111,14 +117,25 @@ def body(env, c):
              "the proxy's key service answered exactly one request (%r)" % ks)
     c.expect(ks.get("announcements", 0) >= 3, "rotations were announced (%r)" % ks)
 
-    # The operator's forced rotation: through the announcement, as before.
+    # Mallory, enrolled, fetches the current key and the keys made ahead ...
+    mk = h.fetch_keys(adv, mallory, s)
+    c.require(mk is not None, "mallory fetched keys")
+    ahead = [k for k in mk[0] if k[0] == 1 and k[3] & 2]
+    c.require(ahead, "mallory's delivery carries keys made ahead (%r)" % [k[:4] for k in mk[0]])
+    stolen = max(ahead, key=lambda k: k[1])
+    # ... and is revoked: a forced rotation, through the announcement.
+    req0 = metrics(mport).get("e2e_sub_key_requests_total", 0)
     t_rot = time.monotonic()
-    s.rotate()
+    s.revoke(mallory)
+    c.expect(h.wait_until(lambda: (s.current_epoch(1) or 0) > e1, 3),
+             "e2e-keytool revoke rotated the scope")
     e2 = s.current_epoch(1)
-    c.expect(e2 is not None and e2 > e1, "e2e-keytool rotate made a new epoch (%s -> %s)" % (
-        e1, e2))
-    c.expect(h.wait_until(lambda: metrics(mport).get("e2e_sub_key_requests_total", 0) >= 2, 6),
+    c.expect(e2 is not None and e2 > stolen[1],
+             "the forced epoch %s is above every key made ahead (mallory's newest %s)" % (
+                 e2, stolen[1]))
+    c.expect(h.wait_until(lambda: metrics(mport).get("e2e_sub_key_requests_total", 0) > req0, 6),
              "the subscriber fetched the forced epoch after its announcement")
+    time.sleep(1.0)   # its answer installed: the discarded keys made ahead are gone
     m2 = metrics(mport)
     # The forced epoch was not held: its announcement, or its first message
     # if that came first (then held briefly), made the subscriber ask.
@@ -128,7 +145,11 @@ def body(env, c):
              "held %r)" % (m1.get("e2e_sub_announce_requests_total"),
                            m2.get("e2e_sub_announce_requests_total"),
                            m2.get("e2e_sub_held_total")))
-    time.sleep(2.0)
+    # Mallory seals under the discarded key made ahead: not delivered.
+    forged = h.craft_envelope(stolen[4], "sensors/a", s.sender_id, 1, stolen[1], 1,
+                              b"forged-under-next")
+    adv.publish("sensors/a", forged)
+    time.sleep(3.0)
     feed.halt.set()
     feed.join(5)
     time.sleep(1.0)
@@ -147,7 +168,22 @@ def body(env, c):
     c.expect(set(got) == sent and len(got) == len(sent),
              "every message delivered exactly once (%d of %d, missing %d)" % (
                  len(got), len(sent), len(sent - set(got))))
-    c.expect(set(verdicts) <= {"OK"}, "all verdicts OK (%r)" % verdicts)
+    c.expect(b"forged-under-next" not in got,
+             "mallory's envelope under the discarded key made ahead was not delivered")
+    other = [o for o in msgs if h.verdict_of(o) != "OK" and o.get("epoch") != stolen[1]]
+    c.expect(not other, "all verdicts OK but mallory's (%r)" % verdicts)
+    h.promise_rows("proxy-keys-ahead", [
+        ("17.4 a key made ahead gives a revoked member nothing", "insider (revoked)", True,
+         "fetched the keys made ahead, was revoked, sealed under the newest one",
+         "verdicts %r, forged payload delivered: %s" % (
+             verdicts, b"forged-under-next" in got),
+         b"forged-under-next" not in got),
+        ("17.4 scheduled rotations cost no key request", "none", False,
+         ">= 3 rotations at rotate-age %d s with keys made ahead" % AGE_S,
+         "key requests after the first %d, held %d" % (
+             m1.get("e2e_sub_key_requests_total", 0) - 1, m1.get("e2e_sub_held_total", 0)),
+         m1.get("e2e_sub_key_requests_total") == 1 and m1.get("e2e_sub_held_total") == 0),
+    ])
     sched = [o for o in ok if h.payload_of(o).startswith(b"ka-")]
     epochs = sorted(set(o.get("epoch") for o in sched))
     c.expect(len(epochs) >= 4, "the stream crossed >= 3 scheduled rotations (epochs %s)" % epochs)
@@ -155,10 +191,11 @@ def body(env, c):
              "messages under the forced epoch %s decrypted" % e2)
     m2 = metrics(mport)
     h.log("at the end: %r (forced rotation %.1f s ago)" % (m2, time.monotonic() - t_rot))
-    c.expect(m2.get("e2e_sub_insider_forgeries_total", 0) == 0 and
-             m2.get("e2e_sub_control_rejected_total", 0) == 0, "no forgery, no rejected control")
-    anomalies = sp.err_match(r"\[(UNKNOWN_KEY|FORGED|TOO_OLD|MALFORMED|FORGOTTEN)|reject")
-    c.expect(not anomalies, "no anomaly on e2e-sub's stderr:\n" + "\n".join(anomalies[:5]))
+    c.expect(m2.get("e2e_sub_control_rejected_total", 0) == 0, "no rejected control message")
+    anomalies = [l for l in sp.err_match(r"\[(UNKNOWN_KEY|FORGED|TOO_OLD|MALFORMED|FORGOTTEN)|"
+                                         r"reject") if str(stolen[1]) not in l]
+    c.expect(not anomalies, "no anomaly on e2e-sub's stderr but mallory's:\n" +
+             "\n".join(anomalies[:5]))
     sp.stop()
     px.stop()
 
