@@ -66,11 +66,11 @@ void e2e_client_refresh_keys(struct e2e_client *c, uint64_t now_ms)
 	for (uint32_t i = 0; i < c->ntrust; i++) {
 		struct trusted *t = &c->trust[i];
 
-		if (!t->refresh_at || now_ms < t->refresh_at)
+		/* A request on its way: its answer brings them, and sets the next
+		 * refresh; if it is not answered, ask at the next tick. */
+		if (!t->refresh_at || now_ms < t->refresh_at || t->pending)
 			continue;
 		t->refresh_at = 0;   /* the answer sets the next one */
-		if (t->pending)
-			continue;        /* a request on its way brings them anyway */
 		c->st.ahead_requests++;
 		e2e_client_request_keys(c, t);
 	}
