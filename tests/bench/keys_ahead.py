@@ -75,7 +75,11 @@ def body(env, c):
     h.log("%d subscriber identities enrolled in %.1f s" % (N, time.monotonic() - t))
     px = ph.Proxy(env, "%s:%d" % (ph.LOCAL, port), ["--tls", "no", "--dir", s.dir,
                                                     "--rotate-age", "%ds" % AGE,
-                                                    "--rotate-lead", "%ds" % LEAD], timeout=30)
+                                                    "--rotate-lead", "%ds" % LEAD,
+                                                    # Not a multiple of the age: summaries
+                                                    # (each session verifies every one) must
+                                                    # not all land on rotations.
+                                                    "--summary-interval", "7s"], timeout=30)
     ready = os.path.join(env.dir, "ready")
     out = os.path.join(env.dir, "samples.txt")
     subs = h.Proc(env, "aheadbench", [bench, "run", "--port", str(port), "--work", work,
