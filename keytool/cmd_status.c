@@ -71,6 +71,16 @@ static void print_scope(struct status_ctx *c, uint8_t id, const char *name)
 			kt_duration_format(d, sizeof d, c->now > e->created_ms ?
 				c->now - e->created_ms : 0);
 			printf("  current, age %s", d);
+		} else if (e->flags & E2E_KEYSTORE_NEXT) {
+			/* Made ahead of a scheduled rotation (SPEC 11.5). */
+			if (e->created_ms > c->now) {
+				kt_duration_format(d, sizeof d, e->created_ms - c->now);
+				printf("  next, current in %s", d);
+			} else {
+				printf("  next, %s", e->created_ms ? "due (a running sender "
+					"switches within a second)" : "current when the current key "
+					"reaches its message limit");
+			}
 		} else if (e->not_after_ms == 0) {
 			printf("  superseded, no deadline");
 		} else if (e->not_after_ms >= c->now) {

@@ -61,6 +61,8 @@ static const struct opt opts[] = {
 	{ "summary-interval", T_MS32, O(summary_ms), "signed summary interval (default 10s)" },
 	{ "rotate-age", T_MS64, O(rotate_age_ms), "rotate keys older than this (default never)" },
 	{ "rotate-messages", T_U64, O(rotate_messages), "rotate after this many messages" },
+	{ "rotate-lead", T_MS64, O(rotate_lead_ms),
+		"make each next key this long before its scheduled rotation (default half of rotate-age)" },
 	{ "grace", T_MS64, O(grace_ms), "old epochs stay valid this long (default 24h)" },
 	{ "log-level", T_LEVEL, O(log_level), "error|warning|info|debug (default info)" },
 	{ "syslog", T_BOOL, O(syslog), "log to syslog instead of stderr" },

@@ -45,7 +45,7 @@ struct proxy_config {
 	uint32_t idle_timeout_ms;     /* 0: 1.5 x the client's keepalive */
 	uint32_t drain_timeout_ms;
 	uint32_t summary_ms;
-	uint64_t rotate_age_ms, rotate_messages, grace_ms;
+	uint64_t rotate_age_ms, rotate_messages, grace_ms, rotate_lead_ms;
 	int log_level;                /* LOG_ERR..LOG_DEBUG (syslog levels) */
 	int syslog;
 	char *stats_socket;

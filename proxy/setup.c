@@ -160,6 +160,7 @@ static int start_keys(struct proxy *px)
 	pc.grace_ms = c->grace_ms;
 	pc.max_age_ms = c->rotate_age_ms;
 	pc.max_messages = c->rotate_messages;
+	pc.rotate_lead_ms = c->rotate_lead_ms;
 	pc.summary_ms = c->summary_ms;
 	pc.on_event = on_key_event;
 	pc.ctx = px;
@@ -475,11 +476,13 @@ void proxy_reload(struct proxy *px)
 	TAKE(summary_ms, "summary-interval");
 	TAKE(rotate_age_ms, "rotate-age");
 	TAKE(rotate_messages, "rotate-messages");
+	TAKE(rotate_lead_ms, "rotate-lead");
 	TAKE(grace_ms, "grace");
 	TAKE(insecure, "insecure");
 #undef TAKE
 	e2e_publisher_set_policy(px->keys, c->grace_ms, c->rotate_age_ms, c->rotate_messages,
 		c->summary_ms);
+	e2e_publisher_set_lead(px->keys, c->rotate_lead_ms);
 	/* Strings used by new connections and the TLS context: swap them in
 	 * under the lock keylink takes (it reads them in its handshakes). */
 	pthread_mutex_lock(&px->tls_mu);

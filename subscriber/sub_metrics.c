@@ -54,6 +54,14 @@ static void render(void *ctx, struct e2e_prom *b)
 	counter(b, "e2e_sub_held_total", "Messages held for a key.", st.held);
 	counter(b, "e2e_sub_key_requests_total", "Key requests sent.", st.key_requests);
 	counter(b, "e2e_sub_keys_received_total", "Key deliveries installed.", st.keys_received);
+	counter(b, "e2e_sub_keys_ahead_total", "Keys installed ahead of their rotation.",
+		st.keys_ahead);
+	counter(b, "e2e_sub_ahead_switches_total",
+		"Switches to a key installed ahead, without a key request.", st.ahead_switches);
+	counter(b, "e2e_sub_ahead_requests_total",
+		"Key requests made only to fetch the next key ahead.", st.ahead_requests);
+	counter(b, "e2e_sub_announce_requests_total",
+		"Key requests an announced epoch we did not hold made.", st.announce_requests);
 	counter(b, "e2e_sub_key_refusals_total", "Signed refusals received.", st.refusals);
 	counter(b, "e2e_sub_control_rejected_total", "Control messages that failed verification.",
 		st.control_rejected);

@@ -83,6 +83,8 @@ void e2e_client_process(struct e2e_client *c, const char *topic, const uint8_t *
 	/* Not in the trust store: perhaps a credential holder (SPEC 13.6). */
 	if (!t && res.verdict == E2E_V_UNKNOWN_KEY && !from_hold)
 		t = e2e_client_cred_sender(c, res.hdr.sender);
+	if (res.flags & E2E_RX_NEXT)
+		e2e_client_key_switched(c, &res.hdr);   /* the sender switched on schedule */
 	/* Authentic under a retired key: only the sender's summary can tell
 	 * its envelope from a revoked member's (SPEC 11.5). */
 	if (res.verdict == E2E_V_UNKNOWN_KEY && (res.flags & E2E_RX_RETIRED) && t) {
@@ -209,6 +211,7 @@ static void *ticker(void *arg)
 		}
 		mono = e2e_mono_ms();
 		e2e_client_retry_requests(c, mono);
+		e2e_client_refresh_keys(c, e2e_now_ms());
 		e2e_client_release(c, mono, 0);
 		e2e_client_check_summaries(c, mono);
 		e2e_keyring_expire(c->kr, e2e_now_ms());

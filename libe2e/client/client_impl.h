@@ -65,6 +65,7 @@ struct trusted {
 	int revoked;                      /* on a revocation list: nothing accepted */
 	uint8_t *cred;                    /* its credential from the last delivery */
 	size_t cred_len;
+	uint64_t refresh_at;              /* wall ms: ask for the keys made ahead (0 = never) */
 };
 
 /* Senders added by credential, beyond the trust store. */
@@ -181,6 +182,26 @@ void e2e_client_request_keys(struct e2e_client *c, struct trusted *t);
 void e2e_client_on_reply(struct e2e_client *c, const uint8_t *msg, size_t len);
 void e2e_client_on_announce(struct e2e_client *c, const char *topic, const uint8_t *msg,
 	size_t len);
+
+/* nextkeys.c: keys ahead of rotation (SPEC 11.5). */
+/* The flags a delivered key is installed with, and its deadline. */
+uint8_t e2e_client_key_flags(const struct e2e_ctl_key *k, uint64_t *not_after_ms);
+/* After an accepted DELIVERY: drop keys made ahead that it no longer lists,
+ * plan the next request for keys ahead (its refresh window). */
+void e2e_client_after_delivery(struct e2e_client *c, struct trusted *t,
+	const struct e2e_ctl *m);
+/* An envelope was accepted under a key held as NEXT (E2E_RX_NEXT). */
+void e2e_client_key_switched(struct e2e_client *c, const struct e2e_header *h);
+/* Whether an ANNOUNCE of @p scope concerns us: we hold a key of that
+ * (sender, scope), so we are enrolled for it (or know nothing of the
+ * sender yet). Other scopes' rotations cost no request (SPEC 11.5). */
+int e2e_client_wants_scope(struct e2e_client *c, struct trusted *t, uint8_t scope);
+/* An ANNOUNCE on @p t's topic that would change nothing whether genuine or
+ * not (SPEC 11.5): ignored before its signature is checked. */
+int e2e_client_announce_moot(struct e2e_client *c, struct trusted *t, const uint8_t *msg,
+	size_t len);
+/* Ticker: the requests for keys ahead that are due. */
+void e2e_client_refresh_keys(struct e2e_client *c, uint64_t now_ms);
 
 /* summaries.c */
 void e2e_client_on_summary(struct e2e_client *c, struct trusted *t, const char *topic,

@@ -259,9 +259,10 @@ void e2e_client_on_reply(struct e2e_client *c, const uint8_t *msg, size_t len)
 	for (uint8_t i = 0; i < m.nkeys; i++) {
 		struct e2e_keyid id = { t->sender, m.keys[i].scope, m.keys[i].epoch };
 		int known = e2e_keyring_find(c->kr, &id, 0) != NULL;
+		uint64_t not_after;
+		uint8_t flags = e2e_client_key_flags(&m.keys[i], &not_after);
 
-		st = e2e_keyring_add_flags(c->kr, &id, m.keys[i].key, m.keys[i].not_after_ms,
-			m.keys[i].flags & E2E_KEY_SIGNED);
+		st = e2e_keyring_add_flags(c->kr, &id, m.keys[i].key, not_after, flags);
 		if (st != E2E_OK && st != E2E_ERR_EXISTS) {
 			e2e_client_event(c, E2E_EV_ERROR, t->sender, id.scope, id.epoch, e2e_strerror(st));
 			continue;
@@ -277,6 +278,7 @@ void e2e_client_on_reply(struct e2e_client *c, const uint8_t *msg, size_t len)
 		c->st.keys_received++;
 		e2e_client_event(c, E2E_EV_KEY_RECEIVED, t->sender, id.scope, id.epoch, t->name);
 	}
+	e2e_client_after_delivery(c, t, &m);
 	finish_request(c, t);
 	t->quiet_ms = 0;   /* keys delivered: a later refusal starts the wait anew */
 	t->quiet_until = 0;
@@ -312,8 +314,8 @@ void e2e_client_on_announce(struct e2e_client *c, const char *topic, const uint8
 
 	sender = hex ? strtoul(hex + 1, &end, 16) : 0;
 	t = hex && *end == '\0' ? e2e_client_trusted(c, (uint32_t)sender) : NULL;
-	if (!t || t->provisional || t->revoked)
-		return;   /* not a sender we trust: not our business */
+	if (!t || t->provisional || t->revoked || e2e_client_announce_moot(c, t, msg, len))
+		return;   /* not a sender we trust, or nothing to do: not our business */
 	if (e2e_ctl_parse(&m, msg, len, topic, &t->pub) != E2E_OK || m.sender != t->sender ||
 	    (m.type != E2E_CTL_ANNOUNCE && m.type != E2E_CTL_SUMMARY)) {
 		c->st.control_rejected++;
@@ -337,7 +339,7 @@ void e2e_client_on_announce(struct e2e_client *c, const char *topic, const uint8
 		e2e_client_event(c, E2E_EV_ERROR, t->sender, m.scope, m.epoch,
 			"cannot note the announced epoch (too many senders)");
 	id = (struct e2e_keyid){ t->sender, m.scope, m.epoch };
-	if (e2e_keyring_find(c->kr, &id, e2e_now_ms()))
+	if (e2e_keyring_find(c->kr, &id, e2e_now_ms()) || !e2e_client_wants_scope(c, t, m.scope))
 		return;
 	/* The answer to the request just sent (for another scope's
 	 * announcement, moments ago) most likely brings this key too: a second
@@ -352,6 +354,7 @@ void e2e_client_on_announce(struct e2e_client *c, const char *topic, const uint8
 			t->want[t->nwant++] = id;
 		return;
 	}
+	c->st.announce_requests++;
 	e2e_client_request_keys(c, t);
 }
 
@@ -374,5 +377,21 @@ void e2e_client_retry_requests(struct e2e_client *c, uint64_t mono)
 			t->name, (unsigned)wait, t->attempts);
 		e2e_client_event(c, E2E_EV_KEY_TIMEOUT, t->sender, 0, 0, detail);
 		send_request(c, t);   /* keeps the back-off going */
+	}
+}
+
+/* Keys made ahead (nextkeys.c): ask again in the refresh window a delivery named. */
+void e2e_client_refresh_keys(struct e2e_client *c, uint64_t now_ms)
+{
+	for (uint32_t i = 0; i < c->ntrust; i++) {
+		struct trusted *t = &c->trust[i];
+
+		/* A request on its way: its answer brings them, and sets the next
+		 * refresh; if it is not answered, ask at the next tick. */
+		if (!t->refresh_at || now_ms < t->refresh_at || t->pending)
+			continue;
+		t->refresh_at = 0;   /* the answer sets the next one */
+		c->st.ahead_requests++;
+		e2e_client_request_keys(c, t);
 	}
 }

@@ -365,6 +365,7 @@ enum e2e_status e2e_publisher_create(struct e2e_publisher **out,
 	sc.grace_ms = cfg->grace_ms;
 	sc.max_age_ms = cfg->max_age_ms;
 	sc.max_messages = cfg->max_messages;
+	sc.rotate_lead_ms = cfg->rotate_lead_ms;
 	sc.err = p->reload_err;
 	sc.err_len = sizeof p->reload_err;
 	sc.summary_ms = cfg->summary_ms;
@@ -552,6 +553,15 @@ void e2e_publisher_set_policy(struct e2e_publisher *p, uint64_t grace_ms, uint64
 		return;
 	pthread_mutex_lock(&p->mu);
 	e2e_sender_set_policy(p->sender, grace_ms, max_age_ms, max_messages, summary_ms);
+	pthread_mutex_unlock(&p->mu);
+}
+
+void e2e_publisher_set_lead(struct e2e_publisher *p, uint64_t lead_ms)
+{
+	if (!p)
+		return;
+	pthread_mutex_lock(&p->mu);
+	e2e_sender_set_lead(p->sender, lead_ms);
 	pthread_mutex_unlock(&p->mu);
 }
 

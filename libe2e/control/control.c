@@ -17,7 +17,7 @@
 #define TOPIC_MAX 256U
 #define KEY_REC 46U                  /* scope 1, epoch 4, not_after 8, flags 1, key 32 */
 #define RULE_MIN 4U                  /* scope 1, u16 length, a filter of 1 byte */
-#define PLAIN_MIN (1U + 4U + 2U + RULE_MIN)   /* no key, interval, one rule */
+#define PLAIN_MIN (1U + 4U + 16U + 2U + RULE_MIN)   /* no key, interval, refresh, one rule */
 
 static enum e2e_status sig_input(uint8_t *buf, size_t cap, size_t *len, const char *topic,
 	const uint8_t *msg, size_t msg_len)
@@ -384,7 +384,7 @@ enum e2e_status e2e_ctl_delivery_cred(uint8_t *out, size_t cap, size_t *len,
 	if (!out || !len || !sender || !req || !req_hash || (!keys && nkeys) ||
 	    nkeys > E2E_CTL_KEYS_MAX || map_len == 0)
 		goto out;
-	plen = 1U + (size_t)nkeys * KEY_REC + 4U + map_len;
+	plen = 1U + (size_t)nkeys * KEY_REC + 4U + 16U + map_len;
 	sealed_len = crypto_box_SEALBYTES + plen;
 	ret = E2E_ERR_BUFFER;
 	if (plen > E2E_CTL_PLAIN_MAX)
@@ -393,7 +393,8 @@ enum e2e_status e2e_ctl_delivery_cred(uint8_t *out, size_t cap, size_t *len,
 	plain = malloc(plen);
 	if (!plain)
 		goto out;
-	/* u8 k || keys || u32 summary interval || u16 r || r x (scope, str16 filter) */
+	/* u8 k || keys || u32 summary interval || u64 refresh from || u64 refresh by ||
+	 * u16 r || r x (scope, str16 filter) */
 	e2e_wr_init(&pw, plain, plen);
 	e2e_wr_u8(&pw, nkeys);
 	for (uint8_t i = 0; i < nkeys; i++) {
@@ -404,6 +405,8 @@ enum e2e_status e2e_ctl_delivery_cred(uint8_t *out, size_t cap, size_t *len,
 		e2e_wr_bytes(&pw, keys[i].key, E2E_KEY_BYTES);
 	}
 	e2e_wr_u32(&pw, map->summary_interval_ms);
+	e2e_wr_u64(&pw, map->refresh_from_ms);
+	e2e_wr_u64(&pw, map->refresh_by_ms);
 	e2e_wr_u8(&pw, (uint8_t)(map->nrules >> 8));
 	e2e_wr_u8(&pw, (uint8_t)map->nrules);
 	for (uint32_t i = 0; i < map->nrules; i++) {
@@ -437,11 +440,14 @@ out:
 	return ret;
 }
 
-/* The map after the keys: u32 interval || u16 r || r x (scope, str16 filter),
- * r >= 1, every filter a valid MQTT filter, consumed exactly. */
+/* The map after the keys: u32 interval || u64 refresh from || u64 refresh by ||
+ * u16 r || r x (scope, str16 filter), r >= 1, every filter a valid MQTT
+ * filter, consumed exactly. */
 static enum e2e_status parse_map(struct e2e_ctl *m, struct e2e_rd *r)
 {
 	m->summary_interval_ms = e2e_rd_u32(r);
+	m->refresh_from_ms = e2e_rd_u64(r);
+	m->refresh_by_ms = e2e_rd_u64(r);
 	m->nrules = (uint16_t)((unsigned)e2e_rd_u8(r) << 8);
 	m->nrules = (uint16_t)(m->nrules | e2e_rd_u8(r));
 	if (r->bad || m->nrules == 0)
@@ -514,7 +520,7 @@ enum e2e_status e2e_ctl_open_delivery(struct e2e_ctl *m, const uint8_t eph_pk[E2
 		m->keys[i].not_after_ms = e2e_rd_u64(&r);
 		m->keys[i].flags = e2e_rd_u8(&r);
 		e2e_rd_bytes(&r, m->keys[i].key, E2E_KEY_BYTES);
-		if (m->keys[i].flags & ~E2E_KEY_SIGNED)
+		if (m->keys[i].flags & ~(E2E_KEY_SIGNED | E2E_KEY_NEXT))
 			goto out;   /* SPEC 11.2: other bits MUST be 0 */
 	}
 	if (r.bad)

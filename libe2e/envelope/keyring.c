@@ -123,13 +123,16 @@ enum e2e_status e2e_keyring_add_flags(struct e2e_keyring *kr, const struct e2e_k
 {
 	struct slot *s;
 
-	if (!kr || !id || !key || (flags & ~E2E_KEYRING_SIGNED))
+	if (!kr || !id || !key || (flags & ~(E2E_KEYRING_SIGNED | E2E_KEYRING_NEXT)))
 		return E2E_ERR_ARG;
 	s = lookup(kr, id);
 	if (s) {
 		/* A second, different key under one id would be an attack or a bug. */
-		if (sodium_memcmp(s->key, key, E2E_KEY_BYTES) != 0 || s->flags != flags)
+		if (sodium_memcmp(s->key, key, E2E_KEY_BYTES) != 0 ||
+		    (s->flags ^ flags) & E2E_KEYRING_SIGNED)
 			return E2E_ERR_EXISTS;
+		/* Delivered as current now: promoted. Never NEXT again once used. */
+		s->flags &= (uint8_t)(flags | ~E2E_KEYRING_NEXT);
 		s->not_after_ms = not_after_ms;
 		return E2E_OK;
 	}
@@ -219,8 +222,8 @@ const uint8_t *e2e_keyring_lookup(const struct e2e_keyring *kr, const struct e2e
 			continue;
 		if (k->id.epoch == id->epoch)
 			s = k;
-		else if (k->id.epoch > id->epoch)
-			newer = 1;
+		else if (k->id.epoch > id->epoch && !(k->flags & E2E_KEYRING_NEXT))
+			newer = 1;   /* a key made ahead retires nothing before it is used */
 	}
 	if (!s || (s->not_after_ms && s->not_after_ms < now_ms))
 		return NULL;
@@ -398,6 +401,41 @@ enum e2e_status e2e_keyring_note_epoch(struct e2e_keyring *kr, uint32_t sender, 
 	g->ann_scope[i] = scope;
 	g->ann_epoch[i] = epoch;
 	return E2E_OK;
+}
+
+enum e2e_status e2e_keyring_promote(struct e2e_keyring *kr, const struct e2e_keyid *id)
+{
+	struct slot *s;
+
+	if (!kr || !id)
+		return E2E_ERR_ARG;
+	s = lookup(kr, id);
+	if (!s)
+		return E2E_ERR_NOT_FOUND;
+	s->flags &= (uint8_t)~E2E_KEYRING_NEXT;
+	return E2E_OK;
+}
+
+uint32_t e2e_keyring_prune_next(struct e2e_keyring *kr, uint32_t sender, uint8_t scope,
+	const uint32_t *keep, uint32_t nkeep)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; kr && i < kr->cap; i++) {
+		struct slot *s = &kr->slots[i];
+		int kept = 0;
+
+		if (!s->used || !(s->flags & E2E_KEYRING_NEXT) || s->id.sender != sender ||
+		    s->id.scope != scope)
+			continue;
+		for (uint32_t k = 0; keep && k < nkeep && !kept; k++)
+			kept = keep[k] == s->id.epoch;
+		if (!kept) {
+			slot_clear(kr, s);
+			n++;
+		}
+	}
+	return n;
 }
 
 uint32_t e2e_keyring_count(const struct e2e_keyring *kr)

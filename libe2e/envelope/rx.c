@@ -382,6 +382,8 @@ static enum e2e_status open_env(struct e2e_rx *rx, const struct e2e_keyring *kr,
 		v = E2E_V_UNKNOWN_KEY;
 		goto done;
 	}
+	if (kflags & E2E_KEYRING_NEXT)
+		res->flags |= E2E_RX_NEXT;   /* the caller promotes the key */
 	rx->kr = kr;   /* for floor_victim, while tracking may fold */
 	rx->now_ms = now_ms;
 	if (i == E2E_LRU_NONE) {

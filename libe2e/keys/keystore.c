@@ -150,15 +150,24 @@ static enum e2e_status parse_line(struct e2e_keystore *ks, struct e2e_text *t,
 	struct e2e_keystore_entry *e;
 	uint64_t scope, epoch, created, not_after;
 	enum e2e_status st;
+	uint8_t flags = 0;
+	int bad = 0;
 
 	/* The 7th field (check value) is written by every version that has it;
-	 * lines without it (older files) are accepted. An 8th, "signed", marks
-	 * a key made for a signed scope. */
-	if (n < KEY_FIELDS || n > KEY_FIELDS + 2 || !e2e_field_is(&f[0], "key") ||
-	    (n == KEY_FIELDS + 2 && !e2e_field_is(&f[7], "signed")))
+	 * lines without it (older files) are accepted. Then "signed" marks a
+	 * key made for a signed scope, "next" a key ahead of its rotation. */
+	for (size_t i = KEY_FIELDS + 1; i < n; i++) {
+		if (e2e_field_is(&f[i], "signed") && !(flags & E2E_KEYSTORE_SIGNED))
+			flags |= E2E_KEYSTORE_SIGNED;
+		else if (e2e_field_is(&f[i], "next") && !(flags & E2E_KEYSTORE_NEXT))
+			flags |= E2E_KEYSTORE_NEXT;
+		else
+			bad = 1;
+	}
+	if (n < KEY_FIELDS || n > KEY_FIELDS + 3 || !e2e_field_is(&f[0], "key") || bad)
 		return e2e_text_fail(t, E2E_ERR_MALFORMED,
 			"expected: key <scope> <epoch> <created-ms> <not-after-ms> <base64 key> <check> "
-			"[signed]");
+			"[signed] [next]");
 	if (!e2e_field_uint(&f[1], 255, &scope))
 		return e2e_text_fail(t, E2E_ERR_MALFORMED, "scope must be 0..255");
 	if (!e2e_field_uint(&f[2], UINT32_MAX, &epoch))
@@ -174,7 +183,7 @@ static enum e2e_status parse_line(struct e2e_keystore *ks, struct e2e_text *t,
 		return e2e_text_fail(t, st, "more than %u keys", (unsigned)ks->cap);
 	e->created_ms = created;
 	e->not_after_ms = not_after;
-	e->flags = n == KEY_FIELDS + 2 ? E2E_KEYSTORE_SIGNED : 0;
+	e->flags = flags;
 	if (!e2e_field_base64(&f[5], e->key, E2E_KEY_BYTES)) {
 		remove_at(ks, (uint32_t)(e - ks->e));
 		/* Say nothing about the key text itself: it is secret. */
@@ -194,7 +203,7 @@ enum e2e_status e2e_keystore_parse(struct e2e_keystore **out, const char *buf, s
 {
 	struct e2e_keystore *ks = NULL;
 	struct e2e_text t;
-	struct e2e_field f[KEY_FIELDS + 2];
+	struct e2e_field f[KEY_FIELDS + 3];
 	enum e2e_status ret = E2E_ERR_ARG;
 	uint64_t lines = 0;
 	size_t n;
@@ -204,7 +213,7 @@ enum e2e_status e2e_keystore_parse(struct e2e_keystore **out, const char *buf, s
 	*out = NULL;
 	/* Count first so the guarded array is allocated exactly once. */
 	e2e_text_init(&t, buf, len, origin, err, err_cap);
-	while ((ret = e2e_text_next(&t, f, KEY_FIELDS + 2, &n)) == E2E_OK && n)
+	while ((ret = e2e_text_next(&t, f, KEY_FIELDS + 3, &n)) == E2E_OK && n)
 		lines++;
 	if (ret != E2E_OK)
 		goto out;
@@ -218,7 +227,7 @@ enum e2e_status e2e_keystore_parse(struct e2e_keystore **out, const char *buf, s
 	if (ret != E2E_OK)
 		goto out;
 	e2e_text_init(&t, buf, len, origin, err, err_cap);
-	while ((ret = e2e_text_next(&t, f, KEY_FIELDS + 2, &n)) == E2E_OK && n) {
+	while ((ret = e2e_text_next(&t, f, KEY_FIELDS + 3, &n)) == E2E_OK && n) {
 		ret = parse_line(ks, &t, f, n);
 		if (ret != E2E_OK)
 			break;
@@ -280,7 +289,8 @@ const struct e2e_keystore_entry *e2e_keystore_current(const struct e2e_keystore 
 
 	/* Sorted by epoch within the scope: the last match is the highest. */
 	for (uint32_t i = 0; ks && i < ks->count; i++)
-		if (ks->e[i].scope == scope && ks->e[i].not_after_ms == 0)
+		if (ks->e[i].scope == scope && ks->e[i].not_after_ms == 0 &&
+		    !(ks->e[i].flags & E2E_KEYSTORE_NEXT))
 			cur = &ks->e[i];
 	return cur;
 }
@@ -342,7 +352,7 @@ enum e2e_status e2e_keystore_set_flags(struct e2e_keystore *ks, uint8_t scope,
 {
 	uint32_t i;
 
-	if (!ks || (flags & ~E2E_KEYSTORE_SIGNED))
+	if (!ks || (flags & ~(E2E_KEYSTORE_SIGNED | E2E_KEYSTORE_NEXT)))
 		return E2E_ERR_ARG;
 	i = position(ks, scope, epoch);
 	if (i >= ks->count || ks->e[i].scope != scope || ks->e[i].epoch != epoch)
@@ -368,10 +378,35 @@ enum e2e_status e2e_keystore_ensure(struct e2e_keystore *ks, uint8_t scope, uint
 		return E2E_ERR_ARG;
 	if (e2e_keystore_current(ks, scope))
 		return E2E_OK;
-	ret = add_next(ks, scope, now_ms, NULL);
+	/* A key made ahead takes the place of the missing current one. */
+	ret = e2e_keystore_next(ks, scope) ? e2e_keystore_advance(ks, scope, now_ms, 0, NULL) :
+		add_next(ks, scope, now_ms, NULL);
 	if (ret == E2E_OK && created)
 		*created = 1;
 	return ret;
+}
+
+/* Remove (and zero) every key of @p scope made ahead of its rotation. */
+static void drop_ahead(struct e2e_keystore *ks, uint8_t scope)
+{
+	uint32_t i = 0;
+
+	while (i < ks->count) {
+		if (ks->e[i].scope == scope && (ks->e[i].flags & E2E_KEYSTORE_NEXT))
+			remove_at(ks, i);
+		else
+			i++;
+	}
+}
+
+/* Every current key of @p scope but @p epoch gets @p deadline. */
+static void retire_current(struct e2e_keystore *ks, uint8_t scope, uint32_t epoch,
+	uint64_t deadline)
+{
+	for (uint32_t i = 0; i < ks->count; i++)
+		if (ks->e[i].scope == scope && ks->e[i].epoch != epoch &&
+		    ks->e[i].not_after_ms == 0 && !(ks->e[i].flags & E2E_KEYSTORE_NEXT))
+			ks->e[i].not_after_ms = deadline;
 }
 
 enum e2e_status e2e_keystore_rotate(struct e2e_keystore *ks, uint8_t scope, uint64_t now_ms,
@@ -388,15 +423,69 @@ enum e2e_status e2e_keystore_rotate(struct e2e_keystore *ks, uint8_t scope, uint
 	/* 0 means "no deadline", so a retired key needs at least 1. */
 	if (deadline == 0)
 		deadline = 1;
+	/* Above every key made ahead, which is then discarded (SPEC 11.5): a
+	 * forced rotation (revocation, fewer scopes, sign mode) must not
+	 * switch to a key its reason's subscriber already holds. */
 	ret = add_next(ks, scope, now_ms, &epoch);
 	if (ret != E2E_OK)
 		return ret;
-	for (uint32_t i = 0; i < ks->count; i++)
-		if (ks->e[i].scope == scope && ks->e[i].epoch != epoch &&
-		    ks->e[i].not_after_ms == 0)
-			ks->e[i].not_after_ms = deadline;
+	drop_ahead(ks, scope);
+	retire_current(ks, scope, epoch, deadline);
 	if (new_epoch)
 		*new_epoch = epoch;
+	return E2E_OK;
+}
+
+const struct e2e_keystore_entry *e2e_keystore_next(const struct e2e_keystore *ks,
+	uint8_t scope)
+{
+	for (uint32_t i = 0; ks && i < ks->count; i++)
+		if (ks->e[i].scope == scope && (ks->e[i].flags & E2E_KEYSTORE_NEXT))
+			return &ks->e[i];
+	return NULL;
+}
+
+enum e2e_status e2e_keystore_add_ahead(struct e2e_keystore *ks, uint8_t scope,
+	uint64_t now_ms, uint64_t from_ms, uint8_t flags, uint32_t *epoch)
+{
+	uint32_t e = 0;
+	enum e2e_status ret;
+	struct e2e_keystore_entry *k;
+
+	if (!ks || (flags & ~E2E_KEYSTORE_SIGNED))
+		return E2E_ERR_ARG;
+	/* Above every epoch held, like any new key: never one issued before. */
+	ret = add_next(ks, scope, now_ms, &e);
+	if (ret != E2E_OK)
+		return ret;
+	k = &ks->e[position(ks, scope, e)];
+	k->created_ms = from_ms;
+	k->flags = (uint8_t)(flags | E2E_KEYSTORE_NEXT);
+	if (epoch)
+		*epoch = e;
+	return E2E_OK;
+}
+
+enum e2e_status e2e_keystore_advance(struct e2e_keystore *ks, uint8_t scope, uint64_t now_ms,
+	uint64_t grace_ms, uint32_t *new_epoch)
+{
+	struct e2e_keystore_entry *k;
+	uint64_t deadline;
+
+	if (!ks)
+		return E2E_ERR_ARG;
+	k = (struct e2e_keystore_entry *)e2e_keystore_next(ks, scope);
+	if (!k)
+		return e2e_keystore_rotate(ks, scope, now_ms, grace_ms, new_epoch);
+	deadline = grace_ms > UINT64_MAX - now_ms ? UINT64_MAX : now_ms + grace_ms;
+	retire_current(ks, scope, k->epoch, deadline ? deadline : 1);
+	/* Its age counts from the announced time when it switches on time
+	 * (no drift of the schedule), else from now. */
+	if (k->created_ms == 0 || k->created_ms > now_ms)
+		k->created_ms = now_ms;
+	k->flags &= (uint8_t)~E2E_KEYSTORE_NEXT;
+	if (new_epoch)
+		*new_epoch = k->epoch;
 	return E2E_OK;
 }
 
@@ -422,17 +511,19 @@ static void emit(struct e2e_textbuf *b, const void *arg)
 
 	e2e_textbuf_add(b, "# mqtt-e2e payload keys: SECRET, keep mode 0600 (e2e-keytool rewrites this file)\n"
 		"# key <scope> <epoch> <created-unix-ms> <not-after-unix-ms or 0> <base64 key> <check>"
-		" [signed]\n");
+		" [signed] [next]\n"
+		"# (a \"next\" key is made ahead of its rotation: created = when it becomes current)\n");
 	for (uint32_t i = 0; i < ks->count; i++) {
 		const struct e2e_keystore_entry *e = &ks->e[i];
 
 		sodium_bin2base64(b64, sizeof b64, e->key, sizeof e->key,
 			sodium_base64_VARIANT_ORIGINAL);
-		e2e_textbuf_add(b, "key %u %u %llu %llu %s %08x%s\n", (unsigned)e->scope,
+		e2e_textbuf_add(b, "key %u %u %llu %llu %s %08x%s%s\n", (unsigned)e->scope,
 			(unsigned)e->epoch, (unsigned long long)e->created_ms,
 			(unsigned long long)e->not_after_ms, b64,
 			(unsigned)key_check(e->scope, e->epoch, e->key),
-			e->flags & E2E_KEYSTORE_SIGNED ? " signed" : "");
+			e->flags & E2E_KEYSTORE_SIGNED ? " signed" : "",
+			e->flags & E2E_KEYSTORE_NEXT ? " next" : "");
 	}
 	sodium_memzero(b64, sizeof b64);
 }

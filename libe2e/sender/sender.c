@@ -33,6 +33,7 @@ static enum e2e_status on_map(void *ctx, struct e2e_ctl_map *map)
 	struct e2e_sender *s = ctx;
 
 	map->summary_interval_ms = s->cfg.no_summaries ? 0 : s->cfg.summary_ms;
+	e2e_nextkey_refresh(s, s->cfg.clock_ms(), &map->refresh_from_ms, &map->refresh_by_ms);
 	map->nrules = s->nrules;
 	map->rules = s->rules;
 	return E2E_OK;
@@ -45,7 +46,8 @@ static uint8_t on_keys(void *ctx, uint8_t scope, struct e2e_ctl_key *out, uint8_
 	uint32_t n = e2e_keystore_count(s->keys);
 	uint8_t k = 0;
 
-	/* The current key and every key still in its grace period. */
+	/* The current key, every key still in its grace period and the keys
+	 * made ahead (SPEC 11.5), in epoch order: a cap drops the last ahead. */
 	for (uint32_t i = 0; i < n && k < cap; i++) {
 		const struct e2e_keystore_entry *e = e2e_keystore_at(s->keys, i);
 
@@ -55,7 +57,11 @@ static uint8_t on_keys(void *ctx, uint8_t scope, struct e2e_ctl_key *out, uint8_
 		out[k].epoch = e->epoch;
 		out[k].not_after_ms = e->not_after_ms;
 		/* Each key in the mode it was made in: its envelopes all are. */
-		out[k].flags = e->flags & E2E_KEYSTORE_SIGNED ? E2E_KEY_SIGNED : 0;
+		out[k].flags = (uint8_t)((e->flags & E2E_KEYSTORE_SIGNED ? E2E_KEY_SIGNED : 0) |
+			(e->flags & E2E_KEYSTORE_NEXT ? E2E_KEY_NEXT : 0));
+		/* A key ahead: the time it becomes current, in the same field. */
+		if (e->flags & E2E_KEYSTORE_NEXT)
+			out[k].not_after_ms = e->created_ms;
 		memcpy(out[k].key, e->key, E2E_KEY_BYTES);
 		k++;
 	}

@@ -31,6 +31,12 @@ struct scope_tx {
 	struct e2e_tx *tx;
 	uint32_t epoch;
 	uint32_t gen;     /* changes whenever tx is replaced: stale plans are dropped */
+	/* The first counter block of the scope's key made ahead (nextkey.c),
+	 * made durable before its switch, so the switch needs no txstate
+	 * write: that key never sealed, so its counters start at 0 in this
+	 * process (after a restart the durable ceiling is the floor). */
+	uint32_t pre_epoch;
+	uint64_t pre_ceiling;
 };
 
 struct e2e_sender {
@@ -62,6 +68,7 @@ struct e2e_sender {
 	uint64_t sum_last_ms;
 	uint64_t unsummarized;
 	int io_wanted;                  /* the sealing core needs the I/O side */
+	int switch_unsaved;             /* a scheduled switch not yet in `keys` (nextkey.c) */
 	int in_tick;                    /* statedir: try the directory lock, never wait */
 	/* Rotations for the next tick (statetick.c): asked for, or a key
 	 * below its usage low-water mark (rotate_due wakes the ticker). */
@@ -92,12 +99,32 @@ static inline uint64_t e2e_first_ceiling(uint64_t floor, uint32_t block, uint64_
 /* Keys with fewer counters left than this are rotated ahead by the tick. */
 uint64_t e2e_sender_low_water(const struct e2e_sender *s);
 
-/* statedir.c: the files. */
+/* keysfile.c: the keys file, and what statedir.c and nextkey.c share. */
+enum e2e_status e2e_statedir_fail(struct e2e_sender *s, enum e2e_status st, const char *what,
+	const char *path);
+void e2e_file_sig(struct file_sig *fs, const char *path);
+int e2e_file_sig_changed(const struct file_sig *a, const struct file_sig *b);
+/* (Re)load the keys file; scopes whose current epoch changed get a new tx
+ * on their next message and an announcement. */
+enum e2e_status e2e_statedir_load_keys(struct e2e_sender *s);
+/* statedir.c: the files. Writing `keys`: begin takes the directory lock
+ * and re-reads what e2e-keytool changed; commit records the epochs in
+ * txstate, writes the file and unlocks (also on failure). */
+enum e2e_status e2e_statedir_keys_begin(struct e2e_sender *s, int *lock);
+enum e2e_status e2e_statedir_keys_commit(struct e2e_sender *s, int lock);
 enum e2e_status e2e_statedir_open(struct e2e_sender *s);
 void e2e_statedir_close(struct e2e_sender *s);
 /* The file work the sealing core asked for (@p why), done inline. */
 enum e2e_status e2e_statedir_seal_io(struct e2e_sender *s, uint8_t scope, enum e2e_status why);
 /* The tick's file work on @p s (the sender, or a tick's copy of it). */
 enum e2e_status e2e_statedir_tick(struct e2e_sender *s, uint64_t now_ms);
+
+/* nextkey.c: scheduled rotations and keys ahead of them (SPEC 11.5). */
+enum e2e_status e2e_nextkey_tick(struct e2e_sender *s, uint64_t now_ms);
+/* A scheduled rotation of @p scope: to its key made ahead, else a new one. */
+enum e2e_status e2e_sender_advance(struct e2e_sender *s, uint8_t scope, uint64_t now_ms);
+/* The refresh window a delivery carries (SPEC 11.2); 0, 0 = none. */
+void e2e_nextkey_refresh(const struct e2e_sender *s, uint64_t now_ms, uint64_t *from,
+	uint64_t *by);
 
 #endif

@@ -18,44 +18,12 @@
 #include "state/fileio.h"
 #include "sender/sender_impl.h"
 
-static enum e2e_status fail(struct e2e_sender *s, enum e2e_status st, const char *what,
-	const char *path)
-{
-	/* Parsers already wrote "<file>:<line>: reason"; keep theirs. */
-	if (s->cfg.err && s->cfg.err_len && what)
-		snprintf(s->cfg.err, s->cfg.err_len, "%s %s: %s", what, path, e2e_strerror(st));
-	return st;
-}
-
-static void file_sig(struct file_sig *fs, const char *path)
-{
-	struct stat sb;
-
-	memset(fs, 0, sizeof *fs);
-	if (stat(path, &sb) != 0)
-		return;
-	fs->exists = 1;
-	fs->dev = sb.st_dev;
-	fs->ino = sb.st_ino;
-	fs->size = sb.st_size;
-	fs->mtime = sb.st_mtim;
-}
-
-static int sig_changed(const struct file_sig *a, const struct file_sig *b)
-{
-	return a->exists != b->exists || a->dev != b->dev || a->ino != b->ino ||
-	       a->size != b->size || a->mtime.tv_sec != b->mtime.tv_sec ||
-	       a->mtime.tv_nsec != b->mtime.tv_nsec;
-}
-
 static int scope_signed(const struct e2e_sender *s, uint8_t scope)
 {
 	const struct e2e_scope *sc = e2e_scopes_get(s->scopes, scope);
 
 	return sc && sc->sign;
 }
-
-static enum e2e_status load_keys(struct e2e_sender *s);
 
 /* Record on the current key of @p scope the mode the scope has now. */
 static enum e2e_status mark_mode(struct e2e_sender *s, uint8_t scope)
@@ -66,66 +34,6 @@ static enum e2e_status mark_mode(struct e2e_sender *s, uint8_t scope)
 		return E2E_ERR_NOT_FOUND;
 	return e2e_keystore_set_flags(s->keys, scope, cur->epoch,
 		scope_signed(s, scope) ? E2E_KEYSTORE_SIGNED : 0);
-}
-
-/* Every key's (scope, epoch) into the reservation file (SPEC 6.4). */
-static enum e2e_status note_keys(const char *txstate, uint32_t self,
-	const struct e2e_keystore *ks)
-{
-	uint32_t n = e2e_keystore_count(ks);
-	struct e2e_keyid *ids = calloc(n ? n : 1, sizeof *ids);
-	enum e2e_status st;
-
-	if (!ids)
-		return E2E_ERR_NOMEM;
-	for (uint32_t i = 0; i < n; i++) {
-		const struct e2e_keystore_entry *e = e2e_keystore_at(ks, i);
-
-		ids[i] = (struct e2e_keyid){ self, e->scope, e->epoch };
-	}
-	st = e2e_txstate_note(txstate, ids, n);
-	free(ids);
-	return st;
-}
-
-/*
- * Writing `keys`: hold the directory lock, and first take in any change
- * e2e-keytool made since our last read, so neither side loses the other's
- * rotation (a lost rotation after a revocation would keep a revoked key).
- */
-static enum e2e_status keys_begin(struct e2e_sender *s, int *lock)
-{
-	struct file_sig fs;
-	/* In a tick of a threaded caller: never wait for e2e-keytool while
-	 * the caller's sealing lock is held; the next tick tries again. */
-	enum e2e_status st = e2e_dir_lock_mode(s->cfg.dir, lock, !s->in_tick);
-
-	if (st != E2E_OK)
-		return fail(s, st, "cannot lock", s->cfg.dir);
-	file_sig(&fs, s->p_keys);
-	if (sig_changed(&fs, &s->sig_keys) && (st = load_keys(s)) != E2E_OK) {
-		e2e_dir_unlock(*lock);
-		*lock = -1;
-	}
-	return st;
-}
-
-static enum e2e_status keys_commit(struct e2e_sender *s, int lock)
-{
-	enum e2e_status st = note_keys(s->p_txstate, s->self, s->keys);
-
-	/* The ledger first: a key is never in use without its epoch recorded. */
-	if (st != E2E_OK) {
-		e2e_dir_unlock(lock);
-		return fail(s, st, "cannot record key epochs in", s->p_txstate);
-	}
-	st = e2e_keystore_save(s->keys, s->p_keys);
-	if (st == E2E_OK)
-		file_sig(&s->sig_keys, s->p_keys);
-	else
-		fail(s, st, "cannot write", s->p_keys);
-	e2e_dir_unlock(lock);
-	return st;
 }
 
 /*
@@ -157,7 +65,7 @@ static enum e2e_status ensure_keys(struct e2e_sender *s, uint64_t now_ms)
 		missing |= !e2e_keystore_current(s->keys, s->scopes->scope[i].id);
 	if (!missing)
 		return E2E_OK;
-	st = keys_begin(s, &lock);
+	st = e2e_statedir_keys_begin(s, &lock);
 	if (st != E2E_OK)
 		return st;
 	for (uint32_t i = 0; i < s->scopes->count; i++) {
@@ -169,10 +77,10 @@ static enum e2e_status ensure_keys(struct e2e_sender *s, uint64_t now_ms)
 			st = mark_mode(s, sc);
 		if (st != E2E_OK) {
 			e2e_dir_unlock(lock);
-			return fail(s, st, "cannot create a key in", s->p_keys);
+			return e2e_statedir_fail(s, st, "cannot create a key in", s->p_keys);
 		}
 	}
-	return keys_commit(s, lock);
+	return e2e_statedir_keys_commit(s, lock);
 }
 
 /*
@@ -215,7 +123,7 @@ static enum e2e_status scope_rules(struct e2e_sender *s, const struct e2e_scopes
 		return E2E_ERR_NOMEM;
 	if (e2e_scopes_rules(tbl, *out, *n, n) != E2E_OK)
 		return E2E_ERR_ARG;
-	map = (struct e2e_ctl_map){ 0, *n, *out };
+	map = (struct e2e_ctl_map){ 0, *n, *out, 0, 0 };
 	size = e2e_ctl_map_size(&map);
 	if (size == 0 || size > E2E_CTL_MAP_MAX) {
 		if (s->cfg.err && s->cfg.err_len)
@@ -236,7 +144,7 @@ static enum e2e_status load_scopes(struct e2e_sender *s)
 
 	if (!n)
 		return E2E_ERR_NOMEM;
-	file_sig(&s->sig_scopes, s->p_scopes);
+	e2e_file_sig(&s->sig_scopes, s->p_scopes);
 	st = e2e_scopes_load(n, s->p_scopes, s->cfg.err, s->cfg.err_len);
 	if (st == E2E_OK)
 		st = scope_rules(s, n, &rules, &nrules);
@@ -262,60 +170,13 @@ static enum e2e_status load_enrolled(struct e2e_sender *s)
 	struct e2e_enroll *n = NULL;
 	enum e2e_status st;
 
-	file_sig(&s->sig_enrolled, s->p_enrolled);
+	e2e_file_sig(&s->sig_enrolled, s->p_enrolled);
 	st = e2e_enroll_load(&n, E2E_ENROLL_SENDER, s->scopes, s->p_enrolled, 0, s->cfg.err,
 		s->cfg.err_len);
 	if (st != E2E_OK)
 		return st;
 	e2e_enroll_free(s->enrolled);
 	s->enrolled = n;
-	return E2E_OK;
-}
-
-/* Epochs txstate shows in use are never issued again, even if the keys
- * file lost them (truncated, restored from an older backup). */
-static enum e2e_status set_floors(struct e2e_sender *s, struct e2e_keystore *ks)
-{
-	uint32_t used[256];
-	enum e2e_status st = e2e_txstate_epochs(s->p_txstate, s->self, used);
-
-	if (st != E2E_OK)
-		return fail(s, st, "cannot read counter reservations", s->p_txstate);
-	for (unsigned sc = 0; sc < 256; sc++)
-		e2e_keystore_set_floor(ks, (uint8_t)sc, used[sc]);
-	return E2E_OK;
-}
-
-/* (Re)load the keys file; scopes whose current epoch changed get a new
- * tx on their next message and an announcement. */
-static enum e2e_status load_keys(struct e2e_sender *s)
-{
-	struct e2e_keystore *n = NULL;
-	enum e2e_status st;
-
-	file_sig(&s->sig_keys, s->p_keys);
-	st = e2e_keystore_load(&n, s->p_keys, E2E_SCOPES_MAX, s->cfg.err, s->cfg.err_len);
-	if (st != E2E_OK)
-		return st;
-	st = set_floors(s, n);
-	if (st != E2E_OK) {
-		e2e_keystore_free(n);
-		return st;
-	}
-	for (unsigned sc = 0; sc < E2E_SCOPES_MAX; sc++) {
-		const struct e2e_keystore_entry *cur = e2e_keystore_current(n, (uint8_t)sc);
-
-		if (s->tx[sc].tx && (!cur || cur->epoch != s->tx[sc].epoch))
-			e2e_sender_drop_tx(s, (uint8_t)sc);
-		if (s->keys && cur) {
-			const struct e2e_keystore_entry *old = e2e_keystore_current(s->keys, (uint8_t)sc);
-
-			if (!old || old->epoch != cur->epoch)
-				s->announce[sc / 8] |= (uint8_t)(1U << (sc % 8));
-		}
-	}
-	e2e_keystore_free(s->keys);
-	s->keys = n;
 	return E2E_OK;
 }
 
@@ -335,7 +196,7 @@ static enum e2e_status own_dir(struct e2e_sender *s)
 				s->cfg.dir);
 		return st;
 	}
-	return st == E2E_OK ? st : fail(s, st, "cannot lock", s->cfg.dir);
+	return st == E2E_OK ? st : e2e_statedir_fail(s, st, "cannot lock", s->cfg.dir);
 }
 
 /*
@@ -371,12 +232,18 @@ static enum e2e_status scope_tx(struct e2e_sender *s, uint8_t scope, struct e2e_
 		if (st == E2E_ERR_NOT_FOUND) {
 			st = reserve(s, &id, E2E_COUNTER_MAX, !s->in_tick);
 			if (st != E2E_OK)
-				return fail(s, st, "cannot retire an unrecorded key in", s->p_txstate);
+				return e2e_statedir_fail(s, st, "cannot retire an unrecorded key in", s->p_txstate);
 			st = E2E_ERR_EXHAUSTED;
 		} else if (st != E2E_OK) {
-			return fail(s, st, "cannot read counter reservations", s->p_txstate);
+			return e2e_statedir_fail(s, st, "cannot read counter reservations", s->p_txstate);
 		} else if (floor >= limit) {
 			st = E2E_ERR_EXHAUSTED;
+		} else if (s->tx[scope].pre_epoch == cur->epoch && floor == s->tx[scope].pre_ceiling) {
+			/* Reserved ahead of its switch (nextkey.c): no file work now. */
+			st = e2e_sender_open_tx(s, scope, cur, 0, floor, limit, e2e_sender_tx_block(s));
+			s->tx[scope].pre_epoch = 0;
+			if (st == E2E_OK)
+				break;
 		} else {
 			want = e2e_first_ceiling(floor, e2e_sender_tx_block(s), limit);
 			st = reserve(s, &id, want, !s->in_tick);
@@ -389,7 +256,7 @@ static enum e2e_status scope_tx(struct e2e_sender *s, uint8_t scope, struct e2e_
 		if (st != E2E_ERR_EXHAUSTED)
 			return st;
 		if (rotated)
-			return fail(s, st, "new key unusable: check", s->p_txstate);
+			return e2e_statedir_fail(s, st, "new key unusable: check", s->p_txstate);
 		st = e2e_sender_rotate(s, scope, s->cfg.clock_ms());
 		if (st != E2E_OK)
 			return st;
@@ -406,7 +273,7 @@ enum e2e_status e2e_sender_rotate(struct e2e_sender *s, uint8_t scope, uint64_t 
 
 	if (!s)
 		return E2E_ERR_ARG;
-	st = keys_begin(s, &lock);
+	st = e2e_statedir_keys_begin(s, &lock);
 	if (st != E2E_OK)
 		return st;
 	st = e2e_keystore_rotate(s->keys, scope, now_ms, s->cfg.grace_ms, &epoch);
@@ -416,7 +283,7 @@ enum e2e_status e2e_sender_rotate(struct e2e_sender *s, uint8_t scope, uint64_t 
 		e2e_dir_unlock(lock);
 		return st;
 	}
-	st = keys_commit(s, lock);
+	st = e2e_statedir_keys_commit(s, lock);
 	if (st != E2E_OK)
 		return st;
 	e2e_sender_drop_tx(s, scope);
@@ -445,8 +312,9 @@ enum e2e_status e2e_statedir_seal_io(struct e2e_sender *s, uint8_t scope, enum e
 	enum e2e_status st;
 
 	if (why == E2E_ERR_EXHAUSTED) {
-		/* Key usage limit reached: rotate now and seal under the new key. */
-		st = e2e_sender_rotate(s, scope, s->cfg.clock_ms());
+		/* Key usage limit reached: switch to the key made ahead (or a new
+		 * one) now and seal under it. */
+		st = e2e_sender_advance(s, scope, s->cfg.clock_ms());
 		return st == E2E_OK ? scope_tx(s, scope, &tx) : st;
 	}
 	st = scope_tx(s, scope, &tx);
@@ -492,36 +360,29 @@ enum e2e_status e2e_statedir_tick(struct e2e_sender *s, uint64_t now_ms)
 	enum e2e_status ret = E2E_OK, st;
 
 	/* A failed reload keeps the previous configuration in force. */
-	file_sig(&fs, s->p_scopes);
-	if (sig_changed(&fs, &s->sig_scopes) && (st = load_scopes(s)) != E2E_OK)
+	e2e_file_sig(&fs, s->p_scopes);
+	if (e2e_file_sig_changed(&fs, &s->sig_scopes) && (st = load_scopes(s)) != E2E_OK)
 		ret = st == E2E_ERR_BUSY ? ret : st;   /* retried next tick */
-	file_sig(&fs, s->p_enrolled);
-	if (sig_changed(&fs, &s->sig_enrolled) && (st = load_enrolled(s)) != E2E_OK)
+	e2e_file_sig(&fs, s->p_enrolled);
+	if (e2e_file_sig_changed(&fs, &s->sig_enrolled) && (st = load_enrolled(s)) != E2E_OK)
 		ret = st == E2E_ERR_BUSY ? ret : st;
-	file_sig(&fs, s->p_keys);
-	if (sig_changed(&fs, &s->sig_keys) && (st = load_keys(s)) != E2E_OK)
+	e2e_file_sig(&fs, s->p_keys);
+	if (e2e_file_sig_changed(&fs, &s->sig_keys) && (st = e2e_statedir_load_keys(s)) != E2E_OK)
 		ret = st == E2E_ERR_BUSY ? ret : st;
 	if ((st = ensure_keys(s, now_ms)) != E2E_OK)
 		ret = st == E2E_ERR_BUSY ? ret : st;
 	if ((st = sync_sign_modes(s, now_ms)) != E2E_OK)
 		ret = st == E2E_ERR_BUSY ? ret : st;
-	if (s->cfg.max_age_ms) {
-		for (uint32_t i = 0; i < s->scopes->count; i++) {
-			uint8_t sc = s->scopes->scope[i].id;
-			const struct e2e_keystore_entry *cur = e2e_keystore_current(s->keys, sc);
-
-			if (cur && now_ms - cur->created_ms >= s->cfg.max_age_ms &&
-			    (st = e2e_sender_rotate(s, sc, now_ms)) != E2E_OK)
-				ret = st == E2E_ERR_BUSY ? ret : st;
-		}
-	}
+	/* Scheduled rotations and the keys made ahead of them (nextkey.c). */
+	if ((st = e2e_nextkey_tick(s, now_ms)) != E2E_OK)
+		ret = st == E2E_ERR_BUSY ? ret : st;
 	if (e2e_keystore_prune(s->keys, now_ms)) {
 		int lock = -1;
 
 		/* Re-read under the lock, prune what is expired there, write. */
-		if (keys_begin(s, &lock) == E2E_OK) {
+		if (e2e_statedir_keys_begin(s, &lock) == E2E_OK) {
 			(void)e2e_keystore_prune(s->keys, now_ms);
-			if ((st = keys_commit(s, lock)) != E2E_OK)
+			if ((st = e2e_statedir_keys_commit(s, lock)) != E2E_OK)
 				ret = st == E2E_ERR_BUSY ? ret : st;
 		}
 	}
@@ -577,14 +438,14 @@ enum e2e_status e2e_statedir_open(struct e2e_sender *s)
 		return ret;
 	ret = e2e_identity_load(&s->id, s->p_identity);
 	if (ret != E2E_OK)
-		return fail(s, ret, "cannot load identity", s->p_identity);
+		return e2e_statedir_fail(s, ret, "cannot load identity", s->p_identity);
 	s->self = e2e_sender_id(&s->id.pub);
 	ret = e2e_ctl_sender_topic(s->announce_topic, sizeof s->announce_topic, s->control_topic,
 		s->self);
 	if (ret != E2E_OK)
 		return ret;
 	if ((ret = load_scopes(s)) == E2E_OK && (ret = load_enrolled(s)) == E2E_OK &&
-	    (ret = load_keys(s)) == E2E_OK && (ret = ensure_keys(s, s->cfg.clock_ms())) == E2E_OK)
+	    (ret = e2e_statedir_load_keys(s)) == E2E_OK && (ret = ensure_keys(s, s->cfg.clock_ms())) == E2E_OK)
 		ret = sync_sign_modes(s, s->cfg.clock_ms());
 	return ret;
 }

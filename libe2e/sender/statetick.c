@@ -16,7 +16,8 @@
 struct e2e_sender_tick {
 	struct e2e_sender copy;          /* shares id and paths, owns its tables and tx */
 	uint64_t now_ms;
-	uint8_t rotate[E2E_SCOPES_MAX / 8];
+	uint8_t rotate[E2E_SCOPES_MAX / 8];    /* forced: requests, revocations */
+	uint8_t used[E2E_SCOPES_MAX / 8];      /* near the usage limit: switch ahead */
 	uint64_t have_epoch[E2E_SCOPES_MAX];   /* the sender's tx per scope: epoch + 1 */
 	uint32_t gen[E2E_SCOPES_MAX];          /* its generation when planned */
 	enum e2e_status st;
@@ -114,7 +115,7 @@ enum e2e_status e2e_sender_tick_plan(struct e2e_sender *s, uint64_t now_ms,
 		/* Usage: rotate ahead, while the old key still has counters. */
 		e2e_tx_stats(s->tx[sc].tx, &ts);
 		if (ts.counter >= limit || limit - ts.counter <= e2e_sender_low_water(s))
-			t->rotate[sc / 8] |= (uint8_t)(1U << (sc % 8));
+			t->used[sc / 8] |= (uint8_t)(1U << (sc % 8));
 	}
 	*out = t;
 	t = NULL;
@@ -139,10 +140,14 @@ enum e2e_status e2e_sender_tick_run(struct e2e_sender_tick *t)
 
 		/* Only the key the sender is using: a reload may have
 		 * replaced it already. */
-		if (!bit(t->rotate, sc) || !cur ||
+		if (!(bit(t->rotate, sc) || bit(t->used, sc)) || !cur ||
 		    (t->have_epoch[sc] && t->have_epoch[sc] != (uint64_t)cur->epoch + 1))
 			continue;
-		st = e2e_sender_rotate(c, (uint8_t)sc, t->now_ms);
+		/* Forced: a new epoch above any key made ahead (SPEC 11.5). Used
+		 * up: the scheduled switch, to the key made ahead if there is one
+		 * (subscribers hold it already), while the old key still seals. */
+		st = bit(t->rotate, sc) ? e2e_sender_rotate(c, (uint8_t)sc, t->now_ms) :
+			e2e_sender_advance(c, (uint8_t)sc, t->now_ms);
 		if (st != E2E_OK && t->st == E2E_OK)
 			t->st = st;
 	}

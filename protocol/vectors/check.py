@@ -597,7 +597,7 @@ def body_delivery(r):
     m = r.get("H")
     # The smallest sealed plaintext: no key, the interval, one rule of a
     # one-byte filter: 1 + 4 + 2 + 4 bytes.
-    if m < SEALBYTES + 11:
+    if m < SEALBYTES + 27:   # k, interval, refresh window, one rule
         raise Layout("sealed length")
     f["sealed"] = r.raw(m).hex()
     return f
@@ -671,8 +671,8 @@ def decode_control(msg, topic, signer_pk):
 
 
 def open_keys(sealed, eph_pk, eph_sk):
-    """A delivery's sealed plaintext: (plaintext, [key dicts], interval, [rules]).
-    Layout errors raise Layout."""
+    """A delivery's sealed plaintext: (plaintext, [key dicts], interval, [rules],
+    (refresh_from_ms, refresh_by_ms)). Layout errors raise Layout."""
     plain = nb.crypto_box_seal_open(sealed, eph_pk, eph_sk)
     r = Reader(plain)
     k = r.get("B")
@@ -681,11 +681,11 @@ def open_keys(sealed, eph_pk, eph_sk):
     keys = []
     for _ in range(k):
         scope, epoch, not_after, flags, key = KEY_REC.unpack(r.raw(KEY_REC.size))
-        if flags & ~1:
+        if flags & ~3:   # bit 0 signed scope, bit 1 NEXT (SPEC 11.2)
             raise Layout("unknown key flags")
         keys.append({"scope": scope, "epoch": epoch, "not_after_ms": not_after,
                      "flags": flags, "key": key.hex()})
-    interval, nrules = r.get("IH")
+    interval, refresh_from, refresh_by, nrules = r.get("IQQH")
     if nrules == 0:
         raise Layout("a map of no rule")
     rules = []
@@ -697,7 +697,7 @@ def open_keys(sealed, eph_pk, eph_sk):
         rules.append({"scope": scope, "filter": flt.decode("utf-8")})
     if r.pos != len(plain):
         raise Layout("trailing bytes")
-    return plain, keys, interval, rules
+    return plain, keys, interval, rules, (refresh_from, refresh_by)
 
 
 def sender_id(sign_pk):
@@ -745,7 +745,7 @@ def check_control_item(item, kind, requests, delivered, f):
                  "ephemeral key is not the request's")
         sealed = bytes.fromhex(got["sealed"])
         try:
-            plain, keys, interval, rules = open_keys(sealed, bytes.fromhex(req["eph_pk"]),
+            plain, keys, interval, rules, refresh = open_keys(sealed, bytes.fromhex(req["eph_pk"]),
                                                      bytes.fromhex(req["eph_sk"]))
         except (CryptoError, ValueError, Layout) as e:
             f.expect(False, where, "sealed box: %s" % e)
@@ -753,6 +753,12 @@ def check_control_item(item, kind, requests, delivered, f):
         f.expect(plain.hex() == item["plain"] and keys == item["keys"], where, "keys differ")
         f.expect(interval == item["summary_interval_ms"] and rules == item["rules"], where,
                  "map differs")
+        f.expect(list(refresh) == item["refresh"], where, "refresh window differs")
+        # A NEXT key's time field is when it becomes current: later than
+        # every other key of its scope's (SPEC 11.5).
+        f.expect(all(k["epoch"] > o["epoch"] for k in keys if k["flags"] & 2
+                     for o in keys if o["scope"] == k["scope"] and not o["flags"] & 2), where,
+                 "a NEXT key is not the newest epoch of its scope")
         wanted = {w["scope"] for w in req["want"]}
         f.expect(not wanted or all(k["scope"] in wanted for k in keys), where,
                  "keys for scopes the request did not ask for")

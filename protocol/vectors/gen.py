@@ -717,9 +717,11 @@ def key_records(keys):
         + bytes.fromhex(k["key"]) for k in keys)
 
 
-def map_records(interval_ms, rules):
-    """... and ends u32 summary_interval_ms || u16 r || r x (scope u8, str16 filter)."""
-    out = interval_ms.to_bytes(4, "big") + len(rules).to_bytes(2, "big")
+def map_records(interval_ms, rules, refresh=(0, 0)):
+    """... and ends u32 summary_interval_ms || u64 refresh_from_ms || u64 refresh_by_ms ||
+    u16 r || r x (scope u8, str16 filter)."""
+    out = (interval_ms.to_bytes(4, "big") + refresh[0].to_bytes(8, "big")
+           + refresh[1].to_bytes(8, "big") + len(rules).to_bytes(2, "big"))
     for r in rules:
         fb = r["filter"].encode("utf-8")
         out += bytes([r["scope"]]) + len(fb).to_bytes(2, "big") + fb
@@ -813,9 +815,9 @@ def build_control():
         by_name[name] = item
 
     def delivery(name, req, time_ms, box_sk, keys, rules=SENDER_RULES,
-                 interval_ms=SENDER_INTERVAL, cred=b""):
+                 interval_ms=SENDER_INTERVAL, cred=b"", refresh=(0, 0)):
         r = by_name[req]
-        plain = key_records(keys) + map_records(interval_ms, rules)
+        plain = key_records(keys) + map_records(interval_ms, rules, refresh)
         sealed = box_seal(plain, bytes.fromhex(r["eph_pk"]), box_sk)
         body = bytes.fromhex(r["req_hash"]) + str16b(cred) + len(sealed).to_bytes(2, "big") + sealed
         msg = ctl_sign(SENDER, r["reply_topic"], ctl_head(2, SENDER.id, time_ms) + body)
@@ -824,7 +826,7 @@ def build_control():
                      "eph_sk": r["eph_sk"], "eph_pk": r["eph_pk"], "box_sk": box_sk.hex(),
                      "plain": plain.hex(), "keys": keys, "summary_interval_ms": interval_ms,
                      "cred": cred.hex(),
-                     "rules": rules})
+                     "rules": rules, "refresh": list(refresh)})
         assert len(msg) <= 65535
         # libsodium's own opener accepts the deterministic construction.
         assert nb.crypto_box_seal_open(sealed, bytes.fromhex(r["eph_pk"]),
@@ -884,6 +886,12 @@ def build_control():
     delivery("delivery-current-and-grace", "request-all-scopes-max-reply-topic", T0 + 6,
              pattern(32, 7, 22),
              [key(0, 3, T0 + GRACE), key(0, 4, 0), key(1, 1, 0)])
+    # Keys ahead of rotation (SPEC 11.5): scope 0's next epoch, NEXT (flag bit
+    # 1) with the time it becomes current in the u64; ask again in the window.
+    delivery("delivery-current-and-next", "request-all-scopes-max-reply-topic", T0 + 9,
+             pattern(32, 7, 25),
+             [key(0, 4, 0), key(0, 5, T0 + 3000, flags=2), key(0, 6, T0 + 6000, flags=2),
+              key(1, 1, 0)], refresh=(T0 + 7500, T0 + 8250))
     wanted = [w["scope"] for w in by_name["request-16-scopes"]["want"]]
     assert len(set(wanted)) == 16
     keys32 = []
@@ -1047,11 +1055,11 @@ def build_control():
             ("filter-plus-in-level", k1 + map_records(0, [rule(1, "a+")])),
             ("filter-empty", k1 + map_records(0, [rule(1, "")])),
             ("filter-nul", k1 + map_records(0, [rule(1, "a\x00")])),
-            ("rule-count-above-rules", k1 + map_records(0, [rule(1, "#")])[:4] + b"\x00\x02"
-             + map_records(0, [rule(1, "#")])[6:]),
+            ("rule-count-above-rules", k1 + map_records(0, [rule(1, "#")])[:20] + b"\x00\x02"
+             + map_records(0, [rule(1, "#")])[22:]),
             ("filter-past-the-end", k1 + map_records(0, [rule(1, "#")])[:-1] + b"\x00\x05#"),
             ("trailing-byte", k1 + map_records(0, [rule(1, "#")]) + b"\x00"),
-            ("key-flag-bit-1", key_records([key(1, 1, 0, flags=2)]) + map_records(0, [rule(1, "#")])),
+            ("key-flag-bit-2", key_records([key(1, 1, 0, flags=4)]) + map_records(0, [rule(1, "#")])),
             ("key-count-above-records", bytes([2]) + k1[1:] + map_records(0, [rule(1, "#")]))):
         sealed = box_seal(plain, eph_pk1, pattern(32, 11, len(mname)))
         msg = ctl_sign(SENDER, req["reply_topic"], ctl_head(2, SENDER.id, T0 + 5)
@@ -1059,7 +1067,7 @@ def build_control():
         neg("delivery-map-" + mname, msg, MALFORMED, topic=req["reply_topic"], signer=SENDER,
             request=req["name"])
     # The keys without interval and map: found when opened. A sealed box
-    # shorter than any delivery's (48 + 11 bytes) is a layout error at once.
+    # shorter than any delivery's (48 + 27 bytes) is a layout error at once.
     for mname, plain in (("delivery-without-map", k1), ("delivery-sealed-too-short", b"\x00")):
         sealed = box_seal(plain, eph_pk1, pattern(32, 11, 99))
         msg = ctl_sign(SENDER, req["reply_topic"], ctl_head(2, SENDER.id, T0 + 5)

@@ -60,7 +60,7 @@ static enum e2e_status map(void *ctx, struct e2e_ctl_map *m)
 	static const struct e2e_scope_rule r[] = { { 1, "plant/#", 7 }, { 0, "#", 1 } };
 
 	(void)ctx;
-	*m = (struct e2e_ctl_map){ 0, 2, r };
+	*m = (struct e2e_ctl_map){ 0, 2, r, 0, 0 };
 	return E2E_OK;
 }
 

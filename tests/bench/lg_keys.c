@@ -72,7 +72,7 @@ static enum e2e_status one_rule(void *ctx, struct e2e_ctl_map *map)
 	static const struct e2e_scope_rule all = { 0, "#", 1 };
 
 	(void)ctx;
-	*map = (struct e2e_ctl_map){ 0, 1, &all };
+	*map = (struct e2e_ctl_map){ 0, 1, &all, 0, 0 };
 	return E2E_OK;
 }
 

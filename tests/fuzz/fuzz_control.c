@@ -36,7 +36,7 @@ static enum e2e_status map(void *ctx, struct e2e_ctl_map *m)
 	static const struct e2e_scope_rule all = { 0, "#", 1 };
 
 	(void)ctx;
-	*m = (struct e2e_ctl_map){ 0, 1, &all };
+	*m = (struct e2e_ctl_map){ 0, 1, &all, 0, 0 };
 	return E2E_OK;
 }
 

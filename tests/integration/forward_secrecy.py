@@ -62,7 +62,8 @@ def body(env, c):
     c.expect(req["eph_pk"] != ident["dh_pk"],
              "the request carries a separate ephemeral X25519 key")
     rec = 46   # SPEC 11.2: scope, epoch, not_after, flags, key
-    # ... then the summary interval and the map: u32, u16 r = 1, (0, str16 "#").
+    # ... then the summary interval, refresh window and map: u32, 2 x u64, u16 r = 1,
+    # (0, str16 "#").
     tail = len(h.map_bytes([(0, "#")]))
     c.expect(len(d["sealed"]) == 48 + 1 + rec * ((len(d["sealed"]) - 49 - tail) // rec) + tail
              and (len(d["sealed"]) - 49 - tail) % rec == 0,

@@ -579,8 +579,9 @@ class Sender(Identity):
             with open(os.path.join(self.dir, "keys")) as f:
                 for line in f:
                     p = line.split()
-                    # 7th: check value; 8th: "signed" (a key made for a signed scope)
-                    if len(p) in (6, 7, 8) and p[0] == "key":
+                    # 7th: check value; then "signed" (a key made for a signed scope)
+                    # and "next" (made ahead of its rotation: not current yet)
+                    if len(p) in (6, 7, 8, 9) and p[0] == "key" and "next" not in p[7:]:
                         out.append((int(p[1]), int(p[2]), int(p[3]), int(p[4]),
                                     base64.b64decode(p[5])))
         except FileNotFoundError:
@@ -742,10 +743,11 @@ def build_request(sign_sk, sign_pk, dh_pk, eph_pk, target_sender, reply_topic, w
     return body + os.urandom(CTL_SIG)
 
 
-def map_bytes(rules, interval_ms=0):
+def map_bytes(rules, interval_ms=0, refresh=(0, 0)):
     """The end of a delivery's plaintext (SPEC 11.2): u32 summary interval ||
-    u16 r || r x (scope u8, str16 filter); rules: [(scope, filter)]."""
-    out = struct.pack(">IH", interval_ms, len(rules))
+    u64 refresh_from || u64 refresh_by || u16 r || r x (scope u8, str16
+    filter); rules: [(scope, filter)]."""
+    out = struct.pack(">IQQH", interval_ms, refresh[0], refresh[1], len(rules))
     for scope, flt in rules:
         fb = flt.encode()
         out += struct.pack(">BH", scope, len(fb)) + fb
@@ -775,8 +777,8 @@ def open_delivery_plain(plain):
     keys = [struct.unpack(">BIQB", plain[1 + 46 * i: 15 + 46 * i]) + (plain[15 + 46 * i:
             47 + 46 * i],) for i in range(k)]
     off = 1 + 46 * k
-    interval, r = struct.unpack(">IH", plain[off:off + 6])
-    off += 6
+    interval, _rfrom, _rby, r = struct.unpack(">IQQH", plain[off:off + 22])
+    off += 22
     rules = []
     for _ in range(r):
         scope, n = struct.unpack(">BH", plain[off:off + 3])

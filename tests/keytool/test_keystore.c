@@ -243,7 +243,7 @@ static void test_corrupt(void)
 		{ "key 1 1 0 0 " K1 "\n# x\nkey 1 1 5 0 " K2 "\n", E2E_ERR_EXISTS,
 		  "keys:3: scope 1 epoch 1 listed twice" },
 		{ "key 1 1 0 0 " K1 " extra\n", E2E_ERR_CORRUPT, "keys:1: check value does not match" },
-		{ "key 1 1 0 0 " K1 " 00000000 signed extra\n", E2E_ERR_MALFORMED,
+		{ "key 1 1 0 0 " K1 " 00000000 signed next extra\n", E2E_ERR_MALFORMED,
 			"keys:1: too many fields" },
 		{ "key 1 1 0 0 " K1 " 00000000 extra\n", E2E_ERR_MALFORMED, "keys:1: expected" },
 		{ "key 1 1 0 0 " K1 "\x1b\n", E2E_ERR_MALFORMED, "keys:1: control character" },

@@ -105,7 +105,7 @@ static void answer(struct afx *f, uint32_t epoch)
 	static uint8_t out[E2E_CTL_DELIVERY_MAX];
 	const struct outmsg *o;
 	struct e2e_scope_rule rules[2] = { { 1, "a/#", 1 }, { 2, "b/#", 1 } };
-	struct e2e_ctl_map map = { 1000, 2, rules };
+	struct e2e_ctl_map map = { 1000, 2, rules, 0, 0 };
 	struct e2e_ctl_key keys[2];
 	uint8_t hash[E2E_CTL_HASH_BYTES];
 	struct e2e_ctl req;

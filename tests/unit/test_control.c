@@ -11,6 +11,9 @@
 
 #include "testcu.h"
 
+/* A delivery's refresh window, none: u64 from, u64 by (SPEC 11.2). */
+#define NO_REFRESH 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+
 #define BUF_CAP 4096U
 #define TIME0 1700000000000ULL
 
@@ -145,9 +148,9 @@ static void test_safety_answers(void)
 		E2E_ERR_ARG);
 	CU_ASSERT_EQUAL(e2e_ctl_delivery(out, sizeof out, &len, &sender, &r.req, r.hash, keys,
 		E2E_CTL_KEYS_MAX + 1, &TU_MAP, 1), E2E_ERR_ARG);
-	/* head 14 + hash 32 + u16 + sealed (48 + 1 + 46 + map: interval 4, u16 r,
-	 * rule (0, "#") 4) + sig 64 */
-	need = 14 + 32 + 2 + 2 + 48 + 1 + 46 + 4 + 2 + 4 + 64;
+	/* head 14 + hash 32 + u16 cred + u16 + sealed (48 + 1 + 46 + map:
+	 * interval 4, refresh 16, u16 r, rule (0, "#") 4) + sig 64 */
+	need = 14 + 32 + 2 + 2 + 48 + 1 + 46 + 4 + 16 + 2 + 4 + 64;
 	CU_ASSERT_EQUAL(e2e_ctl_delivery(out, need - 1, &len, &sender, &r.req, r.hash, keys, 1, &TU_MAP, 1),
 		E2E_ERR_BUFFER);
 	CU_ASSERT_EQUAL(e2e_ctl_delivery(out, need - 64, &len, &sender, &r.req, r.hash, keys, 1, &TU_MAP, 1),
@@ -750,10 +753,10 @@ static void test_delivery_plaintext_layout(void)
 	struct e2e_identity alice, sender;
 	struct tu_request r;
 	struct e2e_ctl m;
-	uint8_t out[BUF_CAP], plain[1 + 2 * 46 + 4 + 2 + 4];
+	uint8_t out[BUF_CAP], plain[1 + 2 * 46 + 4 + 16 + 2 + 4];
 	size_t len = 0, sealed_len;
 	uint32_t sid;
-	static const uint8_t map[] = { 0, 0, 0, 0, 0, 1, 0, 0, 1, '#' };
+	static const uint8_t map[] = { 0, 0, 0, 0, NO_REFRESH, 0, 1, 0, 0, 1, '#' };
 
 	tu_identity(&alice);
 	tu_identity(&sender);
@@ -951,24 +954,23 @@ static void test_delivery_map(void)
 	static uint8_t out[E2E_CTL_DELIVERY_MAX];
 	static struct e2e_scope_rule big[600];
 	static char filters[600][16];
-	struct e2e_ctl_map map = { 4321, 600, big };
+	struct e2e_ctl_map map = { 4321, 600, big, 0, 0 };
 	size_t len;
 	uint32_t n = 0;
-	/* k = 0 || interval 1234 || r = 2 || (3, "a/#") || (0, "#") */
-	static const uint8_t good[] = { 0, 0, 0, 0x04, 0xd2, 0, 2, 3, 0, 3, 'a', '/', '#',
+	/* k = 0 || interval 1234 || refresh (0, 0) || r = 2 || (3, "a/#") || (0, "#") */
+	static const uint8_t good[] = { 0, 0, 0, 0x04, 0xd2, NO_REFRESH, 0, 2, 3, 0, 3, 'a', '/', '#',
 		0, 0, 1, '#' };
-	struct { const char *name; uint8_t p[32]; size_t len; enum e2e_status want; } bad[] = {
-		{ "no rule", { 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0 }, 11, E2E_ERR_MALFORMED },
-		{ "invalid filter a/#/b", { 0, 0, 0, 0, 1, 0, 1, 3, 0, 5, 'a', '/', '#', '/', 'b' },
-			15, E2E_ERR_MALFORMED },
-		{ "invalid filter a+", { 0, 0, 0, 0, 1, 0, 1, 3, 0, 2, 'a', '+' }, 12,
+	struct { const char *name; uint8_t p[48]; size_t len; enum e2e_status want; } bad[] = {
+		{ "no rule", { 0, 0, 0, 0, 1, NO_REFRESH, 0, 0, 0, 0, 0, 0 }, 27, E2E_ERR_MALFORMED },
+		{ "invalid filter a/#/b", { 0, 0, 0, 0, 1, NO_REFRESH, 0, 1, 3, 0, 5, 'a', '/', '#', '/', 'b' }, 31, E2E_ERR_MALFORMED },
+		{ "invalid filter a+", { 0, 0, 0, 0, 1, NO_REFRESH, 0, 1, 3, 0, 2, 'a', '+' }, 28,
 			E2E_ERR_MALFORMED },
-		{ "empty filter", { 0, 0, 0, 0, 1, 0, 1, 3, 0, 0, 0, 0 }, 12, E2E_ERR_MALFORMED },
-		{ "NUL in filter", { 0, 0, 0, 0, 1, 0, 1, 3, 0, 2, 'a', 0 }, 12, E2E_ERR_MALFORMED },
-		{ "filter past the end", { 0, 0, 0, 0, 1, 0, 1, 3, 0, 3, 'a', 'b' }, 12,
+		{ "empty filter", { 0, 0, 0, 0, 1, NO_REFRESH, 0, 1, 3, 0, 0, 0, 0 }, 28, E2E_ERR_MALFORMED },
+		{ "NUL in filter", { 0, 0, 0, 0, 1, NO_REFRESH, 0, 1, 3, 0, 2, 'a', 0 }, 28, E2E_ERR_MALFORMED },
+		{ "filter past the end", { 0, 0, 0, 0, 1, NO_REFRESH, 0, 1, 3, 0, 3, 'a', 'b' }, 28,
 			E2E_ERR_MALFORMED },
-		{ "count above rules", { 0, 0, 0, 0, 1, 0, 2, 3, 0, 1, '#' }, 11, E2E_ERR_MALFORMED },
-		{ "trailing byte", { 0, 0, 0, 0, 1, 0, 1, 3, 0, 1, '#', 0 }, 12, E2E_ERR_MALFORMED },
+		{ "count above rules", { 0, 0, 0, 0, 1, NO_REFRESH, 0, 2, 3, 0, 1, '#' }, 27, E2E_ERR_MALFORMED },
+		{ "trailing byte", { 0, 0, 0, 0, 1, NO_REFRESH, 0, 1, 3, 0, 1, '#', 0 }, 28, E2E_ERR_MALFORMED },
 	};
 
 	tu_identity(&alice);
@@ -1007,11 +1009,11 @@ static void test_delivery_map(void)
 		CU_ASSERT_EQUAL(e2e_ctl_parse(&m, out, len, r.req.reply_topic, &sender.pub),
 			E2E_ERR_MALFORMED);
 	}
-	/* A key flag other than bit 0: MALFORMED (SPEC 11.2). */
+	/* A key flag other than bits 0 and 1: MALFORMED (SPEC 11.2). */
 	{
 		struct e2e_ctl_key k = make_key(1, 1, 0, 9);
 
-		k.flags = 0x02;
+		k.flags = 0x04;
 		len = deliver(out, sizeof out, &sender, &r, &k, 1);
 		CU_ASSERT_EQUAL_FATAL(e2e_ctl_parse(&m, out, len, r.req.reply_topic, &sender.pub),
 			E2E_OK);
@@ -1040,7 +1042,7 @@ static void test_delivery_map(void)
 	/* Too big for one delivery: E2E_ERR_BUFFER, nothing half-built is sent. */
 	{
 		static struct e2e_scope_rule huge[E2E_CTL_PLAIN_MAX / 4];
-		struct e2e_ctl_map hm = { 0, E2E_CTL_PLAIN_MAX / 4, huge };
+		struct e2e_ctl_map hm = { 0, E2E_CTL_PLAIN_MAX / 4, huge, 0, 0 };
 
 		for (size_t i = 0; i < sizeof huge / sizeof huge[0]; i++)
 			huge[i] = (struct e2e_scope_rule){ 1, "#", 1 };

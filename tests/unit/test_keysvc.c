@@ -67,7 +67,7 @@ static const struct e2e_scope_rule fake_rules[] = { { 2, "alarm/#", 7 }, { 1, "#
 static enum e2e_status fake_map(void *ctx, struct e2e_ctl_map *map)
 {
 	(void)ctx;
-	*map = (struct e2e_ctl_map){ 5000, 2, fake_rules };
+	*map = (struct e2e_ctl_map){ 5000, 2, fake_rules, 0, 0 };
 	return E2E_OK;
 }
 

@@ -42,7 +42,7 @@ static const struct e2e_scope_rule rules[] = { { 2, "alarm/#", 7 }, { 1, "#", 1 
 static enum e2e_status map_of(void *ctx, struct e2e_ctl_map *map)
 {
 	(void)ctx;
-	*map = (struct e2e_ctl_map){ 0, 2, rules };
+	*map = (struct e2e_ctl_map){ 0, 2, rules, 0, 0 };
 	return E2E_OK;
 }
 

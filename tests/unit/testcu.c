@@ -330,7 +330,7 @@ void tu_identity_twin(struct e2e_identity *twin, const struct e2e_identity *of)
 }
 
 static const struct e2e_scope_rule tu_map_rules[] = { { 0, "#", 1 } };
-const struct e2e_ctl_map TU_MAP = { 10000, 1, tu_map_rules };
+const struct e2e_ctl_map TU_MAP = { 10000, 1, tu_map_rules, 0, 0 };
 uint8_t tu_plain[E2E_CTL_PLAIN_MAX];
 
 void tu_request(struct tu_request *r, const struct e2e_identity *who, uint32_t target,

@@ -46,7 +46,7 @@ extern "C" {
 	2U - E2E_CTL_CRED_MAX - 2U - 48U - E2E_CTL_SIG_BYTES)
 /* Bytes left for the encoded map (u16 r and the rules) next to 32 keys and
  * the summary interval: a sender whose map is larger cannot start. */
-#define E2E_CTL_MAP_MAX      (E2E_CTL_PLAIN_MAX - 1U - E2E_CTL_KEYS_MAX * 46U - 4U)
+#define E2E_CTL_MAP_MAX      (E2E_CTL_PLAIN_MAX - 1U - E2E_CTL_KEYS_MAX * 46U - 4U - 16U)
 #define E2E_CTL_TOPIC_DEFAULT "e2e/control"
 #define E2E_CTL_REPLY_PREFIX  "e2e/k/"
 
@@ -65,12 +65,17 @@ struct e2e_ctl_want {
 
 /* e2e_ctl_key.flags */
 #define E2E_KEY_SIGNED 0x01U   /* envelopes under this key must be suite 0x02 */
+/* A key ahead of a scheduled rotation (SPEC 11.5): not yet used by the
+ * sender; its not_after_ms field carries the time it becomes current
+ * (0 = when the current key reaches its message limit). */
+#define E2E_KEY_NEXT 0x02U
 
 struct e2e_ctl_key {
 	uint8_t scope;
 	uint32_t epoch;
-	uint64_t not_after_ms;       /* 0 = current key, no deadline yet */
-	uint8_t flags;               /* E2E_KEY_SIGNED; other bits must be 0 */
+	uint64_t not_after_ms;       /* 0 = current key, no deadline yet;
+	                                E2E_KEY_NEXT: the time it becomes current */
+	uint8_t flags;               /* E2E_KEY_SIGNED, E2E_KEY_NEXT; others must be 0 */
 	uint8_t key[E2E_KEY_BYTES];
 };
 
@@ -92,6 +97,8 @@ struct e2e_ctl {
 	uint8_t nkeys;
 	struct e2e_ctl_key keys[E2E_CTL_KEYS_MAX];
 	uint32_t summary_interval_ms;  /* the sender's (0 = no summaries) */
+	uint64_t refresh_from_ms;      /* ask again in [from, by] for keys ahead */
+	uint64_t refresh_by_ms;        /* (both 0: nothing scheduled; SPEC 11.5) */
 	uint16_t nrules;               /* its topic map, >= 1 rules in match order; */
 	const uint8_t *rules;          /* encoded, in the caller's plain buffer: */
 	size_t rules_len;              /* walk with e2e_ctl_rule_next */
@@ -140,6 +147,9 @@ struct e2e_ctl_map {
 	uint32_t summary_interval_ms;
 	uint32_t nrules;                        /* 1..65535, match order */
 	const struct e2e_scope_rule *rules;
+	/* When a subscriber should ask again to get the next key ahead of its
+	 * rotation (SPEC 11.5); 0, 0 = nothing scheduled. */
+	uint64_t refresh_from_ms, refresh_by_ms;
 };
 
 /** Iterator over the map rules of an opened DELIVERY. */

@@ -44,10 +44,15 @@ E2E_API enum e2e_status e2e_keyring_add(struct e2e_keyring *kr, const struct e2e
 
 /* Flags of a held key (same values as in a key delivery, SPEC 11.2). */
 #define E2E_KEYRING_SIGNED 0x01U   /* accept only signed (suite 0x02) envelopes */
+/* Delivered ahead of its rotation (SPEC 11.5): usable at once (the sender
+ * switches at its time or on exhaustion, by its own clock), but it retires
+ * nothing until it is promoted (e2e_keyring_promote): holding it, the
+ * current key stays current. Stored; cleared by promotion only. */
+#define E2E_KEYRING_NEXT 0x02U
 /* Reported by e2e_keyring_lookup only (never stored): the key is retired
  * (SPEC 11.5): it has a grace deadline, or a newer epoch of its (sender,
- * scope) is held or was announced (e2e_keyring_note_epoch). An envelope
- * under it is not accepted as new before a summary confirms it. */
+ * scope) is held (and not NEXT) or was announced (e2e_keyring_note_epoch).
+ * An envelope under it is not accepted as new before a summary confirms it. */
 #define E2E_KEYRING_RETIRED 0x80U
 
 /** e2e_keyring_add with flags. */
@@ -136,6 +141,23 @@ E2E_API enum e2e_status e2e_keyring_set_single_scope(struct e2e_keyring *kr, uin
  */
 E2E_API enum e2e_status e2e_keyring_note_epoch(struct e2e_keyring *kr, uint32_t sender,
 	uint8_t scope, uint32_t epoch) E2E_WARN_UNUSED;
+
+/**
+ * The sender uses key @p id (an envelope under it was accepted, or it was
+ * delivered as current): clear its NEXT flag, so the older epochs of its
+ * (sender, scope) count as retired from now on (SPEC 11.5).
+ * @return E2E_OK (also if it was not NEXT); E2E_ERR_NOT_FOUND; E2E_ERR_ARG.
+ */
+E2E_API enum e2e_status e2e_keyring_promote(struct e2e_keyring *kr,
+	const struct e2e_keyid *id) E2E_WARN_UNUSED;
+
+/**
+ * After a delivery for (@p sender, @p scope): remove (zeroing) the keys
+ * still NEXT that it no longer lists (@p keep, @p nkeep epochs): keys the
+ * sender discarded at a forced rotation (SPEC 11.5). Returns how many.
+ */
+E2E_API uint32_t e2e_keyring_prune_next(struct e2e_keyring *kr, uint32_t sender,
+	uint8_t scope, const uint32_t *keep, uint32_t nkeep);
 
 /** Number of keys held. */
 E2E_API uint32_t e2e_keyring_count(const struct e2e_keyring *kr);

@@ -3,7 +3,8 @@
  *
  *   key <scope-id> <epoch u32> <created-unix-ms> <not-after-unix-ms or 0> <base64 32-byte key>
  *
- * The current key of a scope is its highest epoch with not-after 0. Rotation
+ * A line may end in "signed" and/or "next". The current key of a scope is
+ * its highest epoch with not-after 0 that is not "next". Rotation
  * adds epoch (highest + 1) with a fresh random key and gives the previous
  * current key a deadline of now + grace, so messages in flight stay
  * readable. The file must be mode 0600 and owned by the caller: anything
@@ -42,6 +43,13 @@ struct e2e_keystore_entry {
  * is rotated (SPEC 11.5). In the keys file: an 8th field "signed".
  */
 #define E2E_KEYSTORE_SIGNED 0x01U
+/*
+ * A key made ahead of a scheduled rotation (SPEC 11.5): delivered with the
+ * NEXT flag, never sealed under before it is advanced to. Its created_ms is
+ * the time it is due to become current (0 = when the current key reaches
+ * its message limit). In the keys file: the word "next" after the check.
+ */
+#define E2E_KEYSTORE_NEXT 0x02U
 
 struct e2e_keystore;
 
@@ -101,10 +109,35 @@ E2E_API enum e2e_status e2e_keystore_ensure(struct e2e_keystore *ks, uint8_t sco
 
 /**
  * Start a new epoch for @p scope: epoch (highest + 1) with a random key;
- * every current key of the scope gets not-after = @p now_ms + @p grace_ms.
+ * every current key of the scope gets not-after = @p now_ms + @p grace_ms,
+ * every key made ahead (E2E_KEYSTORE_NEXT) is removed: a forced rotation.
  * @return E2E_OK; E2E_ERR_EXHAUSTED at epoch 2^32-1; E2E_ERR_FULL.
  */
 E2E_API enum e2e_status e2e_keystore_rotate(struct e2e_keystore *ks, uint8_t scope,
+	uint64_t now_ms, uint64_t grace_ms, uint32_t *new_epoch) E2E_WARN_UNUSED;
+
+/** The lowest key of @p scope made ahead (E2E_KEYSTORE_NEXT), or NULL. */
+E2E_API const struct e2e_keystore_entry *e2e_keystore_next(const struct e2e_keystore *ks,
+	uint8_t scope);
+
+/**
+ * Make a key ahead of a scheduled rotation: epoch (highest + 1, or Unix
+ * seconds if larger) with a random key, flagged E2E_KEYSTORE_NEXT, due at
+ * @p from_ms (0 = unscheduled: on exhaustion), in mode @p flags
+ * (E2E_KEYSTORE_SIGNED or 0).
+ * @return E2E_OK; E2E_ERR_EXHAUSTED; E2E_ERR_FULL; E2E_ERR_ARG.
+ */
+E2E_API enum e2e_status e2e_keystore_add_ahead(struct e2e_keystore *ks, uint8_t scope,
+	uint64_t now_ms, uint64_t from_ms, uint8_t flags, uint32_t *epoch) E2E_WARN_UNUSED;
+
+/**
+ * A scheduled rotation: the lowest key made ahead becomes current (its
+ * created time stays the announced one unless that is 0 or in the
+ * future), the current key gets not-after = @p now_ms + @p grace_ms. With
+ * no key made ahead, the same as e2e_keystore_rotate. (e2e_keystore_rotate
+ * itself is the forced rotation: it discards the keys made ahead.)
+ */
+E2E_API enum e2e_status e2e_keystore_advance(struct e2e_keystore *ks, uint8_t scope,
 	uint64_t now_ms, uint64_t grace_ms, uint32_t *new_epoch) E2E_WARN_UNUSED;
 
 /**

@@ -51,6 +51,10 @@ struct e2e_rx_config {
  * Deliver it only once a summary of the sender lists this envelope
  * (e2e_sumcheck_hold / e2e_sumcheck_verify), through e2e_rx_open_confirmed. */
 #define E2E_RX_RETIRED 0x04U
+/* Accepted under a key delivered ahead of its rotation (E2E_KEYRING_NEXT):
+ * the sender has switched to it. Call e2e_keyring_promote for the header's
+ * key id, so the previous epoch counts as retired from now on (SPEC 11.5). */
+#define E2E_RX_NEXT 0x08U
 
 struct e2e_rx_result {
 	enum e2e_verdict verdict;

@@ -52,6 +52,9 @@ struct e2e_sender_config {
 	char *err;                     /* receives a message on failure (may be NULL); also
 	                                  written by e2e_sender_tick: must outlive the sender */
 	size_t err_len;
+	/* With max_age_ms: make each next key this long before it is due and
+	 * deliver it ahead (0 = half the age; at most 7 periods; SPEC 11.5). */
+	uint64_t rotate_lead_ms;
 };
 
 /**
@@ -73,6 +76,9 @@ E2E_API void e2e_sender_close(struct e2e_sender *s);
  */
 E2E_API void e2e_sender_set_policy(struct e2e_sender *s, uint64_t grace_ms, uint64_t max_age_ms,
 	uint64_t max_messages, uint32_t summary_ms);
+
+/** Change the rotation lead time (rotate_lead_ms) of a running sender. */
+E2E_API void e2e_sender_set_lead(struct e2e_sender *s, uint64_t lead_ms);
 
 /** Our sender id and public key. */
 E2E_API uint32_t e2e_sender_self(const struct e2e_sender *s);

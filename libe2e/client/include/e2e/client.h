@@ -156,6 +156,12 @@ struct e2e_client_stats {
 	/* Held under a retired key and not delivered without an accusation:
 	 * nothing seen could confirm or refute it (E2E_EV_UNCHECKED). */
 	uint64_t retired_unconfirmed;
+	/* Keys ahead of rotation (SPEC 11.5): keys installed before they were
+	 * used, switches to one without a request, and requests made only to
+	 * fetch the next key ahead (also counted in key_requests); requests an
+	 * announcement of an epoch we did not hold made (a forced rotation, or
+	 * a scheduled one whose key we lacked). */
+	uint64_t keys_ahead, ahead_switches, ahead_requests, announce_requests;
 };
 
 /** Load identity, trust store and state; does not connect yet. */
@@ -249,6 +255,7 @@ struct e2e_publisher_config {
 	 * e2e_publisher_connect returns. Later errors arrive as events. */
 	char *err;
 	size_t err_len;
+	uint64_t rotate_lead_ms;     /* keys ahead of rotation: see e2e_sender_config */
 };
 
 struct e2e_publisher_stats {
@@ -332,6 +339,9 @@ E2E_API void e2e_publisher_stats(struct e2e_publisher *p, struct e2e_publisher_s
 /** New grace, rotation and summary settings (as in the config; 0 = default). */
 E2E_API void e2e_publisher_set_policy(struct e2e_publisher *p, uint64_t grace_ms,
 	uint64_t max_age_ms, uint64_t max_messages, uint32_t summary_ms);
+
+/** New rotation lead time (rotate_lead_ms; 0 = half the age). */
+E2E_API void e2e_publisher_set_lead(struct e2e_publisher *p, uint64_t lead_ms);
 
 /** Disconnect and free. */
 E2E_API void e2e_publisher_destroy(struct e2e_publisher *p);

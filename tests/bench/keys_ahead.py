@@ -1,0 +1,177 @@
+#!/usr/bin/python3
+"""Keys ahead of rotation, measured (issue 17.4; docs/performance.md).
+
+Real processes on 127.0.0.1: mosquitto (plain listener, logging errors only),
+e2e-proxy with rotate-age AGE and rotate-lead LEAD relaying to it, and
+tests/bench/aheadbench: N real libe2e-client subscriber sessions in one
+process (each its own MQTT connection, identity, enrollment, key fetch, key
+ring and replay window). A paho publisher sends RATE messages/s through the
+proxy, each carrying its send time, for DURATION seconds: several scheduled
+rotations. The rotations are found in the data (the first message of each
+new epoch); a message sent within WINDOW ms of one is "across the rotation",
+the others are the steady state.
+
+Checks (the test fails otherwise; the latency ratio only with E2E_AHEAD_STRICT=1, since it
+scatters with the host's load): every subscriber got every message, no
+message was held for a key, no key request at a rotation (the only requests
+after each session's first fetch are the refreshes a delivery schedules,
+spread over its refresh window, counted apart), and the p99 latency across
+the rotations is within 1.2x the steady state's.
+Prints one line: RESULT n=... msgs=... rotations=... held=... key_requests=...
+p50_steady_ms=... p99_steady_ms=... p99_rotation_ms=... ratio=...
+
+Environment: E2E_AHEAD_N (1000), E2E_AHEAD_RATE (10), E2E_AHEAD_SECONDS (22),
+E2E_AHEAD_AGE (5), E2E_AHEAD_LEAD (35), E2E_AHEAD_WINDOW_MS (1000), E2E_AHEAD_SAMPLES
+(a path: keep the samples there).
+"""
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+
+sys.dont_write_bytecode = True
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "proxy_it"))
+import proxyharness as ph  # noqa: E402
+
+h = ph.h
+N = int(os.environ.get("E2E_AHEAD_N", "1000"))
+RATE = int(os.environ.get("E2E_AHEAD_RATE", "10"))
+SECONDS = float(os.environ.get("E2E_AHEAD_SECONDS", "22"))
+AGE = int(os.environ.get("E2E_AHEAD_AGE", "5"))
+LEAD = int(os.environ.get("E2E_AHEAD_LEAD", "35"))
+WINDOW_MS = int(os.environ.get("E2E_AHEAD_WINDOW_MS", "1000"))
+
+
+def pct(xs, p):
+    if not xs:
+        return 0.0
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(p / 100.0 * len(xs)))]
+
+
+def body(env, c):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(hard, max(soft, 4 * N + 256))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    port = h.free_port()
+    conf = os.path.join(env.dir, "mosquitto.conf")
+    with open(conf, "w") as f:
+        f.write("per_listener_settings false\nallow_anonymous true\npersistence false\n"
+                "log_dest file %s\nlog_type error\nlog_type warning\n"
+                "max_queued_messages 200000\nlistener %d %s\n%s" % (
+                    os.path.join(env.dir, "mosquitto.log"), port, ph.LOCAL,
+                    "user root\n" if os.geteuid() == 0 else ""))
+    broker = h.Proc(env, "mosquitto", [h.MOSQUITTO, "-c", conf])
+    c.require(h.wait_until(lambda: ph.port_open(port), 10), "mosquitto listening")
+    s = h.Sender(env, "edge", scopes=[(1, "telemetry", ["sensors/#"])])
+    bench = os.path.join(ph.h._build_dir(), "tests", "bench", "aheadbench")
+    work = os.path.join(env.dir, "subs")
+    os.mkdir(work)
+    t = time.monotonic()
+    h.run(env, "aheadbench-setup", [bench, "setup", "--sender-dir", s.dir, "--work", work,
+                                    "--n", str(N)], timeout=120)
+    h.log("%d subscriber identities enrolled in %.1f s" % (N, time.monotonic() - t))
+    px = ph.Proxy(env, "%s:%d" % (ph.LOCAL, port), ["--tls", "no", "--dir", s.dir,
+                                                    "--rotate-age", "%ds" % AGE,
+                                                    "--rotate-lead", "%ds" % LEAD,
+                                                    # Not a multiple of the age: summaries
+                                                    # (each session verifies every one) must
+                                                    # not all land on rotations.
+                                                    "--summary-interval", "7s"], timeout=30)
+    ready = os.path.join(env.dir, "ready")
+    out = os.path.join(env.dir, "samples.txt")
+    subs = h.Proc(env, "aheadbench", [bench, "run", "--port", str(port), "--work", work,
+                                      "--n", str(N), "--topic", "sensors/#", "--ready", ready,
+                                      "--out", out], stdin=True)
+    c.require(h.wait_until(lambda: os.path.exists(ready) or not subs.alive(), 300),
+              "%d sessions connected and keyed" % N)
+    c.require(subs.alive(), "aheadbench running:\n" + subs.tail())
+    st0 = (px.stats() or {}).get("key_service", {})
+    h.log("keyed; key service: %r" % st0)
+
+    pub = ph.PahoPub(env, px.port, "ahead-pub")
+    t0 = time.monotonic()
+    seq = 0
+    while time.monotonic() - t0 < SECONDS:
+        seq += 1
+        pub.publish("sensors/a", ("%d %d" % (seq, time.time_ns())).encode(), qos=1)
+        delay = t0 + seq / RATE - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+    c.require(h.wait_until(lambda: len(pub.acked_set()) >= seq, 15), "every publish acknowledged")
+    time.sleep(3.0)
+    st1 = (px.stats() or {}).get("key_service", {})
+    subs.write("%d\n" % seq)
+    subs.flush()
+    subs.close_stdin()
+    c.require(subs.wait_exit(330) == 0, "aheadbench exited 0:\n" + subs.tail())
+    subs._t_out.join(5)
+    res = {}
+    with subs.lock:
+        for l in subs.out_lines:
+            if l.startswith("AHEAD "):
+                res = dict(kv.split("=") for kv in l.split()[1:])
+    with open(out) as f:
+        samples = [tuple(int(x) for x in l.split()) for l in f]
+    if os.environ.get("E2E_AHEAD_SAMPLES"):     # "<seq> <epoch> <latency_us>" kept
+        shutil.copy(out, os.environ["E2E_AHEAD_SAMPLES"])
+    h.log("aheadbench: %r" % res)
+    # Rotations: the send time of the first message of each new epoch.
+    first = {}
+    for sq, ep, _lat in samples:
+        if ep not in first or sq < first[ep]:
+            first[ep] = sq
+    switch = sorted(first.values())[1:]
+    near = set()
+    wseq = WINDOW_MS * RATE // 1000
+    for sq in switch:
+        near.update(range(sq - wseq, sq + wseq + 1))
+    steady = [lat / 1000.0 for sq, _e, lat in samples if sq not in near]
+    rot = [lat / 1000.0 for sq, _e, lat in samples if sq in near]
+    per_msg = {}
+    for sq, _e, _lat in samples:
+        per_msg[sq] = per_msg.get(sq, 0) + 1
+    complete = sum(1 for q in range(1, seq + 1) if per_msg.get(q, 0) == N)
+    p50s, p99s, p99r = pct(steady, 50), pct(steady, 99), pct(rot, 99)
+    ratio = p99r / p99s if p99s else 0.0
+    requests_after = st1.get("requests", 0) - st0.get("requests", 0)
+    refreshes = int(res.get("ahead_requests", "0"))
+    # A rotation makes a session ask only for a held message (held) or an
+    # announced epoch it does not hold (announce_requests); the other
+    # requests after the first fetch are the refreshes the deliveries
+    # schedule and the retries of requests unanswered within 2 s.
+    at_rotation = int(res.get("announce_requests", "-1")) + int(res.get("held", "-1"))
+    retries = int(res.get("key_requests", "0")) - refreshes
+    print("RESULT n=%d msgs=%d deliveries=%d rotations=%d held=%s requests_at_rotation=%d "
+          "refresh_requests=%d retries=%d service_requests=%d switches=%s p50_steady_ms=%.2f "
+          "p99_steady_ms=%.2f p50_rotation_ms=%.2f p99_rotation_ms=%.2f ratio=%.2f" % (
+              N, seq, len(samples), len(switch), res.get("held"), at_rotation, refreshes,
+              retries, requests_after, res.get("switches"), p50s, p99s, pct(rot, 50), p99r,
+              ratio))
+    sys.stdout.flush()
+    c.expect(len(switch) >= 3, "the stream crossed >= 3 scheduled rotations (%d)" % len(switch))
+    c.expect(complete == seq, "every subscriber got every message (%d of %d complete)" % (
+        complete, seq))
+    c.expect(res.get("held") == "0", "zero messages held (%s)" % res.get("held"))
+    c.expect(at_rotation == 0,
+             "zero key requests at the rotations (held %s, announcement requests %s; the key "
+             "service got %d requests after the first fetches: %d scheduled refreshes, %d "
+             "retries)" % (res.get("held"), res.get("announce_requests"), requests_after,
+                           refreshes, retries))
+    # The latency ratio scatters with the host's load (docs/performance.md):
+    # asserted on request (a quiet host), else reported.
+    if os.environ.get("E2E_AHEAD_STRICT") == "1":
+        c.expect(ratio <= 1.2, "p99 across rotations %.2f ms within 1.2x steady %.2f ms "
+                 "(%.2fx)" % (p99r, p99s, ratio))
+    else:
+        h.log("p99 across rotations %.2f ms vs steady %.2f ms: %.2fx (goal <= 1.2x; "
+              "E2E_AHEAD_STRICT=1 asserts it)" % (p99r, p99s, ratio))
+    px.stop()
+    broker.stop()
+
+
+if __name__ == "__main__":
+    h.main("bench-keys-ahead", body)
