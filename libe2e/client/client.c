@@ -18,7 +18,8 @@
 void e2e_client_event(struct e2e_client *c, enum e2e_client_event_type type, uint32_t sender,
 	uint8_t scope, uint32_t epoch, const char *detail)
 {
-	struct e2e_client_event ev = { type, sender, scope, epoch, detail ? detail : "" };
+	struct e2e_client_event ev = { type, sender, scope, epoch, detail ? detail : "",
+		NULL, NULL };
 
 	if (c->cfg.on_event)
 		c->cfg.on_event(c->cfg.ctx, &ev);
@@ -163,12 +164,16 @@ static void on_msg(void *ctx, const char *topic, const uint8_t *payload, size_t 
 	e2e_client_flush(c);
 }
 
-static void on_state(void *ctx, int connected, const char *why)
+static void on_state(void *ctx, int connected, const char *why, const char *broker,
+	const char *lost)
 {
 	struct e2e_client *c = ctx;
+	struct e2e_client_event ev = { connected ? E2E_EV_CONNECTED : E2E_EV_CONNECTION_LOST,
+		0, 0, 0, why, broker, lost };
 
 	pthread_mutex_lock(&c->mu);
-	e2e_client_event(c, connected ? E2E_EV_CONNECTED : E2E_EV_CONNECTION_LOST, 0, 0, 0, why);
+	if (c->cfg.on_event)
+		c->cfg.on_event(c->cfg.ctx, &ev);
 	pthread_mutex_unlock(&c->mu);
 }
 

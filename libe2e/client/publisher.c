@@ -51,7 +51,7 @@ struct e2e_publisher {
 
 static void event(struct e2e_publisher *p, enum e2e_client_event_type t, const char *detail)
 {
-	struct e2e_client_event ev = { t, 0, 0, 0, detail ? detail : "" };
+	struct e2e_client_event ev = { t, 0, 0, 0, detail ? detail : "", NULL, NULL };
 
 	if (p->cfg.on_event)
 		p->cfg.on_event(p->cfg.ctx, &ev);
@@ -65,7 +65,8 @@ static uint32_t be32(const uint8_t *b)
 /* An ANNOUNCE we just published (SPEC 11.2: 14-byte head, scope u8, epoch u32). */
 static void event_rotated(struct e2e_publisher *p, const uint8_t *msg, size_t len)
 {
-	struct e2e_client_event ev = { E2E_EV_ROTATED, 0, 0, 0, "new epoch announced" };
+	struct e2e_client_event ev = { E2E_EV_ROTATED, 0, 0, 0, "new epoch announced", NULL,
+		NULL };
 
 	if (!p->cfg.on_event || len < E2E_CTL_HEAD_BYTES + 5)
 		return;
@@ -86,7 +87,7 @@ static void event_rotated(struct e2e_publisher *p, const uint8_t *msg, size_t le
 static void event_refused(struct e2e_publisher *p, uint32_t self, const uint8_t *req,
 	size_t len, const uint64_t before[8], const uint64_t after[8])
 {
-	struct e2e_client_event ev = { E2E_EV_REQUEST_REFUSED, self, 0, 0, "" };
+	struct e2e_client_event ev = { E2E_EV_REQUEST_REFUSED, self, 0, 0, "", NULL, NULL };
 	uint64_t now = e2e_mono_ms();
 	char detail[160], key[17] = "?";
 	unsigned reason = 0;
@@ -158,9 +159,15 @@ static void on_msg(void *ctx, const char *topic, const uint8_t *payload, size_t 
 	free(out);
 }
 
-static void on_state(void *ctx, int connected, const char *why)
+static void on_state(void *ctx, int connected, const char *why, const char *broker,
+	const char *lost)
 {
-	event(ctx, connected ? E2E_EV_CONNECTED : E2E_EV_CONNECTION_LOST, why);
+	struct e2e_publisher *p = ctx;
+	struct e2e_client_event ev = { connected ? E2E_EV_CONNECTED : E2E_EV_CONNECTION_LOST,
+		0, 0, 0, why, broker, lost };
+
+	if (p->cfg.on_event)
+		p->cfg.on_event(p->cfg.ctx, &ev);
 }
 
 static void announce_all(struct e2e_publisher *p)
