@@ -227,8 +227,8 @@ static int on_connect(struct conn *c, const uint8_t *pkt, size_t len)
 		cn.version == MQTT_V5 ? "5" : cn.version == MQTT_V311 ? "3.1.1" : "3.1",
 		cn.will ? " with will (sealed)" : "");
 	if (conn_start_upstream(c) != 0) {
-		plog(LOG_WARNING, "%s (%s): cannot connect to broker %s:%s", c->peer, c->client_id,
-			px->broker_host, px->broker_port);
+		plog(LOG_WARNING, "%s (%s): cannot connect to broker %s", c->peer, c->client_id,
+			px->cfg.broker);
 		return -1;
 	}
 	return 0;

@@ -28,7 +28,7 @@ static enum e2e_status brokers(struct e2e_session *s, const struct e2e_conn_conf
 	}
 	for (size_t i = 0; i < n; i++) {
 		const char *h = b[i].host ? b[i].host : "127.0.0.1";
-		int port = b[i].port ? b[i].port : (tls ? 8883 : 1883);
+		int port = b[i].port ? b[i].port : conn->port ? conn->port : tls ? 8883 : 1883;
 		int v6 = strchr(h, ':') != NULL;
 
 		if (!*h || strlen(h) >= sizeof s->hosts[i] || port < 1 || port > 65535) {

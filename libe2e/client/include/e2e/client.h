@@ -19,7 +19,7 @@ extern "C" {
 /* One broker address of a failover list (e2e_conn_config.brokers). */
 struct e2e_broker {
 	const char *host;            /* name, IPv4 or IPv6 address (no brackets) */
-	int port;                    /* 0: 1883, or 8883 with TLS */
+	int port;                    /* 0: e2e_conn_config.port, else 1883 (8883 with TLS) */
 };
 
 /* Connection parameters shared by subscriber and publisher. */
