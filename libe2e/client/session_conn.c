@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "session_impl.h"
 
@@ -63,12 +64,21 @@ void e2e_session_on_lost(void *ctx, char *cause)
 		s->on_state(s->ctx, 0, why, name, NULL);
 }
 
+/* Which broker Paho reached: its own word (the URI it connected to). */
+static void reached(struct e2e_session *s, const char *uri)
+{
+	for (int i = 0; uri && i < s->nbrokers; i++)
+		if (strcmp(s->uris[i], uri) == 0)
+			s->trying = i;
+}
+
 static void conn_ok(void *ctx, MQTTAsync_successData *d)
 {
 	struct e2e_session *s = ctx;
 
-	(void)d;
 	pthread_mutex_lock(&s->lock);
+	if (d)
+		reached(s, d->alt.connect.serverURI);
 	s->connect_done = 1;
 	s->connect_rc = 0;
 	pthread_cond_broadcast(&s->cond);
@@ -88,7 +98,13 @@ static void conn_fail(void *ctx, MQTTAsync_failureData *d)
 
 static void conn_ok5(void *ctx, MQTTAsync_successData5 *d)
 {
-	(void)d;
+	struct e2e_session *s = ctx;
+
+	if (d) {
+		pthread_mutex_lock(&s->lock);
+		reached(s, d->alt.connect.serverURI);
+		pthread_mutex_unlock(&s->lock);
+	}
 	conn_ok(ctx, NULL);
 }
 
@@ -221,7 +237,11 @@ static enum e2e_status attempt(struct e2e_session *s, int i, uint32_t timeout_ms
 	s->connect_done = s->connect_rc = s->connect_reason = 0;
 	s->tls_err[0] = '\0';
 	pthread_mutex_unlock(&s->lock);
-	rc = MQTTAsync_connect(s->handle, o);
+	/* Right after a failure Paho may still hold the last connect command
+	 * and ignores a new one: ask again shortly (at most 3 s). */
+	for (int k = 0; (rc = MQTTAsync_connect(s->handle, o)) == MQTTASYNC_COMMAND_IGNORED &&
+	     k < 60; k++)
+		nanosleep(&(struct timespec){ 0, 50000000L }, NULL);
 	if (rc != MQTTASYNC_SUCCESS) {
 		snprintf(err, err_len, "connect to %s failed: %s", s->uris[i], MQTTAsync_strerror(rc));
 		return E2E_ERR_IO;
