@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "e2e/control.h"
+#include "sumhist.h"
 #include "wire.h"
 
 #define CONTEXT "mqtt-e2e/v1/ctl"   /* 15 bytes + the NUL: 16 */
@@ -205,7 +206,8 @@ static enum e2e_status parse_summary(struct e2e_ctl *m, struct e2e_rd *r)
 		    !e2e_rd_skip(r, ((size_t)last - first + 1) * E2E_SUMMARY_DIGEST_BYTES))
 			return E2E_ERR_MALFORMED;
 	}
-	return r->bad || e2e_rd_left(r) != 0 ? E2E_ERR_MALFORMED : E2E_OK;
+	m->entries_len = (size_t)(r->p + r->off - m->entries);
+	return r->bad ? E2E_ERR_MALFORMED : e2e_sumhist_parse(m, r);
 }
 
 void e2e_summary_iter_init(struct e2e_summary_iter *it, const struct e2e_ctl *m)

@@ -69,6 +69,15 @@ void e2e_client_sum_report(void *ctx, const struct e2e_sumcheck_report *r)
 			"check's tables were full", r->missing, who, r->first, r->last, who);
 		e2e_client_event(c, E2E_EV_UNCHECKED, r->sender, 0, 0, d);
 		return;
+	case E2E_SUM_HIST_LOST:
+		/* Its summary was lost too; a later one's history kept its range. */
+		c->st.unconfirmed += r->missing;
+		c->st.hist_lost += r->missing;
+		snprintf(d, sizeof d, "%u message(s) of '%.*s' seqs %u..%u from %s never arrived "
+			"(listed by its summary %u, lost as well; from a later summary's history)",
+			r->missing, tl, r->topic, r->first, r->last, who, r->number);
+		e2e_client_event(c, E2E_EV_UNCONFIRMED, r->sender, 0, 0, d);
+		return;
 	case E2E_SUM_LATE:
 		c->st.arrived_late += r->missing;
 		c->st.unconfirmed -= r->missing <= c->st.unconfirmed ? r->missing : c->st.unconfirmed;

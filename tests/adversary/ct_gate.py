@@ -43,6 +43,7 @@ ALLOW = [
     ("libe2e/client/client.c", "*", "topic names and subscription filters: public"),
     ("libe2e/client/session_sub.c", "filter", "subscription filters: public"),
     ("libe2e/client/session_conn.c", "lost", "broker addresses: public"),
+    ("libe2e/client/session_conn.c", "uri", "broker URIs: public"),
     ("libe2e/client/summaries.c", "*", "subscription filters and topics: public"),
     ("libe2e/client/publisher.c", "control_topic", "control topic name: public"),
     ("proxy/config.c", "*", "option names and values of the configuration: public"),

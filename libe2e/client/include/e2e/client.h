@@ -173,6 +173,10 @@ struct e2e_client_stats {
 	/* Held under a retired key and not delivered without an accusation:
 	 * nothing seen could confirm or refute it (E2E_EV_UNCHECKED). */
 	uint64_t retired_unconfirmed;
+	/* Messages that never arrived, counted from the history of a later
+	 * summary because their own summary was lost as well (SPEC 11.6);
+	 * already in unconfirmed. */
+	uint64_t hist_lost;
 };
 
 /** Load identity, trust store and state; does not connect yet. */
