@@ -56,6 +56,14 @@ size_t e2e_sumhist_size(const struct e2e_sumhist_ring *h, uint32_t boot, uint32_
 void e2e_sumhist_write(const struct e2e_sumhist_ring *h, uint32_t boot, uint32_t number,
 	struct e2e_wr *w);
 
+/*
+ * A sender that double-buffers its accumulators (one filling, one being
+ * sent) keeps one history: swap the rings when it swaps the accumulators,
+ * so the one being built always holds every interval's ranges.
+ */
+struct e2e_summary;
+void e2e_summary_hist_swap(struct e2e_summary *a, struct e2e_summary *b);
+
 /* ---- receiver ---- */
 
 /* Whether seq @p seq of stream (@p run, @p topic) of the sender arrived: 1

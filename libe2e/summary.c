@@ -151,6 +151,14 @@ enum e2e_status e2e_summary_add(struct e2e_summary *s, uint32_t run, const char 
 	return E2E_OK;
 }
 
+void e2e_summary_hist_swap(struct e2e_summary *a, struct e2e_summary *b)
+{
+	struct e2e_sumhist_ring *t = a->hist;
+
+	a->hist = b->hist;
+	b->hist = t;
+}
+
 uint32_t e2e_summary_streams(const struct e2e_summary *s)
 {
 	return s ? s->idx.count : 0;

@@ -13,6 +13,36 @@
 
 #include "session_impl.h"
 
+/* A fresh random client id (clean sessions only). */
+static void random_id(struct e2e_session *s)
+{
+	uint8_t r[8];
+	char hex[17];
+
+	randombytes_buf(r, sizeof r);
+	sodium_bin2hex(hex, sizeof hex, r, sizeof r);
+	snprintf(s->client_id, sizeof s->client_id, "e2e-%s", hex);
+}
+
+/* A Paho client with the session's id and callbacks. */
+static int make_handle(struct e2e_session *s, MQTTAsync *h)
+{
+	MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer5;
+	int rc;
+
+	co.MQTTVersion = s->conn.mqtt_version == 5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1;
+	/* Paho's command queue limit also applies while connected: room for the
+	 * application window plus the library's own messages. */
+	co.maxBufferedMessages = 65535;
+	rc = MQTTAsync_createWithOptions(h, s->uri, s->client_id, MQTTCLIENT_PERSISTENCE_NONE,
+		NULL, &co);
+	if (rc != MQTTASYNC_SUCCESS)
+		return rc;
+	MQTTAsync_setCallbacks(*h, s, e2e_session_on_lost, e2e_session_on_arrived, NULL);
+	MQTTAsync_setConnected(*h, s, e2e_session_on_connected);
+	return rc;
+}
+
 /* Every broker as a Paho URI and as "host:port"; the list or host and port. */
 static enum e2e_status brokers(struct e2e_session *s, const struct e2e_conn_config *conn,
 	char *err, size_t err_len)
@@ -54,7 +84,6 @@ enum e2e_status e2e_session_init(struct e2e_session *s, const struct e2e_conn_co
 	e2e_session_msg_fn on_msg, e2e_session_state_fn on_state, void *ctx,
 	char *err, size_t err_len)
 {
-	MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer5;
 	enum e2e_status ret;
 	int rc;
 	size_t pl;
@@ -68,16 +97,10 @@ enum e2e_status e2e_session_init(struct e2e_session *s, const struct e2e_conn_co
 	if (ret != E2E_OK)
 		return ret;
 	snprintf(s->uri, sizeof s->uri, "%s", s->uris[0]);
-	if (conn->client_id) {
+	if (conn->client_id)
 		snprintf(s->client_id, sizeof s->client_id, "%s", conn->client_id);
-	} else {
-		uint8_t r[8];
-		char hex[17];
-
-		randombytes_buf(r, sizeof r);
-		sodium_bin2hex(hex, sizeof hex, r, sizeof r);
-		snprintf(s->client_id, sizeof s->client_id, "e2e-%s", hex);
-	}
+	else
+		random_id(s);
 	if (conn->alpn && e2e_alpn_encode(s->alpn, sizeof s->alpn, &s->alpn_len, conn->alpn) != 0) {
 		snprintf(err, err_len, "bad ALPN list '%s'", conn->alpn);
 		return E2E_ERR_ARG;
@@ -92,22 +115,45 @@ enum e2e_status e2e_session_init(struct e2e_session *s, const struct e2e_conn_co
 	}
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
-	co.MQTTVersion = conn->mqtt_version == 5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1;
-	/* Paho's command queue limit also applies while connected: room for the
-	 * application window plus the library's own messages. */
-	co.maxBufferedMessages = 65535;
+	pthread_rwlock_init(&s->hlock, NULL);
 	s->tally[0] = (struct tally){ s, 0 };
 	s->tally[1] = (struct tally){ s, 1 };
-	rc = MQTTAsync_createWithOptions(&s->handle, s->uri, s->client_id,
-		MQTTCLIENT_PERSISTENCE_NONE, NULL, &co);
+	rc = make_handle(s, &s->handle);
 	if (rc != MQTTASYNC_SUCCESS) {
 		snprintf(err, err_len, "cannot create MQTT client for %s: %s", s->uri,
 			MQTTAsync_strerror(rc));
 		return E2E_ERR_ARG;
 	}
-	MQTTAsync_setCallbacks(s->handle, s, e2e_session_on_lost, e2e_session_on_arrived, NULL);
-	MQTTAsync_setConnected(s->handle, s, e2e_session_on_connected);
 	return E2E_OK;
+}
+
+MQTTAsync e2e_session_handle_get(struct e2e_session *s)
+{
+	pthread_rwlock_rdlock(&s->hlock);
+	return s->handle;
+}
+
+void e2e_session_handle_put(struct e2e_session *s)
+{
+	pthread_rwlock_unlock(&s->hlock);
+}
+
+void e2e_session_renew(struct e2e_session *s)
+{
+	MQTTAsync fresh = NULL, old;
+
+	if (s->conn.client_id || !s->handle_used)
+		return;
+	random_id(s);
+	if (make_handle(s, &fresh) != MQTTASYNC_SUCCESS)
+		return;   /* keep the old one: its id may still work */
+	pthread_rwlock_wrlock(&s->hlock);
+	old = s->handle;
+	s->handle = fresh;
+	s->handle_used = 0;
+	pthread_rwlock_unlock(&s->hlock);
+	/* No caller holds it any more: each held the read lock around its call. */
+	MQTTAsync_destroy(&old);
 }
 
 void e2e_session_fini(struct e2e_session *s)
@@ -136,6 +182,7 @@ void e2e_session_fini(struct e2e_session *s)
 		free(s->subs[i]);
 	pthread_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->cond);
+	pthread_rwlock_destroy(&s->hlock);
 	sodium_memzero(s->psk, sizeof s->psk);
 }
 

@@ -40,7 +40,12 @@ typedef void (*e2e_session_state_fn)(void *ctx, int connected, const char *why,
 #define E2E_SESSION_BACKOFF_MAX_MS 30000U
 
 struct e2e_session {
+	/* Paho's client; replaced (e2e_session_renew) only under hlock's write
+	 * side, so every call into Paho holds the read side
+	 * (e2e_session_handle_get/put). */
 	MQTTAsync handle;
+	pthread_rwlock_t hlock;
+	int handle_used;                   /* it connected once (a clean session's id is spent) */
 	struct e2e_conn_config conn;
 	char uri[300];                      /* the first broker's URI (Paho's create) */
 	/* Failover (session_conn.c): every broker as a Paho URI and as

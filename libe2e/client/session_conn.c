@@ -24,6 +24,7 @@ void e2e_session_on_connected(void *ctx, char *cause)
 	(void)cause;
 	pthread_mutex_lock(&s->lock);
 	s->connected = 1;
+	s->handle_used = 1;
 	s->lost = 0;
 	s->cur = s->trying >= 0 ? s->trying : 0;
 	snprintf(now, sizeof now, "%s", s->names[s->cur]);
@@ -239,6 +240,7 @@ static enum e2e_status attempt(struct e2e_session *s, int i, uint32_t timeout_ms
 	pthread_mutex_unlock(&s->lock);
 	/* Right after a failure Paho may still hold the last connect command
 	 * and ignores a new one: ask again shortly (at most 3 s). */
+	/* Only this thread (or the first connect) replaces the handle. */
 	for (int k = 0; (rc = MQTTAsync_connect(s->handle, o)) == MQTTASYNC_COMMAND_IGNORED &&
 	     k < 60; k++)
 		nanosleep(&(struct timespec){ 0, 50000000L }, NULL);
@@ -286,7 +288,11 @@ static int round_robin(struct e2e_session *s)
 		pthread_mutex_unlock(&s->lock);
 		if (stop)
 			return 0;
-		if (connected || attempt(s, i, s->attempt_ms, why, sizeof why) == E2E_OK)
+		if (connected)
+			return 1;
+		/* A clean session's id is spent with the broker that had it. */
+		e2e_session_renew(s);
+		if (attempt(s, i, s->attempt_ms, why, sizeof why) == E2E_OK)
 			return 1;
 	}
 	return 0;

@@ -21,6 +21,18 @@ int e2e_session_ssl_error(const char *str, size_t len, void *u);
 void e2e_session_tls_diagnose(const struct e2e_session *s, const char *host, int port,
 	char *out, size_t cap);
 
+/* session.c: Paho's client for one call (read lock held until put). */
+MQTTAsync e2e_session_handle_get(struct e2e_session *s);
+void e2e_session_handle_put(struct e2e_session *s);
+/*
+ * Before a reconnection: a session with a random id (a clean session) gets
+ * a new Paho client with a new random id once the old one has connected.
+ * A cluster keeps a clean session's queue on the node that died until that
+ * node returns (RabbitMQ 3.x: declaring it again from another node fails
+ * and the connection is closed), so the same id cannot fail over.
+ */
+void e2e_session_renew(struct e2e_session *s);
+
 /* session.c: absolute CLOCK_REALTIME deadline @p ms from now. */
 struct timespec e2e_session_deadline(uint32_t ms);
 /* With s->lock held: wait until *flag (or s->stop), at most @p timeout_ms. */

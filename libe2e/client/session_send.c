@@ -71,6 +71,7 @@ enum e2e_status e2e_session_send(struct e2e_session *s, const char *topic,
 	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
 	MQTTAsync_message m = MQTTAsync_message_initializer;
 	struct tally *t;
+	int rc;
 
 	if (len > 268435455U)
 		return E2E_ERR_ARG;
@@ -98,7 +99,9 @@ enum e2e_status e2e_session_send(struct e2e_session *s, const char *topic,
 	s->inflight[app ? 1 : 0]++;
 	pthread_mutex_unlock(&s->lock);
 	/* Paho copies the payload before returning. */
-	if (MQTTAsync_sendMessage(s->handle, topic, &m, &ro) != MQTTASYNC_SUCCESS) {
+	rc = MQTTAsync_sendMessage(e2e_session_handle_get(s), topic, &m, &ro);
+	e2e_session_handle_put(s);
+	if (rc != MQTTASYNC_SUCCESS) {
 		pthread_mutex_lock(&s->lock);
 		s->inflight[app ? 1 : 0]--;
 		pthread_mutex_unlock(&s->lock);

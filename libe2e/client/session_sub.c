@@ -54,8 +54,11 @@ void e2e_session_resubscribe(struct e2e_session *s)
 			ro.onSuccess = sub_ok;
 			ro.onFailure = sub_fail;
 		}
-		if (MQTTAsync_subscribe(s->handle, s->subs[i], s->sub_qos[i], &ro) ==
-				MQTTASYNC_SUCCESS)
+		int rc = MQTTAsync_subscribe(e2e_session_handle_get(s), s->subs[i], s->sub_qos[i],
+			&ro);
+
+		e2e_session_handle_put(s);
+		if (rc == MQTTASYNC_SUCCESS)
 			s->subs_asked++;
 	}
 }
@@ -169,14 +172,17 @@ enum e2e_status e2e_session_subscribe(struct e2e_session *s, const char *filter,
 	pthread_mutex_unlock(&s->lock);
 	if (ret != E2E_OK || !connected)
 		return ret;
-	if (wait_ms <= 0)
-		return MQTTAsync_subscribe(s->handle, filter, qos, &ro) == MQTTASYNC_SUCCESS ?
-			E2E_OK : E2E_ERR_IO;
+	if (wait_ms <= 0) {
+		rc = MQTTAsync_subscribe(e2e_session_handle_get(s), filter, qos, &ro);
+		e2e_session_handle_put(s);
+		return rc == MQTTASYNC_SUCCESS ? E2E_OK : E2E_ERR_IO;
+	}
 	w = calloc(1, sizeof *w);
 	if (!w)
 		return E2E_ERR_NOMEM;
 	waiter_opts(s, &ro, w);
-	rc = MQTTAsync_subscribe(s->handle, filter, qos, &ro);
+	rc = MQTTAsync_subscribe(e2e_session_handle_get(s), filter, qos, &ro);
+	e2e_session_handle_put(s);
 	if (rc != MQTTASYNC_SUCCESS) {
 		free(w);
 		return E2E_ERR_IO;
@@ -189,15 +195,19 @@ enum e2e_status e2e_session_subscribe_now(struct e2e_session *s, const char *fil
 {
 	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
 
-	if (MQTTAsync_subscribe(s->handle, filter, qos, &ro) != MQTTASYNC_SUCCESS)
-		return E2E_ERR_IO;
-	return MQTTAsync_waitForCompletion(s->handle, ro.token, (unsigned long)wait_ms) ==
-	       MQTTASYNC_SUCCESS ? E2E_OK : E2E_ERR_IO;
+	MQTTAsync h = e2e_session_handle_get(s);
+	int rc = MQTTAsync_subscribe(h, filter, qos, &ro);
+
+	if (rc == MQTTASYNC_SUCCESS)
+		rc = MQTTAsync_waitForCompletion(h, ro.token, (unsigned long)wait_ms);
+	e2e_session_handle_put(s);
+	return rc == MQTTASYNC_SUCCESS ? E2E_OK : E2E_ERR_IO;
 }
 
 enum e2e_status e2e_session_unsubscribe(struct e2e_session *s, const char *filter)
 {
 	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+	int rc;
 
 	pthread_mutex_lock(&s->lock);
 	for (int i = 0; i < s->nsubs; i++) {
@@ -210,8 +220,9 @@ enum e2e_status e2e_session_unsubscribe(struct e2e_session *s, const char *filte
 		}
 	}
 	pthread_mutex_unlock(&s->lock);
-	return MQTTAsync_unsubscribe(s->handle, filter, &ro) == MQTTASYNC_SUCCESS ?
-		E2E_OK : E2E_ERR_IO;
+	rc = MQTTAsync_unsubscribe(e2e_session_handle_get(s), filter, &ro);
+	e2e_session_handle_put(s);
+	return rc == MQTTASYNC_SUCCESS ? E2E_OK : E2E_ERR_IO;
 }
 
 #define APP_WINDOW 4096U        /* application messages in flight before waiting */

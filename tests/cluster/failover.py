@@ -41,7 +41,7 @@ import rabbit  # noqa: E402
 SKIP = 77
 BAD = ("FORGED", "DUPLICATE", "TOO_OLD", "MALFORMED", "FORGOTTEN")
 NEVER = re.compile(r"(\d+) message\(s\) of '([^']+)' seqs \d+\.\.\d+ from pa never arrived")
-HIST = re.compile(r"of '([^']+)' .* listed by its summary \d+, lost as well")
+HIST = re.compile(r"of '([^']+)' .*listed by its summary \d+, lost as well")
 
 
 class Load(threading.Thread):
@@ -100,6 +100,7 @@ def body(env, c):
     c.expect(sub.wait_err(r"reconnected: broker %s lost, now %s \(failover\)" % (
         re.escape(n3.addr()), re.escape(n1.addr())), 30, since=t_kill),
         "the subscriber reconnects to node 1 and names node 3 as the broker lost")
+    h.wait_until(lambda: [o for o in sub.messages() if o.get("event") == "reconnected"], 5)
     ev = [o for o in sub.messages() if o.get("event") == "reconnected"]
     c.expect(ev and ev[-1].get("broker_lost") == n3.addr() and ev[-1].get("broker") == n1.addr(),
              "--json: the reconnect event names node 3 lost, node 1 now: %s" % ev[-1:])

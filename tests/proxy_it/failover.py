@@ -84,6 +84,7 @@ def body(env, c):
     c.require(sp.wait_err(r"reconnected: broker %s lost, now %s \(failover\)" % (
         re.escape(a.addr()), re.escape(b.addr())), 20, since=t_kill),
         "the subscriber reconnects to B and names A as the broker lost")
+    h.wait_until(lambda: events(sp), 5)   # stdout and stderr are read apart
     ev = events(sp)
     c.expect(ev and ev[-1].get("broker_lost") == a.addr() and ev[-1].get("broker") == b.addr()
              and ev[-1].get("failover") is True,

@@ -121,6 +121,31 @@ static void test_sender_repeats_last_six(void)
 	e2e_summary_destroy(s);
 }
 
+/* A sender fills one accumulator while the other is sent (libe2e's sender
+ * does): with the rings swapped along, the history has every interval. */
+static void test_double_buffered(void)
+{
+	struct e2e_summary *cur = NULL, *ready = NULL, *t;
+	struct e2e_ctl m;
+	struct seen v;
+
+	CU_ASSERT_EQUAL_FATAL(e2e_summary_create(&cur, 16, 1U << 16, 1024), E2E_OK);
+	CU_ASSERT_EQUAL_FATAL(e2e_summary_create(&ready, 16, 1U << 16, 1024), E2E_OK);
+	for (uint32_t n = 1; n <= 5; n++) {
+		add(cur, "a", n);
+		t = ready;
+		ready = cur;
+		cur = t;
+		e2e_summary_hist_swap(ready, cur);
+		build(ready, 5, n, &m);
+	}
+	walk(&m, &v);
+	CU_ASSERT(v.n == 4 && v.number[0] == 4 && v.number[1] == 3 && v.number[2] == 2 &&
+		v.number[3] == 1);
+	e2e_summary_destroy(cur);
+	e2e_summary_destroy(ready);
+}
+
 static void test_sender_byte_bound(void)
 {
 	static char big[2200];
@@ -313,6 +338,7 @@ static void test_outage_longer_than_history(void)
 static const struct tu_test tests[] = {
 	{ "Sender: part 0 repeats the last 6 intervals, newest first", test_sender_repeats_last_six },
 	{ "Sender: 4096-byte bound, records whole or left out", test_sender_byte_bound },
+	{ "Sender: two accumulators, one history", test_double_buffered },
 	{ "Receiver: lost summaries' ranges counted per stream", test_receiver_counts_lost },
 	{ "Receiver: an outage longer than the history", test_outage_longer_than_history },
 	{ NULL, NULL },
