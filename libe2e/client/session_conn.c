@@ -25,7 +25,6 @@ void e2e_session_on_connected(void *ctx, char *cause)
 	pthread_mutex_lock(&s->lock);
 	s->connected = 1;
 	s->handle_used = 1;
-	s->lost = 0;
 	s->cur = s->trying >= 0 ? s->trying : 0;
 	snprintf(now, sizeof now, "%s", s->names[s->cur]);
 	if (s->lost_idx >= 0) {
@@ -80,6 +79,9 @@ static void conn_ok(void *ctx, MQTTAsync_successData *d)
 	pthread_mutex_lock(&s->lock);
 	if (d)
 		reached(s, d->alt.connect.serverURI);
+	/* Connected: the reconnector must not start another round before
+	 * Paho's connected callback (e2e_session_on_connected) has run. */
+	s->lost = 0;
 	s->connect_done = 1;
 	s->connect_rc = 0;
 	pthread_cond_broadcast(&s->cond);

@@ -7,7 +7,8 @@ Two independent mosquittos A and B (the same PKI). The proxy runs with
 1. A second subscriber given "--broker <closed port>,B" connects at start
    through the second address: both --broker values are used, in order.
 2. Messages through the proxy reach the subscriber on A.
-3. A is killed (SIGKILL, by PID). The subscriber reconnects to B and says
+3. A is killed (SIGKILL, by PID; the subscriber paused meanwhile). The
+   subscriber reconnects to B and says
    so: the reconnect line and its --json event name A as lost and B as now
    used; the proxy's next upstream connections (publishers' relays and the
    key service) go to B and it logs the failover naming both. Messages
@@ -78,9 +79,15 @@ def body(env, c):
               "messages through the proxy on A reach the subscriber")
 
     # 3: A dies.
+    # The subscriber is paused across the kill (as a busy host would be): it
+    # finds the connection dead only on waking, with the key service and
+    # proxy already moved.
     t_kill = time.monotonic()
+    os.kill(sp.pid, signal.SIGSTOP)
+    time.sleep(1)
     os.kill(a.proc.pid, signal.SIGKILL)
     a.proc.wait_exit(5)
+    os.kill(sp.pid, signal.SIGCONT)
     c.require(sp.wait_err(r"reconnected: broker %s lost, now %s \(failover\)" % (
         re.escape(a.addr()), re.escape(b.addr())), 20, since=t_kill),
         "the subscriber reconnects to B and names A as the broker lost")
