@@ -520,15 +520,17 @@ void e2e_sumcheck_summary(struct e2e_sumcheck *sc, uint32_t sender, const struct
 		return;
 	close_open(sc, now_ms);
 	no = nos_of(sc, sender);
-	if (no && m->part == 0 && no->hist_for && no->hist_boot == m->boot &&
-	    no->hist_for == m->number) {
+	for (uint32_t k = 0; no && m->part == 0 && k < E2E_SUMORDER_HIST_SLOTS; k++) {
 		struct arrival a = { sc, sender };
 
+		if (!no->hist[k].for_ || no->hist[k].for_ != m->number ||
+		    no->hist[k].boot != m->boot)
+			continue;
 		/* Summaries lost before this one: what their ranges held that
 		 * never arrived, per topic (the rest stays "missing"). */
-		(void)e2e_sumhist_check(m, sender, no->hist_from, no->hist_to, match, arrived, &a,
-			report, ctx);
-		no->hist_for = 0;
+		(void)e2e_sumhist_check(m, sender, no->hist[k].from, no->hist[k].to, match,
+			arrived, &a, report, ctx);
+		no->hist[k].for_ = 0;
 	}
 	e2e_summary_iter_init(&it, m);
 	while (e2e_summary_entry_next(&it, &e))

@@ -30,6 +30,8 @@ static void parts_missed(struct sender_no *no, uint8_t to, struct e2e_sumcheck_p
 static int accept_first(struct sender_no *no, const struct e2e_ctl *m,
 	struct e2e_sumcheck_part *out)
 {
+	uint32_t k;
+
 	if (no->boot == m->boot && m->number <= no->number)
 		return 0;   /* this sender run's old summary, replayed */
 	if (no->boot && no->boot != m->boot) {
@@ -53,10 +55,11 @@ static int accept_first(struct sender_no *no, const struct e2e_ctl *m,
 		out->gap_to = m->number - 1;
 		no->missed_at = no->arrived + 1;
 		/* This part 0's history may say what they held. */
-		no->hist_boot = m->boot;
-		no->hist_for = m->number;
-		no->hist_from = out->gap_from;
-		no->hist_to = out->gap_to;
+		k = no->hist_next++ % E2E_SUMORDER_HIST_SLOTS;
+		no->hist[k].boot = m->boot;
+		no->hist[k].for_ = m->number;
+		no->hist[k].from = out->gap_from;
+		no->hist[k].to = out->gap_to;
 	}
 	no->boot = m->boot;
 	no->number = m->number;

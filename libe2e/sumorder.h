@@ -11,6 +11,7 @@
 #include "e2e/summary.h"
 
 #define E2E_SUMORDER_SENDERS 256U
+#define E2E_SUMORDER_HIST_SLOTS 4U
 
 /* Complete summaries arrived per sender: a record that two later arrivals
  * passed over is unsummarized. Counting arrivals (not summary numbers) keeps
@@ -25,9 +26,13 @@ struct sender_no {
 	uint32_t boot, number;
 	uint64_t time_ms;
 	uint8_t parts, next_part;
-	/* Summary numbers hist_from..hist_to of run hist_boot never arrived:
-	 * the part 0 of summary hist_for may list their ranges (history). */
-	uint32_t hist_boot, hist_for, hist_from, hist_to;
+	/* Summary numbers from..to of run boot never arrived: the part 0 of
+	 * summary @for_ may list their ranges (history). A few slots: a second
+	 * gap may be found before the first one's summary is checked. */
+	struct {
+		uint32_t boot, for_, from, to;
+	} hist[E2E_SUMORDER_HIST_SLOTS];
+	uint32_t hist_next;
 };
 
 struct e2e_sumorder {
