@@ -61,8 +61,11 @@ static void on_key_event(void *ctx, const struct e2e_client_event *ev)
 	} else if (ev->type == E2E_EV_CONNECTED || ev->type == E2E_EV_CONNECTION_LOST) {
 		struct plog_about a = { "upstream", -1, -1, -1, NULL };
 
+		/* Paho's broker is keylink's loopback port: name the real one. */
 		plog_event(ev->type == E2E_EV_CONNECTED ? LOG_INFO : LOG_WARNING, &a,
-			"key service: %s", ev->detail);
+			"key service: %s broker %s", ev->type == E2E_EV_CONNECTED ?
+			"connected to" : "connection lost with",
+			px->ups.n ? px->ups.b[px->link_broker].name : "?");
 	} else {
 		plog(ev->type == E2E_EV_ERROR ? LOG_WARNING : LOG_INFO, "key service: %s",
 			ev->detail);
