@@ -132,15 +132,19 @@ static void on_msg(void *ctx, const char *topic, const uint8_t *payload, size_t 
 	answer(s, topic, payload, len);
 }
 
-static void on_state(void *ctx, int connected, const char *why)
+static void on_state(void *ctx, int connected, const char *why, const char *broker,
+	const char *lost)
 {
 	struct service *s = ctx;
 
-	if (connected)
+	if (connected) {
 		atomic_fetch_add(&s->connected_gen, 1);
-	else
-		fprintf(stderr, "%s: connection lost%s%s\n", AUTH_PROG, why ? ": " : "",
-			why ? why : "");
+		if (lost)
+			fprintf(stderr, "%s: reconnected: broker %s lost, now %s\n", AUTH_PROG, lost,
+				broker ? broker : "?");
+	} else
+		fprintf(stderr, "%s: connection lost%s%s%s%s\n", AUTH_PROG, broker ? " to " : "",
+			broker ? broker : "", why ? ": " : "", why ? why : "");
 }
 
 /* Publish DIR/revocations (as authority revoke wrote it) retained, if any. */

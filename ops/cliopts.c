@@ -11,6 +11,7 @@
 #include <pthread.h>
 
 #include "cliopts.h"
+#include "hostport.h"
 
 const char *cli_prog = "e2e";
 
@@ -71,13 +72,62 @@ static int protocol_version(const char *arg)
 	return -1;
 }
 
+/*
+ * -h HOST and --broker HOST[:PORT], each repeatable and each a comma list:
+ * every address is appended (before, a second -h silently replaced the
+ * first). One address without a port stays host and port as ever (-p
+ * applies); otherwise the list goes to e2e_conn_config.brokers, where an
+ * address without a port takes -p's.
+ */
+static int add_brokers(struct cli_common *cc, const char *opt, const char *arg)
+{
+	struct e2e_conn_config *c = &cc->conn;
+	const char *cur = arg;
+	unsigned long port;
+	int r, ported = 0;
+	char ps[16];
+
+	if (!*cur) {
+		fprintf(stderr, "%s: %s wants an address, not ''\n", cli_prog, opt);
+		return -1;
+	}
+	while (*cur) {
+		if (cc->nbrokers == CLI_BROKERS_MAX) {
+			fprintf(stderr, "%s: at most %d brokers\n", cli_prog, CLI_BROKERS_MAX);
+			return -1;
+		}
+		r = e2e_hostport_next(&cur, cc->broker_host[cc->nbrokers],
+			sizeof cc->broker_host[0], ps, sizeof ps);
+		if (r <= 0) {
+			fprintf(stderr, "%s: %s wants HOST, HOST:PORT or [IPv6]:PORT (a comma list "
+				"for several brokers), not '%s'\n", cli_prog, opt, arg);
+			return -1;
+		}
+		port = 0;
+		if (ps[0] && cli_number(opt, ps, 1, 65535, &port) != 0)
+			return -1;
+		cc->brokers[cc->nbrokers].host = cc->broker_host[cc->nbrokers];
+		cc->brokers[cc->nbrokers].port = (int)port;
+		cc->nbrokers++;
+	}
+	for (int i = 0; i < cc->nbrokers; i++)
+		ported |= cc->brokers[i].port != 0;
+	c->host = cc->nbrokers ? cc->broker_host[0] : NULL;
+	c->brokers = cc->nbrokers > 1 || ported ? cc->brokers : NULL;
+	c->nbrokers = cc->nbrokers > 1 || ported ? (size_t)cc->nbrokers : 0;
+	return 0;
+}
+
 int cli_common_opt(struct cli_common *cc, int opt, const char *arg)
 {
 	struct e2e_conn_config *c = &cc->conn;
 	unsigned long port;
 
 	switch (opt) {
-	case 'h': c->host = arg; break;
+	case 'h':
+		return add_brokers(cc, "-h", arg) == 0 ? 1 : -1;
+	case CLI_OPT_BROKER:
+		return add_brokers(cc, "--broker", arg) == 0 ? 1 : -1;
 	case 'p':
 		if (cli_number("-p", arg, 1, 65535, &port) != 0)
 			return -1;
@@ -150,8 +200,12 @@ void cli_common_usage(FILE *f, const char *default_dir)
 {
 	fprintf(f,
 		"Broker:\n"
-		"  -h HOST            broker host (default 127.0.0.1)\n"
-		"  -p PORT            broker port (default 1883, 8883 with TLS)\n"
+		"  -h HOST            broker host (default 127.0.0.1); repeat it, or give a\n"
+		"                     comma list, for brokers to fail over to, in order\n"
+		"  --broker HOST[:PORT][,HOST[:PORT]...]\n"
+		"                     brokers to fail over to, in order (repeatable)\n"
+		"  -p PORT            broker port (default 1883, 8883 with TLS; for every\n"
+		"                     broker given without one)\n"
 		"  -i ID              client id (default random, clean session)\n"
 		"  -u USER, -P PASS   username and password\n"
 		"  -V 311|5           MQTT protocol version (default 311)\n"

@@ -39,6 +39,7 @@ enum cli_long {
 	CLI_OPT_CONTROL,
 	CLI_OPT_HELP,
 	CLI_OPT_VERSION,
+	CLI_OPT_BROKER,
 	CLI_OPT_OWN,              /* first value free for a binary's own options */
 };
 
@@ -59,11 +60,18 @@ enum cli_long {
 	{ "dir", required_argument, NULL, CLI_OPT_DIR }, \
 	{ "control-topic", required_argument, NULL, CLI_OPT_CONTROL }, \
 	{ "help", no_argument, NULL, CLI_OPT_HELP }, \
-	{ "version", no_argument, NULL, CLI_OPT_VERSION }
+	{ "version", no_argument, NULL, CLI_OPT_VERSION }, \
+	{ "broker", required_argument, NULL, CLI_OPT_BROKER }
+
+/* Brokers of -h / --broker (failover, in this order). */
+#define CLI_BROKERS_MAX 16
 
 /* What the shared options set. */
 struct cli_common {
 	struct e2e_conn_config conn;
+	struct e2e_broker brokers[CLI_BROKERS_MAX];
+	char broker_host[CLI_BROKERS_MAX][256];
+	int nbrokers;
 	const char *dir;              /* --dir, NULL: default */
 	const char *control_topic;    /* --control-topic, NULL: library default */
 	int help, version;

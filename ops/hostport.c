@@ -31,3 +31,38 @@ int e2e_hostport_split(const char *s, char *host, size_t host_cap, char *port, s
 	memcpy(port, colon + 1, strlen(colon + 1) + 1);
 	return 0;
 }
+
+int e2e_hostport_next(const char **list, char *host, size_t host_cap, char *port,
+	size_t port_cap)
+{
+	char item[300];
+	const char *p = *list;
+	size_t n;
+
+	if (!p || !*p)
+		return 0;
+	n = strcspn(p, ",");
+	*list = p[n] == ',' ? p + n + 1 : p + n;
+	if (n == 0 || n >= sizeof item)
+		return -1;
+	memcpy(item, p, n);
+	item[n] = '\0';
+	/* "HOST:PORT" and "[V6]:PORT" have a port; "HOST", "[V6]" and a bare
+	 * IPv6 address (two colons or more) do not. */
+	if (item[0] == '[' && item[n - 1] == ']') {
+		if (n - 2 == 0 || n - 2 >= host_cap || port_cap == 0)
+			return -1;
+		memcpy(host, item + 1, n - 2);
+		host[n - 2] = '\0';
+		port[0] = '\0';
+		return 1;
+	}
+	if (item[0] != '[' && (!strchr(item, ':') || strchr(item, ':') != strrchr(item, ':'))) {
+		if (n >= host_cap || port_cap == 0)
+			return -1;
+		memcpy(host, item, n + 1);
+		port[0] = '\0';
+		return 1;
+	}
+	return e2e_hostport_split(item, host, host_cap, port, port_cap) == 0 ? 1 : -1;
+}

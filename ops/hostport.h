@@ -11,4 +11,13 @@
  */
 int e2e_hostport_split(const char *s, char *host, size_t host_cap, char *port, size_t port_cap);
 
+/**
+ * The next item of a comma-separated address list ("HOST", "HOST:PORT",
+ * "[V6]:PORT", "[V6]" or a bare IPv6 address), advancing @p list; @p port
+ * is empty when the item has none.
+ * @return 1 for an item, 0 at the end, -1 for an empty or bad item.
+ */
+int e2e_hostport_next(const char **list, char *host, size_t host_cap, char *port,
+	size_t port_cap);
+
 #endif

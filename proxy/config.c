@@ -12,7 +12,7 @@
 #include "config.h"
 #include "e2e/common.h"
 
-enum opt_type { T_STR, T_BOOL, T_U32, T_U64, T_MS32, T_MS64, T_LEVEL, T_POLICY, T_LISTEN,
+enum opt_type { T_STR, T_BROKER, T_BOOL, T_U32, T_U64, T_MS32, T_MS64, T_LEVEL, T_POLICY, T_LISTEN,
 	T_LOGFMT };
 
 struct opt {
@@ -30,7 +30,8 @@ static const struct opt opts[] = {
 	{ "listen-cert", T_STR, O(listen_cert), "server certificate shown to publishers (listen-tls)" },
 	{ "listen-key", T_STR, O(listen_key), "its private key" },
 	{ "listen-cafile", T_STR, O(listen_cafile), "require publisher certificates from this CA" },
-	{ "broker", T_STR, O(broker), "HOST:PORT of the broker (required)" },
+	{ "broker", T_BROKER, O(broker),
+	  "HOST:PORT of the broker (required); several (repeated, or a comma list): failover" },
 	{ "tls", T_BOOL, O(tls), "TLS to the broker: yes|no (default yes)" },
 	{ "cafile", T_STR, O(cafile), "CA certificates (PEM) to verify the broker" },
 	{ "capath", T_STR, O(capath), "directory of CA certificates (default: system store)" },
@@ -119,6 +120,28 @@ static int set(struct proxy_config *c, const struct opt *o, const char *v, const
 	case T_STR:
 		free(*(char **)(base + o->off));
 		*(char **)(base + o->off) = strdup(v);
+		return 0;
+	case T_BROKER:
+		/* Several brokers, in failover order: repeated lines or flags
+		 * append (a comma list is one step); the command line's first
+		 * --broker replaces the file's, as with listen. */
+		if (!strcmp(where, "command line") && !c->broker_from_flags) {
+			free(c->broker);
+			c->broker = NULL;
+			c->broker_from_flags = 1;
+		}
+		if (c->broker) {
+			size_t n = strlen(c->broker) + 1 + strlen(v) + 1;
+			char *j = malloc(n);
+
+			if (!j)
+				return -1;
+			snprintf(j, n, "%s,%s", c->broker, v);
+			free(c->broker);
+			c->broker = j;
+		} else {
+			c->broker = strdup(v);
+		}
 		return 0;
 	case T_LISTEN:
 		if (!strcmp(where, "command line") && !c->listen_from_flags) {
@@ -331,7 +354,7 @@ int proxy_config_load(struct proxy_config *c, int argc, char **argv)
 void proxy_config_free(struct proxy_config *c)
 {
 	for (size_t i = 0; i < NOPTS; i++)
-		if (opts[i].type == T_STR)
+		if (opts[i].type == T_STR || opts[i].type == T_BROKER)
 			free(*(char **)((char *)c + opts[i].off));
 	for (int i = 0; i < c->nlisten; i++)
 		free(c->listen[i]);

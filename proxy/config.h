@@ -20,7 +20,8 @@ struct proxy_config {
 	char *listen[PROXY_LISTEN_MAX];
 	int nlisten;
 	int listen_from_flags;        /* --listen given: the file's listen lines are dropped */
-	char *broker;                 /* host:port */
+	char *broker;                 /* host:port, or a comma list of them (failover) */
+	int broker_from_flags;        /* --broker given: the file's broker lines are dropped */
 	int tls;                      /* TLS to the broker (default on) */
 	char *cafile, *capath;
 	int insecure;                 /* no certificate / hostname verification */

@@ -190,14 +190,24 @@ void conn_update(struct conn *c)
 	set_interest(c, c->up.fd, 1, up, &c->ev_up);
 }
 
+/*
+ * Dial the broker px->ups picks (failover, upstream.h); one that cannot
+ * even be dialled is put in back-off and the next one tried, each broker
+ * at most once per publisher connection.
+ */
 static int start_upstream(struct conn *c)
 {
 	struct proxy *px = c->px;
 	struct epoll_event ev;
 
-	if (px_transport_tcp_dial(&c->up, px->broker_ai) != 0) {
+	for (;;) {
+		c->up_idx = px_upstream_pick(&px->ups, e2e_mono_ms());
+		if (px_transport_tcp_dial(&c->up, px->ups.b[c->up_idx].ai) == 0)
+			break;
 		px->st.upstream_failures++;
-		return -1;
+		px_upstream_failed(&px->ups, c->up_idx, e2e_mono_ms(), "cannot dial");
+		if (++c->up_tries >= px->ups.n)
+			return -1;
 	}
 	ev.events = EPOLLOUT;
 	ev.data.ptr = tag(c, 1);
@@ -446,11 +456,22 @@ void conn_on_up(struct conn *c, uint32_t events)
 	c->idle_ticks = 0;
 	if (c->st == ST_UP_TCP) {
 		if ((err = px_transport_tcp_connected(&c->up)) != 0) {
-			c->px->st.upstream_failures++;
-			plog(LOG_WARNING, "%s (%s): cannot reach broker %s:%s: %s", c->peer,
-				c->client_id, c->px->broker_host, c->px->broker_port, strerror(err));
+			struct proxy *px = c->px;
+
+			px->st.upstream_failures++;
+			plog(LOG_WARNING, "%s (%s): cannot reach broker %s: %s", c->peer,
+				c->client_id, px->ups.b[c->up_idx].name, strerror(err));
+			px_upstream_failed(&px->ups, c->up_idx, e2e_mono_ms(), strerror(err));
+			/* Failover: the same publisher connection tries the next broker. */
+			if (++c->up_tries < px->ups.n) {
+				c->up.ops->close(&c->up);
+				c->ev_up = 0;
+				if (start_upstream(c) == 0)
+					return;
+			}
 			{ conn_close(c, NULL); return; }
 		}
+		px_upstream_ok(&c->px->ups, c->up_idx);
 		if (tls_step(c) != 0)
 			{ conn_close(c, "upstream setup failed"); return; }
 	} else if (c->st == ST_UP_TLS) {

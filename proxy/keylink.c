@@ -82,12 +82,12 @@ static int own_peer(const struct sockaddr_in *peer, int skip1, int skip2)
 	return found;
 }
 
-/* TCP to the broker within the connect timeout; the fd (blocking) or -1. */
-static int dial(struct proxy *px, char *why, size_t cap)
+/* TCP to broker @p b within the connect timeout; the fd (blocking) or -1. */
+static int dial_one(struct proxy *px, const struct px_broker *b, int *errp)
 {
 	int fd = -1, err = ETIMEDOUT;
 
-	for (struct addrinfo *ai = px->broker_ai; ai; ai = ai->ai_next) {
+	for (struct addrinfo *ai = b->ai; ai; ai = ai->ai_next) {
 		struct pollfd pf;
 		socklen_t el = sizeof err;
 		int fl;
@@ -117,8 +117,30 @@ static int dial(struct proxy *px, char *why, size_t cap)
 		close(fd);
 		fd = -1;
 	}
-	snprintf(why, cap, "cannot reach broker %s:%s: %s", px->broker_host, px->broker_port,
-		strerror(err));
+	*errp = err;
+	return -1;
+}
+
+/*
+ * TCP to the broker px->ups picks (failover: the same order and back-off
+ * as the publishers' relays); the fd (blocking) or -1.
+ */
+static int dial(struct proxy *px, char *why, size_t cap)
+{
+	int fd = -1, err = ETIMEDOUT, i = 0;
+
+	for (int tries = 0; tries < px->ups.n && fd < 0; tries++) {
+		i = px_upstream_pick(&px->ups, e2e_mono_ms());
+		fd = dial_one(px, &px->ups.b[i], &err);
+		if (fd < 0)
+			px_upstream_failed(&px->ups, i, e2e_mono_ms(), strerror(err));
+	}
+	if (fd >= 0) {
+		px_upstream_ok(&px->ups, i);
+		px->link_broker = i;
+		return fd;
+	}
+	snprintf(why, cap, "cannot reach broker %s: %s", px->ups.b[i].name, strerror(err));
 	return -1;
 }
 
@@ -222,9 +244,9 @@ static void pump(struct proxy *px, int afd, int ufd, SSL *ssl)
 	if (!got && !px->link.stop)
 		/* Not even a CONNACK: a broker that wants something else of the
 		 * connection (ALPN, a client certificate) closes it like this. */
-		set_err(px, "broker %s:%s closed the connection without answering the MQTT CONNECT "
+		set_err(px, "broker %s closed the connection without answering the MQTT CONNECT "
 			"(does it require alpn, a client certificate, or another port?)",
-			px->broker_host, px->broker_port);
+			px->ups.b[px->link_broker].name);
 	plog(LOG_DEBUG, "key service: broker connection closed");
 }
 
@@ -258,7 +280,7 @@ static void serve(struct proxy *px, int afd)
 		}
 		pthread_mutex_unlock(&px->tls_mu);
 		if (r != 1) {
-			set_err(px, "TLS to broker %s:%s failed: %s", px->broker_host, px->broker_port,
+			set_err(px, "TLS to broker %s failed: %s", px->ups.b[px->link_broker].name,
 				why);
 			SSL_free(ssl);
 			close(ufd);

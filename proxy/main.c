@@ -43,8 +43,8 @@ int main(int argc, char **argv)
 		proxy_teardown(&px);
 		return 1;
 	}
-	plog(LOG_INFO, "relaying to %s:%s (%s)", px.broker_host, px.broker_port,
-		px.cfg.tls ? "TLS" : "plain TCP");
+	plog(LOG_INFO, "relaying to %s (%s%s)", px.cfg.broker, px.cfg.tls ? "TLS" : "plain TCP",
+		px.ups.n > 1 ? "; failover in this order" : "");
 	rc = proxy_loop_run(&px);
 	proxy_teardown(&px);
 	plog(LOG_INFO, "exited");

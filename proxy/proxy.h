@@ -15,6 +15,7 @@
 #include "mqtt_codec.h"
 #include "tls.h"
 #include "transport.h"
+#include "upstream.h"
 
 
 enum conn_state {
@@ -38,6 +39,8 @@ struct conn {
 	/* The publisher side (plain, or TLS with listen-tls) and the broker
 	 * side (plain or TLS; fd -1 until the upstream connect starts). */
 	struct px_transport down, up;
+	int up_idx;               /* px->ups broker of the upstream */
+	int up_tries;             /* brokers tried for this connection */
 	enum conn_state st;
 	struct buf din, dout, uout, uin;
 	uint8_t *connect_pkt;     /* rewritten CONNECT, sent when the upstream is up */
@@ -118,6 +121,10 @@ struct proxy {
 	int epfd, sigfd, statsfd;
 	int lfds[PROXY_LISTEN_MAX];
 	int nlfds;
+	/* Brokers in failover order (upstream.h); broker_* name the first (the
+	 * TLS name and the startup line). */
+	struct px_upstreams ups;
+	int link_broker;              /* the key service link's broker (keylink thread) */
 	struct addrinfo *broker_ai;
 	char broker_host[256], broker_port[16];
 	struct conn *conns;

@@ -21,20 +21,16 @@
 
 static int resolve_broker(struct proxy *px)
 {
-	struct addrinfo hints = { 0 };
-	int rc;
+	char err[600];
 
-	if (e2e_hostport_split(px->cfg.broker, px->broker_host, sizeof px->broker_host,
-			px->broker_port, sizeof px->broker_port) != 0) {
-		plog(LOG_ERR, "broker: '%s' is not HOST:PORT", px->cfg.broker);
+	if (px_upstreams_init(&px->ups, px->cfg.broker, err, sizeof err) != 0) {
+		plog(LOG_ERR, "%s", err);
 		return -1;
 	}
-	hints.ai_socktype = SOCK_STREAM;
-	rc = getaddrinfo(px->broker_host, px->broker_port, &hints, &px->broker_ai);
-	if (rc != 0) {
-		plog(LOG_ERR, "broker %s: %s", px->cfg.broker, gai_strerror(rc));
-		return -1;
-	}
+	/* The first broker names the TLS peer (unless --sni) and the logs. */
+	snprintf(px->broker_host, sizeof px->broker_host, "%s", px->ups.b[0].host);
+	snprintf(px->broker_port, sizeof px->broker_port, "%s", px->ups.b[0].port);
+	px->broker_ai = px->ups.b[0].ai;
 	return 0;
 }
 
@@ -65,8 +61,11 @@ static void on_key_event(void *ctx, const struct e2e_client_event *ev)
 	} else if (ev->type == E2E_EV_CONNECTED || ev->type == E2E_EV_CONNECTION_LOST) {
 		struct plog_about a = { "upstream", -1, -1, -1, NULL };
 
+		/* Paho's broker is keylink's loopback port: name the real one. */
 		plog_event(ev->type == E2E_EV_CONNECTED ? LOG_INFO : LOG_WARNING, &a,
-			"key service: %s", ev->detail);
+			"key service: %s broker %s", ev->type == E2E_EV_CONNECTED ?
+			"connected to" : "connection lost with",
+			px->ups.n ? px->ups.b[px->link_broker].name : "?");
 	} else {
 		plog(ev->type == E2E_EV_ERROR ? LOG_WARNING : LOG_INFO, "key service: %s",
 			ev->detail);
@@ -364,8 +363,8 @@ void proxy_teardown(struct proxy *px)
 	keylink_stop(px);
 	tls_ctx_free(&px->tls);
 	tls_ctx_free(&px->tls_down);
-	if (px->broker_ai)
-		freeaddrinfo(px->broker_ai);
+	px_upstreams_free(&px->ups);
+	px->broker_ai = NULL;
 	creds_free(px);
 	if (px->service_pass) {
 		memset(px->service_pass, 0, strlen(px->service_pass));

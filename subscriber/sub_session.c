@@ -197,10 +197,30 @@ void sub_on_message(void *ctx, const struct e2e_client_msg *m)
 		atomic_store(&o->done, 1);
 }
 
+/*
+ * --json: a reconnection is a line of its own, naming the broker lost and
+ * the one now used, so what follows can be tied to a node's outage.
+ */
+static void print_json_reconnect(const struct e2e_client_event *ev)
+{
+	struct jout j;
+
+	jout_begin(&j, stdout);
+	jout_str(&j, "event", "reconnected", strlen("reconnected"));
+	jout_str(&j, "broker", ev->broker, strlen(ev->broker));
+	jout_str(&j, "broker_lost", ev->broker_lost, strlen(ev->broker_lost));
+	jout_bool(&j, "failover", strcmp(ev->broker, ev->broker_lost) != 0);
+	jout_str(&j, "detail", ev->detail, strlen(ev->detail));
+	(void)jout_end(&j);
+	fflush(stdout);
+}
+
 void sub_on_event(void *ctx, const struct e2e_client_event *ev)
 {
 	struct sub_out *o = ctx;
 
+	if (ev->type == E2E_EV_CONNECTED && o->json && ev->broker && ev->broker_lost)
+		print_json_reconnect(ev);
 	if (ev->type == E2E_EV_CONNECTED) {
 		atomic_fetch_add_explicit(&o->connects, 1, memory_order_relaxed);
 		atomic_store_explicit(&o->connected, 1, memory_order_relaxed);

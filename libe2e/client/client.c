@@ -167,12 +167,16 @@ static void on_msg(void *ctx, const char *topic, const uint8_t *payload, size_t 
 	e2e_client_flush(c);
 }
 
-static void on_state(void *ctx, int connected, const char *why)
+static void on_state(void *ctx, int connected, const char *why, const char *broker,
+	const char *lost)
 {
 	struct e2e_client *c = ctx;
+	struct e2e_client_event ev = { connected ? E2E_EV_CONNECTED : E2E_EV_CONNECTION_LOST,
+		0, 0, 0, why, broker, lost };
 
 	pthread_mutex_lock(&c->mu);
-	e2e_client_event(c, connected ? E2E_EV_CONNECTED : E2E_EV_CONNECTION_LOST, 0, 0, 0, why);
+	if (c->cfg.on_event)
+		c->cfg.on_event(c->cfg.ctx, &ev);
 	pthread_mutex_unlock(&c->mu);
 }
 

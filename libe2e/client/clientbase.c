@@ -16,7 +16,8 @@
 void e2e_client_event(struct e2e_client *c, enum e2e_client_event_type type, uint32_t sender,
 	uint8_t scope, uint32_t epoch, const char *detail)
 {
-	struct e2e_client_event ev = { type, sender, scope, epoch, detail ? detail : "" };
+	struct e2e_client_event ev = { type, sender, scope, epoch, detail ? detail : "",
+		NULL, NULL };
 
 	if (c->cfg.on_event)
 		c->cfg.on_event(c->cfg.ctx, &ev);
@@ -90,6 +91,15 @@ void e2e_client_sum_report(void *ctx, const struct e2e_sumcheck_report *r)
 			"the summaries covering them never came (missing, or %s restarted) or the "
 			"check's tables were full", r->missing, who, r->first, r->last, who);
 		e2e_client_event(c, E2E_EV_UNCHECKED, r->sender, 0, 0, d);
+		return;
+	case E2E_SUM_HIST_LOST:
+		/* Its summary was lost too; a later one's history kept its range. */
+		c->st.unconfirmed += r->missing;
+		c->st.hist_lost += r->missing;
+		snprintf(d, sizeof d, "%u message(s) of '%.*s' seqs %u..%u from %s never arrived "
+			"(listed by its summary %u, lost as well; from a later summary's history)",
+			r->missing, tl, r->topic, r->first, r->last, who, r->number);
+		e2e_client_event(c, E2E_EV_UNCONFIRMED, r->sender, 0, 0, d);
 		return;
 	case E2E_SUM_LATE:
 		c->st.arrived_late += r->missing;

@@ -13,7 +13,7 @@
 void e2e_pub_event(e2e_client_event_fn fn, void *ctx, enum e2e_client_event_type t,
 	const char *detail)
 {
-	struct e2e_client_event ev = { t, 0, 0, 0, detail ? detail : "" };
+	struct e2e_client_event ev = { t, 0, 0, 0, detail ? detail : "", NULL, NULL };
 
 	if (fn)
 		fn(ctx, &ev);
@@ -21,7 +21,8 @@ void e2e_pub_event(e2e_client_event_fn fn, void *ctx, enum e2e_client_event_type
 
 void e2e_pub_event_rotated(e2e_client_event_fn fn, void *ctx, const uint8_t *msg, size_t len)
 {
-	struct e2e_client_event ev = { E2E_EV_ROTATED, 0, 0, 0, "new epoch announced" };
+	struct e2e_client_event ev = { E2E_EV_ROTATED, 0, 0, 0, "new epoch announced", NULL,
+		NULL };
 	struct e2e_ctl m;
 
 	if (!fn || e2e_ctl_peek(&m, msg, len) != E2E_OK)
@@ -47,7 +48,7 @@ void e2e_pub_event_refused(e2e_client_event_fn fn, void *ctx, struct e2e_refusal
 	uint32_t self, const uint8_t *req, size_t len, const uint64_t before[8],
 	const uint64_t after[8])
 {
-	struct e2e_client_event ev = { E2E_EV_REQUEST_REFUSED, self, 0, 0, "" };
+	struct e2e_client_event ev = { E2E_EV_REQUEST_REFUSED, self, 0, 0, "", NULL, NULL };
 	uint64_t now = e2e_mono_ms();
 	char detail[160], key[17] = "?";
 	unsigned reason = 0;

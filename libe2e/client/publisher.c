@@ -96,9 +96,15 @@ static void on_msg(void *ctx, const char *topic, const uint8_t *payload, size_t 
 	free(out);
 }
 
-static void on_state(void *ctx, int connected, const char *why)
+static void on_state(void *ctx, int connected, const char *why, const char *broker,
+	const char *lost)
 {
-	event(ctx, connected ? E2E_EV_CONNECTED : E2E_EV_CONNECTION_LOST, why);
+	struct e2e_publisher *p = ctx;
+	struct e2e_client_event ev = { connected ? E2E_EV_CONNECTED : E2E_EV_CONNECTION_LOST,
+		0, 0, 0, why, broker, lost };
+
+	if (p->cfg.on_event)
+		p->cfg.on_event(p->cfg.ctx, &ev);
 }
 
 static void announce_all(struct e2e_publisher *p)

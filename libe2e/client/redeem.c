@@ -73,11 +73,14 @@ out:
 	pthread_mutex_unlock(&r->lock);
 }
 
-static void on_state(void *ctx, int connected, const char *why)
+static void on_state(void *ctx, int connected, const char *why, const char *broker,
+	const char *lost)
 {
 	(void)ctx;
 	(void)connected;
 	(void)why;
+	(void)broker;
+	(void)lost;
 }
 
 /* The identity at @p path, made (0600) if there is none. */

@@ -25,12 +25,43 @@ struct tally {
 /* Called on Paho's thread for every message; return nothing (always consumed). */
 typedef void (*e2e_session_msg_fn)(void *ctx, const char *topic, const uint8_t *payload,
 	size_t len, int qos, int retained);
-typedef void (*e2e_session_state_fn)(void *ctx, int connected, const char *why);
+/*
+ * A connection came (@p connected) or went. @p broker names the broker
+ * ("host:port") connected to, or lost; on a connection after a loss,
+ * @p lost names the broker that was lost (else NULL).
+ */
+typedef void (*e2e_session_state_fn)(void *ctx, int connected, const char *why,
+	const char *broker, const char *lost);
+
+/* Brokers of one session (e2e_conn_config.brokers, else host and port). */
+#define E2E_SESSION_BROKERS_MAX 16
+/* Back-off between rounds over every broker, doubling: 1 s to 30 s. */
+#define E2E_SESSION_BACKOFF_MIN_MS 1000U
+#define E2E_SESSION_BACKOFF_MAX_MS 30000U
 
 struct e2e_session {
+	/* Paho's client; replaced (e2e_session_renew) only under hlock's write
+	 * side, so every call into Paho holds the read side
+	 * (e2e_session_handle_get/put). */
 	MQTTAsync handle;
+	pthread_rwlock_t hlock;
+	int handle_used;                   /* it connected once (a clean session's id is spent) */
 	struct e2e_conn_config conn;
-	char uri[300];
+	char uri[300];                      /* the first broker's URI (Paho's create) */
+	/* Failover (session_conn.c): every broker as a Paho URI and as
+	 * "host:port" for events; the one connected to, the one being tried. */
+	char uris[E2E_SESSION_BROKERS_MAX][300];
+	char names[E2E_SESSION_BROKERS_MAX][280];
+	char hosts[E2E_SESSION_BROKERS_MAX][256];
+	int ports[E2E_SESSION_BROKERS_MAX];
+	char *uri_ptr[E2E_SESSION_BROKERS_MAX];
+	int nbrokers, cur, trying, lost_idx;
+	int lost;                          /* the connection is down: the reconnector works */
+	int stop;                          /* e2e_session_fini: the reconnector ends */
+	pthread_t reconnector;
+	int reconnector_running;
+	uint32_t attempt_ms;               /* one connection attempt's deadline */
+	uint64_t reconnects;               /* connections made after a loss */
 	char client_id[64];
 	unsigned char alpn[256];
 	unsigned int alpn_len;
@@ -76,6 +107,13 @@ enum e2e_status e2e_session_unsubscribe(struct e2e_session *s, const char *filte
 /* Wait until every subscription made at connection got its SUBACK; 0 if so. */
 int e2e_session_wait_subscribed(struct e2e_session *s, uint32_t timeout_ms);
 
+/*
+ * Connect to the first broker that answers, in the order given, each
+ * attempt at most @p timeout_ms. After that the session reconnects by
+ * itself when the connection is lost: each round tries every broker from
+ * the first on (so a broker that comes back is used again), and waits a
+ * back-off between rounds (1 s doubling to 30 s).
+ */
 enum e2e_status e2e_session_connect(struct e2e_session *s, uint32_t timeout_ms, char *err,
 	size_t err_len);
 

@@ -11,6 +11,7 @@
 #include "e2e/control.h"
 #include "base/wire.h"
 #include "control/ctl_cred.h"
+#include "control/sumhist.h"
 
 #define CONTEXT "mqtt-e2e/v1/ctl"   /* 15 bytes + the NUL: 16 */
 #define CONTEXT_LEN 16U
@@ -208,7 +209,8 @@ static enum e2e_status parse_summary(struct e2e_ctl *m, struct e2e_rd *r)
 		    !e2e_rd_skip(r, ((size_t)last - first + 1) * E2E_SUMMARY_DIGEST_BYTES))
 			return E2E_ERR_MALFORMED;
 	}
-	return r->bad || e2e_rd_left(r) != 0 ? E2E_ERR_MALFORMED : E2E_OK;
+	m->entries_len = (size_t)(r->p + r->off - m->entries);
+	return r->bad ? E2E_ERR_MALFORMED : e2e_sumhist_parse(m, r);
 }
 
 void e2e_summary_iter_init(struct e2e_summary_iter *it, const struct e2e_ctl *m)

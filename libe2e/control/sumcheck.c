@@ -22,8 +22,8 @@
 #include "base/lru.h"
 #include "base/topichash.h"
 #include "base/wire.h"
-
-#define SENDERS_MAX 256U
+#include "control/sumhist.h"
+#include "control/sumorder.h"
 
 struct rec {
 	uint64_t th;
@@ -49,21 +49,6 @@ struct stream {
 	uint32_t unkept_lo, unkept_hi;   /* seqs not kept, table full (hi 0: none) */
 };
 
-/* Complete summaries arrived per sender: a record that two later arrivals
- * passed over is unsummarized. Counting arrivals (not summary numbers) keeps
- * a receiver that starts mid-way from false alarms. missed_at: the latest
- * arrival that followed summaries which never came; a record it or the next
- * arrival passes over may have been in those, so it is unchecked. */
-struct sender_no {
-	uint32_t sender;
-	uint32_t arrived;
-	uint32_t missed_at;
-	/* The last part 0 accepted (SPEC 11.6 ordering); boot 0: none yet. */
-	uint32_t boot, number;
-	uint64_t time_ms;
-	uint8_t parts, next_part;
-};
-
 struct e2e_sumcheck {
 	struct e2e_sumcheck_config cfg;
 	struct e2e_lru rid, oid, sid; /* records, open seqs, streams */
@@ -72,8 +57,7 @@ struct e2e_sumcheck {
 	struct stream *streams;
 	struct topichash th;
 	struct e2e_sumcheck_stats st;
-	struct sender_no nos[SENDERS_MAX];
-	uint32_t nnos;
+	struct e2e_sumorder order;    /* per sender: parts and numbers (sumorder.c) */
 };
 
 static uint64_t k1_of(uint64_t th, uint32_t seq)
@@ -88,14 +72,7 @@ static uint64_t k2_of(uint32_t sender, uint32_t run)
 
 static struct sender_no *nos_of(struct e2e_sumcheck *sc, uint32_t sender)
 {
-	for (uint32_t i = 0; i < sc->nnos; i++)
-		if (sc->nos[i].sender == sender)
-			return &sc->nos[i];
-	if (sc->nnos == SENDERS_MAX)
-		return NULL;
-	memset(&sc->nos[sc->nnos], 0, sizeof sc->nos[sc->nnos]);
-	sc->nos[sc->nnos].sender = sender;
-	return &sc->nos[sc->nnos++];
+	return e2e_sumorder_of(&sc->order, sender);
 }
 
 enum e2e_status e2e_sumcheck_create(struct e2e_sumcheck **out,
@@ -485,77 +462,15 @@ static void sweep(struct e2e_sumcheck *sc, uint32_t sender, uint32_t index,
 		report(ctx, &unchecked);
 }
 
-/* Parts of the current summary that will never come: what they covered is
- * unchecked. */
-static void parts_missed(struct sender_no *no, uint8_t to, struct e2e_sumcheck_part *out)
-{
-	if (no->next_part >= to || no->parts == 0)
-		return;
-	out->parts_number = no->number;
-	out->parts_from = no->next_part;
-	out->parts_to = (uint8_t)(to - 1);
-	no->missed_at = no->arrived + 1;
-}
-
-static int accept_first(struct sender_no *no, const struct e2e_ctl *m,
-	struct e2e_sumcheck_part *out)
-{
-	if (no->boot == m->boot && m->number <= no->number)
-		return 0;   /* this sender run's old summary, replayed */
-	if (no->boot && no->boot != m->boot) {
-		if (m->time_ms <= no->time_ms)
-			return 0;   /* an older run's summary, replayed */
-		/* The sender restarted: what it sealed since its last summary
-		 * here was never summarized. */
-		parts_missed(no, no->parts, out);
-		out->restarted = 1;
-		no->number = 0;
-		no->parts = no->next_part = 0;
-		no->missed_at = no->arrived + 1;
-	} else if (!no->boot && m->number > 1) {
-		/* The first one we see, and not the sender's first: what we
-		 * accepted before it may be in summaries we never saw. */
-		no->missed_at = no->arrived + 1;
-	}
-	parts_missed(no, no->parts, out);
-	if (no->number && m->number > no->number + 1) {
-		out->gap_from = no->number + 1;
-		out->gap_to = m->number - 1;
-		no->missed_at = no->arrived + 1;
-	}
-	no->boot = m->boot;
-	no->number = m->number;
-	no->parts = m->parts;
-	no->next_part = 0;
-	return 1;
-}
-
 int e2e_sumcheck_accept(struct e2e_sumcheck *sc, uint32_t sender, const struct e2e_ctl *m,
 	struct e2e_sumcheck_part *out)
 {
-	struct sender_no *no;
-
 	if (!out)
 		return -1;
 	memset(out, 0, sizeof *out);
-	if (!sc || !m || m->type != E2E_CTL_SUMMARY || !(no = nos_of(sc, sender)))
+	if (!sc)
 		return -1;
-	if (m->part == 0) {
-		if (!accept_first(no, m, out))
-			return 0;
-	} else if (!no->boot || m->boot != no->boot || m->number != no->number ||
-		   m->parts != no->parts || m->part < no->next_part) {
-		return 0;   /* not a part of the summary whose part 0 we accepted */
-	} else {
-		parts_missed(no, m->part, out);
-	}
-	out->accepted = 1;
-	no->next_part = (uint8_t)(m->part + 1);
-	if (m->time_ms > no->time_ms)
-		no->time_ms = m->time_ms;
-	if (m->part + 1 == m->parts)
-		out->index = ++no->arrived;
-	return 0;
+	return e2e_sumorder_accept(&sc->order, sender, m, out);
 }
 
 uint32_t e2e_sumcheck_arrived(struct e2e_sumcheck *sc, uint32_t sender)
@@ -573,16 +488,50 @@ void e2e_sumcheck_missed(struct e2e_sumcheck *sc, uint32_t sender)
 		no->missed_at = no->arrived + 1;
 }
 
+struct arrival {
+	struct e2e_sumcheck *sc;
+	uint32_t sender;
+};
+
+/* For the history (sumhist.c): did this seq arrive? Not kept, or judged
+ * by a summary already: cannot tell, so never counted lost. */
+static int arrived(void *actx, uint32_t run, const char *topic, size_t topic_len, uint32_t seq)
+{
+	const struct arrival *a = actx;
+	struct e2e_sumcheck *sc = a->sc;
+	uint64_t k2 = k2_of(a->sender, run);
+	uint64_t th = topichash(&sc->th, (const uint8_t *)topic, topic_len);
+	uint32_t si = e2e_lru_peek(&sc->sid, th, k2);
+	const struct stream *x = si == E2E_LRU_NONE ? NULL : &sc->streams[si];
+
+	return find_rec(sc, k2, th, seq) != E2E_LRU_NONE ||
+	       (x && (in_range(x->unkept_lo, x->unkept_hi, seq) || in_range(x->lo, x->hi, seq)));
+}
+
 void e2e_sumcheck_summary(struct e2e_sumcheck *sc, uint32_t sender, const struct e2e_ctl *m,
 	uint32_t index, uint64_t now_ms, e2e_sumcheck_match_fn match,
 	e2e_sumcheck_report_fn report, void *ctx)
 {
 	struct e2e_summary_iter it;
 	struct e2e_summary_entry e;
+	struct sender_no *no;
 
 	if (!sc || !m || m->type != E2E_CTL_SUMMARY || !report)
 		return;
 	close_open(sc, now_ms);
+	no = nos_of(sc, sender);
+	for (uint32_t k = 0; no && m->part == 0 && k < E2E_SUMORDER_HIST_SLOTS; k++) {
+		struct arrival a = { sc, sender };
+
+		if (!no->hist[k].for_ || no->hist[k].for_ != m->number ||
+		    no->hist[k].boot != m->boot)
+			continue;
+		/* Summaries lost before this one: what their ranges held that
+		 * never arrived, per topic (the rest stays "missing"). */
+		(void)e2e_sumhist_check(m, sender, no->hist[k].from, no->hist[k].to, match,
+			arrived, &a, report, ctx);
+		no->hist[k].for_ = 0;
+	}
 	e2e_summary_iter_init(&it, m);
 	while (e2e_summary_entry_next(&it, &e))
 		if (!match || match(ctx, e.topic, e.topic_len))

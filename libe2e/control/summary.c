@@ -15,6 +15,7 @@
 #include "base/lru.h"
 #include "base/topichash.h"
 #include "base/wire.h"
+#include "control/sumhist.h"
 
 #define PART_MAX (E2E_CTL_SUMMARY_MAX - E2E_CTL_SIG_BYTES - E2E_CTL_HEAD_BYTES - \
 	E2E_SUMMARY_HEAD_BYTES)
@@ -45,6 +46,10 @@ struct e2e_summary {
 	uint32_t log_cap, log_used;
 	uint64_t bytes;               /* entry heads and digests recorded: bounds the parts */
 	struct topichash th;
+	/* History (SPEC 11.6): the ranges of the last intervals, repeated in
+	 * part 0; the summary being built (pushed there at reset). */
+	struct e2e_sumhist_ring *hist;
+	uint32_t built_boot, built_number;
 };
 
 void e2e_summary_digest(uint8_t d[E2E_DIGEST_BYTES], const uint8_t *env, size_t len)
@@ -70,7 +75,7 @@ enum e2e_status e2e_summary_create(struct e2e_summary **out, uint32_t max_stream
 	s->st = calloc(max_streams, sizeof *s->st);
 	s->pool = malloc(pool);
 	s->log = calloc(max_digests, sizeof *s->log);
-	if (!s->st || !s->pool || !s->log)
+	if (!s->st || !s->pool || !s->log || e2e_sumhist_ring_create(&s->hist) != E2E_OK)
 		goto out;
 	s->pool_cap = pool;
 	s->log_cap = max_digests;
@@ -90,6 +95,7 @@ void e2e_summary_destroy(struct e2e_summary *s)
 	if (!s)
 		return;
 	e2e_lru_free(&s->idx);
+	e2e_sumhist_ring_destroy(s->hist);
 	free(s->st);
 	free(s->pool);
 	free(s->log);
@@ -145,6 +151,14 @@ enum e2e_status e2e_summary_add(struct e2e_summary *s, uint32_t run, const char 
 	return E2E_OK;
 }
 
+void e2e_summary_hist_swap(struct e2e_summary *a, struct e2e_summary *b)
+{
+	struct e2e_sumhist_ring *t = a->hist;
+
+	a->hist = b->hist;
+	b->hist = t;
+}
+
 uint32_t e2e_summary_streams(const struct e2e_summary *s)
 {
 	return s ? s->idx.count : 0;
@@ -154,6 +168,14 @@ void e2e_summary_reset(struct e2e_summary *s)
 {
 	if (!s)
 		return;
+	/* The interval just summarized becomes history: its streams' ranges. */
+	if (s->built_number) {
+		e2e_sumhist_push_begin(s->hist, s->built_boot, s->built_number);
+		for (uint32_t i = 0; i < s->idx.count; i++)
+			e2e_sumhist_push_range(s->hist, s->st[i].run, s->pool + s->st[i].topic_off,
+				s->st[i].topic_len, s->st[i].first, s->st[i].last);
+		s->built_number = 0;
+	}
 	e2e_lru_clear(&s->idx);
 	s->pool_used = 0;
 	s->log_used = 0;
@@ -166,11 +188,12 @@ void e2e_summary_reset(struct e2e_summary *s)
  * the entry head and one digest fit). Calls @p emit for every entry of part
  * @p want (if @p w is not NULL); returns the number of parts, or 0 past 255.
  */
-static unsigned walk(const struct e2e_summary *s, unsigned want, struct e2e_wr *w,
-	uint16_t *nentries)
+static unsigned walk(const struct e2e_summary *s, size_t hist0, unsigned want,
+	struct e2e_wr *w, uint16_t *nentries)
 {
 	unsigned part = 0;
-	size_t room = PART_MAX;
+	/* Part 0 also carries the history; every part its count byte. */
+	size_t room = PART_MAX - hist0;
 
 	*nentries = 0;
 	for (uint32_t i = 0; i < s->idx.count; i++) {
@@ -183,9 +206,10 @@ static unsigned walk(const struct e2e_summary *s, unsigned want, struct e2e_wr *
 			uint64_t need = head + left * E2E_DIGEST_BYTES;
 
 			/* Split a stream only when it fills a part on its own. */
-			if ((need > room && need <= PART_MAX) || room < head + E2E_DIGEST_BYTES) {
+			if ((need > room && need <= PART_MAX - 1) ||
+			    room < head + E2E_DIGEST_BYTES) {
 				part++;
-				room = PART_MAX;
+				room = PART_MAX - 1;
 			}
 			k = (room - head) / E2E_DIGEST_BYTES;
 			if (k > left)
@@ -216,13 +240,14 @@ enum e2e_status e2e_summary_build(struct e2e_summary *s, const struct e2e_identi
 	uint8_t *parts, uint8_t *out, size_t cap, size_t *len, uint64_t now_ms)
 {
 	struct e2e_wr w;
-	size_t at_n;
+	size_t at_n, hist0;
 	uint16_t n;
 	unsigned np;
 
 	if (!s || !id || !topic || !parts || !out || !len || number == 0 || boot == 0)
 		return E2E_ERR_ARG;
-	np = walk(s, 0, NULL, &n);
+	hist0 = e2e_sumhist_size(s->hist, boot, number);
+	np = walk(s, hist0, 0, NULL, &n);
 	if (np == 0)
 		return E2E_ERR_FULL;
 	*parts = (uint8_t)np;
@@ -241,7 +266,13 @@ enum e2e_status e2e_summary_build(struct e2e_summary *s, const struct e2e_identi
 	at_n = w.off;
 	e2e_wr_u8(&w, 0);
 	e2e_wr_u8(&w, 0);
-	(void)walk(s, part, &w, &n);
+	(void)walk(s, hist0, part, &w, &n);
+	if (part == 0)
+		e2e_sumhist_write(s->hist, boot, number, &w);
+	else
+		e2e_wr_u8(&w, 0);
+	s->built_boot = boot;
+	s->built_number = number;
 	if (w.bad)
 		return E2E_ERR_BUFFER;
 	out[at_n] = (uint8_t)(n >> 8);

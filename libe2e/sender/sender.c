@@ -13,6 +13,7 @@
 #include "sender/fleet.h"
 #include "sender/sender_impl.h"
 #include "state/fileio.h"
+#include "control/sumhist.h"
 
 static enum e2e_status on_enrolled(void *ctx, const struct e2e_public *who, uint8_t scopes[32])
 {
@@ -424,6 +425,8 @@ enum e2e_status e2e_sender_next_summary(struct e2e_sender *s, uint8_t *out, size
 		t = s->sum_ready;
 		s->sum_ready = s->sum_cur;
 		s->sum_cur = t;
+		/* One history (SPEC 11.6) for both: it goes with the one sent. */
+		e2e_summary_hist_swap(s->sum_ready, s->sum_cur);
 		s->ready_due = 1;
 		s->ready_part = 0;
 	}

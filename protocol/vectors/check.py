@@ -626,8 +626,31 @@ def body_summary(r):
         digests = [r.raw(8).hex() for _ in range(last - first + 1)]
         entries.append({"run": run, "topic": topic, "first": first, "last": last,
                         "digests": digests})
+    # History: earlier summaries' ranges, part 0 only, newest first, <= 6 back.
+    start, h = r.pos, r.get("B")
+    if h > 6 or (part != 0 and h != 0):
+        raise Layout("history count")
+    history, prev = [], number
+    for _ in range(h):
+        hn, m = r.get("IH")
+        if hn == 0 or hn >= prev or number - hn > 6:
+            raise Layout("history number")
+        prev, ranges = hn, []
+        for _ in range(m):
+            run = r.get("I")
+            tl = r.get("H")
+            if tl == 0:
+                raise Layout("history topic")
+            topic = r.raw(tl).decode("utf-8")
+            first, last = r.get("II")
+            if first == 0 or first > last:
+                raise Layout("history first/last")
+            ranges.append({"run": run, "topic": topic, "first": first, "last": last})
+        history.append({"number": hn, "ranges": ranges})
+    if r.pos - start > 4096:
+        raise Layout("history bytes")
     return {"interval_ms": interval, "boot": boot, "number": number, "part": part,
-            "parts": parts, "entries": entries}
+            "parts": parts, "entries": entries, "history": history}
 
 
 CTL_BODIES = {1: body_request, 2: body_delivery, 3: body_refusal, 4: body_announce,
@@ -782,6 +805,7 @@ def check_control_item(item, kind, requests, delivered, f):
             f.expect(ds == e["digests"], where, "per-envelope digests d_s of %s" % e["topic"])
         f.expect([{k: e[k] for k in ("run", "topic", "first", "last", "digests")}
                   for e in item["entries"]] == got["entries"], where, "decoded entries")
+        f.expect(got["history"] == item["history"], where, "decoded history")
         f.expect((got["boot"], got["number"], got["part"], got["parts"], got["interval_ms"])
                  == (item["boot"], item["number"], item["part"], item["parts"],
                      item["interval_ms"]), where, "summary head")
@@ -920,6 +944,7 @@ class SummaryReceiver:
         self.missed_at = 0
         self.last = None           # (boot, number, parts, next part) of the accepted part 0
         self.newest_time = -1
+        self.hist_gap = None       # summary numbers lost just before this part 0
         self.reports = []
 
     def report(self, kind, first, last, count):
@@ -988,6 +1013,8 @@ class SummaryReceiver:
             if self.last and number > self.last[1] + 1:
                 self.report("STALLED", self.last[1] + 1, number - 1, number - self.last[1] - 1)
                 self.missing_summary()
+                # What the lost ones listed may come in this part 0's history.
+                self.hist_gap = (self.last[1] + 1, number - 1)
         else:
             if (self.last is None or (self.last[0], self.last[1], self.last[2])
                     != (boot, number, parts) or part < self.last[3]):
@@ -1002,6 +1029,17 @@ class SummaryReceiver:
         if part + 1 == parts:
             self.arrived += 1
             index = self.arrived
+        gap, self.hist_gap = (self.hist_gap if part == 0 else None), None
+        for rec in (m["history"] if gap else []):
+            if not gap[0] <= rec["number"] <= gap[1]:
+                continue
+            for x in rec["ranges"]:
+                lost = [s for s in range(x["first"], x["last"] + 1)
+                        if (x["run"], x["topic"], s) not in self.pending and
+                        (x["run"], x["topic"], s) not in self.held and
+                        s not in self.covered.get((x["run"], x["topic"]), ())]
+                if lost:
+                    self.report("HIST_LOST", lost[0], lost[-1], len(lost))
         # Open seqs that can no longer come, or waited too long.
         for key, (_, since) in list(self.open.items()):
             if at - since >= self.open_ms or \

@@ -752,9 +752,23 @@ def box_seal(plain, recipient_pk, box_sk):
     return sealed
 
 
-def summary_body(interval_ms, boot, number, part, parts, entries, n=None):
+def hist_bytes(hist, h=None):
+    """SPEC 11.6 history: u8 h || h x (number u32 || u16 m || m x (run u32 ||
+    str16 topic || first u32 || last u32)); hist: [{number, ranges}]."""
+    out = bytes([len(hist) if h is None else h])
+    for rec in hist:
+        out += rec["number"].to_bytes(4, "big") + len(rec["ranges"]).to_bytes(2, "big")
+        for x in rec["ranges"]:
+            tb = x["topic"].encode("utf-8")
+            out += (x["run"].to_bytes(4, "big") + len(tb).to_bytes(2, "big") + tb
+                    + x["first"].to_bytes(4, "big") + x["last"].to_bytes(4, "big"))
+    return out
+
+
+def summary_body(interval_ms, boot, number, part, parts, entries, n=None, hist=(), tail=None):
     """SPEC 11.6: interval || boot || number || part || parts || n || entries,
-    each run || str16 topic || first || last || one d_s per seq."""
+    each run || str16 topic || first || last || one d_s per seq, then the
+    history (tail: other bytes in its place)."""
     out = (interval_ms.to_bytes(4, "big") + boot.to_bytes(4, "big") + number.to_bytes(4, "big")
            + bytes([part, parts]) + (len(entries) if n is None else n).to_bytes(2, "big"))
     for e in entries:
@@ -762,7 +776,11 @@ def summary_body(interval_ms, boot, number, part, parts, entries, n=None):
         out += (e["run"].to_bytes(4, "big") + len(tb).to_bytes(2, "big") + tb
                 + e["first"].to_bytes(4, "big") + e["last"].to_bytes(4, "big")
                 + b"".join(bytes.fromhex(d) for d in e["digests"]))
-    return out
+    return out + (hist_bytes(list(hist)) if tail is None else tail)
+
+
+def hrange(run, topic, first, last):
+    return {"run": run, "topic": topic, "first": first, "last": last}
 
 
 def d_s(env):
@@ -851,14 +869,14 @@ def build_control():
         announces.append(item)
         by_name[name] = item
 
-    def summary(name, time_ms, interval_ms, number, part, parts, entries, boot=BOOT):
+    def summary(name, time_ms, interval_ms, number, part, parts, entries, boot=BOOT, hist=()):
         topic = announce_topic()
-        body = summary_body(interval_ms, boot, number, part, parts, entries)
+        body = summary_body(interval_ms, boot, number, part, parts, entries, hist=hist)
         msg = ctl_sign(SENDER, topic, ctl_head(5, SENDER.id, time_ms) + body)
         assert len(msg) <= 65535
         item = common(name, "SUMMARY", SENDER, topic, msg, SENDER.id, time_ms)
         item.update({"interval_ms": interval_ms, "boot": boot, "number": number, "part": part,
-                     "parts": parts, "entries": entries})
+                     "parts": parts, "entries": entries, "history": list(hist)})
         summaries.append(item)
         by_name[name] = item
 
@@ -942,6 +960,13 @@ def build_control():
     summary("summary-over-2048-bytes", T0 + 40000, 5000, 6, 0, 1,
             [summary_entry(run + i, ("s%d/" % i) + "x" * 997, 1, 2) for i in range(3)])
     assert len(bytes.fromhex(by_name["summary-over-2048-bytes"]["message"])) > 2048
+    # History (SPEC 11.6): the ranges of earlier summaries 8, 7 (empty) and 5.
+    summary("summary-with-history", T0 + 90000, 10000, 9, 0, 1,
+            [summary_entry(run, "plant/line1/temp", 13, 13)],
+            hist=[{"number": 8, "ranges": [hrange(run, "plant/line1/temp", 10, 12),
+                                           hrange(run + 1, "plant/line2/Δp", 3, 3)]},
+                  {"number": 7, "ranges": []},
+                  {"number": 5, "ranges": [hrange(run, "plant/line1/temp", 1, 9)]}])
 
     # ---- negative: the decoder's verdict on each (SPEC 11.2 check order:
     # size, version, type, layout, then the signature; answers also 11.4).
@@ -973,7 +998,7 @@ def build_control():
     neg("request-flipped-time-bit", flip(rq, 13, 0), AUTH, base=req)
     neg("delivery-flipped-sealed-bit", flip(dv, 14 + 34 + 40, 1), AUTH, signer=SENDER, base=dlv)
     neg("announce-flipped-epoch-bit", flip(an, 18, 1), AUTH, signer=SENDER, base=ann)
-    neg("summary-flipped-digest-bit", flip(sm, len(sm) - CTL_SIG - 1, 0), AUTH,
+    neg("summary-flipped-digest-bit", flip(sm, len(sm) - CTL_SIG - 2, 0), AUTH,  # (the last byte is the history count)
         signer=SENDER, base=summ)
     # Signed by someone else.
     neg("announce-wrong-signer", an, AUTH, signer=ALICE, base=ann)
@@ -1078,10 +1103,11 @@ def build_control():
     entries = summ["entries"]
     e0, e1 = entries
 
-    def bad_summary(name, *args, n=None):
+    def bad_summary(name, *args, n=None, hist=(), tail=None):
         neg("summary-" + name,
             ctl_sign(SENDER, summ["topic"], ctl_head(5, SENDER.id, T0)
-                     + summary_body(*args, n=n)), MALFORMED, signer=SENDER, base=summ)
+                     + summary_body(*args, n=n, hist=hist, tail=tail)), MALFORMED,
+            signer=SENDER, base=summ)
 
     bad_summary("part-equals-parts", 10000, BOOT, 2, 1, 1, entries)
     bad_summary("part-above-parts", 10000, BOOT, 2, 5, 2, entries)
@@ -1100,6 +1126,28 @@ def build_control():
     bad_summary("digests-one-extra-last-entry", 10000, BOOT, 2, 0, 1,
                 [e0, dict(e1, digests=e1["digests"] + e1["digests"])])
     bad_summary("digests-none", 10000, BOOT, 2, 0, 1, [dict(e1, digests=[])])
+    # History: h <= 6, only in part 0, numbers below the summary's, newest
+    # first, at most 6 back; ranges with a topic, 0 < first <= last; at most
+    # 4096 bytes; the body ends after it.
+    r1 = {"number": 1, "ranges": [hrange(9, "t", 1, 2)]}
+
+    def bad_hist(name, number, hist=(), part=0, parts=1, tail=None):
+        bad_summary("history-" + name, 10000, BOOT, number, part, parts, entries, hist=hist,
+                    tail=tail)
+
+    bad_hist("missing-count-byte", 2, tail=b"")
+    bad_hist("in-part-1", 2, [r1], part=1, parts=2)
+    bad_hist("count-7", 8, [{"number": 7 - i, "ranges": []} for i in range(7)])
+    bad_hist("count-above-records", 2, tail=hist_bytes([r1], h=2))
+    bad_hist("number-not-below", 2, [{"number": 2, "ranges": []}])
+    bad_hist("number-zero", 2, [{"number": 0, "ranges": []}])
+    bad_hist("more-than-6-back", 9, [{"number": 2, "ranges": []}])
+    bad_hist("not-newest-first", 5, [{"number": 3, "ranges": []}, {"number": 4, "ranges": []}])
+    bad_hist("range-first-zero", 2, [{"number": 1, "ranges": [hrange(9, "t", 0, 2)]}])
+    bad_hist("range-first-above-last", 2, [{"number": 1, "ranges": [hrange(9, "t", 3, 2)]}])
+    bad_hist("range-empty-topic", 2, [{"number": 1, "ranges": [hrange(9, "", 1, 2)]}])
+    bad_hist("trailing-byte", 2, tail=hist_bytes([r1]) + b"\x00")
+    bad_hist("over-4096-bytes", 2, [{"number": 1, "ranges": [hrange(9, "x" * 4100, 1, 2)]}])
 
     names = [x["name"] for x in requests + deliveries + refusals + announces + summaries
              + negative]
@@ -1145,8 +1193,8 @@ def build_sumcheck():
     def verify(at, topic, seq, run=SUM_RUN, forged=False):
         return held("verify", at, topic, seq, run, forged)
 
-    def summary(at, number, entries, boot=BOOT, part=0, parts=1):
-        body = summary_body(1000, boot, number, part, parts, entries)
+    def summary(at, number, entries, boot=BOOT, part=0, parts=1, hist=()):
+        body = summary_body(1000, boot, number, part, parts, entries, hist=hist)
         return {"at": at, "summary": ctl_sign(SENDER, ctl, ctl_head(5, SENDER.id, T0 + at)
                                                + body).hex()}
 
@@ -1208,6 +1256,23 @@ def build_sumcheck():
           accept(21, a, 3), summary(30, 3, [entry(a, 3, 3)]), summary(40, 4, [])],
          [rep("VERIFIED", 1, 1, 0), rep("STALLED", 2, 2, 1), rep("VERIFIED", 3, 3, 0),
           rep("UNCHECKED", 2, 2, 1)])
+    # History (SPEC 11.6): summaries 2 and 3 were lost; 4 repeats their
+    # ranges, so what never arrived of them is counted per stream.
+    case("history-counts-what-lost-summaries-held",
+         [accept(1, a, 1), summary(10, 1, [entry(a, 1, 1)]), accept(21, a, 3), accept(41, a, 5),
+          summary(40, 4, [entry(a, 5, 5)],
+                  hist=[{"number": 3, "ranges": [hrange(SUM_RUN, a, 4, 4)]},
+                        {"number": 2, "ranges": [hrange(SUM_RUN, a, 2, 3),
+                                                 hrange(SUM_RUN, b, 1, 2)]},
+                        {"number": 1, "ranges": [hrange(SUM_RUN, a, 1, 1)]}]),
+          summary(50, 5, [], hist=[{"number": 4, "ranges": [hrange(SUM_RUN, a, 5, 5)]}])],
+         [rep("VERIFIED", 1, 1, 0), rep("STALLED", 2, 3, 2), rep("HIST_LOST", 2, 2, 1),
+          rep("HIST_LOST", 4, 4, 1), rep("HIST_LOST", 1, 2, 2), rep("VERIFIED", 5, 5, 0),
+          rep("UNCHECKED", 3, 3, 1)])
+    case("history-without-a-gap-is-not-used",
+         [accept(1, a, 1), summary(10, 1, [entry(a, 1, 1)]),
+          summary(20, 2, [], hist=[{"number": 1, "ranges": [hrange(SUM_RUN, a, 1, 3)]}])],
+         [rep("VERIFIED", 1, 1, 0)])
     case("restart-and-an-older-run-replayed",
          [accept(1, a, 1), summary(10, 1, [entry(a, 1, 1)], boot=0x11111111),
           accept(21, b, 1, run=SUM_RUN + 1),

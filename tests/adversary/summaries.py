@@ -179,7 +179,8 @@ def body(env, c):
     ctl = ah.summary_topic(site.sender)
     link_k = site.sm.link("subK")
     for number, off in ((1, -60000), (2, 0), (3, -60000)):
-        body = struct.pack(">IIIBBH", 1000, 0x5CE3ED01, number, 0, 1, 0)
+        # no entries, no history (SPEC 11.6)
+        body = struct.pack(">IIIBBHB", 1000, 0x5CE3ED01, number, 0, 1, 0, 0)
         msg = h.ctl_sign(ident["sign_sk"], ctl, h.ctl_head(5, site.sender.sender_id,
                                                            int(time.time() * 1000) + off) + body)
         site.sm.call(link_k.inject, mm.DOWN, ctl, msg)

@@ -263,8 +263,15 @@ static int up(void)
 	    listen(H.lfd, 4) || getsockname(H.lfd, (void *)&a, &al))
 		return -1;
 	snprintf(port, sizeof port, "%u", ntohs(a.sin_port));
-	if (getaddrinfo("127.0.0.1", port, &hints, &H.px.broker_ai) != 0)
-		return -1;
+	{
+		char list[40], err[200];
+
+		(void)hints;
+		snprintf(list, sizeof list, "127.0.0.1:%s", port);
+		if (px_upstreams_init(&H.px.ups, list, err, sizeof err) != 0)
+			return -1;
+		H.px.broker_ai = H.px.ups.b[0].ai;
+	}
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0)
 		return -1;
 	H.pub = sp[0];
@@ -285,7 +292,7 @@ static void down(void)
 		close(H.brk);
 	close(H.lfd);
 	close(H.px.epfd);
-	freeaddrinfo(H.px.broker_ai);
+	px_upstreams_free(&H.px.ups);
 	free(H.px.scratch);
 	free(H.in);
 	memset(&H, 0, sizeof H);

@@ -36,6 +36,13 @@ extern "C" {
 #define E2E_SUMMARY_DIGEST_BYTES 8U  /* d_s = BLAKE2b-64(envelope), SPEC 11.6 */
 #define E2E_SUMMARY_HEAD_BYTES 16U   /* interval, boot, number, part, parts, n */
 #define E2E_SUMMARY_ENTRY_FIXED 14U  /* run, topic length, first, last */
+/* Summary history (SPEC 11.6): part 0 also repeats the stream ranges of at
+ * most E2E_SUMMARY_HIST_MAX earlier summaries, in at most
+ * E2E_SUMMARY_HIST_BYTES (from its count byte on). */
+#define E2E_SUMMARY_HIST_MAX 6U
+#define E2E_SUMMARY_HIST_BYTES 4096U
+#define E2E_SUMMARY_HIST_FIXED 6U    /* number, m */
+#define E2E_SUMMARY_RANGE_FIXED 14U  /* run, topic length, first, last */
 /* Longest topic a summary lists: one entry with one digest fits in a part. */
 #define E2E_SUMMARY_TOPIC_MAX 32767U
 #define E2E_CTL_DELIVERY_MAX 65535U
@@ -119,6 +126,10 @@ struct e2e_ctl {
 	uint16_t nentries;
 	const uint8_t *entries;
 	size_t entries_len;
+	/* SUMMARY history (part 0 only; sumhist.h walks it) */
+	uint8_t nhist;
+	const uint8_t *hist;
+	size_t hist_len;
 };
 
 /* One stream of a SUMMARY (topic points into the message, not NUL-terminated). */

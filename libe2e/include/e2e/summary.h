@@ -79,6 +79,9 @@ enum e2e_sumcheck_result {
 	                           * judged: their summaries never came, or a bound was hit */
 	E2E_SUM_LATE,             /* seq @first, reported unconfirmed before, arrived late
 	                           * and matches its d_s: @missing (1) fewer unconfirmed */
+	E2E_SUM_HIST_LOST,        /* summary @number never arrived, but a later one's history
+	                           * lists its range of the entry's stream: @missing of seqs
+	                           * first..last never arrived (SPEC 11.6 history) */
 };
 
 struct e2e_sumcheck_report {
@@ -88,6 +91,7 @@ struct e2e_sumcheck_report {
 	size_t topic_len;
 	uint32_t first, last;     /* seqs concerned */
 	uint32_t missing;
+	uint32_t number;          /* E2E_SUM_HIST_LOST: the summary that never arrived */
 };
 
 typedef void (*e2e_sumcheck_report_fn)(void *ctx, const struct e2e_sumcheck_report *r);

@@ -16,6 +16,12 @@ extern "C" {
 #include "e2e/common.h"
 #include "e2e/window.h"
 
+/* One broker address of a failover list (e2e_conn_config.brokers). */
+struct e2e_broker {
+	const char *host;            /* name, IPv4 or IPv6 address (no brackets) */
+	int port;                    /* 0: e2e_conn_config.port, else 1883 (8883 with TLS) */
+};
+
 /* Connection parameters shared by subscriber and publisher. */
 struct e2e_conn_config {
 	const char *host;            /* default 127.0.0.1 */
@@ -45,6 +51,18 @@ struct e2e_conn_config {
 	size_t will_len;
 	int will_qos, will_retain;
 	int tls_version;             /* 0 or 12: TLS 1.2 only; 11: 1.1; 13: highest both support */
+	/*
+	 * Failover: several brokers (nbrokers > 0 replaces host and port; at
+	 * most 16). Connecting tries them in this order; when the connection
+	 * is lost, each round tries every one from the first on, so an earlier
+	 * broker that comes back is used again, with a back-off between rounds
+	 * (1 s doubling to 30 s). Every reconnection is an E2E_EV_CONNECTED
+	 * event naming the broker lost and the one now used. Same TLS settings
+	 * and session for all (a persistent session lives on one broker: on a
+	 * cluster the new node may not have it).
+	 */
+	const struct e2e_broker *brokers;
+	size_t nbrokers;
 };
 
 /* What the application receives for each message, and for anomalies. */
@@ -96,6 +114,12 @@ struct e2e_client_event {
 	uint8_t scope;
 	uint32_t epoch;
 	const char *detail;          /* human-readable, never NULL */
+	/* E2E_EV_CONNECTED: the broker ("host:port") now used; CONNECTION_LOST:
+	 * the broker lost. NULL for other events. */
+	const char *broker;
+	/* E2E_EV_CONNECTED after a loss: the broker whose connection was lost
+	 * (the same as broker when it came back, another one after failover). */
+	const char *broker_lost;
 };
 
 typedef void (*e2e_client_msg_fn)(void *ctx, const struct e2e_client_msg *m);
@@ -162,6 +186,10 @@ struct e2e_client_stats {
 	 * announcement of an epoch we did not hold made (a forced rotation, or
 	 * a scheduled one whose key we lacked). */
 	uint64_t keys_ahead, ahead_switches, ahead_requests, announce_requests;
+	/* Messages that never arrived, counted from the history of a later
+	 * summary because their own summary was lost as well (SPEC 11.6);
+	 * already in unconfirmed. */
+	uint64_t hist_lost;
 };
 
 /** Load identity, trust store and state; does not connect yet. */
