@@ -6,7 +6,8 @@
  * of use, so a seal (the proxy's event loop) never waits on a file: the
  * sealing core asks for more (e2e_sender_io_wanted), the ticker is woken
  * (io_cv), plans under mu, writes and fsyncs WITHOUT mu, and swaps the
- * result in under mu (docs/architecture.md).
+ * result in under mu (docs/architecture.md). The ticker is in pubticker.c,
+ * the publisher's state in publisher_impl.h.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -17,44 +18,7 @@
 #include "e2e/client.h"
 #include "e2e/scopes.h"
 #include "e2e/sender.h"
-#include "pubevents.h"
-#include "session.h"
-
-struct e2e_publisher {
-	struct e2e_publisher_config cfg;
-	struct e2e_session sess;
-	int sess_ready;
-	/*
-	 * Lock order: send_mu, then mu. The Paho callback thread takes only mu,
-	 * and nothing calls Paho while holding mu (Paho runs callbacks under
-	 * its own global lock). send_mu keeps out[] ours until Paho copied it.
-	 */
-	pthread_mutex_t send_mu;
-	pthread_mutex_t mu;          /* guards sender, stats, io_kick */
-	pthread_cond_t io_cv;        /* wakes the ticker: the sender wants I/O */
-	pthread_cond_t done_cv;      /* the ticker finished a round */
-	int io_kick;
-	uint64_t ticks_planned, ticks_applied;
-	struct e2e_sender_io *io;    /* the ticker's plan (ticker only) */
-	struct e2e_sender *sender;
-	uint8_t *out;                /* envelope buffer, grown as needed */
-	uint8_t *sum;                /* summary buffer (ticker only) */
-	size_t out_cap;
-	const char *control_topic;
-	struct e2e_publisher_stats st;
-	pthread_t ticker;
-	int ticker_running, stop;    /* ticker_running: joined by destroy */
-	int ticker_live;             /* under mu: seals may wait for the ticker */
-	/* The sender writes reload errors here from the ticker thread, long
-	 * after create returned: never into the caller's cfg.err. */
-	char reload_err[256];
-	struct e2e_refusal_log refusals;   /* Paho's callback thread only */
-};
-
-static void event(struct e2e_publisher *p, enum e2e_client_event_type t, const char *detail)
-{
-	e2e_pub_event(p->cfg.on_event, p->cfg.ctx, t, detail);
-}
+#include "publisher_impl.h"
 
 static void on_msg(void *ctx, const char *topic, const uint8_t *payload, size_t len, int qos,
 	int retained)
@@ -77,7 +41,7 @@ static void on_msg(void *ctx, const char *topic, const uint8_t *payload, size_t 
 	 * a callback's stack; requests are rare and rate-limited. */
 	out = malloc(E2E_CTL_DELIVERY_MAX);
 	if (!out) {
-		event(p, E2E_EV_ERROR, "cannot answer key request: out of memory");
+		pub_event(p, E2E_EV_ERROR, "cannot answer key request: out of memory");
 		return;
 	}
 	pthread_mutex_lock(&p->mu);
@@ -89,7 +53,7 @@ static void on_msg(void *ctx, const char *topic, const uint8_t *payload, size_t 
 	pthread_mutex_unlock(&p->mu);
 	/* Anything but OK (garbage, replays, other senders) gets no answer. */
 	if (st == E2E_OK && e2e_session_publish(&p->sess, reply, out, olen, 1, 0) != E2E_OK)
-		event(p, E2E_EV_ERROR, "cannot publish key answer");
+		pub_event(p, E2E_EV_ERROR, "cannot publish key answer");
 	else if (st == E2E_OK && ks1.refused != ks0.refused)
 		e2e_pub_event_refused(p->cfg.on_event, p->cfg.ctx, &p->refusals, self, payload,
 			len, ks0.refused_by, ks1.refused_by);
@@ -105,181 +69,6 @@ static void on_state(void *ctx, int connected, const char *why, const char *brok
 
 	if (p->cfg.on_event)
 		p->cfg.on_event(p->cfg.ctx, &ev);
-}
-
-static void announce_all(struct e2e_publisher *p)
-{
-	uint8_t msg[E2E_CTL_MSG_MAX];
-	char topic[300];
-	size_t len;
-
-	for (;;) {
-		enum e2e_status st;
-
-		pthread_mutex_lock(&p->mu);
-		st = e2e_sender_next_announce(p->sender, msg, sizeof msg, &len, topic, sizeof topic,
-			e2e_now_ms());
-		pthread_mutex_unlock(&p->mu);
-		if (st != E2E_OK)
-			break;
-		if (e2e_session_publish(&p->sess, topic, msg, len, 1, 0) == E2E_OK) {
-			pthread_mutex_lock(&p->mu);   /* read by e2e_publisher_stats */
-			p->st.announcements++;
-			pthread_mutex_unlock(&p->mu);
-			e2e_pub_event_rotated(p->cfg.on_event, p->cfg.ctx, msg, len);
-		}
-	}
-}
-
-/* Publish due summaries, built under the lock, sent outside it. */
-static void summaries(struct e2e_publisher *p)
-{
-	char topic[300];
-	size_t len;
-
-	for (;;) {
-		enum e2e_status st;
-
-		pthread_mutex_lock(&p->mu);
-		st = e2e_sender_next_summary(p->sender, p->sum, E2E_CTL_SUMMARY_MAX, &len, topic,
-			sizeof topic, e2e_now_ms());
-		pthread_mutex_unlock(&p->mu);
-		if (st == E2E_ERR_NOT_FOUND)
-			break;
-		if (st != E2E_OK) {
-			event(p, E2E_EV_ERROR, e2e_strerror(st));
-			break;
-		}
-		if (e2e_session_publish(&p->sess, topic, p->sum, len, 1, 0) != E2E_OK) {
-			event(p, E2E_EV_ERROR, "cannot publish summary");
-		} else {
-			pthread_mutex_lock(&p->mu);   /* read by e2e_publisher_stats */
-			p->st.summaries++;
-			pthread_mutex_unlock(&p->mu);
-		}
-	}
-}
-
-/*
- * The reservations the sealing core asked for: planned under mu, made
- * durable without it (seals go on meanwhile from the old reservation),
- * swapped in under mu. Ticker thread (and create, before it starts).
- * E2E_ERR_NOT_FOUND / E2E_ERR_EXHAUSTED: an unrecorded or exhausted key,
- * which the seal's own path or the next tick rotates.
- */
-static enum e2e_status reserve_ahead(struct e2e_publisher *p)
-{
-	enum e2e_status st;
-	uint32_t n;
-
-	pthread_mutex_lock(&p->mu);
-	n = e2e_sender_io_plan(p->sender, p->io);
-	pthread_mutex_unlock(&p->mu);
-	if (!n)
-		return E2E_OK;
-	st = e2e_sender_io_run(p->sender, p->io);
-	pthread_mutex_lock(&p->mu);
-	if (e2e_sender_io_apply(p->sender, p->io) != E2E_OK && st == E2E_OK)
-		st = E2E_ERR_RESERVE;
-	pthread_mutex_unlock(&p->mu);
-	return st == E2E_ERR_NOT_FOUND || st == E2E_ERR_EXHAUSTED ? E2E_OK : st;
-}
-
-/*
- * The tick's file work without mu: plan (copies, under mu), run (reloads,
- * rotations, pruning, new keys' reservations: files and fsyncs, no lock),
- * apply (swap in, under mu). Ticker thread only.
- */
-static enum e2e_status tick(struct e2e_publisher *p)
-{
-	struct e2e_sender_tick *t = NULL;
-	enum e2e_status st;
-
-	pthread_mutex_lock(&p->mu);
-	st = e2e_sender_tick_plan(p->sender, e2e_now_ms(), &t);
-	if (st == E2E_OK)
-		p->ticks_planned++;
-	pthread_mutex_unlock(&p->mu);
-	if (st != E2E_OK)
-		return st;
-	(void)e2e_sender_tick_run(t);
-	pthread_mutex_lock(&p->mu);
-	st = e2e_sender_tick_apply(p->sender, t);
-	p->ticks_applied = p->ticks_planned;
-	pthread_mutex_unlock(&p->mu);
-	return st;
-}
-
-/* Called with mu held, after a seal: wake the ticker if the core wants I/O. */
-static void kick(struct e2e_publisher *p)
-{
-	if (!p->io_kick && (e2e_sender_io_wanted(p->sender) ||
-	                    e2e_sender_tick_wanted(p->sender))) {
-		p->io_kick = 1;
-		pthread_cond_signal(&p->io_cv);
-	}
-}
-
-static void *ticker(void *arg)
-{
-	struct e2e_publisher *p = arg;
-	uint64_t last = 0;
-	int failing = 0;
-
-	for (;;) {
-		struct timespec ts;
-		uint64_t now;
-		int stop, due;
-
-		pthread_mutex_lock(&p->mu);
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_nsec += 100000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		/* A failing disk is retried every 100 ms, not at every seal's kick. */
-		while (!p->stop && (failing || !p->io_kick))
-			if (pthread_cond_timedwait(&p->io_cv, &p->mu, &ts) != 0)
-				break;
-		p->io_kick = 0;
-		stop = p->stop;
-		now = e2e_mono_ms();
-		/* A rotation due or asked for ticks at once, but at most every
-		 * 100 ms: a tick that keeps failing (a full disk) is not redone
-		 * at every seal's kick. */
-		due = !stop && (now - last >= 1000 ||
-		                (now - last >= 100 && e2e_sender_tick_wanted(p->sender)));
-		pthread_mutex_unlock(&p->mu);
-		if (stop)
-			break;
-		/* Reloads and rotations (by age, usage ahead of the limit, or
-		 * asked for): their files and fsyncs without mu. */
-		if (due) {
-			last = now;
-			if (tick(p) != E2E_OK)
-				event(p, E2E_EV_ERROR, p->reload_err[0] ? p->reload_err :
-					"reload failed");
-		}
-		/* After a tick too: a rotated scope's new key is made ready
-		 * before the next seal needs it. */
-		if (reserve_ahead(p) == E2E_OK) {
-			failing = 0;
-		} else if (!failing) {
-			failing = 1;   /* said once per episode; seals wait for a round */
-			event(p, E2E_EV_ERROR, "cannot reserve counters in txstate");
-		}
-		pthread_mutex_lock(&p->mu);
-		pthread_cond_broadcast(&p->done_cv);   /* seals waiting for this round */
-		pthread_mutex_unlock(&p->mu);
-		announce_all(p);
-		summaries(p);
-	}
-	pthread_mutex_lock(&p->mu);
-	p->ticker_live = 0;   /* seals no longer wait for it */
-	pthread_cond_broadcast(&p->done_cv);
-	pthread_mutex_unlock(&p->mu);
-	return NULL;
 }
 
 /* Wait on done_cv (mu held) until @p deadline_ms (monotonic); 0 on timeout. */
@@ -327,14 +116,14 @@ static enum e2e_status seal_locked(struct e2e_publisher *p, int will, uint8_t *o
 	}
 	deadline = e2e_mono_ms() + SEAL_WAIT_MS;
 	while ((st == E2E_ERR_RESERVE || st == E2E_ERR_EXHAUSTED) && p->ticker_live) {
-		kick(p);
+		e2e_pub_kick(p);
 		if (!wait_done(p, deadline))
 			break;
 		st = e2e_sender_seal_nowait(p->sender, will, out, cap, out_len, topic, topic_len,
 			pt, pt_len);
 	}
 out:
-	kick(p);
+	e2e_pub_kick(p);
 	return st;
 }
 
@@ -389,7 +178,7 @@ enum e2e_status e2e_publisher_create(struct e2e_publisher **out,
 	}
 	/* Every scope's key ready (reservation durable) before the first seal;
 	 * a failure here is met again by the seal's own path. */
-	(void)reserve_ahead(p);
+	(void)e2e_pub_reserve_ahead(p);
 	ret = e2e_session_init(&p->sess, &cfg->conn, on_msg, on_state, p, cfg->err, cfg->err_len);
 	if (ret != E2E_OK)
 		goto out;
@@ -420,7 +209,7 @@ enum e2e_status e2e_publisher_connect(struct e2e_publisher *p, uint32_t timeout_
 	if (st != E2E_OK)
 		return st;
 	pthread_mutex_lock(&p->mu);
-	if (!p->ticker_running && pthread_create(&p->ticker, NULL, ticker, p) == 0)
+	if (!p->ticker_running && pthread_create(&p->ticker, NULL, e2e_pub_ticker, p) == 0)
 		p->ticker_running = p->ticker_live = 1;
 	pthread_mutex_unlock(&p->mu);
 	return p->ticker_running ? E2E_OK : E2E_ERR_NOMEM;
@@ -538,17 +327,17 @@ enum e2e_status e2e_publisher_rotate(struct e2e_publisher *p, const char *topic)
 
 		st = e2e_sender_rotate_later(p->sender, topic);
 		while (st == E2E_OK && p->ticks_applied < want && p->ticker_live) {
-			kick(p);
+			e2e_pub_kick(p);
 			if (!wait_done(p, deadline)) {
 				st = E2E_ERR_BUSY;
 				break;
 			}
 		}
 	}
-	kick(p);
+	e2e_pub_kick(p);
 	pthread_mutex_unlock(&p->mu);
 	if (st == E2E_OK)
-		announce_all(p);
+		e2e_pub_announce_all(p);
 	return st;
 }
 

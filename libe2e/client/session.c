@@ -1,47 +1,18 @@
 /*
  * Paho C async session; see session.h. This file: the session's life
- * (create, the broker list, destroy) and waiting. Connections and failover
- * are in session_conn.c, subscriptions in session_sub.c, publishing in
- * session_send.c, TLS in session_tls.c.
+ * (create, the broker list, destroy). Connections and failover are in
+ * session_conn.c, subscriptions in session_sub.c, publishing in
+ * session_send.c, TLS in session_tls.c, the Paho client and waiting in
+ * session_base.c (which the others use and which uses none of them).
  */
-#include <errno.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "session.h"
 #include "session_impl.h"
-
-/* A fresh random client id (clean sessions only). */
-static void random_id(struct e2e_session *s)
-{
-	uint8_t r[8];
-	char hex[17];
-
-	randombytes_buf(r, sizeof r);
-	sodium_bin2hex(hex, sizeof hex, r, sizeof r);
-	snprintf(s->client_id, sizeof s->client_id, "e2e-%s", hex);
-}
-
-/* A Paho client with the session's id and callbacks. */
-static int make_handle(struct e2e_session *s, MQTTAsync *h)
-{
-	MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer5;
-	int rc;
-
-	co.MQTTVersion = s->conn.mqtt_version == 5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1;
-	/* Paho's command queue limit also applies while connected: room for the
-	 * application window plus the library's own messages. */
-	co.maxBufferedMessages = 65535;
-	rc = MQTTAsync_createWithOptions(h, s->uri, s->client_id, MQTTCLIENT_PERSISTENCE_NONE,
-		NULL, &co);
-	if (rc != MQTTASYNC_SUCCESS)
-		return rc;
-	MQTTAsync_setCallbacks(*h, s, e2e_session_on_lost, e2e_session_on_arrived, NULL);
-	MQTTAsync_setConnected(*h, s, e2e_session_on_connected);
-	return rc;
-}
 
 /* Every broker as a Paho URI and as "host:port"; the list or host and port. */
 static enum e2e_status brokers(struct e2e_session *s, const struct e2e_conn_config *conn,
@@ -93,6 +64,10 @@ enum e2e_status e2e_session_init(struct e2e_session *s, const struct e2e_conn_co
 	s->on_msg = on_msg;
 	s->on_state = on_state;
 	s->ctx = ctx;
+	/* Paho's callbacks, set on every client (session_base.c makes them). */
+	s->paho_lost = e2e_session_on_lost;
+	s->paho_arrived = e2e_session_on_arrived;
+	s->paho_connected = e2e_session_on_connected;
 	ret = brokers(s, conn, err, err_len);
 	if (ret != E2E_OK)
 		return ret;
@@ -100,7 +75,7 @@ enum e2e_status e2e_session_init(struct e2e_session *s, const struct e2e_conn_co
 	if (conn->client_id)
 		snprintf(s->client_id, sizeof s->client_id, "%s", conn->client_id);
 	else
-		random_id(s);
+		e2e_session_random_id(s);
 	if (conn->alpn && e2e_alpn_encode(s->alpn, sizeof s->alpn, &s->alpn_len, conn->alpn) != 0) {
 		snprintf(err, err_len, "bad ALPN list '%s'", conn->alpn);
 		return E2E_ERR_ARG;
@@ -118,42 +93,13 @@ enum e2e_status e2e_session_init(struct e2e_session *s, const struct e2e_conn_co
 	pthread_rwlock_init(&s->hlock, NULL);
 	s->tally[0] = (struct tally){ s, 0 };
 	s->tally[1] = (struct tally){ s, 1 };
-	rc = make_handle(s, &s->handle);
+	rc = e2e_session_make_handle(s, &s->handle);
 	if (rc != MQTTASYNC_SUCCESS) {
 		snprintf(err, err_len, "cannot create MQTT client for %s: %s", s->uri,
 			MQTTAsync_strerror(rc));
 		return E2E_ERR_ARG;
 	}
 	return E2E_OK;
-}
-
-MQTTAsync e2e_session_handle_get(struct e2e_session *s)
-{
-	pthread_rwlock_rdlock(&s->hlock);
-	return s->handle;
-}
-
-void e2e_session_handle_put(struct e2e_session *s)
-{
-	pthread_rwlock_unlock(&s->hlock);
-}
-
-void e2e_session_renew(struct e2e_session *s)
-{
-	MQTTAsync fresh = NULL, old;
-
-	if (s->conn.client_id || !s->handle_used)
-		return;
-	random_id(s);
-	if (make_handle(s, &fresh) != MQTTASYNC_SUCCESS)
-		return;   /* keep the old one: its id may still work */
-	pthread_rwlock_wrlock(&s->hlock);
-	old = s->handle;
-	s->handle = fresh;
-	s->handle_used = 0;
-	pthread_rwlock_unlock(&s->hlock);
-	/* No caller holds it any more: each held the read lock around its call. */
-	MQTTAsync_destroy(&old);
 }
 
 void e2e_session_fini(struct e2e_session *s)
@@ -184,29 +130,5 @@ void e2e_session_fini(struct e2e_session *s)
 	pthread_cond_destroy(&s->cond);
 	pthread_rwlock_destroy(&s->hlock);
 	sodium_memzero(s->psk, sizeof s->psk);
-}
-
-struct timespec e2e_session_deadline(uint32_t ms)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	return ts;
-}
-
-int e2e_session_wait_flag(struct e2e_session *s, int *flag, uint32_t timeout_ms)
-{
-	struct timespec ts = e2e_session_deadline(timeout_ms);
-	int rc = 0;
-
-	while (!*flag && !s->stop && rc != ETIMEDOUT)
-		rc = pthread_cond_timedwait(&s->cond, &s->lock, &ts);
-	return *flag;
 }
 

@@ -89,6 +89,11 @@ struct e2e_session {
 	e2e_session_msg_fn on_msg;
 	e2e_session_state_fn on_state;
 	void *ctx;
+	/* Paho's callbacks for every client of the session (set by
+	 * e2e_session_init, so session_base.c calls back no other file). */
+	MQTTAsync_connectionLost *paho_lost;
+	MQTTAsync_messageArrived *paho_arrived;
+	MQTTAsync_connected *paho_connected;
 };
 
 enum e2e_status e2e_session_init(struct e2e_session *s, const struct e2e_conn_config *conn,

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "session.h"
 #include "session_impl.h"
 
 void e2e_session_on_connected(void *ctx, char *cause)

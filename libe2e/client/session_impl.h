@@ -1,16 +1,24 @@
 /*
  * What the session_*.c files share inside the session (session.h is the
  * interface of the session to client.c and publisher.c): the TLS helpers
- * (session_tls.c), waiting (session.c), subscriptions made again at each
- * connection (session_sub.c) and Paho's connection callbacks
- * (session_conn.c).
+ * (session_tls.c), the Paho client and waiting (session_base.c),
+ * subscriptions made again at each connection (session_sub.c) and Paho's
+ * connection callbacks (session_conn.c).
+ *
+ * Only declarations on an opaque struct e2e_session: this header includes
+ * no session header (session.c includes it, so including session.h here
+ * would make a circle); each session_*.c includes session.h itself.
  */
 #ifndef E2E_SESSION_IMPL_H
 #define E2E_SESSION_IMPL_H
 
+#include <MQTTAsync.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
-#include "session.h"
+struct e2e_session;
+struct e2e_conn_config;
 
 /* session_tls.c */
 int e2e_session_use_tls(const struct e2e_conn_config *c);
@@ -21,7 +29,11 @@ int e2e_session_ssl_error(const char *str, size_t len, void *u);
 void e2e_session_tls_diagnose(const struct e2e_session *s, const char *host, int port,
 	char *out, size_t cap);
 
-/* session.c: Paho's client for one call (read lock held until put). */
+/* session_base.c: a fresh random client id (clean sessions only). */
+void e2e_session_random_id(struct e2e_session *s);
+/* session_base.c: a Paho client with the session's id and callbacks. */
+int e2e_session_make_handle(struct e2e_session *s, MQTTAsync *h);
+/* session_base.c: Paho's client for one call (read lock held until put). */
 MQTTAsync e2e_session_handle_get(struct e2e_session *s);
 void e2e_session_handle_put(struct e2e_session *s);
 /*
@@ -33,7 +45,7 @@ void e2e_session_handle_put(struct e2e_session *s);
  */
 void e2e_session_renew(struct e2e_session *s);
 
-/* session.c: absolute CLOCK_REALTIME deadline @p ms from now. */
+/* session_base.c: absolute CLOCK_REALTIME deadline @p ms from now. */
 struct timespec e2e_session_deadline(uint32_t ms);
 /* With s->lock held: wait until *flag (or s->stop), at most @p timeout_ms. */
 int e2e_session_wait_flag(struct e2e_session *s, int *flag, uint32_t timeout_ms);

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "session.h"
 #include "session_impl.h"
 
 #define APP_WINDOW 4096U        /* application messages in flight before waiting */

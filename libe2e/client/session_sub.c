@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "session.h"
 #include "session_impl.h"
 
 int e2e_session_on_arrived(void *ctx, char *topic, int topic_len, MQTTAsync_message *m)

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "session.h"
 #include "session_impl.h"
 
 int e2e_session_use_tls(const struct e2e_conn_config *c)
