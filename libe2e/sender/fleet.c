@@ -27,27 +27,6 @@ struct e2e_fleet {
 	uint64_t now_ms;                  /* of the revocation being applied */
 };
 
-static void sig_of(struct file_sig *fs, const char *path)
-{
-	struct stat sb;
-
-	memset(fs, 0, sizeof *fs);
-	if (stat(path, &sb) != 0)
-		return;
-	fs->exists = 1;
-	fs->dev = sb.st_dev;
-	fs->ino = sb.st_ino;
-	fs->size = sb.st_size;
-	fs->mtime = sb.st_mtim;
-}
-
-static int sig_differs(const struct file_sig *a, const struct file_sig *b)
-{
-	return a->exists != b->exists || a->dev != b->dev || a->ino != b->ino ||
-	       a->size != b->size || a->mtime.tv_sec != b->mtime.tv_sec ||
-	       a->mtime.tv_nsec != b->mtime.tv_nsec;
-}
-
 /* Append @p n bytes to @p path (created 0600, no symlink followed), synced. */
 static enum e2e_status append_line(const char *path, const char *line, size_t n)
 {
@@ -122,8 +101,8 @@ static enum e2e_status load_files(struct e2e_sender *s, struct e2e_fleet *f)
 	struct e2e_authorities au;
 	enum e2e_status st;
 
-	sig_of(&f->sig_auth, f->p_auth);
-	sig_of(&f->sig_cred, f->p_cred);
+	e2e_file_sig(&f->sig_auth, f->p_auth);
+	e2e_file_sig(&f->sig_cred, f->p_cred);
 	st = e2e_authorities_load(&au, f->p_auth, s->cfg.err, s->cfg.err_len);
 	if (st != E2E_OK)
 		return st;
@@ -181,9 +160,9 @@ enum e2e_status e2e_fleet_tick(struct e2e_sender *s, struct e2e_fleet *f)
 
 	if (!f)
 		return E2E_OK;
-	sig_of(&a, f->p_auth);
-	sig_of(&c, f->p_cred);
-	if (!sig_differs(&a, &f->sig_auth) && !sig_differs(&c, &f->sig_cred))
+	e2e_file_sig(&a, f->p_auth);
+	e2e_file_sig(&c, f->p_cred);
+	if (!e2e_file_sig_changed(&a, &f->sig_auth) && !e2e_file_sig_changed(&c, &f->sig_cred))
 		return E2E_OK;
 	return load_files(s, f);
 }
