@@ -216,7 +216,8 @@ enum e2e_status e2e_sender_tick_apply(struct e2e_sender *s, struct e2e_sender_ti
 		}
 		if (!s->tx[sc].tx && cur)
 			s->io_wanted = 1;   /* left to e2e_sender_io_run */
-		s->announce[sc / 8] |= c->announce[sc / 8] & (uint8_t)(1U << (sc % 8));
+		s->announce[sc / 8] = (uint8_t)(s->announce[sc / 8] |
+		    (c->announce[sc / 8] & (1U << (sc % 8))));
 	}
 	st = t->st;
 	e2e_sender_tick_free(t);
