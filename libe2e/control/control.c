@@ -12,6 +12,7 @@
 #include "e2e/control.h"
 #include "base/wire.h"
 #include "control/ctl_cred.h"
+#include "control/reply.h"
 #include "control/sumhist.h"
 
 #define CONTEXT "mqtt-e2e/v1/ctl"   /* 15 bytes + the NUL: 16 */
@@ -106,7 +107,9 @@ void e2e_ctl_hash(uint8_t out[E2E_CTL_HASH_BYTES], const uint8_t *msg, size_t le
 	crypto_generichash(out, E2E_CTL_HASH_BYTES, msg, len, NULL, 0);
 }
 
-static int reply_topic_ok(const char *t, size_t len)
+/* SPEC 11.2: a reply topic is the prefix and at least 32 lowercase hex
+ * digits; REQUEST and REDEEM (SPEC 14.3) share the rule. */
+int e2e_ctl_reply_topic_ok(const char *t, size_t len)
 {
 	size_t pl = sizeof E2E_CTL_REPLY_PREFIX - 1;
 
@@ -140,7 +143,7 @@ enum e2e_status e2e_ctl_request_cred(uint8_t *out, size_t cap, size_t *len,
 
 	if (!out || !len || !req || !eph_sk || !subscriber || (!want && nwant) ||
 	    nwant > E2E_CTL_WANT_MAX || !control_topic ||
-	    (reply_topic && !reply_topic_ok(reply_topic, strlen(reply_topic))))
+	    (reply_topic && !e2e_ctl_reply_topic_ok(reply_topic, strlen(reply_topic))))
 		return E2E_ERR_ARG;
 	memset(req, 0, sizeof *req);
 	req->type = E2E_CTL_REQUEST;
@@ -257,7 +260,7 @@ static enum e2e_status parse_body(struct e2e_ctl *m, struct e2e_rd *r)
 			return E2E_ERR_MALFORMED;
 		e2e_rd_bytes(r, (uint8_t *)m->reply_topic, n);
 		m->reply_topic[n] = '\0';
-		if (!reply_topic_ok(m->reply_topic, n))
+		if (!e2e_ctl_reply_topic_ok(m->reply_topic, n))
 			return E2E_ERR_MALFORMED;
 		m->nwant = e2e_rd_u8(r);
 		if (m->nwant > E2E_CTL_WANT_MAX)

@@ -12,6 +12,7 @@
 
 #include "e2e/ticket.h"
 #include "base/wire.h"
+#include "control/reply.h"
 
 #define TOKEN_PREFIX "e2et1-"
 #define TOKEN_RAW (E2E_TICKET_ID_BYTES + E2E_TICKET_SECRET_BYTES + E2E_TICKET_FP_BYTES)
@@ -100,18 +101,6 @@ enum e2e_status e2e_ticket_redeem_topic(char *out, size_t cap, const char *contr
 	return fp_topic(out, cap, control_topic, fp, "/redeem");
 }
 
-static int reply_topic_ok(const char *t, size_t len)
-{
-	size_t pl = sizeof E2E_CTL_REPLY_PREFIX - 1;
-
-	if (len < pl + 32 || len > E2E_CTL_REPLY_MAX || memcmp(t, E2E_CTL_REPLY_PREFIX, pl) != 0)
-		return 0;
-	for (size_t i = pl; i < len; i++)
-		if (!((t[i] >= '0' && t[i] <= '9') || (t[i] >= 'a' && t[i] <= 'f')))
-			return 0;
-	return 1;
-}
-
 /* MAC over the REDEEM's head and body up to the MAC (SPEC 14.3). */
 static void redeem_mac(uint8_t mac[E2E_TICKET_MAC_BYTES], const uint8_t *msg, size_t len,
 	const uint8_t secret[E2E_TICKET_SECRET_BYTES])
@@ -141,7 +130,7 @@ enum e2e_status e2e_ticket_redeem(uint8_t *out, size_t cap, size_t *len, struct 
 	size_t rl;
 
 	if (!out || !len || !r || !redeemer || !tok || !topic ||
-	    (reply_topic && !reply_topic_ok(reply_topic, strlen(reply_topic))))
+	    (reply_topic && !e2e_ctl_reply_topic_ok(reply_topic, strlen(reply_topic))))
 		return E2E_ERR_ARG;
 	memset(r, 0, sizeof *r);
 	r->type = E2E_CTL_REDEEM;
@@ -235,7 +224,7 @@ enum e2e_status e2e_ticket_redeem_parse(struct e2e_redeem *r, const uint8_t *msg
 		goto out;
 	e2e_rd_bytes(&rd, (uint8_t *)r->reply_topic, n);
 	r->reply_topic[n] = '\0';
-	if (rd.bad || !reply_topic_ok(r->reply_topic, n))
+	if (rd.bad || !e2e_ctl_reply_topic_ok(r->reply_topic, n))
 		goto out;
 	e2e_rd_bytes(&rd, r->mac, sizeof r->mac);
 	if (rd.bad || e2e_rd_left(&rd) != 0)
