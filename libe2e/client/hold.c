@@ -63,6 +63,22 @@ static void drop(struct held *h)
 	memset(h, 0, sizeof *h);
 }
 
+/* A message that found no room in the hold queue is reported at once, as
+ * a held one would be when given up. */
+static void report_unheld(struct e2e_client *c, const char *topic, size_t len, int qos,
+	int retained, uint32_t sender)
+{
+	struct held tmp;
+
+	memset(&tmp, 0, sizeof tmp);
+	tmp.topic = (char *)(uintptr_t)topic;
+	tmp.len = len;
+	tmp.qos = qos;
+	tmp.retained = retained;
+	tmp.sender = sender;
+	report(c, &tmp);
+}
+
 static struct held *hold_slot(struct e2e_client *c, const char *topic, const uint8_t *env,
 	size_t len, int qos, int retained, uint32_t sender, int await_map)
 {
@@ -81,15 +97,7 @@ static struct held *hold_slot(struct e2e_client *c, const char *topic, const uin
 		give_up(c, &old);
 		drop(&old);
 		if (c->hold_count == cap) {
-			struct held tmp;
-
-			memset(&tmp, 0, sizeof tmp);
-			tmp.topic = (char *)(uintptr_t)topic;
-			tmp.len = len;
-			tmp.qos = qos;
-			tmp.retained = retained;
-			tmp.sender = sender;
-			report(c, &tmp);
+			report_unheld(c, topic, len, qos, retained, sender);
 			return NULL;
 		}
 	}
@@ -97,17 +105,8 @@ static struct held *hold_slot(struct e2e_client *c, const char *topic, const uin
 	h->topic = strdup(topic);
 	h->env = malloc(len ? len : 1);
 	if (!h->topic || !h->env) {
-		struct held tmp;
-
-		memset(&tmp, 0, sizeof tmp);
-		tmp.topic = (char *)(uintptr_t)topic;
-		tmp.len = len;
-		tmp.qos = qos;
-		tmp.retained = retained;
-		tmp.sender = sender;
-
 		drop(h);
-		report(c, &tmp);
+		report_unheld(c, topic, len, qos, retained, sender);
 		return NULL;
 	}
 	memcpy(h->env, env, len);
