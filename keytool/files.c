@@ -108,13 +108,7 @@ struct e2e_enroll *kt_load_peers(const char *dir, enum e2e_enroll_kind kind,
 	/* Room for the one entry an enroll or trust may add. */
 	st = e2e_enroll_load(&en, kind, scopes, path, 1, err, sizeof err);
 	if (st != E2E_OK) {
-		char buf[PATH_MAX + 128];
-		const char *why = kt_path_problem(path, st, buf, sizeof buf);
-
-		if (why)
-			fprintf(stderr, "%s: %s: %s\n", KT_PROG, path, why);
-		else
-			fprintf(stderr, "%s: %s\n", KT_PROG, err[0] ? err : e2e_strerror(st));
+		kt_load_fail(path, st, err);
 		return NULL;
 	}
 	return en;
@@ -180,13 +174,7 @@ struct e2e_keystore *kt_load_keys(const char *dir)
 		return NULL;
 	st = e2e_keystore_load(&ks, path, KT_SPARE_KEYS, err, sizeof err);
 	if (st != E2E_OK) {
-		char buf[PATH_MAX + 128];
-		const char *why = kt_path_problem(path, st, buf, sizeof buf);
-
-		if (why)
-			fprintf(stderr, "%s: %s: %s\n", KT_PROG, path, why);
-		else
-			fprintf(stderr, "%s: %s\n", KT_PROG, err[0] ? err : e2e_strerror(st));
+		kt_load_fail(path, st, err);
 		return NULL;
 	}
 	kt_keys_floor(ks, dir);

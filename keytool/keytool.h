@@ -74,6 +74,10 @@ int kt_duration_parse(const char *s, uint64_t *ms);
  * someone else's, readable by others), or NULL; written into @p buf. */
 const char *kt_path_problem(const char *path, enum e2e_status st, char *buf, size_t cap);
 
+/* A loader failed on @p path: the real cause (kt_path_problem) if there is
+ * one, else the loader's own message @p err, else the status; to stderr. */
+void kt_load_fail(const char *path, enum e2e_status st, const char *err);
+
 /* Compact duration: "1d2h", "3h4m", "5m6s", "7s". */
 void kt_duration_format(char *buf, size_t cap, uint64_t ms);
 

@@ -127,6 +127,18 @@ const char *kt_path_problem(const char *path, enum e2e_status st, char *buf, siz
 	return NULL;
 }
 
+void kt_load_fail(const char *path, enum e2e_status st, const char *err)
+{
+	char buf[PATH_MAX + 128];
+	const char *why = kt_path_problem(path, st, buf, sizeof buf);
+
+	/* The loader's message names the file and line already. */
+	if (why)
+		fprintf(stderr, "%s: %s: %s\n", KT_PROG, path, why);
+	else
+		fprintf(stderr, "%s: %s\n", KT_PROG, err && err[0] ? err : e2e_strerror(st));
+}
+
 int kt_fail(enum e2e_status st, const char *path, const char *detail)
 {
 	char buf[PATH_MAX + 128];
