@@ -107,14 +107,23 @@ def body(env, c):
     c.expect(m1.get("e2e_sub_ahead_switches_total", 0) >= 3,
              "the subscriber switched to >= 3 keys installed ahead without asking (%r)" %
              m1.get("e2e_sub_ahead_switches_total"))
-    c.expect(m1.get("e2e_sub_key_requests_total") == 1,
-             "zero key requests after the first fetch across the scheduled rotations "
-             "(e2e_sub_key_requests_total %r)" % m1.get("e2e_sub_key_requests_total"))
+    # The refresh window (SPEC 11.5, [t - L/2, t - L/4] of the first key not
+    # made yet) may open ~10 s after the first fetch: a request there is
+    # the design, not a rotation's cost. Every other request is a failure.
+    refresh = m1.get("e2e_sub_ahead_requests_total", 0)
+    c.expect(refresh <= 1, "at most the one refresh-window request (%r)" % refresh)
+    c.expect(m1.get("e2e_sub_key_requests_total") == 1 + refresh and
+             m1.get("e2e_sub_announce_requests_total") == 0,
+             "zero key requests caused by the scheduled rotations (requests %r, of which "
+             "refresh-window %r, announcement-caused %r)" % (
+                 m1.get("e2e_sub_key_requests_total"), refresh,
+                 m1.get("e2e_sub_announce_requests_total")))
     c.expect(m1.get("e2e_sub_held_total") == 0,
              "zero messages held for a key (e2e_sub_held_total %r)" % m1.get("e2e_sub_held_total"))
     ks = st1.get("key_service", {})
-    c.expect(ks.get("requests") == 1 and ks.get("delivered") == 1,
-             "the proxy's key service answered exactly one request (%r)" % ks)
+    c.expect(ks.get("requests") == 1 + refresh and ks.get("delivered") == 1 + refresh,
+             "the proxy's key service answered the first fetch and nothing but the "
+             "refresh window (%r)" % ks)
     c.expect(ks.get("announcements", 0) >= 3, "rotations were announced (%r)" % ks)
 
     # Mallory, enrolled, fetches the current key and the keys made ahead ...
@@ -133,7 +142,13 @@ def body(env, c):
     c.expect(e2 is not None and e2 > stolen[1],
              "the forced epoch %s is above every key made ahead (mallory's newest %s)" % (
                  e2, stolen[1]))
-    c.expect(h.wait_until(lambda: metrics(mport).get("e2e_sub_key_requests_total", 0) > req0, 6),
+    def forced_fetch():
+        m = metrics(mport)
+        # Not a refresh-window request: one the announcement (or a held
+        # first message) caused.
+        return (m.get("e2e_sub_key_requests_total", 0) > req0 and
+                m.get("e2e_sub_announce_requests_total", 0) + m.get("e2e_sub_held_total", 0) >= 1)
+    c.expect(h.wait_until(forced_fetch, 6),
              "the subscriber fetched the forced epoch after its announcement")
     time.sleep(1.0)   # its answer installed: the discarded keys made ahead are gone
     m2 = metrics(mport)
@@ -180,9 +195,11 @@ def body(env, c):
          b"forged-under-next" not in got),
         ("17.4 scheduled rotations cost no key request", "none", False,
          ">= 3 rotations at rotate-age %d s with keys made ahead" % AGE_S,
-         "key requests after the first %d, held %d" % (
-             m1.get("e2e_sub_key_requests_total", 0) - 1, m1.get("e2e_sub_held_total", 0)),
-         m1.get("e2e_sub_key_requests_total") == 1 and m1.get("e2e_sub_held_total") == 0),
+         "key requests after the first %d (refresh window %d), held %d" % (
+             m1.get("e2e_sub_key_requests_total", 0) - 1, refresh,
+             m1.get("e2e_sub_held_total", 0)),
+         m1.get("e2e_sub_key_requests_total") == 1 + refresh and
+         m1.get("e2e_sub_announce_requests_total") == 0 and m1.get("e2e_sub_held_total") == 0),
     ])
     sched = [o for o in ok if h.payload_of(o).startswith(b"ka-")]
     epochs = sorted(set(o.get("epoch") for o in sched))
