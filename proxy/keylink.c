@@ -97,22 +97,29 @@ static int wait_io(const struct px_transport *t, int writing, int ms)
 	return poll(&pf, 1, ms) == 1 ? 0 : -1;
 }
 
-/* Start TCP to broker @p b and wait for it within the connect timeout. 0 with
- * @p t connected, or -1 with the errno in *errp. */
+/* TCP to broker @p b, each of its addresses in turn within the connect
+ * timeout. 0 with @p t connected, or -1 with the errno in *errp. */
 static int dial_one(struct proxy *px, const struct px_broker *b, struct px_transport *t,
 	int *errp)
 {
 	int err = ETIMEDOUT;
 
-	if (px_transport_tcp_dial(t, b->ai) != 0) {
-		*errp = errno ? errno : EHOSTUNREACH;
-		return -1;
+	for (const struct addrinfo *ai = b->ai; ai; ai = ai->ai_next) {
+		struct addrinfo one = *ai;
+
+		one.ai_next = NULL;   /* this address only: the next gets its own timeout */
+		errno = 0;
+		if (px_transport_tcp_dial(t, &one) != 0) {
+			err = errno ? errno : EHOSTUNREACH;
+			continue;
+		}
+		err = ETIMEDOUT;
+		if (wait_io(t, 1, (int)px->cfg.connect_timeout_ms) == 0)
+			err = px_transport_tcp_connected(t);
+		if (err == 0)
+			return 0;
+		t->ops->close(t);
 	}
-	if (wait_io(t, 1, (int)px->cfg.connect_timeout_ms) == 0)
-		err = px_transport_tcp_connected(t);
-	if (err == 0)
-		return 0;
-	t->ops->close(t);
 	*errp = err;
 	return -1;
 }
@@ -215,8 +222,11 @@ static const char *frames_check(struct frames *f, const uint8_t *p, size_t n)
 		f->hdr[f->hlen++] = *p++;
 		n--;
 		st = mqtt_frame(f->hdr, f->hlen, MQTT_MAX_REMAINING + 5U, &plen, &hlen);
-		if (st == MQTT_NEED_MORE && !hlen && f->hlen < sizeof f->hdr)
-			continue;
+		if (st == MQTT_NEED_MORE && !hlen) {
+			if (f->hlen < sizeof f->hdr)
+				continue;
+			return "a fixed header longer than 5 bytes";
+		}
 		if (st != MQTT_OK && st != MQTT_NEED_MORE)
 			return mqtt_strerror(st);
 		type = f->hdr[0] >> 4;

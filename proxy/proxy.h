@@ -133,10 +133,10 @@ struct proxy {
 	int epfd, sigfd, statsfd;
 	int evfd;                     /* eventfd: other threads wake the loop (loop.h) */
 	uint64_t next_tick;           /* loop.c: when its next 250 ms tick is due */
-	pthread_mutex_t post_mu;      /* guards posted and the loop's init flag below */
+	pthread_mutex_t post_mu;      /* guards posted */
 	struct proxy_work *posted;    /* handed to the loop thread, newest first */
 	atomic_int stop_req;          /* proxy_loop_stop: end at the next round */
-	int loop_inited;
+	int loop_inited;              /* proxy_loop_init ran: proxy_loop_free has work */
 	int lfds[PROXY_LISTEN_MAX];
 	int nlfds;
 	/* Brokers in failover order (upstream.h); broker_* name the first (the
