@@ -8,8 +8,8 @@
  * (broker address, tls_new(): CA, sni, tls-min, ciphers, ALPN, PSK, the
  * certificate template for the service's client id). One recipe, two users:
  * they cannot drift. Failures are logged with their real cause. Both
- * sides are read and written through the proxy's transport interface
- * (transport.h), as conn.c does: no socket or SSL call of its own.
+ * sides are dialled, read and written through the proxy's transport
+ * interface (transport.h), as conn.c does: no recv/send or SSL_* I/O here.
  *
  * The loopback port would hand any local process an authenticated broker
  * connection, so a connection is served only if its peer address is a

@@ -10,7 +10,8 @@
  * (the broker does not read: the publisher is no longer read, nothing is
  * lost); QoS 1 and 2 flows in 3.1.1 and 5.0 with the in-flight count; v5
  * topic aliases bound to the real topic; a packet near max-packet; a
- * publisher or broker closing mid-packet.
+ * publisher or broker closing mid-packet. The stand-ins and the fake peers'
+ * I/O are proxytest.c's, shared with test_loop and test_keylink.
  */
 #include <errno.h>
 #include <stdio.h>
