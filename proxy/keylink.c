@@ -7,7 +7,9 @@
  * connection to the broker with the SAME recipe as a publisher's relay
  * (broker address, tls_new(): CA, sni, tls-min, ciphers, ALPN, PSK, the
  * certificate template for the service's client id). One recipe, two users:
- * they cannot drift. Failures are logged with their real cause.
+ * they cannot drift. Failures are logged with their real cause. Both
+ * sides are dialled, read and written through the proxy's transport
+ * interface (transport.h), as conn.c does: no recv/send or SSL_* I/O here.
  *
  * The loopback port would hand any local process an authenticated broker
  * connection, so a connection is served only if its peer address is a
@@ -18,7 +20,6 @@
 #include <stdio.h>
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -29,6 +30,7 @@
 #include <openssl/err.h>
 
 #include "log.h"
+#include "mqtt_codec.h"
 #include "proxy.h"
 
 #define LINK_POLL_MS 250
@@ -82,40 +84,41 @@ static int own_peer(const struct sockaddr_in *peer, int skip1, int skip2)
 	return found;
 }
 
-/* TCP to broker @p b within the connect timeout; the fd (blocking) or -1. */
-static int dial_one(struct proxy *px, const struct px_broker *b, int *errp)
+/*
+ * Wait until @p t can go on with what its last call asked: writable when
+ * TLS wants to write (or @p writing on plain TCP), else readable. 0, or -1
+ * after @p ms without it.
+ */
+static int wait_io(const struct px_transport *t, int writing, int ms)
 {
-	int fd = -1, err = ETIMEDOUT;
+	struct pollfd pf = { .fd = t->fd };
 
-	for (struct addrinfo *ai = b->ai; ai; ai = ai->ai_next) {
-		struct pollfd pf;
-		socklen_t el = sizeof err;
-		int fl;
+	pf.events = t->want_write || (writing && !t->buffered) ? POLLOUT : POLLIN;
+	return poll(&pf, 1, ms) == 1 ? 0 : -1;
+}
 
-		fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (fd < 0) {
-			err = errno;
+/* TCP to broker @p b, each of its addresses in turn within the connect
+ * timeout. 0 with @p t connected, or -1 with the errno in *errp. */
+static int dial_one(struct proxy *px, const struct px_broker *b, struct px_transport *t,
+	int *errp)
+{
+	int err = ETIMEDOUT;
+
+	for (const struct addrinfo *ai = b->ai; ai; ai = ai->ai_next) {
+		struct addrinfo one = *ai;
+
+		one.ai_next = NULL;   /* this address only: the next gets its own timeout */
+		errno = 0;
+		if (px_transport_tcp_dial(t, &one) != 0) {
+			err = errno ? errno : EHOSTUNREACH;
 			continue;
 		}
-		fl = fcntl(fd, F_GETFL);
-		(void)fcntl(fd, F_SETFL, fl | O_NONBLOCK);
-		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
-			err = 0;
-		else if (errno != EINPROGRESS)
-			err = errno;
-		else {
-			pf = (struct pollfd){ .fd = fd, .events = POLLOUT };
-			err = ETIMEDOUT;
-			if (poll(&pf, 1, (int)px->cfg.connect_timeout_ms) == 1 &&
-			    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) != 0)
-				err = errno;
-		}
-		if (err == 0) {
-			(void)fcntl(fd, F_SETFL, fl);
-			return fd;
-		}
-		close(fd);
-		fd = -1;
+		err = ETIMEDOUT;
+		if (wait_io(t, 1, (int)px->cfg.connect_timeout_ms) == 0)
+			err = px_transport_tcp_connected(t);
+		if (err == 0)
+			return 0;
+		t->ops->close(t);
 	}
 	*errp = err;
 	return -1;
@@ -123,125 +126,160 @@ static int dial_one(struct proxy *px, const struct px_broker *b, int *errp)
 
 /*
  * TCP to the broker px->ups picks (failover: the same order and back-off
- * as the publishers' relays); the fd (blocking) or -1.
+ * as the publishers' relays): 0 with @p t connected (non-blocking), or -1
+ * with the reason in @p why.
  */
-static int dial(struct proxy *px, char *why, size_t cap)
+static int dial(struct proxy *px, struct px_transport *t, char *why, size_t cap)
 {
-	int fd = -1, err = ETIMEDOUT, i = 0;
+	int err = ETIMEDOUT, i = 0;
 
-	for (int tries = 0; tries < px->ups.n && fd < 0; tries++) {
+	for (int tries = 0; tries < px->ups.n; tries++) {
 		i = px_upstream_pick(&px->ups, e2e_mono_ms());
-		fd = dial_one(px, &px->ups.b[i], &err);
-		if (fd < 0)
-			px_upstream_failed(&px->ups, i, e2e_mono_ms(), strerror(err));
-	}
-	if (fd >= 0) {
-		px_upstream_ok(&px->ups, i);
-		px->link_broker = i;
-		return fd;
+		if (dial_one(px, &px->ups.b[i], t, &err) == 0) {
+			px_upstream_ok(&px->ups, i);
+			px->link_broker = i;
+			return 0;
+		}
+		px_upstream_failed(&px->ups, i, e2e_mono_ms(), strerror(err));
 	}
 	snprintf(why, cap, "cannot reach broker %s: %s", px->ups.b[i].name, strerror(err));
 	return -1;
 }
 
-static void timeouts(int fd, uint32_t ms)
+/* The TLS handshake with the broker within the connect timeout. 0, or -1
+ * with the reason in @p why. */
+static int handshake(struct proxy *px, struct px_transport *t, char *why, size_t cap)
 {
-	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+	uint64_t end = e2e_mono_ms() + px->cfg.connect_timeout_ms;
+	int r = -1;
 
-	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+	/* Held across the handshake: SIGHUP must not swap the context (and
+	 * the PSK the callback reads) under it. */
+	pthread_mutex_lock(&px->tls_mu);
+	if (px_transport_tls_client(t, &px->tls, px->service_id) != 0) {
+		if (px->tls.per_client_cert)
+			snprintf(why, cap, "no usable client certificate for client id '%s' from "
+				"the cert/key template (see above)", px->service_id);
+		else
+			snprintf(why, cap, "%s", tls_error());
+	} else {
+		while ((r = t->ops->handshake(t, why, cap)) == 0) {
+			uint64_t now = e2e_mono_ms();
+
+			if (now >= end || wait_io(t, 0, (int)(end - now)) != 0) {
+				snprintf(why, cap, "handshake timed out");
+				r = -1;
+				break;
+			}
+		}
+	}
+	pthread_mutex_unlock(&px->tls_mu);
+	return r > 0 ? 0 : -1;
 }
 
-/* Wait until @p fd is ready for what the last SSL call asked (or @p ev). */
-static int wait_fd(int fd, short ev)
-{
-	struct pollfd pf = { .fd = fd, .events = ev };
-
-	return poll(&pf, 1, 30000) == 1 ? 0 : -1;
-}
-
-/* Write all of @p p: to the non-blocking upstream (TLS or not) or to Paho. */
-static int send_all(int fd, SSL *ssl, const uint8_t *p, size_t n)
+/* Write all of @p p through @p t (the broker's or Paho's). */
+static int send_all(struct px_transport *t, const uint8_t *p, size_t n)
 {
 	while (n) {
-		ssize_t w;
+		ssize_t w = t->ops->send(t, p, n);
 
-		if (ssl) {
-			int r = SSL_write(ssl, p, (int)(n > 65536 ? 65536 : n));
-
-			if (r <= 0) {
-				int e = SSL_get_error(ssl, r);
-
-				if ((e != SSL_ERROR_WANT_WRITE && e != SSL_ERROR_WANT_READ) ||
-				    wait_fd(fd, e == SSL_ERROR_WANT_WRITE ? POLLOUT : POLLIN) != 0)
-					return -1;
-				continue;
-			}
-			w = r;
-		} else {
-			w = send(fd, p, n, MSG_NOSIGNAL);
-			if (w < 0 && (errno == EINTR || errno == EAGAIN)) {
-				if (errno == EAGAIN && wait_fd(fd, POLLOUT) != 0)
-					return -1;
-				continue;
-			}
-			if (w <= 0)
-				return -1;
-		}
+		if (w < 0 || (w == 0 && wait_io(t, 1, 30000) != 0))
+			return -1;
 		p += w;
 		n -= (size_t)w;
 	}
 	return 0;
 }
 
+/*
+ * What the broker sends reaches Paho only as well-formed MQTT packets of
+ * the kinds a server sends: each fixed header is checked as it streams by
+ * (mqtt_frame: type 0, reserved flags, overlong lengths), and the bodies
+ * pass untouched. A broker (or whatever answers on its port) speaking
+ * anything else ends the link, and Paho's parser never sees it.
+ */
+struct frames {
+	uint8_t hdr[5];
+	size_t hlen;          /* header bytes of the next packet so far */
+	size_t left;          /* body bytes of the current packet still to come */
+};
+
+static const char *frames_check(struct frames *f, const uint8_t *p, size_t n)
+{
+	while (n) {
+		size_t plen = 0, hlen = 0;
+		enum mqtt_status st;
+		unsigned type;
+
+		if (f->left) {
+			size_t k = n < f->left ? n : f->left;
+
+			f->left -= k;
+			p += k;
+			n -= k;
+			continue;
+		}
+		f->hdr[f->hlen++] = *p++;
+		n--;
+		st = mqtt_frame(f->hdr, f->hlen, MQTT_MAX_REMAINING + 5U, &plen, &hlen);
+		if (st == MQTT_NEED_MORE && !hlen) {
+			if (f->hlen < sizeof f->hdr)
+				continue;
+			return "a fixed header longer than 5 bytes";
+		}
+		if (st != MQTT_OK && st != MQTT_NEED_MORE)
+			return mqtt_strerror(st);
+		type = f->hdr[0] >> 4;
+		if (type == MQTT_CONNECT || type == MQTT_SUBSCRIBE || type == MQTT_UNSUBSCRIBE ||
+		    type == MQTT_PINGREQ)
+			return "a packet only clients send";
+		f->left = plen - hlen;
+		f->hlen = 0;
+	}
+	return NULL;
+}
+
 /* Copy both ways until either side closes or the link stops. The upstream
  * is non-blocking: a TLS 1.3 session ticket makes the socket readable with
- * no application data, and a blocking SSL_read would then sit on it while
+ * no application data, and a blocking read would then sit on it while
  * Paho's CONNECT waits unread in the other direction. */
-static void pump(struct proxy *px, int afd, int ufd, SSL *ssl)
+static void pump(struct proxy *px, struct px_transport *paho, struct px_transport *up)
 {
 	uint8_t buf[16384];
 	uint64_t got = 0;      /* bytes from the broker */
-
-	(void)fcntl(ufd, F_SETFL, fcntl(ufd, F_GETFL) | O_NONBLOCK);
+	struct frames fr = { 0 };
+	const char *bad = NULL;
 
 	while (!px->link.stop) {
-		struct pollfd pf[2] = { { .fd = afd, .events = POLLIN }, { .fd = ufd, .events = POLLIN } };
-		int pending = ssl && SSL_has_pending(ssl);
+		struct pollfd pf[2] = { { .fd = paho->fd, .events = POLLIN },
+			{ .fd = up->fd, .events = (short)(up->want_write ? POLLOUT : POLLIN) } };
+		int pending = up->ops->pending(up);
 		ssize_t n;
 
 		if (!pending && poll(pf, 2, LINK_POLL_MS) <= 0)
 			continue;
 		if (pf[0].revents) {
-			n = recv(afd, buf, sizeof buf, 0);
-			if (n <= 0 || send_all(ufd, ssl, buf, (size_t)n) != 0)
+			n = paho->ops->recv(paho, buf, sizeof buf);
+			if (n < 0 || (n > 0 && send_all(up, buf, (size_t)n) != 0))
 				break;
 		}
 		if (pending || pf[1].revents) {
-			if (ssl) {
-				int r = SSL_read(ssl, buf, sizeof buf);
-
-				if (r <= 0) {
-					int e = SSL_get_error(ssl, r);
-
-					if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
-						continue;
-					break;
-				}
-				n = r;
-			} else {
-				n = recv(ufd, buf, sizeof buf, 0);
-				if (n < 0 && errno == EAGAIN)
-					continue;
-				if (n <= 0)
-					break;
-			}
+			n = up->ops->recv(up, buf, sizeof buf);
+			if (n < 0)
+				break;
+			if (n == 0)
+				continue;
 			got += (uint64_t)n;
-			if (send_all(afd, NULL, buf, (size_t)n) != 0)
+			if ((bad = frames_check(&fr, buf, (size_t)n)) != NULL)
+				break;
+			if (send_all(paho, buf, (size_t)n) != 0)
 				break;
 		}
 	}
-	if (!got && !px->link.stop)
+	if (bad)
+		set_err(px, "broker %s sent what is not MQTT from a server (%s): link closed",
+			px->ups.b[px->link_broker].name, bad);
+	else if (!got && !px->link.stop)
 		/* Not even a CONNACK: a broker that wants something else of the
 		 * connection (ALPN, a client certificate) closes it like this. */
 		set_err(px, "broker %s closed the connection without answering the MQTT CONNECT "
@@ -250,54 +288,32 @@ static void pump(struct proxy *px, int afd, int ufd, SSL *ssl)
 	plog(LOG_DEBUG, "key service: broker connection closed");
 }
 
+/* Carry Paho's connection @p afd (non-blocking) to the broker and back. */
 static void serve(struct proxy *px, int afd)
 {
 	char why[sizeof px->link.err];
-	SSL *ssl = NULL;
-	int ufd = dial(px, why, sizeof why);
+	struct px_transport up, paho;
 
-	if (ufd < 0) {
+	px_transport_tcp(&paho, afd);
+	if (dial(px, &up, why, sizeof why) != 0) {
 		set_err(px, "%s", why);
 		return;
 	}
 	if (px->cfg.tls) {
-		int r;
-
-		/* Held across the handshake: SIGHUP must not swap the context
-		 * (and the PSK the callback reads) under it. */
-		pthread_mutex_lock(&px->tls_mu);
-		ssl = tls_new(&px->tls, ufd, px->service_id);
-		timeouts(ufd, px->cfg.connect_timeout_ms);
-		r = ssl ? SSL_connect(ssl) : -1;
-		if (r != 1) {
-			if (ssl)
-				tls_why(&px->tls, ssl, r, why, sizeof why);
-			else if (px->tls.per_client_cert)
-				snprintf(why, sizeof why, "no usable client certificate for client id "
-					"'%s' from the cert/key template (see above)", px->service_id);
-			else
-				snprintf(why, sizeof why, "%s", tls_error());
-		}
-		pthread_mutex_unlock(&px->tls_mu);
-		if (r != 1) {
+		if (handshake(px, &up, why, sizeof why) != 0) {
 			set_err(px, "TLS to broker %s failed: %s", px->ups.b[px->link_broker].name,
 				why);
-			SSL_free(ssl);
-			close(ufd);
+			up.ops->close(&up);
 			return;
 		}
-		timeouts(ufd, 0);
-		plog(LOG_DEBUG, "key service: upstream %s", SSL_get_version(ssl));
+		up.ops->describe(&up, why, sizeof why);
+		plog(LOG_DEBUG, "key service: upstream %s", why);
 	}
 	pthread_mutex_lock(&px->link.mu);
 	px->link.err[0] = '\0';
 	pthread_mutex_unlock(&px->link.mu);
-	pump(px, afd, ufd, ssl);
-	if (ssl) {
-		SSL_shutdown(ssl);
-		SSL_free(ssl);
-	}
-	close(ufd);
+	pump(px, &paho, &up);
+	up.ops->close(&up);   /* TLS: close_notify first */
 }
 
 static void *link_main(void *arg)
@@ -312,7 +328,7 @@ static void *link_main(void *arg)
 
 		if (poll(&pf, 1, LINK_POLL_MS) <= 0)
 			continue;
-		afd = accept4(px->link.lfd, (struct sockaddr *)&peer, &pl, SOCK_CLOEXEC);
+		afd = accept4(px->link.lfd, (struct sockaddr *)&peer, &pl, SOCK_CLOEXEC | SOCK_NONBLOCK);
 		if (afd < 0)
 			continue;
 		if (pl != sizeof peer || !own_peer(&peer, afd, px->link.lfd)) {

@@ -2,6 +2,8 @@
  * The event loop: listeners, signals (signalfd), the stats socket, timers
  * and dispatch to connections. Single-threaded; the key service runs on
  * Paho's threads inside e2e_publisher and shares only its locked sender.
+ * Other threads reach the loop only through its eventfd: proxy_loop_stop
+ * and proxy_loop_post (work run on the loop thread).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -13,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -27,6 +30,7 @@
 #define TAG_LISTEN ((void *)(uintptr_t)2)
 #define TAG_SIGNAL ((void *)(uintptr_t)4)
 #define TAG_STATS  ((void *)(uintptr_t)6)
+#define TAG_WAKE   ((void *)(uintptr_t)8)
 #define TICK_MS 250
 #define IDLE_TRIM_TICKS 4   /* free an idle connection's buffers after ~1 s */
 #define TRIM_RETURN_BYTES (4U << 20)
@@ -235,9 +239,20 @@ int proxy_loop_init(struct proxy *px)
 {
 	sigset_t set;
 
-	px->epfd = epoll_create1(EPOLL_CLOEXEC);
+	/* Nothing open yet: proxy_loop_free closes only what is set below. */
+	px->sigfd = px->evfd = -1;
 	px->statsfd = -1;
+	px->nlfds = 0;
+	pthread_mutex_init(&px->post_mu, NULL);
+	px->posted = NULL;
+	atomic_store(&px->stop_req, 0);
+	px->loop_inited = 1;
+	px->next_tick = e2e_mono_ms() + TICK_MS;
+	px->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (px->epfd < 0)
+		return -1;
+	px->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (px->evfd < 0 || add_fd(px, px->evfd, TAG_WAKE) != 0)
 		return -1;
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
@@ -258,67 +273,164 @@ int proxy_loop_init(struct proxy *px)
 	return stats_socket(px) != 0 ? -1 : proxy_metrics_start(px);
 }
 
-int proxy_loop_run(struct proxy *px)
+/* Another thread asked for the loop: run what it posted, oldest first. */
+static void on_wake(struct proxy *px)
+{
+	struct proxy_work *list, *fifo = NULL;
+	uint64_t n;
+
+	(void)!read(px->evfd, &n, sizeof n);   /* resets the count; EAGAIN if none */
+	pthread_mutex_lock(&px->post_mu);
+	list = px->posted;
+	px->posted = NULL;
+	pthread_mutex_unlock(&px->post_mu);
+	while (list) {
+		struct proxy_work *next = list->next;
+
+		list->next = fifo;
+		fifo = list;
+		list = next;
+	}
+	while (fifo) {
+		struct proxy_work *w = fifo;
+
+		/* Taken off before the call: fn may free it or post it again. */
+		fifo = w->next;
+		w->next = NULL;
+		w->fn(px, w);
+	}
+}
+
+static void wake(struct proxy *px)
+{
+	uint64_t one = 1;
+
+	/* Fails only when the counter would overflow: the loop is awake then. */
+	(void)!write(px->evfd, &one, sizeof one);
+}
+
+void proxy_loop_post(struct proxy *px, struct proxy_work *w)
+{
+	pthread_mutex_lock(&px->post_mu);
+	w->next = px->posted;
+	px->posted = w;
+	pthread_mutex_unlock(&px->post_mu);
+	wake(px);
+}
+
+void proxy_loop_stop(struct proxy *px)
+{
+	atomic_store(&px->stop_req, 1);
+	wake(px);
+}
+
+/* The loop ends: close every connection now. */
+static void finish(struct proxy *px)
+{
+	while (px->conns)
+		conn_close(px->conns, NULL);
+	conn_reap(px);
+}
+
+static void dispatch(struct proxy *px, const struct epoll_event *ev)
+{
+	void *p = ev->data.ptr;
+
+	if (p == TAG_SIGNAL) {
+		on_signal(px);
+	} else if (p == TAG_WAKE) {
+		on_wake(px);
+	} else if (p == TAG_STATS) {
+		on_stats(px);
+	} else if (p == TAG_LISTEN) {
+		for (int l = 0; l < px->nlfds; l++)
+			on_accept(px, px->lfds[l]);
+	} else {
+		struct conn *c = (struct conn *)((uintptr_t)p & ~(uintptr_t)1);
+
+		if (c->dead)
+			return;   /* closed earlier in this batch */
+		if ((uintptr_t)p & 1)
+			conn_on_up(c, ev->events);
+		else
+			conn_on_down(c, ev->events);
+	}
+}
+
+int proxy_loop_run_once(struct proxy *px, int timeout_ms)
 {
 	struct epoll_event evs[128];
-	uint64_t next_tick = e2e_mono_ms() + TICK_MS;
+	uint64_t now = e2e_mono_ms();
+	uint64_t to_tick = px->next_tick > now ? px->next_tick - now : 0;
+	int n;
+
+	if (timeout_ms < 0 || (uint64_t)timeout_ms > to_tick)
+		timeout_ms = (int)to_tick;
+	n = epoll_wait(px->epfd, evs, 128, timeout_ms);
+	if (n < 0 && errno != EINTR) {
+		plog(LOG_ERR, "epoll_wait: %s", strerror(errno));
+		return -1;
+	}
+	for (int i = 0; i < n; i++)
+		dispatch(px, &evs[i]);
+	conn_reap(px);
+	if (atomic_load(&px->stop_req)) {
+		plog(LOG_INFO, "stopped; closing %u connection(s)", px->nconns);
+		finish(px);
+		return 1;
+	}
+	now = e2e_mono_ms();
+	if (now >= px->next_tick) {
+		px->next_tick = now + TICK_MS;
+		/* A short WatchdogSec must not wait for the next tick. */
+		if (px->watchdog_us && px->next_watchdog_ms < px->next_tick)
+			px->next_tick = px->next_watchdog_ms > now ? px->next_watchdog_ms : now + 1;
+		sweep_timeouts(px, now);
+		conn_reap(px);
+		proxy_metrics_publish(px);
+		proxy_notify_tick(px, now);
+	}
+	if (px->draining && (drained(px) || now > px->drain_deadline)) {
+		int clean = drained(px);
+
+		plog(clean ? LOG_INFO : LOG_WARNING, "drain %s; closing %u connection(s)",
+			clean ? "complete" : "timed out with messages in flight", px->nconns);
+		finish(px);
+		return 1;
+	}
+	return 0;
+}
+
+int proxy_loop_run(struct proxy *px)
+{
+	int r;
 
 	/* Listeners bound (loop_init) and key service connected (setup). */
 	if (proxy_audit_start(px) != 0)
 		return 1;
 	proxy_metrics_publish(px);
 	proxy_notify_ready(px);
+	while ((r = proxy_loop_run_once(px, -1)) == 0)
+		;
+	return r < 0 ? 1 : 0;
+}
 
-	for (;;) {
-		uint64_t now = e2e_mono_ms();
-		int n = epoll_wait(px->epfd, evs, 128, (int)(next_tick > now ? next_tick - now : 0));
+void proxy_loop_free(struct proxy *px)
+{
+	int *fds[] = { &px->sigfd, &px->evfd, &px->statsfd, &px->epfd };
 
-		if (n < 0 && errno != EINTR) {
-			plog(LOG_ERR, "epoll_wait: %s", strerror(errno));
-			return 1;
-		}
-		for (int i = 0; i < n; i++) {
-			void *p = evs[i].data.ptr;
-
-			if (p == TAG_SIGNAL) {
-				on_signal(px);
-			} else if (p == TAG_STATS) {
-				on_stats(px);
-			} else if (p == TAG_LISTEN) {
-				for (int l = 0; l < px->nlfds; l++)
-					on_accept(px, px->lfds[l]);
-			} else {
-				struct conn *c = (struct conn *)((uintptr_t)p & ~(uintptr_t)1);
-
-				if (c->dead)
-					continue;   /* closed earlier in this batch */
-				if ((uintptr_t)p & 1)
-					conn_on_up(c, evs[i].events);
-				else
-					conn_on_down(c, evs[i].events);
-			}
-		}
-		conn_reap(px);
-		now = e2e_mono_ms();
-		if (now >= next_tick) {
-			next_tick = now + TICK_MS;
-			/* A short WatchdogSec must not wait for the next tick. */
-			if (px->watchdog_us && px->next_watchdog_ms < next_tick)
-				next_tick = px->next_watchdog_ms > now ? px->next_watchdog_ms : now + 1;
-			sweep_timeouts(px, now);
-			conn_reap(px);
-			proxy_metrics_publish(px);
-			proxy_notify_tick(px, now);
-		}
-		if (px->draining && (drained(px) || now > px->drain_deadline)) {
-			int clean = drained(px);
-
-			plog(clean ? LOG_INFO : LOG_WARNING, "drain %s; closing %u connection(s)",
-				clean ? "complete" : "timed out with messages in flight", px->nconns);
-			while (px->conns)
-				conn_close(px->conns, NULL);
-			conn_reap(px);
-			return 0;
-		}
+	if (!px->loop_inited)
+		return;
+	for (int i = 0; i < px->nlfds; i++)
+		close(px->lfds[i]);
+	px->nlfds = 0;
+	for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++) {
+		if (*fds[i] >= 0)
+			close(*fds[i]);
+		*fds[i] = -1;
 	}
+	/* Work still posted belongs to its posters: dropped, not run. */
+	px->posted = NULL;
+	pthread_mutex_destroy(&px->post_mu);
+	px->loop_inited = 0;
 }

@@ -41,12 +41,14 @@ int main(int argc, char **argv)
 	if (proxy_loop_init(&px) != 0 || proxy_drop_privileges(&px) != 0 ||
 	    proxy_setup(&px) != 0) {
 		proxy_teardown(&px);
+		proxy_loop_free(&px);
 		return 1;
 	}
 	plog(LOG_INFO, "relaying to %s (%s%s)", px.cfg.broker, px.cfg.tls ? "TLS" : "plain TCP",
 		px.ups.n > 1 ? "; failover in this order" : "");
 	rc = proxy_loop_run(&px);
-	proxy_teardown(&px);
+	proxy_teardown(&px);   /* unlinks the stats socket while statsfd still says it is ours */
+	proxy_loop_free(&px);
 	plog(LOG_INFO, "exited");
 	return rc;
 }

@@ -105,6 +105,18 @@ struct proxy_keysvc_state {
 	atomic_int up;
 };
 
+/*
+ * Work another thread hands to the event loop (proxy_loop_post): embedded
+ * in the poster's own struct, so posting allocates nothing and cannot fail.
+ * The loop calls fn on its thread; until then the item must stay alive and
+ * must not be posted again.
+ */
+struct proxy;
+struct proxy_work {
+	void (*fn)(struct proxy *px, struct proxy_work *w);
+	struct proxy_work *next;
+};
+
 struct e2e_metrics;
 struct proxy_snapshot;
 struct proxy_audit;
@@ -119,6 +131,12 @@ struct proxy {
 	struct tls_ctx tls_down;      /* listen-tls: server side */
 	struct e2e_publisher *keys;   /* key service + sealing */
 	int epfd, sigfd, statsfd;
+	int evfd;                     /* eventfd: other threads wake the loop (loop.h) */
+	uint64_t next_tick;           /* loop.c: when its next 250 ms tick is due */
+	pthread_mutex_t post_mu;      /* guards posted */
+	struct proxy_work *posted;    /* handed to the loop thread, newest first */
+	atomic_int stop_req;          /* proxy_loop_stop: end at the next round */
+	int loop_inited;              /* proxy_loop_init ran: proxy_loop_free has work */
 	int lfds[PROXY_LISTEN_MAX];
 	int nlfds;
 	/* Brokers in failover order (upstream.h); broker_* name the first (the

@@ -10,13 +10,10 @@
  * (the broker does not read: the publisher is no longer read, nothing is
  * lost); QoS 1 and 2 flows in 3.1.1 and 5.0 with the in-flight count; v5
  * topic aliases bound to the real topic; a packet near max-packet; a
- * publisher or broker closing mid-packet.
+ * publisher or broker closing mid-packet. The stand-ins and the fake peers'
+ * I/O are proxytest.c's, shared with test_loop and test_keylink.
  */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <netdb.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,81 +31,7 @@
 #include "log.h"
 #include "mqtt_test.h"
 #include "proxy.h"
-
-/* ---- Stand-ins for what the relay calls outside conn.c/relay.c ---------- */
-
-static uint8_t g_key[E2E_KEY_BYTES];
-static unsigned g_seals;
-static uint64_t g_counter;
-
-/* Topics under "plain/" are in no scope (passed as plaintext by policy). */
-static enum e2e_status fake_seal(uint8_t *out, size_t cap, size_t *out_len, const char *topic,
-	size_t tlen, const uint8_t *pt, size_t pt_len)
-{
-	struct e2e_header h = { .suite = E2E_SUITE_V1_XCHACHA, .scope = 1, .epoch = 7,
-		.sender = 0x01020304, .run = 9, .counter = ++g_counter,
-		.seq = (uint32_t)g_counter };
-
-	if (tlen >= 6 && !memcmp(topic, "plain/", 6))
-		return E2E_ERR_NOT_FOUND;
-	g_seals++;
-	return e2e_envelope_seal(out, cap, out_len, &h, g_key, (const uint8_t *)topic, tlen, pt,
-		pt_len);
-}
-
-enum e2e_status e2e_publisher_seal(struct e2e_publisher *p, uint8_t *out, size_t cap,
-	size_t *out_len, const char *topic, size_t topic_len, const uint8_t *pt, size_t pt_len)
-{
-	(void)p;
-	return fake_seal(out, cap, out_len, topic, topic_len, pt, pt_len);
-}
-
-enum e2e_status e2e_publisher_seal_will(struct e2e_publisher *p, uint8_t *out, size_t cap,
-	size_t *out_len, const char *topic, size_t topic_len, const uint8_t *pt, size_t pt_len)
-{
-	(void)p;
-	return fake_seal(out, cap, out_len, topic, topic_len, pt, pt_len);
-}
-
-void proxy_latency_observe(struct proxy_stats *st, uint64_t ns, uint32_t n)
-{
-	(void)st;
-	(void)ns;
-	(void)n;
-}
-
-int upstream_credentials(const struct proxy *px, const char *client_id, const char **user,
-	const char **pass)
-{
-	(void)px;
-	(void)client_id;
-	(void)user;
-	(void)pass;
-	return -1;
-}
-
-/* tls.c builds contexts from the configuration; these tests run without TLS
- * (tests/proxy_it covers it), so an SSL is never made. */
-SSL *tls_new(struct tls_ctx *t, int fd, const char *client_id)
-{
-	(void)t;
-	(void)fd;
-	(void)client_id;
-	return NULL;
-}
-
-void tls_why(const struct tls_ctx *t, SSL *ssl, int r, char *out, size_t cap)
-{
-	(void)t;
-	(void)ssl;
-	(void)r;
-	snprintf(out, cap, "no TLS in this test");
-}
-
-const char *tls_error(void)
-{
-	return "no TLS in this test";
-}
+#include "proxytest.h"
 
 /* ---- Harness ---------------------------------------------------------------- */
 
@@ -121,20 +44,15 @@ struct h {
 	int brk;          /* the fake broker's accepted connection */
 	struct conn *c;
 	uint8_t version;
-	uint8_t *in;      /* what the broker (or publisher) read and did not consume */
-	size_t in_len, in_cap;
+	struct pt_in in;  /* what the broker (or publisher) read and did not consume */
 };
 
 static struct h H;
 static SSL_CTX *g_listen_tls;   /* set: the next connection uses listen-tls */
 
-static void nonblock(int fd)
-{
-	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-}
-
-/* Handle every ready event, as proxy_loop_run does; 1 if there were any. */
-static int pump_once(int timeout_ms)
+/* Handle every ready event, as proxy_loop_run_once does; 1 if there were any.
+ * (test_loop drives the loop itself.) */
+int pt_pump_once(int timeout_ms)
 {
 	struct epoll_event evs[16];
 	int n = epoll_wait(H.px.epfd, evs, 16, timeout_ms);
@@ -158,7 +76,7 @@ static int pump_once(int timeout_ms)
 static void pump_n(int max)
 {
 	for (int i = 0, idle = 0; i < max && idle < 2; i++)
-		idle = pump_once(5) ? 0 : idle + 1;
+		idle = pt_pump_once(5) ? 0 : idle + 1;
 }
 
 static void pump(void)
@@ -166,116 +84,33 @@ static void pump(void)
 	pump_n(100000);
 }
 
-/* Append what @p fd has now to H.in; -1 on EOF or error, else bytes read. */
+/* The fake peers' reads share H.in (only one side is read at a time). */
 static ssize_t slurp(int fd)
 {
-	ssize_t total = 0;
-
-	for (;;) {
-		ssize_t r;
-
-		if (H.in_cap - H.in_len < 65536) {
-			H.in_cap = H.in_cap * 2 + 65536;
-			H.in = realloc(H.in, H.in_cap);
-			if (!H.in)
-				abort();
-		}
-		r = recv(fd, H.in + H.in_len, H.in_cap - H.in_len, MSG_DONTWAIT);
-		if (r > 0) {
-			H.in_len += (size_t)r;
-			total += r;
-			continue;
-		}
-		if (r == 0 || errno != EAGAIN)
-			return total ? total : -1;
-		return total;
-	}
+	return pt_slurp(&H.in, fd);
 }
 
-/* The next whole packet in H.in (copied to @p out, consumed); its size or 0. */
-static size_t next_packet(uint8_t *out, size_t cap)
-{
-	size_t plen = 0, hlen = 0;
-
-	if (!H.in_len || mqtt_frame(H.in, H.in_len, MQTT_MAX_REMAINING + 5U, &plen, &hlen) !=
-	    MQTT_OK || plen > cap)
-		return 0;
-	memcpy(out, H.in, plen);
-	memmove(H.in, H.in + plen, H.in_len - plen);
-	H.in_len -= plen;
-	return plen;
-}
-
-/* Read from @p fd (pumping the proxy) until one whole packet is there. */
 static size_t recv_packet(int fd, uint8_t *out, size_t cap)
 {
-	for (int i = 0; i < 2000; i++) {
-		size_t n = next_packet(out, cap);
-
-		if (n)
-			return n;
-		pump_once(1);
-		if (slurp(fd) < 0 && !next_packet(out, 0))
-			return next_packet(out, cap);
-	}
-	return 0;
-}
-
-/* Write all of @p p, pumping the proxy meanwhile; a proxy that stops
- * reading for good (about 3 s without progress) fails the test. */
-static void send_all(int fd, const uint8_t *p, size_t n)
-{
-	for (int stuck = 0; n;) {
-		ssize_t w = send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
-
-		if (w > 0) {
-			p += w;
-			n -= (size_t)w;
-			stuck = 0;
-		} else if (w < 0 && errno == EAGAIN && ++stuck < 3000) {
-			pump_once(1);
-		} else {
-			CU_FAIL_FATAL("send failed: the proxy does not read");
-		}
-	}
+	return pt_recv_packet(&H.in, fd, out, cap);
 }
 
 static int up(void)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t al = sizeof a;
-	struct addrinfo hints = { .ai_family = AF_INET, .ai_socktype = SOCK_STREAM };
-	char port[16];
-	int sp[2];
+	char list[40];
+	int port = 0, sp[2];
 
 	memset(&H, 0, sizeof H);
-	H.px.cfg.max_packet = MAXP;
-	H.px.cfg.connect_timeout_ms = 10000;
-	H.px.cfg.unmapped = UNMAPPED_PLAINTEXT;
-	H.px.cfg.tls = 0;
-	snprintf(H.px.service_id, sizeof H.px.service_id, "e2e-proxy-keys");
-	H.px.scratch_cap = MAXP + E2E_OVERHEAD_MAX;
-	H.px.scratch = malloc(H.px.scratch_cap);
 	H.px.epfd = epoll_create1(EPOLL_CLOEXEC);
 	H.px.tls_down.ctx = g_listen_tls;
-	H.lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (!H.px.scratch || H.px.epfd < 0 || H.lfd < 0 || bind(H.lfd, (void *)&a, sizeof a) ||
-	    listen(H.lfd, 4) || getsockname(H.lfd, (void *)&a, &al))
+	H.lfd = pt_listen_loopback(&port);
+	snprintf(list, sizeof list, "127.0.0.1:%d", port);
+	if (H.px.epfd < 0 || H.lfd < 0 || pt_proxy_init(&H.px, list, MAXP) != 0)
 		return -1;
-	snprintf(port, sizeof port, "%u", ntohs(a.sin_port));
-	{
-		char list[40], err[200];
-
-		(void)hints;
-		snprintf(list, sizeof list, "127.0.0.1:%s", port);
-		if (px_upstreams_init(&H.px.ups, list, err, sizeof err) != 0)
-			return -1;
-		H.px.broker_ai = H.px.ups.b[0].ai;
-	}
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0)
 		return -1;
 	H.pub = sp[0];
-	nonblock(H.pub);
+	pt_nonblock(H.pub);
 	H.c = conn_new(&H.px, sp[1], "test-peer");
 	H.brk = -1;
 	return H.c ? 0 : -1;
@@ -292,9 +127,8 @@ static void down(void)
 		close(H.brk);
 	close(H.lfd);
 	close(H.px.epfd);
-	px_upstreams_free(&H.px.ups);
-	free(H.px.scratch);
-	free(H.in);
+	pt_proxy_free(&H.px);
+	pt_in_free(&H.in);
 	memset(&H, 0, sizeof H);
 }
 
@@ -309,12 +143,12 @@ static int connected(uint8_t version)
 		return -1;
 	H.version = version;
 	n = build_connect(pkt, sizeof pkt, &cs);
-	send_all(H.pub, pkt, n);
+	pt_send_all(H.pub, pkt, n);
 	pump();
 	H.brk = accept(H.lfd, NULL, NULL);
 	if (H.brk < 0)
 		return -1;
-	nonblock(H.brk);
+	pt_nonblock(H.brk);
 	pump();
 	if (H.c->st != ST_RELAY)
 		return -1;
@@ -322,9 +156,9 @@ static int connected(uint8_t version)
 	if (!n || pkt[0] != 0x10)
 		return -1;
 	if (version == MQTT_V5)
-		send_all(H.brk, (const uint8_t[]){ 0x20, 3, 0, 0, 0 }, 5);
+		pt_send_all(H.brk, (const uint8_t[]){ 0x20, 3, 0, 0, 0 }, 5);
 	else
-		send_all(H.brk, (const uint8_t[]){ 0x20, 2, 0, 0 }, 4);
+		pt_send_all(H.brk, (const uint8_t[]){ 0x20, 2, 0, 0 }, 4);
 	n = recv_packet(H.pub, pkt, sizeof pkt);
 	return n && pkt[0] == 0x20 && H.c->connack_seen ? 0 : -1;
 }
@@ -333,19 +167,7 @@ static int connected(uint8_t version)
 static int check_sealed(const uint8_t *pkt, size_t len, const char *topic, const void *pt,
 	size_t pt_len)
 {
-	struct mqtt_publish p;
-	struct e2e_header hd;
-	uint8_t *out = malloc(pt_len + 1);
-	size_t olen = 0;
-	int ok;
-
-	ok = out && mqtt_parse_publish(pkt, len, H.version, &p) == MQTT_OK &&
-		span_eq_str(p.topic, topic) && e2e_header_parse(&hd, p.payload.p, p.payload.len) ==
-		E2E_OK && e2e_envelope_open(out, pt_len + 1, &olen, g_key, (const uint8_t *)topic,
-		strlen(topic), p.payload.p, p.payload.len) == E2E_OK && olen == pt_len &&
-		memcmp(out, pt, pt_len) == 0;
-	free(out);
-	return ok;
+	return pt_check_sealed(pkt, len, H.version, topic, pt, pt_len);
 }
 
 static uint8_t pkt_a[MAXP + 64], pkt_b[MAXP + 256];
@@ -362,16 +184,16 @@ static void split_at(uint8_t version)
 
 	CU_ASSERT_FATAL(connected(version) == 0);
 	for (size_t k = 1; k < n; k++) {
-		unsigned before = g_seals;
+		unsigned before = pt_seals;
 		size_t got;
 
-		send_all(H.pub, pkt_a, k);
+		pt_send_all(H.pub, pkt_a, k);
 		pump();
-		MT_CHECK(g_seals == before, "split %zu: sealed before the packet was whole", k);
+		MT_CHECK(pt_seals == before, "split %zu: sealed before the packet was whole", k);
 		MT_CHECK(slurp(H.brk) == 0, "split %zu: broker got bytes early", k);
-		send_all(H.pub, pkt_a + k, n - k);
+		pt_send_all(H.pub, pkt_a + k, n - k);
 		got = recv_packet(H.brk, pkt_b, sizeof pkt_b);
-		MT_CHECK(g_seals == before + 1, "split %zu: sealed %u times", k, g_seals - before);
+		MT_CHECK(pt_seals == before + 1, "split %zu: sealed %u times", k, pt_seals - before);
 		MT_CHECK(got && check_sealed(pkt_b, got, "a/b", msg, sizeof msg - 1),
 			"split %zu: envelope does not open to the message", k);
 		MT_CHECK(H.c->inflight == k, "split %zu: inflight %u", k, H.c->inflight);
@@ -407,7 +229,7 @@ static void test_partial_writes(void)
 	slow.send = one_byte_send;
 	H.c->up.ops = &slow;
 	n = build_publish(pkt_a, sizeof pkt_a, MQTT_V311, 0x00, "p/w", 0, NULL, msg, sizeof msg);
-	send_all(H.pub, pkt_a, n);
+	pt_send_all(H.pub, pkt_a, n);
 	got = recv_packet(H.brk, pkt_b, sizeof pkt_b);
 	CU_ASSERT(got == n + E2E_ENVELOPE_OVERHEAD);
 	CU_ASSERT(got && check_sealed(pkt_b, got, "p/w", msg, sizeof msg));
@@ -434,7 +256,7 @@ static void test_backpressure(void)
 		/* Whole packets only, or wait: the publisher's socket fills up. */
 		w = send(H.pub, pkt_a, n, MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (w > 0 && (size_t)w < n) {
-			send_all(H.pub, pkt_a + w, n - (size_t)w);
+			pt_send_all(H.pub, pkt_a + w, n - (size_t)w);
 			w = (ssize_t)n;
 		}
 		if (w == (ssize_t)n)
@@ -454,7 +276,7 @@ static void test_backpressure(void)
 		if (!n)
 			break;
 		if (mqtt_parse_publish(pkt_b, n, MQTT_V311, &p) != MQTT_OK ||
-		    e2e_envelope_open(msg, sizeof msg, &n, g_key, (const uint8_t *)"bp/t", 4,
+		    e2e_envelope_open(msg, sizeof msg, &n, pt_key, (const uint8_t *)"bp/t", 4,
 			    p.payload.p, p.payload.len) != E2E_OK)
 			break;
 		memcpy(&id, msg, sizeof id);
@@ -483,39 +305,39 @@ static void qos_flows(uint8_t v)
 	CU_ASSERT_FATAL(connected(v) == 0);
 	/* QoS 1: PUBLISH, the broker's PUBACK reaches the publisher. */
 	n = build_publish(pkt_a, sizeof pkt_a, v, 0x02, "q/1", 10, NULL, "one", 3);
-	send_all(H.pub, pkt_a, n);
+	pt_send_all(H.pub, pkt_a, n);
 	n = expect(H.brk, 0x32);
 	CU_ASSERT(n && check_sealed(pkt_b, n, "q/1", "one", 3));
 	CU_ASSERT(H.c->inflight == 1);
-	send_all(H.brk, (const uint8_t[]){ 0x40, 2, 0, 10 }, 4);
+	pt_send_all(H.brk, (const uint8_t[]){ 0x40, 2, 0, 10 }, 4);
 	expect(H.pub, 0x40);
 	CU_ASSERT(H.c->inflight == 0);
 
 	/* QoS 2 through a broker that speaks it: PUBREC, PUBREL, PUBCOMP. */
 	n = build_publish(pkt_a, sizeof pkt_a, v, 0x04, "q/2", 11, NULL, "two", 3);
-	send_all(H.pub, pkt_a, n);
+	pt_send_all(H.pub, pkt_a, n);
 	n = expect(H.brk, 0x34);
 	CU_ASSERT(n && check_sealed(pkt_b, n, "q/2", "two", 3));
 	CU_ASSERT(H.c->inflight == 1);
-	send_all(H.brk, (const uint8_t[]){ 0x50, 2, 0, 11 }, 4);
+	pt_send_all(H.brk, (const uint8_t[]){ 0x50, 2, 0, 11 }, 4);
 	expect(H.pub, 0x50);
 	CU_ASSERT(H.c->inflight == 1);
-	send_all(H.pub, (const uint8_t[]){ 0x62, 2, 0, 11 }, 4);
+	pt_send_all(H.pub, (const uint8_t[]){ 0x62, 2, 0, 11 }, 4);
 	expect(H.brk, 0x62);
-	send_all(H.brk, (const uint8_t[]){ 0x70, 2, 0, 11 }, 4);
+	pt_send_all(H.brk, (const uint8_t[]){ 0x70, 2, 0, 11 }, 4);
 	expect(H.pub, 0x70);
 	CU_ASSERT(H.c->inflight == 0);
 
 	/* QoS 2 through a broker that downgrades it: its PUBACK becomes PUBREC,
 	 * the publisher's PUBREL is answered by the proxy and never relayed. */
 	n = build_publish(pkt_a, sizeof pkt_a, v, 0x04, "q/2", 12, NULL, "three", 5);
-	send_all(H.pub, pkt_a, n);
+	pt_send_all(H.pub, pkt_a, n);
 	expect(H.brk, 0x34);
-	send_all(H.brk, (const uint8_t[]){ 0x40, 2, 0, 12 }, 4);
+	pt_send_all(H.brk, (const uint8_t[]){ 0x40, 2, 0, 12 }, 4);
 	n = expect(H.pub, 0x50);
 	CU_ASSERT(n == 4 && pkt_b[3] == 12);
 	CU_ASSERT(H.c->inflight == 0);
-	send_all(H.pub, (const uint8_t[]){ 0x62, 2, 0, 12 }, 4);
+	pt_send_all(H.pub, (const uint8_t[]){ 0x62, 2, 0, 12 }, 4);
 	n = expect(H.pub, 0x70);
 	CU_ASSERT(n == 4 && pkt_b[3] == 12);
 	pump();
@@ -527,7 +349,7 @@ static void qos_flows(uint8_t v)
 		struct pb body;
 
 		n = build_publish(pkt_a, sizeof pkt_a, v, 0x04, "q/2", 13, NULL, "four", 4);
-		send_all(H.pub, pkt_a, n);
+		pt_send_all(H.pub, pkt_a, n);
 		expect(H.brk, 0x34);
 		CU_ASSERT(H.c->inflight == 1);
 		pb_init(&body);
@@ -543,7 +365,7 @@ static void qos_flows(uint8_t v)
 			pb_str(&body, why);
 		}
 		n = pb_packet(pkt_a, sizeof pkt_a, 0x50, &body);
-		send_all(H.brk, pkt_a, n);
+		pt_send_all(H.brk, pkt_a, n);
 		expect(H.pub, 0x50);
 		CU_ASSERT(H.c->inflight == 0);
 	}
@@ -573,11 +395,11 @@ static void test_topic_alias(void)
 	pb_u8(&props, 0x23);
 	pb_u16(&props, 3);
 	n = build_publish(pkt_a, sizeof pkt_a, MQTT_V5, 0x00, "al/real", 0, &props, "x", 1);
-	send_all(H.pub, pkt_a, n);
+	pt_send_all(H.pub, pkt_a, n);
 	n = expect(H.brk, 0x30);
 	CU_ASSERT(n && check_sealed(pkt_b, n, "al/real", "x", 1));
 	n = build_publish(pkt_a, sizeof pkt_a, MQTT_V5, 0x00, "", 0, &props, "y", 1);
-	send_all(H.pub, pkt_a, n);
+	pt_send_all(H.pub, pkt_a, n);
 	n = expect(H.brk, 0x30);
 	CU_ASSERT(n && check_sealed(pkt_b, n, "al/real", "y", 1));
 	CU_ASSERT(n && mqtt_parse_publish(pkt_b, n, MQTT_V5, &p) == MQTT_OK && !p.has_alias);
@@ -586,7 +408,7 @@ static void test_topic_alias(void)
 	pb_u8(&props, 0x23);
 	pb_u16(&props, 4);
 	n = build_publish(pkt_a, sizeof pkt_a, MQTT_V5, 0x00, "", 0, &props, "z", 1);
-	send_all(H.pub, pkt_a, n);
+	pt_send_all(H.pub, pkt_a, n);
 	pump();
 	CU_ASSERT(H.px.nconns == 0);
 	down();
@@ -622,7 +444,7 @@ static void test_large_packet(void)
 	p += plen;
 	n = (size_t)(p - pkt_a);
 	CU_ASSERT_FATAL(n <= MAXP);
-	send_all(H.pub, pkt_a, n);
+	pt_send_all(H.pub, pkt_a, n);
 	got = recv_packet(H.brk, pkt_b, sizeof pkt_b);
 	CU_ASSERT(got > plen);
 	CU_ASSERT(got && check_sealed(pkt_b, got, "b/i", msg, plen));
@@ -638,18 +460,18 @@ static void test_publisher_closes_mid_packet(void)
 	unsigned before;
 
 	CU_ASSERT_FATAL(connected(MQTT_V311) == 0);
-	before = g_seals;
+	before = pt_seals;
 	n = build_publish(pkt_a, sizeof pkt_a, MQTT_V311, 0x02, "m/p", 5, NULL, "halfway", 7);
-	send_all(H.pub, pkt_a, n / 2);
+	pt_send_all(H.pub, pkt_a, n / 2);
 	pump();
 	close(H.pub);
 	H.pub = -1;
 	pump();
 	CU_ASSERT(H.px.nconns == 0);
-	CU_ASSERT(g_seals == before);
+	CU_ASSERT(pt_seals == before);
 	/* The broker sees the close and no bytes. */
 	CU_ASSERT(slurp(H.brk) < 0);
-	CU_ASSERT(H.in_len == 0);
+	CU_ASSERT(H.in.len == 0);
 	down();
 }
 
@@ -661,16 +483,16 @@ static void test_broker_closes_mid_packet(void)
 
 	CU_ASSERT_FATAL(connected(MQTT_V311) == 0);
 	n = build_publish(pkt_a, sizeof pkt_a, MQTT_V311, 0x02, "m/b", 6, NULL, "q", 1);
-	send_all(H.pub, pkt_a, n);
+	pt_send_all(H.pub, pkt_a, n);
 	expect(H.brk, 0x32);
-	send_all(H.brk, (const uint8_t[]){ 0x40, 2 }, 2);
+	pt_send_all(H.brk, (const uint8_t[]){ 0x40, 2 }, 2);
 	pump();
 	close(H.brk);
 	H.brk = -1;
 	pump();
 	CU_ASSERT(H.px.nconns == 0);
 	CU_ASSERT(slurp(H.pub) < 0);
-	CU_ASSERT(H.in_len == 0);
+	CU_ASSERT(H.in.len == 0);
 	down();
 }
 
@@ -716,7 +538,7 @@ static int ssl_io(SSL *ssl, int r)
 		return 1;
 	if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
 		return -1;
-	pump_once(1);
+	pt_pump_once(1);
 	return 0;
 }
 
@@ -765,7 +587,7 @@ static void test_listen_tls(void)
 	pump();
 	H.brk = accept(H.lfd, NULL, NULL);
 	CU_ASSERT_FATAL(H.brk >= 0);
-	nonblock(H.brk);
+	pt_nonblock(H.brk);
 	pump();
 	CU_ASSERT(H.c->st == ST_RELAY);
 	expect(H.brk, 0x10);
@@ -778,7 +600,7 @@ static void test_listen_tls(void)
 			break;
 	}
 	/* The broker's CONNACK reaches the publisher through TLS. */
-	send_all(H.brk, (const uint8_t[]){ 0x20, 2, 0, 0 }, 4);
+	pt_send_all(H.brk, (const uint8_t[]){ 0x20, 2, 0, 0 }, 4);
 	off = 0;
 	for (i = 0; i < 3000 && off < 4; i++) {
 		size_t rd = 0;
@@ -895,7 +717,7 @@ static void test_transport_tcp(void)
 	int sp[2];
 
 	CU_ASSERT_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, sp) == 0);
-	nonblock(sp[0]);
+	pt_nonblock(sp[0]);
 	px_transport_tcp(&t, sp[0]);
 	CU_ASSERT(t.ready && !t.buffered);
 	CU_ASSERT(t.ops->recv(&t, b, sizeof b) == 0);
@@ -933,7 +755,7 @@ int main(void)
 	if (sodium_init() < 0 || CU_initialize_registry() != CUE_SUCCESS)
 		return 1;
 	plog_init(LOG_CRIT, 0);
-	randombytes_buf(g_key, sizeof g_key);
+	randombytes_buf(pt_key, sizeof pt_key);
 	s = CU_add_suite("proxy relay", NULL, NULL);
 	for (const struct mt_test *t = tests; t->name; t++)
 		CU_add_test(s, t->name, t->fn);
