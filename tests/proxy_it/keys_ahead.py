@@ -115,9 +115,10 @@ def body(env, c):
     ks = st1.get("key_service", {})
     c.expect(ks.get("requests") == 1 and ks.get("delivered") == 1,
              "the proxy's key service answered exactly one request (%r)" % ks)
-    # SPEC 11.5: a switch by age to a key delivered ahead is not announced.
-    c.expect(ks.get("announcements", 0) == 0,
-             "the scheduled switches published no ANNOUNCE (%r)" % ks)
+    # The keys made at the proxy's start came too late for the refresh
+    # windows (made less than lead/2 before their time): their switches are
+    # announced (SPEC 11.5; one made in time is not: unit test 'nextkey').
+    c.expect(ks.get("announcements", 0) >= 3, "rotations were announced (%r)" % ks)
 
     # Mallory, enrolled, fetches the current key and the keys made ahead ...
     mk = h.fetch_keys(adv, mallory, s)
