@@ -253,6 +253,8 @@ static int switch_due(struct e2e_sender *s, uint64_t now_ms, enum e2e_status *st
 		 * refresh windows (a sender just started) is announced. */
 		if (!quiet)
 			s->announce[sc / 8] |= (uint8_t)(1U << (sc % 8));
+		else
+			s->switched[sc / 8] |= (uint8_t)(1U << (sc % 8));
 		s->switch_unsaved = 1;
 		any = 1;
 	}

@@ -264,6 +264,18 @@ static void test_sender_by_age(void)
 	/* A switch by age is not announced (SPEC 11.5): its subscribers hold
 	 * the key, and the ANNOUNCE's fan-out would delay its first envelope. */
 	CU_ASSERT_EQUAL(announced(&f, &ep), 0);
+	{
+		/* ... but reported, for the caller's log (scope 0, '#', too). */
+		uint8_t sc = 0;
+		uint32_t sep = 0;
+		int n = 0, one = 0;
+
+		while (n < 4 && e2e_sender_next_switch(f.s, &sc, &sep) == E2E_OK) {
+			n++;
+			one += sc == 1 && sep == next_epoch;
+		}
+		CU_ASSERT(n == 2 && one == 1);
+	}
 	(void)seal(&f, env, &h);
 	CU_ASSERT_EQUAL(h.epoch, next_epoch);
 	/* ... by the sender before its restart: this one continues above it. */
