@@ -27,7 +27,7 @@ before it: the switch's own cost) announces load1 (the host's 1-minute load
 average at the end).
 
 Environment: E2E_AHEAD_N (1000), E2E_AHEAD_RATE (10), E2E_AHEAD_SECONDS (42),
-E2E_AHEAD_AGE (5), E2E_AHEAD_LEAD (20), E2E_AHEAD_WINDOW_MS (1000), E2E_AHEAD_SAMPLES
+E2E_AHEAD_AGE (5), E2E_AHEAD_LEAD (35), E2E_AHEAD_WINDOW_MS (1000), E2E_AHEAD_SAMPLES
 (a path: keep the samples there).
 """
 import os
@@ -48,7 +48,7 @@ N = int(os.environ.get("E2E_AHEAD_N", "1000"))
 RATE = int(os.environ.get("E2E_AHEAD_RATE", "10"))
 SECONDS = float(os.environ.get("E2E_AHEAD_SECONDS", "42"))
 AGE = int(os.environ.get("E2E_AHEAD_AGE", "5"))
-LEAD = int(os.environ.get("E2E_AHEAD_LEAD", "20"))
+LEAD = int(os.environ.get("E2E_AHEAD_LEAD", "35"))
 WINDOW_MS = int(os.environ.get("E2E_AHEAD_WINDOW_MS", "1000"))
 
 
@@ -154,10 +154,14 @@ def body(env, c):
     h.log("keyed; key service: %r" % st0)
 
     # The keys the proxy made at its start came less than LEAD/2 before
-    # their time: their switches are announced (SPEC 11.5). The stream
-    # starts once those are past, so every rotation it crosses is one made
-    # ahead in time, as in service.
-    while time.monotonic() < t_px + LEAD / 2.0 + 1.0:
+    # their time (their epochs, a second apart from the start's, bound when
+    # they were made): their switches are announced (SPEC 11.5). The stream
+    # starts once those are past (with AGE 5 s: by 0.75 LEAD), so every
+    # rotation it crosses is one made ahead in time, as in service. LEAD
+    # 35 s: the refresh window (LEAD/4) spreads 1,000 requests over 8.75 s;
+    # with 20 s (5 s) a host at load 75 left them unanswered, retried, and
+    # the sessions fell back to held messages and requests at rotations.
+    while time.monotonic() < t_px + 0.75 * LEAD + 1.0:
         time.sleep(0.1)
     probe = Probe(port)
     pub = ph.PahoPub(env, px.port, "ahead-pub")
