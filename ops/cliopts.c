@@ -347,8 +347,10 @@ int cli_report_event(const struct e2e_client_event *ev)
 		fprintf(stderr, "%s: key received from %s (sender %08x, scope %u, epoch %u)\n",
 			cli_prog, ev->detail, (unsigned)ev->sender, ev->scope, (unsigned)ev->epoch);
 	else if (ev->type == E2E_EV_ROTATED)
-		fprintf(stderr, "%s: key rotated: sender %08x scope %u epoch %u announced\n",
-			cli_prog, (unsigned)ev->sender, ev->scope, (unsigned)ev->epoch);
+		fprintf(stderr, "%s: key rotated: sender %08x scope %u epoch %u %s\n",
+			cli_prog, (unsigned)ev->sender, ev->scope, (unsigned)ev->epoch,
+			strncmp(ev->detail, "switched", 8) == 0 ?
+			"switched on schedule (made ahead, not announced)" : "announced");
 	else
 		fprintf(stderr, "%s: %s%s%s\n", cli_prog, event_kinds[t].label,
 			*ev->detail ? ": " : "", ev->detail);

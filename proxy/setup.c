@@ -49,8 +49,12 @@ static void on_key_event(void *ctx, const struct e2e_client_event *ev)
 	if (ev->type == E2E_EV_ROTATED) {
 		struct plog_about a = { "rotation", ev->sender, ev->scope, ev->epoch, NULL };
 
+		/* A switch on schedule to a key made ahead is not announced
+		 * (SPEC 11.5): the same line says so. */
 		plog_event(LOG_NOTICE, &a, "key service: rotation: sender %08x scope %u epoch %u "
-			"announced", (unsigned)ev->sender, ev->scope, (unsigned)ev->epoch);
+			"%s", (unsigned)ev->sender, ev->scope, (unsigned)ev->epoch,
+			ev->detail && strncmp(ev->detail, "switched", 8) == 0 ?
+			"switched on schedule (made ahead, not announced)" : "announced");
 	} else if (ev->type == E2E_EV_REQUEST_REFUSED) {
 		/* The detail ends with the requester's key prefix (publisher.c). */
 		const char *k = strstr(ev->detail, "subscriber key ");

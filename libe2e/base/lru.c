@@ -29,7 +29,9 @@ enum e2e_status e2e_lru_alloc(struct e2e_lru *t, uint32_t cap)
 	}
 	t->cap = cap;
 	t->mask = nslots - 1;
-	e2e_lru_clear(t);
+	/* calloc's zeroed slots are empty: nothing to write (clear would
+	 * touch every page). */
+	t->free_head = t->head = t->tail = E2E_LRU_NONE;
 	return E2E_OK;
 }
 
@@ -42,11 +44,11 @@ void e2e_lru_free(struct e2e_lru *t)
 
 void e2e_lru_clear(struct e2e_lru *t)
 {
-	memset(t->slots, 0, ((size_t)t->mask + 1) * sizeof *t->slots);
-	for (uint32_t i = 0; i < t->cap; i++)
-		t->nodes[i].next = i + 1 < t->cap ? i + 1 : E2E_LRU_NONE;
-	t->free_head = 0;
-	t->head = t->tail = E2E_LRU_NONE;
+	/* Only an insert writes a slot: a table never used is still all zero. */
+	if (t->fresh)
+		memset(t->slots, 0, ((size_t)t->mask + 1) * sizeof *t->slots);
+	t->fresh = 0;
+	t->free_head = t->head = t->tail = E2E_LRU_NONE;
 	t->count = 0;
 }
 
@@ -113,9 +115,12 @@ uint32_t e2e_lru_insert(struct e2e_lru *t, uint64_t k1, uint64_t k2)
 {
 	uint32_t i = t->free_head, s;
 
-	if (i == E2E_LRU_NONE)
+	if (i != E2E_LRU_NONE)
+		t->free_head = t->nodes[i].next;
+	else if (t->fresh < t->cap)
+		i = t->fresh++;
+	else
 		return E2E_LRU_NONE;
-	t->free_head = t->nodes[i].next;
 	s = slot_of(t, k1, k2);
 	/* Load factor <= 1/2 guarantees an empty slot. */
 	while (t->slots[s] != 0)

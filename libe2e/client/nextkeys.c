@@ -28,19 +28,27 @@ void e2e_client_after_delivery(struct e2e_client *c, struct trusted *t,
 	uint64_t span;
 
 	/* Per delivered scope: keys still NEXT that the sender no longer
-	 * lists were discarded by a forced rotation: never used, drop them. */
+	 * lists were discarded by a forced rotation: never used by it, but
+	 * held by whom the rotation removed. Kept retired as long as the
+	 * scope's old keys are accepted (the latest grace deadline listed),
+	 * so what that member seals under them is FORGED (SPEC 11.5). */
 	for (uint8_t i = 0; i < m->nkeys; i++) {
 		uint32_t n = 0;
+		uint64_t until = 0;
 		int first = 1;
 
 		for (uint8_t j = 0; j < m->nkeys && first; j++)
 			first = !(j < i && m->keys[j].scope == m->keys[i].scope);
 		if (!first)
 			continue;
-		for (uint8_t j = 0; j < m->nkeys; j++)
-			if (m->keys[j].scope == m->keys[i].scope)
-				keep[n++] = m->keys[j].epoch;
-		(void)e2e_keyring_prune_next(c->kr, t->sender, m->keys[i].scope, keep, n);
+		for (uint8_t j = 0; j < m->nkeys; j++) {
+			if (m->keys[j].scope != m->keys[i].scope)
+				continue;
+			keep[n++] = m->keys[j].epoch;
+			if (!(m->keys[j].flags & E2E_KEY_NEXT) && m->keys[j].not_after_ms > until)
+				until = m->keys[j].not_after_ms;
+		}
+		(void)e2e_keyring_retire_next(c->kr, t->sender, m->keys[i].scope, keep, n, until);
 	}
 	for (uint8_t i = 0; i < m->nkeys; i++)
 		if (m->keys[i].flags & E2E_KEY_NEXT)

@@ -36,6 +36,16 @@ void e2e_pub_event_rotated(e2e_client_event_fn fn, void *ctx, const uint8_t *msg
 	e2e_ctl_wipe(&m);
 }
 
+void e2e_pub_event_switched(e2e_client_event_fn fn, void *ctx, uint32_t sender, uint8_t scope,
+	uint32_t epoch)
+{
+	struct e2e_client_event ev = { E2E_EV_ROTATED, sender, scope, epoch, E2E_PUB_SWITCHED,
+		NULL, NULL };
+
+	if (fn)
+		fn(ctx, &ev);
+}
+
 /*
  * Say which key asked and why. Strangers share the global bucket (up to
  * 100 refusals a second), so at most REFUSAL_LOGS per REFUSAL_WINDOW_MS

@@ -32,6 +32,20 @@ void e2e_pub_announce_all(struct e2e_publisher *p)
 			e2e_pub_event_rotated(p->cfg.on_event, p->cfg.ctx, msg, len);
 		}
 	}
+	/* Switches on schedule are not announced: reported all the same. */
+	for (;;) {
+		uint8_t sc;
+		uint32_t ep, self;
+		enum e2e_status st;
+
+		pthread_mutex_lock(&p->mu);
+		st = e2e_sender_next_switch(p->sender, &sc, &ep);
+		self = e2e_sender_self(p->sender);
+		pthread_mutex_unlock(&p->mu);
+		if (st != E2E_OK)
+			break;
+		e2e_pub_event_switched(p->cfg.on_event, p->cfg.ctx, self, sc, ep);
+	}
 }
 
 /* Publish due summaries, built under the lock, sent outside it. */

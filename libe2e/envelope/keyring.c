@@ -416,8 +416,8 @@ enum e2e_status e2e_keyring_promote(struct e2e_keyring *kr, const struct e2e_key
 	return E2E_OK;
 }
 
-uint32_t e2e_keyring_prune_next(struct e2e_keyring *kr, uint32_t sender, uint8_t scope,
-	const uint32_t *keep, uint32_t nkeep)
+uint32_t e2e_keyring_retire_next(struct e2e_keyring *kr, uint32_t sender, uint8_t scope,
+	const uint32_t *keep, uint32_t nkeep, uint64_t not_after_ms)
 {
 	uint32_t n = 0;
 
@@ -430,12 +430,27 @@ uint32_t e2e_keyring_prune_next(struct e2e_keyring *kr, uint32_t sender, uint8_t
 			continue;
 		for (uint32_t k = 0; keep && k < nkeep && !kept; k++)
 			kept = keep[k] == s->id.epoch;
-		if (!kept) {
+		if (kept)
+			continue;
+		n++;
+		if (!not_after_ms) {
 			slot_clear(kr, s);
-			n++;
+			continue;
 		}
+		/* Kept, retired: the sender sealed nothing under it, but whoever
+		 * the forced rotation removed holds it. Its envelopes then wait
+		 * for a summary that never lists them (FORGED), instead of
+		 * passing as a key we never had (UNKNOWN_KEY, a request each). */
+		s->flags &= (uint8_t)~E2E_KEYRING_NEXT;
+		s->not_after_ms = not_after_ms;
 	}
 	return n;
+}
+
+uint32_t e2e_keyring_prune_next(struct e2e_keyring *kr, uint32_t sender, uint8_t scope,
+	const uint32_t *keep, uint32_t nkeep)
+{
+	return e2e_keyring_retire_next(kr, sender, scope, keep, nkeep, 0);
 }
 
 uint32_t e2e_keyring_count(const struct e2e_keyring *kr)

@@ -405,6 +405,26 @@ enum e2e_status e2e_sender_next_announce(struct e2e_sender *s, uint8_t *out, siz
 	return E2E_ERR_NOT_FOUND;
 }
 
+enum e2e_status e2e_sender_next_switch(struct e2e_sender *s, uint8_t *scope, uint32_t *epoch)
+{
+	if (!s || !scope || !epoch)
+		return E2E_ERR_ARG;
+	for (unsigned sc = 0; sc < E2E_SCOPES_MAX; sc++) {
+		const struct e2e_keystore_entry *cur;
+
+		if (!(s->switched[sc / 8] & (1U << (sc % 8))))
+			continue;
+		s->switched[sc / 8] &= (uint8_t)~(1U << (sc % 8));
+		cur = e2e_keystore_current(s->keys, (uint8_t)sc);
+		if (!cur)
+			continue;
+		*scope = (uint8_t)sc;
+		*epoch = cur->epoch;
+		return E2E_OK;
+	}
+	return E2E_ERR_NOT_FOUND;
+}
+
 enum e2e_status e2e_sender_next_summary(struct e2e_sender *s, uint8_t *out, size_t cap,
 	size_t *len, char *topic, size_t topic_cap, uint64_t now_ms)
 {

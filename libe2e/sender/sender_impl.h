@@ -56,6 +56,7 @@ struct e2e_sender {
 	struct file_sig sig_scopes, sig_enrolled, sig_keys;
 	struct scope_tx tx[E2E_SCOPES_MAX];
 	uint8_t announce[E2E_SCOPES_MAX / 8];   /* scopes with a new epoch to announce */
+	uint8_t switched[E2E_SCOPES_MAX / 8];   /* switched on schedule, not announced: to log */
 	struct e2e_keysvc *svc;
 	struct e2e_fleet *fleet;          /* authorities, credential, revocations (fleet.c) */
 	/* Summaries: seal records into cur; at the interval (or when cur is

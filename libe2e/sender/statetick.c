@@ -88,6 +88,7 @@ enum e2e_status e2e_sender_tick_plan(struct e2e_sender *s, uint64_t now_ms,
 	c->enrolled = NULL;   /* set only if the tick reloads it */
 	memset(c->tx, 0, sizeof c->tx);
 	memset(c->announce, 0, sizeof c->announce);
+	memset(c->switched, 0, sizeof c->switched);
 	memset(c->rotate_req, 0, sizeof c->rotate_req);
 	c->rotate_due = c->io_wanted = c->in_tick = c->scopes_changed = 0;
 	c->have_epoch = t->have_epoch;
@@ -218,6 +219,8 @@ enum e2e_status e2e_sender_tick_apply(struct e2e_sender *s, struct e2e_sender_ti
 			s->io_wanted = 1;   /* left to e2e_sender_io_run */
 		s->announce[sc / 8] = (uint8_t)(s->announce[sc / 8] |
 		    (c->announce[sc / 8] & (1U << (sc % 8))));
+		s->switched[sc / 8] = (uint8_t)(s->switched[sc / 8] |
+		    (c->switched[sc / 8] & (1U << (sc % 8))));
 	}
 	st = t->st;
 	e2e_sender_tick_free(t);

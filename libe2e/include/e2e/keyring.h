@@ -159,6 +159,16 @@ E2E_API enum e2e_status e2e_keyring_promote(struct e2e_keyring *kr,
 E2E_API uint32_t e2e_keyring_prune_next(struct e2e_keyring *kr, uint32_t sender,
 	uint8_t scope, const uint32_t *keep, uint32_t nkeep);
 
+/**
+ * As e2e_keyring_prune_next, but the keys it no longer lists stay, retired
+ * (no longer NEXT, with deadline @p not_after_ms; 0 removes them): an
+ * envelope under one is then held for a summary that never lists it and
+ * reported FORGED (SPEC 11.5: a revoked member may hold them). Returns how
+ * many.
+ */
+E2E_API uint32_t e2e_keyring_retire_next(struct e2e_keyring *kr, uint32_t sender,
+	uint8_t scope, const uint32_t *keep, uint32_t nkeep, uint64_t not_after_ms);
+
 /** Number of keys held. */
 E2E_API uint32_t e2e_keyring_count(const struct e2e_keyring *kr);
 

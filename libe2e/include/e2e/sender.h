@@ -239,6 +239,15 @@ E2E_API enum e2e_status e2e_sender_next_announce(struct e2e_sender *s, uint8_t *
 	size_t cap, size_t *len, char *topic, size_t topic_cap, uint64_t now_ms) E2E_WARN_UNUSED;
 
 /**
+ * Next scope switched on schedule to a key made ahead in time, which is not
+ * announced (SPEC 11.5): for the caller's log, as an announcement would be.
+ * @return E2E_OK with @p scope and its new @p epoch; E2E_ERR_NOT_FOUND when
+ * none is queued; E2E_ERR_ARG.
+ */
+E2E_API enum e2e_status e2e_sender_next_switch(struct e2e_sender *s, uint8_t *scope,
+	uint32_t *epoch) E2E_WARN_UNUSED;
+
+/**
  * Next signed summary message to publish on @p topic, if its interval has
  * passed (call often, e.g. every 100 ms). E2E_ERR_NOT_FOUND when nothing is due.
  */
