@@ -328,6 +328,7 @@ static const struct {
 	[E2E_EV_CLOCK_SKEW] = { "summary", 0 },
 	[E2E_EV_ROTATED] = { "key rotated", 0 },
 	[E2E_EV_REQUEST_REFUSED] = { "key service", 0 },
+	[E2E_EV_SWITCHED] = { "key rotated", 0 },
 };
 
 int cli_report_event(const struct e2e_client_event *ev)
@@ -346,10 +347,10 @@ int cli_report_event(const struct e2e_client_event *ev)
 	if (ev->type == E2E_EV_KEY_RECEIVED)
 		fprintf(stderr, "%s: key received from %s (sender %08x, scope %u, epoch %u)\n",
 			cli_prog, ev->detail, (unsigned)ev->sender, ev->scope, (unsigned)ev->epoch);
-	else if (ev->type == E2E_EV_ROTATED)
+	else if (ev->type == E2E_EV_ROTATED || ev->type == E2E_EV_SWITCHED)
 		fprintf(stderr, "%s: key rotated: sender %08x scope %u epoch %u %s\n",
 			cli_prog, (unsigned)ev->sender, ev->scope, (unsigned)ev->epoch,
-			strncmp(ev->detail, "switched", 8) == 0 ?
+			ev->type == E2E_EV_SWITCHED ?
 			"switched on schedule (made ahead, not announced)" : "announced");
 	else
 		fprintf(stderr, "%s: %s%s%s\n", cli_prog, event_kinds[t].label,

@@ -46,14 +46,14 @@ static void on_key_event(void *ctx, const struct e2e_client_event *ev)
 		atomic_fetch_add_explicit(&px->ksv.losses, 1, memory_order_relaxed);
 		atomic_store_explicit(&px->ksv.up, 0, memory_order_relaxed);
 	}
-	if (ev->type == E2E_EV_ROTATED) {
+	if (ev->type == E2E_EV_ROTATED || ev->type == E2E_EV_SWITCHED) {
 		struct plog_about a = { "rotation", ev->sender, ev->scope, ev->epoch, NULL };
 
 		/* A switch on schedule to a key made ahead is not announced
 		 * (SPEC 11.5): the same line says so. */
 		plog_event(LOG_NOTICE, &a, "key service: rotation: sender %08x scope %u epoch %u "
 			"%s", (unsigned)ev->sender, ev->scope, (unsigned)ev->epoch,
-			ev->detail && strncmp(ev->detail, "switched", 8) == 0 ?
+			ev->type == E2E_EV_SWITCHED ?
 			"switched on schedule (made ahead, not announced)" : "announced");
 	} else if (ev->type == E2E_EV_REQUEST_REFUSED) {
 		/* The detail ends with the requester's key prefix (publisher.c). */

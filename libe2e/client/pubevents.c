@@ -39,7 +39,7 @@ void e2e_pub_event_rotated(e2e_client_event_fn fn, void *ctx, const uint8_t *msg
 void e2e_pub_event_switched(e2e_client_event_fn fn, void *ctx, uint32_t sender, uint8_t scope,
 	uint32_t epoch)
 {
-	struct e2e_client_event ev = { E2E_EV_ROTATED, sender, scope, epoch, E2E_PUB_SWITCHED,
+	struct e2e_client_event ev = { E2E_EV_SWITCHED, sender, scope, epoch, E2E_PUB_SWITCHED,
 		NULL, NULL };
 
 	if (fn)

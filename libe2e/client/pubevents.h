@@ -23,8 +23,8 @@ void e2e_pub_event(e2e_client_event_fn fn, void *ctx, enum e2e_client_event_type
 
 /* An ANNOUNCE we just published: sender, scope and epoch from the message. */
 void e2e_pub_event_rotated(e2e_client_event_fn fn, void *ctx, const uint8_t *msg, size_t len);
-/* A scheduled switch to a key made ahead, not announced (SPEC 11.5): the
- * same event, E2E_PUB_SWITCHED as its detail. */
+/* A scheduled switch to a key made ahead, not announced (SPEC 11.5):
+ * E2E_EV_SWITCHED, E2E_PUB_SWITCHED as its detail. */
 #define E2E_PUB_SWITCHED "switched on schedule to a key made ahead (not announced)"
 void e2e_pub_event_switched(e2e_client_event_fn fn, void *ctx, uint32_t sender, uint8_t scope,
 	uint32_t epoch);

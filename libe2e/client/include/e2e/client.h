@@ -104,9 +104,10 @@ enum e2e_client_event_type {
 	E2E_EV_CLOCK_SKEW,           /* a summary's signed time is off the local clock by more
 	                              * than the tolerance (once, until it is back) */
 	/* e2e_publisher only (the key service side): */
-	E2E_EV_ROTATED,              /* new epoch announced, or switched on schedule to a key made
-	                                ahead (detail "switched ..."): sender, scope, epoch set */
+	E2E_EV_ROTATED,              /* new epoch announced: sender, scope, epoch set */
 	E2E_EV_REQUEST_REFUSED,      /* a subscriber's key request got a signed refusal */
+	E2E_EV_SWITCHED,             /* switched on schedule to a key made ahead in time, not
+	                                announced (SPEC 11.5): sender, scope, epoch set */
 };
 
 struct e2e_client_event {
