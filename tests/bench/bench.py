@@ -658,7 +658,9 @@ class Bench:
                     "rate": 300, "messages": int(msgs), "metric": "instructions",
                     "per_msg": total / msgs if msgs else ""})
         h.log("  callgrind %s: %.0f instructions per message" % (tag, total / max(msgs, 1)))
-        os.unlink(dump)
+        # E2E_BENCH_KEEP_CALLGRIND=1 keeps the dump for callgrind_annotate by hand.
+        if os.environ.get("E2E_BENCH_KEEP_CALLGRIND") != "1":
+            os.unlink(dump)
 
     def massif(self, w, n=500):
         """The heap of a proxy holding n idle publishers (valgrind massif): what
