@@ -920,6 +920,8 @@ def main():
         # The form of the RESULT line, not its values: scripts and the docs
         # read its fields; rot_p99_ratio is a number whenever the build can
         # slow its fsyncs, and only then may it be n/a.
+        with open(os.path.join(out, "result.txt"), "w") as f:
+            f.write(b.result_line + "\n")
         m = re.fullmatch(benchreport.RESULT_RE, b.result_line)
         checks.expect(m is not None, "RESULT line well-formed: %s" % b.result_line)
         if m and "slowdisk" in only:
