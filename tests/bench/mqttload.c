@@ -121,13 +121,43 @@ struct sub_ctx {
 	struct e2e_keyring *kr;
 	uint8_t *pt;
 	size_t pt_cap;
+	const char *dir;             /* the sender's directory: keys read again after a rotation */
+	uint32_t sender;
+	uint64_t reload_ns;          /* last time the keys file was read */
 };
+
+/* Add every key of the sender's keys file to the keyring (again: known
+ * keys are kept as they are). */
+static int add_keys(struct sub_ctx *x)
+{
+	char path[512], err[256] = "";
+	struct e2e_keystore *ks = NULL;
+	int ret = -1;
+
+	snprintf(path, sizeof path, "%s/keys", x->dir);
+	if (e2e_keystore_load(&ks, path, 0, err, sizeof err) != E2E_OK) {
+		fprintf(stderr, "mqttload: keys %s: %s\n", path, err);
+		return -1;
+	}
+	for (uint32_t i = 0; i < e2e_keystore_count(ks); i++) {
+		const struct e2e_keystore_entry *e = e2e_keystore_at(ks, i);
+		struct e2e_keyid kid = { .sender = x->sender, .scope = e->scope, .epoch = e->epoch };
+
+		if (e2e_keyring_add(x->kr, &kid, e->key, e->not_after_ms) != E2E_OK)
+			goto out;
+	}
+	ret = e2e_keystore_count(ks) ? 0 : -1;
+	if (ret)
+		fprintf(stderr, "mqttload: no key in %s\n", path);
+out:
+	e2e_keystore_free(ks);
+	return ret;
+}
 
 static int load_keys(struct sub_ctx *x, const char *dir)
 {
 	char path[512], err[256] = "";
 	struct e2e_identity id;
-	struct e2e_keystore *ks = NULL;
 	struct e2e_scopes *tbl = malloc(sizeof *tbl);
 	struct e2e_scope_rule *rules = NULL;
 	uint32_t sender, nrules = 0;
@@ -141,20 +171,16 @@ static int load_keys(struct sub_ctx *x, const char *dir)
 	}
 	sender = e2e_sender_id(&id.pub);
 	e2e_identity_destroy(&id);
-	snprintf(path, sizeof path, "%s/keys", dir);
-	if (e2e_keystore_load(&ks, path, 0, err, sizeof err) != E2E_OK ||
-	    e2e_keyring_create(&x->kr, 64) != E2E_OK ||
+	x->dir = dir;
+	x->sender = sender;
+	/* Room for a rotation a second over a long run (scripts/bench slowdisk). */
+	if (e2e_keyring_create(&x->kr, 4096) != E2E_OK ||
 	    e2e_rx_create(&x->rx, &(struct e2e_rx_config){ 0 }) != E2E_OK) {
-		fprintf(stderr, "mqttload: keys %s: %s\n", path, err);
+		fprintf(stderr, "mqttload: keyring or rx: out of memory\n");
 		goto out;
 	}
-	for (uint32_t i = 0; i < e2e_keystore_count(ks); i++) {
-		const struct e2e_keystore_entry *e = e2e_keystore_at(ks, i);
-		struct e2e_keyid kid = { .sender = sender, .scope = e->scope, .epoch = e->epoch };
-
-		if (e2e_keyring_add(x->kr, &kid, e->key, e->not_after_ms) != E2E_OK)
-			goto out;
-	}
+	if (add_keys(x) != 0)
+		goto out;
 	/* The sender's own topic map, as its deliveries would carry it. */
 	snprintf(path, sizeof path, "%s/scopes", dir);
 	if (e2e_scopes_load(tbl, path, err, sizeof err) != E2E_OK ||
@@ -165,13 +191,10 @@ static int load_keys(struct sub_ctx *x, const char *dir)
 		fprintf(stderr, "mqttload: scopes %s: %s\n", path, err);
 		goto out;
 	}
-	ret = e2e_keystore_count(ks) ? 0 : -1;
-	if (ret)
-		fprintf(stderr, "mqttload: no key in %s\n", path);
+	ret = 0;
 out:
 	free(rules);
 	free(tbl);
-	e2e_keystore_free(ks);
 	return ret;
 }
 
@@ -199,10 +222,22 @@ static void on_message(struct sub_ctx *x, const uint8_t *pkt, size_t len)
 	pl_len = p.payload.len;
 	if (x->rx) {
 		struct e2e_rx_result res;
+		enum e2e_status st = E2E_ERR_ARG;
 
-		if (p.payload.len > x->pt_cap || e2e_rx_open(x->rx, x->kr, x->pt, x->pt_cap, &res,
-			    p.topic.p, p.topic.len, p.payload.p, p.payload.len, wall_ms()) != E2E_OK ||
-		    !e2e_verdict_delivers(res.verdict)) {
+		if (p.payload.len <= x->pt_cap)
+			st = e2e_rx_open(x->rx, x->kr, x->pt, x->pt_cap, &res, p.topic.p, p.topic.len,
+				p.payload.p, p.payload.len, wall_ms());
+		/* A key the proxy rotated to since the keys file was read (a real
+		 * subscriber would have it delivered): read the file again, at
+		 * most every 2 ms, and open once more. The time is the message's. */
+		if (st == E2E_OK && res.verdict == E2E_V_UNKNOWN_KEY &&
+		    lg_now_ns() - x->reload_ns > 2000000U) {
+			x->reload_ns = lg_now_ns();
+			if (add_keys(x) == 0)
+				st = e2e_rx_open(x->rx, x->kr, x->pt, x->pt_cap, &res, p.topic.p,
+					p.topic.len, p.payload.p, p.payload.len, wall_ms());
+		}
+		if (st != E2E_OK || !e2e_verdict_delivers(res.verdict)) {
 			atomic_fetch_add(&S.bad_verdicts, 1);
 			return;
 		}
