@@ -365,7 +365,9 @@ enum mqtt_status mqtt_parse_publish(const uint8_t *pkt, size_t len, uint8_t vers
 	p->qos = (uint8_t)((p->flags >> 1) & 3);
 	if (p->qos == 0 && (p->flags & 0x08))    /* DUP on QoS 0: MQTT-3.3.1-2 */
 		goto out;
-	p->topic = rd_str(&r);
+	/* mqtt_topic_name_ok checks the UTF-8 too: read the bytes only, so
+	 * the hot path does not validate every topic twice (issue 15). */
+	p->topic = mqtt_rd_bin(&r);
 	if (r.bad || !mqtt_topic_name_ok(p->topic))
 		goto out;
 	if (p->qos) {

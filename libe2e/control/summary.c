@@ -32,6 +32,21 @@ struct stream {
 	uint32_t head, tail;          /* digest log indices */
 };
 
+/*
+ * Where the packing walk stands at the start of a part: the stream, its next
+ * seq and digest. Building the parts of an interval in order (the sender
+ * does) resumes each walk where the last one stopped instead of re-walking
+ * every digest before it, which made an interval's summary quadratic in its
+ * parts (issue 15). Valid only for the summary's contents (gen) and part 0's
+ * history size it was taken with.
+ */
+struct cursor {
+	uint64_t gen;
+	size_t hist0;
+	unsigned part;                /* the part this position starts; 0 = none saved */
+	uint32_t i, seq, di;
+};
+
 struct digest {
 	uint32_t next;                /* next digest of the same stream, NONE at its end */
 	uint8_t d[E2E_DIGEST_BYTES];
@@ -50,6 +65,8 @@ struct e2e_summary {
 	 * part 0; the summary being built (pushed there at reset). */
 	struct e2e_sumhist_ring *hist;
 	uint32_t built_boot, built_number;
+	uint64_t gen;                 /* bumped by every change the walk depends on */
+	struct cursor cur;
 };
 
 void e2e_summary_digest(uint8_t d[E2E_DIGEST_BYTES], const uint8_t *env, size_t len)
@@ -147,6 +164,7 @@ enum e2e_status e2e_summary_add(struct e2e_summary *s, uint32_t run, const char 
 		s->log[x->tail].next = s->log_used;
 	x->tail = s->log_used++;
 	x->last = seq;
+	s->gen++;
 	s->bytes += E2E_DIGEST_BYTES;
 	return E2E_OK;
 }
@@ -157,6 +175,8 @@ void e2e_summary_hist_swap(struct e2e_summary *a, struct e2e_summary *b)
 
 	a->hist = b->hist;
 	b->hist = t;
+	a->gen++;
+	b->gen++;
 }
 
 uint32_t e2e_summary_streams(const struct e2e_summary *s)
@@ -176,6 +196,7 @@ void e2e_summary_reset(struct e2e_summary *s)
 				s->st[i].topic_len, s->st[i].first, s->st[i].last);
 		s->built_number = 0;
 	}
+	s->gen++;
 	e2e_lru_clear(&s->idx);
 	s->pool_used = 0;
 	s->log_used = 0;
@@ -185,52 +206,81 @@ void e2e_summary_reset(struct e2e_summary *s)
 /*
  * The packing walk: streams in index order, each cut into entries of as many
  * digests as the room left in the part allows (a part is closed when not even
- * the entry head and one digest fit). Calls @p emit for every entry of part
- * @p want (if @p w is not NULL); returns the number of parts, or 0 past 255.
+ * the entry head and one digest fit).
+ *
+ * Without @p w it counts the parts (entry heads only: the digests are not
+ * followed) and returns their number, or 0 past 255. With @p w it writes the
+ * entries of part @p want, starting from the saved cursor when that is at or
+ * before @p want, saves the cursor at the start of part want + 1 and stops
+ * there; *nentries is the number of entries written.
  */
-static unsigned walk(const struct e2e_summary *s, size_t hist0, unsigned want,
+static unsigned walk(struct e2e_summary *s, size_t hist0, unsigned want,
 	struct e2e_wr *w, uint16_t *nentries)
 {
 	unsigned part = 0;
 	/* Part 0 also carries the history; every part its count byte. */
 	size_t room = PART_MAX - hist0;
+	uint32_t i = 0, seq = 0, di = NONE;
+	int resumed = 0;
 
 	*nentries = 0;
-	for (uint32_t i = 0; i < s->idx.count; i++) {
+	if (w && s->cur.part != 0 && s->cur.part <= want && s->cur.gen == s->gen &&
+	    s->cur.hist0 == hist0) {
+		part = s->cur.part;
+		room = PART_MAX - 1;
+		i = s->cur.i;
+		seq = s->cur.seq;
+		di = s->cur.di;
+		resumed = 1;
+	}
+	for (; i < s->idx.count; i++) {
 		const struct stream *x = &s->st[i];
-		uint32_t seq = x->first, di = x->head;
 		size_t head = E2E_SUMMARY_ENTRY_FIXED + x->topic_len;
 
+		if (!resumed) {
+			seq = x->first;
+			di = x->head;
+		}
 		while (seq - 1 != x->last) {
 			uint64_t left = (uint64_t)x->last - seq + 1, k;
 			uint64_t need = head + left * E2E_DIGEST_BYTES;
 
-			/* Split a stream only when it fills a part on its own. */
+			/* Split a stream only when it fills a part on its own
+			 * (never true at the start of a part: a resumed walk
+			 * goes on where the saved one stopped). */
 			if ((need > room && need <= PART_MAX - 1) ||
 			    room < head + E2E_DIGEST_BYTES) {
 				part++;
 				room = PART_MAX - 1;
+				if (w && part == want + 1) {
+					s->cur = (struct cursor){ s->gen, hist0, part, i, seq, di };
+					return part;
+				}
 			}
+			resumed = 0;
 			k = (room - head) / E2E_DIGEST_BYTES;
 			if (k > left)
 				k = left;
 			room -= head + (size_t)k * E2E_DIGEST_BYTES;
-			if (part == want && w) {
+			seq += (uint32_t)k;
+			if (!w)
+				continue;
+			if (part == want) {
 				e2e_wr_u32(w, x->run);
 				e2e_wr_u8(w, (uint8_t)(x->topic_len >> 8));
 				e2e_wr_u8(w, (uint8_t)x->topic_len);
 				e2e_wr_bytes(w, (const uint8_t *)s->pool + x->topic_off, x->topic_len);
-				e2e_wr_u32(w, seq);
-				e2e_wr_u32(w, (uint32_t)(seq + k - 1));
+				e2e_wr_u32(w, seq - (uint32_t)k);
+				e2e_wr_u32(w, seq - 1);
 				(*nentries)++;
 			}
 			for (uint64_t j = 0; j < k; j++) {
-				if (part == want && w)
+				if (part == want)
 					e2e_wr_bytes(w, s->log[di].d, E2E_DIGEST_BYTES);
 				di = s->log[di].next;
 			}
-			seq += (uint32_t)k;
 		}
+		resumed = 0;
 	}
 	return part + 1 > 255 ? 0 : part + 1;
 }

@@ -35,7 +35,7 @@ static enum e2e_status append_line(const char *path, const char *line, size_t n)
 
 	if (fd < 0)
 		return ret;
-	if (write(fd, line, n) == (ssize_t)n && fsync(fd) == 0)
+	if (write(fd, line, n) == (ssize_t)n && e2e_file_sync(fd) == 0)
 		ret = E2E_OK;
 	close(fd);
 	return ret;

@@ -40,10 +40,12 @@ static void failpoint(const char *name)
 
 /*
  * A slow disk for tests: E2E_FSYNC_DELAY_MS=<ms> delays every fsync of a
- * state file or directory, so a test can show that sealing goes on while
- * a reservation waits on the disk (issue 15). Failpoint builds only.
+ * state file or directory (and of the fleet's journal lines, sender/
+ * fleet.c), so a test can show that sealing goes on while a reservation
+ * waits on the disk and scripts/bench can measure the relay meanwhile
+ * (issue 15). Failpoint builds only.
  */
-static int e2e_fsync(int fd)
+int e2e_file_sync(int fd)
 {
 	const char *d = getenv("E2E_FSYNC_DELAY_MS");
 
@@ -98,7 +100,7 @@ static void guard(const char *what)
 	(void)what;
 }
 
-static int e2e_fsync(int fd)
+int e2e_file_sync(int fd)
 {
 	return fsync(fd);
 }
@@ -140,7 +142,7 @@ static enum e2e_status sync_dir(const char *path)
 	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return E2E_ERR_IO;
-	if (e2e_fsync(fd) == 0)
+	if (e2e_file_sync(fd) == 0)
 		ret = E2E_OK;
 	close(fd);
 	return ret;
@@ -173,7 +175,7 @@ enum e2e_status e2e_file_write_atomic(const char *path, const uint8_t *data, siz
 		goto out;
 	failpoint("write:before_fsync");
 	ret = E2E_ERR_IO;
-	if (e2e_fsync(fd) != 0)
+	if (e2e_file_sync(fd) != 0)
 		goto out;
 	if (close(fd) != 0) {
 		fd = -1;

@@ -62,6 +62,10 @@ enum e2e_status e2e_state_load(const char *path, const char magic[E2E_STATE_MAGI
 	uint8_t **buf, size_t *len, const uint8_t **body, size_t *body_len);
 enum e2e_status e2e_state_store(const char *path, uint8_t *buf, size_t len);
 
+/* fsync(fd); in failpoint builds first sleeps E2E_FSYNC_DELAY_MS (a slow
+ * disk for tests). Every fsync of libe2e goes through it. */
+int e2e_file_sync(int fd);
+
 #ifdef E2E_FAILPOINTS
 /* Test builds: with E2E_FILEIO_GUARD=1, mark the calling thread as the
  * sealing thread; any state file I/O on it then ends the process. */

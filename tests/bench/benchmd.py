@@ -7,6 +7,8 @@ scripts/bench, so the page is updated from the CSV files and not by hand:
 --base DIR: a results directory of an earlier run; adds a "before" column to
 the idle-connection and key-service tables (before/after of a fix).
 --plots: draw the PNG plots of DIR again from its CSV files (benchreport).
+--runs DIR...: the goals table over several runs (each DIR's result.txt, the
+RESULT line): every run's figure, the spread, met only if every run meets it.
 """
 import argparse
 import csv
@@ -128,6 +130,14 @@ def keys(d, base):
     return table(["case", "result"] + (["before the fix"] if base else []), body)
 
 
+def slowdisk(d):
+    body = [[r["case"], r["window"], num(r["rate"]), num(r["p50_us"]), num(r["p99_us"]),
+             num(r["max_us"]), r["samples"], r["announcements"], r["seals_waited"]]
+            for r in rows(d, "slowdisk.csv")]
+    return table(["proxy", "window", "msg/s", "p50", "p99", "max", "samples", "key announcements so far",
+                  "seals waited"], body) if body else "(not measured)"
+
+
 def typed(r):
     out = {}
     for k, v in r.items():
@@ -142,6 +152,34 @@ def typed(r):
     return out
 
 
+# RESULT field -> (goal text, test on the figure)
+GOALS = (("proxy_vs_tls", ">= 0.95 (min over 12 cells)", lambda v: v >= 0.95),
+         ("proxy_vs_bridge", ">= 1.2 (min over 12 cells)", lambda v: v >= 1.2),
+         ("sub_vs_plain", ">= 0.95", lambda v: v >= 0.95),
+         ("p50_over", "0 of 24 cells over direct TLS + 100 µs", lambda v: v == 0),
+         ("p99_over", "0 of 24 cells over the bridge's p99", lambda v: v == 0),
+         ("rot_p99_ratio", "<= 1.2", lambda v: v <= 1.2),
+         ("kb_per_conn", "<= 40 KiB", lambda v: v <= 40))
+
+
+def runs(dirs):
+    res = []
+    for d in dirs:
+        with open(os.path.join(d, "result.txt")) as f:
+            line = f.read().split()
+        res.append({k: v for k, v in (t.split("=", 1) for t in line[1:])})
+    body = []
+    for name, text, ok in GOALS:
+        vals = [r.get(name, "n/a") for r in res]
+        nums = [float(v) for v in vals if v != "n/a"]
+        spread = "%s … %s" % (min(nums), max(nums)) if len(nums) > 1 else "n/a"
+        met = ("met in all %d" % len(vals) if len(nums) == len(vals) and all(map(ok, nums))
+               else "**missed** in %d of %d" % (len(vals) - sum(map(ok, nums)), len(vals)))
+        body.append(["%s %s" % (name, text)] + vals + [spread, met])
+    return table(["goal"] + [os.path.basename(d.rstrip("/")) for d in dirs] +
+                 ["spread (min … max)", "verdict"], body)
+
+
 def replot(d):
     """benchreport.plot() over the CSV files instead of a live Bench."""
     import types
@@ -153,7 +191,14 @@ def replot(d):
         lat=[typed(r) for r in rows(d, "latency.csv")],
         subrows=[typed(r) for r in rows(d, "sub_vs_plain.csv")],
         cpurows=[typed(r) for r in rows(d, "cpu_per_msg.csv")],
-        idlerows=idle, kb_per_conn=idle[-1]["kib_per_conn"] if idle else None)
+        idlerows=idle, kb_per_conn=idle[-1]["kib_per_conn"] if idle else None,
+        sdrows=[typed(r) for r in rows(d, "slowdisk.csv")])
+    if b.sdrows:
+        try:
+            with open(os.path.join(d, "result.txt")) as f:
+                b.rot_ratio = float(f.read().split("rot_p99_ratio=")[1].split()[0])
+        except (OSError, IndexError, ValueError):
+            b.rot_ratio = None
     return benchreport.plot(b, d)
 
 
@@ -162,7 +207,11 @@ def main():
     ap.add_argument("dir")
     ap.add_argument("--base")
     ap.add_argument("--plots", action="store_true")
+    ap.add_argument("--runs", nargs="*", help="more results directories: goals over all runs")
     a = ap.parse_args()
+    if a.runs is not None:
+        print(runs([a.dir] + a.runs))
+        return
     if not os.path.isdir(a.dir):
         sys.exit("benchmd: no such results directory: %s" % a.dir)
     if a.plots:
@@ -172,7 +221,8 @@ def main():
                         ("Latency at a fixed rate (µs, p50 / p99)", latency(a.dir)),
                         ("Subscriber", subscriber(a.dir)),
                         ("Idle publishers", idle(a.dir, a.base)),
-                        ("Key service", keys(a.dir, a.base))):
+                        ("Key service", keys(a.dir, a.base)),
+                        ("Rotation every second, fsync slowed by 100 ms", slowdisk(a.dir))):
         print("### %s\n\n%s\n" % (title, text))
 
 

@@ -978,6 +978,68 @@ static enum e2e_status add(struct e2e_summary *s, uint32_t run, const char *topi
 	return e2e_summary_add(s, run, topic, strlen(topic), seq, env, sizeof env);
 }
 
+/*
+ * The build resumes each part where the previous one stopped (issue 15):
+ * parts built out of order, a part built twice, and a part built after the
+ * summary changed are byte for byte what a walk from the start gives. Four
+ * streams of 10,000 digests (each longer than a part: split) among 299 short
+ * ones, at least four parts; the reference is a second summary fed the same records, built part
+ * by part after every add so that it never resumes a stale position.
+ */
+static void test_parts_any_order(void)
+{
+	enum { STREAMS = 303, NPARTS_MAX = 8 };
+	static uint8_t ref[NPARTS_MAX][E2E_CTL_SUMMARY_MAX], got[E2E_CTL_SUMMARY_MAX];
+	static const uint8_t order[] = { 2, 0, 1, 1, 3, 2, 0, 3 };
+	size_t ref_len[NPARTS_MAX], len = 0;
+	struct e2e_summary *a = NULL, *b = NULL;
+	struct e2e_identity id;
+	uint8_t parts = 0, pb = 0;
+	char topic[32];
+
+	tu_identity(&id);
+	CU_ASSERT_EQUAL_FATAL(e2e_summary_create(&a, 512, 1U << 16, 1U << 16), E2E_OK);
+	CU_ASSERT_EQUAL_FATAL(e2e_summary_create(&b, 512, 1U << 16, 1U << 16), E2E_OK);
+	for (int i = 0; i < STREAMS; i++) {
+		uint32_t n = i % 100 == 0 ? 10000 : 1 + (uint32_t)i % 5;
+
+		snprintf(topic, sizeof topic, "t/%d", i);
+		for (uint32_t q = 1; q <= n; q++) {
+			CU_ASSERT_EQUAL_FATAL(add(a, 9, topic, q), E2E_OK);
+			CU_ASSERT_EQUAL_FATAL(add(b, 9, topic, q), E2E_OK);
+		}
+	}
+	for (uint8_t p = 0; p == 0 || p < parts; p++) {
+		CU_ASSERT_EQUAL_FATAL(e2e_summary_build(a, &id, "c", 1, 7, 1, p, &parts, ref[p],
+			sizeof ref[p], &ref_len[p], 1), E2E_OK);
+		CU_ASSERT_FATAL(parts <= NPARTS_MAX);
+	}
+	CU_ASSERT_FATAL(parts >= 4);
+	for (size_t k = 0; k < sizeof order; k++) {
+		CU_ASSERT_EQUAL(e2e_summary_build(a, &id, "c", 1, 7, 1, order[k], &pb, got, sizeof got,
+			&len, 1), E2E_OK);
+		TU_CHECK(pb == parts && len == ref_len[order[k]] && !memcmp(got, ref[order[k]], len),
+			"part %u built after part %u differs", order[k], k ? order[k - 1] : 99);
+	}
+	/* A record added to the first stream after part 1 was built (the walk
+	 * stopped at the start of part 2, past that stream): every later entry
+	 * moves by one digest, and part 2 is that of the new contents (b, built
+	 * from the start), not resumed from the old walk. */
+	CU_ASSERT_EQUAL(e2e_summary_build(a, &id, "c", 1, 7, 1, 1, &pb, got, sizeof got, &len, 1),
+		E2E_OK);
+	CU_ASSERT_EQUAL(add(a, 9, "t/0", 10001), E2E_OK);
+	CU_ASSERT_EQUAL(add(b, 9, "t/0", 10001), E2E_OK);
+	CU_ASSERT_EQUAL(e2e_summary_build(b, &id, "c", 1, 7, 1, 2, &pb, ref[0], sizeof ref[0],
+		&ref_len[0], 1), E2E_OK);
+	CU_ASSERT_EQUAL(e2e_summary_build(a, &id, "c", 1, 7, 1, 2, &pb, got, sizeof got, &len, 1),
+		E2E_OK);
+	CU_ASSERT(len == ref_len[0] && !memcmp(got, ref[0], len));
+	CU_ASSERT(len != ref_len[2] || memcmp(got, ref[2], len) != 0);
+	e2e_summary_destroy(a);
+	e2e_summary_destroy(b);
+	e2e_identity_destroy(&id);
+}
+
 static void test_full(void)
 {
 	struct e2e_summary *s = NULL;
@@ -1651,6 +1713,7 @@ static const struct tu_test summary_tests[] = {
 	{ "Missed summaries: UNCHECKED, then judged as usual", test_missed_unchecked },
 	{ "Records of other senders are not swept", test_other_sender },
 	{ "Multi-part summaries cover every stream once", test_multi_part },
+	{ "Parts built in any order or twice: byte for byte the same", test_parts_any_order },
 	{ "E2E_ERR_FULL: streams and topic pool", test_full },
 	{ "Table full: not checked, never unconfirmed or unsummarized", test_overflow_not_checked },
 	{ "Forgery in an interval with a loss: found at its seq", test_forgery_with_loss },
