@@ -137,6 +137,27 @@ void e2e_pub_kick(struct e2e_publisher *p)
 	}
 }
 
+/* Called with mu held: a parked seal wants a round even if the core asked
+ * for none (a failing disk: the ticker retries every 100 ms anyway). */
+void e2e_pub_kick_now(struct e2e_publisher *p)
+{
+	p->parked = 1;
+	e2e_pub_kick(p);
+}
+
+/* Tell a non-blocking caller its parked seals may go now (without mu). */
+static void io_done(struct e2e_publisher *p)
+{
+	int parked;
+
+	pthread_mutex_lock(&p->mu);
+	parked = p->parked;
+	p->parked = 0;
+	pthread_mutex_unlock(&p->mu);
+	if (parked && p->cfg.on_io_done)
+		p->cfg.on_io_done(p->cfg.ctx);
+}
+
 void *e2e_pub_ticker(void *arg)
 {
 	struct e2e_publisher *p = arg;
@@ -189,6 +210,9 @@ void *e2e_pub_ticker(void *arg)
 		pthread_mutex_lock(&p->mu);
 		pthread_cond_broadcast(&p->done_cv);   /* seals waiting for this round */
 		pthread_mutex_unlock(&p->mu);
+		/* Seals parked before this round retry now; one parked during it
+		 * and not served by it parks again and gets the next round. */
+		io_done(p);
 		e2e_pub_announce_all(p);
 		summaries(p);
 	}
@@ -196,5 +220,6 @@ void *e2e_pub_ticker(void *arg)
 	p->ticker_live = 0;   /* seals no longer wait for it */
 	pthread_cond_broadcast(&p->done_cv);
 	pthread_mutex_unlock(&p->mu);
+	io_done(p);   /* parked seals retry: now inline, or refused */
 	return NULL;
 }
