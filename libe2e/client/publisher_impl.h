@@ -27,6 +27,7 @@ struct e2e_publisher {
 	pthread_cond_t done_cv;      /* the ticker finished a round */
 	int io_kick;
 	uint64_t ticks_planned, ticks_applied;
+	uint64_t io_applied;         /* reservation rounds swapped in (on_io_done) */
 	struct e2e_sender_io *io;    /* the ticker's plan (ticker only) */
 	struct e2e_sender *sender;
 	uint8_t *out;                /* envelope buffer, grown as needed */
