@@ -4,7 +4,7 @@
  * Paho's threads inside e2e_publisher and shares only its locked sender.
  * Other threads reach the loop only through its eventfd: proxy_loop_stop
  * and proxy_loop_post (work run on the loop thread; the key service's
- * ticker posts px->io_work so parked seals retry, proxy_io_done).
+ * ticker posts px->io_work so parked seals retry, io_done).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -247,7 +247,11 @@ static void resume_parked(struct proxy *px, struct proxy_work *w)
 	conn_resume_parked(px);
 }
 
-void proxy_io_done(void *ctx)
+/*
+ * The key service's on_io_done (e2e_publisher_config), on its I/O thread:
+ * hand the parked connections' retry to the loop (posted once until run).
+ */
+static void io_done(void *ctx)
 {
 	struct proxy *px = ctx;
 
@@ -268,6 +272,7 @@ int proxy_loop_init(struct proxy *px)
 	pthread_mutex_init(&px->post_mu, NULL);
 	px->posted = NULL;
 	px->io_work.fn = resume_parked;
+	px->io_done = io_done;
 	atomic_store(&px->io_posted, 0);
 	atomic_store(&px->stop_req, 0);
 	px->loop_inited = 1;

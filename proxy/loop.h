@@ -23,11 +23,6 @@ int proxy_loop_run_once(struct proxy *px, int timeout_ms);
 void proxy_loop_stop(struct proxy *px);
 /* Any thread: run @p w->fn on the loop thread at its next round, woken at once. */
 void proxy_loop_post(struct proxy *px, struct proxy_work *w);
-/*
- * The key service's on_io_done (e2e_publisher_config), on its I/O thread:
- * hand the parked connections' retry to the loop (posted once until run).
- */
-void proxy_io_done(void *ctx);
 /* Close what proxy_loop_init opened (after the loop ended). */
 void proxy_loop_free(struct proxy *px);
 void proxy_stats_json(struct proxy *px, char *out, size_t cap);

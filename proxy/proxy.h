@@ -97,7 +97,7 @@ struct proxy_stats {
 	uint64_t lat[PX_LAT_BUCKETS + 1];   /* relay latency: count per bucket, last = +Inf */
 	uint64_t lat_sum_ns;
 	uint64_t reloads;
-	uint64_t parked, park_timeouts;   /* seals parked (retried later); refused after the bound */
+	uint64_t park_timeouts;   /* parked publishes refused after the bound */
 };
 
 /* The key service's loopback link to the broker (keylink.c). */
@@ -182,6 +182,9 @@ struct proxy {
 	uint64_t park_timeout_ms;         /* 0: 5 s (tests set less) */
 	struct proxy_work io_work;
 	atomic_int io_posted;
+	/* The key service's on_io_done, set by proxy_loop_init (setup.c, which
+	 * the loop calls, hands it on without calling into the loop). */
+	void (*io_done)(void *px);
 };
 
 /* metrics.c */

@@ -144,10 +144,8 @@ static int seal(struct conn *c, int will, const uint8_t *topic, size_t tlen,
 		c->park_expired = 0;
 		return 1;
 	}
-	if ((st == E2E_ERR_RESERVE || st == E2E_ERR_EXHAUSTED) && !c->park_expired) {
-		px->st.parked++;
-		return RELAY_PARKED;
-	}
+	if ((st == E2E_ERR_RESERVE || st == E2E_ERR_EXHAUSTED) && !c->park_expired)
+		return RELAY_PARKED;   /* counted by the publisher: seals_parked */
 	snprintf(t, sizeof t, "%.*s", (int)(tlen > 200 ? 200 : tlen), (const char *)topic);
 	if (st == E2E_ERR_NOT_FOUND && px->cfg.unmapped == UNMAPPED_PLAINTEXT) {
 		px->st.plaintext_passed++;
