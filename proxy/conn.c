@@ -88,6 +88,40 @@ struct conn *conn_new(struct proxy *px, int dfd, const char *peer)
 	return c;
 }
 
+/* Off px->parked (if on it); its bytes stay in din for relay_down. */
+static void unpark(struct conn *c)
+{
+	struct proxy *px = c->px;
+
+	if (!c->parked)
+		return;
+	if (c->park_prev)
+		c->park_prev->park_next = c->park_next;
+	else
+		px->parked = c->park_next;
+	if (c->park_next)
+		c->park_next->park_prev = c->park_prev;
+	c->park_prev = c->park_next = NULL;
+	c->parked = 0;
+}
+
+/* relay_down said RELAY_PARKED: read nothing more (down_room) until resumed. */
+static void park(struct conn *c)
+{
+	struct proxy *px = c->px;
+
+	if (c->parked)
+		return;
+	c->parked = 1;
+	if (!c->parked_ms)
+		c->parked_ms = e2e_mono_ms();
+	c->park_prev = NULL;
+	c->park_next = px->parked;
+	if (px->parked)
+		px->parked->park_prev = c;
+	px->parked = c;
+}
+
 void conn_close(struct conn *c, const char *why)
 {
 	struct proxy *px = c->px;
@@ -111,6 +145,7 @@ void conn_close(struct conn *c, const char *why)
 	for (uint32_t i = 0; i < c->naliases; i++)
 		free(c->aliases[i].topic);
 	free(c->q2);
+	unpark(c);   /* the parked list never holds a closed connection */
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -158,7 +193,8 @@ static int down_room(const struct conn *c)
 {
 	size_t want = c->din_need > READ_CHUNK * 4 ? c->din_need : READ_CHUNK * 4;
 
-	return c->din.len < want && c->uout.len < HIGH_WATER;
+	/* Parked: din's head waits for the disk, and so does all after it. */
+	return !c->parked && c->din.len < want && c->uout.len < HIGH_WATER;
 }
 
 /* Recompute what each socket waits for: back-pressure lives here. */
@@ -218,6 +254,24 @@ static int start_upstream(struct conn *c)
 	return 0;
 }
 
+/*
+ * What relay_down returned, acted on: dial the broker (RELAY_DIAL), park
+ * (RELAY_PARKED). 0, or -1 to close (logged).
+ */
+static int relayed(struct conn *c, int rd)
+{
+	if (rd < 0)
+		return -1;   /* relay_down said why */
+	if (rd == RELAY_PARKED)
+		park(c);
+	if (rd == RELAY_DIAL && start_upstream(c) != 0) {
+		plog(LOG_WARNING, "%s (%s): cannot connect to broker %s:%s", c->peer,
+			c->client_id, c->px->broker_host, c->px->broker_port);
+		return -1;
+	}
+	return 0;
+}
+
 /* The upstream is usable: queue the (rewritten) CONNECT and relay. */
 static int become_relay(struct conn *c)
 {
@@ -230,7 +284,7 @@ static int become_relay(struct conn *c)
 	free(c->connect_pkt);
 	c->connect_pkt = NULL;
 	/* Packets the publisher sent after CONNECT waited in din. */
-	return relay_down(c) < 0 ? -1 : 0;
+	return relayed(c, relay_down(c));
 }
 
 static int tls_step(struct conn *c)
@@ -378,15 +432,8 @@ static int read_down(struct conn *c, int sock_ready, const char **why)
 			c->last_down_ms = t / 1000000U;
 			if (!c->batch_pubs)
 				c->batch_t0_ns = t;
-			int rd = relay_down(c);
-
-			if (rd < 0)
-				return *why = NULL, -1;   /* relay_down said why */
-			if (rd == RELAY_DIAL && start_upstream(c) != 0) {
-				plog(LOG_WARNING, "%s (%s): cannot connect to broker %s:%s", c->peer,
-					c->client_id, c->px->broker_host, c->px->broker_port);
+			if (relayed(c, relay_down(c)) != 0)
 				return *why = NULL, -1;
-			}
 		}
 	}
 	return 0;
@@ -426,6 +473,9 @@ void conn_on_down(struct conn *c, uint32_t events)
 		{ conn_close(c, NULL); return; }
 	if (hs == 0)
 		{ conn_update(c); return; }
+	/* Parked, nothing is read: a reset would be reported again and again. */
+	if (c->parked && (events & (EPOLLHUP | EPOLLERR)))
+		{ conn_close(c, "publisher disconnected (while parked)"); return; }
 	if ((events & EPOLLOUT) && flush_down(c) != 0)
 		{ conn_close(c, "publisher socket error"); return; }
 	if (read_down(c, (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0, &why) != 0)
@@ -493,4 +543,53 @@ void conn_on_up(struct conn *c, uint32_t events)
 			{ conn_close(c, why); return; }
 	}
 	conn_update(c);
+}
+
+/*
+ * Process a parked connection's din again (the ticker finished a round, or
+ * the bound passed: park_expired). The bound counts from the first park of
+ * the packet at din's head, not from each retry.
+ */
+static void resume(struct conn *c)
+{
+	size_t before = c->din.len;
+	uint64_t t0 = c->parked_ms;
+	const char *why = NULL;
+
+	unpark(c);
+	c->parked_ms = 0;
+	if (relayed(c, relay_down(c)) != 0)
+		{ conn_close(c, NULL); return; }
+	if (c->parked && c->din.len == before)
+		c->parked_ms = t0;
+	/* Resumed: what TLS already took off the socket gets no epoll event. */
+	if (drain_tls_down(c, &why) != 0)
+		{ conn_close(c, why); return; }
+	conn_update(c);
+}
+
+void conn_resume_parked(struct proxy *px)
+{
+	/* One that parks again goes to the head, behind this walk. */
+	struct conn *c = px->parked, *next;
+
+	for (; c; c = next) {
+		next = c->park_next;
+		resume(c);
+	}
+}
+
+void conn_expire_parked(struct proxy *px, uint64_t now_ms)
+{
+	uint64_t bound = px->park_timeout_ms ? px->park_timeout_ms : PARK_TIMEOUT_MS;
+	struct conn *c = px->parked, *next;
+
+	for (; c; c = next) {
+		next = c->park_next;
+		if (now_ms - c->parked_ms < bound)
+			continue;
+		/* One last try; seal() refuses it if still no reservation. */
+		c->park_expired = 1;
+		resume(c);
+	}
 }

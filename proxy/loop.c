@@ -3,7 +3,8 @@
  * and dispatch to connections. Single-threaded; the key service runs on
  * Paho's threads inside e2e_publisher and shares only its locked sender.
  * Other threads reach the loop only through its eventfd: proxy_loop_stop
- * and proxy_loop_post (work run on the loop thread).
+ * and proxy_loop_post (work run on the loop thread; the key service's
+ * ticker posts px->io_work so parked seals retry, io_done).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -185,6 +186,8 @@ static void sweep_timeouts(struct proxy *px, uint64_t now)
 /* Draining is done when nothing is in flight or queued towards the broker. */
 static int drained(const struct proxy *px)
 {
+	if (px->parked)
+		return 0;   /* a parked PUBLISH is still to go (bounded by the park timeout) */
 	for (const struct conn *c = px->conns; c; c = c->next)
 		if (c->st != ST_CONNECT && (c->inflight || c->uout.len))
 			return 0;
@@ -235,6 +238,29 @@ static int on_signal(struct proxy *px)
 	return 0;
 }
 
+/* Loop thread: the ticker finished a round; parked seals retry. */
+static void resume_parked(struct proxy *px, struct proxy_work *w)
+{
+	(void)w;
+	/* Cleared first: a round that ends during the retries posts again. */
+	atomic_store(&px->io_posted, 0);
+	conn_resume_parked(px);
+}
+
+/*
+ * The key service's on_io_done (e2e_publisher_config), on its I/O thread:
+ * hand the parked connections' retry to the loop (posted once until run).
+ */
+static void io_done(void *ctx)
+{
+	struct proxy *px = ctx;
+
+	/* --check-config makes no loop; an item still pending is not posted twice. */
+	if (!px->loop_inited || atomic_exchange(&px->io_posted, 1))
+		return;
+	proxy_loop_post(px, &px->io_work);
+}
+
 int proxy_loop_init(struct proxy *px)
 {
 	sigset_t set;
@@ -245,6 +271,9 @@ int proxy_loop_init(struct proxy *px)
 	px->nlfds = 0;
 	pthread_mutex_init(&px->post_mu, NULL);
 	px->posted = NULL;
+	px->io_work.fn = resume_parked;
+	px->io_done = io_done;
+	atomic_store(&px->io_posted, 0);
 	atomic_store(&px->stop_req, 0);
 	px->loop_inited = 1;
 	px->next_tick = e2e_mono_ms() + TICK_MS;
@@ -386,6 +415,7 @@ int proxy_loop_run_once(struct proxy *px, int timeout_ms)
 		if (px->watchdog_us && px->next_watchdog_ms < px->next_tick)
 			px->next_tick = px->next_watchdog_ms > now ? px->next_watchdog_ms : now + 1;
 		sweep_timeouts(px, now);
+		conn_expire_parked(px, now);
 		conn_reap(px);
 		proxy_metrics_publish(px);
 		proxy_notify_tick(px, now);

@@ -132,6 +132,12 @@ static void render(void *ctx, struct e2e_prom *b)
 	e2e_prom_one(b, "e2e_proxy_seals_waited_total", "counter",
 		"Seals that found no durable counter reservation ready and waited for the I/O thread.",
 		s.ps.seals_waited);
+	e2e_prom_one(b, "e2e_proxy_seals_parked_total", "counter",
+		"Seals that found no durable counter reservation ready and were parked (retried later).",
+		s.ps.seals_parked);
+	e2e_prom_one(b, "e2e_proxy_park_timeouts_total", "counter",
+		"Parked publishes refused: no durable counter reservation within 5 s.",
+		s.st.park_timeouts);
 	e2e_prom_head(b, "e2e_proxy_key_service_up", "gauge",
 		"1 while the key service is connected to the broker.");
 	e2e_prom_u64(b, "e2e_proxy_key_service_up", NULL, (uint64_t)atomic_load_explicit(

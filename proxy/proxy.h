@@ -71,6 +71,16 @@ struct conn {
 	uint32_t batch_pubs;      /* sealed publishes queued since then (latency histogram) */
 	int closing;
 	int dead;                 /* closed; freed after the current event batch */
+	/*
+	 * Parked: a PUBLISH (or CONNECT's will) at din's head found no durable
+	 * counter reservation; it and all after it wait in din, unread, until
+	 * the ticker's round posts px->io_work (conn_resume_parked), at most
+	 * px->park_timeout_ms (then refused like a failed seal).
+	 */
+	int parked;
+	int park_expired;         /* the retry after the bound: seal() refuses */
+	uint64_t parked_ms;       /* when the packet at din's head first parked */
+	struct conn *park_prev, *park_next;   /* px->parked list */
 };
 
 /* Relay latency buckets (seconds, upper edges); metrics.c names them. */
@@ -87,6 +97,7 @@ struct proxy_stats {
 	uint64_t lat[PX_LAT_BUCKETS + 1];   /* relay latency: count per bucket, last = +Inf */
 	uint64_t lat_sum_ns;
 	uint64_t reloads;
+	uint64_t park_timeouts;   /* parked publishes refused after the bound */
 };
 
 /* The key service's loopback link to the broker (keylink.c). */
@@ -165,6 +176,15 @@ struct proxy {
 	uint64_t watchdog_us;             /* systemd watchdog (0: off) */
 	uint64_t next_watchdog_ms, next_status_ms;
 	struct proxy_audit *audit;        /* audit.c: enrollment changes */
+	/* Parked connections (struct conn's parked), loop thread only; the
+	 * ticker's on_io_done posts io_work once (io_posted) to resume them. */
+	struct conn *parked;
+	uint64_t park_timeout_ms;         /* 0: 5 s (tests set less) */
+	struct proxy_work io_work;
+	atomic_int io_posted;
+	/* The key service's on_io_done, set by proxy_loop_init (setup.c, which
+	 * the loop calls, hands it on without calling into the loop). */
+	void (*io_done)(void *px);
 };
 
 /* metrics.c */
@@ -191,10 +211,17 @@ void conn_on_down(struct conn *c, uint32_t events);
 void conn_on_up(struct conn *c, uint32_t events);
 size_t conn_trim(struct conn *c);
 void conn_update(struct conn *c);
+/* Loop thread: retry every parked connection (the ticker finished a round). */
+void conn_resume_parked(struct proxy *px);
+/* Loop tick: refuse what stayed parked past the bound (logged). */
+void conn_expire_parked(struct proxy *px, uint64_t now_ms);
 
 /* relay.c: called by conn.c only, never calling back into it. */
 #define RELAY_DIAL 1   /* relay_down: CONNECT accepted, dial the broker now */
-/* Process complete packets from the publisher: 0, RELAY_DIAL, or -1 (close). */
+#define RELAY_PARKED 2 /* relay_down: the head packet's seal must wait for the disk */
+#define PARK_TIMEOUT_MS 5000U
+/* Process complete packets from the publisher: 0, RELAY_DIAL, RELAY_PARKED
+ * (that packet and all after it left in din, unprocessed), or -1 (close). */
 int relay_down(struct conn *c);
 int relay_up_frames(struct conn *c);    /* frames from the broker: track acks */
 void relay_broker_closed(struct conn *c); /* the broker closed: tell the publisher why */

@@ -121,7 +121,10 @@ void relay_broker_closed(struct conn *c)
 /*
  * Seal @p pt for @p topic into the proxy's scratch buffer. Returns 1 when
  * sealed (*env set), 0 when the topic is in no scope and policy lets it pass
- * as plaintext, -1 when it must be refused (logged).
+ * as plaintext, RELAY_PARKED when no durable counter reservation is ready
+ * (nothing changed: the caller stops and retries this packet after the
+ * ticker's round; the loop never waits on the disk), -1 when it must be
+ * refused (logged).
  */
 static int seal(struct conn *c, int will, const uint8_t *topic, size_t tlen,
 	struct mqtt_span pt, struct mqtt_span *env)
@@ -132,27 +135,36 @@ static int seal(struct conn *c, int will, const uint8_t *topic, size_t tlen,
 	char t[256];
 
 	/* A will gets a run of its own: unpublished, it is no gap (SPEC 5.1). */
-	st = (will ? e2e_publisher_seal_will : e2e_publisher_seal)(px->keys, px->scratch,
-		px->scratch_cap, &elen, (const char *)topic, tlen, pt.p, pt.len);
+	st = e2e_publisher_seal_nowait(px->keys, will, px->scratch, px->scratch_cap, &elen,
+		(const char *)topic, tlen, pt.p, pt.len);
 	if (st == E2E_OK) {
 		env->p = px->scratch;
 		env->len = elen;
 		px->st.sealed++;
+		c->park_expired = 0;
 		return 1;
 	}
+	if ((st == E2E_ERR_RESERVE || st == E2E_ERR_EXHAUSTED) && !c->park_expired)
+		return RELAY_PARKED;   /* counted by the publisher: seals_parked */
 	snprintf(t, sizeof t, "%.*s", (int)(tlen > 200 ? 200 : tlen), (const char *)topic);
 	if (st == E2E_ERR_NOT_FOUND && px->cfg.unmapped == UNMAPPED_PLAINTEXT) {
 		px->st.plaintext_passed++;
 		plog(LOG_NOTICE, "%s: topic '%s' is in no scope: passed as PLAINTEXT (unmapped = "
 			"plaintext)", c->client_id, t);
 		*env = pt;
+		c->park_expired = 0;
 		return 0;
 	}
 	px->st.refused_publishes++;
+	if (c->park_expired)
+		px->st.park_timeouts++;
 	/* The sender refuses the control and reply topics (E2E_ERR_PERM). */
-	plog(LOG_WARNING, "%s (%s): refused publish to '%s': %s", c->peer, c->client_id, t,
+	plog(LOG_WARNING, "%s (%s): refused %s to '%s': %s", c->peer, c->client_id,
+		will ? "will" : "publish", t,
 		st == E2E_ERR_NOT_FOUND ? "topic is in no key scope (unmapped = refuse)" :
-		st == E2E_ERR_PERM ? "reserved for key distribution" : e2e_strerror(st));
+		st == E2E_ERR_PERM ? "reserved for key distribution" :
+		c->park_expired ? "no durable counter reservation within the bound (5 s): the "
+			"state directory's disk slow or full?" : e2e_strerror(st));
 	return -1;
 }
 
@@ -189,10 +201,12 @@ static int on_connect(struct conn *c, const uint8_t *pkt, size_t len)
 		(int)(cn.client_id.len < sizeof c->client_id ? cn.client_id.len :
 			sizeof c->client_id - 1), (const char *)cn.client_id.p);
 	if (cn.will) {
-		struct mqtt_span pt = cn.will_payload;
+		/* Parked like a PUBLISH: everything above is redone alike when the
+		 * CONNECT is processed again, and nothing below has run yet. */
+		int r = seal(c, 1, cn.will_topic.p, cn.will_topic.len, cn.will_payload, &will);
 
-		if (seal(c, 1, cn.will_topic.p, cn.will_topic.len, pt, &will) < 0)
-			return -1;
+		if (r < 0 || r == RELAY_PARKED)
+			return r;
 	}
 	if (!strcmp(c->client_id, px->service_id)) {
 		/* The key service's identity on the broker: a publisher using it
@@ -285,12 +299,18 @@ static int on_publish(struct conn *c, const uint8_t *pkt, size_t len)
 			mqtt_strerror(ms));
 		return -1;
 	}
+	/*
+	 * A parked PUBLISH is processed again from here: resolve_alias sets
+	 * the same alias to the same topic again, and nothing else changes
+	 * before seal() says it is not parked (counters, QoS 2 ids, inflight).
+	 */
+	if (resolve_alias(c, &p, &topic) != 0)
+		r = -1;
+	else if ((r = seal(c, 0, topic.p, topic.len, p.payload, &env)) == RELAY_PARKED)
+		return r;
 	c->px->st.publishes++;
 	if (p.qos < 3)
 		c->px->st.publishes_qos[p.qos]++;
-	if (resolve_alias(c, &p, &topic) != 0)
-		return -1;
-	r = seal(c, 0, topic.p, topic.len, p.payload, &env);
 	if (r < 0)
 		return -1;
 	/* Room for the rewritten packet: header, topic, properties, envelope. */
@@ -351,8 +371,9 @@ int relay_down(struct conn *c)
 				plog(LOG_WARNING, "%s: first packet is not CONNECT", c->peer);
 				return -1;
 			}
-			if (on_connect(c, pkt, plen) != 0)
-				return -1;
+			r = on_connect(c, pkt, plen);
+			if (r != 0)
+				return r < 0 ? -1 : r;   /* RELAY_PARKED: the CONNECT stays in din */
 			off += plen;
 			/* The rest waits until the upstream is ready; conn.c dials
 			 * it (relay never reaches back into the connection). */
@@ -371,6 +392,8 @@ int relay_down(struct conn *c)
 			r = r < 0 ? out_full(c) : 0;
 		else if (buf_append(&c->uout, pkt, plen, out_limit(c)) != 0)
 			r = out_full(c);
+		if (r == RELAY_PARKED)
+			break;   /* it and all after it stay in din, in order */
 		if (r != 0)
 			return -1;
 		off += plen;

@@ -166,6 +166,7 @@ static int start_keys(struct proxy *px)
 	pc.rotate_lead_ms = c->rotate_lead_ms;
 	pc.summary_ms = c->summary_ms;
 	pc.on_event = on_key_event;
+	pc.on_io_done = px->io_done;   /* parked seals retry on the loop (loop.c) */
 	pc.ctx = px;
 	pc.err = err;
 	pc.err_len = sizeof err;

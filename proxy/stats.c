@@ -52,6 +52,12 @@ void proxy_stats_json(struct proxy *px, char *out, size_t cap)
 	/* Seals that found no durable reservation ready and waited for the disk. */
 	if (o)
 		json_object_set_new(o, "seals_waited", uint_(ps.seals_waited));
+	/* Seals parked instead (the loop went on; retried after the I/O round),
+	 * and parked publishes refused after the bound. */
+	if (o)
+		json_object_set_new(o, "seals_parked", uint_(ps.seals_parked));
+	if (o)
+		json_object_set_new(o, "park_timeouts", uint_(s->park_timeouts));
 	/* Room for the newline and the NUL the callers expect. */
 	if (o)
 		n = json_dumpb(o, out, cap - 1, JSON_COMPACT | JSON_PRESERVE_ORDER);

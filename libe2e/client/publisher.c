@@ -292,6 +292,34 @@ enum e2e_status e2e_publisher_seal_will(struct e2e_publisher *p, uint8_t *out, s
 	return st;
 }
 
+enum e2e_status e2e_publisher_seal_nowait(struct e2e_publisher *p, int will, uint8_t *out,
+	size_t cap, size_t *out_len, const char *topic, size_t topic_len, const uint8_t *pt,
+	size_t pt_len)
+{
+	enum e2e_status st;
+
+	if (!p)
+		return E2E_ERR_ARG;
+	pthread_mutex_lock(&p->mu);
+	if (!p->ticker_live) {
+		/* No I/O thread to wait for: the inline path of seal_locked. */
+		st = seal_locked(p, will, out, cap, out_len, topic, topic_len, pt, pt_len);
+		goto out;
+	}
+	st = e2e_sender_seal_nowait(p->sender, will != 0, out, cap, out_len, topic, topic_len,
+		pt, pt_len);
+	if (st == E2E_ERR_RESERVE || st == E2E_ERR_EXHAUSTED) {
+		/* Parked: the ticker's round ends in on_io_done, the caller retries. */
+		p->st.seals_parked++;
+		e2e_pub_kick_now(p);
+	} else {
+		e2e_pub_kick(p);
+	}
+out:
+	pthread_mutex_unlock(&p->mu);
+	return st;
+}
+
 enum e2e_status e2e_publisher_flush(struct e2e_publisher *p, uint32_t timeout_ms,
 	uint64_t *acked, uint64_t *failed, uint64_t *unacked)
 {

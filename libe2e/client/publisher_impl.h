@@ -27,6 +27,7 @@ struct e2e_publisher {
 	pthread_cond_t done_cv;      /* the ticker finished a round */
 	int io_kick;
 	uint64_t ticks_planned, ticks_applied;
+	uint64_t io_applied;         /* reservation rounds swapped in (on_io_done) */
 	struct e2e_sender_io *io;    /* the ticker's plan (ticker only) */
 	struct e2e_sender *sender;
 	uint8_t *out;                /* envelope buffer, grown as needed */
@@ -37,6 +38,7 @@ struct e2e_publisher {
 	pthread_t ticker;
 	int ticker_running, stop;    /* ticker_running: joined by destroy */
 	int ticker_live;             /* under mu: seals may wait for the ticker */
+	int parked;                  /* under mu: a seal parked since the last round */
 	/* The sender writes reload errors here from the ticker thread, long
 	 * after create returned: never into the caller's cfg.err. */
 	char reload_err[256];
@@ -52,6 +54,8 @@ static inline void pub_event(struct e2e_publisher *p, enum e2e_client_event_type
 void *e2e_pub_ticker(void *arg);
 /* Called with mu held, after a seal: wake the ticker if the core wants I/O. */
 void e2e_pub_kick(struct e2e_publisher *p);
+/* Called with mu held: wake the ticker for a round now (a parked seal). */
+void e2e_pub_kick_now(struct e2e_publisher *p);
 /*
  * The reservations the sealing core asked for, made durable without mu.
  * Ticker thread (and create, before it starts).

@@ -6,6 +6,7 @@
  * (publisher.c's header comment). Calls nothing of publisher.c.
  */
 #include <pthread.h>
+#include <stdint.h>
 #include <time.h>
 
 #include "publisher_impl.h"
@@ -98,6 +99,7 @@ enum e2e_status e2e_pub_reserve_ahead(struct e2e_publisher *p)
 	pthread_mutex_lock(&p->mu);
 	if (e2e_sender_io_apply(p->sender, p->io) != E2E_OK && st == E2E_OK)
 		st = E2E_ERR_RESERVE;
+	p->io_applied++;
 	pthread_mutex_unlock(&p->mu);
 	return st == E2E_ERR_NOT_FOUND || st == E2E_ERR_EXHAUSTED ? E2E_OK : st;
 }
@@ -137,6 +139,34 @@ void e2e_pub_kick(struct e2e_publisher *p)
 	}
 }
 
+/* Called with mu held: a parked seal wants a round even if the core asked
+ * for none (a failing disk: the ticker retries every 100 ms anyway). */
+void e2e_pub_kick_now(struct e2e_publisher *p)
+{
+	p->parked = 1;
+	e2e_pub_kick(p);
+}
+
+/*
+ * Tell a non-blocking caller its parked seals may go now (without mu), if
+ * this round applied anything (@p before: ticks and reservation rounds
+ * applied before it; UINT64_MAX: the ticker ends). A round with nothing
+ * to apply changes no seal's answer: retrying then would only spin the
+ * caller and this thread against each other until the next tick is due.
+ */
+static void io_done(struct e2e_publisher *p, uint64_t before)
+{
+	int parked;
+
+	pthread_mutex_lock(&p->mu);
+	parked = p->parked && p->ticks_applied + p->io_applied != before;
+	if (parked)
+		p->parked = 0;
+	pthread_mutex_unlock(&p->mu);
+	if (parked && p->cfg.on_io_done)
+		p->cfg.on_io_done(p->cfg.ctx);
+}
+
 void *e2e_pub_ticker(void *arg)
 {
 	struct e2e_publisher *p = arg;
@@ -145,7 +175,7 @@ void *e2e_pub_ticker(void *arg)
 
 	for (;;) {
 		struct timespec ts;
-		uint64_t now;
+		uint64_t now, before;
 		int stop, due;
 
 		pthread_mutex_lock(&p->mu);
@@ -161,6 +191,7 @@ void *e2e_pub_ticker(void *arg)
 				break;
 		p->io_kick = 0;
 		stop = p->stop;
+		before = p->ticks_applied + p->io_applied;
 		now = e2e_mono_ms();
 		/* A rotation due or asked for ticks at once, but at most every
 		 * 100 ms: a tick that keeps failing (a full disk) is not redone
@@ -189,6 +220,9 @@ void *e2e_pub_ticker(void *arg)
 		pthread_mutex_lock(&p->mu);
 		pthread_cond_broadcast(&p->done_cv);   /* seals waiting for this round */
 		pthread_mutex_unlock(&p->mu);
+		/* Seals parked before this round retry now; one parked during it
+		 * and not served by it parks again and gets the next round. */
+		io_done(p, before);
 		e2e_pub_announce_all(p);
 		summaries(p);
 	}
@@ -196,5 +230,6 @@ void *e2e_pub_ticker(void *arg)
 	p->ticker_live = 0;   /* seals no longer wait for it */
 	pthread_cond_broadcast(&p->done_cv);
 	pthread_mutex_unlock(&p->mu);
+	io_done(p, UINT64_MAX);   /* parked seals retry: now inline, or refused */
 	return NULL;
 }

@@ -22,6 +22,9 @@
 /* The key the stand-in sealing call uses, and how often it sealed. */
 extern uint8_t pt_key[E2E_KEY_BYTES];
 extern unsigned pt_seals;
+/* The sealing call answers E2E_ERR_RESERVE (parks) pt_park_left more
+ * times; pt_parks counts those answers. */
+extern unsigned pt_park_left, pt_parks;
 
 /* Defined by each suite: one round of the proxy; 1 if there was anything to do. */
 int pt_pump_once(int timeout_ms);

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -200,10 +201,10 @@ static int accept_broker(void)
 	return -1;
 }
 
-/* A publisher relaying through the loop: CONNECT out, CONNACK back. */
-static int relaying(const char *client_id, int *pub, int *brk)
+/* A publisher relaying through the loop (MQTT @p version): CONNECT out, CONNACK back. */
+static int relaying_v(uint8_t version, const char *client_id, int *pub, int *brk)
 {
-	struct cspec cs = { .version = MQTT_V311, .keepalive = 60, .clean = 1,
+	struct cspec cs = { .version = version, .keepalive = 60, .clean = 1,
 		.client_id = client_id };
 	struct mqtt_connect c;
 	size_t n;
@@ -222,9 +223,17 @@ static int relaying(const char *client_id, int *pub, int *brk)
 		span_eq_str(c.client_id, client_id), "the broker got no CONNECT of %s", client_id);
 	if (!n || pkt[0] != 0x10)
 		return -1;
-	pt_send_all(*brk, (const uint8_t[]){ 0x20, 2, 0, 0 }, 4);
+	if (version == MQTT_V5)
+		pt_send_all(*brk, (const uint8_t[]){ 0x20, 3, 0, 0, 0 }, 5);
+	else
+		pt_send_all(*brk, (const uint8_t[]){ 0x20, 2, 0, 0 }, 4);
 	n = pt_recv_packet(&H.in, *pub, pkt, sizeof pkt);
-	return n == 4 && pkt[0] == 0x20 ? 0 : -1;
+	return n == (version == MQTT_V5 ? 5U : 4U) && pkt[0] == 0x20 ? 0 : -1;
+}
+
+static int relaying(const char *client_id, int *pub, int *brk)
+{
+	return relaying_v(MQTT_V311, client_id, pub, brk);
 }
 
 /* Run the loop for about @p ms. */
@@ -472,6 +481,225 @@ static void test_sigterm_drains(void)
 	down();
 }
 
+/* ---- Parked seals (no durable counter reservation: the loop never waits) ---- */
+
+/* Has @p fd anything to read within @p ms (pumping the loop meanwhile)? */
+static int readable_within(int fd, int ms)
+{
+	for (uint64_t t = now_ms(); now_ms() - t < (uint64_t)ms;) {
+		struct pollfd pf = { .fd = fd, .events = POLLIN };
+
+		if (poll(&pf, 1, 0) == 1)
+			return 1;
+		pt_pump_once(10);
+	}
+	return 0;
+}
+
+/* The ticker's end of a round, from its own thread: twice, posted once. */
+static void *ticker_round(void *arg)
+{
+	(void)arg;
+	H.px.io_done(&H.px);
+	H.px.io_done(&H.px);   /* still pending: not posted again */
+	return NULL;
+}
+
+static const char *const park_msg[] = { "m1", "m2", "m3", "m4", "m5" };
+static const uint8_t park_qos[] = { 0, 1, 2, 0, 1 };
+
+/* PUBLISH @p i of the parked run: v5 sets alias 5 first, then uses it. */
+static size_t park_publish(uint8_t version, int i)
+{
+	struct pb props;
+
+	pb_init(&props);
+	pb_u8(&props, 0x23);
+	pb_u16(&props, 5);
+	return build_publish(pkt, sizeof pkt, version, (uint8_t)(park_qos[i] << 1),
+		version == MQTT_V5 && i > 0 ? "" : "park/a", (uint16_t)(park_qos[i] ? 20 + i : 0),
+		version == MQTT_V5 ? &props : NULL, park_msg[i], 2);
+}
+
+/*
+ * The first seal parks: the connection reads nothing more, the broker gets
+ * nothing; the loop's io_done hook (from another thread, as the ticker calls it, twice: posted
+ * once) resumes it, and the parked PUBLISH and all after it reach the
+ * broker exactly once, in order, counted once.
+ */
+static void park_resume(uint8_t version)
+{
+	static uint8_t all[5 * 64];
+	unsigned seals0;
+	size_t n, len = 0, din;
+	int pub, brk;
+	struct conn *c;
+
+	CU_ASSERT_FATAL(up() == 0);
+	CU_ASSERT_FATAL(relaying_v(version, "park-1", &pub, &brk) == 0);
+	c = H.px.conns;
+	seals0 = pt_seals;
+	pt_parks = 0;
+	pt_park_left = 1;
+	for (int i = 0; i < 4; i++) {
+		n = park_publish(version, i);
+		memcpy(all + len, pkt, n);
+		len += n;
+	}
+	pt_send_all(pub, all, len);
+	CU_ASSERT(!readable_within(brk, 300));
+	CU_ASSERT_FATAL(c->parked && H.px.parked == c && pt_parks == 1);
+	CU_ASSERT(!(c->ev_down & EPOLLIN));
+	/* Nothing counted or tracked twice when it is processed again. */
+	CU_ASSERT(H.px.st.publishes == 0 && c->inflight == 0 && !c->q2);
+	/* Parked: a fifth PUBLISH stays in the socket. */
+	din = c->din.len;
+	n = park_publish(version, 4);
+	pt_send_all(pub, pkt, n);
+	pump_ms(200);
+	CU_ASSERT(c->din.len == din && c->parked);
+	{
+		pthread_t th;
+
+		CU_ASSERT_FATAL(pthread_create(&th, NULL, ticker_round, NULL) == 0);
+		pthread_join(th, NULL);
+	}
+	CU_ASSERT(H.px.posted == &H.px.io_work && !H.px.io_work.next);
+	for (int i = 0; i < 5; i++) {
+		struct mqtt_publish p;
+
+		n = pt_recv_packet(&H.in, brk, pkt, sizeof pkt);
+		MT_CHECK(n && pt_check_sealed(pkt, n, version, "park/a", park_msg[i], 2),
+			"publish %d (%s) not relayed in order, sealed", i, park_msg[i]);
+		CU_ASSERT(n && mqtt_parse_publish(pkt, n, version, &p) == MQTT_OK &&
+			p.qos == park_qos[i] && !p.has_alias);
+	}
+	CU_ASSERT(!readable_within(brk, 200));   /* exactly once */
+	CU_ASSERT(pt_seals - seals0 == 5 && pt_parks == 1);
+	CU_ASSERT(!c->parked && !H.px.parked && (c->ev_down & EPOLLIN));
+	CU_ASSERT(H.px.st.publishes == 5 && H.px.st.publishes_qos[0] == 2 &&
+		H.px.st.publishes_qos[1] == 2 && H.px.st.publishes_qos[2] == 1);
+	CU_ASSERT(c->inflight == 3 && c->naliases == (version == MQTT_V5 ? 1U : 0U));
+	CU_ASSERT(!atomic_load(&H.px.io_posted));
+	close(pub);
+	close(brk);
+	down();
+}
+
+static void test_park_v311(void)
+{
+	park_resume(MQTT_V311);
+}
+
+static void test_park_v5_alias(void)
+{
+	park_resume(MQTT_V5);
+}
+
+/* No reservation within the bound: the PUBLISH refused (as a failed seal:
+ * the connection closes), nothing reaches the broker, the list is empty. */
+static void test_park_timeout(void)
+{
+	int pub, brk;
+	size_t n;
+	uint64_t t0;
+
+	CU_ASSERT_FATAL(up() == 0);
+	H.px.park_timeout_ms = 400;
+	CU_ASSERT_FATAL(relaying("park-2", &pub, &brk) == 0);
+	pt_park_left = 1000000;
+	n = build_publish(pkt, sizeof pkt, MQTT_V311, 0x02, "park/t", 3, NULL, "late", 4);
+	pt_send_all(pub, pkt, n);
+	PUMP_UNTIL(H.px.parked);
+	CU_ASSERT_FATAL(H.px.parked != NULL);
+	t0 = now_ms();
+	/* Rounds of the ticker that bring no reservation keep the first park's time. */
+	H.px.io_done(&H.px);
+	PUMP_UNTIL(H.px.nconns == 0);
+	CU_ASSERT(H.px.nconns == 0 && !H.px.parked);
+	CU_ASSERT(now_ms() - t0 >= 250 && now_ms() - t0 < 2000);
+	CU_ASSERT(H.px.st.refused_publishes == 1 && H.px.st.park_timeouts == 1);
+	CU_ASSERT(!readable_within(brk, 100) || pt_slurp(&H.in, brk) < 0);
+	pt_park_left = 0;
+	close(pub);
+	close(brk);
+	down();
+}
+
+/* Parked connections closing: a reset publisher (taken off the list from
+ * its middle), then the rest at the loop's end; nothing left behind
+ * (descriptors counted in down(), ASan for the memory). */
+static void test_park_close(void)
+{
+	int pub[3], brk[3];
+	size_t n;
+
+	CU_ASSERT_FATAL(up() == 0);
+	for (int i = 0; i < 3; i++) {
+		char id[16];
+
+		snprintf(id, sizeof id, "park-c%d", i);
+		CU_ASSERT_FATAL(relaying(id, &pub[i], &brk[i]) == 0);
+	}
+	pt_park_left = 1000000;
+	for (int i = 0; i < 3; i++) {
+		n = build_publish(pkt, sizeof pkt, MQTT_V311, 0x00, "park/c", 0, NULL, "c", 1);
+		pt_send_all(pub[i], pkt, n);
+	}
+	PUMP_UNTIL(H.px.parked && H.px.parked->park_next && H.px.parked->park_next->park_next);
+	CU_ASSERT_FATAL(H.px.parked && H.px.parked->park_next &&
+		H.px.parked->park_next->park_next);
+	/* The middle one (parked second) resets its connection. */
+	setsockopt(pub[1], SOL_SOCKET, SO_LINGER, &(struct linger){ 1, 0 }, sizeof(struct linger));
+	close(pub[1]);
+	PUMP_UNTIL(H.px.nconns == 2);
+	CU_ASSERT(H.px.nconns == 2 && H.px.parked && H.px.parked->park_next &&
+		!H.px.parked->park_next->park_next && !H.px.parked->park_prev);
+	pt_park_left = 0;
+	close(pub[0]);
+	close(pub[2]);
+	for (int i = 0; i < 3; i++)
+		close(brk[i]);
+	down();   /* the loop's end closes the two still parked */
+	CU_ASSERT(!H.px.parked);
+}
+
+/* A CONNECT's will parks like a PUBLISH: the broker is dialled only once
+ * the will is sealed, and gets the sealed will. */
+static void test_park_will(void)
+{
+	struct cspec cs = { .version = MQTT_V311, .keepalive = 60, .clean = 1,
+		.client_id = "park-w", .will_topic = "park/will", .will_payload = "gone",
+		.will_payload_len = 4 };
+	struct mqtt_connect cn;
+	struct pollfd pf;
+	unsigned seals0 = pt_seals;
+	int pub, brk;
+	size_t n;
+
+	CU_ASSERT_FATAL(up() == 0);
+	pub = dial_proxy();
+	CU_ASSERT_FATAL(pub >= 0);
+	pt_park_left = 1;
+	n = build_connect(pkt, sizeof pkt, &cs);
+	pt_send_all(pub, pkt, n);
+	PUMP_UNTIL(H.px.parked);
+	CU_ASSERT_FATAL(H.px.parked != NULL);
+	pump_ms(200);
+	pf = (struct pollfd){ .fd = H.blfd, .events = POLLIN };
+	CU_ASSERT(poll(&pf, 1, 0) == 0);   /* not dialled while the will waits */
+	H.px.io_done(&H.px);
+	brk = accept_broker();
+	CU_ASSERT_FATAL(brk >= 0);
+	n = pt_recv_packet(&H.in, brk, pkt, sizeof pkt);
+	CU_ASSERT(n && mqtt_parse_connect(pkt, n, &cn) == MQTT_OK && cn.will &&
+		span_eq_str(cn.will_topic, "park/will") && !span_eq(cn.will_payload, "gone", 4));
+	CU_ASSERT(pt_seals - seals0 == 1 && !H.px.parked);
+	close(pub);
+	close(brk);
+	down();
+}
+
 int main(void)
 {
 	static const struct mt_test tests[] = {
@@ -481,6 +709,12 @@ int main(void)
 		{ "Loop: closes mid-packet cleaned up, no descriptor leaks", test_closes_cleaned_up },
 		{ "Loop: many publishers accepted in one round", test_many_accepts },
 		{ "Loop: SIGTERM drains in-flight messages, then ends", test_sigterm_drains },
+		{ "Park: v3.1.1 QoS 0/1/2 parked, resumed by posted work, in order once",
+			test_park_v311 },
+		{ "Park: v5 with a topic alias parked and resumed", test_park_v5_alias },
+		{ "Park: no reservation within the bound: refused, closed", test_park_timeout },
+		{ "Park: parked connections closing leave the list", test_park_close },
+		{ "Park: a CONNECT's will parks; the broker is dialled after", test_park_will },
 		{ NULL, NULL },
 	};
 	CU_pSuite s;

@@ -26,6 +26,17 @@ a second: the ticker rotates ahead, at half the limit) and by age. A rotation re
 on the loop, round trips would stall that long. Checks: no round trip
 over 400 ms, p99 within 1.2x the baseline's (plus 30 ms for a loaded
 machine), no seal waited, keys rotated.
+
+Last, parked seals (issue 15 item 1): rotate-messages 50 and a burst of
+QoS 1 publishes on one connection use keys up faster than the slow disk
+rotates them (about 600 ms a rotation), so seals find no durable
+reservation and the proxy parks that connection (stats "seals_parked")
+instead of waiting on the event loop. Meanwhile QoS 1 round trips on a
+second connection go on (a topic in no scope, passed as plaintext by
+policy: no key of its own to park on, so they time the loop alone): none
+over 400 ms, where a loop waiting for the rotation would stall them 600 ms.
+Checks: some seals parked, none waited, none timed out ("park_timeouts" =
+0), every burst publish acknowledged and sealed once.
 """
 import os
 import sys
@@ -65,16 +76,17 @@ def body(env, c):
              "keys rotated while publishing (%d announcements)" %
              st["key_service"]["announcements"])
     c.expect(st.get("seals_waited") == 0,
-             "no seal waited for a reservation (seals_waited %r)" % st.get("seals_waited"))
+             "no seal waited for a reservation (seals_waited %r, parked %r)" % (
+                 st.get("seals_waited"), st.get("seals_parked")))
     c.expect(px.alive(), "the file guard never fired (proxy alive)")
     px.stop()
     latency(env, c, broker)
 
 
-def round_trip(pub, i):
+def round_trip(pub, i, topic="sensors/rt"):
     """One QoS 1 publish through `pub`: seconds to its PUBACK."""
     t0 = time.monotonic()
-    info = pub.c.publish("sensors/rt", b"rt-%06d" % i, qos=1)
+    info = pub.c.publish(topic, b"rt-%06d" % i, qos=1)
     info.wait_for_publish(5)
     if not info.is_published():
         raise h.TestFailure("no PUBACK within 5 s")
@@ -121,7 +133,8 @@ def latency(env, c, broker):
              "keys rotated about every second (%d announcements in 6 s)" %
              st["key_service"]["announcements"])
     c.expect(st.get("seals_waited") == 0,
-             "no seal waited for the I/O thread (seals_waited %r)" % st.get("seals_waited"))
+             "no seal waited for the I/O thread (seals_waited %r, parked %r)" % (
+                 st.get("seals_waited"), st.get("seals_parked")))
     c.expect(max(rot) < 0.4, "no round trip stalled on a rotation (max %.1f ms)" % (
         max(rot) * 1e3))
     # One fsync under the sealing lock per rotation would put about 5% of
@@ -132,6 +145,59 @@ def latency(env, c, broker):
     c.expect(px.alive() and base_px.alive(), "the file guard never fired (proxies alive)")
     px.stop()
     base_px.stop()
+    parked(env, c, broker)
+
+
+def parked(env, c, broker):
+    """Keys used up faster than a slow disk rotates them: the burst's seals
+    park, another connection's round trips never wait for them."""
+    n = 200
+    # Scope 0 given explicitly: open/rt is in no scope.
+    s = h.Sender(env, "park", scopes=[(0, "default", ["default/#"]),
+                                      (1, "telemetry", ["sensors/#"])])
+    px = ph.Proxy(env, broker.addr(), ["--cafile", broker.pki["ca_crt"], "--dir", s.dir,
+                                       "--rotate-messages", "50", "--unmapped", "plaintext"],
+                  name="park", extra_env={"E2E_FSYNC_DELAY_MS": "100",
+                                          "E2E_FILEIO_GUARD": "1"}, timeout=30)
+    burst = ph.PahoPub(env, px.port, "park-burst", inflight=20)
+    rt = ph.PahoPub(env, px.port, "park-rt", inflight=1)
+    want = set(b"park-%05d" % i for i in range(n))
+    times, i = [], 0
+    try:
+        for p in sorted(want):
+            burst.publish("sensors/burst", p, qos=1)
+        end = time.monotonic() + 30
+        while time.monotonic() < end and (burst.acked_set() != want or i < 20):
+            times.append(round_trip(rt, i, "open/rt"))
+            i += 1
+            time.sleep(0.02)
+        acked = burst.acked_set()
+    finally:
+        burst.close()
+        rt.close()
+    st = px.stats()
+    c.require(st is not None, "stats socket answers (parking proxy)")
+    h.log("parked: %d burst publishes acknowledged of %d; round trips meanwhile n=%d "
+          "max %.1f ms; stats %r" % (len(acked & want), n, len(times), max(times) * 1e3, st))
+    c.expect(acked == want, "every burst publish acknowledged (%d of %d)" % (
+        len(acked & want), n))
+    c.expect(st.get("seals_parked", 0) > 0,
+             "seals found no durable reservation and were parked (seals_parked %r)" %
+             st.get("seals_parked"))
+    c.expect(st.get("seals_waited") == 0,
+             "no seal waited on the event loop (seals_waited %r)" % st.get("seals_waited"))
+    c.expect(st.get("park_timeouts") == 0,
+             "no parked publish ran into the 5 s bound (park_timeouts %r)" %
+             st.get("park_timeouts"))
+    c.expect(st["messages"]["sealed"] == n and st["messages"]["plaintext"] == len(times),
+             "each burst publish sealed once (%d sealed of %d), each round trip passed "
+             "(%d of %d)" % (st["messages"]["sealed"], n, st["messages"]["plaintext"],
+                             len(times)))
+    c.expect(max(times) < 0.4, "the relay never blocked: no round trip on the other "
+             "connection over 400 ms while seals were parked (max %.1f ms)" % (
+                 max(times) * 1e3))
+    c.expect(px.alive(), "the file guard never fired (parking proxy alive)")
+    px.stop()
 
 
 if __name__ == "__main__":

@@ -286,6 +286,14 @@ struct e2e_publisher_config {
 	char *err;
 	size_t err_len;
 	uint64_t rotate_lead_ms;     /* keys ahead of rotation: see e2e_sender_config */
+	/*
+	 * Called on the I/O thread (no lock of the publisher held) after a round
+	 * of its file work that followed a seal e2e_publisher_seal_nowait parked:
+	 * a caller that must not wait (an event loop) retries its parked seals
+	 * then. May be NULL. Must not call back into the publisher on that
+	 * thread; hand the retry to the caller's own thread.
+	 */
+	void (*on_io_done)(void *ctx);
 };
 
 struct e2e_publisher_stats {
@@ -299,6 +307,10 @@ struct e2e_publisher_stats {
 	 * e2e_publisher_connect: did the file work on the caller's thread):
 	 * 0 in steady state. */
 	uint64_t seals_waited;
+	/* Seals e2e_publisher_seal_nowait answered E2E_ERR_RESERVE or
+	 * E2E_ERR_EXHAUSTED at once (the caller parks them and retries after
+	 * on_io_done): 0 in steady state too. */
+	uint64_t seals_parked;
 };
 
 E2E_API enum e2e_status e2e_publisher_create(struct e2e_publisher **out,
@@ -327,6 +339,20 @@ E2E_API enum e2e_status e2e_publisher_seal(struct e2e_publisher *p, uint8_t *out
 E2E_API enum e2e_status e2e_publisher_seal_will(struct e2e_publisher *p, uint8_t *out,
 	size_t cap, size_t *out_len, const char *topic, size_t topic_len, const uint8_t *pt,
 	size_t pt_len) E2E_WARN_UNUSED;
+
+/**
+ * e2e_publisher_seal (@p will 0) or e2e_publisher_seal_will (@p will 1) for a
+ * caller that must never wait on the disk (e2e-proxy's event loop): when no
+ * durable counter reservation is ready it wakes the I/O thread and returns
+ * at once, and the caller retries the same seal after on_io_done. Before
+ * e2e_publisher_connect (no I/O thread yet) it does the file work inline,
+ * as e2e_publisher_seal does.
+ * @return E2E_OK; E2E_ERR_RESERVE or E2E_ERR_EXHAUSTED: parked, nothing
+ *         sealed, retry later; others as e2e_publisher_seal.
+ */
+E2E_API enum e2e_status e2e_publisher_seal_nowait(struct e2e_publisher *p, int will,
+	uint8_t *out, size_t cap, size_t *out_len, const char *topic, size_t topic_len,
+	const uint8_t *pt, size_t pt_len) E2E_WARN_UNUSED;
 
 /**
  * Wait until every QoS 1/2 message published so far is acknowledged by the
