@@ -10,8 +10,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <CUnit/CUnit.h>
+#include <CUnit/Basic.h>
+#include <sodium.h>
 
+#include "log.h"
 #include "mqtt_test.h"
 #include "proxy.h"
 #include "proxytest.h"
@@ -249,4 +251,38 @@ int pt_count_fds(void)
 		n++;
 	closedir(d);
 	return n - 3;   /* ".", ".." and the directory's own fd */
+}
+
+int pt_dial_loopback(int port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+		.sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	pt_nonblock(fd);
+	return fd;
+}
+
+int pt_run(const char *suite, const struct mt_test *tests)
+{
+	CU_pSuite s;
+	unsigned fails;
+
+	if (sodium_init() < 0 || CU_initialize_registry() != CUE_SUCCESS)
+		return 1;
+	plog_init(LOG_CRIT, 0);
+	randombytes_buf(pt_key, sizeof pt_key);
+	s = CU_add_suite(suite, NULL, NULL);
+	for (const struct mt_test *t = tests; t->name; t++)
+		CU_add_test(s, t->name, t->fn);
+	CU_basic_set_mode(CU_BRM_VERBOSE);
+	CU_basic_run_tests();
+	fails = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
+	CU_cleanup_registry();
+	return fails ? 1 : 0;
 }

@@ -63,7 +63,14 @@ void pt_proxy_free(struct proxy *px);
 
 /* A listener on 127.0.0.1, a free port; the fd (port in *port) or -1. */
 int pt_listen_loopback(int *port);
+/* A non-blocking connection to 127.0.0.1:@p port; the fd or -1. */
+int pt_dial_loopback(int port);
 /* Open file descriptors of this process (leak checks). */
 int pt_count_fds(void);
+
+struct mt_test;
+/* A suite's main: libsodium, quiet proxy logging, a fresh pt_key, CUnit's
+ * verbose run of @p tests (ending with { NULL, NULL }); 0 when all passed. */
+int pt_run(const char *suite, const struct mt_test *tests);
 
 #endif

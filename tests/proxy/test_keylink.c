@@ -94,18 +94,7 @@ static void down(void)
 /* Paho's connection to the link's loopback port. */
 static int paho_connect(void)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET,
-		.sin_port = htons((uint16_t)H.px.link.port),
-		.sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	pt_nonblock(fd);
-	return fd;
+	return pt_dial_loopback((int)H.px.link.port);
 }
 
 /* The link's connection at broker @p i (within 3 s), or -1. */
@@ -373,18 +362,6 @@ int main(void)
 		{ "Key link: malformed packets from the broker refused", test_malformed },
 		{ NULL, NULL },
 	};
-	CU_pSuite s;
-	unsigned fails;
 
-	if (sodium_init() < 0 || CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	plog_init(LOG_CRIT, 0);
-	s = CU_add_suite("proxy key link", NULL, NULL);
-	for (const struct mt_test *t = tests; t->name; t++)
-		CU_add_test(s, t->name, t->fn);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	fails = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-	CU_cleanup_registry();
-	return fails ? 1 : 0;
+	return pt_run("proxy key link", tests);
 }

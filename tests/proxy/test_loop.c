@@ -170,17 +170,7 @@ static void down(void)
 /* A publisher's TCP connection to the proxy's listener (not yet accepted). */
 static int dial_proxy(void)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)H.lport),
-		.sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	pt_nonblock(fd);
-	return fd;
+	return pt_dial_loopback(H.lport);
 }
 
 /* Pump the loop until the proxy dials the broker; the broker's end or -1. */
@@ -717,19 +707,6 @@ int main(void)
 		{ "Park: a CONNECT's will parks; the broker is dialled after", test_park_will },
 		{ NULL, NULL },
 	};
-	CU_pSuite s;
-	unsigned fails;
 
-	if (sodium_init() < 0 || CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	plog_init(LOG_CRIT, 0);
-	randombytes_buf(pt_key, sizeof pt_key);
-	s = CU_add_suite("proxy loop", NULL, NULL);
-	for (const struct mt_test *t = tests; t->name; t++)
-		CU_add_test(s, t->name, t->fn);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	fails = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-	CU_cleanup_registry();
-	return fails ? 1 : 0;
+	return pt_run("proxy loop", tests);
 }

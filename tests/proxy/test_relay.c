@@ -749,19 +749,6 @@ int main(void)
 		{ "Relay: bytes held inside the transport (no epoll event)", test_held_bytes },
 		{ NULL, NULL },
 	};
-	CU_pSuite s;
-	unsigned fails;
 
-	if (sodium_init() < 0 || CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	plog_init(LOG_CRIT, 0);
-	randombytes_buf(pt_key, sizeof pt_key);
-	s = CU_add_suite("proxy relay", NULL, NULL);
-	for (const struct mt_test *t = tests; t->name; t++)
-		CU_add_test(s, t->name, t->fn);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	fails = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-	CU_cleanup_registry();
-	return fails ? 1 : 0;
+	return pt_run("proxy relay", tests);
 }
