@@ -152,9 +152,21 @@ def body(env, c):
     t.start()
     c.require(h.wait_until(lambda: len(pub.acked_set()) >= 1000, 30),
               "stream under way (%d acknowledged)" % len(pub.acked_set()))
-    at_term = len(pub.acked_set())
-    px.send(signal.SIGTERM)
-    t_term = time.monotonic()
+    # Freeze the broker so that QoS 1 messages are surely in flight (relayed,
+    # not acknowledged) at SIGTERM, whatever the host's load: without it a
+    # starved producer could have nothing in flight and the drain nothing
+    # to complete. The broker resumes during the drain.
+    os.kill(broker.proc.pid, signal.SIGSTOP)
+    try:
+        time.sleep(0.7)   # acks already on their way arrive; the producer fills its window
+        at_term = len(pub.acked_set())
+        px.send(signal.SIGTERM)
+        t_term = time.monotonic()
+        c.expect(px.wait_err(r"SIGTERM: draining", 5), "SIGTERM: drain started")
+        time.sleep(0.3)
+        c.expect(px.alive(), "the proxy waits for the broker's acknowledgements while draining")
+    finally:
+        os.kill(broker.proc.pid, signal.SIGCONT)
     rc = px.proc.wait_exit(20)
     stop.set()
     c.expect(rc == 0, "SIGTERM: proxy exited 0 (rc %r) after %.1f s" % (
