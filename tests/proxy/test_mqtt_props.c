@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "mqtt_test.h"
+#include "ref_utf8.h"
 
 enum kind { K_BYTE, K_U16, K_U32, K_VARINT, K_STR, K_BIN, K_PAIR };
 
@@ -231,43 +232,6 @@ const struct mt_suite mt_props_suite = { "props", props_tests };
 
 /* ---- UTF-8 ---- */
 
-/*
- * Reference: decode by bit pattern and check the value, the opposite of
- * the codec's approach (byte ranges per lead byte).
- */
-static int ref_utf8(const uint8_t *s, size_t len)
-{
-	size_t i = 0;
-
-	while (i < len) {
-		uint32_t cp, min;
-		size_t n;
-
-		if (s[i] < 0x80) {
-			n = 1; cp = s[i]; min = 0;
-		} else if ((s[i] & 0xE0) == 0xC0) {
-			n = 2; cp = s[i] & 0x1F; min = 0x80;
-		} else if ((s[i] & 0xF0) == 0xE0) {
-			n = 3; cp = s[i] & 0x0F; min = 0x800;
-		} else if ((s[i] & 0xF8) == 0xF0) {
-			n = 4; cp = s[i] & 0x07; min = 0x10000;
-		} else {
-			return 0;
-		}
-		if (len - i < n)
-			return 0;
-		for (size_t k = 1; k < n; k++) {
-			if ((s[i + k] & 0xC0) != 0x80)
-				return 0;
-			cp = cp << 6 | (s[i + k] & 0x3F);
-		}
-		if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF) || cp == 0)
-			return 0;
-		i += n;
-	}
-	return 1;
-}
-
 static void test_utf8_cases(void)
 {
 	static const struct {
@@ -321,7 +285,7 @@ static void test_utf8_cases(void)
 		int got = mqtt_utf8_valid((const uint8_t *)cases[i].s, cases[i].n);
 
 		MT_CHECK(got == cases[i].ok, "%s: %d", cases[i].what, got);
-		MT_CHECK(ref_utf8((const uint8_t *)cases[i].s, cases[i].n) == cases[i].ok,
+		MT_CHECK(mt_ref_utf8((const uint8_t *)cases[i].s, cases[i].n) == cases[i].ok,
 			"reference disagrees on %s", cases[i].what);
 	}
 }
@@ -336,13 +300,13 @@ static void test_utf8_exhaustive(void)
 
 	for (unsigned a = 0; a < 256; a++) {
 		s[0] = (uint8_t)a;
-		bad += mqtt_utf8_valid(s, 1) != ref_utf8(s, 1);
+		bad += mqtt_utf8_valid(s, 1) != mt_ref_utf8(s, 1);
 		for (unsigned b = 0; b < 256; b++) {
 			s[1] = (uint8_t)b;
-			bad += mqtt_utf8_valid(s, 2) != ref_utf8(s, 2);
+			bad += mqtt_utf8_valid(s, 2) != mt_ref_utf8(s, 2);
 			for (unsigned c = 0; c < 256; c++) {
 				s[2] = (uint8_t)c;
-				bad += mqtt_utf8_valid(s, 3) != ref_utf8(s, 3);
+				bad += mqtt_utf8_valid(s, 3) != mt_ref_utf8(s, 3);
 			}
 		}
 	}
@@ -354,7 +318,7 @@ static void test_utf8_exhaustive(void)
 					s[1] = (uint8_t)b;
 					s[2] = edges[c];
 					s[3] = edges[d];
-					bad += mqtt_utf8_valid(s, 4) != ref_utf8(s, 4);
+					bad += mqtt_utf8_valid(s, 4) != mt_ref_utf8(s, 4);
 				}
 			}
 		}
