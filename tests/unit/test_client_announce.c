@@ -30,8 +30,6 @@ struct afx {
 
 static void afx_init(struct afx *f)
 {
-	struct e2e_identity me;
-	struct e2e_enroll *en = NULL;
 	struct e2e_scope_rule rules[2] = { { 1, "a/#", 1 }, { 2, "b/#", 1 } };
 	uint8_t key[E2E_KEY_BYTES];
 	struct e2e_keyid id;
@@ -39,18 +37,9 @@ static void afx_init(struct afx *f)
 	memset(f, 0, sizeof *f);
 	f->dir = tu_tmpdir();
 	CU_ASSERT_PTR_NOT_NULL_FATAL(f->dir);
-	tu_path(f->p_id, sizeof f->p_id, f->dir, "identity.key");
-	tu_path(f->p_trust, sizeof f->p_trust, f->dir, "trust");
-	CU_ASSERT_EQUAL_FATAL(e2e_identity_generate(&me), E2E_OK);
-	CU_ASSERT_EQUAL_FATAL(e2e_identity_generate(&f->sender), E2E_OK);
+	CU_ASSERT_EQUAL_FATAL(tu_subscriber_files(f->dir, f->p_id, sizeof f->p_id, f->p_trust,
+		sizeof f->p_trust, &f->sender), 0);
 	f->sid = e2e_sender_id(&f->sender.pub);
-	CU_ASSERT_EQUAL_FATAL(e2e_identity_save(&me, f->p_id, 0), E2E_OK);
-	CU_ASSERT_EQUAL_FATAL(e2e_enroll_load(&en, E2E_ENROLL_TRUST, NULL, f->p_trust, 1, NULL, 0),
-		E2E_OK);
-	CU_ASSERT_EQUAL_FATAL(e2e_enroll_add(en, "site1", &f->sender.pub, NULL), E2E_OK);
-	CU_ASSERT_EQUAL_FATAL(e2e_enroll_save(en, NULL, f->p_trust), E2E_OK);
-	e2e_enroll_free(en);
-	e2e_identity_wipe(&me);
 	f->cfg.conn.host = "127.0.0.1";
 	f->cfg.conn.port = 1;
 	f->cfg.identity_file = f->p_id;

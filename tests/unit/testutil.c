@@ -13,6 +13,8 @@
 #include <sodium.h>
 
 #include "testutil.h"
+#include "e2e/enroll.h"
+#include "e2e/identity.h"
 
 static int hexval(char c)
 {
@@ -269,4 +271,28 @@ int tu_child_status(int (*fn)(void *ctx), void *ctx)
 	if (WIFSIGNALED(status))
 		return 256 + WTERMSIG(status);
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+int tu_subscriber_files(const char *dir, char *p_id, size_t id_cap, char *p_trust,
+	size_t trust_cap, struct e2e_identity *sender)
+{
+	struct e2e_identity me;
+	struct e2e_enroll *en = NULL;
+	int ret = -1;
+
+	tu_path(p_id, id_cap, dir, "identity.key");
+	tu_path(p_trust, trust_cap, dir, "trust");
+	if (e2e_identity_generate(&me) != E2E_OK)
+		return -1;
+	if (e2e_identity_generate(sender) != E2E_OK ||
+	    e2e_identity_save(&me, p_id, 0) != E2E_OK ||
+	    e2e_enroll_load(&en, E2E_ENROLL_TRUST, NULL, p_trust, 1, NULL, 0) != E2E_OK ||
+	    e2e_enroll_add(en, "site1", &sender->pub, NULL) != E2E_OK ||
+	    e2e_enroll_save(en, NULL, p_trust) != E2E_OK)
+		goto out;
+	ret = 0;
+out:
+	e2e_enroll_free(en);
+	e2e_identity_wipe(&me);
+	return ret;
 }

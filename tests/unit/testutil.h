@@ -72,4 +72,13 @@ int tu_verdict_parse(const char *name, enum e2e_verdict *v);
  */
 int tu_child_status(int (*fn)(void *ctx), void *ctx);
 
+struct e2e_identity;
+/*
+ * A subscriber's files in @p dir for a one-sender client: a fresh identity
+ * saved to @p p_id ("identity.key") and a `trust` file (@p p_trust) naming a
+ * fresh sender identity, returned in @p sender. 0, or -1 on any failure.
+ */
+int tu_subscriber_files(const char *dir, char *p_id, size_t id_cap, char *p_trust,
+	size_t trust_cap, struct e2e_identity *sender);
+
 #endif
